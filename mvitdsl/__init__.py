@@ -1,0 +1,47 @@
+"""mvitdsl: a declarative language and compiler for Multiscale Vision Transformers.
+
+    spec = mvitdsl.load_spec("specs/mvit_b.mv")     # parse + lower + shape-check (no torch)
+    report = mvitdsl.analyze(spec)                  # shapes, params, MACs per stage and block
+    gm = mvitdsl.build(spec)                        # torch.fx.GraphModule, torchvision names
+    gm = mvitdsl.compile("specs/mvit_b.mv")         # all of the above in one call
+
+Importing mvitdsl does not import torch; `build` and `compile` do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .analyze import Report, analyze
+from .diagnostics import Diagnostic, SpecError
+from .spec import Spec, load_spec, resize
+
+if TYPE_CHECKING:
+    import torch
+    from torch import fx
+
+__version__ = "0.1.0"
+__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "analyze", "build", "compile",
+           "load_spec", "__version__"]
+
+
+def build(spec: Spec, *, device: Any = None, dtype: torch.dtype | None = None,
+          input: tuple[int, ...] | None = None) -> fx.GraphModule:
+    """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
+
+    `input` overrides the spec's input size, (C, T, H, W) for video or (C, H, W) for images.
+    """
+    from .emit import emit
+
+    if input is not None:
+        spec = resize(spec, input)
+    gm = emit(spec.model)
+    if device is not None or dtype is not None:
+        gm = gm.to(device=device, dtype=dtype)
+    return gm
+
+
+def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001
+    """load_spec + build in one call; keyword arguments go to build."""
+    return build(load_spec(path_or_text), **kw)

@@ -1,0 +1,328 @@
+"""Per-stage and per-block shapes, parameters and multiply-adds, computed from the spec alone.
+
+Two MAC conventions, both in multiply-adds: "matmul" counts conv, linear and matmul (torch's
+FlopCounterMode total / 2, torchvision's documented GFLOPS); "fvcore" adds LayerNorm at 5 per
+element (SlowFast logs, timm benchmarks). Never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from math import prod
+from typing import TYPE_CHECKING, Any
+
+from . import shapes
+from .graph import BlockShapes, blocks_in_order, build_graph
+from .ir import Block, Dims3, Model
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+DTYPE_BYTES = {"fp32": 4, "float32": 4, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Parameters and multiply-adds of one part of the model, split by kind of work."""
+
+    params: int = 0
+    attn_macs: int = 0  # qkv, attention matmuls, relative positions, output projection
+    mlp_macs: int = 0  # MLP and the residual projection
+    pool_macs: int = 0  # Q/K/V conv pooling
+    other_macs: int = 0  # stem and head
+    norm_elems: int = 0  # elements normalised by LayerNorm (fvcore counts 5 per element)
+
+    @property
+    def macs(self) -> int:
+        return self.attn_macs + self.mlp_macs + self.pool_macs + self.other_macs
+
+    @property
+    def macs_fvcore(self) -> int:
+        return self.macs + 5 * self.norm_elems
+
+    def __add__(self, other: Costs) -> Costs:
+        return Costs(*(a + b for a, b in zip(_fields(self), _fields(other))))
+
+
+def _fields(c: Costs) -> tuple[int, ...]:
+    return (c.params, c.attn_macs, c.mlp_macs, c.pool_macs, c.other_macs, c.norm_elems)
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    """One block as it really runs: what it takes, what it emits, what it costs."""
+
+    index: int
+    stage: str
+    dim_in: int
+    dim_attn: int
+    dim_out: int
+    heads: int
+    head_dim: int
+    grid_in: Dims3
+    grid_q: Dims3
+    grid_kv: Dims3
+    len_q: int
+    len_kv: int
+    len_q_no_cls: int
+    attention: tuple[int, int]  # the L_Q x L_K attention matrix per head
+    params: int
+    macs: int
+    macs_fvcore: int
+    costs: Costs
+    activation_bytes: int
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One row of the paper's Table 2: a stage at its working width and output grid."""
+
+    name: str
+    operators: str
+    grid: Dims3
+    dim: int
+    blocks: int
+    heads: int
+    params: int
+    macs: int
+    macs_fvcore: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything known about a model before it is built."""
+
+    name: str
+    input: tuple[int, ...]
+    stages: tuple[StageRow, ...]
+    blocks: tuple[BlockRow, ...]
+    totals: Costs
+    stem: Costs
+    head: Costs
+    model: Model
+    batch: int = 1
+    dtype: str = "fp32"
+    activation_bytes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def params(self) -> int:
+        return self.totals.params
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds, matmul-only convention (FlopCounterMode total / 2)."""
+        return self.totals.macs
+
+    @property
+    def macs_fvcore(self) -> int:
+        """Multiply-adds, fvcore convention (LayerNorm counted at 5 per element)."""
+        return self.totals.macs_fvcore
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["model"] = self.model.name
+        data["params"], data["macs"], data["macs_fvcore"] = self.params, self.macs, self.macs_fvcore
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# ---------------------------------------------------------------- costs per part
+
+
+def linear(tokens: int, d_in: int, d_out: int, bias: bool = True) -> tuple[int, int]:
+    """(params, MACs) of a Linear applied to `tokens` rows."""
+    return d_in * d_out + (d_out if bias else 0), tokens * d_in * d_out
+
+
+def pool_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+    hd, heads = block.head_dim, block.heads
+    params = macs = norm = 0
+    for pool, grid, length, count in ((block.pool_q, flow.grid_q, flow.len_q, 1),
+                                      (block.pool_kv, flow.grid_kv, flow.len_kv, 2)):
+        if not pool.exists or pool.mode != "conv":
+            continue
+        params += count * (hd * prod(pool.kernel) + 2 * hd)
+        macs += count * heads * prod(grid) * hd * prod(pool.kernel)
+        norm += count * heads * length * hd
+    return Costs(params=params, pool_macs=macs, norm_elems=norm)
+
+
+def attention_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+    a, hd, heads = block.dim_attn, block.head_dim, block.heads
+    qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, model.attention.qkv_bias)
+    proj_p, proj_m = linear(flow.len_q, a, a)
+    matmuls = 2 * heads * flow.len_q * flow.len_kv * hd
+    rel_p = rel_m = 0
+    if flow.rel_pos is not None:
+        rel_p = sum(flow.rel_pos) * hd
+        used = sum(n for n, size in zip(flow.grid_kv, flow.rel_pos) if size)
+        rel_m = heads * prod(flow.grid_q) * used * hd
+    norm = flow.len_in * block.dim_in
+    return Costs(params=qkv_p + proj_p + rel_p + 2 * block.dim_in,
+                 attn_macs=qkv_m + proj_m + matmuls + rel_m, norm_elems=norm)
+
+
+def mlp_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+    fc1_p, fc1_m = linear(flow.len_q, block.dim_attn, block.mlp_hidden)
+    fc2_p, fc2_m = linear(flow.len_q, block.mlp_hidden, block.dim_out)
+    proj_p = proj_m = 0
+    if block.has_project:
+        rows = flow.len_in if model.attention.dim_change == "attention" else flow.len_q
+        proj_p, proj_m = linear(rows, block.dim_in, block.dim_out)
+    return Costs(params=fc1_p + fc2_p + proj_p + 2 * block.dim_attn,
+                 mlp_macs=fc1_m + fc2_m + proj_m, norm_elems=flow.len_q * block.dim_attn)
+
+
+def block_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+    return (attention_costs(model, block, flow) + mlp_costs(model, block, flow)
+            + pool_costs(model, block, flow))
+
+
+def stem_costs(model: Model) -> Costs:
+    p, d = model.patch, model.patch.dim
+    grid = shapes.patch_grid(model)
+    params = model.input.channels * d * prod(p.kernel) + d
+    macs = prod(grid) * d * model.input.channels * prod(p.kernel)
+    nom = shapes.patch_nominal(model)
+    cls = model.tokens.cls
+    params += d * int(cls)
+    if model.tokens.position == "separable":
+        params += (nom[1] * nom[2] + nom[0] + int(cls)) * d
+    elif model.tokens.position == "joint":
+        params += (prod(nom) + int(cls)) * d
+    return Costs(params=params, other_macs=macs)
+
+
+def head_costs(model: Model, grid: Dims3) -> Costs:
+    c = model.blocks[-1].dim_out
+    fc_p, fc_m = linear(1, c, model.head.classes)
+    norm_p = 2 * c if model.head.norm else 0
+    norm_e = shapes.tokens(grid, model.tokens.cls) * c if model.head.norm else 0
+    return Costs(params=fc_p + norm_p, other_macs=fc_m, norm_elems=norm_e)
+
+
+# ---------------------------------------------------------------- activation memory
+
+
+def activation_elems(block: Block, flow: BlockShapes) -> int:
+    """Elements a training step keeps for backward in one block (an estimate, per sample):
+    inputs of each linear, norm and pooling, the attention matrix, and the MLP hidden."""
+    a, h, hd = block.dim_attn, block.heads, block.head_dim
+    saved = 2 * flow.len_in * block.dim_in  # block input, norm1 output
+    saved += flow.len_in * 3 * a  # qkv
+    saved += h * hd * (2 * flow.len_q + 4 * flow.len_kv)  # pooled q, k, v before/after norm
+    saved += h * flow.len_q * flow.len_kv  # attention probabilities
+    saved += 3 * flow.len_q * a  # attention output, residual sum, norm2 output
+    saved += 2 * flow.len_q * block.mlp_hidden  # MLP hidden before and after GELU
+    return saved
+
+
+# ---------------------------------------------------------------- the report
+
+
+def operators(model: Model, dim: int) -> str:
+    return f"MHPA({dim}), MLP({int(dim * model.attention.mlp_ratio)})"
+
+
+def analyze(spec: Spec | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
+    """Shapes, parameters and MACs per stage and per block; no torch import."""
+    model = spec if isinstance(spec, Model) else spec.model
+    nbytes = DTYPE_BYTES[dtype]
+    rows: list[BlockRow] = []
+    stem = total = stem_costs(model)
+    grid = shapes.patch_grid(model)
+    for block, flow in blocks_in_order(build_graph(model)):
+        c = block_costs(model, block, flow)
+        total = total + c
+        grid = flow.grid_out
+        rows.append(BlockRow(
+            index=block.index, stage=block.stage, dim_in=block.dim_in, dim_attn=block.dim_attn,
+            dim_out=block.dim_out, heads=block.heads, head_dim=block.head_dim,
+            grid_in=flow.grid_in, grid_q=flow.grid_q, grid_kv=flow.grid_kv, len_q=flow.len_q,
+            len_kv=flow.len_kv, len_q_no_cls=prod(flow.grid_q), attention=(flow.len_q, flow.len_kv),
+            params=c.params, macs=c.macs, macs_fvcore=c.macs_fvcore, costs=c,
+            activation_bytes=activation_elems(block, flow) * batch * nbytes))
+    head = head_costs(model, grid)
+    total = total + head
+    stages = tuple(stage_row(model, s, rows) for s in model.stages)
+    stem_elems = shapes.tokens(shapes.patch_grid(model), model.tokens.cls) * model.patch.dim
+    act = sum(r.activation_bytes for r in rows) + 2 * stem_elems * batch * nbytes
+    return Report(name=model.name, input=(model.input.channels, *model.input.size),
+                  stages=stages, blocks=tuple(rows), totals=total, stem=stem, head=head,
+                  model=model, batch=batch, dtype=dtype, activation_bytes=act)
+
+
+def stage_row(model: Model, stage: Any, rows: list[BlockRow]) -> StageRow:
+    mine = rows[stage.first:stage.first + stage.depth]
+    return StageRow(name=stage.name, operators=operators(model, stage.dim), grid=mine[0].grid_q,
+                    dim=stage.dim, blocks=stage.depth, heads=stage.heads,
+                    params=sum(r.params for r in mine), macs=sum(r.macs for r in mine),
+                    macs_fvcore=sum(r.macs_fvcore for r in mine))
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _size(dim: int, grid: Dims3, video: bool) -> str:
+    return "×".join(str(v) for v in ((dim, *grid) if video else (dim, *grid[1:])))
+
+
+def render_table(report: Report) -> str:
+    """The paper's Table 2 layout: stage, operators, output size, blocks, heads, params, GMACs."""
+    m = report.model
+    video = m.input.kind == "video"
+    p = m.patch
+    rows = [("stage", "operators", "output size", "blocks", "heads", "params", "GMACs")]
+    rows.append(("data", f"{m.input.kind}", _size(m.input.channels, m.input.size, video),
+                 "", "", "", ""))
+    k = "x".join(map(str, p.kernel if video else p.kernel[1:]))
+    s = "x".join(map(str, p.stride if video else p.stride[1:]))
+    rows.append(("patch", f"conv {k}, stride {s}", _size(p.dim, report.blocks[0].grid_in, video),
+                 "", "", f"{report.stem.params:,}", f"{report.stem.macs / 1e9:.3f}"))
+    for st in report.stages:
+        rows.append((st.name, st.operators, _size(st.dim, st.grid, video), str(st.blocks),
+                     str(st.heads), f"{st.params:,}", f"{st.macs / 1e9:.3f}"))
+    pool = "cls token" if m.head.pool == "cls" else "mean"
+    rows.append(("head", f"norm, {pool}, linear" if m.head.norm else f"{pool}, linear",
+                 str(m.head.classes), "", "", f"{report.head.params:,}",
+                 f"{report.head.macs / 1e9:.3f}"))
+    rows.append(("total", "", "", str(len(report.blocks)), "", f"{report.params:,}",
+                 f"{report.macs / 1e9:.3f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {3, 4, 5, 6}
+    lines = []
+    for n, r in enumerate(rows):
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0 or n == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    title = (f"{m.name}: {report.params:,} params, {report.macs / 1e9:.3f} GMACs matmul-only, "
+             f"{report.macs_fvcore / 1e9:.3f} GMACs fvcore (LayerNorm counted)")
+    return title + "\n" + "\n".join(lines)
+
+
+def render_blocks(report: Report) -> str:
+    """One line per block: what it really takes and emits, attention size, memory, cost."""
+    m = report.model
+    head = (f"{'block':>5}  {'stage':<8} {'C_in>C_out':>11} {'heads':>5} {'hd':>4} "
+            f"{'grid in':>11} {'Q grid':>11} {'K/V grid':>11} {'L_Q x L_K':>13} "
+            f"{'params':>11} {'GMACs':>7} {'act MiB':>8}")
+    lines = [head]
+    for b in report.blocks:
+        g = [("x".join(map(str, v if m.input.kind == "video" else v[1:])))
+             for v in (b.grid_in, b.grid_q, b.grid_kv)]
+        lines.append(f"{b.index:>5}  {b.stage:<8} {f'{b.dim_in}>{b.dim_out}':>11} {b.heads:>5} "
+                     f"{b.head_dim:>4} {g[0]:>11} {g[1]:>11} {g[2]:>11} "
+                     f"{f'{b.len_q}x{b.len_kv}':>13} {b.params:>11,} {b.macs / 1e9:>7.3f} "
+                     f"{b.activation_bytes / 2**20:>8.1f}")
+    t = report.totals
+    share = {k: v / t.macs for k, v in (("attention", t.attn_macs), ("mlp", t.mlp_macs),
+                                         ("pooling", t.pool_macs), ("stem+head", t.other_macs))}
+    lines.append("MAC share: " + ", ".join(f"{k} {v:.1%}" for k, v in share.items()))
+    lines.append(f"activation memory for a training step at batch {report.batch}, "
+                 f"{report.dtype}: {report.activation_bytes / 2**30:.2f} GiB (estimate)")
+    return "\n".join(lines)

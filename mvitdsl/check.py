@@ -1,0 +1,144 @@
+"""Shape-flow rules over the block graph -> diagnostics. Never edits the IR; never imports torch.
+
+A model the checker accepts builds and runs, with exactly the shapes the graph predicts
+(tests/test_checker_vs_runtime.py holds it to that).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import shapes
+from .diagnostics import Reporter, Span
+from .graph import BlockShapes, blocks_in_order, build_graph
+from .ir import Block, Dims3, Model
+from .syntax import Setting, Table
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+# Columns of a stage row, for carets under the exact value.
+COLUMNS = {"name": 0, "blocks": 1, "dim": 2, "heads": 3, "pool_q": 4, "pool_kv": 5}
+
+
+def fmt(grid: tuple[Any, ...]) -> str:
+    return "x".join(f"{v:g}" if isinstance(v, float) else str(v) for v in grid)
+
+
+class Checker:
+    """Runs every rule over one spec's block graph and reports through one Reporter."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.model: Model = spec.model
+        self.r = Reporter(spec.sources)
+
+    # -- where to point
+    def setting_span(self, key: str) -> Span:
+        for s in self.spec.statements:
+            if s.key == key:
+                return s.span if isinstance(s, Setting) else s.key_span
+        return self.spec.ast.span
+
+    def row_span(self, stage: str, column: str) -> Span:
+        for s in self.spec.statements:
+            if isinstance(s, Table) and s.key == "stages":
+                for row in s.rows:
+                    if row.atoms[0].value == stage:
+                        i = COLUMNS[column]
+                        return row.atoms[i].span if i < len(row.atoms) else row.span
+        return self.setting_span("stages")
+
+    # -- rules
+    def run(self) -> None:
+        self.check_stem()
+        if self.r.diagnostics:
+            return
+        for block, flow in blocks_in_order(build_graph(self.model)):
+            self.check_heads(block)
+            self.check_block(block, flow)
+
+    def check_stem(self) -> None:
+        m = self.model
+        grid, nom = shapes.patch_grid(m), shapes.patch_nominal(m)
+        if min(grid) < 1:
+            self.r.error("E303", f"the patch embedding leaves a {fmt(grid)} grid from a "
+                         f"{fmt(m.input.size)} input", self.setting_span("patch"),
+                         "use a smaller kernel or stride, or a larger input")
+        elif m.tokens.position != "none" and grid != nom:
+            exact = tuple(n / s for n, s in zip(m.input.size, m.patch.stride))
+            self.r.error("E302", f"patch stride {fmt(m.patch.stride)} leaves a fractional grid "
+                         f"{fmt(exact)} on the {fmt(m.input.size)} input, so the position "
+                         "embedding would not fit the tokens", self.setting_span("input"),
+                         "choose an input size divisible by the patch stride")
+        if m.attention.dim_change == "mlp" and m.stages and m.patch.dim != m.stages[0].dim:
+            self.r.error("E305", f"patch embedding width {m.patch.dim} differs from the first "
+                         f"stage's dim {m.stages[0].dim}", self.setting_span("patch"),
+                         f"write '-> {m.stages[0].dim}' or change the first stage's dim "
+                         "(with 'dim_change mlp' a stage works at its own width)")
+
+    def check_heads(self, block: Block) -> None:
+        if block.dim_attn % block.heads == 0:
+            return
+        lo = block.dim_attn - block.dim_attn % block.heads
+        options = " or ".join(str(d) for d in (lo, lo + block.heads) if d > 0)
+        self.r.error("E300", f"dim {block.dim_attn} is not divisible by {block.heads} heads "
+                     f"(block {block.index}, stage '{block.stage}')",
+                     self.row_span(block.stage, "dim" if self.first_of_stage(block) else "heads"),
+                     f"{options} would be")
+
+    def first_of_stage(self, block: Block) -> bool:
+        return any(s.first == block.index for s in self.model.stages)
+
+    def check_block(self, block: Block, flow: BlockShapes) -> None:
+        q, kv = block.pool_q, block.pool_kv
+        if self.check_fit(block, flow.grid_in, q.stride, "pool_q", exact=True):
+            return
+        if self.check_fit(block, flow.grid_in, kv.stride, "pool_kv", exact=False):
+            return
+        for name, grid in (("Q", flow.grid_q), ("K/V", flow.grid_kv)):
+            if min(grid) < 1:
+                self.r.error("E303", f"{name} pooling of block {block.index} leaves a "
+                             f"{fmt(grid)} grid from {fmt(flow.grid_in)}",
+                             self.row_span(block.stage, "pool_q"),
+                             "use a smaller kernel or a larger input")
+                return
+        if flow.grid_skip != flow.grid_q:
+            self.r.error("E301", f"block {block.index}: attention output grid {fmt(flow.grid_q)} "
+                         f"differs from the residual grid {fmt(flow.grid_skip)} (Q kernel "
+                         f"{fmt(q.kernel)}, stride {fmt(q.stride)})",
+                         self.row_span(block.stage, "pool_q"),
+                         "use an odd Q kernel, e.g. 3x3x3 or the s+1 rule")
+
+    def check_fit(self, block: Block, grid: Dims3, stride: Dims3, column: str, exact: bool) -> bool:
+        """Report a stride larger than the grid, or (Q only) one that leaves a fraction."""
+        too_big = any(s > n for s, n in zip(stride, grid))
+        fraction = exact and any(n % s for s, n in zip(stride, grid))
+        if not (too_big or fraction):
+            return False
+        if fraction and not too_big and self.model.input.grid_rounding == "ceil":
+            return False
+        exact_grid = tuple(n / s for n, s in zip(grid, stride))
+        what = "is larger than" if too_big else "leaves a fractional grid on"
+        span = self.row_span(block.stage, column)
+        if column == "pool_kv" and COLUMNS["pool_kv"] >= len(self.row_atoms(block.stage)):
+            span = self.setting_span("attention")
+        self.r.error("E302", f"{column} stride {fmt(stride)} of block {block.index} {what} its "
+                     f"{fmt(grid)} input grid ({fmt(grid)} / {fmt(stride)} = {fmt(exact_grid)})",
+                     span, "choose strides that divide the grid, or change the input size")
+        return True
+
+    def row_atoms(self, stage: str) -> tuple[Any, ...]:
+        for s in self.spec.statements:
+            if isinstance(s, Table) and s.key == "stages":
+                for row in s.rows:
+                    if row.atoms[0].value == stage:
+                        return row.atoms
+        return ()
+
+
+def check_model(spec: Spec) -> None:
+    """Raise SpecError with every shape problem of the spec, or return quietly."""
+    checker = Checker(spec)
+    checker.run()
+    checker.r.raise_if_any()

@@ -1,0 +1,305 @@
+"""IR -> torch.fx.GraphModule, built node by node (nothing is traced).
+
+The top-level GraphModule calls `blocks.{i}`, each a GraphModule of its own, so checkpointing,
+FSDP wrapping and regional compilation can work per block. Parameter names are torchvision's,
+so its MViT state_dicts load with strict=True.
+"""
+
+from __future__ import annotations
+
+import operator
+from math import prod
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from . import runtime, shapes
+from .graph import BlockShapes, blocks_in_order, build_graph
+from .ir import Block, Dims3, Loc, Model, Pool
+
+Arg = Any
+
+
+def stack_trace(loc: Loc, model: str) -> str:
+    """A traceback-shaped string, so gm.print_readable() shows the .mv line above each node."""
+    return f'  File "{loc.file}", line {loc.line}, in {model}\n    {loc.text}\n'
+
+
+class Emitter:
+    """Appends nodes to one fx.Graph and collects the modules the nodes call, by target name."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.graph = fx.Graph()
+        self.modules: dict[str, Any] = {}
+        self.nd = model.spatial_dims
+
+    def module(self, target: str, module: nn.Module, *args: Arg) -> fx.Node:
+        self.modules[target] = module
+        return self.graph.call_module(target, args)
+
+    def fn(self, target: Callable[..., Any], *args: Arg, **kwargs: Arg) -> fx.Node:
+        return self.graph.call_function(target, args, kwargs)
+
+    def method(self, name: str, *args: Arg) -> fx.Node:
+        return self.graph.call_method(name, args)
+
+    def attr(self, target: str, value: torch.Tensor) -> fx.Node:
+        self.modules[target] = value
+        return self.graph.get_attr(target)
+
+    def finish(self, output: fx.Node, loc: Loc, class_name: str) -> fx.GraphModule:
+        self.graph.output(output)
+        trace = stack_trace(loc, self.model.name)
+        for node in self.graph.nodes:
+            node.meta.setdefault("stack_trace", trace)
+        return fx.GraphModule(self.modules, self.graph, class_name=class_name)
+
+    def grid(self, g: Dims3) -> tuple[int, ...]:
+        return g if self.nd == 3 else g[1:]
+
+    # -- shared pieces
+
+    def layer_norm(self, target: str, dim: int, x: fx.Node) -> fx.Node:
+        return self.module(target, nn.LayerNorm(dim, eps=self.model.norm_eps), x)
+
+    def split_cls(self, x: fx.Node, dim: int) -> tuple[fx.Node | None, fx.Node]:
+        """(cls token, the other tokens) along the sequence dim; (None, x) without cls."""
+        if not self.model.tokens.cls:
+            return None, x
+        before = (slice(None),) * dim
+        return (self.fn(operator.getitem, x, before + (slice(None, 1),)),
+                self.fn(operator.getitem, x, before + (slice(1, None),)))
+
+    def join_cls(self, cls: fx.Node | None, x: fx.Node, dim: int) -> fx.Node:
+        return x if cls is None else self.fn(torch.cat, [cls, x], dim=dim)
+
+
+class BlockEmitter(Emitter):
+    """One MHPA block: x (B, L_in, C_in) -> (B, L_q, C_out)."""
+
+    def __init__(self, model: Model, block: Block, flow: BlockShapes) -> None:
+        super().__init__(model)
+        self.block, self.flow = block, flow
+
+    def emit(self) -> fx.GraphModule:
+        b, flow, m = self.block, self.flow, self.model
+        x = self.graph.placeholder("x")
+        x_norm = self.layer_norm("norm1", b.dim_in, x)
+        attn = self.attention(x_norm)
+        v2_proj = b.has_project and m.attention.dim_change == "attention"
+        res = self.module("project", nn.Linear(b.dim_in, b.dim_out), x_norm) if v2_proj else x
+        if b.has_skip_pool:
+            res = self.skip_pool(res, b.dim_attn)
+        x = self.fn(operator.add, res, self.drop_path(attn))
+        x_norm2 = self.layer_norm("norm2", b.dim_attn, x)
+        v1_proj = b.has_project and m.attention.dim_change == "mlp"
+        res2 = self.module("project", nn.Linear(b.dim_in, b.dim_out), x_norm2) if v1_proj else x
+        x = self.fn(operator.add, res2, self.drop_path(self.mlp(x_norm2)))
+        return self.finish(x, b.loc, f"Block{b.index}")
+
+    def drop_path(self, x: fx.Node) -> fx.Node:
+        if self.block.drop_path == 0.0:
+            return x
+        return self.module("drop_path", runtime.DropPath(self.block.drop_path), x)
+
+    def mlp(self, x: fx.Node) -> fx.Node:
+        b = self.block
+        h = self.module("mlp.0", nn.Linear(b.dim_attn, b.mlp_hidden), x)
+        h = self.module("mlp.1", nn.GELU(), h)
+        if self.model.attention.dropout > 0:
+            h = self.module("mlp.2", nn.Dropout(self.model.attention.dropout), h)
+        h = self.module("mlp.3", nn.Linear(b.mlp_hidden, b.dim_out), h)
+        if self.model.attention.dropout > 0:
+            h = self.module("mlp.4", nn.Dropout(self.model.attention.dropout), h)
+        return h
+
+    def attention(self, x: fx.Node) -> fx.Node:
+        b, flow, att = self.block, self.flow, self.model.attention
+        heads, hd = b.heads, b.head_dim
+        qkv = self.module("attn.qkv", nn.Linear(b.dim_in, 3 * b.dim_attn, bias=att.qkv_bias), x)
+        # (B, L, 3A) -> (B, L, 3, heads, hd) -> (3, B, heads, L, hd)
+        qkv = self.method("reshape", qkv, -1, flow.len_in, 3, heads, hd)
+        qkv = self.method("permute", qkv, 2, 0, 3, 1, 4)
+        q, k, v = (self.fn(operator.getitem, qkv, i) for i in range(3))
+        k = self.pool("attn.pool_k", k, b.pool_kv)
+        v = self.pool("attn.pool_v", v, b.pool_kv)
+        q = self.pool("attn.pool_q", q, b.pool_q)
+        mask = self.rel_pos(q) if flow.rel_pos is not None else None
+        o = self.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=hd ** -0.5)
+        o = self.residual_pool(o, q)
+        # (B, heads, L_q, hd) -> (B, L_q, A)
+        o = self.method("transpose", o, 1, 2)
+        o = self.method("reshape", o, -1, flow.len_q, b.dim_attn)
+        o = self.module("attn.project.0", nn.Linear(b.dim_attn, b.dim_attn), o)
+        if att.dropout > 0:
+            o = self.module("attn.project.1", nn.Dropout(att.dropout), o)
+        return o
+
+    def pool(self, target: str, x: fx.Node, pool: Pool) -> fx.Node:
+        """Pool one of q, k, v: (B, heads, L, hd) -> (B, heads, L', hd); cls bypasses it."""
+        if not pool.exists:
+            return x
+        b, flow = self.block, self.flow
+        heads, hd = b.heads, b.head_dim
+        cls, t = self.split_cls(x, 2)
+        # (B, heads, THW, hd) -> (B*heads, hd, T, H, W)
+        t = self.method("transpose", t, 2, 3)
+        t = self.method("reshape", t, -1, hd, *self.grid(flow.grid_in))
+        t = self.pool_op(target + ".pool", t, pool, hd)
+        out_len = prod(shapes.pooled(flow.grid_in, pool))
+        # (B*heads, hd, T', H', W') -> (B, heads, T'H'W', hd)
+        t = self.method("reshape", t, -1, heads, hd, out_len)
+        t = self.method("transpose", t, 2, 3)
+        t = self.join_cls(cls, t, 2)
+        if pool.mode == "conv":
+            t = self.layer_norm(target + ".norm_act.0", hd, t)
+        return t
+
+    def pool_op(self, target: str, t: fx.Node, pool: Pool, channels: int) -> fx.Node:
+        kernel, stride, padding = (self.grid(v) for v in (pool.kernel, pool.stride, pool.padding))
+        if pool.mode == "conv":
+            conv = nn.Conv3d if self.nd == 3 else nn.Conv2d
+            return self.module(target, conv(channels, channels, kernel, stride=stride,
+                                            padding=padding, groups=channels, bias=False), t)
+        fns = {("max", 3): F.max_pool3d, ("max", 2): F.max_pool2d,
+               ("avg", 3): F.avg_pool3d, ("avg", 2): F.avg_pool2d}
+        return self.fn(fns[pool.mode, self.nd], t, kernel, stride, padding)
+
+    def skip_pool(self, x: fx.Node, dim: int) -> fx.Node:
+        """Max-pool the residual like Q: (B, L_in, C) -> (B, L_q, C)."""
+        flow, stride = self.flow, self.block.skip_stride
+        kernel = shapes.skip_kernel(stride)
+        cls, t = self.split_cls(x, 1)
+        # (B, THW, C) -> (B, C, T, H, W)
+        t = self.method("transpose", t, 1, 2)
+        t = self.method("reshape", t, -1, dim, *self.grid(flow.grid_in))
+        pool = F.max_pool3d if self.nd == 3 else F.max_pool2d
+        padding = tuple(k // 2 for k in kernel)
+        t = self.fn(pool, t, self.grid(kernel), self.grid(stride), self.grid(padding))
+        # (B, C, T', H', W') -> (B, T'H'W', C)
+        t = self.method("flatten", t, 2)
+        t = self.method("transpose", t, 1, 2)
+        return self.join_cls(cls, t, 1)
+
+    def rel_pos(self, q: fx.Node) -> fx.Node:
+        flow, hd = self.flow, self.block.head_dim
+        assert flow.rel_pos is not None
+        t_len, h_len, w_len = flow.rel_pos
+        tables = {}
+        for axis, length in (("t", t_len), ("h", h_len), ("w", w_len)):
+            if length:
+                param = nn.Parameter(torch.zeros(length, hd))
+                tables[axis] = self.attr(f"attn.rel_pos_{axis}", param)
+        return self.fn(runtime.rel_pos_bias, q, flow.grid_q, flow.grid_kv, tables.get("t"),
+                       tables["h"], tables["w"], self.model.tokens.cls)
+
+    def residual_pool(self, o: fx.Node, q: fx.Node) -> fx.Node:
+        kind = self.model.attention.residual_pool
+        if kind == "none":
+            return o
+        if kind == "all" or not self.model.tokens.cls:
+            return self.fn(operator.add, o, q)
+        o_cls, o_rest = self.split_cls(o, 2)
+        _, q_rest = self.split_cls(q, 2)
+        return self.join_cls(o_cls, self.fn(operator.add, o_rest, q_rest), 2)
+
+
+class ModelEmitter(Emitter):
+    """Stem, positions, the block calls, and the head: (B, C, T, H, W) -> (B, classes)."""
+
+    def emit(self) -> fx.GraphModule:
+        m = self.model
+        x = self.graph.placeholder("x")
+        x = self.stem(x)
+        blocks = []
+        for block, flow in blocks_in_order(build_graph(m)):
+            gm = BlockEmitter(m, block, flow).emit()
+            x = self.module(f"blocks.{block.index}", gm, x)
+            x.meta["stack_trace"] = stack_trace(block.loc, m.name)
+            blocks.append(gm)
+        x = self.head(x)
+        gm = self.finish(x, m.head.loc, _class_name(m.name))
+        gm.blocks = nn.ModuleList(blocks)  # so that gm.blocks[i] works
+        return gm
+
+    def stem(self, x: fx.Node) -> fx.Node:
+        m, p = self.model, self.model.patch
+        conv = nn.Conv3d if self.nd == 3 else nn.Conv2d
+        x = self.module("conv_proj", conv(m.input.channels, p.dim, self.grid(p.kernel),
+                                          stride=self.grid(p.stride),
+                                          padding=self.grid(p.padding)), x)
+        self.graph_loc(x, p.loc)
+        # (B, D, T', H', W') -> (B, T'H'W', D)
+        x = self.method("flatten", x, 2)
+        x = self.method("transpose", x, 1, 2)
+        if m.tokens.cls:
+            token = self.attr("pos_encoding.class_token", nn.Parameter(torch.zeros(p.dim)))
+            token = self.method("reshape", token, 1, 1, p.dim)
+            batch = self.method("size", x, 0)
+            token = self.method("expand", token, batch, -1, -1)
+            x = self.fn(torch.cat, [token, x], dim=1)
+        if m.tokens.position != "none":
+            x = self.fn(operator.add, x, self.positions())
+        return x
+
+    def positions(self) -> fx.Node:
+        """Absolute positions (1, L, D): joint, or temporal + spatial (+ class) as torchvision."""
+        m, d = self.model, self.model.patch.dim
+        t, h, w = shapes.patch_nominal(m)
+        cls = m.tokens.cls
+        if m.tokens.position == "joint":
+            pos = nn.Parameter(torch.zeros(1, t * h * w + int(cls), d))
+            return self.attr("pos_encoding.pos_embed", pos)
+        temporal = self.attr("pos_encoding.temporal_pos", nn.Parameter(torch.zeros(t, d)))
+        spatial = self.attr("pos_encoding.spatial_pos", nn.Parameter(torch.zeros(h * w, d)))
+        pos = self.fn(torch.repeat_interleave, temporal, h * w, dim=0)
+        pos = self.fn(operator.add, pos, self.method("repeat", spatial, t, 1))
+        if cls:
+            class_pos = self.attr("pos_encoding.class_pos", nn.Parameter(torch.zeros(d)))
+            pos = self.fn(torch.cat, [self.method("reshape", class_pos, 1, d), pos], dim=0)
+        return self.method("unsqueeze", pos, 0)
+
+    def head(self, x: fx.Node) -> fx.Node:
+        m = self.model
+        c = m.blocks[-1].dim_out
+        if m.head.norm:
+            x = self.layer_norm("norm", c, x)
+        if m.head.pool == "cls":
+            x = self.fn(operator.getitem, x, (slice(None), 0))
+        else:
+            x = self.method("mean", x, 1)
+        x = self.module("head.0", nn.Dropout(m.head.dropout), x)
+        return self.module("head.1", nn.Linear(c, m.head.classes), x)
+
+    def graph_loc(self, node: fx.Node, loc: Loc) -> None:
+        node.meta["stack_trace"] = stack_trace(loc, self.model.name)
+
+
+def _class_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_")) or "Model"
+
+
+def init_weights(gm: nn.Module) -> None:
+    """timm/torchvision-style init: truncated normal 0.02 for linears and positions, LayerNorm
+    to identity, zero biases."""
+    for name, module in gm.named_modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    for name, param in gm.named_parameters():
+        if name.startswith("pos_encoding.") or ".rel_pos_" in name:
+            nn.init.trunc_normal_(param, std=0.02)
+
+
+def emit(model: Model) -> fx.GraphModule:
+    """The GraphModule for a lowered, checked model, with freshly initialised weights."""
+    gm = ModelEmitter(model).emit()
+    init_weights(gm)
+    return gm

@@ -1,0 +1,168 @@
+"""The IR: frozen pydantic models with every default filled and every stage expanded to blocks.
+
+Grids and strides are always (T, H, W); image models have T = 1 and `input.kind == "image"`.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Dims3 = tuple[int, int, int]
+PoolMode = Literal["conv", "avg", "max"]
+
+
+class Node(BaseModel):
+    """Base of every IR model: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Loc(Node):
+    """Where in the spec a value was set (file, line, column); carried into fx node metadata."""
+
+    file: str
+    line: int
+    column: int
+    text: str = ""
+
+
+class Input(Node):
+    """The clip (video) or picture (image) the model takes, without the batch dimension."""
+
+    kind: Literal["video", "image"]
+    channels: int
+    size: Dims3
+    grid_rounding: Literal["exact", "ceil"] = "exact"
+    loc: Loc
+
+
+class Patch(Node):
+    """The patch embedding: a strided convolution that cuts the input into tokens."""
+
+    kernel: Dims3
+    stride: Dims3
+    padding: Dims3
+    dim: int
+    loc: Loc
+
+
+class Tokens(Node):
+    """Token options: a cls token, and the kind of absolute position embedding."""
+
+    cls: bool
+    position: Literal["none", "separable", "joint"]
+    loc: Loc
+
+
+class Pool(Node):
+    """One pooling of Q, K or V inside attention; absent when kernel and stride are all 1."""
+
+    mode: PoolMode
+    kernel: Dims3
+    stride: Dims3
+
+    @property
+    def exists(self) -> bool:
+        return not (prod(self.kernel) == 1 and prod(self.stride) == 1)
+
+    @property
+    def padding(self) -> Dims3:
+        k = self.kernel
+        return (k[0] // 2, k[1] // 2, k[2] // 2)
+
+
+class Block(Node):
+    """One MHPA block with everything the emitter needs; the unit of the block graph."""
+
+    index: int
+    stage: str
+    dim_in: int
+    dim_attn: int
+    dim_out: int
+    heads: int
+    mlp_hidden: int
+    pool_q: Pool
+    pool_kv: Pool
+    drop_path: float
+    loc: Loc
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim_attn // self.heads
+
+    @property
+    def has_project(self) -> bool:
+        return self.dim_in != self.dim_out
+
+    @property
+    def skip_stride(self) -> Dims3:
+        return self.pool_q.stride
+
+    @property
+    def has_skip_pool(self) -> bool:
+        return prod(self.pool_q.stride) > 1
+
+
+class Stage(Node):
+    """A row of the stage table: blocks [first, first + depth) at one resolution and width."""
+
+    name: str
+    first: int
+    depth: int
+    dim: int
+    heads: int
+    stride_q: Dims3
+    stride_kv: Dims3 | None
+    loc: Loc
+
+
+class Attention(Node):
+    """Attention options shared by every block."""
+
+    pool_mode: PoolMode
+    kernel_q: Dims3 | None
+    kernel_kv: Dims3 | None
+    pool_q: Literal["first", "all"]
+    kv_stride: Dims3 | None
+    kv_adaptive: bool
+    mlp_ratio: float
+    dim_change: Literal["mlp", "attention"]
+    rel_pos: Literal["none", "decomposed"]
+    residual_pool: Literal["none", "tokens", "all"]
+    qkv_bias: bool
+    dropout: float
+    loc: Loc
+
+
+class Head(Node):
+    """The classifier: LayerNorm, cls token or mean over tokens, dropout, linear."""
+
+    norm: bool
+    pool: Literal["cls", "mean"]
+    dropout: float
+    classes: int
+    loc: Loc
+
+
+class Model(Node):
+    """A whole model, lowered: what `build` emits and what `analyze` measures."""
+
+    name: str
+    input: Input
+    patch: Patch
+    tokens: Tokens
+    attention: Attention
+    stages: tuple[Stage, ...]
+    blocks: tuple[Block, ...]
+    head: Head
+    drop_path: float
+    norm_eps: float
+    source_file: str
+
+    @property
+    def spatial_dims(self) -> int:
+        """3 for video (Conv3d and 3-D pooling), 2 for images (Conv2d, 2-D pooling)."""
+        return 3 if self.input.kind == "video" else 2

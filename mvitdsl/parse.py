@@ -1,0 +1,185 @@
+"""Text -> AST. Loads grammars/mvit.lark, turns the Lark tree into syntax nodes, and turns
+Lark's exceptions into located diagnostics written in words (no terminal names)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from .diagnostics import Reporter, Span
+from .syntax import Atom, Clause, Model, Parent, Row, Setting, Statement, Table
+
+MAX_SOURCE_BYTES = 1_000_000
+MAX_TOKEN_CHARS = 200
+
+# What each terminal is called in messages: users never see Lark's names.
+TERMINAL_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "SIZE": "a size such as 3x7x7",
+    "ARROW": "'->'",
+    "STRING": "a quoted file name",
+    "_NL": "end of line",
+    "$END": "end of file",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "MODEL": "'model'",
+    "EXTENDS": "'extends'",
+}
+
+
+def _grammar_path() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "grammars" / "mvit.lark", here.parent / "grammars" / "mvit.lark"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("grammars/mvit.lark is missing from the installation")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_grammar_path().read_text(), parser="lalr", lexer="contextual",
+                propagate_positions=True, maybe_placeholders=False)
+
+
+def parse(source: str, file: str = "<spec>") -> Model:
+    """Parse one .mv text into a Model AST; raises SpecError with located diagnostics."""
+    reporter = Reporter({file: source})
+    _check_size(source, file, reporter)
+    reporter.raise_if_any()
+    try:
+        tree = _parser().parse(source)
+    except UnexpectedInput as e:
+        _syntax_error(e, source, file, reporter)
+        reporter.raise_if_any()
+        raise  # unreachable: _syntax_error always reports
+    return _ToAst(file, source).transform(tree)
+
+
+def _check_size(source: str, file: str, reporter: Reporter) -> None:
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > MAX_SOURCE_BYTES:
+        reporter.error("E103", f"spec is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,}",
+                       Span(file, 1, 1, 1, 2), "a model spec is a few dozen lines")
+        return
+    for number, line in enumerate(source.splitlines(), 1):
+        for word in line.split():
+            if len(word) > MAX_TOKEN_CHARS:
+                col = line.index(word) + 1
+                reporter.error("E103", f"a word of {len(word):,} characters is too long "
+                               f"(limit {MAX_TOKEN_CHARS})", Span(file, number, col, number, col + 1))
+                return
+
+
+def _syntax_error(e: UnexpectedInput, source: str, file: str, reporter: Reporter) -> None:
+    line, column = max(e.line, 1), max(e.column, 1)
+    if isinstance(e, UnexpectedCharacters):
+        char = source[e.pos_in_stream] if e.pos_in_stream < len(source) else ""
+        reporter.error("E100", f"unexpected character {char!r}",
+                       Span(file, line, column, line, column + 1),
+                       "sizes are written like 3x7x7; comments start with '#'")
+    elif isinstance(e, UnexpectedToken) and e.token.type != "$END":
+        token = e.token
+        expected = _expected_words(e.expected)
+        text = str(token).strip() or TERMINAL_WORDS.get(token.type, token.type)
+        if token.type == "_NL":
+            text = "end of line"
+        width = max(1, len(str(token).split("\n")[0]))
+        reporter.error("E101", f"unexpected {text!r}; expected {expected}",
+                       Span(file, line, column, line, column + width), _hint(token, e.expected))
+    else:
+        expected = _expected_words(getattr(e, "expected", None) or ["RBRACE"])
+        last = source.rstrip().splitlines() or [""]
+        end_line = len(last)
+        end_col = len(last[-1]) + 1
+        reporter.error("E102", f"unexpected end of file; expected {expected}",
+                       Span(file, end_line, end_col, end_line, end_col + 1),
+                       "every '{' needs a matching '}'")
+
+
+def _expected_words(expected: Any) -> str:
+    words = sorted({TERMINAL_WORDS.get(name, f"'{name.lower()}'") for name in expected})
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _hint(token: Token, expected: Any) -> str | None:
+    if token.type == "LBRACE":
+        return "tables such as 'stages { ... }' start on a line of their own"
+    if token.type == "_NL" and "RBRACE" in expected:
+        return "a table row or a setting must be on one line"
+    if token.type == "RBRACE":
+        return "put the closing '}' on its own line"
+    if token.type == "_NL" and "NAME" in expected and "ARROW" not in expected:
+        return "a setting continues after ','; remove the trailing comma"
+    return None
+
+
+def _span(file: str, meta: Any) -> Span:
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _token_span(file: str, token: Token) -> Span:
+    return Span(file, token.line or 1, token.column or 1,
+                token.end_line or token.line or 1, token.end_column or (token.column or 1) + 1)
+
+
+class _ToAst(Transformer[Token, Model]):
+    """Lark tree -> syntax nodes. Method names are the grammar's rule names."""
+
+    def __init__(self, file: str, source: str) -> None:
+        super().__init__()
+        self.file = file
+        self.source = source
+
+    def _atom(self, token: Token) -> Atom:
+        span = _token_span(self.file, token)
+        text = str(token)
+        if token.type == "NUMBER":
+            value: Any = float(text) if any(c in text for c in ".eE") else int(text)
+            return Atom("number", value, text, span)
+        if token.type == "SIZE":
+            return Atom("size", tuple(int(p) for p in text.replace("×", "x").split("x")), text, span)
+        if token.type == "STRING":
+            return Atom("string", text[1:-1], text, span)
+        if token.type == "ARROW":
+            return Atom("arrow", text, text, span)
+        return Atom("name", text, text, span)
+
+    @v_args(meta=True)
+    def clause(self, meta: Any, tokens: list[Token]) -> Clause:
+        return Clause(tuple(self._atom(t) for t in tokens), _span(self.file, meta))
+
+    @v_args(meta=True)
+    def row(self, meta: Any, tokens: list[Token]) -> Row:
+        return Row(tuple(self._atom(t) for t in tokens), _span(self.file, meta))
+
+    @v_args(meta=True)
+    def setting(self, meta: Any, children: list[Any]) -> Setting:
+        key, *clauses = children
+        return Setting(str(key), _token_span(self.file, key), tuple(clauses), _span(self.file, meta))
+
+    @v_args(meta=True)
+    def table(self, meta: Any, children: list[Any]) -> Table:
+        key, *rows = children
+        return Table(str(key), _token_span(self.file, key), tuple(rows), _span(self.file, meta))
+
+    @v_args(meta=True)
+    def parent(self, meta: Any, children: list[Token]) -> Parent:
+        file = str(children[0])[1:-1] if len(children) == 2 else None
+        return Parent(file, str(children[-1]), _span(self.file, meta))
+
+    @v_args(meta=True)
+    def model(self, meta: Any, children: list[Any]) -> Model:
+        name, *rest = children
+        parent = rest.pop(0) if rest and isinstance(rest[0], Parent) else None
+        statements: tuple[Statement, ...] = tuple(rest)
+        return Model(str(name), parent, statements, _span(self.file, meta), self.file, self.source)
+
+    def start(self, children: list[Model]) -> Model:
+        return children[0]
+
