@@ -1,0 +1,44 @@
+# Everyday targets. `make all` sets up a fresh machine and runs the main job; `make test` tests.
+PY      := .venv/bin/python
+MVITDSL := .venv/bin/mvitdsl
+
+.PHONY: all setup main test lint format golden bench fuzz docs diagrams clean
+
+all: setup main
+
+setup:
+	@bash scripts/setup.sh
+
+main: setup
+	$(MVITDSL) compile specs/mvit_b.mv
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(PY) -m ruff check mvitdsl tests benchmarks examples
+	$(PY) -m ruff format --check mvitdsl
+	$(PY) -m mypy
+
+format: setup
+	$(PY) -m ruff format mvitdsl
+	$(PY) -m ruff check --fix mvitdsl tests
+
+golden: setup
+	MVITDSL_UPDATE_GOLDEN=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_golden.py
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests -k property
+
+docs: setup
+	$(PY) -m mvitdsl.docs
+
+diagrams: setup
+	$(MVITDSL) draw specs/mvit_b.mv --level stage -o docs/img/mvit_b_stage.svg
+	$(MVITDSL) draw specs/mvit_b.mv --level block -o docs/img/mvit_b_block.svg
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,38 @@
+"""Shared fixtures: the shipped specs, and golden-file comparison."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+settings.register_profile("ci", max_examples=40, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=2500, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def assert_golden(name: str, text: str) -> None:
+    """Compare text with tests/golden/NAME; MVITDSL_UPDATE_GOLDEN=1 (make golden) rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("MVITDSL_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path}; run `make golden` and review the diff"
+    assert text == path.read_text(), f"{name} differs from its golden file; `make golden` + review"
+
+
+@pytest.fixture(scope="session")
+def mvit_b_spec():
+    import mvitdsl
+
+    # A path relative to the repository root, so golden files do not depend on the clone's place.
+    os.chdir(ROOT)
+    return mvitdsl.load_spec(Path("specs/mvit_b.mv"))
