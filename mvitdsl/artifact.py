@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 import shutil
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from safetensors.torch import save_file
 from torch import fx, nn
@@ -60,7 +61,8 @@ class _Tracer(fx.Tracer):
     """Keeps torch.nn layers, runtime modules and already-built blocks as calls."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, (runtime.DropPath, fx.GraphModule)) or super().is_leaf_module(m, qualname)
+        leaf = isinstance(m, (runtime.DropPath, fx.GraphModule))
+        return leaf or super().is_leaf_module(m, qualname)
 
 
 def _graph_module(root: nn.Module, name: str) -> fx.GraphModule:
@@ -105,7 +107,7 @@ def ctor(module: nn.Module) -> str:
 
 def _conv(m: nn.Conv2d | nn.Conv3d) -> str:
     return (f"nn.{type(m).__name__}({m.in_channels}, {m.out_channels}, {tuple(m.kernel_size)}, "
-            f"stride={tuple(m.stride)}, padding={tuple(m.padding)}, groups={m.groups}, "  # type: ignore[arg-type]
+            f"stride={tuple(m.stride)}, padding={tuple(m.padding)}, groups={m.groups}, "
             f"bias={m.bias is not None})")
 
 
@@ -162,7 +164,7 @@ def generate(gm: fx.GraphModule, name: str, source: str) -> str:
     """The text of model.py for a compiled GraphModule."""
     parts = [HEADER.format(source=source, name=name)]
     imports = set()
-    blocks = list(gm.blocks)
+    blocks: list[fx.GraphModule] = list(gm.get_submodule("blocks").children())  # type: ignore[arg-type]
     for i, block in enumerate(blocks):
         imports.update(_imports(block.graph.python_code(root_module="self").globals))
         parts.append(module_class(block, f"Block{i}", leaf_targets(block)))
