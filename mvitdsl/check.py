@@ -6,12 +6,14 @@ A model the checker accepts builds and runs, with exactly the shapes the graph p
 
 from __future__ import annotations
 
+from math import ceil, floor, log10
 from typing import TYPE_CHECKING, Any
 
 from . import shapes
 from .diagnostics import Reporter, Span
 from .graph import BlockShapes, blocks_in_order, build_graph
 from .ir import Block, Dims3, Model
+from .lower import budgets
 from .syntax import Setting, Table
 
 if TYPE_CHECKING:
@@ -23,6 +25,13 @@ COLUMNS = {"name": 0, "blocks": 1, "dim": 2, "heads": 3, "pool_q": 4, "pool_kv":
 
 def fmt(grid: tuple[Any, ...]) -> str:
     return "x".join(f"{v:g}" if isinstance(v, float) else str(v) for v in grid)
+
+
+def round_up(value: float) -> str:
+    """Two significant digits, rounded up, as the spec language writes numbers: 3.7e7, 2."""
+    exp = max(floor(log10(value)) - 1, 0) if value > 0 else 0
+    mantissa = ceil(value / 10**exp)
+    return f"{mantissa}e{exp}" if exp else str(mantissa)
 
 
 class Checker:
@@ -57,6 +66,8 @@ class Checker:
         for block, flow in blocks_in_order(build_graph(self.model)):
             self.check_heads(block)
             self.check_block(block, flow)
+        if not self.r.diagnostics:
+            self.check_budget()
 
     def check_stem(self) -> None:
         m = self.model
@@ -109,6 +120,29 @@ class Checker:
                          f"{fmt(q.kernel)}, stride {fmt(q.stride)})",
                          self.row_span(block.stage, "pool_q"),
                          "use an odd Q kernel, e.g. 3x3x3 or the s+1 rule")
+
+    def check_budget(self) -> None:
+        """Refuse, before anything is allocated, a model above its parameter or memory budget."""
+        from .analyze import analyze  # the cost model; it imports nothing that allocates
+
+        limits = budgets(self.spec.statements)
+        report = analyze(self.model)
+        gib = report.activation_bytes / 2**30
+        raised = self.has_setting("budget")
+        if report.params > limits["params"]:
+            span = self.setting_span("budget") if raised else self.spec.ast.span
+            self.r.error("E306", f"model has {report.params:,} parameters; the budget is "
+                         f"{limits['params']:,.0f}", span,
+                         f"raise it explicitly: 'budget params {round_up(report.params)}'")
+        if gib > limits["activation_gib"]:
+            span = self.setting_span("budget" if raised else "input")
+            self.r.error("E306", f"a training step at batch 1 (fp32) keeps about {gib:,.1f} GiB "
+                         f"of activations; the budget is {limits['activation_gib']:g} GiB", span,
+                         f"use a smaller input, or raise it: 'budget activation_gib "
+                         f"{round_up(gib)}'")
+
+    def has_setting(self, key: str) -> bool:
+        return any(s.key == key for s in self.spec.statements)
 
     def check_fit(self, block: Block, grid: Dims3, stride: Dims3, column: str, exact: bool) -> bool:
         """Report a stride larger than the grid, or (Q only) one that leaves a fraction."""

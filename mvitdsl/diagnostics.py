@@ -6,31 +6,30 @@ This module imports nothing from the rest of mvitdsl; every pass reports through
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from difflib import get_close_matches
-from typing import Iterable
 
 # One line per code; docs/DIAGNOSTICS.md is generated from this table and tests pin each text.
 CODES: dict[str, str] = {
     "E100": "unexpected character",
     "E101": "unexpected token",
     "E102": "unexpected end of file",
-    "E103": "input too large or too deeply nested",
+    "E103": "input too large",
     "E200": "unknown setting",
-    "E201": "setting given twice",
+    "E201": "option given twice",
     "E202": "required setting missing",
-    "E203": "unknown option",
+    "E203": "unknown option or word",
     "E204": "wrong kind of value",
     "E205": "value out of range",
     "E206": "wrong number of sizes",
-    "E207": "malformed stage row",
+    "E207": "malformed stages table",
     "E208": "stage name given twice",
     "E209": "cannot resolve the parent spec",
     "E300": "channels not divisible by heads",
-    "E301": "head dimension changes where the reference keeps it",
-    "E302": "stride leaves a fractional grid",
+    "E301": "attention output grid differs from the residual grid",
+    "E302": "stride does not fit the grid",
     "E303": "grid collapses to zero",
-    "E304": "pooled K and V lengths differ",
     "E305": "patch embedding width differs from the first stage",
     "E306": "model exceeds a budget",
 }
@@ -89,7 +88,8 @@ def _excerpt(source: str, span: Span) -> list[str]:
     if not 1 <= span.line <= len(lines):
         return []
     text = lines[span.line - 1].expandtabs(1)
-    width = (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1
+    one_line = span.end_line == span.line
+    width = span.end_column - span.column if one_line else len(text) - span.column + 1
     gutter = f"{span.line:>4} | "
     return [gutter + text, " " * (len(gutter) + span.column - 1) + "^" * max(1, width)]
 

@@ -119,9 +119,18 @@ def _clause_key(clause: Clause) -> str:
     return str(first.value) if first.kind == "name" else f"#{first.text}"
 
 
+# Flags that exclude each other: a child's `cls` replaces the parent's `no_cls`, and so on.
+_EXCLUSIVE = {"tokens": ("cls", "no_cls"), "head": ("cls", "mean")}
+
+
 def _merge_setting(base: Setting, child: Setting) -> Setting:
     clauses = {_clause_key(c): c for c in base.clauses}
-    clauses.update({_clause_key(c): c for c in child.clauses})
+    group = _EXCLUSIVE.get(base.key, ())
+    for c in child.clauses:
+        if _clause_key(c) in group:
+            for other in group:
+                clauses.pop(other, None)
+        clauses[_clause_key(c)] = c
     return Setting(base.key, child.key_span, tuple(clauses.values()), child.span)
 
 
@@ -186,11 +195,17 @@ class Lowering:
             return None
         return (1, value[0], value[1]) if len(value) == 2 else (value[0], value[1], value[2])
 
+    def pad3(self, value: tuple[int, ...] | None) -> ir.Dims3 | None:
+        """Like dims3, but an image's missing T axis gets padding 0, not 1."""
+        if value is None or len(value) != 2:
+            return self.dims3(value)
+        return (0, value[0], value[1])
+
     def run(self) -> ir.Model | None:
         settings: dict[str, Callable[[Setting], None]] = {
             "input": self.input, "patch": self.patch, "tokens": self.tokens,
             "attention": self.attention, "head": self.head, "train": self.train,
-            "norm": self.norm,
+            "norm": self.norm, "budget": self.budget,
         }
         ordered = sorted(self.statements, key=lambda s: s.key != "input")  # sizes need the kind
         for statement in ordered:
@@ -274,7 +289,7 @@ class Lowering:
         self.clauses(s, {
             "conv": lambda a: self.d.patch.__setitem__("kernel", self.dims3(a.size("kernel", p))),
             "stride": lambda a: self.d.patch.__setitem__("stride", self.dims3(a.size("stride", p))),
-            "pad": lambda a: self.d.patch.__setitem__("padding", self.dims3(a.size("padding", p))),
+            "pad": lambda a: self.d.patch.__setitem__("padding", self.pad3(a.size("padding", p))),
             "->": lambda a: self.d.patch.__setitem__("dim", a.number("embed dim", 1, MAX_INT)),
         })
 
@@ -350,6 +365,13 @@ class Lowering:
         self.clauses(s, {"eps": lambda a: setattr(
             self.d, "norm_eps", a.number("eps", 1e-12, 1, False) or 1e-6)})
 
+    # -- budget params 4e9, activation_gib 128   (raises the guard rails of mvitdsl.check)
+    def budget(self, s: Setting) -> None:
+        self.clauses(s, {
+            "params": lambda a: a.number("params budget", 1, 1e15, integer=False),
+            "activation_gib": lambda a: a.number("activation_gib budget", 1e-6, 1e9, integer=False),
+        })
+
     # -- stages { name blocks dim heads pool_q [pool_kv | off] }
     def stages(self, t: Table) -> None:
         self.d.stages_span = t.key_span
@@ -420,6 +442,23 @@ class Lowering:
         values["mlp_ratio"] = float(values["mlp_ratio"])
         values["dropout"] = float(values["dropout"])
         return ir.Attention(**values, loc=self.d.attention_loc or self.d.patch_loc)
+
+
+# Guard rails: a spec above either is refused before anything is allocated (E306), unless its
+# `budget` setting raises the limit. Activations: a training step at batch 1 in fp32.
+DEFAULT_BUDGET: dict[str, float] = {"params": 2e9, "activation_gib": 64.0}
+
+
+def budgets(statements: tuple[Any, ...]) -> dict[str, float]:
+    """The `budget` setting over the defaults; its values were validated while lowering."""
+    out = dict(DEFAULT_BUDGET)
+    for s in statements:
+        if isinstance(s, Setting) and s.key == "budget":
+            for clause in s.clauses:
+                for key, value in zip(clause.atoms, clause.atoms[1:]):
+                    if key.kind == "name" and key.value in out and value.kind == "number":
+                        out[str(key.value)] = float(value.value)  # type: ignore[arg-type]
+    return out
 
 
 _EXAMPLES = {

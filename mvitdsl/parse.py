@@ -14,7 +14,9 @@ from .diagnostics import Reporter, Span
 from .syntax import Atom, Clause, Model, Parent, Row, Setting, Statement, Table
 
 MAX_SOURCE_BYTES = 1_000_000
+MAX_LINES = 10_000
 MAX_TOKEN_CHARS = 200
+MAX_SYNTAX_ERRORS = 20
 
 # What each terminal is called in messages: users never see Lark's names.
 TERMINAL_WORDS = {
@@ -25,6 +27,7 @@ TERMINAL_WORDS = {
     "STRING": "a quoted file name",
     "_NL": "end of line",
     "$END": "end of file",
+    "<END-OF-FILE>": "end of file",
     "LBRACE": "'{'",
     "RBRACE": "'}'",
     "COMMA": "','",
@@ -48,17 +51,50 @@ def _parser() -> Lark:
 
 
 def parse(source: str, file: str = "<spec>") -> Model:
-    """Parse one .mv text into a Model AST; raises SpecError with located diagnostics."""
+    """Parse one .mv text into a Model AST; raises SpecError with every syntax error located."""
     reporter = Reporter({file: source})
     _check_size(source, file, reporter)
     reporter.raise_if_any()
+    recovery = _Recovery(source, file, reporter)
     try:
-        tree = _parser().parse(source)
+        tree = _parser().parse(source, on_error=recovery)
     except UnexpectedInput as e:
-        _syntax_error(e, source, file, reporter)
-        reporter.raise_if_any()
-        raise  # unreachable: _syntax_error always reports
+        if not reporter.diagnostics:  # the handler reports before giving up; this is a fallback
+            _syntax_error(e, source, file, reporter)
+    reporter.raise_if_any()
     return _ToAst(file, source).transform(tree)
+
+
+class _Recovery:
+    """Lark's on_error handler: report one error per line, drop the offending token, go on.
+
+    Resynchronising per line keeps one mistake from producing a cascade of messages while
+    still reporting every broken line of the file at once."""
+
+    def __init__(self, source: str, file: str, reporter: Reporter) -> None:
+        self.source, self.file, self.r = source, file, reporter
+        self.lines: set[int] = set()
+        self.stack: list[int] | None = None
+
+    def __call__(self, e: UnexpectedInput) -> bool:
+        if len(self.r.diagnostics) >= MAX_SYNTAX_ERRORS:
+            return False
+        token = getattr(e, "token", None)
+        at_end = token is not None and token.type == "$END"
+        after_model = isinstance(e, UnexpectedToken) and set(e.expected) <= _END_OR_NL
+        if isinstance(e, UnexpectedToken):
+            # No token accepted since the last error: this one is its echo, not a new mistake.
+            stack = list(e.interactive_parser.parser_state.state_stack)
+            echo, self.stack = stack == self.stack, stack
+            if echo:
+                return not (at_end or after_model)
+        if e.line not in self.lines or at_end:
+            self.lines.add(e.line)
+            _syntax_error(e, self.source, self.file, self.r)
+        return not (at_end or after_model)
+
+
+_END_OR_NL = {"$END", "<END-OF-FILE>", "_NL"}
 
 
 def _check_size(source: str, file: str, reporter: Reporter) -> None:
@@ -67,12 +103,18 @@ def _check_size(source: str, file: str, reporter: Reporter) -> None:
         reporter.error("E103", f"spec is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,}",
                        Span(file, 1, 1, 1, 2), "a model spec is a few dozen lines")
         return
+    lines = source.count("\n") + 1
+    if lines > MAX_LINES:
+        reporter.error("E103", f"spec has {lines:,} lines; the limit is {MAX_LINES:,}",
+                       Span(file, 1, 1, 1, 2), "a model spec is a few dozen lines")
+        return
     for number, line in enumerate(source.splitlines(), 1):
         for word in line.split():
             if len(word) > MAX_TOKEN_CHARS:
                 col = line.index(word) + 1
                 reporter.error("E103", f"a word of {len(word):,} characters is too long "
-                               f"(limit {MAX_TOKEN_CHARS})", Span(file, number, col, number, col + 1))
+                               f"(limit {MAX_TOKEN_CHARS})",
+                               Span(file, number, col, number, col + 1))
                 return
 
 
@@ -89,9 +131,15 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str, reporter: Reporter
         text = str(token).strip() or TERMINAL_WORDS.get(token.type, token.type)
         if token.type == "_NL":
             text = "end of line"
+        what = text if token.type == "_NL" else repr(text)
         width = max(1, len(str(token).split("\n")[0]))
-        reporter.error("E101", f"unexpected {text!r}; expected {expected}",
-                       Span(file, line, column, line, column + width), _hint(token, e.expected))
+        span = Span(file, line, column, line, column + width)
+        if set(e.expected) <= _END_OR_NL:
+            reporter.error("E101", f"unexpected {what} after the end of the model", span,
+                           "a file holds one model; was a '}' closed too early?")
+            return
+        reporter.error("E101", f"unexpected {what}; expected {expected}", span,
+                       _hint(token, e.expected))
     else:
         expected = _expected_words(getattr(e, "expected", None) or ["RBRACE"])
         last = source.rstrip().splitlines() or [""]
@@ -143,7 +191,8 @@ class _ToAst(Transformer[Token, Model]):
             value: Any = float(text) if any(c in text for c in ".eE") else int(text)
             return Atom("number", value, text, span)
         if token.type == "SIZE":
-            return Atom("size", tuple(int(p) for p in text.replace("×", "x").split("x")), text, span)
+            parts = tuple(int(p) for p in text.replace("×", "x").split("x"))
+            return Atom("size", parts, text, span)
         if token.type == "STRING":
             return Atom("string", text[1:-1], text, span)
         if token.type == "ARROW":
@@ -161,7 +210,8 @@ class _ToAst(Transformer[Token, Model]):
     @v_args(meta=True)
     def setting(self, meta: Any, children: list[Any]) -> Setting:
         key, *clauses = children
-        return Setting(str(key), _token_span(self.file, key), tuple(clauses), _span(self.file, meta))
+        return Setting(str(key), _token_span(self.file, key), tuple(clauses),
+                       _span(self.file, meta))
 
     @v_args(meta=True)
     def table(self, meta: Any, children: list[Any]) -> Table:
