@@ -36,7 +36,13 @@ def build(spec: Spec, *, device: Any = None, dtype: torch.dtype | None = None,
 
     if input is not None:
         spec = resize(spec, input)
-    gm = emit(spec.model)
+    import contextlib
+
+    import torch
+
+    # Create the parameters where they will live: on "meta" a 667M-parameter model costs nothing.
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        gm = emit(spec.model)
     if device is not None or dtype is not None:
         gm = gm.to(device=device, dtype=dtype)
     return gm
