@@ -1,0 +1,74 @@
+"""Image MViTv2 is timm's: weights converted from timm's names give the same logits."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+timm = pytest.importorskip("timm")
+
+import mvitdsl  # noqa: E402
+from mvitdsl.weights import convert_state_dict  # noqa: E402
+
+CLS_SPEC = """
+model mvitv2_cls_small_test {
+  input      image 3x128x128
+  patch      conv 7x7 stride 4x4 pad 3x3 -> 96
+  tokens     cls, position none
+  attention  pool conv 3x3, pool_q all, kv_stride adaptive 4x4, mlp_ratio 4,
+             dim_change attention, rel_pos decomposed, residual_pool all
+  stages {
+    scale2      1     96    1     1x1
+    scale3      2    192    2     2x2
+    scale4      1    384    4     2x2
+    scale5      1    768    8     2x2
+  }
+  head       norm, cls, classes 10
+}
+"""
+
+
+def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    """Random values in every tensor (norms and biases too), so a swapped name shows."""
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return model.eval()
+
+
+def _parity(ref: torch.nn.Module, spec: mvitdsl.Spec, x: torch.Tensor) -> None:
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
+
+
+def test_mvitv2_tiny_matches_timm():
+    torch.manual_seed(0)
+    ref = _perturbed(timm.create_model("mvitv2_tiny", pretrained=False))
+    spec = mvitdsl.load_spec("specs/mvitv2_t_image.mv")
+    _parity(ref, spec, torch.randn(2, 3, 224, 224))
+
+
+def test_timm_residual_pooling_includes_the_cls_token():
+    from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
+
+    torch.manual_seed(0)
+    cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), use_cls_token=True)
+    ref = _perturbed(MultiScaleVit(cfg, img_size=(128, 128), num_classes=10))
+    _parity(ref, mvitdsl.load_spec(CLS_SPEC), torch.randn(2, 3, 128, 128))
+
+
+def test_timm_channel_change_in_the_mlp():
+    """mvitv2_large's layout (expand_attn=False: shortcut_proj_mlp), scaled down."""
+    from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
+
+    torch.manual_seed(0)
+    cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), embed_dim=48, num_heads=1, expand_attn=False)
+    ref = _perturbed(MultiScaleVit(cfg, img_size=(128, 128), num_classes=10))
+    text = (CLS_SPEC.replace("cls, position none", "no_cls, position none")
+            .replace("dim_change attention", "dim_change mlp").replace("norm, cls", "norm, mean")
+            .replace("-> 96", "-> 48").replace("96    1", "48    1").replace("192    2", "96    2")
+            .replace("384    4", "192    4").replace("768    8", "384    8"))
+    _parity(ref, mvitdsl.load_spec(text), torch.randn(2, 3, 128, 128))
