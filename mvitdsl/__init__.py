@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .analyze import Report, analyze
 from .diagnostics import Diagnostic, SpecError
 from .spec import Spec, load_spec, resize
+from .weights import convert_state_dict
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["Diagnostic", "Report", "Spec", "SpecError", "analyze", "build", "compile",
-           "load_spec", "__version__"]
+           "convert_state_dict", "load_spec", "__version__"]
 
 
 def build(spec: Spec, *, device: Any = None, dtype: torch.dtype | None = None,

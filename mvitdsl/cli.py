@@ -54,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
     check.add_argument("--resolved", action="store_true",
                        help="print the spec with inheritance resolved and where each value is set")
+    check.add_argument("--against", type=Path, metavar="CHECKPOINT", default=None,
+                       help="compare a checkpoint's names and shapes with the spec (.pt or "
+                            ".safetensors; torchvision, SlowFast or timm names)")
+    check.add_argument("--source", choices=("torchvision", "slowfast", "timm"), default=None,
+                       help="the checkpoint's naming (default: guessed from its names)")
     check.set_defaults(run=run_check)
 
     comp = sub.add_parser("compile", help="check, build, and write an importable artifact")
@@ -89,6 +94,12 @@ def run_check(args: argparse.Namespace) -> int:
 
         print(render_resolved(spec))
         return 0
+    if args.against is not None:
+        from .weights import render_comparison
+
+        text, mismatches = render_comparison(spec, args.against, args.source)
+        print(text, file=sys.stderr if mismatches else sys.stdout)
+        return 1 if mismatches else 0
     report = analyze(spec, batch=args.batch, dtype=args.dtype)
     if args.format == "json":
         print(json.dumps({"ok": True, "report": report.to_dict()}, indent=2, default=str))

@@ -243,7 +243,7 @@ class Mismatch:
 
 
 def _fmt(shape: Shape) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
+    return "[" + ", ".join(map(str, shape)) + "]"
 
 
 def _owner(model: Model, name: str) -> tuple[Loc | None, str]:
