@@ -39,6 +39,9 @@ docs: setup
 diagrams: setup
 	$(MVITDSL) draw specs/mvit_b.mv --level stage -o docs/img/mvit_b_stage.svg
 	$(MVITDSL) draw specs/mvit_b.mv --level block -o docs/img/mvit_b_block.svg
+	$(MVITDSL) draw specs/mvit_b.mv --level model -o docs/img/mvit_b_model.svg
+	$(MVITDSL) draw specs/mvit_b.mv --table -o docs/img/mvit_b_table.svg
+	$(MVITDSL) draw specs/mvitv2_l_image.mv --level stage -o docs/img/mvitv2_l_image_stage.png
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

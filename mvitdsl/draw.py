@@ -276,8 +276,8 @@ def add_attention(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Sha
     for name, pool in (("Q", b.pool_q), ("K", b.pool_kv), ("V", b.pool_kv)):
         src = "qkv"
         if pool.exists:
-            norm = f" + LayerNorm({b.head_dim})" if pool.mode == "conv" else ""
-            g.node(f"pool_{name.lower()}", lines(f"Pool_{name}", s.pool(pool) + norm,
+            norm = f"+ LayerNorm({b.head_dim})" if pool.mode == "conv" else ""
+            g.node(f"pool_{name.lower()}", lines(f"Pool_{name}", s.pool(pool), norm,
                                                  f"{s.grid(row.grid_in)} → "
                                                  f"{s.grid(pooled[name])}"),
                    fillcolor="#d9f0d3")
@@ -309,7 +309,7 @@ def add_residual(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Shap
         g.edge("norm1", "res_proj", label=s.size(row.grid_in, b.dim_in))
         src, dim = "res_proj", b.dim_out
     if b.has_skip_pool:
-        k = tuple(v + 1 if v > 1 else v for v in b.skip_stride)
+        k = shapes.skip_kernel(b.skip_stride)
         g.node("skip_pool", lines("skip pool", f"max {s.grid(k)} stride {s.grid(b.skip_stride)}",
                                   "(cls token bypasses)" if s.cls else ""), fillcolor="#d9f0d3")
         g.edge(src, "skip_pool", label=s.size(row.grid_in, dim))

@@ -1,6 +1,7 @@
 """`mvitdsl draw`: golden DOT at every level, the facts a reader needs on the block view,
 legibility of the largest spec, rendering by extension, and the exit code without `dot`.
-Regenerate the goldens with `make golden` and review the diff like code."""
+Regenerate the goldens with `MVITDSL_UPDATE_GOLDEN=1 .venv/bin/python -m pytest
+tests/test_draw.py -k golden` and review the diff like code."""
 
 from __future__ import annotations
 
@@ -177,6 +178,15 @@ def test_table_markdown_matches_the_paper_layout():
 
 
 # ---------------------------------------------------------------- the command and rendering
+
+
+def test_rankdir_and_block_reach_the_drawing(tmp_path):
+    out = tmp_path / "b.dot"
+    r = run("specs/mvit_b.mv", "--level", "block", "--block", "14", "--rankdir", "LR",
+            "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    dot = out.read_text()
+    assert "rankdir=LR" in dot and "8×14×14 → 8×7×7" in label(dot, "pool_q")
 
 
 def test_table_markdown_from_the_command_line(tmp_path):
