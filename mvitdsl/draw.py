@@ -3,7 +3,8 @@
 Levels: model (one node per stage), stage (clusters, repeated blocks folded), block (one MHPA
 block as in the MViT paper's Figure 3), op (the emitted fx graph of one block). The only module
 that imports graphviz; torch is imported only by the op level.
-Exit codes of `mvitdsl draw`: 0 rendered, 2 bad arguments, 4 `dot` missing (.dot written instead).
+Exit codes of `mvitdsl draw`: 0 written, 2 bad arguments, 3 `dot` failed, 4 `dot` missing
+(the .dot file is written instead and the message says how to install Graphviz).
 """
 
 from __future__ import annotations
@@ -286,8 +287,8 @@ def add_attention(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Sha
         targets = {"Q": ["scores", "mix"] if residual else ["scores"], "K": ["scores"],
                    "V": ["mix"]}[name]
         for t in targets:
-            g.edge(src, t, label=f"{name}̂ {s.size(pooled[name], heads)}",
-                   style="dashed" if name == "Q" and t == "mix" else "")
+            dashed = {"style": "dashed"} if name == "Q" and t == "mix" else {}
+            g.edge(src, t, label=f"{name}̂ {s.size(pooled[name], heads)}", **dashed)
     pools = [f"pool_{n}" for n, p in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv))
              if p.exists]
     with g.subgraph() as same:
