@@ -538,5 +538,5 @@ def run_draw_command(spec: Spec, args: argparse.Namespace) -> int:
         draw(spec, args.level, rankdir=args.rankdir, block=args.block)
     code = write(g, out)
     if code == EXIT_OK:
-        print(f"wrote {out} ({node_count(g)} nodes)")
+        print(f"wrote {out}" + ("" if args.table else f" ({plural(node_count(g), 'node')})"))
     return code
