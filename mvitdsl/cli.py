@@ -64,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="check, build, and write an importable artifact")
     _common(comp)
     comp.add_argument("-o", "--out", type=Path, help="output folder (default build/<model>)")
+    comp.add_argument("--export", nargs="+", choices=("onnx", "pt2"), default=[],
+                      help="also write <model>.onnx and/or <model>.pt2 (torch.export) into it")
     comp.set_defaults(run=run_compile)
 
     draw = sub.add_parser("draw", help="draw the architecture with graphviz")
@@ -129,6 +131,11 @@ def run_compile(args: argparse.Namespace) -> int:
                    source_text=spec.sources[spec.path])
     print(f"\nwrote {out}/ (model.py, runtime.py, weights.safetensors): "
           f"import it with `from {out.name} import load`")
+    if args.export:
+        from .export import input_shape, write_exports
+
+        for path in write_exports(gm, input_shape(spec.model), out, tuple(args.export), spec.name):
+            print(f"wrote {path}")
     return 0
 
 

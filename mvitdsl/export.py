@@ -1,0 +1,71 @@
+"""Deployment formats for a built model: a torch.export program (.pt2) and ONNX.
+
+    mvitdsl compile specs/mvit_b.mv --export onnx pt2 -o build/mvit_b
+
+Both keep the batch dimension dynamic; ONNX goes through the dynamo exporter and is checked
+against eager in onnxruntime by the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import fx
+from torch.export import Dim, ExportedProgram
+
+from .ir import Model
+
+FORMATS = ("pt2", "onnx")
+MAX_BATCH = 1024
+
+
+def input_shape(model: Model) -> tuple[int, ...]:
+    """The model's input without the batch: (C, T, H, W) for video, (C, H, W) for images."""
+    t, h, w = model.input.size
+    c = model.input.channels
+    return (c, t, h, w) if model.input.kind == "video" else (c, h, w)
+
+
+def example_input(input_size: tuple[int, ...], batch: int = 2) -> torch.Tensor:
+    """A random input (batch, *input_size); batch 2 so the exporters cannot specialise on 1."""
+    return torch.randn(batch, *input_size)
+
+
+def _dynamic_batch() -> dict[str, dict[int, Dim]]:
+    return {"x": {0: Dim("batch", min=1, max=MAX_BATCH)}}
+
+
+def export_program(gm: fx.GraphModule, x: torch.Tensor) -> ExportedProgram:
+    """torch.export of the eval-mode model with a dynamic batch dimension."""
+    gm = gm.eval()
+    with torch.no_grad():
+        return torch.export.export(gm, (x,), dynamic_shapes=_dynamic_batch())
+
+
+def write_pt2(program: ExportedProgram, path: Path) -> Path:
+    """Save an exported program; reload it with torch.export.load(path).module()."""
+    torch.export.save(program, str(path))
+    return path
+
+
+def write_onnx(program: ExportedProgram, path: Path) -> Path:
+    """Convert an exported program to ONNX (dynamo exporter), weights inside the file."""
+    onnx_program = torch.onnx.export(program, dynamo=True, verbose=False,
+                                     input_names=["x"], output_names=["logits"])
+    assert onnx_program is not None  # dynamo=True always returns the program
+    onnx_program.save(str(path))
+    return path
+
+
+def write_exports(gm: fx.GraphModule, input_size: tuple[int, ...], out_dir: Path,
+                  formats: tuple[str, ...], name: str) -> list[Path]:
+    """Export once with torch.export and write each requested format into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    program = export_program(gm, example_input(input_size))
+    written = []
+    if "pt2" in formats:
+        written.append(write_pt2(program, out_dir / f"{name}.pt2"))
+    if "onnx" in formats:
+        written.append(write_onnx(program, out_dir / f"{name}.onnx"))
+    return written
