@@ -1,0 +1,198 @@
+"""Every spec in specs/ compiles and equals the published numbers; MViTv2-S is torchvision's;
+an input-size override keeps the reference semantics, and a size that cannot work is refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from conftest import ROOT, SPECS
+
+import mvitdsl
+from mvitdsl.cli import main
+
+# ../shared/reference/MVIT.md section 6: params; GMACs matmul-only / fvcore (None: not listed).
+PUBLISHED: dict[str, tuple[int | None, float | None, float | None]] = {
+    "mvit_b.mv": (36_610_672, 70.599, 70.804),
+    "mvit_b_32x3.mv": (36_611_440, None, 170.37),
+    "mvit_b_64x3.mv": (36_612_976, 455.06, 455.88),
+    "mvit_b16_image.mv": (36_982_600, 7.809, 7.845),
+    "mvit_b24_image.mv": (None, None, None),
+    "mvit_b24_32x3.mv": (None, None, None),
+    "mvitv2_s.mv": (34_537_744, 64.224, 64.457),
+    "mvitv2_b_32x3.mv": (51_230_128, 224.47, 225.17),
+    "mvitv2_l_40x3.mv": (None, None, None),
+    "mvitv2_t_image.mv": (24_173_320, 4.677, 4.704),
+    "mvitv2_s_image.mv": (34_870_216, 6.960, 6.998),
+    "mvitv2_b_image.mv": (51_472_744, 10.102, 10.159),
+    "mvitv2_l_image.mv": (217_992_952, 43.711, 43.869),
+    "mvitv2_h_image.mv": (None, None, None),
+}
+
+
+@pytest.fixture(autouse=True)
+def _at_root():
+    os.chdir(ROOT)
+
+
+def test_the_issue_lists_exactly_the_shipped_specs():
+    assert sorted(PUBLISHED) == sorted(p.name for p in SPECS.glob("*.mv"))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_spec_names_its_source(name):
+    head = (SPECS / name).read_text().split("model ", 1)[0]
+    assert any(w in head for w in ("Table", "configs/", "timm ", "torchvision")), head
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_params_and_gmacs(name):
+    report = mvitdsl.analyze(mvitdsl.load_spec(SPECS / name))
+    params, macs, fvcore = PUBLISHED[name]
+    if params is not None:
+        assert report.params == params
+    if macs is not None:
+        assert abs(report.macs / (macs * 1e9) - 1) < 1e-3, report.macs
+    if fvcore is not None:
+        assert abs(report.macs_fvcore / (fvcore * 1e9) - 1) < 1e-3, report.macs_fvcore
+
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+
+def _input(spec: mvitdsl.Spec, batch: int = 1, device: str = "meta") -> torch.Tensor:
+    i = spec.model.input
+    size = i.size if i.kind == "video" else i.size[1:]
+    return torch.empty(batch, i.channels, *size, device=device)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_compiles_and_analysis_equals_the_built_module(name):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = mvitdsl.load_spec(SPECS / name)
+    report = mvitdsl.analyze(spec)
+    gm = mvitdsl.build(spec, device="meta").eval()
+    assert sum(p.numel() for p in gm.parameters()) == report.params
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = gm(_input(spec))
+    assert counter.get_total_flops() == 2 * report.macs
+    assert tuple(out.shape) == (1, spec.model.head.classes)
+
+
+def test_mvit_b_32x3_is_a_few_lines_extending_mvit_b():
+    text = (SPECS / "mvit_b_32x3.mv").read_text()
+    code = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert code[0] == 'model mvit_b_32x3 extends "mvit_b.mv" mvit_b {' and len(code) <= 4
+
+
+# ---------------------------------------------------------------- torchvision at any size
+
+
+def torchvision_at(factory: str, temporal: int, spatial: int) -> torch.nn.Module:
+    """torchvision's MViT built for another clip size (its builders pin 16x224x224)."""
+    from torchvision.models.video import mvit as tvm
+
+    original = tvm._mvit
+
+    def sized(**kw):
+        kw["spatial_size"], kw["temporal_size"] = (spatial, spatial), temporal
+        return original(**kw)
+
+    with mock.patch.object(tvm, "_mvit", sized):
+        return getattr(tvm, factory)().eval()
+
+
+def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return model
+
+
+def _assert_same_logits(gm: torch.nn.Module, ref: torch.nn.Module, x: torch.Tensor) -> None:
+    gm.load_state_dict(ref.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(gm.eval()(x), ref(x), atol=1e-4, rtol=0)
+
+
+def test_mvitv2_s_matches_torchvision():
+    torch.manual_seed(0)
+    ref = torchvision.models.video.mvit_v2_s().eval()
+    gm = mvitdsl.build(mvitdsl.load_spec(SPECS / "mvitv2_s.mv"))
+    _assert_same_logits(gm, ref, torch.randn(2, 3, 16, 224, 224))
+
+
+@pytest.mark.parametrize("factory,spec_name", [("mvit_v1_b", "mvit_b.mv"),
+                                               ("mvit_v2_s", "mvitv2_s.mv")])
+def test_input_override_matches_torchvision_built_at_that_size(factory, spec_name):
+    torch.manual_seed(0)
+    ref = _perturbed(torchvision_at(factory, 8, 160)).eval()
+    spec = mvitdsl.load_spec(SPECS / spec_name)
+    gm = mvitdsl.build(spec, input=(3, 8, 160, 160))
+    _assert_same_logits(gm, ref, torch.randn(1, 3, 8, 160, 160))
+
+
+def test_rounded_grid_interpolates_rel_pos_like_torchvision():
+    """At 200x200 the grid goes 50 -> 25 -> 13 (not 12) -> 7: the rel-pos tables, sized from
+    size // stride, are interpolated at run time, as torchvision and SlowFast do."""
+    torch.manual_seed(0)
+    ref = _perturbed(torchvision_at("mvit_v2_s", 4, 200)).eval()
+    spec = mvitdsl.load_spec('model v2s_200 extends "specs/mvitv2_s.mv" mvitv2_s {\n'
+                             "  input video 3x4x200x200, grid_rounding ceil\n}\n")
+    assert [b.grid_q for b in mvitdsl.analyze(spec).blocks][-3:] == [(2, 13, 13), (2, 7, 7),
+                                                                    (2, 7, 7)]
+    _assert_same_logits(mvitdsl.build(spec), ref, torch.randn(1, 3, 4, 200, 200))
+
+
+def test_image_input_override_matches_timm_built_at_that_size():
+    timm = pytest.importorskip("timm")
+    from mvitdsl.weights import convert_state_dict
+
+    torch.manual_seed(0)
+    ref = _perturbed(timm.create_model("mvitv2_tiny", img_size=160)).eval()
+    spec = mvitdsl.resize(mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv"), (3, 160, 160))
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
+    x = torch.randn(1, 3, 160, 160)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
+
+
+def test_cli_input_override_changes_the_model(capsys):
+    assert main(["check", "specs/mvit_b.mv", "--input", "3x32x224x224"]) == 0
+    assert "36,611,440 params" in capsys.readouterr().out  # = mvit_b_32x3.mv
+
+
+# ---------------------------------------------------------------- sizes that cannot work
+
+
+def test_fractional_q_grid_is_refused_with_a_located_reason():
+    spec = mvitdsl.load_spec(SPECS / "mvitv2_s.mv")
+    with pytest.raises(mvitdsl.SpecError) as e:
+        mvitdsl.build(spec, input=(3, 16, 200, 200))
+    d = e.value.diagnostics[0]
+    assert d.code == "E302" and d.span is not None
+    assert d.span.file.endswith("mvitv2_s.mv")
+    row = Path(d.span.file).read_text().splitlines()[d.span.line - 1]
+    assert row.split()[0] == "scale4" and row[d.span.column - 1:].startswith("1x2x2")
+    assert "pool_q stride 1x2x2" in d.message and "fractional grid" in d.message
+    assert "8x25x25" in d.message and "12.5" in d.message
+
+
+def test_position_table_that_cannot_fit_is_refused(capsys):
+    assert main(["check", "specs/mvit_b.mv", "--input", "3x16x226x226"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E3" in err and "position" in err and "57" in err  # 226 // 4 = 56.5 -> 57
+    assert "specs/mvit_b.mv:" in err
+
+
+def test_image_too_small_for_its_strides_is_refused():
+    with pytest.raises(mvitdsl.SpecError) as e:
+        mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv", input_size=(3, 16, 16))
+    assert {d.code for d in e.value.diagnostics} <= {"E302", "E303"}
+    assert all(d.span is not None for d in e.value.diagnostics)
