@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from . import shapes
 from .diagnostics import Reporter, Span
 from .graph import BlockShapes, blocks_in_order, build_graph
-from .ir import Block, Dims3, Model
+from .ir import Block, Dims3, Model, Pool
 from .lower import budgets
 from .syntax import Setting, Table
 
@@ -25,6 +25,16 @@ COLUMNS = {"name": 0, "blocks": 1, "dim": 2, "heads": 3, "pool_q": 4, "pool_kv":
 
 def fmt(grid: tuple[Any, ...]) -> str:
     return "x".join(f"{v:g}" if isinstance(v, float) else str(v) for v in grid)
+
+
+def positions_fit(position: str, grid: Dims3, nominal: Dims3) -> bool:
+    """Whether the absolute positions, sized from input // stride, line up with the tokens:
+    joint needs the same count; separable the same T and the same H*W."""
+    if position == "joint":
+        return grid[0] * grid[1] * grid[2] == nominal[0] * nominal[1] * nominal[2]
+    if position == "separable":
+        return grid[0] == nominal[0] and grid[1] * grid[2] == nominal[1] * nominal[2]
+    return True
 
 
 def round_up(value: float) -> str:
@@ -76,12 +86,12 @@ class Checker:
             self.r.error("E303", f"the patch embedding leaves a {fmt(grid)} grid from a "
                          f"{fmt(m.input.size)} input", self.setting_span("patch"),
                          "use a smaller kernel or stride, or a larger input")
-        elif m.tokens.position != "none" and grid != nom:
-            exact = tuple(n / s for n, s in zip(m.input.size, m.patch.stride))
-            self.r.error("E302", f"patch stride {fmt(m.patch.stride)} leaves a fractional grid "
-                         f"{fmt(exact)} on the {fmt(m.input.size)} input, so the position "
-                         "embedding would not fit the tokens", self.setting_span("input"),
-                         "choose an input size divisible by the patch stride")
+        elif not positions_fit(m.tokens.position, grid, nom):
+            self.r.error("E307", f"the patch embedding makes a {fmt(grid)} token grid, but "
+                         f"'position {m.tokens.position}' is sized for {fmt(nom)} (input size "
+                         f"{fmt(m.input.size)} // patch stride {fmt(m.patch.stride)})",
+                         self.setting_span("tokens"), "choose an input size divisible by the "
+                         "patch stride and an odd kernel with pad kernel//2, or 'position none'")
         if m.attention.dim_change == "mlp" and m.stages and m.patch.dim != m.stages[0].dim:
             self.r.error("E305", f"patch embedding width {m.patch.dim} differs from the first "
                          f"stage's dim {m.stages[0].dim}", self.setting_span("patch"),
@@ -102,17 +112,22 @@ class Checker:
         return any(s.first == block.index for s in self.model.stages)
 
     def check_block(self, block: Block, flow: BlockShapes) -> None:
-        q, kv = block.pool_q, block.pool_kv
+        q = block.pool_q
+        # K/V strides may exceed the grid (everything pools to one token); only Q sets the grid.
         if self.check_fit(block, flow.grid_in, q.stride, "pool_q", exact=True):
             return
-        if self.check_fit(block, flow.grid_in, kv.stride, "pool_kv", exact=False):
-            return
-        for name, grid in (("Q", flow.grid_q), ("K/V", flow.grid_kv)):
+        for name, pool, grid in (("Q", q, flow.grid_q), ("K/V", block.pool_kv, flow.grid_kv)):
+            span = self.pool_span(block, name)
             if min(grid) < 1:
                 self.r.error("E303", f"{name} pooling of block {block.index} leaves a "
-                             f"{fmt(grid)} grid from {fmt(flow.grid_in)}",
-                             self.row_span(block.stage, "pool_q"),
+                             f"{fmt(grid)} grid from {fmt(flow.grid_in)}", span,
                              "use a smaller kernel or a larger input")
+                return
+            if self.avg_window_too_big(pool, flow.grid_in):
+                self.r.error("E304", f"{name} avg pooling kernel {fmt(pool.kernel)} of block "
+                             f"{block.index} is larger than its {fmt(flow.grid_in)} input grid",
+                             span, "PyTorch's avg_pool3d needs the grid at least as large as the "
+                             "kernel; use a smaller kernel, or max or conv pooling")
                 return
         if flow.grid_skip != flow.grid_q:
             self.r.error("E301", f"block {block.index}: attention output grid {fmt(flow.grid_q)} "
@@ -120,6 +135,17 @@ class Checker:
                          f"{fmt(q.kernel)}, stride {fmt(q.stride)})",
                          self.row_span(block.stage, "pool_q"),
                          "use an odd Q kernel, e.g. 3x3x3 or the s+1 rule")
+
+    def avg_window_too_big(self, pool: Pool, grid: Dims3) -> bool:
+        """As avg_pool3d does: it refuses any input dim smaller than the kernel (padding or not)."""
+        video = self.model.input.kind == "video"
+        return video and pool.exists and pool.mode == "avg" and any(
+            k > n for k, n in zip(pool.kernel, grid))
+
+    def pool_span(self, block: Block, name: str) -> Span:
+        if name == "Q" or COLUMNS["pool_kv"] < len(self.row_atoms(block.stage)):
+            return self.row_span(block.stage, "pool_q" if name == "Q" else "pool_kv")
+        return self.setting_span("attention")
 
     def check_budget(self) -> None:
         """Refuse, before anything is allocated, a model above its parameter or memory budget."""

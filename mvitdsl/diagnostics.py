@@ -30,8 +30,10 @@ CODES: dict[str, str] = {
     "E301": "attention output grid differs from the residual grid",
     "E302": "stride does not fit the grid",
     "E303": "grid collapses to zero",
+    "E304": "avg pooling kernel larger than the grid",
     "E305": "patch embedding width differs from the first stage",
     "E306": "model exceeds a budget",
+    "E307": "position embedding does not fit the token grid",
 }
 
 

@@ -65,7 +65,7 @@ class _Atoms:
             return None
         return value
 
-    def size(self, what: str, parts: int) -> tuple[int, ...] | None:
+    def size(self, what: str, parts: int, lo: int = 1) -> tuple[int, ...] | None:
         atom = self.take(what)
         if atom is None:
             return None
@@ -82,8 +82,8 @@ class _Atoms:
             self.r.error("E206", f"{what} '{atom.text}' has {len(value)} sizes; expected {parts}",
                          atom.span, f"write {parts} numbers joined by 'x'")
             return None
-        if not all(1 <= v <= MAX_INT for v in value):
-            self.r.error("E205", f"{what} '{atom.text}' must have sizes between 1 and {MAX_INT:,}",
+        if not all(lo <= v <= MAX_INT for v in value):
+            self.r.error("E205", f"{what} '{atom.text}' must have sizes between {lo} and {MAX_INT:,}",
                          atom.span)
             return None
         return value
@@ -289,7 +289,7 @@ class Lowering:
         self.clauses(s, {
             "conv": lambda a: self.d.patch.__setitem__("kernel", self.dims3(a.size("kernel", p))),
             "stride": lambda a: self.d.patch.__setitem__("stride", self.dims3(a.size("stride", p))),
-            "pad": lambda a: self.d.patch.__setitem__("padding", self.pad3(a.size("padding", p))),
+            "pad": lambda a: self.d.patch.__setitem__("padding", self.pad3(a.size("padding", p, lo=0))),
             "->": lambda a: self.d.patch.__setitem__("dim", a.number("embed dim", 1, MAX_INT)),
         })
 
