@@ -72,3 +72,31 @@ def test_timm_channel_change_in_the_mlp():
             .replace("-> 96", "-> 48").replace("96    1", "48    1").replace("192    2", "96    2")
             .replace("384    4", "192    4").replace("768    8", "384    8"))
     _parity(ref, mvitdsl.load_spec(text), torch.randn(2, 3, 128, 128))
+
+
+def _small(mode: str = "conv", tokens: str = "no_cls, position none", head: str = "mean") -> str:
+    return (CLS_SPEC.replace("tokens     cls, position none", f"tokens     {tokens}")
+            .replace("pool conv 3x3", f"pool {mode} 3x3").replace("norm, cls", f"norm, {head}"))
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_avg_and_max_pooling_match_timm(mode):
+    from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
+
+    torch.manual_seed(0)
+    cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), mode=mode)
+    ref = _perturbed(MultiScaleVit(cfg, img_size=(128, 128), num_classes=10))
+    spec = mvitdsl.load_spec(_small(mode))
+    assert not any(".pool_" in k for k in ref.state_dict())  # no conv, no norm: nothing to load
+    _parity(ref, spec, torch.randn(2, 3, 128, 128))
+
+
+def test_joint_absolute_positions_with_cls_match_timm():
+    from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
+
+    torch.manual_seed(0)
+    cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), use_cls_token=True, use_abs_pos=True)
+    ref = _perturbed(MultiScaleVit(cfg, img_size=(128, 128), num_classes=10))
+    spec = mvitdsl.load_spec(_small(tokens="cls, position joint", head="cls"))
+    assert tuple(ref.pos_embed.shape) == (1, 32 * 32 + 1, 96)
+    _parity(ref, spec, torch.randn(2, 3, 128, 128))
