@@ -196,3 +196,20 @@ def test_image_too_small_for_its_strides_is_refused():
         mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv", input_size=(3, 16, 16))
     assert {d.code for d in e.value.diagnostics} <= {"E302", "E303"}
     assert all(d.span is not None for d in e.value.diagnostics)
+
+
+def test_kv_pooling_switched_off_per_stage():
+    from mvitdsl.weights import expected_shapes
+
+    spec = mvitdsl.load_spec('model t_off extends "specs/mvitv2_t_image.mv" mvitv2_t_image {\n'
+                             "  stages {\n    scale5  2  768  8  2x2  off\n  }\n}\n")
+    report = mvitdsl.analyze(spec)
+    last = [b for b in report.blocks if b.stage == "scale5"]
+    assert [b.grid_kv for b in last] == [b.grid_in for b in last] == [(1, 14, 14), (1, 7, 7)]
+    names = expected_shapes(spec.model)
+    assert not any(k.startswith(("blocks.8.attn.pool_k", "blocks.9.attn.pool_v")) for k in names)
+    assert "blocks.7.attn.pool_k.pool.weight" in names
+    base = expected_shapes(mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv").model)
+    assert "blocks.8.attn.pool_k.pool.weight" in base  # 3x3 at stride 1 pools unless switched off
+    gm = mvitdsl.build(spec, device="meta")
+    assert sum(p.numel() for p in gm.parameters()) == report.params
