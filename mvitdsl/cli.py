@@ -1,7 +1,7 @@
 """The `mvitdsl` command: a thin argparse layer over the public API.
 
 Exit codes: 0 success, 1 the spec has errors (diagnostics on stderr), 2 bad command line.
-`check` never imports torch; `compile` does.
+`check` never imports torch (except to read a .pt checkpoint for --against); `compile` does.
 """
 
 from __future__ import annotations
