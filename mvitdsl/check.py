@@ -37,6 +37,23 @@ def positions_fit(position: str, grid: Dims3, nominal: Dims3) -> bool:
     return True
 
 
+def divisors_near(grid: Dims3, stride: Dims3) -> list[Dims3]:
+    """The strides nearest below and above `stride` (per dim) that divide `grid` exactly."""
+    out: list[Dims3] = []
+    for pick in (max, min):
+        ds = []
+        for n, s in zip(grid, stride):
+            if n > 10_000:  # no hint for absurd grids; keeps hostile specs fast
+                return []
+            below = [d for d in range(1, min(s, n) + 1) if n % d == 0]
+            above = [d for d in range(s, n + 1) if n % d == 0]
+            ds.append(max(below) if pick is max else min(above or below))
+        near = (ds[0], ds[1], ds[2])
+        if near != stride and near not in out and any(d > 1 for d in near):
+            out.append(near)
+    return out
+
+
 def round_up(value: float) -> str:
     """Two significant digits, rounded up, as the spec language writes numbers: 3.7e7, 2."""
     exp = max(floor(log10(value)) - 1, 0) if value > 0 else 0
@@ -51,6 +68,10 @@ class Checker:
         self.spec = spec
         self.model: Model = spec.model
         self.r = Reporter(spec.sources)
+
+    def fmt(self, grid: tuple[Any, ...]) -> str:
+        """A grid, kernel or stride as the spec writes it: T x H x W, or H x W for images."""
+        return fmt(grid if self.model.input.kind == "video" else grid[1:])
 
     # -- where to point
     def setting_span(self, key: str) -> Span:
@@ -73,9 +94,13 @@ class Checker:
         self.check_stem()
         if self.r.diagnostics:
             return
+        flow_ok = True  # after one broken grid, later grids are consequences: not reported
         for block, flow in blocks_in_order(build_graph(self.model)):
             self.check_heads(block)
-            self.check_block(block, flow)
+            if flow_ok:
+                errors = len(self.r.diagnostics)
+                self.check_block(block, flow)
+                flow_ok = len(self.r.diagnostics) == errors
         if not self.r.diagnostics:
             self.check_budget()
 
@@ -83,13 +108,13 @@ class Checker:
         m = self.model
         grid, nom = shapes.patch_grid(m), shapes.patch_nominal(m)
         if min(grid) < 1:
-            self.r.error("E303", f"the patch embedding leaves a {fmt(grid)} grid from a "
-                         f"{fmt(m.input.size)} input", self.setting_span("patch"),
+            self.r.error("E303", f"the patch embedding leaves a {self.fmt(grid)} grid from a "
+                         f"{self.fmt(m.input.size)} input", self.setting_span("patch"),
                          "use a smaller kernel or stride, or a larger input")
         elif not positions_fit(m.tokens.position, grid, nom):
-            self.r.error("E307", f"the patch embedding makes a {fmt(grid)} token grid, but "
-                         f"'position {m.tokens.position}' is sized for {fmt(nom)} (input size "
-                         f"{fmt(m.input.size)} // patch stride {fmt(m.patch.stride)})",
+            self.r.error("E307", f"the patch embedding makes a {self.fmt(grid)} token grid, but "
+                         f"'position {m.tokens.position}' is sized for {self.fmt(nom)} (input size "
+                         f"{self.fmt(m.input.size)} // patch stride {self.fmt(m.patch.stride)})",
                          self.setting_span("tokens"), "choose an input size divisible by the "
                          "patch stride and an odd kernel with pad kernel//2, or 'position none'")
         if m.attention.dim_change == "mlp" and m.stages and m.patch.dim != m.stages[0].dim:
@@ -114,27 +139,29 @@ class Checker:
     def check_block(self, block: Block, flow: BlockShapes) -> None:
         q = block.pool_q
         # K/V strides may exceed the grid (everything pools to one token); only Q sets the grid.
-        if self.check_fit(block, flow.grid_in, q.stride, "pool_q", exact=True):
+        if self.check_fit(block, flow.grid_in, q.stride):
             return
         for name, pool, grid in (("Q", q, flow.grid_q), ("K/V", block.pool_kv, flow.grid_kv)):
             span = self.pool_span(block, name)
             if min(grid) < 1:
                 self.r.error("E303", f"{name} pooling of block {block.index} leaves a "
-                             f"{fmt(grid)} grid from {fmt(flow.grid_in)}", span,
+                             f"{self.fmt(grid)} grid from {self.fmt(flow.grid_in)}", span,
                              "use a smaller kernel or a larger input")
                 return
             if self.avg_window_too_big(pool, flow.grid_in):
-                self.r.error("E304", f"{name} avg pooling kernel {fmt(pool.kernel)} of block "
-                             f"{block.index} is larger than its {fmt(flow.grid_in)} input grid",
+                self.r.error("E304", f"{name} avg pooling kernel {self.fmt(pool.kernel)} of "
+                             f"block {block.index} is larger than its {self.fmt(flow.grid_in)} "
+                             "input grid",
                              span, "PyTorch's avg_pool3d needs the grid at least as large as the "
                              "kernel; use a smaller kernel, or max or conv pooling")
                 return
         if flow.grid_skip != flow.grid_q:
-            self.r.error("E301", f"block {block.index}: attention output grid {fmt(flow.grid_q)} "
-                         f"differs from the residual grid {fmt(flow.grid_skip)} (Q kernel "
-                         f"{fmt(q.kernel)}, stride {fmt(q.stride)})",
+            self.r.error("E301", f"block {block.index}: attention output grid "
+                         f"{self.fmt(flow.grid_q)} differs from the residual grid "
+                         f"{self.fmt(flow.grid_skip)} (Q kernel "
+                         f"{self.fmt(q.kernel)}, stride {self.fmt(q.stride)})",
                          self.row_span(block.stage, "pool_q"),
-                         "use an odd Q kernel, e.g. 3x3x3 or the s+1 rule")
+                         f"use an odd Q kernel, e.g. {self.fmt((3, 3, 3))}, or the s+1 rule")
 
     def avg_window_too_big(self, pool: Pool, grid: Dims3) -> bool:
         """As avg_pool3d does: it refuses any input dim smaller than the kernel (padding or not)."""
@@ -170,22 +197,26 @@ class Checker:
     def has_setting(self, key: str) -> bool:
         return any(s.key == key for s in self.spec.statements)
 
-    def check_fit(self, block: Block, grid: Dims3, stride: Dims3, column: str, exact: bool) -> bool:
-        """Report a stride larger than the grid, or (Q only) one that leaves a fraction."""
+    def check_fit(self, block: Block, grid: Dims3, stride: Dims3) -> bool:
+        """Report a Q stride larger than the grid, or one that does not divide it."""
         too_big = any(s > n for s, n in zip(stride, grid))
-        fraction = exact and any(n % s for s, n in zip(stride, grid))
+        fraction = any(n % s for s, n in zip(stride, grid))
         if not (too_big or fraction):
             return False
-        if fraction and not too_big and self.model.input.grid_rounding == "ceil":
+        if not too_big and self.model.input.grid_rounding == "ceil":
             return False
-        exact_grid = tuple(n / s for n, s in zip(grid, stride))
-        what = "is larger than" if too_big else "leaves a fractional grid on"
-        span = self.row_span(block.stage, column)
-        if column == "pool_kv" and COLUMNS["pool_kv"] >= len(self.row_atoms(block.stage)):
-            span = self.setting_span("attention")
-        self.r.error("E302", f"{column} stride {fmt(stride)} of block {block.index} {what} its "
-                     f"{fmt(grid)} input grid ({fmt(grid)} / {fmt(stride)} = {fmt(exact_grid)})",
-                     span, "choose strides that divide the grid, or change the input size")
+        where = f"pool_q stride {self.fmt(stride)} of block {block.index}"
+        if too_big:
+            message = f"{where} is larger than its {self.fmt(grid)} input grid"
+        else:
+            exact = tuple(float(f"{n / s:.3g}") for n, s in zip(grid, stride))
+            message = (f"{where} leaves a fractional grid: {self.fmt(grid)} / "
+                       f"{self.fmt(stride)} = {self.fmt(exact)}")
+        options = " or ".join(self.fmt(d) for d in divisors_near(grid, stride))
+        hint = f"{options} would divide it" if options else "use a larger input"
+        if not too_big:
+            hint += "; or pad partial windows: 'input ..., grid_rounding ceil'"
+        self.r.error("E302", message, self.row_span(block.stage, "pool_q"), hint)
         return True
 
     def row_atoms(self, stage: str) -> tuple[Any, ...]:
