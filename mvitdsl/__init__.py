@@ -28,10 +28,11 @@ __all__ = ["Diagnostic", "Report", "Spec", "SpecError", "analyze", "build", "com
 
 
 def build(spec: Spec, *, device: Any = None, dtype: torch.dtype | None = None,
-          input: tuple[int, ...] | None = None) -> fx.GraphModule:
+          input: tuple[int, ...] | None = None, checkpoint: Any = False) -> fx.GraphModule:
     """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
 
     `input` overrides the spec's input size, (C, T, H, W) for video or (C, H, W) for images.
+    `checkpoint` recomputes blocks in backward: True, stage names ("scale4") or block indices.
     """
     from .emit import emit
 
@@ -46,6 +47,10 @@ def build(spec: Spec, *, device: Any = None, dtype: torch.dtype | None = None,
         gm = emit(spec.model)
     if device is not None or dtype is not None:
         gm = gm.to(device=device, dtype=dtype)
+    if checkpoint is not False:
+        from .passes import checkpoint_blocks, checkpointed_blocks
+
+        gm = checkpoint_blocks(gm, checkpointed_blocks(spec.model, checkpoint))
     return gm
 
 

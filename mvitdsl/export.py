@@ -49,9 +49,10 @@ def write_pt2(program: ExportedProgram, path: Path) -> Path:
     return path
 
 
-def write_onnx(program: ExportedProgram, path: Path) -> Path:
-    """Convert an exported program to ONNX (dynamo exporter), weights inside the file."""
-    onnx_program = torch.onnx.export(program, dynamo=True, verbose=False,
+def write_onnx(program: ExportedProgram, path: Path, optimize: bool = True) -> Path:
+    """Convert an exported program to ONNX (dynamo exporter), weights inside the file;
+    `optimize` runs onnxscript's graph optimizer (half the export time, smaller graph)."""
+    onnx_program = torch.onnx.export(program, dynamo=True, verbose=False, optimize=optimize,
                                      input_names=["x"], output_names=["logits"])
     assert onnx_program is not None  # dynamo=True always returns the program
     onnx_program.save(str(path))

@@ -71,7 +71,8 @@ def test_cli_onnx_matches_eager_in_onnxruntime(compiled_dir: Path) -> None:
 def test_mvitv2_s_onnx_matches_eager_in_onnxruntime(tmp_path: Path) -> None:
     gm = small("mvitv2_s")
     x = clips(2)
-    path = write_onnx(export_program(gm, x), tmp_path / "mvitv2_s.onnx")
+    # unoptimised to halve the time; the CLI test above covers the optimised path
+    path = write_onnx(export_program(gm, x), tmp_path / "mvitv2_s.onnx", optimize=False)
     with torch.no_grad():
         expected = gm(x)
     torch.testing.assert_close(run_onnx(path, x), expected, atol=1e-4, rtol=0)
@@ -89,17 +90,3 @@ def test_torch_compile_fullgraph_eager_backend_matches(name: str) -> None:
     x = clips(2)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), gm(x), atol=1e-6, rtol=0)
-
-
-def test_torch_compile_trains_through_the_blocks() -> None:
-    gm = small("mvit_b").train()
-    compiled = torch.compile(gm, backend="eager", fullgraph=True)
-    x = clips(2)
-    torch.manual_seed(3)
-    compiled(x).sum().backward()
-    grads = {n: p.grad.clone() for n, p in gm.named_parameters()}
-    gm.zero_grad(set_to_none=True)
-    torch.manual_seed(3)
-    gm(x).sum().backward()
-    for n, p in gm.named_parameters():
-        torch.testing.assert_close(grads[n], p.grad, atol=1e-6, rtol=1e-5, msg=n)
