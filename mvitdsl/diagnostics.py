@@ -85,15 +85,29 @@ class Diagnostic:
         return data
 
 
+EXCERPT_WIDTH = 120  # longer source lines are shown as a window around the span
+
+
 def _excerpt(source: str, span: Span) -> list[str]:
-    lines = source.splitlines()
+    """The source line (as the parser counts lines: at '\\n' only) and a caret under the span."""
+    lines = source.split("\n")
     if not 1 <= span.line <= len(lines):
         return []
-    text = lines[span.line - 1].expandtabs(1)
+    # Tabs and control characters become one visible character each, so the caret lines up.
+    text = "".join(c if c.isprintable() else " " if c == "\t" else "\ufffd"
+                   for c in lines[span.line - 1].rstrip("\r"))
     one_line = span.end_line == span.line
-    width = span.end_column - span.column if one_line else len(text) - span.column + 1
+    start = span.column - 1
+    width = max(1, span.end_column - span.column if one_line else len(text) - start)
+    if len(text) > EXCERPT_WIDTH:
+        left = max(0, start - EXCERPT_WIDTH // 2)
+        window = text[left:left + EXCERPT_WIDTH]
+        more = left + EXCERPT_WIDTH < len(text)
+        text = ("..." if left else "") + window + ("..." if more else "")
+        start = start - left + (3 if left else 0)
+        width = min(width, EXCERPT_WIDTH)
     gutter = f"{span.line:>4} | "
-    return [gutter + text, " " * (len(gutter) + span.column - 1) + "^" * max(1, width)]
+    return [gutter + text, " " * (len(gutter) + start) + "^" * width]
 
 
 @dataclass

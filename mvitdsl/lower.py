@@ -148,6 +148,7 @@ class _Draft:
     """Values read from the settings, before the stage table is expanded."""
 
     input: ir.Input | None = None
+    kind: str | None = None  # known even when the input's size is wrong, so sizes parse right
     patch: dict[str, Any] = field(default_factory=dict)
     patch_loc: ir.Loc | None = None
     tokens: ir.Tokens | None = None
@@ -188,7 +189,7 @@ class Lowering:
 
     @property
     def parts(self) -> int:
-        return 2 if self.d.input is not None and self.d.input.kind == "image" else 3
+        return 2 if self.d.kind == "image" else 3
 
     def dims3(self, value: tuple[int, ...] | None) -> ir.Dims3 | None:
         if value is None:
@@ -234,9 +235,9 @@ class Lowering:
     def require(self) -> None:
         span = Span(self.model.file, self.model.span.line, self.model.span.column,
                     self.model.span.line, self.model.span.column + 5)
-        for key, present in (("input", self.d.input), ("patch", self.d.patch),
-                             ("stages", self.d.rows or self.d.stages_span)):
-            if not present:
+        given = {s.key for s in self.statements}  # a wrong one was reported where it stands
+        for key in ("input", "patch", "stages"):
+            if key not in given:
                 self.r.error("E202", f"model '{self.model.name}' has no '{key}'", span,
                              _EXAMPLES[key])
         if self.d.stages_span is not None and not self.d.rows and not self.r.diagnostics:
@@ -270,6 +271,7 @@ class Lowering:
         kind = atoms.word(("video", "image"), "input kind")
         if kind is None:
             return
+        self.d.kind = kind
         size = atoms.size(f"{kind} size", 4 if kind == "video" else 3)
         atoms.done()
         rounding: dict[str, Any] = {"grid_rounding": "exact"}
