@@ -6,8 +6,9 @@ arithmetic is left to mvitdsl.check, which runs on the IR.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import ir
 from .diagnostics import Reporter, Span, did_you_mean
@@ -83,7 +84,8 @@ class _Atoms:
                          atom.span, f"write {parts} numbers joined by 'x'")
             return None
         if not all(lo <= v <= MAX_INT for v in value):
-            self.r.error("E205", f"{what} '{atom.text}' must have sizes between {lo} and {MAX_INT:,}",
+            self.r.error("E205", f"{what} '{atom.text}' must have sizes between {lo} and "
+                         f"{MAX_INT:,}",
                          atom.span)
             return None
         return value
@@ -291,7 +293,8 @@ class Lowering:
         self.clauses(s, {
             "conv": lambda a: self.d.patch.__setitem__("kernel", self.dims3(a.size("kernel", p))),
             "stride": lambda a: self.d.patch.__setitem__("stride", self.dims3(a.size("stride", p))),
-            "pad": lambda a: self.d.patch.__setitem__("padding", self.pad3(a.size("padding", p, lo=0))),
+            "pad": lambda a: self.d.patch.__setitem__(
+                "padding", self.pad3(a.size("padding", p, lo=0))),
             "->": lambda a: self.d.patch.__setitem__("dim", a.number("embed dim", 1, MAX_INT)),
         })
 
@@ -331,13 +334,16 @@ class Lowering:
         self.clauses(s, {
             "pool": pool,
             "kernel_q": lambda at: a.__setitem__("kernel_q", self.dims3(at.size("Q kernel", p))),
-            "kernel_kv": lambda at: a.__setitem__("kernel_kv", self.dims3(at.size("K/V kernel", p))),
+            "kernel_kv": lambda at: a.__setitem__(
+                "kernel_kv", self.dims3(at.size("K/V kernel", p))),
             "pool_q": lambda at: a.__setitem__("pool_q", at.word(("first", "all"), "pool_q rule")),
             "kv_stride": kv_stride,
-            "mlp_ratio": lambda at: a.__setitem__("mlp_ratio", at.number("mlp_ratio", 0.01, 64, False)),
+            "mlp_ratio": lambda at: a.__setitem__(
+                "mlp_ratio", at.number("mlp_ratio", 0.01, 64, False)),
             "dim_change": lambda at: a.__setitem__(
                 "dim_change", at.word(("mlp", "attention"), "dim_change place")),
-            "rel_pos": lambda at: a.__setitem__("rel_pos", at.word(("none", "decomposed"), "rel_pos kind")),
+            "rel_pos": lambda at: a.__setitem__(
+                "rel_pos", at.word(("none", "decomposed"), "rel_pos kind")),
             "residual_pool": lambda at: a.__setitem__(
                 "residual_pool", at.word(("none", "tokens", "all"), "residual_pool kind")),
             "qkv_bias": switch("qkv_bias"),
@@ -482,7 +488,7 @@ def _divide(kv: ir.Dims3, q: ir.Dims3) -> ir.Dims3:
 
 def _stage_blocks(rows: list[_StageRow]) -> Iterator[tuple[int, _StageRow, int]]:
     index = 0
-    for s, row in enumerate(rows):
+    for row in rows:
         for j in range(row.depth):
             yield index, row, j
             index += 1

@@ -121,7 +121,8 @@ def _check_size(source: str, file: str, reporter: Reporter) -> None:
 def _syntax_error(e: UnexpectedInput, source: str, file: str, reporter: Reporter) -> None:
     line, column = max(e.line, 1), max(e.column, 1)
     if isinstance(e, UnexpectedCharacters):
-        char = source[e.pos_in_stream] if e.pos_in_stream < len(source) else ""
+        pos = e.pos_in_stream or 0
+        char = source[pos] if pos < len(source) else ""
         reporter.error("E100", f"unexpected character {char!r}",
                        Span(file, line, column, line, column + 1),
                        "sizes are written like 3x7x7; comments start with '#'")
