@@ -100,3 +100,20 @@ def test_joint_absolute_positions_with_cls_match_timm():
     spec = mvitdsl.load_spec(_small(tokens="cls, position joint", head="cls"))
     assert tuple(ref.pos_embed.shape) == (1, 32 * 32 + 1, 96)
     _parity(ref, spec, torch.randn(2, 3, 128, 128))
+
+
+@pytest.mark.parametrize("timm_name,spec_name", [
+    ("mvitv2_tiny", "mvitv2_t_image"), ("mvitv2_small", "mvitv2_s_image"),
+    ("mvitv2_base", "mvitv2_b_image"), ("mvitv2_large", "mvitv2_l_image"),
+    ("mvitv2_huge_cls", "mvitv2_h_image")])
+def test_image_specs_have_timms_names_and_shapes(timm_name, spec_name):
+    """The big image models, checked on the meta device: every timm tensor has its counterpart."""
+    from mvitdsl.weights import compare_shapes
+
+    with torch.device("meta"):
+        ref = timm.create_model(timm_name, pretrained=False, num_classes=1000)
+    spec = mvitdsl.load_spec(f"specs/{spec_name}.mv")
+    found = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    source, mismatches = compare_shapes(spec.model, found)
+    assert source == "timm" and [m.render() for m in mismatches] == []
+    assert sum(p.numel() for p in ref.parameters()) == mvitdsl.analyze(spec).params
