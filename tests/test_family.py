@@ -213,3 +213,12 @@ def test_kv_pooling_switched_off_per_stage():
     assert "blocks.8.attn.pool_k.pool.weight" in base  # 3x3 at stride 1 pools unless switched off
     gm = mvitdsl.build(spec, device="meta")
     assert sum(p.numel() for p in gm.parameters()) == report.params
+
+
+@pytest.mark.parametrize("frames,spec_name", [(32, "mvit_b_32x3.mv"), (64, "mvit_b_64x3.mv")])
+def test_longer_clips_have_torchvisions_shapes_at_that_length(frames, spec_name):
+    with torch.device("meta"):
+        ref = torchvision_at("mvit_v1_b", frames, 224)
+    gm = mvitdsl.build(mvitdsl.load_spec(SPECS / spec_name), device="meta")
+    assert {k: tuple(v.shape) for k, v in gm.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in ref.state_dict().items()}
