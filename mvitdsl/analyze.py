@@ -41,6 +41,13 @@ class Costs:
     def macs_fvcore(self) -> int:
         return self.macs + 5 * self.norm_elems
 
+    @property
+    def share(self) -> dict[str, float]:
+        """Fractions of the matmul-only MACs: attention, MLP, pooling, stem and head."""
+        total = self.macs or 1
+        return {"attention": self.attn_macs / total, "mlp": self.mlp_macs / total,
+                "pooling": self.pool_macs / total, "stem_head": self.other_macs / total}
+
     def __add__(self, other: Costs) -> Costs:
         return Costs(*(a + b for a, b in zip(_fields(self), _fields(other))))
 
@@ -72,6 +79,9 @@ class BlockRow:
     macs_fvcore: int
     costs: Costs
     activation_bytes: int
+    len_in: int = 0  # tokens in, cls included
+    len_kv_no_cls: int = 0
+    share: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,13 @@ class StageRow:
     params: int
     macs: int
     macs_fvcore: int
+    head_dim: int = 0
+    tokens: int = 0  # sequence length at the stage's output grid, cls included
+    tokens_no_cls: int = 0
+    grid_kv: Dims3 = (0, 0, 0)  # K/V grid of the stage's later blocks (the first sees 2x)
+    attention: tuple[int, int] = (0, 0)  # L_Q x L_K per head in the stage's later blocks
+    activation_bytes: int = 0
+    share: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,7 @@ class Report:
         data = asdict(self)
         data["model"] = self.model.name
         data["params"], data["macs"], data["macs_fvcore"] = self.params, self.macs, self.macs_fvcore
+        data["share"] = self.totals.share
         return data
 
     def to_json(self) -> str:
@@ -218,6 +236,9 @@ def activation_elems(block: Block, flow: BlockShapes) -> int:
     saved += h * flow.len_q * flow.len_kv  # attention probabilities
     saved += 3 * flow.len_q * a  # attention output, residual sum, norm2 output
     saved += 2 * flow.len_q * block.mlp_hidden  # MLP hidden before and after GELU
+    if flow.rel_pos is not None:
+        saved += h * flow.len_q * flow.len_kv  # the relative-position logits (the attn mask)
+        saved += 3 * h * flow.len_q * hd  # the queries, copied once per einsum over t, h, w
     return saved
 
 
@@ -258,7 +279,8 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
             grid_in=flow.grid_in, grid_q=flow.grid_q, grid_kv=flow.grid_kv, len_q=flow.len_q,
             len_kv=flow.len_kv, len_q_no_cls=prod(flow.grid_q), attention=(flow.len_q, flow.len_kv),
             params=c.params, macs=c.macs, macs_fvcore=c.macs_fvcore, costs=c,
-            activation_bytes=activation_elems(block, flow) * batch * nbytes))
+            activation_bytes=activation_elems(block, flow) * batch * nbytes, len_in=flow.len_in,
+            len_kv_no_cls=prod(flow.grid_kv), share=c.share))
     head = head_costs(model, grid)
     total = total + head
     stages = tuple(stage_row(model, s, rows) for s in model.stages)
@@ -271,10 +293,15 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
 
 def stage_row(model: Model, stage: Any, rows: list[BlockRow]) -> StageRow:
     mine = rows[stage.first:stage.first + stage.depth]
+    costs = sum((r.costs for r in mine), Costs())
+    last = mine[-1]
     return StageRow(name=stage.name, operators=operators(model, stage.dim), grid=mine[0].grid_q,
                     dim=stage.dim, blocks=stage.depth, heads=stage.heads,
-                    params=sum(r.params for r in mine), macs=sum(r.macs for r in mine),
-                    macs_fvcore=sum(r.macs_fvcore for r in mine))
+                    params=costs.params, macs=costs.macs, macs_fvcore=costs.macs_fvcore,
+                    head_dim=stage.dim // stage.heads, tokens=mine[0].len_q,
+                    tokens_no_cls=mine[0].len_q_no_cls, grid_kv=last.grid_kv,
+                    attention=last.attention,
+                    activation_bytes=sum(r.activation_bytes for r in mine), share=costs.share)
 
 
 # ---------------------------------------------------------------- rendering
@@ -319,13 +346,33 @@ def render_table(report: Report) -> str:
     return title + "\n" + "\n".join(lines)
 
 
+def render_stages(report: Report) -> str:
+    """Per stage at its working width: tokens with and without cls, head_dim, the K/V grid and
+    attention size of its later blocks, MACs in both conventions, the shares, activations."""
+    video = report.model.input.kind == "video"
+    head = (f"{'stage':<8} {'tokens':>8} {'no cls':>8} {'heads':>5} {'hd':>4} {'K/V grid':>10} "
+            f"{'L_Q x L_K':>13} {'GMACs':>7} {'fvcore':>7} {'attn':>6} {'mlp':>6} {'pool':>6} "
+            f"{'act MiB':>9}")
+    lines = [head]
+    for st in report.stages:
+        kv = "x".join(map(str, st.grid_kv if video else st.grid_kv[1:]))
+        share = st.share
+        lines.append(f"{st.name:<8} {st.tokens:>8,} {st.tokens_no_cls:>8,} {st.heads:>5} "
+                     f"{st.head_dim:>4} {kv:>10} {f'{st.attention[0]}x{st.attention[1]}':>13} "
+                     f"{st.macs / 1e9:>7.3f} {st.macs_fvcore / 1e9:>7.3f} "
+                     f"{share['attention']:>6.1%} {share['mlp']:>6.1%} {share['pooling']:>6.1%} "
+                     f"{st.activation_bytes / 2**20:>9.1f}")
+    return "\n".join(lines)
+
+
 def render_blocks(report: Report) -> str:
-    """One line per block: what it really takes and emits, attention size, memory, cost."""
+    """The stage details, then one line per block: what it really takes and emits, attention
+    size, memory, cost."""
     m = report.model
     head = (f"{'block':>5}  {'stage':<8} {'C_in>C_out':>11} {'heads':>5} {'hd':>4} "
             f"{'grid in':>11} {'Q grid':>11} {'K/V grid':>11} {'L_Q x L_K':>13} "
             f"{'params':>11} {'GMACs':>7} {'act MiB':>8}")
-    lines = [head]
+    lines = [render_stages(report), "", head]
     for b in report.blocks:
         g = [("x".join(map(str, v if m.input.kind == "video" else v[1:])))
              for v in (b.grid_in, b.grid_q, b.grid_kv)]
