@@ -68,6 +68,7 @@ class Checker:
         self.spec = spec
         self.model: Model = spec.model
         self.r = Reporter(spec.sources)
+        self.heads_seen: set[tuple[str, int, int]] = set()
 
     def fmt(self, grid: tuple[Any, ...]) -> str:
         """A grid, kernel or stride as the spec writes it: T x H x W, or H x W for images."""
@@ -124,14 +125,17 @@ class Checker:
                          "(with 'dim_change mlp' a stage works at its own width)")
 
     def check_heads(self, block: Block) -> None:
-        if block.dim_attn % block.heads == 0:
+        dim, heads = block.dim_attn, block.heads
+        if dim % heads == 0 or (block.stage, dim, heads) in self.heads_seen:
             return
-        lo = block.dim_attn - block.dim_attn % block.heads
-        options = " or ".join(str(d) for d in (lo, lo + block.heads) if d > 0)
-        self.r.error("E300", f"dim {block.dim_attn} is not divisible by {block.heads} heads "
+        self.heads_seen.add((block.stage, dim, heads))  # once per stage, not once per block
+        lo = dim - dim % heads
+        options = " or ".join(str(d) for d in (lo, lo + heads) if d > 0)
+        fits = ", ".join(str(h) for h in range(1, min(dim, 16) + 1) if dim % h == 0)
+        self.r.error("E300", f"dim {dim} is not divisible by {heads} heads "
                      f"(block {block.index}, stage '{block.stage}')",
                      self.row_span(block.stage, "dim" if self.first_of_stage(block) else "heads"),
-                     f"{options} would be")
+                     f"dim {options} would be; or use {fits} heads with dim {dim}")
 
     def first_of_stage(self, block: Block) -> bool:
         return any(s.first == block.index for s in self.model.stages)

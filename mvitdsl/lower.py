@@ -454,7 +454,7 @@ class Lowering:
 
 # Guard rails: a spec above either is refused before anything is allocated (E306), unless its
 # `budget` setting raises the limit. Activations: a training step at batch 1 in fp32.
-DEFAULT_BUDGET: dict[str, float] = {"params": 2e9, "activation_gib": 64.0}
+DEFAULT_BUDGET: dict[str, float] = {"params": 2e9, "activation_gib": 128.0}
 
 
 def budgets(statements: tuple[Any, ...]) -> dict[str, float]:

@@ -149,7 +149,7 @@ EXPECTED = {
 <spec>:6:13: error[E300]: dim 8 is not divisible by 3 heads (block 0, stage 's1')
    6 |     s1  1   8  3  1x1
                    ^
-  = hint: 6 or 9 would be
+  = hint: dim 6 or 9 would be; or use 1, 2, 4, 8 heads with dim 8
 """,
     "E301": """\
 <spec>:7:19: error[E301]: block 0: attention output grid 9x9 differs from the residual grid 8x8 (Q kernel 2x2, stride 1x1)

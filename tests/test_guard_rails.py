@@ -91,9 +91,9 @@ def test_activation_budget_is_for_the_declared_input():
     (d,) = info.value.diagnostics
     assert d.code == "E306" and d.line == 4  # the input line
     assert d.message.startswith("a training step at batch 1 (fp32) keeps about ")
-    assert d.message.endswith(" GiB of activations; the budget is 64 GiB")
+    assert d.message.endswith(" GiB of activations; the budget is 128 GiB")
     ok = big.replace("  train", "  budget activation_gib 1e6\n  train")
-    assert mvitdsl.analyze(mvitdsl.load_spec(ok)).activation_bytes > 64 * 2**30
+    assert mvitdsl.analyze(mvitdsl.load_spec(ok)).activation_bytes > 128 * 2**30
 
 
 def test_an_input_override_is_held_to_the_budget_too():
