@@ -33,7 +33,7 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "E100": ("input image 3x32x32 $", [("  input image 3x32x32\n", "  input image 3x32x32 $\n")]),
     "E101": ("stages {{", [("  stages {\n", "  stages {{\n")]),
     "E102": ("(the model's closing '}' missing)", [("  }\n}\n", "  }\n")]),
-    "E103": ("a file of more than 10,000 lines or 1 MB, or a 201-character word",
+    "E103": ("(a file over 10,000 lines or 1 MB, or a word over 200 characters)",
              [("}\n", "}\n" + "#\n" * 10_000)]),
     "E200": ("tokns cls", [("  tokens cls", "  tokns cls")]),
     "E201": ("tokens cls, position none, position joint",
@@ -53,13 +53,13 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "E302": ("s2  1  16  4  3x3  (on an 8x8 grid)", [("2x2\n", "3x3\n")]),
     "E303": ("patch conv 40x40 stride 4x4 -> 8  (on a 32x32 input)",
              [("patch conv 4x4", "patch conv 40x40")]),
-    "E304": ("input video 3x2x32x32 with attention pool avg 3x3x3",
+    "E304": ("`input video 3x2x32x32` and `attention pool avg 3x3x3`",
              [("input image 3x32x32", "input video 3x2x32x32"),
               ("conv 4x4 stride 4x4", "conv 1x4x4 stride 1x4x4"), ("1x1\n", "1x1x1\n"),
               ("2x2\n", "1x2x2\n"), ("  stages {", "  attention pool avg 3x3x3\n  stages {")]),
     "E305": ("patch conv 4x4 stride 4x4 -> 16  (first stage dim 8)", [("-> 8", "-> 16")]),
     "E306": ("budget params 1000", [("  stages {", "  budget params 1000\n  stages {")]),
-    "E307": ("patch conv 3x3 stride 2x2 with tokens cls, position joint  (on 32x32)",
+    "E307": ("`patch conv 3x3 stride 2x2` and `tokens cls, position joint` (on 32x32)",
              [("position none", "position joint"),
               ("conv 4x4 stride 4x4", "conv 3x3 stride 2x2")]),
 }
@@ -216,6 +216,16 @@ def test_rendered_text_is_exact(code: str):
     assert info.value.render() + "\n" == EXPECTED[code]
 
 
+def example_cell(example: str) -> str:
+    """`spec text` (note), or just the note when the example is an absence."""
+    if example.startswith("("):
+        return example[1:-1]
+    if "`" in example:
+        return example
+    code, _, note = example.partition("  (")
+    return f"`{code}`" + (f" ({note}" if note else "")
+
+
 def render_doc() -> str:
     """docs/DIAGNOSTICS.md: one line per code with a minimal failing example, then the texts."""
     lines = [
@@ -234,7 +244,7 @@ def render_doc() -> str:
         "| code | meaning | minimal failing example |",
         "|---|---|---|",
     ]
-    lines += [f"| {c} | {CODES[c]} | `{CASES[c][0]}` |" for c in sorted(CODES)]
+    lines += [f"| {c} | {CODES[c]} | {example_cell(CASES[c][0])} |" for c in sorted(CODES)]
     lines += ["", "## What each one looks like", "", "Each example edits this spec:", "",
               "```", BASE.rstrip(), "```", ""]
     for code in sorted(CODES):
