@@ -159,6 +159,13 @@ class Checker:
                              span, "PyTorch's avg_pool3d needs the grid at least as large as the "
                              "kernel; use a smaller kernel, or max or conv pooling")
                 return
+        if flow.rel_pos is not None and self.rel_pos_collapses(flow.rel_pos):
+            self.r.error("E303", f"block {block.index}: relative positions are sized from the "
+                         f"bookkeeping grid {self.fmt(flow.nominal_in)} (input // strides, as "
+                         "torchvision does), which leaves an empty table",
+                         self.row_span(block.stage, "pool_q"),
+                         "choose an input size divisible by the strides, or 'rel_pos none'")
+            return
         if flow.grid_skip != flow.grid_q:
             self.r.error("E301", f"block {block.index}: attention output grid "
                          f"{self.fmt(flow.grid_q)} differs from the residual grid "
@@ -166,6 +173,10 @@ class Checker:
                          f"{self.fmt(q.kernel)}, stride {self.fmt(q.stride)})",
                          self.row_span(block.stage, "pool_q"),
                          f"use an odd Q kernel, e.g. {self.fmt((3, 3, 3))}, or the s+1 rule")
+
+    def rel_pos_collapses(self, sizes: tuple[int, int, int]) -> bool:
+        t, h, w = sizes
+        return min(h, w) < 1 or (self.model.input.kind == "video" and t < 1)
 
     def avg_window_too_big(self, pool: Pool, grid: Dims3) -> bool:
         """As avg_pool3d does: it refuses any input dim smaller than the kernel (padding or not)."""
