@@ -3,6 +3,7 @@ pathological input is rejected with a located diagnostic, early and in bounded m
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import tracemalloc
@@ -34,10 +35,8 @@ def codes(text: str, **kw: Any) -> list[str]:
 
 def peak_mib(fn: Callable[[], object]) -> float:
     tracemalloc.start()
-    try:
+    with contextlib.suppress(mvitdsl.SpecError):
         fn()
-    except mvitdsl.SpecError:
-        pass
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak / 2**20
