@@ -33,6 +33,7 @@ TERMINAL_WORDS = {
     "COMMA": "','",
     "MODEL": "'model'",
     "EXTENDS": "'extends'",
+    "VALUE": "a value",
 }
 
 
@@ -151,8 +152,15 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str, reporter: Reporter
                        "every '{' needs a matching '}'")
 
 
+_VALUES = {"NAME", "NUMBER", "SIZE", "STRING", "ARROW"}
+
+
 def _expected_words(expected: Any) -> str:
-    words = sorted({TERMINAL_WORDS.get(name, f"'{name.lower()}'") for name in expected})
+    names = set(expected)
+    if {"NAME", "NUMBER", "SIZE"} <= names:  # anywhere a value may go: say so, not five words
+        names -= _VALUES
+        names.add("VALUE")
+    words = sorted({TERMINAL_WORDS.get(name, f"'{name.lower()}'") for name in names})
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 

@@ -72,7 +72,7 @@ EXPECTED = {
   = hint: sizes are written like 3x7x7; comments start with '#'
 """,
     "E101": """\
-<spec>:5:11: error[E101]: unexpected '{'; expected '->', '}', a name, a number, a quoted file name, a size such as 3x7x7 or end of line
+<spec>:5:11: error[E101]: unexpected '{'; expected '}', a value or end of line
    5 |   stages {{
                  ^
   = hint: tables such as 'stages { ... }' start on a line of their own
