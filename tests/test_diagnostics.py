@@ -14,6 +14,7 @@ from conftest import ROOT
 
 import mvitdsl
 from mvitdsl.diagnostics import CODES
+from mvitdsl.lower import DEFAULT_BUDGET
 
 DOC = ROOT / "docs" / "DIAGNOSTICS.md"
 BASE = """\
@@ -232,10 +233,17 @@ def render_doc() -> str:
         "# Diagnostic codes",
         "",
         "Every error has a stable code, a `file:line:col` location, the source line with a caret",
-        "under the exact span, and a hint where one helps. All errors of a file are reported at",
-        "once (syntax errors first: one per broken line). `mvitdsl check --format json` emits the",
-        "same diagnostics as data. E1xx: syntax; E2xx: vocabulary and values; E3xx: shapes and",
-        "budgets.",
+        "under the exact span, and a hint where one helps. E1xx: syntax; E2xx: vocabulary and",
+        "values; E3xx: shapes and budgets. Each pass reports all of its errors at once (the parser",
+        "one per broken line); the next pass runs when the earlier ones found none.",
+        "`mvitdsl check --format json` emits the same diagnostics as data.",
+        "",
+        "Guard rails: a file over 1 MB or 10,000 lines, or a word over 200 characters, is refused",
+        f"before parsing (E103). A model over {DEFAULT_BUDGET['params']:,.0f} parameters or "
+        f"{DEFAULT_BUDGET['activation_gib']:g} GiB",
+        "of activations (a training step at batch 1 in fp32, for the declared input) is refused",
+        "before anything is allocated (E306); raise the limits explicitly in the spec:",
+        "`budget params 4e9, activation_gib 256`.",
         "",
         "Generated from `mvitdsl.diagnostics.CODES` and the cases in `tests/test_diagnostics.py`,",
         "which asserts each text below exactly:",
