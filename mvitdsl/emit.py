@@ -8,7 +8,6 @@ so its MViT state_dicts load with strict=True.
 from __future__ import annotations
 
 import operator
-from math import prod
 from typing import Any, Callable
 
 import torch
@@ -118,12 +117,11 @@ class BlockEmitter(Emitter):
 
     def attention(self, x: fx.Node) -> fx.Node:
         b, flow, att = self.block, self.flow, self.model.attention
-        heads, hd = b.heads, b.head_dim
-        qkv = self.module("attn.qkv", nn.Linear(b.dim_in, 3 * b.dim_attn, bias=att.qkv_bias), x)
-        # (B, L, 3A) -> (B, L, 3, heads, hd) -> (3, B, heads, L, hd)
-        qkv = self.method("reshape", qkv, -1, flow.len_in, 3, heads, hd)
-        qkv = self.method("permute", qkv, 2, 0, 3, 1, 4)
-        q, k, v = (self.fn(operator.getitem, qkv, i) for i in range(3))
+        hd, a = b.head_dim, b.dim_attn
+        qkv = self.module("attn.qkv", nn.Linear(b.dim_in, 3 * a, bias=att.qkv_bias), x)
+        # (B, L, 3A) -> q, k, v as (B, L, A) views: the pools read them channels-last, no copy
+        q, k, v = (self.fn(operator.getitem, qkv, (slice(None),) * 2 + (slice(i * a, i * a + a),))
+                   for i in range(3))
         k = self.pool("attn.pool_k", k, b.pool_kv)
         v = self.pool("attn.pool_v", v, b.pool_kv)
         q = self.pool("attn.pool_q", q, b.pool_q)
@@ -139,47 +137,58 @@ class BlockEmitter(Emitter):
         return o
 
     def pool(self, target: str, x: fx.Node, pool: Pool) -> fx.Node:
-        """Pool one of q, k, v: (B, heads, L, hd) -> (B, heads, L', hd); cls bypasses it."""
-        if not pool.exists:
-            return x
+        """Pool one of q, k, v: (B, L, A) -> (B, heads, L', hd); cls bypasses it.
+
+        The pool runs channels-last on all heads at once (one depthwise conv over A channels,
+        the per-head kernel repeated), so the only copy is the channels-last input."""
         b, flow = self.block, self.flow
         heads, hd = b.heads, b.head_dim
-        cls, t = self.split_cls(x, 2)
-        # (B, heads, THW, hd) -> (B*heads, hd, T, H, W)
-        t = self.method("transpose", t, 2, 3)
-        t = self.method("reshape", t, -1, hd, *self.grid(flow.grid_in))
-        t = self.pool_op(target + ".pool", t, pool, hd)
-        out_len = prod(shapes.pooled(flow.grid_in, pool))
-        # (B*heads, hd, T', H', W') -> (B, heads, T'H'W', hd)
-        t = self.method("reshape", t, -1, heads, hd, out_len)
-        t = self.method("transpose", t, 2, 3)
-        t = self.join_cls(cls, t, 2)
-        if pool.mode == "conv":
-            t = self.layer_norm(target + ".norm_act.0", hd, t)
-        return t
+        if pool.exists:
+            cls, t = self.split_cls(x, 1)
+            t = self.channels_last(t, flow.grid_in)
+            t = self.pool_op(target + ".pool", t, pool, heads, hd)
+            # (B, A, T', H', W') channels-last -> (B, T'H'W', A): a view
+            t = self.method("flatten", t, 2)
+            t = self.method("transpose", t, 1, 2)
+            x = self.join_cls(cls, t, 1)
+        # (B, L', A) -> (B, L', heads, hd) [-> LayerNorm(hd)] -> (B, heads, L', hd)
+        x = self.method("unflatten", x, 2, (heads, hd))
+        if pool.exists and pool.mode == "conv":
+            x = self.layer_norm(target + ".norm_act.0", hd, x)
+        return self.method("transpose", x, 1, 2)
 
-    def pool_op(self, target: str, t: fx.Node, pool: Pool, channels: int) -> fx.Node:
+    def channels_last(self, t: fx.Node, grid: Dims3) -> fx.Node:
+        """(B, THW, C) -> (B, C, T, H, W) in channels-last memory (dense, for oneDNN/cuDNN)."""
+        t = self.method("transpose", t, 1, 2)
+        t = self.method("unflatten", t, 2, self.grid(grid))
+        fmt = torch.channels_last_3d if self.nd == 3 else torch.channels_last
+        return self.graph.call_method("contiguous", (t,), {"memory_format": fmt})
+
+    def pool_op(self, target: str, t: fx.Node, pool: Pool, heads: int, hd: int) -> fx.Node:
         kernel, stride, padding = (self.grid(v) for v in (pool.kernel, pool.stride, pool.padding))
         if pool.mode == "conv":
+            # torchvision's per-head Conv3d(hd, hd, groups=hd) weight, shared by the heads
             conv = nn.Conv3d if self.nd == 3 else nn.Conv2d
-            return self.module(target, conv(channels, channels, kernel, stride=stride,
-                                            padding=padding, groups=channels, bias=False), t)
+            made = conv(hd, hd, kernel, stride=stride, padding=padding, groups=hd, bias=False)
+            w = self.attr(target + ".weight", made.weight)
+            if heads > 1:
+                w = self.method("repeat", w, heads, *(1,) * (self.nd + 1))
+            fn = F.conv3d if self.nd == 3 else F.conv2d
+            return self.fn(fn, t, w, None, stride, padding, 1, heads * hd)
         fns = {("max", 3): F.max_pool3d, ("max", 2): F.max_pool2d,
                ("avg", 3): F.avg_pool3d, ("avg", 2): F.avg_pool2d}
         return self.fn(fns[pool.mode, self.nd], t, kernel, stride, padding)
 
     def skip_pool(self, x: fx.Node, dim: int) -> fx.Node:
-        """Max-pool the residual like Q: (B, L_in, C) -> (B, L_q, C)."""
+        """Max-pool the residual like Q, channels-last: (B, L_in, C) -> (B, L_q, C)."""
         flow, stride = self.flow, self.block.skip_stride
         kernel = shapes.skip_kernel(stride)
         cls, t = self.split_cls(x, 1)
-        # (B, THW, C) -> (B, C, T, H, W)
-        t = self.method("transpose", t, 1, 2)
-        t = self.method("reshape", t, -1, dim, *self.grid(flow.grid_in))
+        t = self.channels_last(t, flow.grid_in)
         pool = F.max_pool3d if self.nd == 3 else F.max_pool2d
         padding = tuple(k // 2 for k in kernel)
         t = self.fn(pool, t, self.grid(kernel), self.grid(stride), self.grid(padding))
-        # (B, C, T', H', W') -> (B, T'H'W', C)
+        # (B, C, T', H', W') channels-last -> (B, T'H'W', C): a view
         t = self.method("flatten", t, 2)
         t = self.method("transpose", t, 1, 2)
         return self.join_cls(cls, t, 1)

@@ -1,0 +1,64 @@
+"""The emitter's layout choices (channels-last pooling over all heads at once) keep parity:
+MViTv2-S against torchvision's mvit_v2_s, and the graph has the layout it promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+import torch.nn.functional as F  # noqa: E402
+
+import mvitdsl  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_mvitv2_s_eval_logits_match_torchvision() -> None:
+    torch.manual_seed(0)
+    ref = torchvision.models.video.mvit_v2_s().eval()
+    # torchvision initialises rel-pos tables to zero: give them values so they are tested
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if "rel_pos" in name:
+                p.normal_(0, 0.02)
+    gm = mvitdsl.build(mvitdsl.load_spec(ROOT / "specs" / "mvitv2_s.mv")).eval()
+    gm.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours, theirs = gm(x), ref(x)
+    assert ours.shape == (2, 400)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["mvit_b", "mvitv2_s"])
+def test_every_pool_reads_a_channels_last_view_of_qkv(name: str) -> None:
+    spec = mvitdsl.load_spec(ROOT / "specs" / f"{name}.mv")
+    gm = mvitdsl.build(spec, device="meta")
+    pools = 0
+    for block in gm.blocks:
+        for node in block.graph.nodes:
+            if node.op == "call_function" and node.target in (F.conv3d, F.max_pool3d):
+                src = node.args[0]
+                assert src.op == "call_method" and src.target == "contiguous", node
+                assert src.kwargs["memory_format"] is torch.channels_last_3d
+                assert src.args[0].target == "unflatten", node  # a view of (B, L, C), no reshape
+                pools += 1
+        assert not any(n.target == "reshape" and n.args[0].target == "transpose"
+                       and n.args[0].args[0].target == "getitem" for n in block.graph.nodes
+                       if n.op == "call_method")
+    expected = sum(b.pool_q.exists + 2 * b.pool_kv.exists + b.has_skip_pool
+                   for b in spec.model.blocks)
+    assert pools == expected > 16
+
+
+def test_image_pools_are_channels_last_2d() -> None:
+    spec = mvitdsl.load_spec(ROOT / "specs" / "mvitv2_t_image.mv")
+    gm = mvitdsl.build(spec, device="meta").eval()
+    convs = [n for b in gm.blocks for n in b.graph.nodes if n.target is F.conv2d]
+    assert convs and all(n.args[0].kwargs["memory_format"] is torch.channels_last for n in convs)
+    with torch.no_grad():
+        assert gm(torch.empty(2, 3, 224, 224, device="meta")).shape == (2, 1000)
