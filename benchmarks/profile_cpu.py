@@ -15,7 +15,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import mvitdsl  # noqa: E402
 
-REFS = {"mvit_b": torchvision.models.video.mvit_v1_b, "mvitv2_s": torchvision.models.video.mvit_v2_s}
+REFS = {"mvit_b": torchvision.models.video.mvit_v1_b,
+        "mvitv2_s": torchvision.models.video.mvit_v2_s}
 
 
 def main() -> None:
