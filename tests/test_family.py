@@ -131,36 +131,26 @@ def test_mvitv2_s_matches_torchvision():
                                                ("mvit_v2_s", "mvitv2_s.mv")])
 def test_input_override_matches_torchvision_built_at_that_size(factory, spec_name):
     torch.manual_seed(0)
-    ref = _perturbed(torchvision_at(factory, 8, 160)).eval()
+    ref = _perturbed(torchvision_at(factory, 4, 128)).eval()
     spec = mvitdsl.load_spec(SPECS / spec_name)
-    gm = mvitdsl.build(spec, input=(3, 8, 160, 160))
-    _assert_same_logits(gm, ref, torch.randn(1, 3, 8, 160, 160))
+    gm = mvitdsl.build(spec, input=(3, 4, 128, 128))
+    _assert_same_logits(gm, ref, torch.randn(1, 3, 4, 128, 128))
 
 
 def test_rounded_grid_interpolates_rel_pos_like_torchvision():
-    """At 200x200 the grid goes 50 -> 25 -> 13 (not 12) -> 7: the rel-pos tables, sized from
-    size // stride, are interpolated at run time, as torchvision and SlowFast do."""
+    """At 136x136 the grid goes 34 -> 17 -> 9 (not 8) -> 5 (not 4): the rel-pos tables, sized
+    from size // stride, are interpolated at run time, as torchvision and SlowFast do."""
     torch.manual_seed(0)
-    ref = _perturbed(torchvision_at("mvit_v2_s", 4, 200)).eval()
-    spec = mvitdsl.load_spec('model v2s_200 extends "specs/mvitv2_s.mv" mvitv2_s {\n'
-                             "  input video 3x4x200x200, grid_rounding ceil\n}\n")
-    assert [b.grid_q for b in mvitdsl.analyze(spec).blocks][-3:] == [(2, 13, 13), (2, 7, 7),
-                                                                    (2, 7, 7)]
-    _assert_same_logits(mvitdsl.build(spec), ref, torch.randn(1, 3, 4, 200, 200))
-
-
-def test_image_input_override_matches_timm_built_at_that_size():
-    timm = pytest.importorskip("timm")
-    from mvitdsl.weights import convert_state_dict
-
-    torch.manual_seed(0)
-    ref = _perturbed(timm.create_model("mvitv2_tiny", img_size=160)).eval()
-    spec = mvitdsl.resize(mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv"), (3, 160, 160))
-    gm = mvitdsl.build(spec).eval()
-    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
-    x = torch.randn(1, 3, 160, 160)
-    with torch.no_grad():
-        torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
+    ref = _perturbed(torchvision_at("mvit_v2_s", 4, 136)).eval()
+    spec = mvitdsl.load_spec('model v2s_136 extends "specs/mvitv2_s.mv" mvitv2_s {\n'
+                             "  input video 3x4x136x136, grid_rounding ceil\n}\n")
+    grids = [b.grid_q for b in mvitdsl.analyze(spec).blocks]
+    assert (grids[3], grids[14]) == ((2, 9, 9), (2, 5, 5))
+    blocks = mvitdsl.analyze(spec).blocks
+    # tables from size // stride (8), the attention then needs 2 * 9 - 1 rows: interpolated
+    assert [b.attn.rel_pos_h.shape[0] for b in ref.blocks][3:15:11] == [15, 15]
+    assert [2 * max(blocks[i].grid_q[1], blocks[i].grid_kv[1]) - 1 for i in (3, 14)] == [17, 17]
+    _assert_same_logits(mvitdsl.build(spec), ref, torch.randn(1, 3, 4, 136, 136))
 
 
 def test_cli_input_override_changes_the_model(capsys):

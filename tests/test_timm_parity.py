@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SPECS
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
@@ -47,7 +48,7 @@ def _parity(ref: torch.nn.Module, spec: mvitdsl.Spec, x: torch.Tensor) -> None:
 def test_mvitv2_tiny_matches_timm():
     torch.manual_seed(0)
     ref = _perturbed(timm.create_model("mvitv2_tiny", pretrained=False))
-    spec = mvitdsl.load_spec("specs/mvitv2_t_image.mv")
+    spec = mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv")
     _parity(ref, spec, torch.randn(2, 3, 224, 224))
 
 
@@ -112,8 +113,19 @@ def test_image_specs_have_timms_names_and_shapes(timm_name, spec_name):
 
     with torch.device("meta"):
         ref = timm.create_model(timm_name, pretrained=False, num_classes=1000)
-    spec = mvitdsl.load_spec(f"specs/{spec_name}.mv")
+    spec = mvitdsl.load_spec(SPECS / f"{spec_name}.mv")
     found = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
     source, mismatches = compare_shapes(spec.model, found)
     assert source == "timm" and [m.render() for m in mismatches] == []
     assert sum(p.numel() for p in ref.parameters()) == mvitdsl.analyze(spec).params
+
+
+def test_image_input_override_matches_timm_built_at_that_size():
+    torch.manual_seed(0)
+    ref = _perturbed(timm.create_model("mvitv2_tiny", img_size=160)).eval()
+    spec = mvitdsl.resize(mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv"), (3, 160, 160))
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
+    x = torch.randn(1, 3, 160, 160)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
