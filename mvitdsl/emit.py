@@ -184,7 +184,10 @@ class BlockEmitter(Emitter):
         flow, stride = self.flow, self.block.skip_stride
         kernel = shapes.skip_kernel(stride)
         cls, t = self.split_cls(x, 1)
-        t = self.channels_last(t, flow.grid_in)
+        # (B, THW, C) -> (B, C, T, H, W): a view of x (saved by norm1 anyway), so training
+        # keeps no extra copy; at batch 1 it is already dense channels-last
+        t = self.method("transpose", t, 1, 2)
+        t = self.method("unflatten", t, 2, self.grid(flow.grid_in))
         pool = F.max_pool3d if self.nd == 3 else F.max_pool2d
         padding = tuple(k // 2 for k in kernel)
         t = self.fn(pool, t, self.grid(kernel), self.grid(stride), self.grid(padding))
