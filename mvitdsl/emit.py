@@ -64,10 +64,16 @@ class Emitter:
     def layer_norm(self, target: str, dim: int, x: fx.Node) -> fx.Node:
         return self.module(target, nn.LayerNorm(dim, eps=self.model.norm_eps), x)
 
-    def split_cls(self, x: fx.Node, dim: int) -> tuple[fx.Node | None, fx.Node]:
-        """(cls token, the other tokens) along the sequence dim; (None, x) without cls."""
+    def split_cls(self, x: fx.Node, dim: int, length: int | None = None,
+                  ) -> tuple[fx.Node | None, fx.Node]:
+        """(cls token, the other tokens) along the sequence dim; (None, x) without cls.
+        Given the length, one split_with_sizes: its backward is one cat, not two zero-filled
+        full-size tensors as for two slices."""
         if not self.model.tokens.cls:
             return None, x
+        if length is not None:
+            parts = self.method("split", x, [1, length - 1], dim)
+            return self.fn(operator.getitem, parts, 0), self.fn(operator.getitem, parts, 1)
         before = (slice(None),) * dim
         return (self.fn(operator.getitem, x, before + (slice(None, 1),)),
                 self.fn(operator.getitem, x, before + (slice(1, None),)))
@@ -119,9 +125,10 @@ class BlockEmitter(Emitter):
         b, flow, att = self.block, self.flow, self.model.attention
         hd, a = b.head_dim, b.dim_attn
         qkv = self.module("attn.qkv", nn.Linear(b.dim_in, 3 * a, bias=att.qkv_bias), x)
-        # (B, L, 3A) -> q, k, v as (B, L, A) views: the pools read them channels-last, no copy
-        q, k, v = (self.fn(operator.getitem, qkv, (slice(None),) * 2 + (slice(i * a, i * a + a),))
-                   for i in range(3))
+        # (B, L, 3A) -> (B, L, 3, A) -> q, k, v as (B, L, A) views, read channels-last by the
+        # pools; unbind's backward is one stack, not three zero-filled copies of qkv
+        qkv = self.method("unbind", self.method("unflatten", qkv, 2, (3, a)), 2)
+        q, k, v = (self.fn(operator.getitem, qkv, i) for i in range(3))
         k = self.pool("attn.pool_k", k, b.pool_kv)
         v = self.pool("attn.pool_v", v, b.pool_kv)
         q = self.pool("attn.pool_q", q, b.pool_q)
@@ -144,7 +151,7 @@ class BlockEmitter(Emitter):
         b, flow = self.block, self.flow
         heads, hd = b.heads, b.head_dim
         if pool.exists:
-            cls, t = self.split_cls(x, 1)
+            cls, t = self.split_cls(x, 1, flow.len_in)
             t = self.channels_last(t, flow.grid_in)
             t = self.pool_op(target + ".pool", t, pool, heads, hd)
             # (B, A, T', H', W') channels-last -> (B, T'H'W', A): a view
@@ -183,7 +190,7 @@ class BlockEmitter(Emitter):
         """Max-pool the residual like Q, channels-last: (B, L_in, C) -> (B, L_q, C)."""
         flow, stride = self.flow, self.block.skip_stride
         kernel = shapes.skip_kernel(stride)
-        cls, t = self.split_cls(x, 1)
+        cls, t = self.split_cls(x, 1, flow.len_in)
         # (B, THW, C) -> (B, C, T, H, W): a view of x (saved by norm1 anyway), so training
         # keeps no extra copy; at batch 1 it is already dense channels-last
         t = self.method("transpose", t, 1, 2)
@@ -214,8 +221,8 @@ class BlockEmitter(Emitter):
             return o
         if kind == "all" or not self.model.tokens.cls:
             return self.fn(operator.add, o, q)
-        o_cls, o_rest = self.split_cls(o, 2)
-        _, q_rest = self.split_cls(q, 2)
+        o_cls, o_rest = self.split_cls(o, 2, self.flow.len_q)
+        _, q_rest = self.split_cls(q, 2, self.flow.len_q)
         return self.join_cls(o_cls, self.fn(operator.add, o_rest, q_rest), 2)
 
 
