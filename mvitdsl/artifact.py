@@ -58,7 +58,13 @@ def _put(owner: nn.Module, target: str, value) -> None:
 
 
 class _Tracer(fx.Tracer):
-    """Keeps torch.nn layers, runtime modules and already-built blocks as calls."""
+    """Keeps torch.nn layers, runtime modules and functions, and built blocks as calls."""
+
+    def __init__(self) -> None:
+        super().__init__(autowrap_functions=tuple(
+            f for f in vars(runtime).values()
+            if callable(f) and getattr(f, "__module__", None) == runtime.__name__
+            and not isinstance(f, type)))
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         leaf = isinstance(m, (runtime.DropPath, fx.GraphModule))

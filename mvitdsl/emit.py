@@ -165,11 +165,11 @@ class BlockEmitter(Emitter):
         return self.method("transpose", x, 1, 2)
 
     def channels_last(self, t: fx.Node, grid: Dims3) -> fx.Node:
-        """(B, THW, C) -> (B, C, T, H, W) in channels-last memory (dense, for oneDNN/cuDNN)."""
+        """(B, THW, C) -> (B, C, T, H, W) channels-last: a dense copy in inference, the
+        strided view while training (see runtime.channels_last)."""
         t = self.method("transpose", t, 1, 2)
         t = self.method("unflatten", t, 2, self.grid(grid))
-        fmt = torch.channels_last_3d if self.nd == 3 else torch.channels_last
-        return self.graph.call_method("contiguous", (t,), {"memory_format": fmt})
+        return self.fn(runtime.channels_last, t)
 
     def pool_op(self, target: str, t: fx.Node, pool: Pool, heads: int, hd: int) -> fx.Node:
         kernel, stride, padding = (self.grid(v) for v in (pool.kernel, pool.stride, pool.padding))

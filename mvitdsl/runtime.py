@@ -58,3 +58,12 @@ def rel_pos_bias(q: Tensor, q_grid: tuple[int, int, int], k_grid: tuple[int, int
         bias = bias + bias_t[..., :, None, None]  # (B, h, qt, qh, qw, kt, kh, kw)
     bias = bias.reshape(B, heads, qt * qh * qw, -1)
     return F.pad(bias, (1, 0, 1, 0)) if cls else bias
+
+
+def channels_last(x: Tensor) -> Tensor:
+    """(B, C, [T,] H, W) in dense channels-last memory when no gradient is recorded (pools run
+    faster on it); while training, the strided view itself, so the pool saves no extra copy."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x
+    return x.contiguous(memory_format=torch.channels_last_3d if x.dim() == 5
+                        else torch.channels_last)

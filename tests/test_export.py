@@ -71,8 +71,7 @@ def test_cli_onnx_matches_eager_in_onnxruntime(compiled_dir: Path) -> None:
 def test_mvitv2_s_onnx_matches_eager_in_onnxruntime(tmp_path: Path) -> None:
     gm = small("mvitv2_s")
     x = clips(2)
-    # unoptimised to halve the time; the CLI test above covers the optimised path
-    path = write_onnx(export_program(gm, x), tmp_path / "mvitv2_s.onnx", optimize=False)
+    path = write_onnx(export_program(gm, x), tmp_path / "mvitv2_s.onnx")
     with torch.no_grad():
         expected = gm(x)
     torch.testing.assert_close(run_onnx(path, x), expected, atol=1e-4, rtol=0)

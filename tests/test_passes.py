@@ -13,6 +13,7 @@ torchvision = pytest.importorskip("torchvision")
 import torch.nn.functional as F  # noqa: E402
 
 import mvitdsl  # noqa: E402
+from mvitdsl import runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,8 +46,7 @@ def test_pools_read_channels_last_views_not_head_split_copies(name: str) -> None
         for node in block.graph.nodes:
             if node.op == "call_function" and node.target is F.conv3d:
                 src = node.args[0]
-                assert src.target == "contiguous", node
-                assert src.kwargs["memory_format"] is torch.channels_last_3d
+                assert src.target is runtime.channels_last, node
                 assert src.args[0].target == "unflatten", node  # a view of (B, L, A)
                 convs += 1
             if node.op == "call_function" and node.target is F.max_pool3d:
@@ -56,10 +56,20 @@ def test_pools_read_channels_last_views_not_head_split_copies(name: str) -> None
     assert skips == sum(b.has_skip_pool for b in spec.model.blocks) == 3
 
 
+def test_channels_last_copies_only_without_autograd() -> None:
+    x = torch.randn(2, 8, 3, 4, 5).transpose(1, 4)  # a strided (B, C, T, H, W) view
+    with torch.no_grad():
+        assert runtime.channels_last(x).is_contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_(True)
+    assert runtime.channels_last(x) is x  # training: the conv saves the view, not a copy
+    y = torch.randn(2, 3, 4, 5).transpose(1, 3)
+    assert runtime.channels_last(y).is_contiguous(memory_format=torch.channels_last)
+
+
 def test_image_pools_are_channels_last_2d() -> None:
     spec = mvitdsl.load_spec(ROOT / "specs" / "mvitv2_t_image.mv")
     gm = mvitdsl.build(spec, device="meta").eval()
     convs = [n for b in gm.blocks for n in b.graph.nodes if n.target is F.conv2d]
-    assert convs and all(n.args[0].kwargs["memory_format"] is torch.channels_last for n in convs)
+    assert convs and all(n.args[0].target is runtime.channels_last for n in convs)
     with torch.no_grad():
         assert gm(torch.empty(2, 3, 224, 224, device="meta")).shape == (2, 1000)
