@@ -81,14 +81,16 @@ def runtime_verdict(text: str) -> str:
     except Exception:  # any failure at build or run time proves the rejection right
         return "raises"
     m = spec.model
+    cls = int(m.tokens.cls)
     if tuple(out.shape) != (BATCH, m.head.classes):
         return "output"
-    if m.tokens.position == "separable":
-        grid = stem[0] if m.input.kind == "video" else (1, *stem[0])
-        if (gm.pos_encoding.temporal_pos.shape[0] != grid[0]
-                or gm.pos_encoding.spatial_pos.shape[0] != grid[1] * grid[2]):
-            return "positions"  # the tables do not line up with the frames and the pixels
-    cls = int(m.tokens.cls)
+    grid = stem[0] if m.input.kind == "video" else (1, *stem[0])
+    if m.tokens.position == "separable" and (
+            gm.pos_encoding.temporal_pos.shape[0] != grid[0]
+            or gm.pos_encoding.spatial_pos.shape[0] != grid[1] * grid[2]):
+        return "positions"  # the tables do not line up with the frames and the pixels
+    if m.tokens.position == "joint" and gm.pos_encoding.pos_embed.shape[1] != prod(grid) + cls:
+        return "positions"  # one embedding broadcast over several tokens: it ran, but wrong
     for block in m.blocks:
         (b_in, l_in, _), (b_out, l_out, _) = seen[block.index]
         if b_in != BATCH or b_out != BATCH:
