@@ -8,7 +8,7 @@ so its MViT state_dicts load with strict=True.
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +39,7 @@ class Emitter:
         self.modules[target] = module
         return self.graph.call_module(target, args)
 
-    def fn(self, target: Callable[..., Any], *args: Arg, **kwargs: Arg) -> fx.Node:
+    def fn(self, target: Any, *args: Arg, **kwargs: Arg) -> fx.Node:
         return self.graph.call_function(target, args, kwargs)
 
     def method(self, name: str, *args: Arg) -> fx.Node:
@@ -56,7 +56,7 @@ class Emitter:
             node.meta.setdefault("stack_trace", trace)
         return fx.GraphModule(self.modules, self.graph, class_name=class_name)
 
-    def grid(self, g: Dims3) -> tuple[int, ...]:
+    def grid(self, g: Dims3) -> Any:  # (T, H, W) for video, (H, W) for images
         return g if self.nd == 3 else g[1:]
 
     # -- shared pieces
@@ -90,7 +90,7 @@ class BlockEmitter(Emitter):
         self.block, self.flow = block, flow
 
     def emit(self) -> fx.GraphModule:
-        b, flow, m = self.block, self.flow, self.model
+        b, m = self.block, self.model
         x = self.graph.placeholder("x")
         x_norm = self.layer_norm("norm1", b.dim_in, x)
         attn = self.attention(x_norm)
@@ -196,7 +196,7 @@ class BlockEmitter(Emitter):
         t = self.method("transpose", t, 1, 2)
         t = self.method("unflatten", t, 2, self.grid(flow.grid_in))
         pool = F.max_pool3d if self.nd == 3 else F.max_pool2d
-        padding = tuple(k // 2 for k in kernel)
+        padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
         t = self.fn(pool, t, self.grid(kernel), self.grid(stride), self.grid(padding))
         # (B, C, T', H', W') channels-last -> (B, T'H'W', C): a view
         t = self.method("flatten", t, 2)
@@ -270,8 +270,8 @@ class ModelEmitter(Emitter):
         t, h, w = shapes.patch_nominal(m)
         cls = m.tokens.cls
         if m.tokens.position == "joint":
-            pos = nn.Parameter(torch.zeros(1, t * h * w + int(cls), d))
-            return self.attr("pos_encoding.pos_embed", pos)
+            table = nn.Parameter(torch.zeros(1, t * h * w + int(cls), d))
+            return self.attr("pos_encoding.pos_embed", table)
         temporal = self.attr("pos_encoding.temporal_pos", nn.Parameter(torch.zeros(t, d)))
         spatial = self.attr("pos_encoding.spatial_pos", nn.Parameter(torch.zeros(h * w, d)))
         pos = self.fn(torch.repeat_interleave, temporal, h * w, dim=0)
@@ -304,7 +304,7 @@ def _class_name(name: str) -> str:
 def init_weights(gm: nn.Module) -> None:
     """timm/torchvision-style init: truncated normal 0.02 for linears and positions, LayerNorm
     to identity, zero biases."""
-    for name, module in gm.named_modules():
+    for module in gm.modules():
         if isinstance(module, nn.Linear):
             nn.init.trunc_normal_(module.weight, std=0.02)
             if module.bias is not None:
