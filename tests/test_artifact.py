@@ -33,7 +33,8 @@ def test_moved_artifact_imports_without_mvitdsl_and_matches(mvit_b_spec, tmp_pat
         sys.path.insert(0, {str(moved.parent)!r})
         import torch, mvit_b
         gm = mvit_b.load()
-        assert isinstance(gm, torch.fx.GraphModule) and isinstance(gm.blocks[0], torch.fx.GraphModule)
+        assert isinstance(gm, torch.fx.GraphModule)
+        assert isinstance(gm.blocks[0], torch.fx.GraphModule)
         with torch.no_grad():
             out = gm(torch.load({str(tmp_path / "x.pt")!r}))
         torch.save(out, {str(tmp_path / "out.pt")!r})

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SPECS
 
 GOOD = SPECS / "mvit_b.mv"
@@ -37,7 +36,8 @@ BROKEN = {
     "unknown key": ("  tokens     cls, position separable\n",
                     "  tokens     cls, positon separable\n",
                     "error[E203]: unknown option 'positon' in 'tokens'"),
-    "unknown setting": ("  head       norm", "  heads      norm", "error[E200]: unknown setting 'heads'"),
+    "unknown setting": ("  head       norm", "  heads      norm",
+                        "error[E200]: unknown setting 'heads'"),
     "heads do not divide dim": ("scale3      2    192    2", "scale3      2    192    5",
                                 "error[E300]: dim 192 is not divisible by 5 heads"),
     "Q stride does not fit": ("scale5      2    768    8     1x2x2",

@@ -4,7 +4,6 @@ Regenerate with `make golden` and review the diff like code."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import assert_golden
 
 
