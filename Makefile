@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 MVITDSL := .venv/bin/mvitdsl
 
-.PHONY: all setup main test lint format golden bench fuzz docs diagrams clean
+.PHONY: all setup main test lint format golden bench fuzz diagrams clean
 
 all: setup main
 
@@ -24,17 +24,17 @@ format: setup
 	$(PY) -m ruff format mvitdsl
 	$(PY) -m ruff check --fix mvitdsl tests
 
+# Regenerates every golden file (IR, fx code, DOT, diagnostics and docs/DIAGNOSTICS.md);
+# review the diff like code.
 golden: setup
-	MVITDSL_UPDATE_GOLDEN=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_golden.py
+	MVITDSL_UPDATE_GOLDEN=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_golden.py \
+		tests/test_draw.py tests/test_diagnostics.py
 
 bench: setup
 	$(PY) benchmarks/run.py
 
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests -k property
-
-docs: setup
-	$(PY) -m mvitdsl.docs
 
 diagrams: setup
 	$(MVITDSL) draw specs/mvit_b.mv --level stage -o docs/img/mvit_b_stage.svg
