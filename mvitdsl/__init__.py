@@ -23,12 +23,28 @@ if TYPE_CHECKING:
     from torch import fx
 
 __version__ = "0.1.0"
-__all__ = ["Diagnostic", "Report", "Spec", "SpecError", "analyze", "build", "compile",
-           "convert_state_dict", "load_spec", "__version__"]
+__all__ = [
+    "Diagnostic",
+    "Report",
+    "Spec",
+    "SpecError",
+    "analyze",
+    "build",
+    "compile",
+    "convert_state_dict",
+    "load_spec",
+    "__version__",
+]
 
 
-def build(spec: Spec, *, device: Any = None, dtype: torch.dtype | None = None,
-          input: tuple[int, ...] | None = None, checkpoint: Any = False) -> fx.GraphModule:
+def build(
+    spec: Spec,
+    *,
+    device: Any = None,
+    dtype: torch.dtype | None = None,
+    input: tuple[int, ...] | None = None,
+    checkpoint: Any = False,
+) -> fx.GraphModule:
     """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
 
     `input` overrides the spec's input size, (C, T, H, W) for video or (C, H, W) for images.

@@ -98,13 +98,15 @@ def load(device=None, dtype=None) -> fx.GraphModule:
 def ctor(module: nn.Module) -> str:
     """Python source that constructs an equal (freshly initialised) module."""
     makers: dict[type, Callable[[Any], str]] = {
-        nn.Linear: lambda m: f"nn.Linear({m.in_features}, {m.out_features}, "
-                             f"bias={m.bias is not None})",
+        nn.Linear: lambda m: (
+            f"nn.Linear({m.in_features}, {m.out_features}, bias={m.bias is not None})"
+        ),
         nn.LayerNorm: lambda m: f"nn.LayerNorm({tuple(m.normalized_shape)}, eps={m.eps!r})",
         nn.GELU: lambda m: f"nn.GELU(approximate={m.approximate!r})",
         nn.Dropout: lambda m: f"nn.Dropout({m.p!r})",
         runtime.DropPath: lambda m: f"runtime.DropPath({m.p!r})",
-        nn.Conv3d: _conv, nn.Conv2d: _conv,
+        nn.Conv3d: _conv,
+        nn.Conv2d: _conv,
     }
     if type(module) not in makers:
         raise TypeError(f"no constructor for {type(module).__name__}; add it to artifact.ctor")
@@ -112,9 +114,11 @@ def ctor(module: nn.Module) -> str:
 
 
 def _conv(m: nn.Conv2d | nn.Conv3d) -> str:
-    return (f"nn.{type(m).__name__}({m.in_channels}, {m.out_channels}, {tuple(m.kernel_size)}, "
-            f"stride={tuple(m.stride)}, padding={tuple(m.padding)}, groups={m.groups}, "
-            f"bias={m.bias is not None})")
+    return (
+        f"nn.{type(m).__name__}({m.in_channels}, {m.out_channels}, {tuple(m.kernel_size)}, "
+        f"stride={tuple(m.stride)}, padding={tuple(m.padding)}, groups={m.groups}, "
+        f"bias={m.bias is not None})"
+    )
 
 
 def _imports(globals_: dict[str, Any]) -> list[str]:
@@ -136,8 +140,11 @@ def _imports(globals_: dict[str, Any]) -> list[str]:
 
 def module_class(gm: fx.GraphModule, class_name: str, children: dict[str, str]) -> str:
     """One class: __init__ rebuilds the submodules and parameters, forward is fx's code."""
-    init = [f"class {class_name}(nn.Module):", "    def __init__(self) -> None:",
-            "        super().__init__()"]
+    init = [
+        f"class {class_name}(nn.Module):",
+        "    def __init__(self) -> None:",
+        "        super().__init__()",
+    ]
     for target, source in children.items():
         init.append(f"        _put(self, {target!r}, {source})")
     code = gm.graph.python_code(root_module="self")
@@ -151,8 +158,11 @@ def leaf_targets(gm: fx.GraphModule, skip: tuple[str, ...] = ()) -> dict[str, st
     for node in gm.graph.nodes:
         if node.op not in ("call_module", "get_attr") or node.target.startswith(skip):
             continue
-        value = gm.get_submodule(node.target) if node.op == "call_module" else \
-            _get_param(gm, node.target)
+        value = (
+            gm.get_submodule(node.target)
+            if node.op == "call_module"
+            else _get_param(gm, node.target)
+        )
         if isinstance(value, nn.Parameter):
             out[node.target] = f"nn.Parameter(torch.empty({tuple(value.shape)}))"
         else:
@@ -184,8 +194,9 @@ def generate(gm: fx.GraphModule, name: str, source: str) -> str:
     return "\n\n".join(parts)
 
 
-def write_artifact(gm: fx.GraphModule, out_dir: str | Path, *, name: str, source_file: str,
-                   source_text: str) -> Path:
+def write_artifact(
+    gm: fx.GraphModule, out_dir: str | Path, *, name: str, source_file: str, source_text: str
+) -> Path:
     """Write the package to out_dir (replacing it); returns the directory."""
     out = Path(out_dir)
     if out.exists():
@@ -196,10 +207,12 @@ def write_artifact(gm: fx.GraphModule, out_dir: str | Path, *, name: str, source
     (out / "spec.mv").write_text(source_text)
     (out / "__init__.py").write_text(
         f'"""Model {name!r}, compiled by mvitdsl from {source_file}."""\n'
-        "from .model import build, load\n\n__all__ = [\"build\", \"load\"]\n")
+        'from .model import build, load\n\n__all__ = ["build", "load"]\n'
+    )
     state = {k: v.detach().contiguous().cpu() for k, v in gm.state_dict().items()}
-    save_file(state, str(out / "weights.safetensors"), metadata={"model": name,
-                                                                   "source": source_file})
+    save_file(
+        state, str(out / "weights.safetensors"), metadata={"model": name, "source": source_file}
+    )
     return out
 
 
@@ -209,12 +222,11 @@ def import_artifact(path: str | Path) -> types.ModuleType:
     import sys
 
     path = Path(path).resolve()
-    spec = importlib.util.spec_from_file_location(path.name, path / "__init__.py",
-                                                  submodule_search_locations=[str(path)])
+    spec = importlib.util.spec_from_file_location(
+        path.name, path / "__init__.py", submodule_search_locations=[str(path)]
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.name] = module
     spec.loader.exec_module(module)
     return module
-
-

@@ -109,20 +109,32 @@ class Checker:
         m = self.model
         grid, nom = shapes.patch_grid(m), shapes.patch_nominal(m)
         if min(grid) < 1:
-            self.r.error("E303", f"the patch embedding leaves a {self.fmt(grid)} grid from a "
-                         f"{self.fmt(m.input.size)} input", self.setting_span("patch"),
-                         "use a smaller kernel or stride, or a larger input")
+            self.r.error(
+                "E303",
+                f"the patch embedding leaves a {self.fmt(grid)} grid from a "
+                f"{self.fmt(m.input.size)} input",
+                self.setting_span("patch"),
+                "use a smaller kernel or stride, or a larger input",
+            )
         elif not positions_fit(m.tokens.position, grid, nom):
-            self.r.error("E307", f"the patch embedding makes a {self.fmt(grid)} token grid, but "
-                         f"'position {m.tokens.position}' is sized for {self.fmt(nom)} (input size "
-                         f"{self.fmt(m.input.size)} // patch stride {self.fmt(m.patch.stride)})",
-                         self.setting_span("tokens"), "choose an input size divisible by the "
-                         "patch stride and an odd kernel with pad kernel//2, or 'position none'")
+            self.r.error(
+                "E307",
+                f"the patch embedding makes a {self.fmt(grid)} token grid, but "
+                f"'position {m.tokens.position}' is sized for {self.fmt(nom)} (input size "
+                f"{self.fmt(m.input.size)} // patch stride {self.fmt(m.patch.stride)})",
+                self.setting_span("tokens"),
+                "choose an input size divisible by the "
+                "patch stride and an odd kernel with pad kernel//2, or 'position none'",
+            )
         if m.attention.dim_change == "mlp" and m.stages and m.patch.dim != m.stages[0].dim:
-            self.r.error("E305", f"patch embedding width {m.patch.dim} differs from the first "
-                         f"stage's dim {m.stages[0].dim}", self.setting_span("patch"),
-                         f"write '-> {m.stages[0].dim}' or change the first stage's dim "
-                         "(with 'dim_change mlp' a stage works at its own width)")
+            self.r.error(
+                "E305",
+                f"patch embedding width {m.patch.dim} differs from the first "
+                f"stage's dim {m.stages[0].dim}",
+                self.setting_span("patch"),
+                f"write '-> {m.stages[0].dim}' or change the first stage's dim "
+                "(with 'dim_change mlp' a stage works at its own width)",
+            )
 
     def check_heads(self, block: Block) -> None:
         dim, heads = block.dim_attn, block.heads
@@ -132,10 +144,13 @@ class Checker:
         lo = dim - dim % heads
         options = " or ".join(str(d) for d in (lo, lo + heads) if d > 0)
         fits = ", ".join(str(h) for h in range(1, min(dim, 16) + 1) if dim % h == 0)
-        self.r.error("E300", f"dim {dim} is not divisible by {heads} heads "
-                     f"(block {block.index}, stage '{block.stage}')",
-                     self.row_span(block.stage, "dim" if self.first_of_stage(block) else "heads"),
-                     f"dim {options} would be; or use {fits} heads with dim {dim}")
+        self.r.error(
+            "E300",
+            f"dim {dim} is not divisible by {heads} heads "
+            f"(block {block.index}, stage '{block.stage}')",
+            self.row_span(block.stage, "dim" if self.first_of_stage(block) else "heads"),
+            f"dim {options} would be; or use {fits} heads with dim {dim}",
+        )
 
     def first_of_stage(self, block: Block) -> bool:
         return any(s.first == block.index for s in self.model.stages)
@@ -148,31 +163,45 @@ class Checker:
         for name, pool, grid in (("Q", q, flow.grid_q), ("K/V", block.pool_kv, flow.grid_kv)):
             span = self.pool_span(block, name)
             if min(grid) < 1:
-                self.r.error("E303", f"{name} pooling of block {block.index} leaves a "
-                             f"{self.fmt(grid)} grid from {self.fmt(flow.grid_in)}", span,
-                             "use a smaller kernel or a larger input")
+                self.r.error(
+                    "E303",
+                    f"{name} pooling of block {block.index} leaves a "
+                    f"{self.fmt(grid)} grid from {self.fmt(flow.grid_in)}",
+                    span,
+                    "use a smaller kernel or a larger input",
+                )
                 return
             if self.avg_window_too_big(pool, flow.grid_in):
-                self.r.error("E304", f"{name} avg pooling kernel {self.fmt(pool.kernel)} of "
-                             f"block {block.index} is larger than its {self.fmt(flow.grid_in)} "
-                             "input grid",
-                             span, "PyTorch's avg_pool3d needs the grid at least as large as the "
-                             "kernel; use a smaller kernel, or max or conv pooling")
+                self.r.error(
+                    "E304",
+                    f"{name} avg pooling kernel {self.fmt(pool.kernel)} of "
+                    f"block {block.index} is larger than its {self.fmt(flow.grid_in)} "
+                    "input grid",
+                    span,
+                    "PyTorch's avg_pool3d needs the grid at least as large as the "
+                    "kernel; use a smaller kernel, or max or conv pooling",
+                )
                 return
         if flow.rel_pos is not None and self.rel_pos_collapses(flow.rel_pos):
-            self.r.error("E303", f"block {block.index}: relative positions are sized from the "
-                         f"bookkeeping grid {self.fmt(flow.nominal_in)} (input // strides, as "
-                         "torchvision does), which leaves an empty table",
-                         self.row_span(block.stage, "pool_q"),
-                         "choose an input size divisible by the strides, or 'rel_pos none'")
+            self.r.error(
+                "E303",
+                f"block {block.index}: relative positions are sized from the "
+                f"bookkeeping grid {self.fmt(flow.nominal_in)} (input // strides, as "
+                "torchvision does), which leaves an empty table",
+                self.row_span(block.stage, "pool_q"),
+                "choose an input size divisible by the strides, or 'rel_pos none'",
+            )
             return
         if flow.grid_skip != flow.grid_q:
-            self.r.error("E301", f"block {block.index}: attention output grid "
-                         f"{self.fmt(flow.grid_q)} differs from the residual grid "
-                         f"{self.fmt(flow.grid_skip)} (Q kernel "
-                         f"{self.fmt(q.kernel)}, stride {self.fmt(q.stride)})",
-                         self.row_span(block.stage, "pool_q"),
-                         f"use an odd Q kernel, e.g. {self.fmt((3, 3, 3))}, or the s+1 rule")
+            self.r.error(
+                "E301",
+                f"block {block.index}: attention output grid "
+                f"{self.fmt(flow.grid_q)} differs from the residual grid "
+                f"{self.fmt(flow.grid_skip)} (Q kernel "
+                f"{self.fmt(q.kernel)}, stride {self.fmt(q.stride)})",
+                self.row_span(block.stage, "pool_q"),
+                f"use an odd Q kernel, e.g. {self.fmt((3, 3, 3))}, or the s+1 rule",
+            )
 
     def rel_pos_collapses(self, sizes: tuple[int, int, int]) -> bool:
         t, h, w = sizes
@@ -181,8 +210,12 @@ class Checker:
     def avg_window_too_big(self, pool: Pool, grid: Dims3) -> bool:
         """As avg_pool3d does: it refuses any input dim smaller than the kernel (padding or not)."""
         video = self.model.input.kind == "video"
-        return video and pool.exists and pool.mode == "avg" and any(
-            k > n for k, n in zip(pool.kernel, grid))
+        return (
+            video
+            and pool.exists
+            and pool.mode == "avg"
+            and any(k > n for k, n in zip(pool.kernel, grid))
+        )
 
     def pool_span(self, block: Block, name: str) -> Span:
         if name == "Q" or COLUMNS["pool_kv"] < len(self.row_atoms(block.stage)):
@@ -199,15 +232,21 @@ class Checker:
         raised = self.has_setting("budget")
         if report.params > limits["params"]:
             span = self.setting_span("budget") if raised else self.spec.ast.span
-            self.r.error("E306", f"model has {report.params:,} parameters; the budget is "
-                         f"{limits['params']:,.0f}", span,
-                         f"raise it explicitly: 'budget params {round_up(report.params)}'")
+            self.r.error(
+                "E306",
+                f"model has {report.params:,} parameters; the budget is {limits['params']:,.0f}",
+                span,
+                f"raise it explicitly: 'budget params {round_up(report.params)}'",
+            )
         if gib > limits["activation_gib"]:
             span = self.setting_span("budget" if raised else "input")
-            self.r.error("E306", f"a training step at batch 1 (fp32) keeps about {gib:,.1f} GiB "
-                         f"of activations; the budget is {limits['activation_gib']:g} GiB", span,
-                         f"use a smaller input, or raise it: 'budget activation_gib "
-                         f"{round_up(gib)}'")
+            self.r.error(
+                "E306",
+                f"a training step at batch 1 (fp32) keeps about {gib:,.1f} GiB "
+                f"of activations; the budget is {limits['activation_gib']:g} GiB",
+                span,
+                f"use a smaller input, or raise it: 'budget activation_gib {round_up(gib)}'",
+            )
 
     def has_setting(self, key: str) -> bool:
         return any(s.key == key for s in self.spec.statements)
@@ -225,8 +264,10 @@ class Checker:
             message = f"{where} is larger than its {self.fmt(grid)} input grid"
         else:
             exact = tuple(float(f"{n / s:.3g}") for n, s in zip(grid, stride))
-            message = (f"{where} leaves a fractional grid: {self.fmt(grid)} / "
-                       f"{self.fmt(stride)} = {self.fmt(exact)}")
+            message = (
+                f"{where} leaves a fractional grid: {self.fmt(grid)} / "
+                f"{self.fmt(stride)} = {self.fmt(exact)}"
+            )
         options = " or ".join(self.fmt(d) for d in divisors_near(grid, stride))
         hint = f"{options} would divide it" if options else "use a larger input"
         if not too_big:

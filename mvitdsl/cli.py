@@ -30,8 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SpecError as e:
         if getattr(args, "format", "text") == "json":
-            print(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]},
-                             indent=2))
+            print(
+                json.dumps(
+                    {"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]}, indent=2
+                )
+            )
         else:
             print(e.render(), file=sys.stderr)
             n = len(e.diagnostics)
@@ -52,20 +55,37 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--blocks", action="store_true", help="also print one line per block")
     check.add_argument("--batch", type=int, default=1, help="batch size for the memory estimate")
     check.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
-    check.add_argument("--resolved", action="store_true",
-                       help="print the spec with inheritance resolved and where each value is set")
-    check.add_argument("--against", type=Path, metavar="CHECKPOINT", default=None,
-                       help="compare a checkpoint's names and shapes with the spec (.pt or "
-                            ".safetensors; torchvision, SlowFast or timm names)")
-    check.add_argument("--source", choices=("torchvision", "slowfast", "timm"), default=None,
-                       help="the checkpoint's naming (default: guessed from its names)")
+    check.add_argument(
+        "--resolved",
+        action="store_true",
+        help="print the spec with inheritance resolved and where each value is set",
+    )
+    check.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKPOINT",
+        default=None,
+        help="compare a checkpoint's names and shapes with the spec (.pt or "
+        ".safetensors; torchvision, SlowFast or timm names)",
+    )
+    check.add_argument(
+        "--source",
+        choices=("torchvision", "slowfast", "timm"),
+        default=None,
+        help="the checkpoint's naming (default: guessed from its names)",
+    )
     check.set_defaults(run=run_check)
 
     comp = sub.add_parser("compile", help="check, build, and write an importable artifact")
     _common(comp)
     comp.add_argument("-o", "--out", type=Path, help="output folder (default build/<model>)")
-    comp.add_argument("--export", nargs="+", choices=("onnx", "pt2"), default=[],
-                      help="also write <model>.onnx and/or <model>.pt2 (torch.export) into it")
+    comp.add_argument(
+        "--export",
+        nargs="+",
+        choices=("onnx", "pt2"),
+        default=[],
+        help="also write <model>.onnx and/or <model>.pt2 (torch.export) into it",
+    )
     comp.set_defaults(run=run_compile)
 
     draw = sub.add_parser("draw", help="draw the architecture with graphviz")
@@ -81,8 +101,9 @@ def parser() -> argparse.ArgumentParser:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="a .mv file")
-    p.add_argument("--input", type=parse_size, default=None,
-                   help="override the input size, e.g. 3x32x224x224")
+    p.add_argument(
+        "--input", type=parse_size, default=None, help="override the input size, e.g. 3x32x224x224"
+    )
 
 
 def _load(args: argparse.Namespace) -> Spec:
@@ -123,14 +144,19 @@ def run_compile(args: argparse.Namespace) -> int:
     gm = build(spec)
     numel = sum(p.numel() for p in gm.parameters())
     if numel != report.params:  # an invariant: analysis and emission must agree
-        print(f"mvitdsl: internal error: built {numel:,} params, analysis says {report.params:,}",
-              file=sys.stderr)
+        print(
+            f"mvitdsl: internal error: built {numel:,} params, analysis says {report.params:,}",
+            file=sys.stderr,
+        )
         return 3
     out = args.out or Path("build") / spec.name
-    write_artifact(gm, out, name=spec.name, source_file=str(args.spec),
-                   source_text=spec.sources[spec.path])
-    print(f"\nwrote {out}/ (model.py, runtime.py, weights.safetensors): "
-          f"import it with `from {out.name} import load`")
+    write_artifact(
+        gm, out, name=spec.name, source_file=str(args.spec), source_text=spec.sources[spec.path]
+    )
+    print(
+        f"\nwrote {out}/ (model.py, runtime.py, weights.safetensors): "
+        f"import it with `from {out.name} import load`"
+    )
     if args.export:
         from .export import input_shape, write_exports
 

@@ -94,14 +94,16 @@ def _excerpt(source: str, span: Span) -> list[str]:
     if not 1 <= span.line <= len(lines):
         return []
     # Tabs and control characters become one visible character each, so the caret lines up.
-    text = "".join(c if c.isprintable() else " " if c == "\t" else "\ufffd"
-                   for c in lines[span.line - 1].rstrip("\r"))
+    text = "".join(
+        c if c.isprintable() else " " if c == "\t" else "\ufffd"
+        for c in lines[span.line - 1].rstrip("\r")
+    )
     one_line = span.end_line == span.line
     start = span.column - 1
     width = max(1, span.end_column - span.column if one_line else len(text) - start)
     if len(text) > EXCERPT_WIDTH:
         left = max(0, start - EXCERPT_WIDTH // 2)
-        window = text[left:left + EXCERPT_WIDTH]
+        window = text[left : left + EXCERPT_WIDTH]
         more = left + EXCERPT_WIDTH < len(text)
         text = ("..." if left else "") + window + ("..." if more else "")
         start = start - left + (3 if left else 0)
@@ -121,8 +123,9 @@ class SpecError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        return "\n".join(d.render(self.sources.get(d.span.file) if d.span else None)
-                         for d in self.diagnostics)
+        return "\n".join(
+            d.render(self.sources.get(d.span.file) if d.span else None) for d in self.diagnostics
+        )
 
     def to_json(self) -> str:
         return json.dumps([d.to_json() for d in self.diagnostics], indent=2)

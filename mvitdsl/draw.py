@@ -32,10 +32,24 @@ LEVELS = ("model", "stage", "block", "op")
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 EXIT_OK, EXIT_USAGE, EXIT_RENDER, EXIT_NO_DOT = 0, 2, 3, 4
 FONT = "Helvetica"
-PALETTE = ("#dbe9f6", "#fde2c8", "#d9f0d3", "#f2d7ee", "#fff2b3", "#e0e0f8", "#cdeeee", "#f8d5d5",
-           "#e8e8d0", "#d5e8f8", "#f6dcd0", "#dcefe4")
-INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew "
-                "install graphviz), then run: dot -T{fmt} {dot} -o {out}")
+PALETTE = (
+    "#dbe9f6",
+    "#fde2c8",
+    "#d9f0d3",
+    "#f2d7ee",
+    "#fff2b3",
+    "#e0e0f8",
+    "#cdeeee",
+    "#f8d5d5",
+    "#e8e8d0",
+    "#d5e8f8",
+    "#f6dcd0",
+    "#dcefe4",
+)
+INSTALL_HINT = (
+    "install Graphviz (Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew "
+    "install graphviz), then run: dot -T{fmt} {dot} -o {out}"
+)
 
 
 # ---------------------------------------------------------------- labels and style
@@ -59,10 +73,24 @@ def lines(*parts: str) -> str:
 def new_graph(name: str, rankdir: str, title: str) -> graphviz.Digraph:
     """A digraph with the house style: fonts of 10 pt and up so a PNG reads at natural size."""
     g = graphviz.Digraph(name=name)
-    g.attr(rankdir=rankdir, label=title, labelloc="t", fontname=FONT, fontsize="16",
-           nodesep="0.35", ranksep="0.4")
-    g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname=FONT,
-           fontsize="12", margin="0.15,0.06")
+    g.attr(
+        rankdir=rankdir,
+        label=title,
+        labelloc="t",
+        fontname=FONT,
+        fontsize="16",
+        nodesep="0.35",
+        ranksep="0.4",
+    )
+    g.attr(
+        "node",
+        shape="box",
+        style="rounded,filled",
+        fillcolor="white",
+        fontname=FONT,
+        fontsize="12",
+        margin="0.15,0.06",
+    )
     g.attr("edge", fontname=FONT, fontsize="10", color="#555555")
     return g
 
@@ -74,8 +102,10 @@ def plural(n: int, word: str) -> str:
 def title(report: Report) -> str:
     m = report.model
     cls = "counts include the cls token" if m.tokens.cls else "no cls token"
-    return lines(f"{m.name}: {report.params:,} params, {report.macs / 1e9:.3f} GMACs",
-                 f"edges: token grid · channels ({cls})")
+    return lines(
+        f"{m.name}: {report.params:,} params, {report.macs / 1e9:.3f} GMACs",
+        f"edges: token grid · channels ({cls})",
+    )
 
 
 class Shapes:
@@ -98,8 +128,11 @@ class Shapes:
 def node_count(g: graphviz.Digraph) -> int:
     """Nodes declared in a graph's DOT text (clusters, edges and defaults are not nodes)."""
     decl = re.compile(r'^\s*("(?:[^"\\]|\\.)*"|[\w.]+)\s*\[')
-    return sum(1 for line in g.source.splitlines()
-               if (m := decl.match(line)) and m.group(1) not in ("graph", "node", "edge"))
+    return sum(
+        1
+        for line in g.source.splitlines()
+        if (m := decl.match(line)) and m.group(1) not in ("graph", "node", "edge")
+    )
 
 
 # ---------------------------------------------------------------- shared pieces: stem and head
@@ -108,15 +141,26 @@ def node_count(g: graphviz.Digraph) -> int:
 def add_stem(g: graphviz.Digraph, model: Model, s: Shapes) -> str:
     """Input and patch-embedding nodes; returns the id that the first block's edge leaves."""
     p = model.patch
-    g.node("input", lines(f"{model.input.kind} input",
-                          f"{model.input.channels}×{s.grid(model.input.size)}"),
-           shape="box", style="filled", fillcolor="#eeeeee")
-    position = {"none": "", "separable": "separable abs. positions",
-                "joint": "abs. positions"}[model.tokens.position]
+    g.node(
+        "input",
+        lines(f"{model.input.kind} input", f"{model.input.channels}×{s.grid(model.input.size)}"),
+        shape="box",
+        style="filled",
+        fillcolor="#eeeeee",
+    )
+    position = {"none": "", "separable": "separable abs. positions", "joint": "abs. positions"}[
+        model.tokens.position
+    ]
     extras = ", ".join(t for t in ("cls token" if s.cls else "", position) if t)
-    g.node("patch", lines("patch embedding", f"conv {s.grid(p.kernel)} stride {s.grid(p.stride)}"
-                                             f" → {p.dim}", f"+ {extras}" if extras else ""),
-           fillcolor="#eeeeee")
+    g.node(
+        "patch",
+        lines(
+            "patch embedding",
+            f"conv {s.grid(p.kernel)} stride {s.grid(p.stride)} → {p.dim}",
+            f"+ {extras}" if extras else "",
+        ),
+        fillcolor="#eeeeee",
+    )
     g.edge("input", "patch")
     return "patch"
 
@@ -134,7 +178,7 @@ def add_head(g: graphviz.Digraph, model: Model, s: Shapes, previous: str, row: B
 
 def stage_rows(report: Report, index: int) -> tuple[BlockRow, ...]:
     st = report.model.stages[index]
-    return report.blocks[st.first:st.first + st.depth]
+    return report.blocks[st.first : st.first + st.depth]
 
 
 def stage_text(st: Stage) -> str:
@@ -142,8 +186,7 @@ def stage_text(st: Stage) -> str:
 
 
 def kv_strides(blocks: Sequence[Block], s: Shapes) -> str:
-    found = dict.fromkeys(s.grid(b.pool_kv.stride) if b.pool_kv.exists else "none"
-                          for b in blocks)
+    found = dict.fromkeys(s.grid(b.pool_kv.stride) if b.pool_kv.exists else "none" for b in blocks)
     return " / ".join(found)
 
 
@@ -155,11 +198,17 @@ def model_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
     last = report.blocks[0]
     for i, st in enumerate(m.stages):
         rows = stage_rows(report, i)
-        blocks = m.blocks[st.first:st.first + st.depth]
+        blocks = m.blocks[st.first : st.first + st.depth]
         ident = f"stage_{st.name}"
-        g.node(ident, lines(st.name, stage_text(st),
-                            f"Q stride {s.grid(st.stride_q)} · KV stride {kv_strides(blocks, s)}"),
-               fillcolor=colour(st.name))
+        g.node(
+            ident,
+            lines(
+                st.name,
+                stage_text(st),
+                f"Q stride {s.grid(st.stride_q)} · KV stride {kv_strides(blocks, s)}",
+            ),
+            fillcolor=colour(st.name),
+        )
         edge_grid, edge_dim = (last.grid_q, last.dim_out) if i else (last.grid_in, last.dim_in)
         g.edge(previous, ident, label=s.size(edge_grid, edge_dim))
         previous, last = ident, rows[-1]
@@ -172,8 +221,17 @@ def model_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
 
 def signature(block: Block, row: BlockRow) -> tuple[Any, ...]:
     """What makes two blocks look the same in a diagram (index, drop path and loc do not)."""
-    return (block.dim_in, block.dim_attn, block.dim_out, block.heads, block.pool_q, block.pool_kv,
-            row.grid_in, row.grid_q, row.grid_kv)
+    return (
+        block.dim_in,
+        block.dim_attn,
+        block.dim_out,
+        block.heads,
+        block.pool_q,
+        block.pool_kv,
+        row.grid_in,
+        row.grid_q,
+        row.grid_kv,
+    )
 
 
 def fold(report: Report, index: int) -> list[list[int]]:
@@ -182,8 +240,7 @@ def fold(report: Report, index: int) -> list[list[int]]:
     for row in stage_rows(report, index):
         key = signature(report.model.blocks[row.index], row)
         prev = runs[-1][-1] if runs else None
-        same = prev is not None and key == signature(report.model.blocks[prev],
-                                                     report.blocks[prev])
+        same = prev is not None and key == signature(report.model.blocks[prev], report.blocks[prev])
         runs[-1].append(row.index) if same else runs.append([row.index])
     return runs
 
@@ -191,13 +248,22 @@ def fold(report: Report, index: int) -> list[list[int]]:
 def run_label(report: Report, run: list[int], s: Shapes) -> str:
     first = report.blocks[run[0]]
     block = report.model.blocks[run[0]]
-    change = f"{first.dim_in} → {first.dim_out}" if first.dim_in != first.dim_out else \
-        f"dim {first.dim_out}"
+    change = (
+        f"{first.dim_in} → {first.dim_out}"
+        if first.dim_in != first.dim_out
+        else f"dim {first.dim_out}"
+    )
     name = f"block {run[0]}" if len(run) == 1 else f"×{len(run)} blocks ({run[0]}–{run[-1]})"
-    q = f"Pool_Q stride {s.grid(block.pool_q.stride)} → {s.grid(first.grid_q)}" \
-        if block.has_skip_pool else ""
-    return lines(f"{name} · {change} · {plural(first.heads, 'head')}", q,
-                 f"K/V {s.grid(first.grid_kv)} · L_Q×L_K {first.len_q}×{first.len_kv}")
+    q = (
+        f"Pool_Q stride {s.grid(block.pool_q.stride)} → {s.grid(first.grid_q)}"
+        if block.has_skip_pool
+        else ""
+    )
+    return lines(
+        f"{name} · {change} · {plural(first.heads, 'head')}",
+        q,
+        f"K/V {s.grid(first.grid_kv)} · L_Q×L_K {first.len_q}×{first.len_kv}",
+    )
 
 
 def stage_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
@@ -211,9 +277,15 @@ def stage_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
             c.attr(label="", style="rounded,filled", fillcolor=colour(st.name), color="#888888")
             # the stage's name as a node left of its first block: a cluster label would sit
             # under the edge that enters the cluster
-            c.node(f"stage_{st.name}", lines(st.name, plural(st.depth, "block"),
-                                             f"dim {st.dim} · {plural(st.heads, 'head')}"),
-                   shape="plaintext", style="", fontsize="13")
+            c.node(
+                f"stage_{st.name}",
+                lines(
+                    st.name, plural(st.depth, "block"), f"dim {st.dim} · {plural(st.heads, 'head')}"
+                ),
+                shape="plaintext",
+                style="",
+                fontsize="13",
+            )
             with c.subgraph() as same:
                 same.attr(rank="same")
                 same.edge(f"stage_{st.name}", f"b{st.first}", style="invis")
@@ -240,10 +312,15 @@ def block_graph(report: Report, index: int, rankdir: str = "TB") -> graphviz.Dig
     m, s = report.model, Shapes(report.model)
     b, row = m.blocks[index], report.blocks[index]
     cls = "with cls token" if s.cls else "no cls token"
-    g = new_graph(f"{m.name}_block{index}", rankdir, lines(
-        f"{m.name} block {index} ({b.stage}): {b.dim_in} → {b.dim_out}, {b.heads} heads × "
-        f"{b.head_dim}", f"edges: token grid · channels; L_Q×L_K = {row.len_q}×{row.len_kv} "
-                         f"({cls})"))
+    g = new_graph(
+        f"{m.name}_block{index}",
+        rankdir,
+        lines(
+            f"{m.name} block {index} ({b.stage}): {b.dim_in} → {b.dim_out}, {b.heads} heads × "
+            f"{b.head_dim}",
+            f"edges: token grid · channels; L_Q×L_K = {row.len_q}×{row.len_kv} ({cls})",
+        ),
+    )
     g.node("x", "block input", shape="plaintext", style="")
     x_size = s.size(row.grid_in, b.dim_in)
     g.node("norm1", "LayerNorm")
@@ -252,8 +329,11 @@ def block_graph(report: Report, index: int, rankdir: str = "TB") -> graphviz.Dig
     residual = add_residual(g, m, b, row, s)
     g.node("add1", "+", shape="circle", style="", fontsize="14", width="0.3", fixedsize="true")
     g.edge(attn_out, "add1", label=s.size(row.grid_q, b.dim_attn))
-    g.edge(residual, "add1", label=s.size(row.grid_q, b.dim_attn if m.attention.dim_change ==
-                                          "attention" else b.dim_in))
+    g.edge(
+        residual,
+        "add1",
+        label=s.size(row.grid_q, b.dim_attn if m.attention.dim_change == "attention" else b.dim_in),
+    )
     add_mlp(g, m, b, row, s)
     g.node("y", "block output", shape="plaintext", style="")
     g.edge("add2", "y", label=s.size(row.grid_q, b.dim_out))
@@ -266,31 +346,51 @@ def add_attention(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Sha
     g.node("qkv", lines(f"Linear qkv {b.dim_in} → 3×{b.dim_attn}", f"split {b.heads} heads"))
     g.edge("norm1", "qkv", label=s.size(row.grid_in, b.dim_in))
     pooled = {"Q": row.grid_q, "K": row.grid_kv, "V": row.grid_kv}
-    scores = lines(f"Q̂ K̂ᵀ / √{b.head_dim}" + (f" + rel. pos ({'t, h, w' if s.video else 'h, w'})"
-                                             if m.attention.rel_pos == "decomposed" else ""),
-                   "softmax", f"L_Q×L_K = {row.len_q}×{row.len_kv} per head")
+    scores = lines(
+        f"Q̂ K̂ᵀ / √{b.head_dim}"
+        + (
+            f" + rel. pos ({'t, h, w' if s.video else 'h, w'})"
+            if m.attention.rel_pos == "decomposed"
+            else ""
+        ),
+        "softmax",
+        f"L_Q×L_K = {row.len_q}×{row.len_kv} per head",
+    )
     g.node("scores", scores, fillcolor="#fff2b3")
     residual = m.attention.residual_pool != "none"
-    g.node("mix", lines("attention × V̂", "+ Q̂ (residual pooling)" if residual else ""),
-           fillcolor="#fff2b3")
+    g.node(
+        "mix",
+        lines("attention × V̂", "+ Q̂ (residual pooling)" if residual else ""),
+        fillcolor="#fff2b3",
+    )
     g.edge("scores", "mix", label=f"{b.heads} × {row.len_q}×{row.len_kv}")
     for name, pool in (("Q", b.pool_q), ("K", b.pool_kv), ("V", b.pool_kv)):
         src = "qkv"
         if pool.exists:
             norm = f"+ LayerNorm({b.head_dim})" if pool.mode == "conv" else ""
-            g.node(f"pool_{name.lower()}", lines(f"Pool_{name}", s.pool(pool), norm,
-                                                 f"{s.grid(row.grid_in)} → "
-                                                 f"{s.grid(pooled[name])}"),
-                   fillcolor="#d9f0d3")
+            g.node(
+                f"pool_{name.lower()}",
+                lines(
+                    f"Pool_{name}",
+                    s.pool(pool),
+                    norm,
+                    f"{s.grid(row.grid_in)} → {s.grid(pooled[name])}",
+                ),
+                fillcolor="#d9f0d3",
+            )
             g.edge("qkv", f"pool_{name.lower()}", label=f"{name} {s.size(row.grid_in, heads)}")
             src = f"pool_{name.lower()}"
-        targets = {"Q": ["scores", "mix"] if residual else ["scores"], "K": ["scores"],
-                   "V": ["mix"]}[name]
+        targets = {
+            "Q": ["scores", "mix"] if residual else ["scores"],
+            "K": ["scores"],
+            "V": ["mix"],
+        }[name]
         for t in targets:
             dashed = {"style": "dashed"} if name == "Q" and t == "mix" else {}
             g.edge(src, t, label=f"{name}̂ {s.size(pooled[name], heads)}", **dashed)
-    pools = [f"pool_{n}" for n, p in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv))
-             if p.exists]
+    pools = [
+        f"pool_{n}" for n, p in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)) if p.exists
+    ]
     with g.subgraph() as same:
         same.attr(rank="same")
         for name in pools:
@@ -311,8 +411,15 @@ def add_residual(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Shap
         src, dim = "res_proj", b.dim_out
     if b.has_skip_pool:
         k = shapes.skip_kernel(b.skip_stride)
-        g.node("skip_pool", lines("skip pool", f"max {s.grid(k)} stride {s.grid(b.skip_stride)}",
-                                  "(cls token bypasses)" if s.cls else ""), fillcolor="#d9f0d3")
+        g.node(
+            "skip_pool",
+            lines(
+                "skip pool",
+                f"max {s.grid(k)} stride {s.grid(b.skip_stride)}",
+                "(cls token bypasses)" if s.cls else "",
+            ),
+            fillcolor="#d9f0d3",
+        )
         g.edge(src, "skip_pool", label=s.size(row.grid_in, dim))
         src = "skip_pool"
     return src
@@ -322,8 +429,15 @@ def add_mlp(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Shapes) -
     """LayerNorm, MLP and the second residual (with the v1 channel-change projection)."""
     g.node("norm2", "LayerNorm")
     g.edge("add1", "norm2", label=s.size(row.grid_q, b.dim_attn))
-    g.node("mlp", lines(f"MLP: Linear {b.dim_attn} → {b.mlp_hidden}", "GELU",
-                        f"Linear {b.mlp_hidden} → {b.dim_out}"), fillcolor="#dbe9f6")
+    g.node(
+        "mlp",
+        lines(
+            f"MLP: Linear {b.dim_attn} → {b.mlp_hidden}",
+            "GELU",
+            f"Linear {b.mlp_hidden} → {b.dim_out}",
+        ),
+        fillcolor="#dbe9f6",
+    )
     g.edge("norm2", "mlp", label=s.size(row.grid_q, b.dim_attn))
     g.node("add2", "+", shape="circle", style="", fontsize="14", width="0.3", fixedsize="true")
     g.edge("mlp", "add2", label=s.size(row.grid_q, b.dim_out))
@@ -337,8 +451,14 @@ def add_mlp(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Shapes) -
 
 # ---------------------------------------------------------------- level: op (fx graph)
 
-OP_FILL = {"placeholder": "#eeeeee", "output": "#eeeeee", "call_module": "#dbe9f6",
-           "call_function": "#fff2b3", "call_method": "white", "get_attr": "#f2d7ee"}
+OP_FILL = {
+    "placeholder": "#eeeeee",
+    "output": "#eeeeee",
+    "call_module": "#dbe9f6",
+    "call_function": "#fff2b3",
+    "call_method": "white",
+    "get_attr": "#f2d7ee",
+}
 
 
 def op_graph(spec: Spec, report: Report, index: int, rankdir: str = "TB") -> graphviz.Digraph:
@@ -353,11 +473,17 @@ def op_graph(spec: Spec, report: Report, index: int, rankdir: str = "TB") -> gra
     row = report.blocks[index]
     length = shapes.tokens(row.grid_in, report.model.tokens.cls)
     ShapeProp(gm).propagate(torch.empty(1, length, row.dim_in, device="meta"))
-    g = new_graph(f"{report.name}_block{index}_ops", rankdir,
-                  f"{report.name} block {index}: emitted fx graph (shapes with batch 1)")
+    g = new_graph(
+        f"{report.name}_block{index}_ops",
+        rankdir,
+        f"{report.name} block {index}: emitted fx graph (shapes with batch 1)",
+    )
     for node in gm.graph.nodes:
-        g.node(f"op_{node.name}", lines(node.name, op_text(gm, node)),
-               fillcolor=OP_FILL.get(node.op, "white"))
+        g.node(
+            f"op_{node.name}",
+            lines(node.name, op_text(gm, node)),
+            fillcolor=OP_FILL.get(node.op, "white"),
+        )
         for arg in node.all_input_nodes:
             g.edge(f"op_{arg.name}", f"op_{node.name}", label=shape_text(arg))
     return g
@@ -384,8 +510,9 @@ def index_text(index: Any) -> str:
 
     def one(p: Any) -> str:
         if isinstance(p, slice):
-            return ":".join("" if v is None else str(v) for v in (p.start, p.stop)) + \
-                ("" if p.step is None else f":{p.step}")
+            return ":".join("" if v is None else str(v) for v in (p.start, p.stop)) + (
+                "" if p.step is None else f":{p.step}"
+            )
         return str(p)
 
     return "[" + ", ".join(one(p) for p in parts) + "]"
@@ -413,8 +540,13 @@ def table_rows(report: Report) -> list[TableRow]:
 
     rows: list[TableRow] = [
         ("data", (m.input.kind,), "", size(m.input.channels, m.input.size)),
-        ("patch", (f"conv {s.grid(p.kernel)}, {p.dim}", f"stride {s.grid(p.stride)}"), "",
-         size(p.dim, report.blocks[0].grid_in))]
+        (
+            "patch",
+            (f"conv {s.grid(p.kernel)}, {p.dim}", f"stride {s.grid(p.stride)}"),
+            "",
+            size(p.dim, report.blocks[0].grid_in),
+        ),
+    ]
     for st in report.stages:
         ops = tuple(operators(m, st.dim).split(", "))
         rows.append((st.name, ops, f"×{st.blocks}", size(st.dim, st.grid)))
@@ -425,14 +557,20 @@ def table_rows(report: Report) -> list[TableRow]:
 
 
 def table_caption(report: Report) -> str:
-    return (f"{report.name}: {report.params:,} params, {report.macs / 1e9:.3f} GMACs "
-            f"(matmul-only), {report.macs_fvcore / 1e9:.3f} GMACs (fvcore)")
+    return (
+        f"{report.name}: {report.params:,} params, {report.macs / 1e9:.3f} GMACs "
+        f"(matmul-only), {report.macs_fvcore / 1e9:.3f} GMACs (fvcore)"
+    )
 
 
 def table_markdown(report: Report) -> str:
     """The stage table as Markdown."""
-    out = [f"**{table_caption(report)}**", "", "| stage | operators | output sizes |",
-           "|---|---|---|"]
+    out = [
+        f"**{table_caption(report)}**",
+        "",
+        "| stage | operators | output sizes |",
+        "|---|---|---|",
+    ]
     for stage, ops, repeat, size in table_rows(report):
         text = f"[{', '.join(ops)}] {repeat}" if repeat else ", ".join(ops)
         out.append(f"| {stage} | {text} | {size} |")
@@ -445,8 +583,10 @@ def table_cells(row: TableRow, sides: str) -> str:
     text = "".join(f'{html.escape(o)}<BR ALIGN="LEFT"/>' for o in ops)
     if repeat:
         text = "<BR/>".join(html.escape(o) for o in ops)
-        text = ('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3"><TR>'
-                f'<TD BORDER="1" SIDES="LR">{text}</TD></TR></TABLE>')
+        text = (
+            '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3"><TR>'
+            f'<TD BORDER="1" SIDES="LR">{text}</TD></TR></TABLE>'
+        )
     cells = (html.escape(stage), text, html.escape(repeat), html.escape(size))
     return "<TR>" + "".join(f'<TD{sides} ALIGN="LEFT">{c}</TD>' for c in cells) + "</TR>"
 
@@ -457,30 +597,40 @@ def table_graph(report: Report) -> graphviz.Digraph:
     g.attr(fontname=FONT, fontsize="12")
     g.attr("node", shape="plaintext", fontname=FONT, fontsize="12")
     head = ("<B>stage</B>", "<B>operators</B>", "", "<B>output sizes</B>")
-    cells = [f'<TR><TD COLSPAN="4"><B>{html.escape(table_caption(report))}</B></TD></TR>',
-             "<TR>" + "".join(f'<TD BORDER="1" SIDES="TB" ALIGN="LEFT">{h}</TD>' for h in head)
-             + "</TR>"]
+    cells = [
+        f'<TR><TD COLSPAN="4"><B>{html.escape(table_caption(report))}</B></TD></TR>',
+        "<TR>"
+        + "".join(f'<TD BORDER="1" SIDES="TB" ALIGN="LEFT">{h}</TD>' for h in head)
+        + "</TR>",
+    ]
     rows = table_rows(report)
     for n, row in enumerate(rows):
         cells.append(table_cells(row, ' BORDER="1" SIDES="B"' if n == len(rows) - 1 else ""))
-    g.node("table", '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="6">'
-           + "".join(cells) + "</TABLE>>")
+    g.node(
+        "table",
+        '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="6">'
+        + "".join(cells)
+        + "</TABLE>>",
+    )
     return g
 
 
 # ---------------------------------------------------------------- the command
 
 
-def draw(spec: Spec, level: str = "stage", *, rankdir: str | None = None,
-         block: int | None = None) -> graphviz.Digraph:
+def draw(
+    spec: Spec, level: str = "stage", *, rankdir: str | None = None, block: int | None = None
+) -> graphviz.Digraph:
     """The diagram of `spec` at `level` (model, stage, block, op) as a graphviz Digraph."""
     report = analyze(spec)
     rd = rankdir or "TB"
     index = default_block(report.model) if block is None else block
     makers: dict[str, Callable[[], graphviz.Digraph]] = {
-        "model": lambda: model_graph(report, rd), "stage": lambda: stage_graph(report, rd),
+        "model": lambda: model_graph(report, rd),
+        "stage": lambda: stage_graph(report, rd),
         "block": lambda: block_graph(report, index, rd),
-        "op": lambda: op_graph(spec, report, index, rd)}
+        "op": lambda: op_graph(spec, report, index, rd),
+    }
     return makers[level]()
 
 
@@ -515,8 +665,11 @@ def write(g: graphviz.Digraph, out: Path) -> int:
     except graphviz.ExecutableNotFound:
         dot = out.with_suffix(".dot")
         dot.write_text(g.source, encoding="utf-8")
-        print(f"mvitdsl draw: Graphviz's `dot` program was not found; wrote {dot} instead.\n"
-              + INSTALL_HINT.format(fmt=fmt, dot=dot, out=out), file=sys.stderr)
+        print(
+            f"mvitdsl draw: Graphviz's `dot` program was not found; wrote {dot} instead.\n"
+            + INSTALL_HINT.format(fmt=fmt, dot=dot, out=out),
+            file=sys.stderr,
+        )
         return EXIT_NO_DOT
     out.write_bytes(data)
     return EXIT_OK
@@ -534,8 +687,11 @@ def run_draw_command(spec: Spec, args: argparse.Namespace) -> int:
         out.write_text(table_markdown(analyze(spec)), encoding="utf-8")
         print(f"wrote {out}")
         return EXIT_OK
-    g = table_graph(analyze(spec)) if args.table else \
-        draw(spec, args.level, rankdir=args.rankdir, block=args.block)
+    g = (
+        table_graph(analyze(spec))
+        if args.table
+        else draw(spec, args.level, rankdir=args.rankdir, block=args.block)
+    )
     code = write(g, out)
     if code == EXIT_OK:
         print(f"wrote {out}" + ("" if args.table else f" ({plural(node_count(g), 'node')})"))

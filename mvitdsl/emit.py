@@ -64,8 +64,12 @@ class Emitter:
     def layer_norm(self, target: str, dim: int, x: fx.Node) -> fx.Node:
         return self.module(target, nn.LayerNorm(dim, eps=self.model.norm_eps), x)
 
-    def split_cls(self, x: fx.Node, dim: int, length: int | None = None,
-                  ) -> tuple[fx.Node | None, fx.Node]:
+    def split_cls(
+        self,
+        x: fx.Node,
+        dim: int,
+        length: int | None = None,
+    ) -> tuple[fx.Node | None, fx.Node]:
         """(cls token, the other tokens) along the sequence dim; (None, x) without cls.
         Given the length, one split_with_sizes: its backward is one cat, not two zero-filled
         full-size tensors as for two slices."""
@@ -75,8 +79,10 @@ class Emitter:
             parts = self.method("split", x, [1, length - 1], dim)
             return self.fn(operator.getitem, parts, 0), self.fn(operator.getitem, parts, 1)
         before = (slice(None),) * dim
-        return (self.fn(operator.getitem, x, before + (slice(None, 1),)),
-                self.fn(operator.getitem, x, before + (slice(1, None),)))
+        return (
+            self.fn(operator.getitem, x, before + (slice(None, 1),)),
+            self.fn(operator.getitem, x, before + (slice(1, None),)),
+        )
 
     def join_cls(self, cls: fx.Node | None, x: fx.Node, dim: int) -> fx.Node:
         return x if cls is None else self.fn(torch.cat, [cls, x], dim=dim)
@@ -133,7 +139,7 @@ class BlockEmitter(Emitter):
         v = self.pool("attn.pool_v", v, b.pool_kv)
         q = self.pool("attn.pool_q", q, b.pool_q)
         mask = self.rel_pos(q) if flow.rel_pos is not None else None
-        o = self.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=hd ** -0.5)
+        o = self.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=hd**-0.5)
         o = self.residual_pool(o, q)
         # (B, heads, L_q, hd) -> (B, L_q, A)
         o = self.method("transpose", o, 1, 2)
@@ -182,8 +188,12 @@ class BlockEmitter(Emitter):
                 w = self.method("repeat", w, heads, *(1,) * (self.nd + 1))
             fn = F.conv3d if self.nd == 3 else F.conv2d
             return self.fn(fn, t, w, None, stride, padding, 1, heads * hd)
-        fns = {("max", 3): F.max_pool3d, ("max", 2): F.max_pool2d,
-               ("avg", 3): F.avg_pool3d, ("avg", 2): F.avg_pool2d}
+        fns = {
+            ("max", 3): F.max_pool3d,
+            ("max", 2): F.max_pool2d,
+            ("avg", 3): F.avg_pool3d,
+            ("avg", 2): F.avg_pool2d,
+        }
         return self.fn(fns[pool.mode, self.nd], t, kernel, stride, padding)
 
     def skip_pool(self, x: fx.Node, dim: int) -> fx.Node:
@@ -212,8 +222,16 @@ class BlockEmitter(Emitter):
             if length:
                 param = nn.Parameter(torch.zeros(length, hd))
                 tables[axis] = self.attr(f"attn.rel_pos_{axis}", param)
-        return self.fn(runtime.rel_pos_bias, q, flow.grid_q, flow.grid_kv, tables.get("t"),
-                       tables["h"], tables["w"], self.model.tokens.cls)
+        return self.fn(
+            runtime.rel_pos_bias,
+            q,
+            flow.grid_q,
+            flow.grid_kv,
+            tables.get("t"),
+            tables["h"],
+            tables["w"],
+            self.model.tokens.cls,
+        )
 
     def residual_pool(self, o: fx.Node, q: fx.Node) -> fx.Node:
         kind = self.model.attention.residual_pool
@@ -247,9 +265,17 @@ class ModelEmitter(Emitter):
     def stem(self, x: fx.Node) -> fx.Node:
         m, p = self.model, self.model.patch
         conv = nn.Conv3d if self.nd == 3 else nn.Conv2d
-        x = self.module("conv_proj", conv(m.input.channels, p.dim, self.grid(p.kernel),
-                                          stride=self.grid(p.stride),
-                                          padding=self.grid(p.padding)), x)
+        x = self.module(
+            "conv_proj",
+            conv(
+                m.input.channels,
+                p.dim,
+                self.grid(p.kernel),
+                stride=self.grid(p.stride),
+                padding=self.grid(p.padding),
+            ),
+            x,
+        )
         self.graph_loc(x, p.loc)
         # (B, D, T', H', W') -> (B, T'H'W', D)
         x = self.method("flatten", x, 2)

@@ -52,15 +52,26 @@ def write_pt2(program: ExportedProgram, path: Path) -> Path:
 def write_onnx(program: ExportedProgram, path: Path, optimize: bool = True) -> Path:
     """Convert an exported program to ONNX (dynamo exporter), weights inside the file;
     `optimize` runs onnxscript's graph optimizer (half the export time, smaller graph)."""
-    onnx_program = torch.onnx.export(program, dynamo=True, verbose=False, optimize=optimize,
-                                     input_names=["x"], output_names=["logits"])
+    onnx_program = torch.onnx.export(
+        program,
+        dynamo=True,
+        verbose=False,
+        optimize=optimize,
+        input_names=["x"],
+        output_names=["logits"],
+    )
     assert onnx_program is not None  # dynamo=True always returns the program
     onnx_program.save(str(path))
     return path
 
 
-def write_exports(gm: fx.GraphModule, input_size: tuple[int, ...], out_dir: Path,
-                  formats: tuple[str, ...], name: str) -> list[Path]:
+def write_exports(
+    gm: fx.GraphModule,
+    input_size: tuple[int, ...],
+    out_dir: Path,
+    formats: tuple[str, ...],
+    name: str,
+) -> list[Path]:
     """Export once with torch.export and write each requested format into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     program = export_program(gm, example_input(input_size))

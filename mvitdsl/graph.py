@@ -42,10 +42,17 @@ def block_shapes(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) 
     if model.attention.rel_pos == "decomposed":
         rel = shapes.rel_pos_sizes(block, nominal_in, model.input.kind == "video")
     return BlockShapes(
-        grid_in=grid_in, nominal_in=nominal_in, grid_q=grid_q, grid_kv=grid_kv,
-        grid_skip=grid_skip, nominal_out=shapes.nominal(nominal_in, block.pool_q.stride),
-        len_in=shapes.tokens(grid_in, cls), len_q=shapes.tokens(grid_q, cls),
-        len_kv=shapes.tokens(grid_kv, cls), rel_pos=rel)
+        grid_in=grid_in,
+        nominal_in=nominal_in,
+        grid_q=grid_q,
+        grid_kv=grid_kv,
+        grid_skip=grid_skip,
+        nominal_out=shapes.nominal(nominal_in, block.pool_q.stride),
+        len_in=shapes.tokens(grid_in, cls),
+        len_q=shapes.tokens(grid_q, cls),
+        len_kv=shapes.tokens(grid_kv, cls),
+        rel_pos=rel,
+    )
 
 
 def build_graph(model: Model) -> nx.DiGraph:
@@ -61,12 +68,18 @@ def build_graph(model: Model) -> nx.DiGraph:
         g.add_edge(previous, name, grid=grid, dim=block.dim_in, length=flow.len_in)
         previous, grid, nom = name, flow.grid_out, flow.nominal_out
     g.add_node("head", kind="head", classes=model.head.classes)
-    g.add_edge(previous, "head", grid=grid, dim=model.blocks[-1].dim_out if model.blocks else 0,
-               length=shapes.tokens(grid, model.tokens.cls))
+    g.add_edge(
+        previous,
+        "head",
+        grid=grid,
+        dim=model.blocks[-1].dim_out if model.blocks else 0,
+        length=shapes.tokens(grid, model.tokens.cls),
+    )
     return g
 
 
 def blocks_in_order(g: nx.DiGraph) -> list[tuple[Block, BlockShapes]]:
     order = nx.topological_sort(g)
-    return [(g.nodes[n]["block"], g.nodes[n]["shapes"]) for n in order
-            if g.nodes[n]["kind"] == "block"]
+    return [
+        (g.nodes[n]["block"], g.nodes[n]["shapes"]) for n in order if g.nodes[n]["kind"] == "block"
+    ]

@@ -73,28 +73,38 @@ class _Atoms:
         if atom.kind == "number" and isinstance(atom.value, int) and parts == 1:
             value: tuple[int, ...] = (atom.value,)
         elif atom.kind != "size":
-            self.r.error("E204", f"{what} must be a size such as {'x'.join(['3'] * parts)}, "
-                         f"not '{atom.text}'", atom.span)
+            self.r.error(
+                "E204",
+                f"{what} must be a size such as {'x'.join(['3'] * parts)}, not '{atom.text}'",
+                atom.span,
+            )
             return None
         else:
             assert isinstance(atom.value, tuple)
             value = atom.value
         if len(value) != parts:
-            self.r.error("E206", f"{what} '{atom.text}' has {len(value)} sizes; expected {parts}",
-                         atom.span, f"write {parts} numbers joined by 'x'")
+            self.r.error(
+                "E206",
+                f"{what} '{atom.text}' has {len(value)} sizes; expected {parts}",
+                atom.span,
+                f"write {parts} numbers joined by 'x'",
+            )
             return None
         if not all(lo <= v <= MAX_INT for v in value):
-            self.r.error("E205", f"{what} '{atom.text}' must have sizes between {lo} and "
-                         f"{MAX_INT:,}",
-                         atom.span)
+            self.r.error(
+                "E205",
+                f"{what} '{atom.text}' must have sizes between {lo} and {MAX_INT:,}",
+                atom.span,
+            )
             return None
         return value
 
     def done(self) -> None:
         extra = self.peek()
         if extra is not None:
-            self.r.error("E203", f"unexpected '{extra.text}' here", extra.span,
-                         "separate options with ','")
+            self.r.error(
+                "E203", f"unexpected '{extra.text}' here", extra.span, "separate options with ','"
+            )
             self.i = len(self.atoms)
 
 
@@ -206,9 +216,14 @@ class Lowering:
 
     def run(self) -> ir.Model | None:
         settings: dict[str, Callable[[Setting], None]] = {
-            "input": self.input, "patch": self.patch, "tokens": self.tokens,
-            "attention": self.attention, "head": self.head, "train": self.train,
-            "norm": self.norm, "budget": self.budget,
+            "input": self.input,
+            "patch": self.patch,
+            "tokens": self.tokens,
+            "attention": self.attention,
+            "head": self.head,
+            "train": self.train,
+            "norm": self.norm,
+            "budget": self.budget,
         }
         ordered = sorted(self.statements, key=lambda s: s.key != "input")  # sizes need the kind
         for statement in ordered:
@@ -224,24 +239,38 @@ class Lowering:
             if isinstance(s, Table):
                 self.stages(s)
             else:
-                self.r.error("E207", "'stages' is a table", s.key_span,
-                             "write 'stages {', one row per line, then '}'")
+                self.r.error(
+                    "E207",
+                    "'stages' is a table",
+                    s.key_span,
+                    "write 'stages {', one row per line, then '}'",
+                )
         elif s.key not in settings:
-            self.r.error("E200", f"unknown setting '{s.key}'", s.key_span,
-                         did_you_mean(s.key, known) or "settings are " + ", ".join(known))
+            self.r.error(
+                "E200",
+                f"unknown setting '{s.key}'",
+                s.key_span,
+                did_you_mean(s.key, known) or "settings are " + ", ".join(known),
+            )
         elif isinstance(s, Table):
             self.r.error("E204", f"'{s.key}' is a setting, not a table", s.key_span)
         else:
             settings[s.key](s)
 
     def require(self) -> None:
-        span = Span(self.model.file, self.model.span.line, self.model.span.column,
-                    self.model.span.line, self.model.span.column + 5)
+        span = Span(
+            self.model.file,
+            self.model.span.line,
+            self.model.span.column,
+            self.model.span.line,
+            self.model.span.column + 5,
+        )
         given = {s.key for s in self.statements}  # a wrong one was reported where it stands
         for key in ("input", "patch", "stages"):
             if key not in given:
-                self.r.error("E202", f"model '{self.model.name}' has no '{key}'", span,
-                             _EXAMPLES[key])
+                self.r.error(
+                    "E202", f"model '{self.model.name}' has no '{key}'", span, _EXAMPLES[key]
+                )
         if self.d.stages_span is not None and not self.d.rows and not self.r.diagnostics:
             self.r.error("E207", "the stages table has no rows", self.d.stages_span)
 
@@ -253,9 +282,12 @@ class Lowering:
             while (first := atoms.peek()) is not None:
                 key = str(first.value)
                 if first.kind not in ("name", "arrow") or key not in options:
-                    self.r.error("E203", f"unknown option '{first.text}' in '{s.key}'", first.span,
-                                 did_you_mean(first.text, options) or
-                                 "options are " + ", ".join(options))
+                    self.r.error(
+                        "E203",
+                        f"unknown option '{first.text}' in '{s.key}'",
+                        first.span,
+                        did_you_mean(first.text, options) or "options are " + ", ".join(options),
+                    )
                     break
                 if key in seen:
                     self.r.error("E201", f"option '{key}' given twice in '{s.key}'", first.span)
@@ -266,8 +298,9 @@ class Lowering:
     # -- input video 3x16x224x224 | input image 3x224x224 [, grid_rounding ceil]
     def input(self, s: Setting) -> None:
         if not s.clauses:
-            self.r.error("E204", "'input' needs a kind and a size, e.g. 'video 3x16x224x224'",
-                         s.key_span)
+            self.r.error(
+                "E204", "'input' needs a kind and a size, e.g. 'video 3x16x224x224'", s.key_span
+            )
             return
         atoms = _Atoms(s.clauses[0].atoms, s.clauses[0].span, self.r)
         kind = atoms.word(("video", "image"), "input kind")
@@ -278,37 +311,57 @@ class Lowering:
         atoms.done()
         rounding: dict[str, Any] = {"grid_rounding": "exact"}
         rest = Setting(s.key, s.key_span, s.clauses[1:], s.span)
-        self.clauses(rest, {"grid_rounding": lambda a: rounding.__setitem__(
-            "grid_rounding", a.word(("exact", "ceil"), "grid rounding") or "exact")})
+        self.clauses(
+            rest,
+            {
+                "grid_rounding": lambda a: rounding.__setitem__(
+                    "grid_rounding", a.word(("exact", "ceil"), "grid rounding") or "exact"
+                )
+            },
+        )
         if size is not None:
             c, *thw = size
             grid = (thw[0], thw[1], thw[2]) if kind == "video" else (1, thw[0], thw[1])
-            self.d.input = ir.Input(kind=kind, channels=c, size=grid, loc=self.loc(s.span),
-                                    **rounding)
+            self.d.input = ir.Input(
+                kind=kind, channels=c, size=grid, loc=self.loc(s.span), **rounding
+            )
 
     # -- patch conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 96
     def patch(self, s: Setting) -> None:
         self.d.patch_loc = self.loc(s.span)
         p = self.parts
-        self.clauses(s, {
-            "conv": lambda a: self.d.patch.__setitem__("kernel", self.dims3(a.size("kernel", p))),
-            "stride": lambda a: self.d.patch.__setitem__("stride", self.dims3(a.size("stride", p))),
-            "pad": lambda a: self.d.patch.__setitem__(
-                "padding", self.pad3(a.size("padding", p, lo=0))),
-            "->": lambda a: self.d.patch.__setitem__("dim", a.number("embed dim", 1, MAX_INT)),
-        })
+        self.clauses(
+            s,
+            {
+                "conv": lambda a: self.d.patch.__setitem__(
+                    "kernel", self.dims3(a.size("kernel", p))
+                ),
+                "stride": lambda a: self.d.patch.__setitem__(
+                    "stride", self.dims3(a.size("stride", p))
+                ),
+                "pad": lambda a: self.d.patch.__setitem__(
+                    "padding", self.pad3(a.size("padding", p, lo=0))
+                ),
+                "->": lambda a: self.d.patch.__setitem__("dim", a.number("embed dim", 1, MAX_INT)),
+            },
+        )
 
     # -- tokens cls, position separable
     def tokens(self, s: Setting) -> None:
         values: dict[str, Any] = {"cls": False, "position": "none"}
-        self.clauses(s, {
-            "cls": lambda a: values.__setitem__("cls", True),
-            "no_cls": lambda a: values.__setitem__("cls", False),
-            "position": lambda a: values.__setitem__(
-                "position", a.word(("none", "separable", "joint"), "position kind") or "none"),
-        })
-        self.d.tokens = ir.Tokens(cls=values["cls"], position=values["position"],
-                                  loc=self.loc(s.span))
+        self.clauses(
+            s,
+            {
+                "cls": lambda a: values.__setitem__("cls", True),
+                "no_cls": lambda a: values.__setitem__("cls", False),
+                "position": lambda a: values.__setitem__(
+                    "position", a.word(("none", "separable", "joint"), "position kind") or "none"
+                ),
+            },
+        )
+        self.d.tokens = ir.Tokens(
+            cls=values["cls"], position=values["position"], loc=self.loc(s.span)
+        )
 
     # -- attention pool conv 3x3x3, kv_stride adaptive 1x8x8, mlp_ratio 4, dim_change mlp
     def attention(self, s: Setting) -> None:
@@ -331,54 +384,86 @@ class Lowering:
         def switch(name: str) -> Callable[[_Atoms], None]:
             return lambda at: a.__setitem__(name, at.word(("on", "off"), name) == "on")
 
-        self.clauses(s, {
-            "pool": pool,
-            "kernel_q": lambda at: a.__setitem__("kernel_q", self.dims3(at.size("Q kernel", p))),
-            "kernel_kv": lambda at: a.__setitem__(
-                "kernel_kv", self.dims3(at.size("K/V kernel", p))),
-            "pool_q": lambda at: a.__setitem__("pool_q", at.word(("first", "all"), "pool_q rule")),
-            "kv_stride": kv_stride,
-            "mlp_ratio": lambda at: a.__setitem__(
-                "mlp_ratio", at.number("mlp_ratio", 0.01, 64, False)),
-            "dim_change": lambda at: a.__setitem__(
-                "dim_change", at.word(("mlp", "attention"), "dim_change place")),
-            "rel_pos": lambda at: a.__setitem__(
-                "rel_pos", at.word(("none", "decomposed"), "rel_pos kind")),
-            "residual_pool": lambda at: a.__setitem__(
-                "residual_pool", at.word(("none", "tokens", "all"), "residual_pool kind")),
-            "qkv_bias": switch("qkv_bias"),
-            "dropout": lambda at: a.__setitem__("dropout", at.number("dropout", 0, 1, False)),
-        })
+        self.clauses(
+            s,
+            {
+                "pool": pool,
+                "kernel_q": lambda at: a.__setitem__(
+                    "kernel_q", self.dims3(at.size("Q kernel", p))
+                ),
+                "kernel_kv": lambda at: a.__setitem__(
+                    "kernel_kv", self.dims3(at.size("K/V kernel", p))
+                ),
+                "pool_q": lambda at: a.__setitem__(
+                    "pool_q", at.word(("first", "all"), "pool_q rule")
+                ),
+                "kv_stride": kv_stride,
+                "mlp_ratio": lambda at: a.__setitem__(
+                    "mlp_ratio", at.number("mlp_ratio", 0.01, 64, False)
+                ),
+                "dim_change": lambda at: a.__setitem__(
+                    "dim_change", at.word(("mlp", "attention"), "dim_change place")
+                ),
+                "rel_pos": lambda at: a.__setitem__(
+                    "rel_pos", at.word(("none", "decomposed"), "rel_pos kind")
+                ),
+                "residual_pool": lambda at: a.__setitem__(
+                    "residual_pool", at.word(("none", "tokens", "all"), "residual_pool kind")
+                ),
+                "qkv_bias": switch("qkv_bias"),
+                "dropout": lambda at: a.__setitem__("dropout", at.number("dropout", 0, 1, False)),
+            },
+        )
 
     # -- head norm, cls, dropout 0.5, classes 400
     def head(self, s: Setting) -> None:
         v: dict[str, Any] = {"norm": False, "pool": "cls", "dropout": 0.0, "classes": 1000}
-        self.clauses(s, {
-            "norm": lambda a: v.__setitem__("norm", True),
-            "cls": lambda a: v.__setitem__("pool", "cls"),
-            "mean": lambda a: v.__setitem__("pool", "mean"),
-            "dropout": lambda a: v.__setitem__("dropout", a.number("dropout", 0, 1, False)),
-            "classes": lambda a: v.__setitem__("classes", a.number("classes", 1, MAX_INT * 10)),
-        })
+        self.clauses(
+            s,
+            {
+                "norm": lambda a: v.__setitem__("norm", True),
+                "cls": lambda a: v.__setitem__("pool", "cls"),
+                "mean": lambda a: v.__setitem__("pool", "mean"),
+                "dropout": lambda a: v.__setitem__("dropout", a.number("dropout", 0, 1, False)),
+                "classes": lambda a: v.__setitem__("classes", a.number("classes", 1, MAX_INT * 10)),
+            },
+        )
         if None not in v.values():
             self.d.head = ir.Head(**v, loc=self.loc(s.span))
 
     # -- train drop_path 0.2
     def train(self, s: Setting) -> None:
-        self.clauses(s, {"drop_path": lambda a: setattr(
-            self.d, "drop_path", a.number("drop_path", 0, 1, False) or 0.0)})
+        self.clauses(
+            s,
+            {
+                "drop_path": lambda a: setattr(
+                    self.d, "drop_path", a.number("drop_path", 0, 1, False) or 0.0
+                )
+            },
+        )
 
     # -- norm eps 1e-6
     def norm(self, s: Setting) -> None:
-        self.clauses(s, {"eps": lambda a: setattr(
-            self.d, "norm_eps", a.number("eps", 1e-12, 1, False) or 1e-6)})
+        self.clauses(
+            s,
+            {
+                "eps": lambda a: setattr(
+                    self.d, "norm_eps", a.number("eps", 1e-12, 1, False) or 1e-6
+                )
+            },
+        )
 
     # -- budget params 4e9, activation_gib 128   (raises the guard rails of mvitdsl.check)
     def budget(self, s: Setting) -> None:
-        self.clauses(s, {
-            "params": lambda a: a.number("params budget", 1, 1e15, integer=False),
-            "activation_gib": lambda a: a.number("activation_gib budget", 1e-6, 1e9, integer=False),
-        })
+        self.clauses(
+            s,
+            {
+                "params": lambda a: a.number("params budget", 1, 1e15, integer=False),
+                "activation_gib": lambda a: a.number(
+                    "activation_gib budget", 1e-6, 1e9, integer=False
+                ),
+            },
+        )
 
     # -- stages { name blocks dim heads pool_q [pool_kv | off] }
     def stages(self, t: Table) -> None:
@@ -401,8 +486,12 @@ class Lowering:
         errors = len(self.r.diagnostics)
         first = atoms.take("stage name")
         if first is None or first.kind != "name":
-            self.r.error("E207", "a stage row starts with the stage's name", row.span,
-                         "columns: name blocks dim heads pool_q [pool_kv]")
+            self.r.error(
+                "E207",
+                "a stage row starts with the stage's name",
+                row.span,
+                "columns: name blocks dim heads pool_q [pool_kv]",
+            )
             return None
         depth = atoms.number("blocks", 1, MAX_BLOCKS)
         dim = atoms.number("dim", 1, MAX_INT)
@@ -419,8 +508,9 @@ class Lowering:
         if len(self.r.diagnostics) > errors or None in (depth, dim, heads, stride_q):
             return None
         assert stride_q is not None
-        return _StageRow(str(first.value), depth, dim, heads, stride_q, kv, kv_off,
-                         self.loc(row.span), row.span)
+        return _StageRow(
+            str(first.value), depth, dim, heads, stride_q, kv, kv_off, self.loc(row.span), row.span
+        )
 
     # ------------------------------------------------------------ expansion
 
@@ -428,23 +518,51 @@ class Lowering:
         d = self.d
         assert d.input is not None and d.patch_loc is not None
         attention = self.attention_ir()
-        patch = ir.Patch(kernel=d.patch.get("kernel") or (1, 1, 1), stride=d.patch.get("stride")
-                         or d.patch.get("kernel") or (1, 1, 1), padding=d.patch.get("padding")
-                         or (0, 0, 0), dim=d.patch.get("dim") or d.rows[0].dim, loc=d.patch_loc)
+        patch = ir.Patch(
+            kernel=d.patch.get("kernel") or (1, 1, 1),
+            stride=d.patch.get("stride") or d.patch.get("kernel") or (1, 1, 1),
+            padding=d.patch.get("padding") or (0, 0, 0),
+            dim=d.patch.get("dim") or d.rows[0].dim,
+            loc=d.patch_loc,
+        )
         tokens = d.tokens or ir.Tokens(cls=True, position="none", loc=d.patch_loc)
-        head = d.head or ir.Head(norm=True, pool="cls" if tokens.cls else "mean", dropout=0.0,
-                                 classes=1000, loc=d.patch_loc)
+        head = d.head or ir.Head(
+            norm=True,
+            pool="cls" if tokens.cls else "mean",
+            dropout=0.0,
+            classes=1000,
+            loc=d.patch_loc,
+        )
         stages, blocks = expand(d.rows, attention, patch.dim, d.drop_path)
-        return ir.Model(name=self.model.name, input=d.input, patch=patch, tokens=tokens,
-                        attention=attention, stages=stages, blocks=blocks, head=head,
-                        drop_path=d.drop_path, norm_eps=d.norm_eps, source_file=self.model.file)
+        return ir.Model(
+            name=self.model.name,
+            input=d.input,
+            patch=patch,
+            tokens=tokens,
+            attention=attention,
+            stages=stages,
+            blocks=blocks,
+            head=head,
+            drop_path=d.drop_path,
+            norm_eps=d.norm_eps,
+            source_file=self.model.file,
+        )
 
     def attention_ir(self) -> ir.Attention:
         a = self.d.attention
         defaults: dict[str, Any] = {
-            "pool_mode": "conv", "kernel_q": None, "kernel_kv": None, "pool_q": "first",
-            "kv_stride": None, "kv_adaptive": False, "mlp_ratio": 4.0, "dim_change": "mlp",
-            "rel_pos": "none", "residual_pool": "none", "qkv_bias": True, "dropout": 0.0,
+            "pool_mode": "conv",
+            "kernel_q": None,
+            "kernel_kv": None,
+            "pool_q": "first",
+            "kv_stride": None,
+            "kv_adaptive": False,
+            "mlp_ratio": 4.0,
+            "dim_change": "mlp",
+            "rel_pos": "none",
+            "residual_pool": "none",
+            "qkv_bias": True,
+            "dropout": 0.0,
         }
         values = {k: (a[k] if a.get(k) is not None else v) for k, v in defaults.items()}
         values["mlp_ratio"] = float(values["mlp_ratio"])
@@ -494,8 +612,9 @@ def _stage_blocks(rows: list[_StageRow]) -> Iterator[tuple[int, _StageRow, int]]
             index += 1
 
 
-def expand(rows: list[_StageRow], att: ir.Attention, embed_dim: int,
-           drop_path: float) -> tuple[tuple[ir.Stage, ...], tuple[ir.Block, ...]]:
+def expand(
+    rows: list[_StageRow], att: ir.Attention, embed_dim: int, drop_path: float
+) -> tuple[tuple[ir.Stage, ...], tuple[ir.Block, ...]]:
     """The stage table -> one Block per block, with strides, kernels, widths resolved."""
     total = sum(r.depth for r in rows)
     kv_running = att.kv_stride or (1, 1, 1)
@@ -517,16 +636,33 @@ def expand(rows: list[_StageRow], att: ir.Attention, embed_dim: int,
         q_pooled = att.pool_q == "all" or stride_q != (1, 1, 1)
         kernel_q = (att.kernel_q or _kernel_rule(stride_q)) if q_pooled else (1, 1, 1)
         kernel_kv = (1, 1, 1) if row.kv_off else att.kernel_kv or _kernel_rule(stride_kv)
-        blocks.append(ir.Block(
-            index=index, stage=row.name, dim_in=dim_in_block, dim_attn=dim_attn, dim_out=dim_out,
-            heads=row.heads, mlp_hidden=int(dim_attn * att.mlp_ratio),
-            pool_q=ir.Pool(mode=att.pool_mode, kernel=kernel_q, stride=stride_q),
-            pool_kv=ir.Pool(mode=att.pool_mode, kernel=kernel_kv, stride=stride_kv),
-            drop_path=drop_path * index / (total - 1) if total > 1 else 0.0, loc=row.loc))
+        blocks.append(
+            ir.Block(
+                index=index,
+                stage=row.name,
+                dim_in=dim_in_block,
+                dim_attn=dim_attn,
+                dim_out=dim_out,
+                heads=row.heads,
+                mlp_hidden=int(dim_attn * att.mlp_ratio),
+                pool_q=ir.Pool(mode=att.pool_mode, kernel=kernel_q, stride=stride_q),
+                pool_kv=ir.Pool(mode=att.pool_mode, kernel=kernel_kv, stride=stride_kv),
+                drop_path=drop_path * index / (total - 1) if total > 1 else 0.0,
+                loc=row.loc,
+            )
+        )
         dim_in = dim_out
         if j == 0:
-            stages.append(ir.Stage(name=row.name, first=index, depth=row.depth, dim=row.dim,
-                                   heads=row.heads, stride_q=row.stride_q,
-                                   stride_kv=(1, 1, 1) if row.kv_off else row.stride_kv,
-                                   loc=row.loc))
+            stages.append(
+                ir.Stage(
+                    name=row.name,
+                    first=index,
+                    depth=row.depth,
+                    dim=row.dim,
+                    heads=row.heads,
+                    stride_q=row.stride_q,
+                    stride_kv=(1, 1, 1) if row.kv_off else row.stride_kv,
+                    loc=row.loc,
+                )
+            )
     return tuple(stages), tuple(blocks)

@@ -47,8 +47,13 @@ def _grammar_path() -> Path:
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(_grammar_path().read_text(), parser="lalr", lexer="contextual",
-                propagate_positions=True, maybe_placeholders=False)
+    return Lark(
+        _grammar_path().read_text(),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
 
 
 def parse(source: str, file: str = "<spec>") -> Model:
@@ -101,21 +106,31 @@ _END_OR_NL = {"$END", "<END-OF-FILE>", "_NL"}
 def _check_size(source: str, file: str, reporter: Reporter) -> None:
     size = len(source.encode("utf-8", "surrogatepass"))
     if size > MAX_SOURCE_BYTES:
-        reporter.error("E103", f"spec is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,}",
-                       Span(file, 1, 1, 1, 2), "a model spec is a few dozen lines")
+        reporter.error(
+            "E103",
+            f"spec is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,}",
+            Span(file, 1, 1, 1, 2),
+            "a model spec is a few dozen lines",
+        )
         return
     lines = source.count("\n") + 1
     if lines > MAX_LINES:
-        reporter.error("E103", f"spec has {lines:,} lines; the limit is {MAX_LINES:,}",
-                       Span(file, 1, 1, 1, 2), "a model spec is a few dozen lines")
+        reporter.error(
+            "E103",
+            f"spec has {lines:,} lines; the limit is {MAX_LINES:,}",
+            Span(file, 1, 1, 1, 2),
+            "a model spec is a few dozen lines",
+        )
         return
     for number, line in enumerate(source.splitlines(), 1):
         for word in line.split():
             if len(word) > MAX_TOKEN_CHARS:
                 col = line.index(word) + 1
-                reporter.error("E103", f"a word of {len(word):,} characters is too long "
-                               f"(limit {MAX_TOKEN_CHARS})",
-                               Span(file, number, col, number, col + 1))
+                reporter.error(
+                    "E103",
+                    f"a word of {len(word):,} characters is too long (limit {MAX_TOKEN_CHARS})",
+                    Span(file, number, col, number, col + 1),
+                )
                 return
 
 
@@ -124,9 +139,12 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str, reporter: Reporter
     if isinstance(e, UnexpectedCharacters):
         pos = e.pos_in_stream or 0
         char = source[pos] if pos < len(source) else ""
-        reporter.error("E100", f"unexpected character {char!r}",
-                       Span(file, line, column, line, column + 1),
-                       "sizes are written like 3x7x7; comments start with '#'")
+        reporter.error(
+            "E100",
+            f"unexpected character {char!r}",
+            Span(file, line, column, line, column + 1),
+            "sizes are written like 3x7x7; comments start with '#'",
+        )
     elif isinstance(e, UnexpectedToken) and e.token.type != "$END":
         token = e.token
         expected = _expected_words(e.expected)
@@ -137,19 +155,27 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str, reporter: Reporter
         width = max(1, len(str(token).split("\n")[0]))
         span = Span(file, line, column, line, column + width)
         if set(e.expected) <= _END_OR_NL:
-            reporter.error("E101", f"unexpected {what} after the end of the model", span,
-                           "a file holds one model; was a '}' closed too early?")
+            reporter.error(
+                "E101",
+                f"unexpected {what} after the end of the model",
+                span,
+                "a file holds one model; was a '}' closed too early?",
+            )
             return
-        reporter.error("E101", f"unexpected {what}; expected {expected}", span,
-                       _hint(token, e.expected))
+        reporter.error(
+            "E101", f"unexpected {what}; expected {expected}", span, _hint(token, e.expected)
+        )
     else:
         expected = _expected_words(getattr(e, "expected", None) or ["RBRACE"])
         last = source.rstrip().splitlines() or [""]
         end_line = len(last)
         end_col = len(last[-1]) + 1
-        reporter.error("E102", f"unexpected end of file; expected {expected}",
-                       Span(file, end_line, end_col, end_line, end_col + 1),
-                       "every '{' needs a matching '}'")
+        reporter.error(
+            "E102",
+            f"unexpected end of file; expected {expected}",
+            Span(file, end_line, end_col, end_line, end_col + 1),
+            "every '{' needs a matching '}'",
+        )
 
 
 _VALUES = {"NAME", "NUMBER", "SIZE", "STRING", "ARROW"}
@@ -181,8 +207,13 @@ def _span(file: str, meta: Any) -> Span:
 
 
 def _token_span(file: str, token: Token) -> Span:
-    return Span(file, token.line or 1, token.column or 1,
-                token.end_line or token.line or 1, token.end_column or (token.column or 1) + 1)
+    return Span(
+        file,
+        token.line or 1,
+        token.column or 1,
+        token.end_line or token.line or 1,
+        token.end_column or (token.column or 1) + 1,
+    )
 
 
 class _ToAst(Transformer[Token, Model]):
@@ -219,8 +250,9 @@ class _ToAst(Transformer[Token, Model]):
     @v_args(meta=True)
     def setting(self, meta: Any, children: list[Any]) -> Setting:
         key, *clauses = children
-        return Setting(str(key), _token_span(self.file, key), tuple(clauses),
-                       _span(self.file, meta))
+        return Setting(
+            str(key), _token_span(self.file, key), tuple(clauses), _span(self.file, meta)
+        )
 
     @v_args(meta=True)
     def table(self, meta: Any, children: list[Any]) -> Table:
@@ -241,4 +273,3 @@ class _ToAst(Transformer[Token, Model]):
 
     def start(self, children: list[Model]) -> Model:
         return children[0]
-

@@ -31,8 +31,10 @@ def checkpointed_blocks(model: Model, selection: Selection) -> set[int]:
         elif isinstance(item, str) and item in stages:
             chosen.update(stages[item])
         else:
-            raise ValueError(f"checkpoint: {item!r} is neither a stage of {model.name} "
-                             f"({', '.join(stages)}) nor a block index below {len(model.blocks)}")
+            raise ValueError(
+                f"checkpoint: {item!r} is neither a stage of {model.name} "
+                f"({', '.join(stages)}) nor a block index below {len(model.blocks)}"
+            )
     return chosen
 
 
@@ -44,8 +46,9 @@ def checkpoint_blocks(gm: fx.GraphModule, indices: Iterable[int]) -> fx.GraphMod
             continue
         with gm.graph.inserting_before(node):
             block = gm.graph.get_attr(node.target)
-            call = gm.graph.call_function(torch.utils.checkpoint.checkpoint, (block, *node.args),
-                                          {"use_reentrant": False})
+            call = gm.graph.call_function(
+                torch.utils.checkpoint.checkpoint, (block, *node.args), {"use_reentrant": False}
+            )
         call.meta = dict(node.meta)
         node.replace_all_uses_with(call)
         gm.graph.erase_node(node)

@@ -36,8 +36,10 @@ DEFAULTS: dict[str, dict[str, Default]] = {
         "qkv_bias": lambda m: f"qkv_bias {'on' if m.attention.qkv_bias else 'off'}",
         "dropout": lambda m: f"dropout {_num(m.attention.dropout)}",
     },
-    "head": {"dropout": lambda m: f"dropout {_num(m.head.dropout)}",
-             "classes": lambda m: f"classes {m.head.classes}"},
+    "head": {
+        "dropout": lambda m: f"dropout {_num(m.head.dropout)}",
+        "classes": lambda m: f"classes {m.head.classes}",
+    },
     "train": {"drop_path": lambda m: f"drop_path {_num(m.drop_path)}"},
     "norm": {"eps": lambda m: f"eps {_num(m.norm_eps)}"},
 }
@@ -98,17 +100,18 @@ def _row(row: Row) -> str:
 def _table(t: Table) -> list[str]:
     head = _line(f"  {t.key} {{", _where(t.key_span.file, t.key_span.line))
     columns = " ".join(f"{c:>6}" for c in ("blocks", "dim", "heads", "pool_q", "pool_kv"))
-    return [head, f"    {'# name':<10} {columns}",
-            *(_row(r) for r in t.rows), "  }"]
+    return [head, f"    {'# name':<10} {columns}", *(_row(r) for r in t.rows), "  }"]
 
 
 def render_resolved(spec: Spec) -> str:
     """The resolved spec as text: every setting and stage row with the file:line that set it."""
     model = spec.model
     files = dict.fromkeys([spec.path, *(s.span.file for s in spec.statements)])
-    lines = [f"# {spec.name}: inheritance resolved ({' <- '.join(files)}).",
-             "# '# default' marks values no file sets; this text parses back to the same model.",
-             f"model {spec.name} {{"]
+    lines = [
+        f"# {spec.name}: inheritance resolved ({' <- '.join(files)}).",
+        "# '# default' marks values no file sets; this text parses back to the same model.",
+        f"model {spec.name} {{",
+    ]
     present = set()
     for s in spec.statements:
         present.add(s.key)

@@ -40,9 +40,15 @@ def rel_table(table: Tensor, q_size: int, k_size: int) -> Tensor:
     return table[(q_pos - k_pos).long()]
 
 
-def rel_pos_bias(q: Tensor, q_grid: tuple[int, int, int], k_grid: tuple[int, int, int],
-                 rel_pos_t: Tensor | None, rel_pos_h: Tensor, rel_pos_w: Tensor,
-                 cls: bool) -> Tensor:
+def rel_pos_bias(
+    q: Tensor,
+    q_grid: tuple[int, int, int],
+    k_grid: tuple[int, int, int],
+    rel_pos_t: Tensor | None,
+    rel_pos_h: Tensor,
+    rel_pos_w: Tensor,
+    cls: bool,
+) -> Tensor:
     """Decomposed relative-position logits (B, heads, L_Q, L_K) from the unscaled queries;
     the cls row and column get zero."""
     r_q = q[:, :, 1:] if cls else q
@@ -65,5 +71,6 @@ def channels_last(x: Tensor) -> Tensor:
     faster on it); while training, the strided view itself, so the pool saves no extra copy."""
     if torch.is_grad_enabled() and x.requires_grad:
         return x
-    return x.contiguous(memory_format=torch.channels_last_3d if x.dim() == 5
-                        else torch.channels_last)
+    return x.contiguous(
+        memory_format=torch.channels_last_3d if x.dim() == 5 else torch.channels_last
+    )

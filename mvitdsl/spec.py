@@ -38,13 +38,22 @@ def read_source(path_or_text: str | Path) -> tuple[str, str]:
     if isinstance(path_or_text, Path):
         return path_or_text.read_text(encoding="utf-8"), str(path_or_text)
     text = str(path_or_text)
-    if "{" not in text and len(text) < 4096 and Path(text).is_file():
+    if "{" not in text and len(text) < 4096 and _is_file(text):
         return Path(text).read_text(encoding="utf-8"), text
     return text, "<spec>"
 
 
-def load_spec(path_or_text: str | Path, *, input_size: tuple[int, ...] | None = None,
-              check: bool = True) -> Spec:
+def _is_file(text: str) -> bool:
+    """Whether text names a file; text that cannot be a file name (too long, NUL) is not one."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def load_spec(
+    path_or_text: str | Path, *, input_size: tuple[int, ...] | None = None, check: bool = True
+) -> Spec:
     """Parse, resolve inheritance, lower and (by default) shape-check one spec.
 
     Raises SpecError carrying every diagnostic found. Never imports torch.
@@ -93,13 +102,21 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
     reporter = Reporter(sources)
     parent = model.parent
     if depth >= MAX_INHERITANCE_DEPTH:
-        reporter.error("E209", f"'extends' chain deeper than {MAX_INHERITANCE_DEPTH}", parent.span,
-                       "is there a cycle of specs extending each other?")
+        reporter.error(
+            "E209",
+            f"'extends' chain deeper than {MAX_INHERITANCE_DEPTH}",
+            parent.span,
+            "is there a cycle of specs extending each other?",
+        )
         reporter.raise_if_any()
     if parent.file is None:
         if parent.name != model.name:
-            reporter.error("E209", f"no model '{parent.name}' to extend", parent.span,
-                           "name the parent's file: extends \"mvit_b.mv\" mvit_b")
+            reporter.error(
+                "E209",
+                f"no model '{parent.name}' to extend",
+                parent.span,
+                'name the parent\'s file: extends "mvit_b.mv" mvit_b',
+            )
         else:
             reporter.error("E209", f"model '{model.name}' extends itself", parent.span)
         reporter.raise_if_any()
@@ -116,7 +133,8 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
         e.sources.update(sources)
         raise
     if base.name != parent.name:
-        reporter.error("E209", f"'{parent.file}' defines model '{base.name}', not '{parent.name}'",
-                       parent.span)
+        reporter.error(
+            "E209", f"'{parent.file}' defines model '{base.name}', not '{parent.name}'", parent.span
+        )
         reporter.raise_if_any()
     return merge(resolve(base, sources, depth + 1), model.statements)

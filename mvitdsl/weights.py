@@ -51,7 +51,8 @@ def stem_shapes(model: Model) -> dict[str, Shape]:
     p, d = model.patch, model.patch.dim
     out: dict[str, Shape] = {
         "conv_proj.weight": (d, model.input.channels, *_grid(model, p.kernel)),
-        "conv_proj.bias": (d,)}
+        "conv_proj.bias": (d,),
+    }
     cls = model.tokens.cls
     if cls:
         out["pos_encoding.class_token"] = (d,)
@@ -69,8 +70,11 @@ def stem_shapes(model: Model) -> dict[str, Shape]:
 def block_shapes(model: Model, b: Block, rel_pos: tuple[int, int, int] | None) -> dict[str, Shape]:
     """One block's entries, names relative to `blocks.{i}.`."""
     hd, a = b.head_dim, b.dim_attn
-    out: dict[str, Shape] = {"norm1.weight": (b.dim_in,), "norm1.bias": (b.dim_in,),
-                             "attn.qkv.weight": (3 * a, b.dim_in)}
+    out: dict[str, Shape] = {
+        "norm1.weight": (b.dim_in,),
+        "norm1.bias": (b.dim_in,),
+        "attn.qkv.weight": (3 * a, b.dim_in),
+    }
     if model.attention.qkv_bias:
         out["attn.qkv.bias"] = (3 * a,)
     out["attn.project.0.weight"], out["attn.project.0.bias"] = (a, a), (a,)
@@ -150,8 +154,9 @@ def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
     if any(n.startswith("stages.") for n in names):
         return "timm"
-    if any(n.startswith(("patch_embed.", "head.projection", "cls_token")) for n in names) or \
-            any(".mlp.fc1." in n for n in names):
+    if any(n.startswith(("patch_embed.", "head.projection", "cls_token")) for n in names) or any(
+        ".mlp.fc1." in n for n in names
+    ):
         return "slowfast"
     return "torchvision"
 
@@ -176,8 +181,9 @@ def _unwrap(state_dict: dict[str, Any]) -> dict[str, Any]:
     return state_dict
 
 
-def convert_state_dict(state_dict: dict[str, Any], source: Source | None = None, *,
-                       spec: Spec | Model) -> dict[str, Any]:
+def convert_state_dict(
+    state_dict: dict[str, Any], source: Source | None = None, *, spec: Spec | Model
+) -> dict[str, Any]:
     """A torchvision / SlowFast / timm state_dict in mvitdsl's (torchvision) naming and shapes.
 
     Names the spec does not know are kept as they are, so a strict load names them.
@@ -251,8 +257,10 @@ def _owner(model: Model, name: str) -> tuple[Loc | None, str]:
     m = re.match(r"^blocks\.(\d+)\.", name)
     if m and int(m.group(1)) < len(model.blocks):
         b = model.blocks[int(m.group(1))]
-        return b.loc, (f"block {b.index}, stage '{b.stage}': {b.dim_in}->{b.dim_out} channels, "
-                       f"{b.heads} heads of {b.head_dim}")
+        return b.loc, (
+            f"block {b.index}, stage '{b.stage}': {b.dim_in}->{b.dim_out} channels, "
+            f"{b.heads} heads of {b.head_dim}"
+        )
     if name.startswith(("conv_proj", "pos_encoding")):
         return model.patch.loc, f"patch embedding to {model.patch.dim} channels"
     if name.startswith(("head", "norm.")):
@@ -260,8 +268,9 @@ def _owner(model: Model, name: str) -> tuple[Loc | None, str]:
     return None, ""
 
 
-def compare_shapes(model: Model, found: dict[str, Shape], source: Source | None = None
-                   ) -> tuple[Source, list[Mismatch]]:
+def compare_shapes(
+    model: Model, found: dict[str, Shape], source: Source | None = None
+) -> tuple[Source, list[Mismatch]]:
     """Rename a checkpoint's names and shapes into ours and list every difference."""
     source = source or detect_source(list(found))
     want = expected_shapes(model)
@@ -270,15 +279,35 @@ def compare_shapes(model: Model, found: dict[str, Shape], source: Source | None 
     for name, shape in want.items():
         loc, about = _owner(model, name)
         if name not in ours:
-            out.append(Mismatch("missing", name, f"the spec makes {name} {_fmt(shape)} "
-                                f"({about}); the checkpoint has no such entry", loc))
+            out.append(
+                Mismatch(
+                    "missing",
+                    name,
+                    f"the spec makes {name} {_fmt(shape)} "
+                    f"({about}); the checkpoint has no such entry",
+                    loc,
+                )
+            )
         elif not fits(ours[name], shape):
-            out.append(Mismatch("shape", name, f"{name} is {_fmt(ours[name])} in the checkpoint "
-                                f"but {_fmt(shape)} in the spec ({about})", loc))
+            out.append(
+                Mismatch(
+                    "shape",
+                    name,
+                    f"{name} is {_fmt(ours[name])} in the checkpoint "
+                    f"but {_fmt(shape)} in the spec ({about})",
+                    loc,
+                )
+            )
     for name, shape in ours.items():
         if name not in want:
-            out.append(Mismatch("unexpected", name, f"the checkpoint has {name} {_fmt(shape)}, "
-                                "which the spec does not make", None))
+            out.append(
+                Mismatch(
+                    "unexpected",
+                    name,
+                    f"the checkpoint has {name} {_fmt(shape)}, which the spec does not make",
+                    None,
+                )
+            )
     return source, out
 
 
@@ -288,10 +317,14 @@ def render_comparison(spec: Spec, path: str | Path, source: Source | None) -> tu
     source, mismatches = compare_shapes(spec.model, found, source)
     total = sum(prod(s) for s in expected_shapes(spec.model).values())
     if not mismatches:
-        return (f"{path}: all {len(found)} entries ({total:,} parameters, {source} names) match "
-                f"{spec.name}", 0)
+        return (
+            f"{path}: all {len(found)} entries ({total:,} parameters, {source} names) match "
+            f"{spec.name}",
+            0,
+        )
     lines = [m.render() for m in mismatches]
     n = len(mismatches)
-    lines.append(f"{path}: {n} mismatch{'es' * (n != 1)} against {spec.name} "
-                 f"(read as {source} names)")
+    lines.append(
+        f"{path}: {n} mismatch{'es' * (n != 1)} against {spec.name} (read as {source} names)"
+    )
     return "\n".join(lines), n

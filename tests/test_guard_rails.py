@@ -165,8 +165,5 @@ def test_the_cli_never_shows_a_traceback_for_hostile_files(tmp_path):
     assert r.stderr.startswith(f"{path}:2:1: error[E103]: a word of 3,000 characters")
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason=(
-    "found by the mutation fuzz: spec.read_source calls Path(text).is_file() on text without "
-    "'{', which raises OSError (name too long) instead of parsing it; catch OSError there"))
 def test_text_that_cannot_be_a_file_name_is_parsed_as_text():
     assert codes("model tiny " * 40) == ["E101"]

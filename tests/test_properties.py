@@ -19,7 +19,6 @@ from spec_gen import ROOT, SHAPE_CODES, Tally, mutated_specs, spec_texts
 
 import mvitdsl
 from mvitdsl import SpecError
-from mvitdsl.parse import parse
 
 torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -144,19 +143,10 @@ def test_property_near_miss_rejections_are_real(text: str) -> None:
     check_generated("near_miss", text)
 
 
-def load_text(text: str) -> mvitdsl.Spec:
-    """load_spec on spec text. Text without '{' cannot be a spec, and load_spec would first try
-    it as a file name (see test_guard_rails' xfail on that): parse it as text instead."""
-    if "{" in text:
-        return mvitdsl.load_spec(text)
-    parse(text, "<spec>")
-    raise AssertionError("text without '{' parsed as a spec")
-
-
 def _hostile(test: str, text: str) -> None:
     start = time.perf_counter()
     try:
-        spec = load_text(text)
+        spec = mvitdsl.load_spec(text)
         mvitdsl.analyze(spec)
     except SpecError as e:
         located(e, text)
