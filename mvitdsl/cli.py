@@ -1,6 +1,7 @@
 """The `mvitdsl` command: a thin argparse layer over the public API.
 
-Exit codes: 0 success, 1 the spec has errors (diagnostics on stderr), 2 bad command line.
+Exit codes: 0 success, 1 the spec has errors (diagnostics on stderr), 2 bad command line;
+`draw` also: 3 Graphviz failed to render, 4 `dot` is missing (the .dot file was still written).
 `check` never imports torch (except to read a .pt checkpoint for --against); `compile` does.
 """
 
