@@ -59,11 +59,42 @@ def rel_pos_bias(
     bias_h = torch.einsum("bythwc,hkc->bythwk", r_q, rel_table(rel_pos_h, qh, kh))
     bias_w = torch.einsum("bythwc,wkc->bythwk", r_q, rel_table(rel_pos_w, qw, kw))
     bias = bias_h[..., None, :, None] + bias_w[..., None, None, :]  # (B, h, qt, qh, qw, 1, kh, kw)
+    bias_t = None
     if rel_pos_t is not None:
         bias_t = torch.einsum("bythwc,tkc->bythwk", r_q, rel_table(rel_pos_t, qt, kt))
-        bias = bias + bias_t[..., :, None, None]  # (B, h, qt, qh, qw, kt, kh, kw)
+        bias_t = bias_t[..., :, None, None]  # (B, h, qt, qh, qw, kt, 1, 1)
+    if cls and _may_write_in_place(q):
+        return _padded_in_place(bias, bias_t, q_grid, k_grid)
+    if bias_t is not None:
+        bias = bias + bias_t  # (B, h, qt, qh, qw, kt, kh, kw)
     bias = bias.reshape(B, heads, qt * qh * qw, -1)
     return F.pad(bias, (1, 0, 1, 0)) if cls else bias
+
+
+def _may_write_in_place(q: Tensor) -> bool:
+    """In plain eager inference the bias can be written into a preallocated buffer; autograd,
+    torch.compile and torch.export get the functional form."""
+    if torch.is_grad_enabled() and q.requires_grad:
+        return False
+    return not torch.compiler.is_compiling()
+
+
+def _padded_in_place(
+    bias: Tensor, bias_t: Tensor | None, q_grid: tuple[int, ...], k_grid: tuple[int, ...]
+) -> Tensor:
+    """The cls-padded (B, h, 1 + L_Q, 1 + L_K) bias written straight into its buffer: no
+    zero-filled full-size tensor and no padding copy (eval speed of the rel-pos models)."""
+    B, heads = bias.shape[:2]
+    lq, lk = q_grid[0] * q_grid[1] * q_grid[2], k_grid[0] * k_grid[1] * k_grid[2]
+    out = bias.new_empty(B, heads, lq + 1, lk + 1)
+    out[:, :, 0, :] = 0
+    out[:, :, 1:, 0] = 0
+    body = out[:, :, 1:, 1:].view(B, heads, *q_grid, *k_grid)  # a strided view of the buffer
+    if bias_t is None:
+        body.copy_(bias)
+    else:
+        torch.add(bias, bias_t, out=body)
+    return out
 
 
 def channels_last(x: Tensor) -> Tensor:
