@@ -604,11 +604,12 @@ def _divide(kv: ir.Dims3, q: ir.Dims3) -> ir.Dims3:
     return (max(kv[0] // q[0], 1), max(kv[1] // q[1], 1), max(kv[2] // q[2], 1))
 
 
-def _stage_blocks(rows: list[_StageRow]) -> Iterator[tuple[int, _StageRow, int]]:
+def _stage_blocks(rows: list[_StageRow]) -> Iterator[tuple[int, int, _StageRow, int]]:
+    """(block index, stage index, stage row, index inside the stage) for every block."""
     index = 0
-    for row in rows:
+    for s, row in enumerate(rows):
         for j in range(row.depth):
-            yield index, row, j
+            yield index, s, row, j
             index += 1
 
 
@@ -621,8 +622,7 @@ def expand(
     blocks: list[ir.Block] = []
     stages: list[ir.Stage] = []
     dim_in = embed_dim
-    for index, row, j in _stage_blocks(rows):
-        s = rows.index(row)
+    for index, s, row, j in _stage_blocks(rows):
         stride_q = row.stride_q if j == 0 else (1, 1, 1)
         if att.kv_adaptive and j == 0 and stride_q != (1, 1, 1):
             kv_running = _divide(kv_running, stride_q)

@@ -105,23 +105,20 @@ _END_OR_NL = {"$END", "<END-OF-FILE>", "_NL"}
 
 def _check_size(source: str, file: str, reporter: Reporter) -> None:
     size = len(source.encode("utf-8", "surrogatepass"))
-    if size > MAX_SOURCE_BYTES:
-        reporter.error(
-            "E103",
-            f"spec is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,}",
-            Span(file, 1, 1, 1, 2),
-            "a model spec is a few dozen lines",
-        )
-        return
     lines = source.count("\n") + 1
-    if lines > MAX_LINES:
-        reporter.error(
-            "E103",
-            f"spec has {lines:,} lines; the limit is {MAX_LINES:,}",
-            Span(file, 1, 1, 1, 2),
-            "a model spec is a few dozen lines",
-        )
-        return
+    limits = (
+        ("spec is {:,} bytes", size, MAX_SOURCE_BYTES),
+        ("spec has {:,} lines", lines, MAX_LINES),
+    )
+    for what, amount, limit in limits:
+        if amount > limit:
+            reporter.error(
+                "E103",
+                f"{what.format(amount)}; the limit is {limit:,}",
+                Span(file, 1, 1, 1, 2),
+                "a model spec is a few dozen lines",
+            )
+            return
     for number, line in enumerate(source.splitlines(), 1):
         for word in line.split():
             if len(word) > MAX_TOKEN_CHARS:
