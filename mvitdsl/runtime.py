@@ -97,11 +97,16 @@ def _padded_in_place(
     return out
 
 
-def channels_last(x: Tensor) -> Tensor:
-    """(B, C, [T,] H, W) in dense channels-last memory when no gradient is recorded (pools run
-    faster on it); while training, the strided view itself, so the pool saves no extra copy."""
+def pool_layout(x: Tensor, dense_in_training: bool) -> Tensor:
+    """The memory a pool reads (B, C, [T,] H, W) from.
+
+    Without autograd: a dense channels-last copy (the pools run faster on it). While training:
+    the strided channels-last view itself, so the pool saves no extra copy; or, where the
+    compiler chose it (dense_in_training: video blocks with many channels over few
+    positions), a dense NC(T)HW copy, whose oneDNN backward runs faster there and needs a
+    third of the scratch memory (docs/PERFORMANCE.md)."""
     if torch.is_grad_enabled() and x.requires_grad:
-        return x
+        return x.contiguous() if dense_in_training else x
     return x.contiguous(
         memory_format=torch.channels_last_3d if x.dim() == 5 else torch.channels_last
     )
