@@ -6,14 +6,12 @@ A model the checker accepts builds and runs, with exactly the shapes the graph p
 
 from __future__ import annotations
 
-from math import ceil, floor, log10
 from typing import TYPE_CHECKING, Any
 
 from . import shapes
 from .diagnostics import Reporter, Span
 from .graph import BlockShapes, blocks_in_order, build_graph
 from .ir import Block, Dims3, Model, Pool
-from .lower import budgets
 from .syntax import Setting, Table
 
 if TYPE_CHECKING:
@@ -54,11 +52,12 @@ def divisors_near(grid: Dims3, stride: Dims3) -> list[Dims3]:
     return out
 
 
-def round_up(value: float) -> str:
-    """Two significant digits, rounded up, as the spec language writes numbers: 3.7e7, 2."""
-    exp = max(floor(log10(value)) - 1, 0) if value > 0 else 0
-    mantissa = ceil(value / 10**exp)
-    return f"{mantissa}e{exp}" if exp else str(mantissa)
+def setting_span(spec: Spec, key: str) -> Span:
+    """Where the spec sets `key` (the key of a table); the whole model when it does not."""
+    for s in spec.statements:
+        if s.key == key:
+            return s.span if isinstance(s, Setting) else s.key_span
+    return spec.ast.span
 
 
 class Checker:
@@ -76,10 +75,7 @@ class Checker:
 
     # -- where to point
     def setting_span(self, key: str) -> Span:
-        for s in self.spec.statements:
-            if s.key == key:
-                return s.span if isinstance(s, Setting) else s.key_span
-        return self.spec.ast.span
+        return setting_span(self.spec, key)
 
     def row_span(self, stage: str, column: str) -> Span:
         for s in self.spec.statements:
@@ -102,8 +98,6 @@ class Checker:
                 errors = len(self.r.diagnostics)
                 self.check_block(block, flow)
                 flow_ok = len(self.r.diagnostics) == errors
-        if not self.r.diagnostics:
-            self.check_budget()
 
     def check_stem(self) -> None:
         m = self.model
@@ -221,35 +215,6 @@ class Checker:
         if name == "Q" or COLUMNS["pool_kv"] < len(self.row_atoms(block.stage)):
             return self.row_span(block.stage, "pool_q" if name == "Q" else "pool_kv")
         return self.setting_span("attention")
-
-    def check_budget(self) -> None:
-        """Refuse, before anything is allocated, a model above its parameter or memory budget."""
-        from .analyze import analyze  # the cost model; it imports nothing that allocates
-
-        limits = budgets(self.spec.statements)
-        report = analyze(self.model)
-        gib = report.activation_bytes / 2**30
-        raised = self.has_setting("budget")
-        if report.params > limits["params"]:
-            span = self.setting_span("budget") if raised else self.spec.ast.span
-            self.r.error(
-                "E306",
-                f"model has {report.params:,} parameters; the budget is {limits['params']:,.0f}",
-                span,
-                f"raise it explicitly: 'budget params {round_up(report.params)}'",
-            )
-        if gib > limits["activation_gib"]:
-            span = self.setting_span("budget" if raised else "input")
-            self.r.error(
-                "E306",
-                f"a training step at batch 1 (fp32) keeps about {gib:,.1f} GiB "
-                f"of activations; the budget is {limits['activation_gib']:g} GiB",
-                span,
-                f"use a smaller input, or raise it: 'budget activation_gib {round_up(gib)}'",
-            )
-
-    def has_setting(self, key: str) -> bool:
-        return any(s.key == key for s in self.spec.statements)
 
     def check_fit(self, block: Block, grid: Dims3, stride: Dims3) -> bool:
         """Report a Q stride larger than the grid, or one that does not divide it."""

@@ -70,19 +70,25 @@ def load_spec(
         lowered = with_input(lowered, input_size)
     spec = Spec(lowered, model, statements, sources)
     if check:
-        from .check import check_model
-
-        check_model(spec)
+        check_spec(spec)
     return spec
 
 
 def resize(spec: Spec, size: tuple[int, ...]) -> Spec:
     """The spec at another input size, shape-checked again (raises SpecError if it cannot run)."""
+    resized = Spec(with_input(spec.model, size), spec.ast, spec.statements, spec.sources)
+    check_spec(resized)
+    return resized
+
+
+def check_spec(spec: Spec) -> None:
+    """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model."""
+    from .analyze import analyze
+    from .budget import check_budget
     from .check import check_model
 
-    resized = Spec(with_input(spec.model, size), spec.ast, spec.statements, spec.sources)
-    check_model(resized)
-    return resized
+    check_model(spec)
+    check_budget(spec, analyze(spec.model))
 
 
 def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:
