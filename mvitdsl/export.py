@@ -8,7 +8,9 @@ against eager in onnxruntime by the tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import fx
@@ -59,10 +61,37 @@ def write_onnx(program: ExportedProgram, path: Path, optimize: bool = True) -> P
         optimize=optimize,
         input_names=["x"],
         output_names=["logits"],
+        custom_translation_table={torch.ops.aten.conv3d.default: _onnx_conv3d},
     )
     assert onnx_program is not None  # dynamo=True always returns the program
     onnx_program.save(str(path))
     return path
+
+
+def _onnx_conv3d(
+    input: Any,  # noqa: A002  (aten.conv3d's argument names)
+    weight: Any,
+    bias: Any = None,
+    stride: Sequence[int] = (1, 1, 1),
+    padding: Sequence[int] = (0, 0, 0),
+    dilation: Sequence[int] = (1, 1, 1),
+    groups: int = 1,
+) -> Any:
+    """aten.conv3d as one ONNX Conv, the bias input left out when there is none.
+
+    onnxscript's own translation (0.7.2) gives a bias-less conv3d, as every pooling conv is, a
+    (C_out, 2) zero bias, which onnxruntime refuses unless the optimizer folds it away
+    (microsoft/onnxscript#2931)."""
+    from onnxscript import opset18 as op
+
+    inputs = (input, weight) if bias is None else (input, weight, bias)
+    return op.Conv(
+        *inputs,
+        strides=list(stride),
+        pads=[*padding, *padding],
+        dilations=list(dilation),
+        group=groups,
+    )
 
 
 def write_exports(

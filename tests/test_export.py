@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 import mvitdsl  # noqa: E402
 from mvitdsl import cli  # noqa: E402
@@ -76,6 +77,19 @@ def test_mvitv2_s_onnx_matches_eager_in_onnxruntime(tmp_path: Path) -> None:
         expected = gm(x)
     torch.testing.assert_close(run_onnx(path, x), expected, atol=1e-4, rtol=0)
     torch.testing.assert_close(run_onnx(path, clips(1)), gm(clips(1)).detach(), atol=1e-4, rtol=0)
+
+
+def test_unoptimized_onnx_runs_too(tmp_path: Path) -> None:
+    """Without onnxscript's optimizer every bias-less pooling Conv must still be valid ONNX
+    (onnxscript 0.7.2 alone gives them a (C, 2) bias that onnxruntime refuses)."""
+    gm = small("mvitv2_s")
+    x = clips(2)
+    path = write_onnx(export_program(gm, x), tmp_path / "raw.onnx", optimize=False)
+    convs = [n for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+    assert sum(len(n.input) == 2 for n in convs) == 3 * 16  # q, k, v pools of 16 blocks
+    with torch.no_grad():
+        expected = gm(x)
+    torch.testing.assert_close(run_onnx(path, x), expected, atol=1e-4, rtol=0)
 
 
 def test_input_shape_is_the_specs() -> None:
