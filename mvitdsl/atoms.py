@@ -1,0 +1,144 @@
+"""A cursor over a clause's atoms that reads words, numbers and sizes, reporting what is wrong;
+and the options built on it, each setting one key of a dict to the value it reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import ir
+from .diagnostics import Reporter, Span, did_you_mean
+from .syntax import Atom
+
+MAX_INT = 1_000_000  # widths, sizes, strides, classes: anything larger is a typo
+
+
+def dims3(value: tuple[int, ...] | None) -> ir.Dims3 | None:
+    if value is None:
+        return None
+    return (1, value[0], value[1]) if len(value) == 2 else (value[0], value[1], value[2])
+
+
+def pad3(value: tuple[int, ...] | None) -> ir.Dims3 | None:
+    """Like dims3, but an image's missing T axis gets padding 0, not 1."""
+    if value is None or len(value) != 2:
+        return dims3(value)
+    return (0, value[0], value[1])
+
+
+class Atoms:
+    """A cursor over a clause's atoms that reads typed values and reports what is wrong."""
+
+    def __init__(self, atoms: tuple[Atom, ...], end: Span, reporter: Reporter) -> None:
+        self.atoms, self.i, self.end, self.r = atoms, 0, end, reporter
+
+    def peek(self) -> Atom | None:
+        return self.atoms[self.i] if self.i < len(self.atoms) else None
+
+    def take(self, what: str) -> Atom | None:
+        atom = self.peek()
+        if atom is None:
+            self.r.error("E204", f"missing {what}", self.end)
+            return None
+        self.i += 1
+        return atom
+
+    def word(self, choices: tuple[str, ...], what: str) -> str | None:
+        atom = self.take(what)
+        if atom is None:
+            return None
+        if atom.kind != "name" or atom.value not in choices:
+            hint = did_you_mean(atom.text, choices) or "choose one of " + ", ".join(choices)
+            self.r.error("E203", f"unknown {what} '{atom.text}'", atom.span, hint)
+            return None
+        return str(atom.value)
+
+    def number(self, what: str, lo: float, hi: float, integer: bool = True) -> Any:
+        atom = self.take(what)
+        if atom is None:
+            return None
+        if atom.kind != "number" or (integer and not isinstance(atom.value, int)):
+            kind = "a whole number" if integer else "a number"
+            self.r.error("E204", f"{what} must be {kind}, not '{atom.text}'", atom.span)
+            return None
+        value = atom.value
+        assert isinstance(value, (int, float))
+        if not lo <= value <= hi:
+            self.r.error("E205", f"{what} {atom.text} is out of range [{lo:g}, {hi:g}]", atom.span)
+            return None
+        return value
+
+    def size(self, what: str, parts: int, lo: int = 1) -> tuple[int, ...] | None:
+        atom = self.take(what)
+        if atom is None:
+            return None
+        value = self.sizes(atom, what, parts)
+        if value is None:
+            return None
+        if len(value) != parts:
+            self.r.error(
+                "E206",
+                f"{what} '{atom.text}' has {len(value)} sizes; expected {parts}",
+                atom.span,
+                f"write {parts} numbers joined by 'x'",
+            )
+            return None
+        if not all(lo <= v <= MAX_INT for v in value):
+            self.r.error(
+                "E205",
+                f"{what} '{atom.text}' must have sizes between {lo} and {MAX_INT:,}",
+                atom.span,
+            )
+            return None
+        return value
+
+    def sizes(self, atom: Atom, what: str, parts: int) -> tuple[int, ...] | None:
+        """The numbers of a size atom; a lone whole number counts where one size is wanted."""
+        if atom.kind == "number" and isinstance(atom.value, int) and parts == 1:
+            return (atom.value,)
+        if atom.kind != "size":
+            self.r.error(
+                "E204",
+                f"{what} must be a size such as {'x'.join(['3'] * parts)}, not '{atom.text}'",
+                atom.span,
+            )
+            return None
+        assert isinstance(atom.value, tuple)
+        return atom.value
+
+    def done(self) -> None:
+        extra = self.peek()
+        if extra is not None:
+            self.r.error(
+                "E203", f"unexpected '{extra.text}' here", extra.span, "separate options with ','"
+            )
+            self.i = len(self.atoms)
+
+
+# An option reads its value(s) from the cursor just past its name; those below store what they
+# read in `into[key]` (None where it was wrong, so that the caller can tell).
+Option = Callable[[Atoms], None]
+
+
+def set_flag(into: dict[str, Any], key: str, value: Any) -> Option:
+    """An option without a value: its presence sets `key`."""
+    return lambda at: into.__setitem__(key, value)
+
+
+def set_word(into: dict[str, Any], key: str, choices: tuple[str, ...], what: str) -> Option:
+    return lambda at: into.__setitem__(key, at.word(choices, what))
+
+
+def set_switch(into: dict[str, Any], key: str) -> Option:
+    return lambda at: into.__setitem__(key, at.word(("on", "off"), key) == "on")
+
+
+def set_number(
+    into: dict[str, Any], key: str, what: str, lo: float, hi: float, integer: bool = False
+) -> Option:
+    return lambda at: into.__setitem__(key, at.number(what, lo, hi, integer))
+
+
+def set_dims(into: dict[str, Any], key: str, what: str, parts: int) -> Option:
+    """A size of `parts` numbers (H x W for images), stored as (T, H, W)."""
+    return lambda at: into.__setitem__(key, dims3(at.size(what, parts)))
