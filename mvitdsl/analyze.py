@@ -16,6 +16,11 @@ from . import shapes
 from .graph import BlockShapes, blocks_in_order, build_graph
 from .ir import Block, Dims3, Model
 
+# The text rendering lives in report_text; its names stay importable from here for older callers.
+from .report_text import render_blocks as render_blocks
+from .report_text import render_stages as render_stages
+from .report_text import render_table as render_table
+
 if TYPE_CHECKING:
     from .spec import Spec
 
@@ -286,51 +291,50 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
     grid = shapes.patch_grid(model)
     for block, flow in blocks_in_order(build_graph(model)):
         c = block_costs(model, block, flow)
-        total = total + c
-        grid = flow.grid_out
-        rows.append(
-            BlockRow(
-                index=block.index,
-                stage=block.stage,
-                dim_in=block.dim_in,
-                dim_attn=block.dim_attn,
-                dim_out=block.dim_out,
-                heads=block.heads,
-                head_dim=block.head_dim,
-                grid_in=flow.grid_in,
-                grid_q=flow.grid_q,
-                grid_kv=flow.grid_kv,
-                len_q=flow.len_q,
-                len_kv=flow.len_kv,
-                len_q_no_cls=prod(flow.grid_q),
-                attention=(flow.len_q, flow.len_kv),
-                params=c.params,
-                macs=c.macs,
-                macs_fvcore=c.macs_fvcore,
-                costs=c,
-                activation_bytes=activation_elems(block, flow) * batch * nbytes,
-                len_in=flow.len_in,
-                len_kv_no_cls=prod(flow.grid_kv),
-                share=c.share,
-            )
-        )
+        total, grid = total + c, flow.grid_out
+        rows.append(block_row(block, flow, c, activation_elems(block, flow) * batch * nbytes))
     head = head_costs(model, grid)
-    total = total + head
-    stages = tuple(stage_row(model, s, rows) for s in model.stages)
     stem_elems = shapes.tokens(shapes.patch_grid(model), model.tokens.cls) * model.patch.dim
-    act = sum(r.activation_bytes for r in rows) + 2 * stem_elems * batch * nbytes
     return Report(
         name=model.name,
         input=(model.input.channels, *model.input.size),
-        stages=stages,
+        stages=tuple(stage_row(model, s, rows) for s in model.stages),
         blocks=tuple(rows),
-        totals=total,
+        totals=total + head,
         stem=stem,
         head=head,
         model=model,
         batch=batch,
         dtype=dtype,
-        activation_bytes=act,
+        activation_bytes=sum(r.activation_bytes for r in rows) + 2 * stem_elems * batch * nbytes,
+    )
+
+
+def block_row(block: Block, flow: BlockShapes, c: Costs, activation_bytes: int) -> BlockRow:
+    """A block's row of the report: its widths, grids and sequence lengths, and its costs."""
+    return BlockRow(
+        index=block.index,
+        stage=block.stage,
+        dim_in=block.dim_in,
+        dim_attn=block.dim_attn,
+        dim_out=block.dim_out,
+        heads=block.heads,
+        head_dim=block.head_dim,
+        grid_in=flow.grid_in,
+        grid_q=flow.grid_q,
+        grid_kv=flow.grid_kv,
+        len_q=flow.len_q,
+        len_kv=flow.len_kv,
+        len_q_no_cls=prod(flow.grid_q),
+        attention=(flow.len_q, flow.len_kv),
+        params=c.params,
+        macs=c.macs,
+        macs_fvcore=c.macs_fvcore,
+        costs=c,
+        activation_bytes=activation_bytes,
+        len_in=flow.len_in,
+        len_kv_no_cls=prod(flow.grid_kv),
+        share=c.share,
     )
 
 
@@ -356,146 +360,3 @@ def stage_row(model: Model, stage: Any, rows: list[BlockRow]) -> StageRow:
         activation_bytes=sum(r.activation_bytes for r in mine),
         share=costs.share,
     )
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def _size(dim: int, grid: Dims3, video: bool) -> str:
-    return "×".join(str(v) for v in ((dim, *grid) if video else (dim, *grid[1:])))
-
-
-def render_table(report: Report) -> str:
-    """The paper's Table 2 layout: stage, operators, output size, blocks, heads, params, GMACs."""
-    m = report.model
-    video = m.input.kind == "video"
-    p = m.patch
-    rows = [("stage", "operators", "output size", "blocks", "heads", "params", "GMACs")]
-    rows.append(
-        ("data", f"{m.input.kind}", _size(m.input.channels, m.input.size, video), "", "", "", "")
-    )
-    k = "x".join(map(str, p.kernel if video else p.kernel[1:]))
-    s = "x".join(map(str, p.stride if video else p.stride[1:]))
-    rows.append(
-        (
-            "patch",
-            f"conv {k}, stride {s}",
-            _size(p.dim, report.blocks[0].grid_in, video),
-            "",
-            "",
-            f"{report.stem.params:,}",
-            f"{report.stem.macs / 1e9:.3f}",
-        )
-    )
-    for st in report.stages:
-        rows.append(
-            (
-                st.name,
-                st.operators,
-                _size(st.dim, st.grid, video),
-                str(st.blocks),
-                str(st.heads),
-                f"{st.params:,}",
-                f"{st.macs / 1e9:.3f}",
-            )
-        )
-    pool = "cls token" if m.head.pool == "cls" else "mean"
-    rows.append(
-        (
-            "head",
-            f"norm, {pool}, linear" if m.head.norm else f"{pool}, linear",
-            str(m.head.classes),
-            "",
-            "",
-            f"{report.head.params:,}",
-            f"{report.head.macs / 1e9:.3f}",
-        )
-    )
-    rows.append(
-        (
-            "total",
-            "",
-            "",
-            str(len(report.blocks)),
-            "",
-            f"{report.params:,}",
-            f"{report.macs / 1e9:.3f}",
-        )
-    )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    right = {3, 4, 5, 6}
-    lines = []
-    for n, r in enumerate(rows):
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0 or n == len(rows) - 2:
-            lines.append("  ".join("-" * w for w in widths))
-    title = (
-        f"{m.name}: {report.params:,} params, {report.macs / 1e9:.3f} GMACs matmul-only, "
-        f"{report.macs_fvcore / 1e9:.3f} GMACs fvcore (LayerNorm counted)"
-    )
-    return title + "\n" + "\n".join(lines)
-
-
-def render_stages(report: Report) -> str:
-    """Per stage at its working width: tokens with and without cls, head_dim, the K/V grid and
-    attention size of its later blocks, MACs in both conventions, the shares, activations."""
-    video = report.model.input.kind == "video"
-    head = (
-        f"{'stage':<8} {'tokens':>8} {'no cls':>8} {'heads':>5} {'hd':>4} {'K/V grid':>10} "
-        f"{'L_Q x L_K':>13} {'GMACs':>7} {'fvcore':>7} {'attn':>6} {'mlp':>6} {'pool':>6} "
-        f"{'act MiB':>9}"
-    )
-    lines = [head]
-    for st in report.stages:
-        kv = "x".join(map(str, st.grid_kv if video else st.grid_kv[1:]))
-        share = st.share
-        lines.append(
-            f"{st.name:<8} {st.tokens:>8,} {st.tokens_no_cls:>8,} {st.heads:>5} "
-            f"{st.head_dim:>4} {kv:>10} {f'{st.attention[0]}x{st.attention[1]}':>13} "
-            f"{st.macs / 1e9:>7.3f} {st.macs_fvcore / 1e9:>7.3f} "
-            f"{share['attention']:>6.1%} {share['mlp']:>6.1%} {share['pooling']:>6.1%} "
-            f"{st.activation_bytes / 2**20:>9.1f}"
-        )
-    return "\n".join(lines)
-
-
-def render_blocks(report: Report) -> str:
-    """The stage details, then one line per block: what it really takes and emits, attention
-    size, memory, cost."""
-    m = report.model
-    head = (
-        f"{'block':>5}  {'stage':<8} {'C_in>C_out':>11} {'heads':>5} {'hd':>4} "
-        f"{'grid in':>11} {'Q grid':>11} {'K/V grid':>11} {'L_Q x L_K':>13} "
-        f"{'params':>11} {'GMACs':>7} {'act MiB':>8}"
-    )
-    lines = [render_stages(report), "", head]
-    for b in report.blocks:
-        g = [
-            ("x".join(map(str, v if m.input.kind == "video" else v[1:])))
-            for v in (b.grid_in, b.grid_q, b.grid_kv)
-        ]
-        lines.append(
-            f"{b.index:>5}  {b.stage:<8} {f'{b.dim_in}>{b.dim_out}':>11} {b.heads:>5} "
-            f"{b.head_dim:>4} {g[0]:>11} {g[1]:>11} {g[2]:>11} "
-            f"{f'{b.len_q}x{b.len_kv}':>13} {b.params:>11,} {b.macs / 1e9:>7.3f} "
-            f"{b.activation_bytes / 2**20:>8.1f}"
-        )
-    t = report.totals
-    share = {
-        k: v / t.macs
-        for k, v in (
-            ("attention", t.attn_macs),
-            ("mlp", t.mlp_macs),
-            ("pooling", t.pool_macs),
-            ("stem+head", t.other_macs),
-        )
-    }
-    lines.append("MAC share: " + ", ".join(f"{k} {v:.1%}" for k, v in share.items()))
-    lines.append(
-        f"activation memory for a training step at batch {report.batch}, "
-        f"{report.dtype}: {report.activation_bytes / 2**30:.2f} GiB (estimate)"
-    )
-    return "\n".join(lines)

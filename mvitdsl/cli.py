@@ -13,8 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .analyze import analyze, render_blocks, render_table
+from .analyze import analyze
 from .diagnostics import SpecError
+from .report_text import render_blocks, render_table
 from .spec import Spec, load_spec
 
 

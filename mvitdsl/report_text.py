@@ -1,0 +1,171 @@
+"""The analysis report as text for `mvitdsl check`: the paper's Table 2, then (with --blocks) the
+stage details and one line per block. Reads a Report; computes no costs of its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .ir import Dims3
+
+if TYPE_CHECKING:
+    from .analyze import BlockRow, Report, StageRow
+
+Row = tuple[str, str, str, str, str, str, str]  # one line of the stage table, a cell per column
+
+_HEADER: Row = ("stage", "operators", "output size", "blocks", "heads", "params", "GMACs")
+_RIGHT = {3, 4, 5, 6}  # the numeric columns, right-aligned
+
+_STAGE_HEAD = (
+    f"{'stage':<8} {'tokens':>8} {'no cls':>8} {'heads':>5} {'hd':>4} {'K/V grid':>10} "
+    f"{'L_Q x L_K':>13} {'GMACs':>7} {'fvcore':>7} {'attn':>6} {'mlp':>6} {'pool':>6} "
+    f"{'act MiB':>9}"
+)
+_BLOCK_HEAD = (
+    f"{'block':>5}  {'stage':<8} {'C_in>C_out':>11} {'heads':>5} {'hd':>4} "
+    f"{'grid in':>11} {'Q grid':>11} {'K/V grid':>11} {'L_Q x L_K':>13} "
+    f"{'params':>11} {'GMACs':>7} {'act MiB':>8}"
+)
+
+
+def _size(dim: int, grid: Dims3, video: bool) -> str:
+    return "×".join(str(v) for v in ((dim, *grid) if video else (dim, *grid[1:])))
+
+
+def _dims(values: Dims3, video: bool) -> str:
+    """A kernel, stride or grid as "TxHxW" (video) or "HxW" (images)."""
+    return "x".join(map(str, values if video else values[1:]))
+
+
+def _cost_cells(params: int, macs: int) -> tuple[str, str]:
+    return f"{params:,}", f"{macs / 1e9:.3f}"
+
+
+# ---------------------------------------------------------------- the stage table
+
+
+def render_table(report: Report) -> str:
+    """The paper's Table 2 layout: stage, operators, output size, blocks, heads, params, GMACs."""
+    rows = [
+        _HEADER,
+        *_input_rows(report),
+        *(_stage_row(st, report.model.input.kind == "video") for st in report.stages),
+        _head_row(report),
+        _total_row(report),
+    ]
+    return _title(report) + "\n" + "\n".join(_layout(rows))
+
+
+def _title(report: Report) -> str:
+    return (
+        f"{report.model.name}: {report.params:,} params, {report.macs / 1e9:.3f} GMACs "
+        f"matmul-only, {report.macs_fvcore / 1e9:.3f} GMACs fvcore (LayerNorm counted)"
+    )
+
+
+def _input_rows(report: Report) -> tuple[Row, Row]:
+    """The data row and the patch (stem) row."""
+    m, p = report.model, report.model.patch
+    video = m.input.kind == "video"
+    data = ("data", f"{m.input.kind}", _size(m.input.channels, m.input.size, video), "", "", "", "")
+    conv = f"conv {_dims(p.kernel, video)}, stride {_dims(p.stride, video)}"
+    grid = _size(p.dim, report.blocks[0].grid_in, video)
+    patch = ("patch", conv, grid, "", "", *_cost_cells(report.stem.params, report.stem.macs))
+    return data, patch
+
+
+def _stage_row(st: StageRow, video: bool) -> Row:
+    size = _size(st.dim, st.grid, video)
+    return (
+        st.name,
+        st.operators,
+        size,
+        str(st.blocks),
+        str(st.heads),
+        *_cost_cells(st.params, st.macs),
+    )
+
+
+def _head_row(report: Report) -> Row:
+    h = report.model.head
+    pool = "cls token" if h.pool == "cls" else "mean"
+    ops = f"norm, {pool}, linear" if h.norm else f"{pool}, linear"
+    return ("head", ops, str(h.classes), "", "", *_cost_cells(report.head.params, report.head.macs))
+
+
+def _total_row(report: Report) -> Row:
+    blocks = str(len(report.blocks))
+    return ("total", "", "", blocks, "", *_cost_cells(report.params, report.macs))
+
+
+def _layout(rows: list[Row]) -> list[str]:
+    """Columns padded to their widest cell; a rule under the header and above the total."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, r in enumerate(rows):
+        cells = [
+            c.rjust(w) if i in _RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0 or n == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+# ---------------------------------------------------------------- stage and block details
+
+
+def render_stages(report: Report) -> str:
+    """Per stage at its working width: tokens with and without cls, head_dim, the K/V grid and
+    attention size of its later blocks, MACs in both conventions, the shares, activations."""
+    video = report.model.input.kind == "video"
+    return "\n".join([_STAGE_HEAD, *(_stage_line(st, video) for st in report.stages)])
+
+
+def _stage_line(st: StageRow, video: bool) -> str:
+    kv, share = _dims(st.grid_kv, video), st.share
+    return (
+        f"{st.name:<8} {st.tokens:>8,} {st.tokens_no_cls:>8,} {st.heads:>5} "
+        f"{st.head_dim:>4} {kv:>10} {f'{st.attention[0]}x{st.attention[1]}':>13} "
+        f"{st.macs / 1e9:>7.3f} {st.macs_fvcore / 1e9:>7.3f} "
+        f"{share['attention']:>6.1%} {share['mlp']:>6.1%} {share['pooling']:>6.1%} "
+        f"{st.activation_bytes / 2**20:>9.1f}"
+    )
+
+
+def render_blocks(report: Report) -> str:
+    """The stage details, then one line per block: what it really takes and emits, attention
+    size, memory, cost."""
+    video = report.model.input.kind == "video"
+    lines = [render_stages(report), "", _BLOCK_HEAD]
+    lines += [_block_line(b, video) for b in report.blocks]
+    lines += [_share_line(report), _memory_line(report)]
+    return "\n".join(lines)
+
+
+def _block_line(b: BlockRow, video: bool) -> str:
+    g = [_dims(v, video) for v in (b.grid_in, b.grid_q, b.grid_kv)]
+    return (
+        f"{b.index:>5}  {b.stage:<8} {f'{b.dim_in}>{b.dim_out}':>11} {b.heads:>5} "
+        f"{b.head_dim:>4} {g[0]:>11} {g[1]:>11} {g[2]:>11} "
+        f"{f'{b.len_q}x{b.len_kv}':>13} {b.params:>11,} {b.macs / 1e9:>7.3f} "
+        f"{b.activation_bytes / 2**20:>8.1f}"
+    )
+
+
+def _share_line(report: Report) -> str:
+    t = report.totals
+    parts = (
+        ("attention", t.attn_macs),
+        ("mlp", t.mlp_macs),
+        ("pooling", t.pool_macs),
+        ("stem+head", t.other_macs),
+    )
+    return "MAC share: " + ", ".join(f"{k} {v / t.macs:.1%}" for k, v in parts)
+
+
+def _memory_line(report: Report) -> str:
+    return (
+        f"activation memory for a training step at batch {report.batch}, "
+        f"{report.dtype}: {report.activation_bytes / 2**30:.2f} GiB (estimate)"
+    )
