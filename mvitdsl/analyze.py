@@ -16,11 +16,6 @@ from . import shapes
 from .graph import BlockShapes, blocks_in_order, build_graph
 from .ir import Block, Dims3, Model
 
-# The text rendering lives in report_text; its names stay importable from here for older callers.
-from .report_text import render_blocks as render_blocks
-from .report_text import render_stages as render_stages
-from .report_text import render_table as render_table
-
 if TYPE_CHECKING:
     from .spec import Spec
 
