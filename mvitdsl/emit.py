@@ -7,7 +7,6 @@ so its MViT state_dicts load with strict=True.
 
 from __future__ import annotations
 
-import math
 import operator
 from typing import Any
 
@@ -20,9 +19,6 @@ from .graph import BlockShapes, blocks_in_order, build_graph
 from .ir import Block, Dims3, Loc, Model, Pool
 
 Arg = Any
-
-# see BlockEmitter.dense_in_training
-DENSE_CHANNELS_PER_POSITION = 2
 
 
 def stack_trace(loc: Loc, model: str) -> str:
@@ -162,7 +158,7 @@ class BlockEmitter(Emitter):
         heads, hd = b.heads, b.head_dim
         if pool.exists:
             cls, t = self.split_cls(x, 1, flow.len_in)
-            t = self.pool_layout(t, flow.grid_in)
+            t = self.channels_last(t, flow.grid_in)
             t = self.pool_op(target + ".pool", t, pool, heads, hd)
             # (B, A, T', H', W') channels-last -> (B, T'H'W', A): a view
             t = self.method("flatten", t, 2)
@@ -174,21 +170,12 @@ class BlockEmitter(Emitter):
             x = self.layer_norm(target + ".norm_act.0", hd, x)
         return self.method("transpose", x, 1, 2)
 
-    def pool_layout(self, t: fx.Node, grid: Dims3) -> fx.Node:
+    def channels_last(self, t: fx.Node, grid: Dims3) -> fx.Node:
         """(B, THW, C) -> (B, C, T, H, W) channels-last: a dense copy in inference, the
-        strided view while training, except where a dense NCTHW copy trains faster and with
-        less scratch memory (see runtime.pool_layout)."""
+        strided view while training (see runtime.channels_last)."""
         t = self.method("transpose", t, 1, 2)
         t = self.method("unflatten", t, 2, self.grid(grid))
-        return self.fn(runtime.pool_layout, t, self.dense_in_training(grid))
-
-    def dense_in_training(self, grid: Dims3) -> bool:
-        """oneDNN's depthwise Conv3d backward on channels-last input is slower and needs about
-        3x the scratch memory when the channels outnumber the positions (measured on CPU: at
-        768 channels over 4x8x8 positions, 1.44x slower and 26 vs 9 MiB; over 4x32x32 with
-        96 channels, 2.6x faster). Conv2d prefers channels-last at every MViT size measured."""
-        channels = self.block.dim_attn
-        return self.nd == 3 and channels >= DENSE_CHANNELS_PER_POSITION * math.prod(grid)
+        return self.fn(runtime.channels_last, t)
 
     def pool_op(self, target: str, t: fx.Node, pool: Pool, heads: int, hd: int) -> fx.Node:
         kernel, stride, padding = (self.grid(v) for v in (pool.kernel, pool.stride, pool.padding))
@@ -199,8 +186,7 @@ class BlockEmitter(Emitter):
             w = self.attr(target + ".weight", made.weight)
             if heads > 1:
                 w = self.method("repeat", w, heads, *(1,) * (self.nd + 1))
-            fn = F.conv3d if self.nd == 3 else F.conv2d
-            return self.fn(fn, t, w, None, stride, padding, 1, heads * hd)
+            return self.fn(runtime.depthwise_conv, t, w, stride, padding)
         fns = {
             ("max", 3): F.max_pool3d,
             ("max", 2): F.max_pool2d,

@@ -3,9 +3,13 @@ so `mvitdsl compile` copies this file into every artifact unchanged."""
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 class DropPath(nn.Module):
@@ -97,16 +101,102 @@ def _padded_in_place(
     return out
 
 
-def pool_layout(x: Tensor, dense_in_training: bool) -> Tensor:
-    """The memory a pool reads (B, C, [T,] H, W) from.
-
-    Without autograd: a dense channels-last copy (the pools run faster on it). While training:
-    the strided channels-last view itself, so the pool saves no extra copy; or, where the
-    compiler chose it (dense_in_training: video blocks with many channels over few
-    positions), a dense NC(T)HW copy, whose oneDNN backward runs faster there and needs a
-    third of the scratch memory (docs/PERFORMANCE.md)."""
+def channels_last(x: Tensor) -> Tensor:
+    """(B, C, [T,] H, W) in dense channels-last memory when no gradient is recorded (pools run
+    faster on it); while training, the strided channels-last view itself, so the pool saves no
+    extra copy (its backward, `depthwise_conv`'s, reads views)."""
     if torch.is_grad_enabled() and x.requires_grad:
-        return x.contiguous() if dense_in_training else x
+        return x
     return x.contiguous(
         memory_format=torch.channels_last_3d if x.dim() == 5 else torch.channels_last
     )
+
+
+def depthwise_conv(x: Tensor, weight: Tensor, stride: Any, padding: Any) -> Tensor:
+    """A pooling conv: one filter per channel (groups = channels), no bias, 2-D or 3-D.
+
+    While training, its backward runs as a forward-style conv (input gradient) and one
+    multiply-sum per kernel tap (weight gradient): on CPU, oneDNN's own depthwise backward
+    took 2-4x as long (benchmarks/pool_layout.py). Otherwise plain F.conv2d / F.conv3d."""
+    fits = all(p < k for p, k in zip(padding, weight.shape[2:]))  # always so for MViT pools
+    if fits and _records_grad(x, weight) and not torch.compiler.is_compiling():
+        out: Tensor = _DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding))
+        return out
+    conv = F.conv3d if x.dim() == 5 else F.conv2d
+    return conv(x, weight, None, stride, padding, 1, x.shape[1])
+
+
+def _records_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+class _DepthwiseConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, stride: tuple, padding: tuple) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        conv = F.conv3d if x.dim() == 5 else F.conv2d
+        return conv(x, weight, None, stride, padding, 1, x.shape[1])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+        x, weight = ctx.saved_tensors
+        stride, padding = ctx.stride, ctx.padding
+        grad = grad.contiguous(memory_format=_channels_last(grad))
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = depthwise_grad_input(grad, weight, x.shape[2:], stride, padding)
+        if ctx.needs_input_grad[1]:
+            grad_w = depthwise_grad_weight(grad, x, weight.shape[2:], stride, padding)
+        return grad_x, grad_w, None, None
+
+
+def _channels_last(x: Tensor) -> torch.memory_format:
+    return torch.channels_last_3d if x.dim() == 5 else torch.channels_last
+
+
+def _zeros_around(x: Tensor, size: list[int], starts: Any, steps: Any) -> Tensor:
+    """A zero channels-last (B, C, *size) tensor with x written from `starts` every `steps`."""
+    shape = (*x.shape[:2], *size)
+    fmt = _channels_last(x)
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt).zero_()
+    window = (slice(a, a + (m - 1) * s + 1, s) for a, m, s in zip(starts, x.shape[2:], steps))
+    out[(..., *window)] = x
+    return out
+
+
+def depthwise_grad_input(
+    grad: Tensor, weight: Tensor, size: Any, stride: tuple, padding: tuple
+) -> Tensor:
+    """The input gradient of a depthwise conv as a forward conv: the output gradient spread
+    out by the stride (zeros between) and padded to n + k - 1, correlated with the flipped
+    kernel (valid positions)."""
+    kernel = weight.shape[2:]
+    full = [n + k - 1 for n, k in zip(size, kernel)]
+    spread = _zeros_around(grad, full, [k - 1 - p for k, p in zip(kernel, padding)], stride)
+    conv = F.conv3d if grad.dim() == 5 else F.conv2d
+    flipped = weight.flip(list(range(2, weight.dim())))
+    return conv(spread, flipped, None, 1, 0, 1, weight.shape[0])
+
+
+def depthwise_grad_weight(
+    grad: Tensor, x: Tensor, kernel: Any, stride: tuple, padding: tuple
+) -> Tensor:
+    """The weight gradient of a depthwise conv: per kernel tap, the output gradient times the
+    input it met at that tap, summed over batch and positions (windows clipped at the borders
+    instead of padding a copy)."""
+    taps = []
+    dims = [0, *range(2, grad.dim())]
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        g_idx, x_idx = [], []
+        for t, m, n, s, p in zip(tap, grad.shape[2:], x.shape[2:], stride, padding):
+            lo = max(0, -((t - p) // s))  # first output whose input index o*s + t - p >= 0
+            hi = min(m - 1, (n - 1 + p - t) // s)  # last one whose input index is < n
+            g_idx.append(slice(lo, hi + 1))
+            x_idx.append(slice(lo * s + t - p, hi * s + t - p + 1, s))
+        if any(sl.stop <= sl.start for sl in g_idx):
+            taps.append(grad.new_zeros(grad.shape[1]))
+            continue
+        taps.append((grad[(..., *g_idx)] * x[(..., *x_idx)]).sum(dims))
+    return torch.stack(taps, 1).reshape(grad.shape[1], 1, *kernel)

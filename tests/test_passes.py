@@ -44,9 +44,9 @@ def test_pools_read_channels_last_views_not_head_split_copies(name: str) -> None
     convs = skips = 0
     for block in gm.blocks:
         for node in block.graph.nodes:
-            if node.op == "call_function" and node.target is F.conv3d:
+            if node.op == "call_function" and node.target is runtime.depthwise_conv:
                 src = node.args[0]
-                assert src.target is runtime.pool_layout, node
+                assert src.target is runtime.channels_last, node
                 assert src.args[0].target == "unflatten", node  # a view of (B, L, A)
                 convs += 1
             if node.op == "call_function" and node.target is F.max_pool3d:
@@ -56,37 +56,20 @@ def test_pools_read_channels_last_views_not_head_split_copies(name: str) -> None
     assert skips == sum(b.has_skip_pool for b in spec.model.blocks) == 3
 
 
-def test_pool_layout_copies_only_without_autograd_unless_dense() -> None:
+def test_channels_last_copies_only_without_autograd() -> None:
     x = torch.randn(2, 8, 3, 4, 5).transpose(1, 4)  # a strided (B, C, T, H, W) view
     with torch.no_grad():
-        for dense in (False, True):
-            out = runtime.pool_layout(x, dense)
-            assert out.is_contiguous(memory_format=torch.channels_last_3d)
+        assert runtime.channels_last(x).is_contiguous(memory_format=torch.channels_last_3d)
     x.requires_grad_(True)
-    assert runtime.pool_layout(x, False) is x  # training: the conv saves the view, not a copy
-    assert runtime.pool_layout(x, True).is_contiguous()  # training, chosen dense: NCTHW
+    assert runtime.channels_last(x) is x  # training: the conv saves the view, not a copy
     y = torch.randn(2, 3, 4, 5).transpose(1, 3)
-    assert runtime.pool_layout(y, False).is_contiguous(memory_format=torch.channels_last)
-
-
-def test_dense_training_layout_only_where_channels_outnumber_positions() -> None:
-    """mvitv2_s at 8x128x128: the 768-channel stage (4x8x8 and 4x4x4 grids) pools from dense
-    NCTHW copies in training; the 96/192/384-channel stages from channels-last views."""
-    spec = mvitdsl.load_spec(ROOT / "specs" / "mvitv2_s.mv", input_size=(3, 8, 128, 128))
-    gm = mvitdsl.build(spec, device="meta")
-    chosen = {}
-    for block, model_block in zip(gm.blocks, spec.model.blocks):
-        for node in block.graph.nodes:
-            if node.target is runtime.pool_layout:
-                chosen.setdefault(model_block.dim_attn, set()).add(node.args[1])
-    assert chosen == {96: {False}, 192: {False}, 384: {False}, 768: {True}}
+    assert runtime.channels_last(y).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_image_pools_are_channels_last_2d() -> None:
     spec = mvitdsl.load_spec(ROOT / "specs" / "mvitv2_t_image.mv")
     gm = mvitdsl.build(spec, device="meta").eval()
-    convs = [n for b in gm.blocks for n in b.graph.nodes if n.target is F.conv2d]
-    assert convs and all(n.args[0].target is runtime.pool_layout for n in convs)
-    assert not any(n.args[0].args[1] for n in convs)  # 2-D pools train on the view too
+    convs = [n for b in gm.blocks for n in b.graph.nodes if n.target is runtime.depthwise_conv]
+    assert convs and all(n.args[0].target is runtime.channels_last for n in convs)
     with torch.no_grad():
         assert gm(torch.empty(2, 3, 224, 224, device="meta")).shape == (2, 1000)

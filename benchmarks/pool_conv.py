@@ -1,12 +1,12 @@
-"""Training layout of the pooling convs: channels-last view vs dense NCTHW copy, per shape.
+"""The pooling convs in training: aten's depthwise conv backward vs runtime.depthwise_conv's.
 
-    .venv/bin/python benchmarks/pool_layout.py [--threads 2]
+    .venv/bin/python benchmarks/pool_conv.py [--threads 1]
 
 For each (heads, grid, stride) of MViT's pools at the training size (2, 3, 8, 128, 128), one
-depthwise conv over all heads (the emitter's form), forward + backward, reading q from a
-(B, L, 3A) qkv output either as the strided channels-last view or as a dense NC(T)HW copy.
-Prints median ms of both (alternated) and the peak RSS growth of one step of each in a fresh
-process. `emit.BlockEmitter.dense_in_training` encodes the rule these figures support.
+depthwise conv over all heads (the emitter's form), forward + backward, reading q as the
+strided channels-last view of a (B, L, 3A) qkv output, as the emitted graph does. "aten" is
+F.conv2d/3d with autograd's (oneDNN's) backward; "ours" is runtime.depthwise_conv. Prints the
+median ms of both (alternated) and the peak RSS growth of one step of each in a fresh process.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mvitdsl import runtime  # noqa: E402
 
 HEAD_DIM = 96
 VIDEO = [  # (heads, grid, stride) of mvitv2_s / mvit_b pools at 8x128x128
@@ -48,7 +51,7 @@ IMAGE = [  # 2-D pools of the image models at 224
 MALLOC_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
-def step_fn(heads: int, grid: tuple[int, ...], stride: tuple[int, ...], dense: bool):  # noqa: ANN201
+def step_fn(heads: int, grid: tuple[int, ...], stride: tuple[int, ...], ours: bool):  # noqa: ANN201
     a = heads * HEAD_DIM
     qkv = torch.randn(2, 1 + grid[0] * grid[1] * (grid[2] if len(grid) == 3 else 1), 3 * a,
                       requires_grad=True)
@@ -58,18 +61,20 @@ def step_fn(heads: int, grid: tuple[int, ...], stride: tuple[int, ...], dense: b
     def step() -> None:
         q = qkv.unflatten(2, (3, a)).unbind(2)[0][:, 1:]
         t = q.transpose(1, 2).unflatten(2, grid)
-        if dense:
-            t = t.contiguous()
         w = weight.repeat(heads, *(1,) * (len(grid) + 1))
-        out = conv(t, w, None, stride, 1, 1, a)
+        padding = (1,) * len(grid)
+        if ours:
+            out = runtime.depthwise_conv(t, w, stride, padding)
+        else:
+            out = conv(t, w, None, stride, padding, 1, a)
         out.flatten(2).transpose(1, 2).sum().backward()
 
     return step
 
 
-def peak_child(case: str, dense: bool) -> None:
+def peak_child(case: str, ours: bool) -> None:
     heads, grid, stride = json.loads(case)
-    step = step_fn(heads, tuple(grid), tuple(stride), dense)
+    step = step_fn(heads, tuple(grid), tuple(stride), ours)
     step()
     Path("/proc/self/clear_refs").write_text("5")
     base = _mib("VmRSS")
@@ -84,40 +89,38 @@ def _mib(key: str) -> float:
     raise KeyError(key)
 
 
-def peak(case: tuple, dense: bool, threads: int) -> float:
+def peak(case: tuple, ours: bool, threads: int) -> float:
     out = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--child",
-                          json.dumps(case), str(int(dense))], capture_output=True, text=True,
+                          json.dumps(case), str(int(ours))], capture_output=True, text=True,
                          check=True, env=MALLOC_ENV)
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
         return peak_child(args.child[0], args.child[1] == "1")
-    print(f"torch {torch.__version__}, {args.threads} threads; fwd+bwd of one pooling conv, "
-          "median ms; peak RSS growth MiB")
+    print(f"torch {torch.__version__}, {args.threads} thread(s); forward + backward of one "
+          "pooling conv, median ms; peak RSS growth of one step, MiB")
     for heads, grid, stride in VIDEO + IMAGE:
-        steps = {d: step_fn(heads, grid, stride, d) for d in (False, True)}
+        steps = {o: step_fn(heads, grid, stride, o) for o in (False, True)}
         times: dict[bool, list[float]] = {False: [], True: []}
         for rep in range(args.reps + 1):
-            for dense, step in steps.items():
+            for ours_, step in steps.items():
                 start = time.perf_counter()
                 step()
                 if rep:
-                    times[dense].append(time.perf_counter() - start)
-        view, dense = (statistics.median(times[d]) * 1e3 for d in (False, True))
+                    times[ours_].append(time.perf_counter() - start)
+        aten, ours = (statistics.median(times[d]) * 1e3 for d in (False, True))
         mem = [peak((heads, grid, stride), d, args.threads) for d in (False, True)]
-        channels, positions = heads * HEAD_DIM, torch.Size(grid).numel()
         print(f"{heads} heads {'x'.join(map(str, grid)):>8} stride {'x'.join(map(str, stride)):>5}"
-              f"  C/L {channels / positions:6.2f}  view {view:6.2f} ms  dense {dense:6.2f} ms  "
-              f"view/dense {view / dense:4.2f}  peak view {mem[0]:5.1f} dense {mem[1]:5.1f} MiB",
-              flush=True)
+              f"  aten {aten:6.2f} ms  ours {ours:6.2f} ms  speed-up {aten / ours:4.2f}x  "
+              f"peak aten {mem[0]:5.1f} ours {mem[1]:5.1f} MiB", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,68 @@
+"""runtime.depthwise_conv: its hand-written backward equals autograd through F.conv2d/3d."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+hypothesis = pytest.importorskip("hypothesis")
+import torch.nn.functional as F  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mvitdsl import runtime  # noqa: E402
+
+
+@st.composite
+def conv_cases(draw: st.DrawFn) -> tuple:
+    nd = draw(st.sampled_from([2, 3]))
+    size = draw(st.lists(st.integers(1, 9), min_size=nd, max_size=nd))
+    kernel = draw(st.lists(st.sampled_from([1, 3, 5]), min_size=nd, max_size=nd))
+    stride = draw(st.lists(st.integers(1, 4), min_size=nd, max_size=nd))
+    layout = draw(st.sampled_from(["contiguous", "channels_last", "strided view"]))
+    channels = draw(st.sampled_from([1, 3, 8]))
+    return nd, size, kernel, stride, layout, channels
+
+
+def make_input(nd: int, size: list[int], layout: str, channels: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    if layout == "strided view":  # as the emitter's pools read q: a slice of a (B, L, 3C) qkv
+        qkv = torch.randn(2, torch.Size(size).numel(), 3 * channels, generator=gen,
+                          dtype=torch.float64)
+        x = qkv.unflatten(2, (3, channels)).unbind(2)[1].transpose(1, 2).unflatten(2, size)
+    else:
+        x = torch.randn(2, channels, *size, generator=gen, dtype=torch.float64)
+        if layout == "channels_last":
+            fmt = torch.channels_last_3d if nd == 3 else torch.channels_last
+            x = x.contiguous(memory_format=fmt)
+    return x.detach().requires_grad_(True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_cases())
+def test_depthwise_backward_equals_autograd_through_conv(case: tuple) -> None:
+    nd, size, kernel, stride, layout, channels = case
+    padding = [k // 2 for k in kernel]  # MViT's pools: padding k // 2
+    if any(n + 2 * p < k for n, p, k in zip(size, padding, kernel)):
+        return  # no output position; F.conv refuses it too
+    x = make_input(nd, size, layout, channels)
+    w = torch.randn(channels, 1, *kernel, dtype=torch.float64, requires_grad=True)
+    conv = F.conv3d if nd == 3 else F.conv2d
+    expected = conv(x, w, None, stride, padding, 1, channels)
+    grad = torch.randn_like(expected)
+    want = torch.autograd.grad(expected, (x, w), grad)
+    out = runtime.depthwise_conv(x, w, stride, padding)
+    got = torch.autograd.grad(out, (x, w), grad)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    for g, e in zip(got, want):
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-10)
+
+
+def test_depthwise_conv_uses_its_own_backward_only_while_training() -> None:
+    x = torch.randn(2, 4, 3, 6, 6, requires_grad=True)
+    w = torch.randn(4, 1, 3, 3, 3, requires_grad=True)
+    out = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
+    assert type(out.grad_fn).__name__ == "_DepthwiseConvBackward"
+    with torch.no_grad():
+        plain = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
+    torch.testing.assert_close(plain, out.detach(), rtol=0, atol=0)
