@@ -156,13 +156,18 @@ def _channels_last(x: Tensor) -> torch.memory_format:
     return torch.channels_last_3d if x.dim() == 5 else torch.channels_last
 
 
+def _index(trailing: list[slice]) -> tuple[Any, ...]:
+    """x[..., a, b, c]: slices of the trailing (spatial) axes."""
+    return (Ellipsis, *trailing)
+
+
 def _zeros_around(x: Tensor, size: list[int], starts: Any, steps: Any) -> Tensor:
     """A zero channels-last (B, C, *size) tensor with x written from `starts` every `steps`."""
     shape = (*x.shape[:2], *size)
     fmt = _channels_last(x)
     out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt).zero_()
-    window = (slice(a, a + (m - 1) * s + 1, s) for a, m, s in zip(starts, x.shape[2:], steps))
-    out[(..., *window)] = x
+    window = [slice(a, a + (m - 1) * s + 1, s) for a, m, s in zip(starts, x.shape[2:], steps)]
+    out[_index(window)] = x
     return out
 
 
@@ -189,7 +194,8 @@ def depthwise_grad_weight(
     taps = []
     dims = [0, *range(2, grad.dim())]
     for tap in itertools.product(*(range(k) for k in kernel)):
-        g_idx, x_idx = [], []
+        g_idx: list[slice] = []
+        x_idx: list[slice] = []
         for t, m, n, s, p in zip(tap, grad.shape[2:], x.shape[2:], stride, padding):
             lo = max(0, -((t - p) // s))  # first output whose input index o*s + t - p >= 0
             hi = min(m - 1, (n - 1 + p - t) // s)  # last one whose input index is < n
@@ -198,5 +204,5 @@ def depthwise_grad_weight(
         if any(sl.stop <= sl.start for sl in g_idx):
             taps.append(grad.new_zeros(grad.shape[1]))
             continue
-        taps.append((grad[(..., *g_idx)] * x[(..., *x_idx)]).sum(dims))
+        taps.append((grad[_index(g_idx)] * x[_index(x_idx)]).sum(dims))
     return torch.stack(taps, 1).reshape(grad.shape[1], 1, *kernel)
