@@ -5,8 +5,9 @@
 For each (heads, grid, stride) of MViT's pools at the training size (2, 3, 8, 128, 128), one
 depthwise conv over all heads (the emitter's form), forward + backward, reading q as the
 strided channels-last view of a (B, L, 3A) qkv output, as the emitted graph does. "aten" is
-F.conv2d/3d with autograd's (oneDNN's) backward; "ours" is runtime.depthwise_conv. Prints the
-median ms of both (alternated) and the peak RSS growth of one step of each in a fresh process.
+F.conv2d/3d with autograd's (oneDNN's) backward; "ours" is runtime.DepthwiseConv (which
+runtime.depthwise_conv uses for 3-D pools only, as these figures say). Prints the median ms of
+both (alternated) and the peak RSS growth of one step of each in a fresh process.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def step_fn(heads: int, grid: tuple[int, ...], stride: tuple[int, ...], ours: bo
         q = qkv.unflatten(2, (3, a)).unbind(2)[0][:, 1:]
         t = q.transpose(1, 2).unflatten(2, grid)
         w = weight.repeat(heads, *(1,) * (len(grid) + 1))
-        padding = (1,) * len(grid)
+        padding = (1,) * len(grid)  # kernel 3
         if ours:
-            out = runtime.depthwise_conv(t, w, stride, padding)
+            out = runtime.DepthwiseConv.apply(t, w, stride, padding)
         else:
             out = conv(t, w, None, stride, padding, 1, a)
         out.flatten(2).transpose(1, 2).sum().backward()

@@ -115,14 +115,16 @@ def channels_last(x: Tensor) -> Tensor:
 def depthwise_conv(x: Tensor, weight: Tensor, stride: Any, padding: Any) -> Tensor:
     """A pooling conv: one filter per channel (groups = channels), no bias, 2-D or 3-D.
 
-    While training, its backward runs as a forward-style conv (input gradient) and one
-    multiply-sum per kernel tap (weight gradient): on CPU, oneDNN's own depthwise backward
-    took 2-4x as long (benchmarks/pool_layout.py). Otherwise plain F.conv2d / F.conv3d."""
+    While training a video model it runs as `DepthwiseConv`, whose backward is faster than
+    oneDNN's 3-D depthwise backward on CPU (1.1-2.7x per MViT pool, and less scratch memory:
+    benchmarks/pool_conv.py); 2-D pools, inference, torch.compile and torch.export get plain
+    F.conv2d / F.conv3d (oneDNN's 2-D backward is the faster one)."""
     fits = all(p < k for p, k in zip(padding, weight.shape[2:]))  # always so for MViT pools
-    if fits and _records_grad(x, weight) and not torch.compiler.is_compiling():
-        out: Tensor = _DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding))
+    video = x.dim() == 5
+    if video and fits and _records_grad(x, weight) and not torch.compiler.is_compiling():
+        out: Tensor = DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding))
         return out
-    conv = F.conv3d if x.dim() == 5 else F.conv2d
+    conv = F.conv3d if video else F.conv2d
     return conv(x, weight, None, stride, padding, 1, x.shape[1])
 
 
@@ -130,7 +132,10 @@ def _records_grad(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-class _DepthwiseConv(torch.autograd.Function):
+class DepthwiseConv(torch.autograd.Function):
+    """Depthwise conv (2-D or 3-D, no bias, padding < kernel) whose backward is a forward
+    conv (input gradient) and one multiply-sum per kernel tap (weight gradient)."""
+
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, stride: tuple, padding: tuple) -> Tensor:
         ctx.save_for_backward(x, weight)

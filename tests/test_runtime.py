@@ -1,4 +1,5 @@
-"""runtime.depthwise_conv: its hand-written backward equals autograd through F.conv2d/3d."""
+"""runtime.DepthwiseConv (the pools' training conv): its hand-written backward equals autograd
+through F.conv2d / F.conv3d."""
 
 from __future__ import annotations
 
@@ -51,18 +52,21 @@ def test_depthwise_backward_equals_autograd_through_conv(case: tuple) -> None:
     expected = conv(x, w, None, stride, padding, 1, channels)
     grad = torch.randn_like(expected)
     want = torch.autograd.grad(expected, (x, w), grad)
-    out = runtime.depthwise_conv(x, w, stride, padding)
+    out = runtime.DepthwiseConv.apply(x, w, tuple(stride), tuple(padding))
     got = torch.autograd.grad(out, (x, w), grad)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
     for g, e in zip(got, want):
         torch.testing.assert_close(g, e, rtol=0, atol=1e-10)
 
 
-def test_depthwise_conv_uses_its_own_backward_only_while_training() -> None:
+def test_depthwise_conv_uses_its_own_backward_only_while_training_video() -> None:
     x = torch.randn(2, 4, 3, 6, 6, requires_grad=True)
     w = torch.randn(4, 1, 3, 3, 3, requires_grad=True)
     out = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
-    assert type(out.grad_fn).__name__ == "_DepthwiseConvBackward"
+    assert type(out.grad_fn).__name__ == "DepthwiseConvBackward"
     with torch.no_grad():
         plain = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
+    assert plain.grad_fn is None
     torch.testing.assert_close(plain, out.detach(), rtol=0, atol=0)
+    image = runtime.depthwise_conv(x[:, :, 0], w[:, :, 0], (2, 2), (1, 1))
+    assert type(image.grad_fn).__name__ == "ConvolutionBackward0"  # oneDNN's 2-D backward
