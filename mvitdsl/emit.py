@@ -153,13 +153,13 @@ class BlockEmitter(Emitter):
         """Pool one of q, k, v: (B, L, A) -> (B, heads, L', hd); cls bypasses it.
 
         The pool runs channels-last on all heads at once (one depthwise conv over A channels,
-        the per-head kernel repeated), so the only copy is the channels-last input."""
+        the per-head kernel shared), so the only copy is the channels-last input."""
         b, flow = self.block, self.flow
         heads, hd = b.heads, b.head_dim
         if pool.exists:
             cls, t = self.split_cls(x, 1, flow.len_in)
             t = self.channels_last(t, flow.grid_in)
-            t = self.pool_op(target + ".pool", t, pool, heads, hd)
+            t = self.pool_op(target + ".pool", t, pool, hd)
             # (B, A, T', H', W') channels-last -> (B, T'H'W', A): a view
             t = self.method("flatten", t, 2)
             t = self.method("transpose", t, 1, 2)
@@ -177,15 +177,14 @@ class BlockEmitter(Emitter):
         t = self.method("unflatten", t, 2, self.grid(grid))
         return self.fn(runtime.channels_last, t)
 
-    def pool_op(self, target: str, t: fx.Node, pool: Pool, heads: int, hd: int) -> fx.Node:
+    def pool_op(self, target: str, t: fx.Node, pool: Pool, hd: int) -> fx.Node:
         kernel, stride, padding = (self.grid(v) for v in (pool.kernel, pool.stride, pool.padding))
         if pool.mode == "conv":
-            # torchvision's per-head Conv3d(hd, hd, groups=hd) weight, shared by the heads
+            # torchvision's per-head Conv3d(hd, hd, groups=hd) weight; depthwise_conv shares
+            # it over the heads
             conv = nn.Conv3d if self.nd == 3 else nn.Conv2d
             made = conv(hd, hd, kernel, stride=stride, padding=padding, groups=hd, bias=False)
             w = self.attr(target + ".weight", made.weight)
-            if heads > 1:
-                w = self.method("repeat", w, heads, *(1,) * (self.nd + 1))
             return self.fn(runtime.depthwise_conv, t, w, stride, padding)
         fns = {
             ("max", 3): F.max_pool3d,

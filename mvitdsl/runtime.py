@@ -113,19 +113,27 @@ def channels_last(x: Tensor) -> Tensor:
 
 
 def depthwise_conv(x: Tensor, weight: Tensor, stride: Any, padding: Any) -> Tensor:
-    """A pooling conv: one filter per channel (groups = channels), no bias, 2-D or 3-D.
+    """A pooling conv: one filter per channel, no bias, 2-D or 3-D, the filters shared by the
+    heads: `weight` is (head_dim, 1, *kernel) and channel c of x (heads x head_dim of them)
+    uses filter c % head_dim, as torchvision's per-head Conv3d(head_dim, head_dim, groups).
 
     While training a video model it runs as `DepthwiseConv`, whose backward is faster than
     oneDNN's 3-D depthwise backward on CPU (1.1-2.7x per MViT pool, and less scratch memory:
-    benchmarks/pool_conv.py); 2-D pools, inference, torch.compile and torch.export get plain
-    F.conv2d / F.conv3d (oneDNN's 2-D backward is the faster one)."""
+    benchmarks/pool_conv.py) and which keeps only the per-head filters for it; 2-D pools,
+    inference, torch.compile and torch.export get plain F.conv2d / F.conv3d."""
     fits = all(p < k for p, k in zip(padding, weight.shape[2:]))  # always so for MViT pools
     video = x.dim() == 5
     if video and fits and _records_grad(x, weight) and not torch.compiler.is_compiling():
         out: Tensor = DepthwiseConv.apply(x, weight, tuple(stride), tuple(padding))
         return out
     conv = F.conv3d if video else F.conv2d
-    return conv(x, weight, None, stride, padding, 1, x.shape[1])
+    return conv(x, _per_channel(weight, x.shape[1]), None, stride, padding, 1, x.shape[1])
+
+
+def _per_channel(weight: Tensor, channels: int) -> Tensor:
+    """The per-head filters repeated over the heads: (channels, 1, *kernel)."""
+    heads = channels // weight.shape[0]
+    return weight if heads == 1 else weight.repeat(heads, *(1,) * (weight.dim() - 1))
 
 
 def _records_grad(*tensors: Tensor) -> bool:
@@ -133,15 +141,15 @@ def _records_grad(*tensors: Tensor) -> bool:
 
 
 class DepthwiseConv(torch.autograd.Function):
-    """Depthwise conv (2-D or 3-D, no bias, padding < kernel) whose backward is a forward
-    conv (input gradient) and one multiply-sum per kernel tap (weight gradient)."""
+    """`depthwise_conv` (2-D or 3-D, padding < kernel) whose backward is a forward conv
+    (input gradient) and one multiply-sum per kernel tap (weight gradient)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, stride: tuple, padding: tuple) -> Tensor:
-        ctx.save_for_backward(x, weight)
+        ctx.save_for_backward(x, weight)  # the per-head filters, not their repeats
         ctx.stride, ctx.padding = stride, padding
         conv = F.conv3d if x.dim() == 5 else F.conv2d
-        return conv(x, weight, None, stride, padding, 1, x.shape[1])
+        return conv(x, _per_channel(weight, x.shape[1]), None, stride, padding, 1, x.shape[1])
 
     @staticmethod
     @once_differentiable
@@ -151,9 +159,11 @@ class DepthwiseConv(torch.autograd.Function):
         grad = grad.contiguous(memory_format=_channels_last(grad))
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_x = depthwise_grad_input(grad, weight, x.shape[2:], stride, padding)
+            full = _per_channel(weight, x.shape[1])
+            grad_x = depthwise_grad_input(grad, full, x.shape[2:], stride, padding)
         if ctx.needs_input_grad[1]:
             grad_w = depthwise_grad_weight(grad, x, weight.shape[2:], stride, padding)
+            grad_w = grad_w.unflatten(0, (-1, weight.shape[0])).sum(0)  # summed over heads
         return grad_x, grad_w, None, None
 
 
@@ -179,14 +189,17 @@ def _zeros_around(x: Tensor, size: list[int], starts: Any, steps: Any) -> Tensor
 def depthwise_grad_input(
     grad: Tensor, weight: Tensor, size: Any, stride: tuple, padding: tuple
 ) -> Tensor:
-    """The input gradient of a depthwise conv as a forward conv: the output gradient spread
+    """The input gradient of a depthwise conv as a forward conv: the output gradient, spread
     out by the stride (zeros between) and padded to n + k - 1, correlated with the flipped
-    kernel (valid positions)."""
+    kernel. With stride 1 the conv pads by itself (no buffer)."""
     kernel = weight.shape[2:]
-    full = [n + k - 1 for n, k in zip(size, kernel)]
-    spread = _zeros_around(grad, full, [k - 1 - p for k, p in zip(kernel, padding)], stride)
     conv = F.conv3d if grad.dim() == 5 else F.conv2d
     flipped = weight.flip(list(range(2, weight.dim())))
+    before = [k - 1 - p for k, p in zip(kernel, padding)]
+    if all(s == 1 for s in stride) and list(grad.shape[2:]) == list(size):
+        return conv(grad, flipped, None, 1, before, 1, weight.shape[0])
+    full = [n + k - 1 for n, k in zip(size, kernel)]
+    spread = _zeros_around(grad, full, before, stride)
     return conv(spread, flipped, None, 1, 0, 1, weight.shape[0])
 
 

@@ -21,8 +21,9 @@ def conv_cases(draw: st.DrawFn) -> tuple:
     kernel = draw(st.lists(st.sampled_from([1, 3, 5]), min_size=nd, max_size=nd))
     stride = draw(st.lists(st.integers(1, 4), min_size=nd, max_size=nd))
     layout = draw(st.sampled_from(["contiguous", "channels_last", "strided view"]))
-    channels = draw(st.sampled_from([1, 3, 8]))
-    return nd, size, kernel, stride, layout, channels
+    head_dim = draw(st.sampled_from([1, 3, 4]))
+    heads = draw(st.sampled_from([1, 2, 3]))
+    return nd, size, kernel, stride, layout, head_dim, heads
 
 
 def make_input(nd: int, size: list[int], layout: str, channels: int) -> torch.Tensor:
@@ -42,14 +43,15 @@ def make_input(nd: int, size: list[int], layout: str, channels: int) -> torch.Te
 @settings(max_examples=60, deadline=None)
 @given(conv_cases())
 def test_depthwise_backward_equals_autograd_through_conv(case: tuple) -> None:
-    nd, size, kernel, stride, layout, channels = case
+    nd, size, kernel, stride, layout, head_dim, heads = case
+    channels = head_dim * heads
     padding = [k // 2 for k in kernel]  # MViT's pools: padding k // 2
     if any(n + 2 * p < k for n, p, k in zip(size, padding, kernel)):
         return  # no output position; F.conv refuses it too
     x = make_input(nd, size, layout, channels)
-    w = torch.randn(channels, 1, *kernel, dtype=torch.float64, requires_grad=True)
-    conv = F.conv3d if nd == 3 else F.conv2d
-    expected = conv(x, w, None, stride, padding, 1, channels)
+    w = torch.randn(head_dim, 1, *kernel, dtype=torch.float64, requires_grad=True)
+    conv = F.conv3d if nd == 3 else F.conv2d  # the per-head filters repeated over the heads
+    expected = conv(x, w.repeat(heads, *(1,) * (nd + 1)), None, stride, padding, 1, channels)
     grad = torch.randn_like(expected)
     want = torch.autograd.grad(expected, (x, w), grad)
     out = runtime.DepthwiseConv.apply(x, w, tuple(stride), tuple(padding))
@@ -61,7 +63,7 @@ def test_depthwise_backward_equals_autograd_through_conv(case: tuple) -> None:
 
 def test_depthwise_conv_uses_its_own_backward_only_while_training_video() -> None:
     x = torch.randn(2, 4, 3, 6, 6, requires_grad=True)
-    w = torch.randn(4, 1, 3, 3, 3, requires_grad=True)
+    w = torch.randn(2, 1, 3, 3, 3, requires_grad=True)  # 2 heads of 2 channels
     out = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
     assert type(out.grad_fn).__name__ == "DepthwiseConvBackward"
     with torch.no_grad():
