@@ -107,9 +107,7 @@ def channels_last(x: Tensor) -> Tensor:
     extra copy (its backward, `depthwise_conv`'s, reads views)."""
     if torch.is_grad_enabled() and x.requires_grad:
         return x
-    return x.contiguous(
-        memory_format=torch.channels_last_3d if x.dim() == 5 else torch.channels_last
-    )
+    return x.contiguous(memory_format=_memory_format(x))
 
 
 def depthwise_conv(x: Tensor, weight: Tensor, stride: Any, padding: Any) -> Tensor:
@@ -118,7 +116,7 @@ def depthwise_conv(x: Tensor, weight: Tensor, stride: Any, padding: Any) -> Tens
     uses filter c % head_dim, as torchvision's per-head Conv3d(head_dim, head_dim, groups).
 
     While training a video model it runs as `DepthwiseConv`, whose backward is faster than
-    oneDNN's 3-D depthwise backward on CPU (1.1-2.7x per MViT pool, and less scratch memory:
+    oneDNN's 3-D depthwise backward on CPU (1.2-3.0x per MViT pool, and less scratch memory:
     benchmarks/pool_conv.py) and which keeps only the per-head filters for it; 2-D pools,
     inference, torch.compile and torch.export get plain F.conv2d / F.conv3d."""
     fits = all(p < k for p, k in zip(padding, weight.shape[2:]))  # always so for MViT pools
@@ -156,7 +154,7 @@ class DepthwiseConv(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         x, weight = ctx.saved_tensors
         stride, padding = ctx.stride, ctx.padding
-        grad = grad.contiguous(memory_format=_channels_last(grad))
+        grad = grad.contiguous(memory_format=_memory_format(grad))
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             full = _per_channel(weight, x.shape[1])
@@ -167,7 +165,8 @@ class DepthwiseConv(torch.autograd.Function):
         return grad_x, grad_w, None, None
 
 
-def _channels_last(x: Tensor) -> torch.memory_format:
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """Channels-last for x's rank."""
     return torch.channels_last_3d if x.dim() == 5 else torch.channels_last
 
 
@@ -179,7 +178,7 @@ def _index(trailing: list[slice]) -> tuple[Any, ...]:
 def _zeros_around(x: Tensor, size: list[int], starts: Any, steps: Any) -> Tensor:
     """A zero channels-last (B, C, *size) tensor with x written from `starts` every `steps`."""
     shape = (*x.shape[:2], *size)
-    fmt = _channels_last(x)
+    fmt = _memory_format(x)
     out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt).zero_()
     window = [slice(a, a + (m - 1) * s + 1, s) for a, m, s in zip(starts, x.shape[2:], steps)]
     out[_index(window)] = x
