@@ -78,7 +78,7 @@ def rel_pos_bias(
 def _may_write_in_place(q: Tensor) -> bool:
     """In plain eager inference the bias can be written into a preallocated buffer; autograd,
     torch.compile and torch.export get the functional form."""
-    if torch.is_grad_enabled() and q.requires_grad:
+    if _records_grad(q):
         return False
     return not torch.compiler.is_compiling()
 
@@ -105,7 +105,7 @@ def channels_last(x: Tensor) -> Tensor:
     """(B, C, [T,] H, W) in dense channels-last memory when no gradient is recorded (pools run
     faster on it); while training, the strided channels-last view itself, so the pool saves no
     extra copy (its backward, `depthwise_conv`'s, reads views)."""
-    if torch.is_grad_enabled() and x.requires_grad:
+    if _records_grad(x):
         return x
     return x.contiguous(memory_format=_memory_format(x))
 
@@ -135,6 +135,7 @@ def _per_channel(weight: Tensor, channels: int) -> Tensor:
 
 
 def _records_grad(*tensors: Tensor) -> bool:
+    """Whether autograd records an op on these tensors (training, not inference)."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
