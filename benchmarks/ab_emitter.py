@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import mvitdsl  # noqa: E402
-from mvitdsl.emit import emit  # noqa: E402
+from mvitdsl.backend.emit import emit  # noqa: E402
 
 
 def emitter_at(rev: str) -> ModuleType:

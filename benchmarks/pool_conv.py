@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mvitdsl import runtime  # noqa: E402
+from mvitdsl.backend import runtime  # noqa: E402
 
 HEAD_DIM = 96
 VIDEO = [  # (heads, grid, stride) of mvitv2_s / mvit_b pools at 8x128x128

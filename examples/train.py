@@ -82,7 +82,7 @@ def make_model(args: argparse.Namespace, device: torch.device, world: int) -> nn
 def synthetic_clips(spec_path: Path, n: int, rank: int, device: torch.device,
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """n random clips of the spec's input size and n random labels, different per rank."""
-    from mvitdsl.export import input_shape
+    from mvitdsl.backend.export import input_shape
 
     model = mvitdsl.load_spec(spec_path).model
     g = torch.Generator().manual_seed(1000 + rank)

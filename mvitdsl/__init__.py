@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .analyze import Report, analyze
+from .analysis.analyze import Report, analyze
+from .backend.weights import convert_state_dict
 from .diagnostics import Diagnostic, SpecError
 from .spec import Spec, load_spec, resize
-from .weights import convert_state_dict
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +50,7 @@ def build(
     `input` overrides the spec's input size, (C, T, H, W) for video or (C, H, W) for images.
     `checkpoint` recomputes blocks in backward: True, stage names ("scale4") or block indices.
     """
-    from .emit import emit
+    from .backend.emit import emit
 
     if input is not None:
         spec = resize(spec, input)
@@ -64,7 +64,7 @@ def build(
     if device is not None or dtype is not None:
         gm = gm.to(device=device, dtype=dtype)
     if checkpoint is not False:
-        from .passes import checkpoint_blocks, checkpointed_blocks
+        from .backend.passes import checkpoint_blocks, checkpointed_blocks
 
         gm = checkpoint_blocks(gm, checkpointed_blocks(spec.model, checkpoint))
     return gm

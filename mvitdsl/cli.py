@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .analyze import analyze
+from .analysis.analyze import analyze
+from .analysis.report_text import render_blocks, render_table
 from .diagnostics import SpecError
-from .report_text import render_blocks, render_table
 from .spec import Spec, load_spec
 
 
@@ -115,12 +115,12 @@ def _load(args: argparse.Namespace) -> Spec:
 def run_check(args: argparse.Namespace) -> int:
     spec = _load(args)
     if args.resolved:
-        from .resolved import render_resolved
+        from .language.resolved import render_resolved
 
         print(render_resolved(spec))
         return 0
     if args.against is not None:
-        from .weights import render_comparison
+        from .backend.weights import render_comparison
 
         text, mismatches = render_comparison(spec, args.against, args.source)
         print(text, file=sys.stderr if mismatches else sys.stdout)
@@ -138,7 +138,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_compile(args: argparse.Namespace) -> int:
     from . import build
-    from .artifact import write_artifact
+    from .backend.artifact import write_artifact
 
     spec = _load(args)
     report = analyze(spec)
@@ -160,7 +160,7 @@ def run_compile(args: argparse.Namespace) -> int:
         f"import it with `from {out.name} import load`"
     )
     if args.export:
-        from .export import input_shape, write_exports
+        from .backend.export import input_shape, write_exports
 
         for path in write_exports(gm, input_shape(spec.model), out, tuple(args.export), spec.name):
             print(f"wrote {path}")
@@ -168,7 +168,7 @@ def run_compile(args: argparse.Namespace) -> int:
 
 
 def run_draw(args: argparse.Namespace) -> int:
-    from .draw import run_draw_command
+    from .draw.render import run_draw_command
 
     return run_draw_command(_load(args), args)
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from . import ir
 from .diagnostics import Reporter, SpecError
-from .lower import Lowering, merge
-from .parse import parse
-from .syntax import Model
+from .language.lower import Lowering, merge
+from .language.parse import parse
+from .language.syntax import Model
 
 MAX_INHERITANCE_DEPTH = 16
 
@@ -83,9 +83,9 @@ def resize(spec: Spec, size: tuple[int, ...]) -> Spec:
 
 def check_spec(spec: Spec) -> None:
     """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model."""
-    from .analyze import analyze
-    from .budget import check_budget
-    from .check import check_model
+    from .analysis.analyze import analyze
+    from .analysis.budget import check_budget
+    from .analysis.check import check_model
 
     check_model(spec)
     check_budget(spec, analyze(spec.model))

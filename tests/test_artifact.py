@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mvitdsl  # noqa: E402
-from mvitdsl.artifact import write_artifact  # noqa: E402
+from mvitdsl.backend.artifact import write_artifact  # noqa: E402
 
 
 def test_moved_artifact_imports_without_mvitdsl_and_matches(mvit_b_spec, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import mvitdsl  # noqa: E402
-from mvitdsl.passes import checkpointed_blocks  # noqa: E402
+from mvitdsl.backend.passes import checkpointed_blocks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = {"tiny": ROOT / "examples" / "tiny.mv", "mvitv2_s": ROOT / "specs" / "mvitv2_s.mv"}

@@ -14,7 +14,7 @@ from conftest import ROOT
 
 import mvitdsl
 from mvitdsl.diagnostics import CODES
-from mvitdsl.lower import DEFAULT_BUDGET
+from mvitdsl.language.lower import DEFAULT_BUDGET
 
 DOC = ROOT / "docs" / "DIAGNOSTICS.md"
 BASE = """\
@@ -288,7 +288,7 @@ def test_one_mistake_gives_one_message_not_a_cascade():
 
 
 def test_every_terminal_has_words():
-    from mvitdsl.parse import TERMINAL_WORDS, _parser
+    from mvitdsl.language.parse import TERMINAL_WORDS, _parser
 
     names = {t.name for t in _parser().terminals if not t.name.startswith("__IGNORE")}
     assert names - {"COMMENT"} <= set(TERMINAL_WORDS)

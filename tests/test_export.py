@@ -14,8 +14,8 @@ onnx = pytest.importorskip("onnx")
 
 import mvitdsl  # noqa: E402
 from mvitdsl import cli  # noqa: E402
-from mvitdsl.artifact import import_artifact  # noqa: E402
-from mvitdsl.export import export_program, input_shape, write_onnx  # noqa: E402
+from mvitdsl.backend.artifact import import_artifact  # noqa: E402
+from mvitdsl.backend.export import export_program, input_shape, write_onnx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = (3, 4, 64, 64)

@@ -189,7 +189,7 @@ def test_image_too_small_for_its_strides_is_refused():
 
 
 def test_kv_pooling_switched_off_per_stage():
-    from mvitdsl.weights import expected_shapes
+    from mvitdsl.backend.weights import expected_shapes
 
     spec = mvitdsl.load_spec('model t_off extends "specs/mvitv2_t_image.mv" mvitv2_t_image {\n'
                              "  stages {\n    scale5  2  768  8  2x2  off\n  }\n}\n")

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import mvitdsl  # noqa: E402
-from mvitdsl.artifact import import_artifact, write_artifact  # noqa: E402
+from mvitdsl.backend.artifact import import_artifact, write_artifact  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.gpu,

@@ -14,7 +14,7 @@ import pytest
 from conftest import SPECS
 
 import mvitdsl
-from mvitdsl import parse
+from mvitdsl.language import parse
 
 MVIT_B = (SPECS / "mvit_b.mv").read_text()
 TINY = """model tiny {

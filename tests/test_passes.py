@@ -13,7 +13,7 @@ torchvision = pytest.importorskip("torchvision")
 import torch.nn.functional as F  # noqa: E402
 
 import mvitdsl  # noqa: E402
-from mvitdsl import runtime  # noqa: E402
+from mvitdsl.backend import runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ from conftest import SPECS
 from test_cli import run
 
 import mvitdsl
-from mvitdsl.report_text import render_blocks
+from mvitdsl.analysis.report_text import render_blocks
 
 
 def test_mvit_b_stage_rows_carry_tokens_heads_and_attention(mvit_b_spec):

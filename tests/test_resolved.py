@@ -11,7 +11,7 @@ from conftest import ROOT, SPECS
 
 import mvitdsl
 from mvitdsl.cli import main
-from mvitdsl.resolved import render_resolved
+from mvitdsl.language.resolved import render_resolved
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.mv"))
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mvitdsl import runtime  # noqa: E402
+from mvitdsl.backend import runtime  # noqa: E402
 
 
 @st.composite

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
 import mvitdsl  # noqa: E402
-from mvitdsl.weights import convert_state_dict  # noqa: E402
+from mvitdsl.backend.weights import convert_state_dict  # noqa: E402
 
 CLS_SPEC = """
 model mvitv2_cls_small_test {
@@ -109,7 +109,7 @@ def test_joint_absolute_positions_with_cls_match_timm():
     ("mvitv2_huge_cls", "mvitv2_h_image")])
 def test_image_specs_have_timms_names_and_shapes(timm_name, spec_name):
     """The big image models, checked on the meta device: every timm tensor has its counterpart."""
-    from mvitdsl.weights import compare_shapes
+    from mvitdsl.backend.weights import compare_shapes
 
     with torch.device("meta"):
         ref = timm.create_model(timm_name, pretrained=False, num_classes=1000)

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, SPECS
 
 import mvitdsl
-from mvitdsl.weights import compare_shapes, detect_source, expected_shapes
+from mvitdsl.backend.weights import compare_shapes, detect_source, expected_shapes
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
@@ -21,7 +21,7 @@ torchvision = pytest.importorskip("torchvision")
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.mv"))
 
 # How SlowFast names torchvision's entries (video_model_builder.MViT, attention.MultiScaleBlock),
-# written out here independently of mvitdsl.weights.
+# written out here independently of mvitdsl.backend.weights.
 TO_SLOWFAST = [
     (r"^conv_proj\.", "patch_embed.proj."),
     (r"^pos_encoding\.class_token$", "cls_token"),
@@ -143,7 +143,7 @@ def test_check_against_reports_each_mismatch_in_words(mvitv2_s_checkpoints):
 
 
 def test_safetensors_are_compared_without_torch(mvitv2_s_checkpoints):
-    code = ("import sys, mvitdsl; from mvitdsl.weights import render_comparison; "
+    code = ("import sys, mvitdsl; from mvitdsl.backend.weights import render_comparison; "
             "s = mvitdsl.load_spec('specs/mvitv2_s.mv'); "
             f"text, n = render_comparison(s, {str(mvitv2_s_checkpoints['broken'])!r}, None); "
             "print(json.dumps([n, 'torch' in sys.modules]))")

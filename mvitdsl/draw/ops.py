@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import graphviz
 
-from . import shapes
-from .analyze import Report
+from ..analysis import shapes
+from ..analysis.analyze import Report
 from .diagram import lines, new_graph
 
 if TYPE_CHECKING:
-    from .spec import Spec
+    from ..spec import Spec
 
 OP_FILL = {
     "placeholder": "#eeeeee",
@@ -31,7 +31,7 @@ def op_graph(spec: Spec, report: Report, index: int, rankdir: str = "TB") -> gra
     import torch
     from torch.fx.passes.shape_prop import ShapeProp
 
-    from . import build
+    from .. import build
 
     gm = build(spec, device="meta").get_submodule(f"blocks.{index}")
     assert isinstance(gm, torch.fx.GraphModule)  # the emitter builds every block as one

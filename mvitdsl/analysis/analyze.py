@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass, field
 from math import prod
 from typing import TYPE_CHECKING, Any
 
+from ..ir import Block, Dims3, Model
 from . import shapes
 from .graph import BlockShapes, blocks_in_order, build_graph
-from .ir import Block, Dims3, Model
 
 if TYPE_CHECKING:
-    from .spec import Spec
+    from ..spec import Spec
 
 DTYPE_BYTES = {"fp32": 4, "float32": 4, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from ..ir import Block, Dims3, Model
 from . import shapes
-from .ir import Block, Dims3, Model
 
 
 @dataclass(frozen=True)

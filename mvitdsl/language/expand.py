@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from . import ir
+from .. import ir
 from .read import StageRow
 
 Widths = tuple[int, int, int]  # a block's (dim_in, dim_attn, dim_out)

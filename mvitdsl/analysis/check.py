@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..diagnostics import Reporter, Span
+from ..ir import Block, Dims3, Model, Pool
+from ..language.syntax import Setting, Table
 from . import shapes
-from .diagnostics import Reporter, Span
 from .graph import BlockShapes, blocks_in_order, build_graph
-from .ir import Block, Dims3, Model, Pool
-from .syntax import Setting, Table
 
 if TYPE_CHECKING:
-    from .spec import Spec
+    from ..spec import Spec
 
 # Columns of a stage row, for carets under the exact value.
 COLUMNS = {"name": 0, "blocks": 1, "dim": 2, "heads": 3, "pool_q": 4, "pool_kv": 5}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .ir import Dims3
+from ..ir import Dims3
 
 if TYPE_CHECKING:
     from .analyze import BlockRow, Report, StageRow

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import ir
-from .diagnostics import Reporter, Span, did_you_mean
+from .. import ir
+from ..diagnostics import Reporter, Span, did_you_mean
 from .syntax import Atom
 
 MAX_INT = 1_000_000  # widths, sizes, strides, classes: anything larger is a typo

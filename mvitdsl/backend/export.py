@@ -16,7 +16,7 @@ import torch
 from torch import fx
 from torch.export import Dim, ExportedProgram
 
-from .ir import Model
+from ..ir import Model
 
 FORMATS = ("pt2", "onnx")
 MAX_BATCH = 1024

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .ir import Model
+from ..ir import Model
 from .syntax import Clause, Row, Setting, Table
 
 if TYPE_CHECKING:
-    from .spec import Spec
+    from ..spec import Spec
 
 KEY_WIDTH = 11
 COMMENT_COLUMN = 60

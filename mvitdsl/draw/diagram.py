@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import graphviz
 
-from .analyze import Report
-from .ir import Dims3, Model, Pool
+from ..analysis.analyze import Report
+from ..ir import Dims3, Model, Pool
 
 FONT = "Helvetica"
 PALETTE = (

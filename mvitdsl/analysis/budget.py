@@ -7,13 +7,13 @@ from __future__ import annotations
 from math import ceil, floor, log10
 from typing import TYPE_CHECKING
 
+from ..diagnostics import Reporter
+from ..language.lower import budgets
 from .check import setting_span
-from .diagnostics import Reporter
-from .lower import budgets
 
 if TYPE_CHECKING:
+    from ..spec import Spec
     from .analyze import Report
-    from .spec import Spec
 
 
 def round_up(value: float) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import ir
-from .diagnostics import Reporter, Span
+from .. import ir
+from ..diagnostics import Reporter, Span
 from .expand import expand
 from .merge import merge
 from .read import Reader

@@ -6,9 +6,9 @@ import html
 
 import graphviz
 
-from .analyze import Report, operators
+from ..analysis.analyze import Report, operators
+from ..ir import Dims3
 from .diagram import FONT, Shapes
-from .ir import Dims3
 
 TableRow = tuple[str, tuple[str, ...], str, str]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import torch.utils.checkpoint
 from torch import fx
 
-from .ir import Model
+from ..ir import Model
 
 Selection = bool | str | Iterable[str | int]
 

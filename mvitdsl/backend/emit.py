@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from . import runtime, shapes
-from .graph import BlockShapes, blocks_in_order, build_graph
-from .ir import Block, Dims3, Loc, Model, Pool
+from ..analysis import shapes
+from ..analysis.graph import BlockShapes, blocks_in_order, build_graph
+from ..ir import Block, Dims3, Loc, Model, Pool
+from . import runtime
 
 Arg = Any
 

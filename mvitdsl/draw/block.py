@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import graphviz
 
-from . import shapes
-from .analyze import BlockRow, Report
+from ..analysis import shapes
+from ..analysis.analyze import BlockRow, Report
+from ..ir import Block, Model
 from .diagram import Shapes, lines, new_graph
-from .ir import Block, Model
 
 
 def default_block(model: Model) -> int:

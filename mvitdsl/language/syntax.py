@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Union
 
-from .diagnostics import Span
+from ..diagnostics import Span
 
 AtomKind = Literal["name", "number", "size", "arrow", "string"]
 AtomValue = Union[str, int, float, tuple[int, ...]]

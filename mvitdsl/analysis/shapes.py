@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from math import prod
 
-from .ir import Block, Dims3, Model, Pool
+from ..ir import Block, Dims3, Model, Pool
 
 
 def window_out(n: int, kernel: int, stride: int, padding: int) -> int:

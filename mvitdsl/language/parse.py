@@ -10,7 +10,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from .diagnostics import Reporter, Span
+from ..diagnostics import Reporter, Span
 from .syntax import Atom, Clause, Model, Parent, Row, Setting, Statement, Table
 
 MAX_SOURCE_BYTES = 1_000_000
@@ -39,7 +39,11 @@ TERMINAL_WORDS = {
 
 def _grammar_path() -> Path:
     here = Path(__file__).resolve().parent
-    for candidate in (here / "grammars" / "mvit.lark", here.parent / "grammars" / "mvit.lark"):
+    # installed: mvitdsl/grammars/ (the wheel's copy); from a checkout: grammars/ beside mvitdsl/
+    for candidate in (
+        here.parent / "grammars" / "mvit.lark",
+        here.parents[1] / "grammars" / "mvit.lark",
+    ):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("grammars/mvit.lark is missing from the installation")

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ir
+from .. import ir
+from ..diagnostics import Reporter, Span, did_you_mean
 from .atoms import (
     MAX_INT,
     Atoms,
@@ -21,7 +22,6 @@ from .atoms import (
     set_switch,
     set_word,
 )
-from .diagnostics import Reporter, Span, did_you_mean
 from .syntax import Row, Setting, Table
 
 MAX_BLOCKS = 512

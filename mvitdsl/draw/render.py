@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 import graphviz
 
-from .analyze import BlockRow, Report, analyze
+from ..analysis.analyze import BlockRow, Report, analyze
+from ..ir import Block, Model, Stage
+from .block import block_graph, default_block
 from .diagram import Shapes, colour, lines, new_graph, node_count, plural, title
-from .draw_block import block_graph, default_block
-from .draw_ops import op_graph
-from .ir import Block, Model, Stage
-from .stage_table import table_graph, table_markdown
+from .ops import op_graph
+from .table import table_graph, table_markdown
 
 if TYPE_CHECKING:
     import argparse
 
-    from .spec import Spec
+    from ..spec import Spec
 
 LEVELS = ("model", "stage", "block", "op")
 FORMATS = (".svg", ".png", ".pdf", ".dot")

@@ -15,12 +15,12 @@ from math import prod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import shapes
-from .graph import blocks_in_order, build_graph
-from .ir import Block, Loc, Model
+from ..analysis import shapes
+from ..analysis.graph import blocks_in_order, build_graph
+from ..ir import Block, Loc, Model
 
 if TYPE_CHECKING:
-    from .spec import Spec
+    from ..spec import Spec
 
 Source = Literal["torchvision", "slowfast", "timm"]
 Shape = tuple[int, ...]
