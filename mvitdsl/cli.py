@@ -98,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     draw.add_argument("--block", type=int, default=None, help="block index for --level block/op")
     draw.add_argument("--table", action="store_true", help="draw the paper-style stage table")
     draw.set_defaults(run=run_draw)
+    _add_fmt(sub)
     return p
 
 
@@ -171,6 +172,22 @@ def run_draw(args: argparse.Namespace) -> int:
     from .draw.render import run_draw_command
 
     return run_draw_command(_load(args), args)
+
+
+def _add_fmt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fmt = sub.add_parser("fmt", help="rewrite specs in the canonical layout")
+    fmt.add_argument("files", nargs="+", type=Path, help=".mv files or folders holding them")
+    fmt.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a file would change"
+    )
+    fmt.add_argument("--diff", action="store_true", help="write nothing; print a unified diff")
+    fmt.set_defaults(run=run_fmt)
+
+
+def run_fmt(args: argparse.Namespace) -> int:
+    from .language.fmt import run_fmt_files
+
+    return run_fmt_files(args.files, check=args.check, diff=args.diff)
 
 
 if __name__ == "__main__":
