@@ -38,10 +38,10 @@ BROKEN = {
                     "error[E203]: unknown option 'positon' in 'tokens'"),
     "unknown setting": ("  head       norm", "  heads      norm",
                         "error[E200]: unknown setting 'heads'"),
-    "heads do not divide dim": ("scale3      2    192    2", "scale3      2    192    5",
+    "heads do not divide dim": ("scale3       2  192      2", "scale3       2  192      5",
                                 "error[E300]: dim 192 is not divisible by 5 heads"),
-    "Q stride does not fit": ("scale5      2    768    8     1x2x2",
-                              "scale5      2    768    8     1x3x3",
+    "Q stride does not fit": ("scale5       2  768      8  1x2x2",
+                              "scale5       2  768      8  1x3x3",
                               "error[E302]: pool_q stride 1x3x3 of block 14 leaves a fractional"),
     "syntax error": ("  stages {", "  stages {{", "error[E101]: unexpected '{'"),
 }
