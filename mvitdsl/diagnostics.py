@@ -34,6 +34,7 @@ CODES: dict[str, str] = {
     "E305": "patch embedding width differs from the first stage",
     "E306": "model exceeds a budget",
     "E307": "position embedding does not fit the token grid",
+    "E308": "a figure stated with 'expect' differs from the analysis",
 }
 
 

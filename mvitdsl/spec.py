@@ -8,6 +8,7 @@ from typing import Any
 
 from . import ir
 from .diagnostics import Reporter, SpecError
+from .language.expect import Expectation, read_expect, split_expect
 from .language.lower import Lowering, merge
 from .language.parse import parse
 from .language.syntax import Model
@@ -23,6 +24,7 @@ class Spec:
     ast: Model
     statements: tuple[Any, ...]
     sources: dict[str, str] = field(default_factory=dict)
+    expectations: tuple[Expectation, ...] = ()  # the spec's own `expect`, checked at its input
 
     @property
     def name(self) -> str:
@@ -59,16 +61,17 @@ def load_spec(
     Raises SpecError carrying every diagnostic found. Never imports torch.
     """
     text, file = read_source(path_or_text)
-    model = parse(text, file)
+    model, expect = split_expect(parse(text, file))  # `expect` is the child's own: not merged
     sources = {file: text}
     statements = resolve(model, sources, depth=0)
     lowering = Lowering(model, statements, sources)
     lowered = lowering.run()
     lowering.r.raise_if_any()
     assert lowered is not None
-    if input_size is not None:
-        lowered = with_input(lowered, input_size)
-    spec = Spec(lowered, model, statements, sources)
+    expectations = read_expect(expect, sources)
+    if input_size is not None:  # the figures stated hold at the spec's own input only
+        lowered, expectations = with_input(lowered, input_size), ()
+    spec = Spec(lowered, model, statements, sources, expectations)
     if check:
         check_spec(spec)
     return spec
@@ -82,13 +85,17 @@ def resize(spec: Spec, size: tuple[int, ...]) -> Spec:
 
 
 def check_spec(spec: Spec) -> None:
-    """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model."""
+    """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model
+    and the figures the spec states (`expect`)."""
     from .analysis.analyze import analyze
     from .analysis.budget import check_budget
     from .analysis.check import check_model
+    from .analysis.expect import check_expectations
 
     check_model(spec)
-    check_budget(spec, analyze(spec.model))
+    report = analyze(spec.model)
+    check_budget(spec, report)
+    check_expectations(spec, report)
 
 
 def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:
@@ -134,7 +141,7 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
     text = path.read_text(encoding="utf-8")
     sources[str(path)] = text
     try:
-        base = parse(text, str(path))
+        base, _ = split_expect(parse(text, str(path)))  # a parent's `expect` is not inherited
     except SpecError as e:
         e.sources.update(sources)
         raise

@@ -63,6 +63,7 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "E307": ("`patch conv 3x3 stride 2x2` and `tokens cls, position joint` (on 32x32)",
              [("position none", "position joint"),
               ("conv 4x4 stride 4x4", "conv 3x3 stride 2x2")]),
+    "E308": ("expect params 22036, gmacs 0.0004", [("  }\n}\n", "  }\n  expect params 22036, gmacs 0.0004\n}\n")]),
 }
 
 EXPECTED = {
@@ -193,6 +194,11 @@ EXPECTED = {
    4 |   tokens cls, position joint
          ^^^^^^^^^^^^^^^^^^^^^^^^^^
   = hint: choose an input size divisible by the patch stride and an odd kernel with pad kernel//2, or 'position none'
+""",    "E308": """\
+<spec>:9:30: error[E308]: expected gmacs 0.0004, computed 0.000310 (the digits written allow ±5e-05)
+   9 |   expect params 22036, gmacs 0.0004
+                                    ^^^^^^
+  = hint: if the change is intended, write 'expect gmacs 0.0003'
 """,
 }
 

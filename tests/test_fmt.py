@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """`mvitdsl fmt`: the canonical layout is idempotent, keeps every comment, does not depend on
 the spaces the author used, and lowers to the same IR (shipped and generated specs)."""
 
