@@ -76,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="the checkpoint's naming (default: guessed from its names)",
     )
+    check.add_argument("more", nargs="*", metavar="SPEC", help="more specs: each is reported")
     check.set_defaults(run=run_check)
 
     comp = sub.add_parser("compile", help="check, build, and write an importable artifact")
@@ -114,6 +115,8 @@ def _load(args: argparse.Namespace) -> Spec:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    if args.more:
+        return check_each([args.spec, *args.more], args.input)
     spec = _load(args)
     if args.resolved:
         from .language.resolved import render_resolved
@@ -135,6 +138,22 @@ def run_check(args: argparse.Namespace) -> int:
         print()
         print(render_blocks(report))
     return 0
+
+
+def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:
+    """`mvitdsl check A.mv B.mv ...` (as pre-commit calls it): one line per good spec, the
+    diagnostics of each bad one; exit 1 if any is bad."""
+    status = 0
+    for file in files:
+        try:
+            report = analyze(load_spec(Path(file), input_size=size))
+        except SpecError as e:
+            n = len(e.diagnostics)
+            print(f"{e.render()}\n{n} error{'s' * (n != 1)} in {file}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{file}: ok ({report.params:,} params, {report.macs / 1e9:.3f} GMACs)")
+    return status
 
 
 def run_compile(args: argparse.Namespace) -> int:
