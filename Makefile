@@ -13,6 +13,7 @@ main: setup
 	$(MVITDSL) compile specs/mvit_b.mv
 
 test: setup
+	$(MVITDSL) fmt --check specs examples
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup
