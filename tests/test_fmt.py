@@ -195,6 +195,11 @@ def test_cli_reports_a_spec_that_does_not_parse(tmp_path: Path, capsys: pytest.C
     assert main(["fmt", "--check", str(broken)]) == 1
     err = capsys.readouterr().err
     assert "error[E100]" in err and f"cannot format {broken}" in err
+    binary = tmp_path / "binary.mv"
+    binary.write_bytes(b"model \xff {\n}\n")
+    assert main(["fmt", str(binary), str(tmp_path / "missing.mv")]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read {binary}" in err and "missing.mv" in err
 
 
 def test_the_example_in_docs_tools_is_what_fmt_does():

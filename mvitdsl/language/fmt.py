@@ -332,12 +332,16 @@ def run_fmt_files(paths: Iterable[Path], *, check: bool = False, diff: bool = Fa
     status = 0
     changed: list[Path] = []
     for path in spec_files(paths):
-        text = path.read_text(encoding="utf-8")
         try:
+            text = path.read_text(encoding="utf-8")
             new = format_text(text, str(path))
         except SpecError as e:
             print(e.render(), file=sys.stderr)
             print(f"mvitdsl fmt: cannot format {path}", file=sys.stderr)
+            status = 1
+            continue
+        except (OSError, UnicodeDecodeError) as e:
+            print(f"mvitdsl fmt: cannot read {path}: {e}", file=sys.stderr)
             status = 1
             continue
         if new == text:
