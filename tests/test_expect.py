@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SPECS
+from hypothesis import given
+from spec_gen import spec_texts
 
 import mvitdsl
 from mvitdsl.cli import main
@@ -115,3 +117,21 @@ def test_cli_check_fails_on_a_wrong_figure(tmp_path: Path, capsys: pytest.Captur
     assert main(["check", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:" in err and "error[E308]: expected params 1, computed 36610672" in err
+
+
+@given(spec_texts())
+def test_property_stated_analysed_figures_hold_and_one_more_parameter_fails(text: str):
+    try:
+        report = mvitdsl.analyze(mvitdsl.load_spec(text))
+    except mvitdsl.SpecError:
+        return
+    last = report.stages[-1]
+    grid = last.grid if report.model.input.kind == "video" else last.grid[1:]
+    output = "x".join(map(str, (last.dim, *grid)))
+    figures = (f"params {report.params}, gmacs {report.macs / 1e9:.6f}, "
+               f"gmacs_fvcore {report.macs_fvcore / 1e9:.6f}, output {output}")
+    stated = text.replace("\n}\n", f"\n  expect {figures}\n}}\n")
+    assert [e.what for e in mvitdsl.load_spec(stated).expectations] == [
+        "params", "gmacs", "gmacs_fvcore", "output"]
+    wrong = stated.replace(f"params {report.params}", f"params {report.params + 1}")
+    assert codes(wrong) == [("E308", f"expected params {report.params + 1}, computed {report.params}")]

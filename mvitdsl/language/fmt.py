@@ -104,10 +104,6 @@ def format_text(text: str, file: str = "<spec>") -> str:
     return result
 
 
-def is_formatted(text: str, file: str = "<spec>") -> bool:
-    return format_text(text, file) == text
-
-
 # ---------------------------------------------------------------- code lines
 
 
