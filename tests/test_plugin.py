@@ -31,8 +31,8 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "PRE_COMMIT_HOME": os.environ.get("TMP", "/tmp")}
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
 
 
 def pytest_in(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -89,8 +89,9 @@ def test_pre_commit_hooks_run_in_a_project(tmp_path: Path):
     def run() -> subprocess.CompletedProcess[str]:
         subprocess.run(["git", "add", "-A"], cwd=where, check=True)
         return subprocess.run(
-            [sys.executable, "-m", "pre_commit", "run", "--all-files"],
-            cwd=where, env=env(), capture_output=True, text=True, timeout=300,
+            [sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=where,
+            env=env(PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home")),
+            capture_output=True, text=True, timeout=300,
         )
 
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
