@@ -21,7 +21,7 @@ WRONG = TINY.replace("expect     params 67946", "expect     params 67000")
 def project(tmp_path: Path) -> Path:
     """A user's project: two good specs (one extends the other) and one with a wrong figure."""
     specs = tmp_path / "specs"
-    specs.mkdir()
+    specs.mkdir(parents=True)
     (specs / "tiny.mv").write_text(TINY)
     (specs / "wide.mv").write_text(
         'model wide extends "tiny.mv" tiny {\n  input      video 3x4x64x64\n'
@@ -76,7 +76,7 @@ def test_plugin_is_off_unless_asked_and_the_ini_option_turns_it_on(tmp_path: Pat
 def test_pre_commit_hooks_run_in_a_project(tmp_path: Path):
     pytest.importorskip("pre_commit")
     yaml = pytest.importorskip("yaml")  # pre-commit's own dependency
-    where = project(tmp_path)
+    where = project(tmp_path / "repo")
     (where / "specs" / "wrong.mv").unlink()
     manifest = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     hooks = []
