@@ -159,6 +159,40 @@ def test_property_fmt_is_idempotent_layout_free_and_keeps_the_ir(text: str, data
     assert outcome(formatted) == outcome(text)
 
 
+def _decorate(draw: Any, text: str) -> str:
+    """The spec with numbered comments on lines of their own and at line ends, and settings
+    broken after a comma onto continuation lines."""
+    out, n = [], 0
+    for line in text.split("\n"):
+        if line and draw(st.integers(0, 3)) == 0:
+            n += 1
+            out.append(f"{' ' * draw(st.integers(0, 6))}# note {n}")
+        if line.startswith("  ") and line[2].isalpha() and ", " in line and draw(st.booleans()):
+            head, _, tail = line.partition(", ")
+            line = f"{head},\n      {tail}"
+        if line and not line.startswith("#") and draw(st.booleans()):
+            n += 1
+            line += f"   # end {n}"
+        out.append(line)
+    return "\n".join(out)
+
+
+def _notes(text: str) -> list[str]:
+    return [" ".join(m.split()) for m in re.findall(r"# (?:note|end) [0-9]+", text)]
+
+
+@given(spec_texts(), st.data())
+def test_property_fmt_keeps_every_comment_in_order_and_the_ir(text: str, data: Any):
+    decorated = _decorate(data.draw, text)
+    formatted = format_text(decorated)
+    assert format_text(formatted) == formatted
+    assert _notes(formatted) == _notes(decorated)
+    for line in formatted.split("\n"):  # an end-of-line comment stays after code
+        if "# end" in line:
+            assert not line.lstrip().startswith("#"), line
+    assert outcome(formatted) == outcome(text)
+
+
 @given(mutated_specs([p.read_text() for p in SHIPPED]))
 def test_property_fmt_of_any_text_that_parses_is_idempotent(text: str):
     """Mutated shipped specs: rows on the '{' line, stray comments, odd sizes. fmt refuses what
