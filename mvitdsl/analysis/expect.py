@@ -27,6 +27,7 @@ def computed(what: str, report: Report) -> float | tuple[int, ...]:
 
 
 def met(e: Expectation, value: float | tuple[int, ...]) -> bool:
+    """Sizes equal; numbers within half a unit of the last digit written."""
     if isinstance(e.value, tuple) or isinstance(value, tuple):
         return e.value == value
     return abs(value - e.value) <= e.tolerance * (1 + 1e-9)

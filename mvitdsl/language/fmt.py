@@ -39,7 +39,7 @@ class Line:
     text: str
     first: tuple[int, int]  # (line, column) of its first token, for ordering against comments
     lines: frozenset[int]
-    kind: str = "code"  # "code", "open" (ends with '{'), "close" ('}'), "row"
+    kind: str = "code"  # "code", "open" (ends with '{'), "close" ('}'), "row", "header"
 
 
 class Source:
@@ -254,7 +254,7 @@ def _weave(code: list[Line], src: Source, model: Model) -> list[str]:
         if n in taken or src.code(n):
             continue
         note = src.comments.get(n)
-        text = _indent_at(n, code, model) + note if note else ""
+        text = _indent_at(n, model) + note if note else ""
         items.append(((n, 0), "comment" if note else "blank", text))
     items.sort(key=lambda item: item[0])
     return _tidy(items)
@@ -264,7 +264,7 @@ def _with_comment(text: str, comment: str) -> str:
     return f"{text}  {comment}"
 
 
-def _indent_at(n: int, code: list[Line], model: Model) -> str:
+def _indent_at(n: int, model: Model) -> str:
     """Comment indentation: as deep as the code around line n."""
     if n < model.span.line or n > model.span.end_line:
         return ""
