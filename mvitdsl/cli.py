@@ -98,7 +98,21 @@ def parser() -> argparse.ArgumentParser:
     draw.add_argument("--block", type=int, default=None, help="block index for --level block/op")
     draw.add_argument("--table", action="store_true", help="draw the paper-style stage table")
     draw.set_defaults(run=run_draw)
+    _add_explore(sub, draw)
     return p
+
+
+def _add_explore(sub: argparse._SubParsersAction, draw: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    """`sweep`, `diff`, and `draw A.mv [B.mv ...] --costs` (per-stage cost bars, matplotlib)."""
+    from .explore.command import add_parsers
+
+    add_parsers(sub)
+    draw.add_argument("more", nargs="*", default=[], help=argparse.SUPPRESS)
+    draw.add_argument(
+        "--costs",
+        action="store_true",
+        help="per-stage bars of params, GMACs and activation memory (several specs side by side)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -168,6 +182,10 @@ def run_compile(args: argparse.Namespace) -> int:
 
 
 def run_draw(args: argparse.Namespace) -> int:
+    if args.costs or args.more:
+        from .draw.costs import run_costs_command
+
+        return run_costs_command(args)
     from .draw.render import run_draw_command
 
     return run_draw_command(_load(args), args)
