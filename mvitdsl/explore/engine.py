@@ -8,10 +8,11 @@ their blocks' arithmetic; the memo lives in the Evaluator, not in a module-globa
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, cast
 
 from .. import ir
@@ -104,7 +105,7 @@ class Evaluator:
     """Evaluates the variants of one base spec; holds the per-sweep memo of block costs."""
 
     def __init__(self, base: Spec, *, budgets: Budgets | None = None, batch: int = 1,
-                 dtype: str = "fp32") -> None:
+                 dtype: str = "fp32", fast: bool = True) -> None:
         self.base = base
         self.budgets = budgets or Budgets()
         self.batch, self.nbytes = batch, DTYPE_BYTES[dtype]
@@ -112,6 +113,13 @@ class Evaluator:
         self._flows: dict[tuple[Any, ...], BlockShapes] = {}
         self._costs: dict[tuple[Any, ...], tuple[Costs, int]] = {}
         self._passed: set[tuple[Any, ...]] = set()
+        self._last_flows: list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]] = []
+        self._single: dict[tuple[overrides.Target, str], Single] = {}
+        self.fast = fast
+        if fast:
+            self._lowering = Lowering(base.ast, base.statements, base.sources)
+            self._lowering.run()
+            self._draft = self._lowering.d
 
     # -- paths
     def target(self, path: str) -> overrides.Target:
@@ -178,31 +186,89 @@ class Evaluator:
         base = self.base
         try:
             targets = {self.target(p): text for p, text in out.assigned.items()}
-            statements = overrides.apply(base.statements, targets, base.ast.span)
+            if not self.fast:
+                for text in targets.values():
+                    overrides.make_atom(text, base.ast.span)
         except overrides.PathError as e:
             out.diagnostics.append(Diagnostic("S102", str(e)))
             return out
-        out.statements = statements
-        lowering = Lowering(base.ast, statements, base.sources)
-        model = lowering.run()
-        if lowering.r.diagnostics or model is None:
-            out.diagnostics = _ordered(lowering.r.diagnostics)
+        model = self.lower_fast(targets, out) if self.fast else None
+        if out.diagnostics:
             return out
+        if model is None:  # the plain way: the whole tree lowered again
+            out.statements = overrides.apply(base.statements, targets, base.ast.span)
+            lowering = Lowering(base.ast, out.statements, base.sources)
+            model = lowering.run()
+            if lowering.r.diagnostics or model is None:
+                out.diagnostics = _ordered(lowering.r.diagnostics)
+                return out
+        # Spans of replaced values are the base's own, so the base's tree locates every
+        # diagnostic except where a value was added; then the variant's own tree is built.
+        plain = not out.statements and not any(t.key == "budget" for t in targets)
+        statements = base.statements if plain else self.statements(out, targets)
         spec = Spec(model, base.ast, statements, base.sources)
         try:
             self.check(spec)
         except SpecError as e:
+            if plain:
+                spec = Spec(model, base.ast, self.statements(out, targets), base.sources)
+                try:
+                    self.check(spec)
+                except SpecError as again:
+                    e = again
             out.diagnostics = list(e.diagnostics)
             return out
         self.measure(spec, out)
         return out
 
+    def statements(self, out: Outcome, targets: Mapping[overrides.Target, str]) -> tuple[Any, ...]:
+        """The variant's syntax tree (built once, when a diagnostic or an emitted file needs it)."""
+        if not out.statements:
+            out.statements = overrides.apply(self.base.statements, targets, self.base.ast.span)
+        return out.statements
+
+    # -- the fast path: each distinct value read once by the real reader, then patched in
+    def lower_fast(self, targets: Mapping[overrides.Target, str], out: Outcome) -> ir.Model | None:
+        """The variant's IR from the base's draft with each value's effect patched in; None when
+        the lowering cannot be patched (then the caller lowers the whole tree)."""
+        deltas: list[Delta] = []
+        for target, text in targets.items():
+            single = self._single.get((target, text))
+            if single is None:
+                single = self._single[(target, text)] = self.read_single(target, text)
+            out.diagnostics += single.diagnostics
+            deltas += single.deltas
+        if out.diagnostics:
+            out.diagnostics = _ordered(out.diagnostics)
+            return None
+        draft = patch(self._draft, deltas)
+        lowering = self._lowering
+        lowering.d = lowering.reader.d = draft
+        try:
+            return lowering.finish()
+        finally:
+            lowering.d = lowering.reader.d = self._draft
+
+    def read_single(self, target: overrides.Target, text: str) -> Single:
+        """The real reader on the base with this one value: its diagnostics, or what it changed
+        in the draft (values are read atom by atom, so their effects are independent)."""
+        base = self.base
+        try:
+            statements = overrides.apply(base.statements, {target: text}, base.ast.span)
+        except overrides.PathError as e:
+            return Single([Diagnostic("S102", str(e))], [])
+        lowering = Lowering(base.ast, statements, base.sources)
+        lowering.run()
+        if lowering.r.diagnostics:
+            return Single(list(lowering.r.diagnostics), [])
+        return Single([], draft_delta(self._draft, lowering.d))
+
     def check(self, spec: Spec) -> None:
-        """The shape rules (as mvitdsl.check runs them) and the spec's own budget rule."""
+        """The shape rules, as mvitdsl.check runs them (the budget rule comes with the costs)."""
         checker = _SweepChecker(spec, [], self._passed)
         checker.check_stem()
         if not checker.r.diagnostics:
-            checker.flows = self.flows(spec.model)
+            checker.flows = self._last_flows = self.flows(spec.model)
             checker.run()
         checker.r.raise_if_any()
 
@@ -225,19 +291,29 @@ class Evaluator:
         """Costs (the same arithmetic as mvitdsl.analyze), then the budget rules."""
         model = spec.model
         att = model.attention
-        total = stem_costs(model)
+        flows = self._last_flows
+        if not flows or flows[0][0] is not model.blocks[0]:
+            flows = self.flows(model)
+        # Sums of plain integers: (params, attention, mlp, pooling, other MACs, norm elements).
+        sums = [0, 0, 0, 0, 0, 0]
         elems = 0
         grid = shapes.patch_grid(model)
-        for block, flow, key in self.flows(model):
+        for block, flow, key in flows:
             ckey = (key, att.qkv_bias, att.dim_change, block.dim_in, block.dim_attn,
                     block.dim_out, block.heads, block.mlp_hidden)
             memo = self._costs.get(ckey)
             if memo is None:
+                c = block_costs(model, block, flow)
                 memo = self._costs[ckey] = (
-                    block_costs(model, block, flow), activation_elems(block, flow)
+                    (c.params, c.attn_macs, c.mlp_macs, c.pool_macs, c.other_macs, c.norm_elems),
+                    activation_elems(block, flow),
                 )
-            total, elems, grid = total + memo[0], elems + memo[1], flow.grid_out
-        total = total + head_costs(model, grid)
+            parts = memo[0]
+            for i in range(6):
+                sums[i] += parts[i]
+            elems += memo[1]
+            grid = flow.grid_out
+        total = Costs(*sums) + stem_costs(model) + head_costs(model, grid)
         stem_elems = shapes.tokens(shapes.patch_grid(model), model.tokens.cls) * model.patch.dim
         elems += 2 * stem_elems
         out.params = total.params
@@ -266,6 +342,68 @@ class Evaluator:
                     Diagnostic("E306", f"over the {name} budget: {value:,.6g} {words} > {limit:,.6g}")
                 )
         return diags
+
+
+Delta = tuple[tuple[Any, ...], Any]  # (where in the draft, the value the reader put there)
+
+
+@dataclass(frozen=True)
+class Single:
+    """What one value does on its own: diagnostics, or its changes to the base's draft."""
+
+    diagnostics: list[Diagnostic]
+    deltas: list[Delta]
+
+
+def draft_delta(before: Any, after: Any, where: tuple[Any, ...] = ()) -> list[Delta]:
+    """Where two drafts differ: dataclass fields, list items and dict keys, down to the leaves."""
+    if before == after:
+        return []
+    if is_dataclass(before) and type(before) is type(after) and not isinstance(before, type):
+        return [
+            d
+            for f in fields(before)
+            for d in draft_delta(getattr(before, f.name), getattr(after, f.name), (*where, f.name))
+        ]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [d for i, (a, b) in enumerate(zip(before, after)) for d in draft_delta(a, b, (*where, i))]
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            d
+            for k in dict.fromkeys([*before, *after])
+            for d in draft_delta(before.get(k), after.get(k), (*where, k))
+        ]
+    return [(where, after)]
+
+
+def patch(draft: Any, deltas: list[Delta]) -> Any:
+    """A copy of the draft with each delta applied; the parts it does not touch are shared."""
+    if not deltas:
+        return draft
+    groups: dict[Any, list[Delta]] = {}
+    for where, value in deltas:
+        if not where:
+            return value
+        groups.setdefault(where[0], []).append((where[1:], value))
+    if isinstance(draft, list):
+        out = list(draft)
+        for i, sub in groups.items():
+            out[i] = patch(out[i], sub)
+        return out
+    if isinstance(draft, dict):
+        new = dict(draft)
+        for k, sub in groups.items():
+            new[k] = patch(new.get(k), sub)
+        return new
+    changes = {k: patch(getattr(draft, k), sub) for k, sub in groups.items()}
+    if getattr(type(draft), "__dataclass_params__", None) is None or type(
+        draft
+    ).__dataclass_params__.frozen:
+        return replace(draft, **changes)
+    new = copy.copy(draft)  # a plain (not frozen) dataclass: a shallow copy is enough
+    for k, v in changes.items():
+        setattr(new, k, v)
+    return new
 
 
 def _ordered(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

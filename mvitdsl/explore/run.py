@@ -1,16 +1,18 @@
 """A sweep, end to end: combinations -> values -> --where -> real lowering, checking and costs ->
 budgets -> rows, streamed; the Pareto flag from a running front and a second read of a spool.
 
-Streaming: rows go to a temporary spool file as they are evaluated while only the running Pareto
-front (ids and objective values of the non-dominated rows) stays in memory; when every variant
-is done, the spool is read back once and each row is yielded with its final `pareto` flag. A
-10^5 grid therefore holds the front, never the rows. Without objectives rows are yielded at once.
+Streaming: rows go, in chunks of SPOOL_AFTER, to a temporary spool file as they are evaluated,
+while only the running Pareto front (ids and objective values of the non-dominated rows) and the
+last chunk stay in memory; when every variant is done, the spool is read back once and each row is
+yielded with its final `pareto` flag. A 10^5 grid therefore holds the front and one chunk, never
+all rows. Without objectives (`pareto=None`, `--pareto none`) rows are yielded as they come.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import itertools
+import pickle
 import os
 import tempfile
 from collections import Counter
@@ -42,6 +44,7 @@ from .pareto import Objective, RunningFront, oriented, parse_objectives
 
 SCHEMA = "mvitdsl.sweep/1"
 MAX_VARIANTS = 10**6
+SPOOL_AFTER = 4096  # rows held in memory at most while the front is being found
 COST_COLUMNS = ("params", "gmacs", "gmacs_fvcore", "activation_gib", "attention_share")
 
 
@@ -269,19 +272,25 @@ class SweepRun:
             yield from rows
             return
         front = RunningFront()
-        with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        buffer: list[dict[str, Any]] = []
+        with tempfile.TemporaryFile() as spool:
+            spilled = 0
             for row in rows:
                 point = self.point(row)
                 if point is not None:
                     front.add(row["id"], point)
-                spool.write(json.dumps(row) + "\n")
+                buffer.append(row)
+                if len(buffer) >= SPOOL_AFTER:  # bounded memory: older rows wait on disk
+                    pickle.dump(buffer, spool, protocol=pickle.HIGHEST_PROTOCOL)
+                    spilled += 1
+                    buffer = []
             self.summary.front = sorted(front.points, key=lambda k: front.points[k])
             on_front = set(front.points)
             spool.seek(0)
-            for line in spool:
-                row = json.loads(line)
-                row["pareto"] = row["id"] in on_front
-                yield row
+            for chunk in itertools.chain((pickle.load(spool) for _ in range(spilled)), [buffer]):
+                for row in chunk:
+                    row["pareto"] = row["id"] in on_front
+                    yield row
 
     def tally(self, row: dict[str, Any]) -> dict[str, Any]:
         s = self.summary
