@@ -18,6 +18,8 @@ from .backend.weights import convert_state_dict
 from .diagnostics import Diagnostic, SpecError
 from .spec import Spec, load_spec, resize
 
+from .explore.run import SweepRun, sweep  # noqa: E402  (design-space sweeps; no torch)
+
 if TYPE_CHECKING:
     import torch
     from torch import fx
@@ -32,7 +34,10 @@ __all__ = [
     "build",
     "compile",
     "convert_state_dict",
+    "diff",
     "load_spec",
+    "sweep",
+    "SweepRun",
     "__version__",
 ]
 
@@ -73,3 +78,11 @@ def build(
 def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001
     """load_spec + build in one call; keyword arguments go to build."""
     return build(load_spec(path_or_text), **kw)
+
+
+def diff(a: Spec | str | Path, b: Spec | str | Path) -> dict[str, Any]:
+    """The settings, stage rows and per-stage costs that differ between two specs (JSON-ready)."""
+    from .analysis.diff import diff_specs
+
+    load = lambda s: s if isinstance(s, Spec) else load_spec(s)  # noqa: E731
+    return diff_specs(load(a), load(b))

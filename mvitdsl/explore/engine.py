@@ -221,8 +221,12 @@ class Evaluator:
         self.measure(spec, out)
         return out
 
-    def statements(self, out: Outcome, targets: Mapping[overrides.Target, str]) -> tuple[Any, ...]:
+    def statements(
+        self, out: Outcome, targets: Mapping[overrides.Target, str] | None = None
+    ) -> tuple[Any, ...]:
         """The variant's syntax tree (built once, when a diagnostic or an emitted file needs it)."""
+        if targets is None:
+            targets = {self.target(p): text for p, text in out.assigned.items()}
         if not out.statements:
             out.statements = overrides.apply(self.base.statements, targets, self.base.ast.span)
         return out.statements

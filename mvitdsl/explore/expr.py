@@ -30,7 +30,7 @@ MAX_DEPTH = 32
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<size>\d+(?:x\d+)+)|(?P<number>\d+\.\d*(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
-    r"|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)|(?P<op>//|<=|>=|==|!=|[-+*/%()<>]))"
+    r"|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)|(?P<op>//|<=|>=|==|!=|[-+*/%()<>]))"
 )
 _COMPARE: dict[str, Callable[[object, object], bool]] = {
     "<": operator.lt,

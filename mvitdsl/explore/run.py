@@ -252,7 +252,8 @@ class SweepRun:
         parent = os.path.relpath(Path(base.path).resolve(), self.emit.resolve())
         changes = ", ".join(f"{k}={text_of(v)}" for k, v in out.values.items())
         text = overrides.child_text(
-            f"{base.name}_{out.id}", parent, base.ast.name, base.statements, out.statements,
+            f"{base.name}_{out.id}", parent, base.ast.name, base.statements,
+            self.evaluator.statements(out),
             f"variant {out.id} of {base.name}: {changes}",
         )
         path = self.emit / f"{out.id}.mv"

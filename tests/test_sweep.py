@@ -1,0 +1,367 @@
+"""`mvitdsl sweep`: axes and modes, linked and derived values, constraints, budgets, the
+rejection summary against `check`, emitted specs against their rows, the Pareto front against
+brute force, reproducible pictures, and no torch on the way."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+from conftest import SPECS
+
+import mvitdsl
+from mvitdsl.analysis.analyze import analyze
+from mvitdsl.cli import main
+from mvitdsl.diagnostics import SpecError
+from mvitdsl.explore.axes import AxisError, parse_values
+from mvitdsl.explore.expr import ExprError, evaluate, parse_expr
+from mvitdsl.explore.pareto import RunningFront, brute_force, dominates, parse_objectives
+from mvitdsl.explore.run import SweepRun
+from mvitdsl.language import overrides
+from mvitdsl.language.overrides import PathError
+from mvitdsl.spec import load_spec
+
+MVIT_B = SPECS / "mvit_b.mv"
+GIB = 2**30
+
+
+def rows(**kw: object) -> list[dict[str, object]]:
+    return list(mvitdsl.sweep(MVIT_B, **kw))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- values, expressions, modes
+
+
+def test_values_ranges_steps_and_lists():
+    assert parse_values("1..4") == ("1", "2", "3", "4")
+    assert parse_values("8..16:4") == ("8", "12", "16")
+    assert parse_values("96, 1x2x2,all") == ("96", "1x2x2", "all")
+    for bad in ("5..1", "1..3:0", "1,,2"):
+        with pytest.raises(AxisError):
+            parse_values(bad)
+
+
+def test_expressions_are_a_small_language_not_python():
+    env = {"scale3.dim": 192, "scale3.blocks": 2}.__getitem__
+    assert evaluate(parse_expr("scale3.dim/64"), env) == 3
+    assert evaluate(parse_expr("scale3.dim // 100 + 2*scale3.blocks"), env) == 5
+    assert evaluate(parse_expr("scale3.dim >= 2*96 and not scale3.blocks == 3"), env) == 1
+    assert evaluate(parse_expr("1 < scale3.blocks <= 2"), env) == 1
+    with pytest.raises(ExprError, match="not a whole number"):
+        evaluate(parse_expr("scale3.dim/100"), env)
+    for hostile in ("__import__('os')", "scale3.dim.__class__", "a[0]", "lambda: 1", "2 ** 3"):
+        with pytest.raises(ExprError):
+            evaluate(parse_expr(hostile), env)
+
+
+def test_grid_visits_every_combination_once_with_stable_ids():
+    first = rows(vary={"scale4.blocks": "8..10", "scale5.blocks": "1,2"})
+    assert [r["values"] for r in first] == [
+        {"scale4.blocks": b4, "scale5.blocks": b5} for b4 in (8, 9, 10) for b5 in (1, 2)
+    ]
+    again = rows(vary={"scale4.blocks": "8..10", "scale5.blocks": "1,2"})
+    assert [r["id"] for r in first] == [r["id"] for r in again]
+    assert len({r["id"] for r in first}) == 6
+    assert all(r["ok"] and r["schema"] for r in first)
+
+
+def test_grid_is_refused_above_max_variants_with_its_size():
+    with pytest.raises(AxisError, match="1,000,000 variants"):
+        SweepRun(MVIT_B, ["scale4.blocks=1..100", "scale3.dim=1..100", "scale5.dim=1..100"],
+                 max_variants=10**5)
+
+
+def test_random_is_seeded_without_replacement_and_never_loops():
+    vary = {"scale4.blocks": "1..20", "scale3.dim": "96..480:96", "scale5.blocks": "1..4"}
+    a = rows(vary=vary, mode="random", samples=15, seed=7)
+    b = rows(vary=vary, mode="random", samples=15, seed=7)
+    c = rows(vary=vary, mode="random", samples=15, seed=8)
+    assert [r["id"] for r in a] == [r["id"] for r in b] != [r["id"] for r in c]
+    assert len({r["id"] for r in a}) == 15
+    # more samples than variants: every variant once, and the run ends
+    small = rows(vary={"scale5.blocks": "1..3"}, mode="random", samples=100)
+    assert sorted(r["values"]["scale5.blocks"] for r in small) == [1, 2, 3]
+    # a 10^12 grid is sampled by index, never listed
+    huge = {f"{s}.dim": "1..10000" for s in ("scale2", "scale3", "scale4")}
+    assert len(list(SweepRun(MVIT_B, huge, mode="random", samples=3, pareto=None).outcomes())) == 3
+
+
+def test_zip_pairs_values_and_wants_equal_lengths():
+    zipped = rows(vary={"scale3.dim": "192,384", "scale3.heads": "2,4"}, mode="zip")
+    assert [r["values"] for r in zipped] == [
+        {"scale3.dim": 192, "scale3.heads": 2},
+        {"scale3.dim": 384, "scale3.heads": 4},
+    ]
+    with pytest.raises(AxisError, match="zip needs axes of one length"):
+        rows(vary={"scale3.dim": "192,384", "scale3.heads": "2,4,8"}, mode="zip")
+
+
+def test_linked_axis_sets_every_path_with_one_value():
+    linked = rows(vary=["scale2.dim,patch.dim=64,96"])
+    assert [r["values"] for r in linked] == [{"scale2.dim,patch.dim": 64}, {"scale2.dim,patch.dim": 96}]
+    assert all(r["ok"] for r in linked)
+    alone = rows(vary=["scale2.dim=64"])  # the patch stays at 96: the checker says why
+    assert not alone[0]["ok"] and alone[0]["diagnostics"][0]["code"] == "E305"
+
+
+def test_derived_values_and_inexact_division():
+    out = rows(vary={"scale3.dim": "96,128,192"}, set={"scale3.heads": "scale3.dim/64"})
+    by_dim = {r["values"]["scale3.dim"]: r for r in out}
+    assert by_dim[128]["values"]["scale3.heads"] == 2 and by_dim[128]["ok"]
+    assert by_dim[192]["values"]["scale3.heads"] == 3 and by_dim[192]["ok"]
+    assert by_dim[96]["diagnostics"][0]["code"] == "S100"
+    assert "96/64 is not a whole number" in by_dim[96]["diagnostics"][0]["message"]
+
+
+def test_where_excludes_before_evaluation():
+    run = mvitdsl.sweep(MVIT_B, vary={"scale3.blocks": "1..4", "scale4.blocks": "2..8:2"},
+                        where="scale4.blocks >= 2*scale3.blocks")
+    out = list(run)
+    assert all(r["values"]["scale4.blocks"] >= 2 * r["values"]["scale3.blocks"] for r in out)
+    assert run.summary.total == len(out) and run.summary.excluded == 16 - len(out) > 0
+
+
+def test_paths_with_typos_are_refused_with_a_hint():
+    with pytest.raises(PathError, match="did you mean 'blocks'"):
+        SweepRun(MVIT_B, ["scale4.block=1..3"])
+    with pytest.raises(PathError, match="did you mean 'scale4'"):
+        SweepRun(MVIT_B, ["scale44.blocks=1..3"])
+    with pytest.raises(PathError, match="not a value"):
+        SweepRun(MVIT_B, ["scale4.blocks=1;2"])
+
+
+# ---------------------------------------------------------------- verdicts and costs
+
+
+def test_budgets_reject_with_e306_and_the_summary_counts_by_code():
+    run = mvitdsl.sweep(
+        MVIT_B,
+        vary={"scale4.blocks": "6..16:2", "scale3.pool_q": "1x2x2,1x3x3"},
+        budgets=mvitdsl.explore.engine.Budgets(params=40e6),
+    )
+    out = list(run)
+    kept = [r for r in out if r["ok"]]
+    assert all(r["params"] <= 40e6 for r in kept)
+    over = [r for r in out if not r["ok"] and r["diagnostics"][0]["code"] == "E306"]
+    assert over and all(r["params"] > 40e6 for r in over)
+    assert run.summary.line() == (
+        f"12 variants: {len(kept)} kept, 6 E302 stride does not fit the grid, "
+        f"{len(over)} E306 over the params budget"
+    )
+
+
+def _child(run: SweepRun, row: dict[str, object], tmp: Path) -> Path:
+    """The rejected variant as a spec file, as --emit would write a kept one."""
+    out = run.evaluator.assign(run.axes, _combo(run, row), run.derived)
+    run.evaluator.evaluate(out)
+    targets = {run.evaluator.target(p): t for p, t in out.assigned.items()}
+    stmts = overrides.apply(run.base.statements, targets, run.base.ast.span)
+    text = overrides.child_text("v", str(MVIT_B), "mvit_b", run.base.statements, stmts)
+    path = tmp / f"{row['id']}.mv"
+    path.write_text(text)
+    return path
+
+
+def _combo(run: SweepRun, row: dict[str, object]) -> tuple[int, ...]:
+    values = row["values"]
+    assert isinstance(values, dict)
+    return tuple(a.values.index(str(values[a.label])) for a in run.axes)
+
+
+def test_rejections_match_check_on_the_same_variant(tmp_path: Path):
+    run = mvitdsl.sweep(
+        MVIT_B,
+        vary={"scale3.pool_q": "1x2x2,1x3x3,1x8x8", "scale4.heads": "4,5", "scale2.pool_kv": "1x4x4,1x3x3"},
+        pareto=None,
+    )
+    out = list(run)
+    assert {r["ok"] for r in out} == {True, False}
+    for row in out:
+        path = _child(run, row, tmp_path)
+        if row["ok"]:
+            load_spec(path)
+            continue
+        with pytest.raises(SpecError) as e:
+            load_spec(path)
+        assert [d.code for d in e.value.diagnostics] == [d["code"] for d in row["diagnostics"]]
+        assert [d.message for d in e.value.diagnostics] == [d["message"] for d in row["diagnostics"]]
+
+
+def test_fast_path_equals_lowering_every_variant(tmp_path: Path):
+    vary = {
+        "scale4.blocks": "1,11",
+        "scale3.pool_q": "1x2x2,1x3x3",
+        "attention.mlp_ratio": "2,4",
+        "input.size": "3x16x224x224,3x8x160x160",
+        "attention.kv_stride": "1x4x4,1x8x8",
+    }
+    fast = list(mvitdsl.sweep(MVIT_B, vary=vary, pareto=None))
+    slow_run = SweepRun(MVIT_B, vary, pareto=None)
+    slow_run.evaluator.fast = False
+    slow = list(slow_run)
+    assert fast == slow
+    assert {r["ok"] for r in fast} == {True, False}
+
+
+def test_emitted_files_check_to_their_own_rows(tmp_path: Path):
+    vary = {"scale4.blocks": "6,9", "attention.mlp_ratio": "3", "input.size": "3x8x224x224",
+            "scale2.dim,patch.dim": "64"}
+    out = rows(vary=vary, emit=tmp_path / "variants", batch=2, dtype="bf16")
+    assert out and all(r["ok"] for r in out)
+    for row in out:
+        path = Path(str(row["file"]))
+        assert path.name == f"{row['id']}.mv"
+        text = path.read_text()
+        assert "scale3" not in text and "head" not in text  # only what changed
+        spec = load_spec(path)
+        report = analyze(spec, batch=2, dtype="bf16")
+        assert report.params == row["params"]
+        assert report.macs / 1e9 == row["gmacs"]
+        assert report.macs_fvcore / 1e9 == row["gmacs_fvcore"]
+        assert report.activation_bytes / GIB == row["activation_gib"]
+        with redirect_stdout(io.StringIO()):
+            assert main(["check", str(path)]) == 0
+
+
+def test_base_values_reproduce_the_base():
+    (row,) = rows(vary={"scale4.blocks": "11"})
+    report = analyze(load_spec(MVIT_B))
+    assert row["params"] == report.params == 36_610_672
+    assert row["gmacs"] == report.macs / 1e9
+
+
+# ---------------------------------------------------------------- Pareto, join, output
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_running_front_equals_brute_force(seed: int):
+    rng = random.Random(seed)
+    dims = rng.choice((2, 3))
+    points = [(str(i), tuple(rng.randint(0, 12) for _ in range(dims))) for i in range(150)]
+    front = RunningFront()
+    for key, p in points:
+        front.add(key, p)
+    assert set(front.points) == brute_force(points)
+    assert not dominates((1, 1), (1, 1))
+
+
+def test_pareto_flags_match_brute_force_on_a_sweep():
+    objectives = parse_objectives("gmacs,params:max")
+    out = rows(vary={"scale4.blocks": "4..12:2", "scale3.dim": "128,192,256"},
+               set={"scale3.heads": "scale3.dim/64"}, pareto="gmacs,params:max")
+    points = [(r["id"], (r["gmacs"], -r["params"])) for r in out if r["ok"]]
+    assert {r["id"] for r in out if r["pareto"]} == brute_force(points)
+    assert objectives[1].maximise and not objectives[0].maximise
+    assert parse_objectives("accuracy")[0].maximise
+
+
+def test_join_adds_measured_columns_by_id(tmp_path: Path):
+    out = rows(vary={"scale4.blocks": "6,8,10"})
+    results = tmp_path / "results.csv"
+    with results.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "accuracy", "latency_ms"])
+        for i, r in enumerate(out):
+            w.writerow([r["id"], 70 + i, 10.0 * (i + 1)])
+    joined = rows(vary={"scale4.blocks": "6,8,10"}, join=results, pareto="latency_ms,accuracy")
+    assert [r["accuracy"] for r in joined] == [70, 71, 72]
+    assert all(r["pareto"] for r in joined)  # faster is worse here: every one is a trade-off
+
+
+def test_cli_formats_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    args = ["sweep", str(MVIT_B), "--vary", "scale4.blocks=2,4", "--vary", "scale3.pool_q=1x2x2,1x3x3"]
+    assert main([*args, "--format", "jsonl"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 4 and {"id", "values", "ok", "params", "gmacs", "gmacs_fvcore",
+                                "activation_gib", "pareto", "schema"} <= set(lines[0])
+    assert "diagnostics" in lines[1] and lines[1]["diagnostics"][0]["code"] == "E302"
+    assert main([*args, "--format", "csv"]) == 0
+    cap = capsys.readouterr()
+    table = list(csv.DictReader(io.StringIO(cap.out)))
+    assert [r["scale4.blocks"] for r in table] == ["2", "2", "4", "4"]
+    assert "4 variants: 2 kept, 2 E302 stride does not fit the grid" in cap.err
+    assert main([*args]) == 0
+    text = capsys.readouterr().out
+    assert "GMACs matmul" in text and "GMACs fvcore" in text and "E302" in text
+    assert main(["sweep", str(MVIT_B), "--vary", "scale4.blocks=1..9", "--vary",
+                 "scale3.dim=1..9", "--max-variants", "50"]) == 2
+    assert "81 variants (9 x 9)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- pictures, no torch
+
+
+def test_plots_are_byte_identical_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    for suffix in ("svg", "png"):
+        outs = []
+        for n in (1, 2):
+            path = tmp_path / f"front{n}.{suffix}"
+            assert main(["sweep", str(MVIT_B), "--vary", "scale4.blocks=4..12:4", "--vary",
+                         "scale3.dim=128,192", "--set", "scale3.heads=scale3.dim/64",
+                         "--max-params", "38e6", "--pareto", "gmacs,params:max",
+                         "--plot", str(path)]) == 0
+            outs.append(path.read_bytes())
+        assert outs[0] == outs[1] and len(outs[0]) > 1000
+        costs = []
+        for n in (1, 2):
+            path = tmp_path / f"costs{n}.{suffix}"
+            assert main(["draw", str(MVIT_B), str(SPECS / "mvitv2_s.mv"), "--costs", "-o",
+                         str(path)]) == 0
+            costs.append(path.read_bytes())
+        assert costs[0] == costs[1]
+    capsys.readouterr()
+
+
+def test_sweep_path_imports_no_torch(tmp_path: Path):
+    script = (
+        "import sys\n"
+        "from mvitdsl.cli import main\n"
+        f"main(['sweep', {str(MVIT_B)!r}, '--vary', 'scale4.blocks=2..4', '--format', 'jsonl',"
+        f" '--emit', {str(tmp_path / 'v')!r}])\n"
+        f"main(['diff', {str(MVIT_B)!r}, {str(SPECS / 'mvitv2_s.mv')!r}, '--format', 'json'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib was imported without --plot'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------- diff
+
+
+def test_diff_names_lines_and_cost_differences(capsys: pytest.CaptureFixture[str]):
+    a, b = load_spec(MVIT_B), load_spec(SPECS / "mvitv2_s.mv")
+    from mvitdsl.analysis.diff import diff_specs
+
+    d = mvitdsl.diff(a, b)
+    assert d == diff_specs(a, b) and d["schema"] == "mvitdsl.diff/1"
+    changed = {(s["setting"], s["option"]) for s in d["settings"]}
+    assert ("attention", "rel_pos") in changed and ("attention", "pool_q") in changed
+    rel = next(s for s in d["settings"] if s["option"] == "rel_pos")
+    assert rel["a"] is None and rel["b_at"].endswith("mvitv2_s.mv:8")
+    assert d["stages"] == []
+    total = d["costs"]["total"]
+    assert total["delta"]["params"] == 34_537_744 - 36_610_672
+    assert main(["diff", str(MVIT_B), str(SPECS / "mvitv2_s.mv")]) == 0
+    text = capsys.readouterr().out
+    assert "attention.rel_pos:" in text and "-2,072,928" in text
+
+
+def test_diff_of_a_child_shows_its_rows(tmp_path: Path):
+    child = tmp_path / "deeper.mv"
+    child.write_text(
+        f'model deeper extends "{MVIT_B}" mvit_b {{\n  stages {{\n    scale4 16 384 4 1x2x2\n  }}\n}}\n'
+    )
+    d = mvitdsl.diff(load_spec(MVIT_B), load_spec(child))
+    (row,) = d["stages"]
+    assert row["stage"] == "scale4" and row["b"] == "16 384 4 1x2x2"
+    assert row["b_at"] == f"{child}:3"
+    scale4 = next(s for s in d["costs"]["stages"] if s["stage"] == "scale4")
+    assert scale4["delta"]["params"] > 0
