@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 from .analysis.analyze import Report, analyze
 from .backend.weights import convert_state_dict
 from .diagnostics import Diagnostic, SpecError
-from .spec import Spec, load_spec, resize
-
 from .explore.run import SweepRun, sweep  # noqa: E402  (design-space sweeps; no torch)
+from .spec import Spec, load_spec, resize
 
 if TYPE_CHECKING:
     import torch

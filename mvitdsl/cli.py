@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .analysis.analyze import analyze
 from .analysis.report_text import render_blocks, render_table
@@ -102,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_explore(sub: argparse._SubParsersAction, draw: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def _add_explore(sub: Any, draw: argparse.ArgumentParser) -> None:
     """`sweep`, `diff`, and `draw A.mv [B.mv ...] --costs` (per-stage cost bars, matplotlib)."""
     from .explore.command import add_parsers
 

@@ -74,8 +74,11 @@ def test_grid_visits_every_combination_once_with_stable_ids():
 
 def test_grid_is_refused_above_max_variants_with_its_size():
     with pytest.raises(AxisError, match="1,000,000 variants"):
-        SweepRun(MVIT_B, ["scale4.blocks=1..100", "scale3.dim=1..100", "scale5.dim=1..100"],
-                 max_variants=10**5)
+        SweepRun(
+            MVIT_B,
+            ["scale4.blocks=1..100", "scale3.dim=1..100", "scale5.dim=1..100"],
+            max_variants=10**5,
+        )
 
 
 def test_random_is_seeded_without_replacement_and_never_loops():
@@ -105,7 +108,10 @@ def test_zip_pairs_values_and_wants_equal_lengths():
 
 def test_linked_axis_sets_every_path_with_one_value():
     linked = rows(vary=["scale2.dim,patch.dim=64,96"])
-    assert [r["values"] for r in linked] == [{"scale2.dim,patch.dim": 64}, {"scale2.dim,patch.dim": 96}]
+    assert [r["values"] for r in linked] == [
+        {"scale2.dim,patch.dim": 64},
+        {"scale2.dim,patch.dim": 96},
+    ]
     assert all(r["ok"] for r in linked)
     alone = rows(vary=["scale2.dim=64"])  # the patch stays at 96: the checker says why
     assert not alone[0]["ok"] and alone[0]["diagnostics"][0]["code"] == "E305"
@@ -121,8 +127,11 @@ def test_derived_values_and_inexact_division():
 
 
 def test_where_excludes_before_evaluation():
-    run = mvitdsl.sweep(MVIT_B, vary={"scale3.blocks": "1..4", "scale4.blocks": "2..8:2"},
-                        where="scale4.blocks >= 2*scale3.blocks")
+    run = mvitdsl.sweep(
+        MVIT_B,
+        vary={"scale3.blocks": "1..4", "scale4.blocks": "2..8:2"},
+        where="scale4.blocks >= 2*scale3.blocks",
+    )
     out = list(run)
     assert all(r["values"]["scale4.blocks"] >= 2 * r["values"]["scale3.blocks"] for r in out)
     assert run.summary.total == len(out) and run.summary.excluded == 16 - len(out) > 0
@@ -178,7 +187,11 @@ def _combo(run: SweepRun, row: dict[str, object]) -> tuple[int, ...]:
 def test_rejections_match_check_on_the_same_variant(tmp_path: Path):
     run = mvitdsl.sweep(
         MVIT_B,
-        vary={"scale3.pool_q": "1x2x2,1x3x3,1x8x8", "scale4.heads": "4,5", "scale2.pool_kv": "1x4x4,1x3x3"},
+        vary={
+            "scale3.pool_q": "1x2x2,1x3x3,1x8x8",
+            "scale4.heads": "4,5",
+            "scale2.pool_kv": "1x4x4,1x3x3",
+        },
         pareto=None,
     )
     out = list(run)
@@ -191,7 +204,9 @@ def test_rejections_match_check_on_the_same_variant(tmp_path: Path):
         with pytest.raises(SpecError) as e:
             load_spec(path)
         assert [d.code for d in e.value.diagnostics] == [d["code"] for d in row["diagnostics"]]
-        assert [d.message for d in e.value.diagnostics] == [d["message"] for d in row["diagnostics"]]
+        assert [d.message for d in e.value.diagnostics] == [
+            d["message"] for d in row["diagnostics"]
+        ]
 
 
 def test_fast_path_equals_lowering_every_variant(tmp_path: Path):
@@ -211,8 +226,12 @@ def test_fast_path_equals_lowering_every_variant(tmp_path: Path):
 
 
 def test_emitted_files_check_to_their_own_rows(tmp_path: Path):
-    vary = {"scale4.blocks": "6,9", "attention.mlp_ratio": "3", "input.size": "3x8x224x224",
-            "scale2.dim,patch.dim": "64"}
+    vary = {
+        "scale4.blocks": "6,9",
+        "attention.mlp_ratio": "3",
+        "input.size": "3x8x224x224",
+        "scale2.dim,patch.dim": "64",
+    }
     out = rows(vary=vary, emit=tmp_path / "variants", batch=2, dtype="bf16")
     assert out and all(r["ok"] for r in out)
     for row in out:
@@ -254,8 +273,11 @@ def test_running_front_equals_brute_force(seed: int):
 
 def test_pareto_flags_match_brute_force_on_a_sweep():
     objectives = parse_objectives("gmacs,params:max")
-    out = rows(vary={"scale4.blocks": "4..12:2", "scale3.dim": "128,192,256"},
-               set={"scale3.heads": "scale3.dim/64"}, pareto="gmacs,params:max")
+    out = rows(
+        vary={"scale4.blocks": "4..12:2", "scale3.dim": "128,192,256"},
+        set={"scale3.heads": "scale3.dim/64"},
+        pareto="gmacs,params:max",
+    )
     points = [(r["id"], (r["gmacs"], -r["params"])) for r in out if r["ok"]]
     assert {r["id"] for r in out if r["pareto"]} == brute_force(points)
     assert objectives[1].maximise and not objectives[0].maximise
@@ -276,11 +298,27 @@ def test_join_adds_measured_columns_by_id(tmp_path: Path):
 
 
 def test_cli_formats_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    args = ["sweep", str(MVIT_B), "--vary", "scale4.blocks=2,4", "--vary", "scale3.pool_q=1x2x2,1x3x3"]
+    args = [
+        "sweep",
+        str(MVIT_B),
+        "--vary",
+        "scale4.blocks=2,4",
+        "--vary",
+        "scale3.pool_q=1x2x2,1x3x3",
+    ]
     assert main([*args, "--format", "jsonl"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert len(lines) == 4 and {"id", "values", "ok", "params", "gmacs", "gmacs_fvcore",
-                                "activation_gib", "pareto", "schema"} <= set(lines[0])
+    assert len(lines) == 4 and {
+        "id",
+        "values",
+        "ok",
+        "params",
+        "gmacs",
+        "gmacs_fvcore",
+        "activation_gib",
+        "pareto",
+        "schema",
+    } <= set(lines[0])
     assert "diagnostics" in lines[1] and lines[1]["diagnostics"][0]["code"] == "E302"
     assert main([*args, "--format", "csv"]) == 0
     cap = capsys.readouterr()
@@ -290,8 +328,21 @@ def test_cli_formats_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main([*args]) == 0
     text = capsys.readouterr().out
     assert "GMACs matmul" in text and "GMACs fvcore" in text and "E302" in text
-    assert main(["sweep", str(MVIT_B), "--vary", "scale4.blocks=1..9", "--vary",
-                 "scale3.dim=1..9", "--max-variants", "50"]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                str(MVIT_B),
+                "--vary",
+                "scale4.blocks=1..9",
+                "--vary",
+                "scale3.dim=1..9",
+                "--max-variants",
+                "50",
+            ]
+        )
+        == 2
+    )
     assert "81 variants (9 x 9)" in capsys.readouterr().err
 
 
@@ -303,17 +354,36 @@ def test_plots_are_byte_identical_twice(tmp_path: Path, capsys: pytest.CaptureFi
         outs = []
         for n in (1, 2):
             path = tmp_path / f"front{n}.{suffix}"
-            assert main(["sweep", str(MVIT_B), "--vary", "scale4.blocks=4..12:4", "--vary",
-                         "scale3.dim=128,192", "--set", "scale3.heads=scale3.dim/64",
-                         "--max-params", "38e6", "--pareto", "gmacs,params:max",
-                         "--plot", str(path)]) == 0
+            assert (
+                main(
+                    [
+                        "sweep",
+                        str(MVIT_B),
+                        "--vary",
+                        "scale4.blocks=4..12:4",
+                        "--vary",
+                        "scale3.dim=128,192",
+                        "--set",
+                        "scale3.heads=scale3.dim/64",
+                        "--max-params",
+                        "38e6",
+                        "--pareto",
+                        "gmacs,params:max",
+                        "--plot",
+                        str(path),
+                    ]
+                )
+                == 0
+            )
             outs.append(path.read_bytes())
         assert outs[0] == outs[1] and len(outs[0]) > 1000
         costs = []
         for n in (1, 2):
             path = tmp_path / f"costs{n}.{suffix}"
-            assert main(["draw", str(MVIT_B), str(SPECS / "mvitv2_s.mv"), "--costs", "-o",
-                         str(path)]) == 0
+            assert (
+                main(["draw", str(MVIT_B), str(SPECS / "mvitv2_s.mv"), "--costs", "-o", str(path)])
+                == 0
+            )
             costs.append(path.read_bytes())
         assert costs[0] == costs[1]
     capsys.readouterr()
@@ -357,7 +427,8 @@ def test_diff_names_lines_and_cost_differences(capsys: pytest.CaptureFixture[str
 def test_diff_of_a_child_shows_its_rows(tmp_path: Path):
     child = tmp_path / "deeper.mv"
     child.write_text(
-        f'model deeper extends "{MVIT_B}" mvit_b {{\n  stages {{\n    scale4 16 384 4 1x2x2\n  }}\n}}\n'
+        f'model deeper extends "{MVIT_B}" mvit_b {{\n'
+        "  stages {\n    scale4 16 384 4 1x2x2\n  }\n}\n"
     )
     d = mvitdsl.diff(load_spec(MVIT_B), load_spec(child))
     (row,) = d["stages"]

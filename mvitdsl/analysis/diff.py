@@ -71,8 +71,12 @@ def _changes(a: dict[Any, tuple[str, str]], b: dict[Any, tuple[str, str]]) -> li
 
 
 def _costs(params: int, macs: int, fvcore: int, act: int) -> dict[str, Any]:
-    return {"params": params, "gmacs": macs / 1e9, "gmacs_fvcore": fvcore / 1e9,
-            "activation_gib": act / GIB}
+    return {
+        "params": params,
+        "gmacs": macs / 1e9,
+        "gmacs_fvcore": fvcore / 1e9,
+        "activation_gib": act / GIB,
+    }
 
 
 def _delta(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
@@ -99,7 +103,12 @@ def diff_specs(a: Spec, b: Spec) -> dict[str, Any]:
     ra, rb = analyze(a.model), analyze(b.model)
     ca, cb = _stage_costs(ra), _stage_costs(rb)
     stages = [
-        {"stage": name, "a": ca.get(name), "b": cb.get(name), "delta": _delta(ca.get(name), cb.get(name))}
+        {
+            "stage": name,
+            "a": ca.get(name),
+            "b": cb.get(name),
+            "delta": _delta(ca.get(name), cb.get(name)),
+        }
         for name in dict.fromkeys([*ca, *cb])
     ]
     ta = _costs(ra.params, ra.macs, ra.macs_fvcore, ra.activation_bytes)
@@ -146,9 +155,13 @@ def render_diff(d: dict[str, Any]) -> str:
     heads = ("params", "GMACs matmul", "GMACs fvcore", "act GiB")
     lines += ["", f"{'cost (B - A)':<10} " + " ".join(f"{h:>16}" for h in heads)]
     for s in d["costs"]["stages"]:
-        lines.append(f"{s['stage']:<10} " + " ".join(f"{_signed(s['delta'][k], k):>16}" for k in kinds))
+        lines.append(
+            f"{s['stage']:<10} " + " ".join(f"{_signed(s['delta'][k], k):>16}" for k in kinds)
+        )
     total = d["costs"]["total"]
-    lines.append(f"{'total':<10} " + " ".join(f"{_signed(total['delta'][k], k):>16}" for k in kinds))
+    lines.append(
+        f"{'total':<10} " + " ".join(f"{_signed(total['delta'][k], k):>16}" for k in kinds)
+    )
     lines.append(f"{'  A':<10} " + " ".join(f"{_plain(total['a'][k], k):>16}" for k in kinds))
     lines.append(f"{'  B':<10} " + " ".join(f"{_plain(total['b'][k], k):>16}" for k in kinds))
     return "\n".join(lines)

@@ -58,8 +58,11 @@ def plot_front(run: SweepRun, points: Sequence[dict[str, Any]], path: Path) -> N
     (ox, oy) = objectives
     lx, sx = AXES.get(ox.column, (ox.column, 1.0))
     ly, sy = AXES.get(oy.column, (oy.column, 1.0))
-    usable = [p for p in points if isinstance(p.get(ox.column), (int, float))
-              and isinstance(p.get(oy.column), (int, float))]
+    usable = [
+        p
+        for p in points
+        if isinstance(p.get(ox.column), (int, float)) and isinstance(p.get(oy.column), (int, float))
+    ]
     xs = [p[ox.column] * sx for p in usable]
     ys = [p[oy.column] * sy for p in usable]
     front = sorted((p[ox.column] * sx, p[oy.column] * sy) for p in usable if p["pareto"])
@@ -70,13 +73,28 @@ def plot_front(run: SweepRun, points: Sequence[dict[str, Any]], path: Path) -> N
         ax.scatter(xs, ys, s=10, color="0.65", label=f"variants ({len(usable)})", zorder=2)
         if front:
             fx, fy = zip(*front)
-            ax.plot(fx, fy, drawstyle="steps-post" if not ox.maximise and not oy.maximise
-                    else "default", color="C3", marker="o", ms=4, lw=1.5,
-                    label=f"Pareto front ({len(front)})", zorder=3)
+            ax.plot(
+                fx,
+                fy,
+                drawstyle="steps-post" if not ox.maximise and not oy.maximise else "default",
+                color="C3",
+                marker="o",
+                ms=4,
+                lw=1.5,
+                label=f"Pareto front ({len(front)})",
+                zorder=3,
+            )
         bx, by = getattr(base, ox.column, None), getattr(base, oy.column, None)
         if isinstance(bx, (int, float)) and isinstance(by, (int, float)):
-            ax.scatter([bx * sx], [by * sy], marker="*", s=160, color="C0", zorder=4,
-                       label=f"base ({run.base.name})")
+            ax.scatter(
+                [bx * sx],
+                [by * sy],
+                marker="*",
+                s=160,
+                color="C0",
+                zorder=4,
+                label=f"base ({run.base.name})",
+            )
         budgets = run.evaluator.budgets
         for column in ("params", "gmacs", "activation_gib"):
             limit = getattr(budgets, column)

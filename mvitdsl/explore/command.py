@@ -5,19 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .run import SweepRun
 
 SWEEP_EPILOG = """\
 PATH: STAGE.COLUMN (scale4.blocks, scale3.dim, scale5.heads, scale3.pool_q, scale3.pool_kv) or
 SETTING.OPTION (attention.mlp_ratio, input.size, patch.dim, head.classes, train.drop_path).
-VALUES: a..b, a..b:step or v1,v2,... ; linked paths share one axis: --vary scale2.dim,patch.dim=64,96.
+VALUES: a..b, a..b:step or v1,v2,...; linked paths share an axis: --vary scale2.dim,patch.dim=64,96
 Expressions (--set, --where): + - * / // % < <= > >= == != and or not ( ); '/' must divide exactly.
 Example: mvitdsl sweep specs/mvit_b.mv --vary scale4.blocks=6..16:2 --vary scale3.dim=128,192 \\
          --set scale3.heads=scale3.dim/64 --max-params 40e6 --plot front.svg
 """
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "sweep",
         help="evaluate variants of a spec: exact costs, budgets, Pareto front",
@@ -28,8 +33,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--vary", action="append", default=[], metavar="PATH=VALUES")
     p.add_argument("--set", action="append", default=[], metavar="PATH=EXPR", dest="derive")
     p.add_argument("--where", action="append", default=[], metavar="EXPR")
-    p.add_argument("--mode", choices=("grid", "random", "zip"), default=None,
-                   help="grid (default), random (with --samples) or zip")
+    p.add_argument(
+        "--mode",
+        choices=("grid", "random", "zip"),
+        default=None,
+        help="grid (default), random (with --samples) or zip",
+    )
     p.add_argument("--samples", type=int, default=None, help="random mode: how many variants")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-variants", type=int, default=10**6)
@@ -39,12 +48,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--batch", type=int, default=1, help="batch size for activation memory")
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--format", choices=("text", "csv", "jsonl"), default="text")
-    p.add_argument("--pareto", default="params,gmacs", metavar="COL[:min|max],...",
-                   help="objectives of the front (default params,gmacs; 'none' for no front)")
+    p.add_argument(
+        "--pareto",
+        default="params,gmacs",
+        metavar="COL[:min|max],...",
+        help="objectives of the front (default params,gmacs; 'none' for no front)",
+    )
     p.add_argument("--plot", type=Path, default=None, help="draw the front: FILE.svg or FILE.png")
     p.add_argument("--join", type=Path, default=None, help="a CSV keyed by id (bench results)")
-    p.add_argument("--emit", type=Path, default=None, metavar="DIR",
-                   help="write each kept variant as DIR/<id>.mv extending the base")
+    p.add_argument(
+        "--emit",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each kept variant as DIR/<id>.mv extending the base",
+    )
     p.add_argument("--kept", action="store_true", help="list kept variants only")
     p.set_defaults(run=run_sweep)
 
@@ -56,12 +74,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    from ..language.overrides import PathError
     from .axes import AxisError
     from .engine import Budgets
     from .expr import ExprError
     from .output import write_csv, write_jsonl, write_table
     from .run import SweepRun
-    from ..language.overrides import PathError
 
     sweep_file = args.spec.endswith(".sweep")
     try:
@@ -87,7 +105,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     except (AxisError, ExprError, PathError, ValueError) as e:
         print(f"mvitdsl sweep: {e}", file=sys.stderr)
         return 2
-    plotted: list[dict[str, object]] = []
+    plotted: list[dict[str, Any]] = []
     rows = (r for r in _collect(run, plotted, args.plot is not None) if r["ok"] or not args.kept)
     try:
         if args.format == "jsonl":
@@ -111,11 +129,13 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _collect(run, plotted, keep):  # type: ignore[no-untyped-def]
+def _collect(run: SweepRun, plotted: list[dict[str, Any]], keep: bool) -> Iterator[dict[str, Any]]:
     """The rows, remembering the few fields the plot needs (not the rows themselves)."""
     for row in run:
         if keep and row["ok"]:
-            plotted.append({k: row.get(k) for k in ("id", "pareto", *(o.column for o in run.objectives))})
+            plotted.append(
+                {k: row.get(k) for k in ("id", "pareto", *(o.column for o in run.objectives))}
+            )
         yield row
 
 

@@ -17,12 +17,18 @@ from typing import Any, cast
 
 from .. import ir
 from ..analysis import shapes
-from ..analysis.analyze import DTYPE_BYTES, Costs, activation_elems, block_costs, head_costs
-from ..analysis.analyze import stem_costs
+from ..analysis.analyze import (
+    DTYPE_BYTES,
+    Costs,
+    activation_elems,
+    block_costs,
+    head_costs,
+    stem_costs,
+)
 from ..analysis.budget import check_budget
 from ..analysis.check import Checker
 from ..analysis.graph import BlockShapes, block_shapes
-from ..diagnostics import Diagnostic, SpecError, Span
+from ..diagnostics import Diagnostic, Span, SpecError
 from ..language import overrides
 from ..language.lower import Lowering
 from ..spec import Spec
@@ -76,8 +82,12 @@ class _SweepChecker(Checker):
     """The checker's rules, run over flows computed once per distinct block instead of over a
     fresh networkx graph; a block whose rules passed before on the same fields is not re-run."""
 
-    def __init__(self, spec: Spec, flows: list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]],
-                 passed: set[tuple[Any, ...]]) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        flows: list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]],
+        passed: set[tuple[Any, ...]],
+    ) -> None:
         super().__init__(spec)
         self.flows, self.passed = flows, passed
 
@@ -104,14 +114,21 @@ class _Totals:
 class Evaluator:
     """Evaluates the variants of one base spec; holds the per-sweep memo of block costs."""
 
-    def __init__(self, base: Spec, *, budgets: Budgets | None = None, batch: int = 1,
-                 dtype: str = "fp32", fast: bool = True) -> None:
+    def __init__(
+        self,
+        base: Spec,
+        *,
+        budgets: Budgets | None = None,
+        batch: int = 1,
+        dtype: str = "fp32",
+        fast: bool = True,
+    ) -> None:
         self.base = base
         self.budgets = budgets or Budgets()
         self.batch, self.nbytes = batch, DTYPE_BYTES[dtype]
         self.targets: dict[str, overrides.Target] = {}
         self._flows: dict[tuple[Any, ...], BlockShapes] = {}
-        self._costs: dict[tuple[Any, ...], tuple[Costs, int]] = {}
+        self._costs: dict[tuple[Any, ...], tuple[tuple[int, ...], int]] = {}
         self._passed: set[tuple[Any, ...]] = set()
         self._last_flows: list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]] = []
         self._single: dict[tuple[overrides.Target, str], Single] = {}
@@ -207,19 +224,22 @@ class Evaluator:
         plain = not out.statements and not any(t.key == "budget" for t in targets)
         statements = base.statements if plain else self.statements(out, targets)
         spec = Spec(model, base.ast, statements, base.sources)
-        try:
-            self.check(spec)
-        except SpecError as e:
-            if plain:
-                spec = Spec(model, base.ast, self.statements(out, targets), base.sources)
-                try:
-                    self.check(spec)
-                except SpecError as again:
-                    e = again
-            out.diagnostics = list(e.diagnostics)
+        errors = self.errors(spec)
+        if errors and plain:
+            spec = Spec(model, base.ast, self.statements(out, targets), base.sources)
+            errors = self.errors(spec)
+        if errors:
+            out.diagnostics = errors
             return out
         self.measure(spec, out)
         return out
+
+    def errors(self, spec: Spec) -> list[Diagnostic]:
+        try:
+            self.check(spec)
+        except SpecError as e:
+            return list(e.diagnostics)
+        return []
 
     def statements(
         self, out: Outcome, targets: Mapping[overrides.Target, str] | None = None
@@ -277,8 +297,12 @@ class Evaluator:
         checker.r.raise_if_any()
 
     def flows(self, model: ir.Model) -> list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]]:
-        ctx = (model.tokens.cls, model.attention.rel_pos, model.input.kind,
-               model.input.grid_rounding)
+        ctx = (
+            model.tokens.cls,
+            model.attention.rel_pos,
+            model.input.kind,
+            model.input.grid_rounding,
+        )
         grid, nom = shapes.patch_grid(model), shapes.patch_nominal(model)
         out = []
         for block in model.blocks:
@@ -303,8 +327,16 @@ class Evaluator:
         elems = 0
         grid = shapes.patch_grid(model)
         for block, flow, key in flows:
-            ckey = (key, att.qkv_bias, att.dim_change, block.dim_in, block.dim_attn,
-                    block.dim_out, block.heads, block.mlp_hidden)
+            ckey = (
+                key,
+                att.qkv_bias,
+                att.dim_change,
+                block.dim_in,
+                block.dim_attn,
+                block.dim_out,
+                block.heads,
+                block.mlp_hidden,
+            )
             memo = self._costs.get(ckey)
             if memo is None:
                 c = block_costs(model, block, flow)
@@ -343,7 +375,9 @@ class Evaluator:
         for name, value, limit, words in checks:
             if limit is not None and value is not None and value > limit:
                 diags.append(
-                    Diagnostic("E306", f"over the {name} budget: {value:,.6g} {words} > {limit:,.6g}")
+                    Diagnostic(
+                        "E306", f"over the {name} budget: {value:,.6g} {words} > {limit:,.6g}"
+                    )
                 )
         return diags
 
@@ -370,7 +404,9 @@ def draft_delta(before: Any, after: Any, where: tuple[Any, ...] = ()) -> list[De
             for d in draft_delta(getattr(before, f.name), getattr(after, f.name), (*where, f.name))
         ]
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [d for i, (a, b) in enumerate(zip(before, after)) for d in draft_delta(a, b, (*where, i))]
+        return [
+            d for i, (a, b) in enumerate(zip(before, after)) for d in draft_delta(a, b, (*where, i))
+        ]
     if isinstance(before, dict) and isinstance(after, dict):
         return [
             d
@@ -400,9 +436,10 @@ def patch(draft: Any, deltas: list[Delta]) -> Any:
             new[k] = patch(new.get(k), sub)
         return new
     changes = {k: patch(getattr(draft, k), sub) for k, sub in groups.items()}
-    if getattr(type(draft), "__dataclass_params__", None) is None or type(
-        draft
-    ).__dataclass_params__.frozen:
+    if (
+        getattr(type(draft), "__dataclass_params__", None) is None
+        or type(draft).__dataclass_params__.frozen
+    ):
         return replace(draft, **changes)
     new = copy.copy(draft)  # a plain (not frozen) dataclass: a shallow copy is enough
     for k, v in changes.items():
@@ -413,5 +450,6 @@ def patch(draft: Any, deltas: list[Delta]) -> Any:
 def _ordered(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """In source order, as SpecError lists them."""
     return sorted(
-        diagnostics, key=lambda d: (d.span.file, d.span.line, d.span.column) if d.span else ("", 0, 0)
+        diagnostics,
+        key=lambda d: (d.span.file, d.span.line, d.span.column) if d.span else ("", 0, 0),
     )

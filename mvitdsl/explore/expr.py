@@ -20,7 +20,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 Value = Union[int, float, str, tuple[int, ...]]
 Env = Callable[[str], Value]
@@ -32,7 +32,7 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<size>\d+(?:x\d+)+)|(?P<number>\d+\.\d*(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
     r"|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)|(?P<op>//|<=|>=|==|!=|[-+*/%()<>]))"
 )
-_COMPARE: dict[str, Callable[[object, object], bool]] = {
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
@@ -67,7 +67,9 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise ExprError(f"unexpected {text[pos:].strip()[:1]!r} at column {pos + 1} in {text!r}")
+            raise ExprError(
+                f"unexpected {text[pos:].strip()[:1]!r} at column {pos + 1} in {text!r}"
+            )
         kind = m.lastgroup or "op"
         word = m.group(kind)
         if kind == "name" and word in ("and", "or", "not"):

@@ -31,10 +31,30 @@ def write_table(run: SweepRun, rows: Iterable[dict[str, Any]], out: IO[str]) -> 
     """id | varied values | params | GMACs (matmul) | GMACs (fvcore) | act GiB | attn % | front."""
     labels = [a.label for a in run.axes] + [d.label for d in run.derived]
     extra = _joined_columns(run)
-    heads = ["id", *labels, "params", "GMACs matmul", "GMACs fvcore", "act GiB", "attn %",
-             *extra, "pareto", "status"]
-    widths = [10, *(max(len(x), 7) for x in labels), 12, 12, 12, 8, 6,
-              *(max(len(x), 8) for x in extra), 6, 6]
+    heads = [
+        "id",
+        *labels,
+        "params",
+        "GMACs matmul",
+        "GMACs fvcore",
+        "act GiB",
+        "attn %",
+        *extra,
+        "pareto",
+        "status",
+    ]
+    widths = [
+        10,
+        *(max(len(x), 7) for x in labels),
+        12,
+        12,
+        12,
+        8,
+        6,
+        *(max(len(x), 8) for x in extra),
+        6,
+        6,
+    ]
     right = [False, *([True] * (len(heads) - 3)), False, False]
     print(_line(heads, widths, right), file=out)
     print("  ".join("-" * w for w in widths), file=out)
@@ -69,16 +89,39 @@ def write_csv(run: SweepRun, rows: Iterable[dict[str, Any]], out: IO[str]) -> No
     """One line per variant; values under their PATH as written; diagnostics as `CODE: words`."""
     labels = [a.label for a in run.axes] + [d.label for d in run.derived]
     extra = _joined_columns(run)
-    columns = ["id", *labels, "ok", "params", "gmacs", "gmacs_fvcore", "activation_gib",
-               "attention_share", "pareto", "diagnostics", "file", *extra]
+    columns = [
+        "id",
+        *labels,
+        "ok",
+        "params",
+        "gmacs",
+        "gmacs_fvcore",
+        "activation_gib",
+        "attention_share",
+        "pareto",
+        "diagnostics",
+        "file",
+        *extra,
+    ]
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         diags = "; ".join(f"{d['code']}: {d['message']}" for d in row.get("diagnostics", []))
         writer.writerow(
-            [row["id"], *(row["values"].get(x, "") for x in labels), row["ok"], row["params"],
-             row["gmacs"], row["gmacs_fvcore"], row["activation_gib"], row["attention_share"],
-             row["pareto"], diags, row.get("file", ""), *(row.get(x, "") for x in extra)]
+            [
+                row["id"],
+                *(row["values"].get(x, "") for x in labels),
+                row["ok"],
+                row["params"],
+                row["gmacs"],
+                row["gmacs_fvcore"],
+                row["activation_gib"],
+                row["attention_share"],
+                row["pareto"],
+                diags,
+                row.get("file", ""),
+                *(row.get(x, "") for x in extra),
+            ]
         )
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import csv
 import itertools
-import pickle
 import os
+import pickle
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -207,7 +207,12 @@ class SweepRun:
             if name not in COST_COLUMNS and not any(name in r for r in self.joined.values()):
                 raise AxisError(
                     f"--pareto: no column '{name}'; costs are {', '.join(COST_COLUMNS)}"
-                    + (", joined: " + ", ".join(sorted({k for r in self.joined.values() for k in r})) if self.joined else "")
+                    + (
+                        ", joined: "
+                        + ", ".join(sorted({k for r in self.joined.values() for k in r}))
+                        if self.joined
+                        else ""
+                    )
                 )
 
     @property
@@ -252,7 +257,10 @@ class SweepRun:
         parent = os.path.relpath(Path(base.path).resolve(), self.emit.resolve())
         changes = ", ".join(f"{k}={text_of(v)}" for k, v in out.values.items())
         text = overrides.child_text(
-            f"{base.name}_{out.id}", parent, base.ast.name, base.statements,
+            f"{base.name}_{out.id}",
+            parent,
+            base.ast.name,
+            base.statements,
             self.evaluator.statements(out),
             f"variant {out.id} of {base.name}: {changes}",
         )
@@ -316,8 +324,8 @@ def _diag(d: Diagnostic) -> dict[str, Any]:
 def sweep(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SweepRun:
     """Rows of a design-space sweep over a base spec; see SweepRun for the keywords.
 
-        for row in mvitdsl.sweep("specs/mvit_b.mv", vary={"scale4.blocks": "8..16:2"}):
-            print(row["id"], row["params"], row["gmacs"], row["pareto"])
+    for row in mvitdsl.sweep("specs/mvit_b.mv", vary={"scale4.blocks": "8..16:2"}):
+        print(row["id"], row["params"], row["gmacs"], row["pareto"])
     """
     return SweepRun(base, vary, **kw)
 

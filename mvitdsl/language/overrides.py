@@ -147,7 +147,11 @@ def _set_column(table: Table, target: Target, new: Atom) -> Table:
             i = 1 + STAGE_COLUMNS.index(target.word)
             atoms = row.atoms
             if i < len(atoms):
-                atoms = (*atoms[:i], Atom(new.kind, new.value, new.text, atoms[i].span), *atoms[i + 1 :])
+                atoms = (
+                    *atoms[:i],
+                    Atom(new.kind, new.value, new.text, atoms[i].span),
+                    *atoms[i + 1 :],
+                )
             elif i == len(atoms):
                 atoms = (*atoms, Atom(new.kind, new.value, new.text, row.span))
             else:
@@ -168,8 +172,12 @@ def _set_option(setting: Setting, target: Target, new: Atom) -> Setting:
     else:
         if setting.key == "input":
             raise PathError(f"'{target.path}': the input setting has no '{target.word}'")
-        word = Atom("arrow" if target.word == "->" else "name", target.word, target.word, setting.span)
-        clauses.append(Clause((word, Atom(new.kind, new.value, new.text, setting.span)), setting.span))
+        word = Atom(
+            "arrow" if target.word == "->" else "name", target.word, target.word, setting.span
+        )
+        clauses.append(
+            Clause((word, Atom(new.kind, new.value, new.text, setting.span)), setting.span)
+        )
     return Setting(setting.key, setting.key_span, tuple(clauses), setting.span)
 
 
@@ -180,7 +188,11 @@ def apply(
     out = list(statements)
     for target, text in values.items():
         index = next(
-            (i for i, s in enumerate(out) if s.key == ("stages" if target.kind == "column" else target.key)),
+            (
+                i
+                for i, s in enumerate(out)
+                if s.key == ("stages" if target.kind == "column" else target.key)
+            ),
             None,
         )
         new = make_atom(text, model_span)
@@ -215,12 +227,18 @@ def child_text(
     for s in changed:
         old = before.get(s.key)
         if isinstance(s, Setting):
-            old_clauses = {_clause_text(c) for c in old.clauses} if isinstance(old, Setting) else set()
+            old_clauses = (
+                {_clause_text(c) for c in old.clauses} if isinstance(old, Setting) else set()
+            )
             new = [_clause_text(c) for c in s.clauses if _clause_text(c) not in old_clauses]
             if new:
                 lines.append(f"  {s.key:<10} " + ", ".join(new))
         elif isinstance(s, Table):
-            old_rows = {tuple(a.text for a in r.atoms) for r in old.rows} if isinstance(old, Table) else set()
+            old_rows = (
+                {tuple(a.text for a in r.atoms) for r in old.rows}
+                if isinstance(old, Table)
+                else set()
+            )
             rows = [r for r in s.rows if tuple(a.text for a in r.atoms) not in old_rows]
             if rows:
                 lines.append(f"  {s.key} {{")
