@@ -142,6 +142,8 @@ def test_paths_with_typos_are_refused_with_a_hint():
         SweepRun(MVIT_B, ["scale4.block=1..3"])
     with pytest.raises(PathError, match="did you mean 'scale4'"):
         SweepRun(MVIT_B, ["scale44.blocks=1..3"])
+    old = SweepRun(MVIT_B, ["scale3.pool_q=1x2x2"])  # the older column word  # rename_vocab: keep
+    assert old.evaluator.target("scale3.pool_q").word == "stride_q"  # rename_vocab: keep
     with pytest.raises(PathError, match="not a value"):
         SweepRun(MVIT_B, ["scale4.blocks=1;2"])
 
@@ -152,7 +154,7 @@ def test_paths_with_typos_are_refused_with_a_hint():
 def test_budgets_reject_with_e306_and_the_summary_counts_by_code():
     run = mvitdsl.sweep(
         MVIT_B,
-        vary={"scale4.blocks": "6..16:2", "scale3.pool_q": "1x2x2,1x3x3"},
+        vary={"scale4.blocks": "6..16:2", "scale3.stride_q": "1x2x2,1x3x3"},
         budgets=mvitdsl.explore.engine.Budgets(params=40e6),
     )
     out = list(run)
@@ -188,9 +190,9 @@ def test_rejections_match_check_on_the_same_variant(tmp_path: Path):
     run = mvitdsl.sweep(
         MVIT_B,
         vary={
-            "scale3.pool_q": "1x2x2,1x3x3,1x8x8",
+            "scale3.stride_q": "1x2x2,1x3x3,1x8x8",
             "scale4.heads": "4,5",
-            "scale2.pool_kv": "1x4x4,1x3x3",
+            "scale2.stride_kv": "1x4x4,1x3x3",
         },
         pareto=None,
     )
@@ -212,7 +214,7 @@ def test_rejections_match_check_on_the_same_variant(tmp_path: Path):
 def test_fast_path_equals_lowering_every_variant(tmp_path: Path):
     vary = {
         "scale4.blocks": "1,11",
-        "scale3.pool_q": "1x2x2,1x3x3",
+        "scale3.stride_q": "1x2x2,1x3x3",
         "attention.mlp_ratio": "2,4",
         "input.size": "3x16x224x224,3x8x160x160",
         "attention.kv_stride": "1x4x4,1x8x8",
@@ -304,7 +306,7 @@ def test_cli_formats_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "--vary",
         "scale4.blocks=2,4",
         "--vary",
-        "scale3.pool_q=1x2x2,1x3x3",
+        "scale3.stride_q=1x2x2,1x3x3",
     ]
     assert main([*args, "--format", "jsonl"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
@@ -411,9 +413,10 @@ def test_diff_names_lines_and_cost_differences(capsys: pytest.CaptureFixture[str
     from mvitdsl.analysis.diff import diff_specs
 
     d = mvitdsl.diff(a, b)
-    assert d == diff_specs(a, b) and d["schema"] == "mvitdsl.diff/1"
+    assert d == diff_specs(a, b) and (d["schema"], d["kind"]) == (1, "diff")
     changed = {(s["setting"], s["option"]) for s in d["settings"]}
-    assert ("attention", "rel_pos") in changed and ("attention", "pool_q") in changed
+    assert ("attention", "rel_pos") in changed
+    assert changed & {("attention", "pool_q"), ("attention", "pool_q_blocks")}  # rename_vocab: keep
     rel = next(s for s in d["settings"] if s["option"] == "rel_pos")
     assert rel["a"] is None and rel["b_at"].endswith("mvitv2_s.mv:8")
     assert d["stages"] == []

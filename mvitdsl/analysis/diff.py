@@ -12,7 +12,7 @@ from .analyze import Report, analyze
 if TYPE_CHECKING:
     from ..spec import Spec
 
-SCHEMA = "mvitdsl.diff/1"
+SCHEMA = 1  # the JSON shape's version; `kind` names the shape (GLOSSARY.md)
 GIB = 2**30
 
 
@@ -115,6 +115,7 @@ def diff_specs(a: Spec, b: Spec) -> dict[str, Any]:
     tb = _costs(rb.params, rb.macs, rb.macs_fvcore, rb.activation_bytes)
     return {
         "schema": SCHEMA,
+        "kind": "diff",
         "a": {"name": a.name, "file": a.path},
         "b": {"name": b.name, "file": b.path},
         "settings": settings,

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .run import SweepRun
 
 SWEEP_EPILOG = """\
-PATH: STAGE.COLUMN (scale4.blocks, scale3.dim, scale5.heads, scale3.pool_q, scale3.pool_kv) or
+PATH: STAGE.COLUMN (scale4.blocks, scale3.dim, scale5.heads, scale3.stride_q, scale3.stride_kv) or
 SETTING.OPTION (attention.mlp_ratio, input.size, patch.dim, head.classes, train.drop_path).
 VALUES: a..b, a..b:step or v1,v2,...; linked paths share an axis: --vary scale2.dim,patch.dim=64,96
 Expressions (--set, --where): + - * / // % < <= > >= == != and or not ( ); '/' must divide exactly.

@@ -42,7 +42,7 @@ from .engine import SWEEP_CODES, Budgets, Evaluator, Outcome
 from .expr import paths as expr_paths
 from .pareto import Objective, RunningFront, oriented, parse_objectives
 
-SCHEMA = "mvitdsl.sweep/1"
+SCHEMA = 1  # the JSON shape's version; `kind` names the shape (GLOSSARY.md)
 MAX_VARIANTS = 10**6
 SPOOL_AFTER = 4096  # rows held in memory at most while the front is being found
 COST_COLUMNS = ("params", "gmacs", "gmacs_fvcore", "activation_gib", "attention_share")
@@ -69,6 +69,7 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
+            "kind": "sweep_summary",
             "total": self.total,
             "kept": self.kept,
             "excluded": self.excluded,
@@ -233,6 +234,7 @@ class SweepRun:
     def row(self, out: Outcome) -> dict[str, Any]:
         row: dict[str, Any] = {
             "schema": SCHEMA,
+            "kind": "sweep",
             "id": out.id,
             "values": {k: text_of(v) if isinstance(v, tuple) else v for k, v in out.values.items()},
             "ok": out.ok,

@@ -2,7 +2,7 @@
 of a resolved spec; `apply` replaces it, and `child_text` writes the spec that extends the base
 with only the changed setting clauses and stage rows (so `extends` + merge give the same tree).
 
-PATH words: `STAGE.COLUMN` for a stage row (columns: blocks, dim, heads, pool_q, pool_kv) and
+PATH words: `STAGE.COLUMN` for a stage row (columns: blocks, dim, heads, stride_q, stride_kv) and
 `SETTING.OPTION` for a setting (`attention.mlp_ratio`, `train.drop_path`, `head.classes`), with
 these names for values that have no word of their own: `input.size` (the size after the input's
 kind), `patch.dim` (the width after '->'), `patch.kernel` (after 'conv'), `patch.padding`.
@@ -18,7 +18,15 @@ from typing import Any, Literal
 from ..diagnostics import Span, did_you_mean
 from .syntax import Atom, Clause, Row, Setting, Table
 
-STAGE_COLUMNS = ("blocks", "dim", "heads", "pool_q", "pool_kv")
+STAGE_COLUMNS = ("blocks", "dim", "heads", "stride_q", "stride_kv")
+# Older words still understood (GLOSSARY.md): the stride columns, and two attention options.
+_COLUMN_ALIASES = {"pool_q": "stride_q", "pool_kv": "stride_kv"}  # rename_vocab: keep
+_SPELLINGS = {  # rename_vocab: off
+    "stride_kv": ("stride_kv", "kv_stride"),
+    "kv_stride": ("stride_kv", "kv_stride"),
+    "pool_q_blocks": ("pool_q_blocks", "pool_q"),
+    "pool_q": ("pool_q_blocks", "pool_q"),
+}  # rename_vocab: on
 # Options written as one clause of several words: where one option's value ends.
 _CLAUSE_WORDS = {"patch": ("conv", "stride", "pad", "->")}
 # PATH words for values without a word of their own: (setting, name) -> option word.
@@ -83,6 +91,7 @@ def resolve(path: str, statements: tuple[Any, ...]) -> Target:
         raise PathError(f"'{path}' is not a PATH: write STAGE.COLUMN or SETTING.OPTION")
     stages = _table(statements, "stages")
     if stages is not None and _row(stages, head) is not None:
+        word = _COLUMN_ALIASES.get(word, word)
         if word not in STAGE_COLUMNS:
             hint = did_you_mean(word, STAGE_COLUMNS) or "columns are " + ", ".join(STAGE_COLUMNS)
             raise PathError(f"'{path}': stage '{head}' has no column '{word}'; {hint}")
@@ -103,8 +112,9 @@ def _option_run(key: str, clause: Clause, word: str) -> tuple[int, int] | None:
     atoms = clause.atoms
     if key == "input" and word == "size":
         return (1, len(atoms)) if atoms and atoms[0].kind == "name" else None
+    spellings = _SPELLINGS.get(word, (word,))
     for i, atom in enumerate(atoms):
-        if atom.kind in ("name", "arrow") and atom.text == word:
+        if atom.kind in ("name", "arrow") and atom.text in spellings:
             end = i + 1
             stops = _CLAUSE_WORDS.get(key, ())
             while end < len(atoms) and not (stops and atoms[end].text in stops):
