@@ -130,6 +130,7 @@ class Evaluator:
         self._flows: dict[tuple[Any, ...], BlockShapes] = {}
         self._costs: dict[tuple[Any, ...], tuple[tuple[int, ...], int]] = {}
         self._passed: set[tuple[Any, ...]] = set()
+        self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
         self._last_flows: list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]] = []
         self._single: dict[tuple[overrides.Target, str], Single] = {}
         self.fast = fast
@@ -265,7 +266,7 @@ class Evaluator:
         if out.diagnostics:
             out.diagnostics = _ordered(out.diagnostics)
             return None
-        draft = patch(self._draft, deltas)
+        draft = patch(self._draft, deltas, self._patched)
         lowering = self._lowering
         lowering.d = lowering.reader.d = draft
         try:
@@ -416,8 +417,14 @@ def draft_delta(before: Any, after: Any, where: tuple[Any, ...] = ()) -> list[De
     return [(where, after)]
 
 
-def patch(draft: Any, deltas: list[Delta]) -> Any:
-    """A copy of the draft with each delta applied; the parts it does not touch are shared."""
+def patch(
+    draft: Any,
+    deltas: list[Delta],
+    memo: dict[Any, Any] | None = None,
+    prefix: tuple[Any, ...] = (),
+) -> Any:
+    """A copy of the draft with each delta applied; the parts it does not touch are shared, and
+    with a memo, so are list items and dict entries patched the same way before (read-only)."""
     if not deltas:
         return draft
     groups: dict[Any, list[Delta]] = {}
@@ -425,26 +432,37 @@ def patch(draft: Any, deltas: list[Delta]) -> Any:
         if not where:
             return value
         groups.setdefault(where[0], []).append((where[1:], value))
-    if isinstance(draft, list):
-        out = list(draft)
-        for i, sub in groups.items():
-            out[i] = patch(out[i], sub)
-        return out
-    if isinstance(draft, dict):
-        new = dict(draft)
+    if isinstance(draft, (list, dict)):
+        new: Any = list(draft) if isinstance(draft, list) else dict(draft)
         for k, sub in groups.items():
-            new[k] = patch(new.get(k), sub)
+            part = new[k] if isinstance(draft, list) else new.get(k)
+            new[k] = _patched(part, sub, memo, (*prefix, k))
         return new
-    changes = {k: patch(getattr(draft, k), sub) for k, sub in groups.items()}
+    changes = {k: patch(getattr(draft, k), sub, memo, (*prefix, k)) for k, sub in groups.items()}
     if (
         getattr(type(draft), "__dataclass_params__", None) is None
         or type(draft).__dataclass_params__.frozen
     ):
         return replace(draft, **changes)
-    new = copy.copy(draft)  # a plain (not frozen) dataclass: a shallow copy is enough
+    copied = copy.copy(draft)  # a plain (not frozen) dataclass: a shallow copy is enough
     for k, v in changes.items():
-        setattr(new, k, v)
-    return new
+        setattr(copied, k, v)
+    return copied
+
+
+def _patched(
+    part: Any, sub: list[Delta], memo: dict[Any, Any] | None, prefix: tuple[Any, ...]
+) -> Any:
+    if memo is None:
+        return patch(part, sub, None, prefix)
+    try:
+        key = (prefix, tuple(sub))
+        hit = memo.get(key)
+    except TypeError:  # an unhashable value: patch it afresh
+        return patch(part, sub, None, prefix)
+    if hit is None:
+        hit = memo[key] = patch(part, sub, memo, prefix)
+    return hit
 
 
 def _ordered(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
