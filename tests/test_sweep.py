@@ -439,3 +439,42 @@ def test_diff_of_a_child_shows_its_rows(tmp_path: Path):
     assert row["b_at"] == f"{child}:3"
     scale4 = next(s for s in d["costs"]["stages"] if s["stage"] == "scale4")
     assert scale4["delta"]["params"] > 0
+
+
+# ---------------------------------------------------------------- sweep files
+
+
+def test_sweep_file_runs_and_emits_children_of_its_parent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    example = SPECS.parent / "examples" / "sweep_depth_width.mv"
+    out = tmp_path / "v"
+    assert main(["sweep", str(example), "--format", "jsonl", "--emit", str(out)]) == 0
+    cap = capsys.readouterr()
+    got = [json.loads(x) for x in cap.out.splitlines()]
+    assert "21 variants: 15 kept, 6 E306 over the params budget" in cap.err
+    assert all(r["values"]["scale4.blocks"] >= 2 * 2 for r in got)  # the file's --where
+    kept = [r for r in got if r["ok"]]
+    assert {r["pareto"] for r in kept} == {True, False}
+    for row in kept[:3]:
+        spec = load_spec(Path(row["file"]))
+        assert spec.model.input.size == (8, 224, 224)  # the sweep file's own change is kept
+        assert analyze(spec).params == row["params"]
+
+
+def test_sweep_file_mistakes_are_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    bad = tmp_path / "bad.mv"
+    bad.write_text(
+        f'model bad extends "{MVIT_B}" mvit_b {{\n'
+        "  sweep {\n"
+        '    vary   "scale4.blocsk=1..3"\n'
+        '    vray   "scale3.dim=1,2"\n'
+        "    mode   gird\n"
+        "  }\n"
+        "}\n"
+    )
+    assert main(["sweep", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3:12: error[E203]: 'scale4.blocsk'" in err and "did you mean 'blocks'" in err
+    assert f"{bad}:4:5: error[E203]: unknown sweep directive 'vray'" in err
+    assert "did you mean 'grid'" in err

@@ -29,7 +29,7 @@ def add_parsers(sub: Any) -> None:
         epilog=SWEEP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("spec", help="the base .mv file")
+    p.add_argument("spec", help="the base .mv file, or a sweep file (a .mv with a sweep table)")
     p.add_argument("--vary", action="append", default=[], metavar="PATH=VALUES")
     p.add_argument("--set", action="append", default=[], metavar="PATH=EXPR", dest="derive")
     p.add_argument("--where", action="append", default=[], metavar="EXPR")
@@ -40,7 +40,7 @@ def add_parsers(sub: Any) -> None:
         help="grid (default), random (with --samples) or zip",
     )
     p.add_argument("--samples", type=int, default=None, help="random mode: how many variants")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="random mode's seed (default 0)")
     p.add_argument("--max-variants", type=int, default=10**6)
     p.add_argument("--max-params", type=float, default=None)
     p.add_argument("--max-gmacs", type=float, default=None, help="matmul-only GMACs")
@@ -50,7 +50,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--format", choices=("text", "csv", "jsonl"), default="text")
     p.add_argument(
         "--pareto",
-        default="params,gmacs",
+        default=None,
         metavar="COL[:min|max],...",
         help="objectives of the front (default params,gmacs; 'none' for no front)",
     )
@@ -80,27 +80,33 @@ def run_sweep(args: argparse.Namespace) -> int:
     from .expr import ExprError
     from .output import write_csv, write_jsonl, write_table
     from .run import SweepRun
+    from .sweepfile import is_sweep_file, read_sweep_file
 
-    sweep_file = args.spec.endswith(".sweep")
     try:
-        if sweep_file:
-            from .sweepfile import read_sweep_file
-
+        kw: dict[str, Any] = {}
+        if is_sweep_file(args.spec):  # the file's sweep table, then the command line's additions
             kw = read_sweep_file(args.spec)
-        else:
-            kw = {"base": args.spec, "vary": args.vary, "set": args.derive, "where": args.where}
+        pareto = args.pareto or kw.pop("pareto", "params,gmacs")
         run = SweepRun(
+            kw.pop("base", args.spec),
+            [*kw.pop("vary", []), *args.vary],
+            [*kw.pop("set", []), *args.derive],
+            [*kw.pop("where", []), *args.where],
             mode=args.mode or kw.pop("mode", "grid"),
             samples=args.samples if args.samples is not None else kw.pop("samples", None),
-            seed=args.seed,
+            seed=args.seed if args.seed is not None else kw.pop("seed", 0),
             max_variants=args.max_variants,
-            budgets=Budgets(args.max_params, args.max_gmacs, args.max_activation_gib),
+            budgets=Budgets(
+                _first(args.max_params, kw.pop("max_params", None)),
+                _first(args.max_gmacs, kw.pop("max_gmacs", None)),
+                _first(args.max_activation_gib, kw.pop("max_activation_gib", None)),
+            ),
             batch=args.batch,
             dtype=args.dtype,
-            pareto=None if args.pareto == "none" else args.pareto,
+            pareto=None if pareto == "none" else pareto,
             join=args.join,
             emit=args.emit,
-            **{k: v for k, v in kw.items() if k not in ("mode", "samples")},
+            emit_parent=kw.pop("emit_parent", None),
         )
     except (AxisError, ExprError, PathError, ValueError) as e:
         print(f"mvitdsl sweep: {e}", file=sys.stderr)
@@ -127,6 +133,10 @@ def run_sweep(args: argparse.Namespace) -> int:
         plot_front(run, plotted, args.plot)
         print(f"wrote {args.plot}", file=out)
     return 0
+
+
+def _first(*values: float | None) -> float | None:
+    return next((float(v) for v in values if v is not None), None)
 
 
 def _collect(run: SweepRun, plotted: list[dict[str, Any]], keep: bool) -> Iterator[dict[str, Any]]:

@@ -375,11 +375,9 @@ class Evaluator:
         )
         for name, value, limit, words in checks:
             if limit is not None and value is not None and value > limit:
-                diags.append(
-                    Diagnostic(
-                        "E306", f"over the {name} budget: {value:,.6g} {words} > {limit:,.6g}"
-                    )
-                )
+                amount = f"{value:,.0f}" if name == "params" else f"{value:,.4g}"
+                message = f"over the {name} budget: {amount} {words} > {limit:,.6g}"
+                diags.append(Diagnostic("E306", message))
         return diags
 
 

@@ -155,6 +155,7 @@ class SweepRun:
         pareto: str | Sequence[str] | None = "params,gmacs",
         join: str | Path | Mapping[str, Mapping[str, Any]] | None = None,
         emit: str | Path | None = None,
+        emit_parent: tuple[Path, str, tuple[Any, ...]] | None = None,
     ) -> None:
         self.base = base if isinstance(base, Spec) else load_spec(base)
         self.axes = _axes(vary)
@@ -172,6 +173,7 @@ class SweepRun:
         else:
             self.joined = read_join(join)
         self.emit = Path(emit) if emit is not None else None
+        self.emit_parent = emit_parent  # a sweep file's variants extend its parent
         self.summary = Summary()
         self.validate(max_variants)
 
@@ -256,13 +258,18 @@ class SweepRun:
         assert self.emit is not None
         self.emit.mkdir(parents=True, exist_ok=True)
         base = self.base
-        parent = os.path.relpath(Path(base.path).resolve(), self.emit.resolve())
+        parent_path, parent_name, parent_statements = self.emit_parent or (
+            Path(base.path),
+            base.ast.name,
+            base.statements,
+        )
+        parent = os.path.relpath(Path(parent_path).resolve(), self.emit.resolve())
         changes = ", ".join(f"{k}={text_of(v)}" for k, v in out.values.items())
         text = overrides.child_text(
             f"{base.name}_{out.id}",
             parent,
-            base.ast.name,
-            base.statements,
+            parent_name,
+            parent_statements,
             self.evaluator.statements(out),
             f"variant {out.id} of {base.name}: {changes}",
         )
