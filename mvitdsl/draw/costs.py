@@ -76,7 +76,7 @@ def plot_front(run: SweepRun, points: Sequence[dict[str, Any]], path: Path) -> N
             ax.plot(
                 fx,
                 fy,
-                drawstyle="steps-post" if not ox.maximise and not oy.maximise else "default",
+                drawstyle="steps-pre" if ox.maximise else "steps-post",  # the dominated edge
                 color="C3",
                 marker="o",
                 ms=4,
