@@ -478,3 +478,15 @@ def test_sweep_file_mistakes_are_located(tmp_path: Path, capsys: pytest.CaptureF
     assert f"{bad}:3:12: error[E203]: 'scale4.blocsk'" in err and "did you mean 'blocks'" in err
     assert f"{bad}:4:5: error[E203]: unknown sweep directive 'vray'" in err
     assert "did you mean 'grid'" in err
+
+
+def test_rows_stream_through_a_chunked_spool(monkeypatch: pytest.MonkeyPatch):
+    vary = {"scale4.blocks": "2..12", "scale3.dim": "128,192,256"}
+    kw = {"set": {"scale3.heads": "scale3.dim/64"}, "pareto": "gmacs,params:max"}
+    whole = rows(vary=vary, **kw)
+    monkeypatch.setattr("mvitdsl.explore.run.SPOOL_AFTER", 4)  # 33 rows: 8 chunks on disk
+    run = mvitdsl.sweep(MVIT_B, vary=vary, **kw)
+    assert list(run) == whole
+    summary = run.summary.to_dict()
+    assert (summary["schema"], summary["total"]) == (1, 33)
+    assert sorted(summary["pareto"]) == sorted(r["id"] for r in whole if r["pareto"])

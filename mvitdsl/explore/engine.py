@@ -69,7 +69,6 @@ class Outcome:
     attention_share: float | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     statements: tuple[Any, ...] = ()
-    excluded: bool = False  # rejected by --where: not evaluated
 
 
 def variant_id(assigned: Mapping[str, str]) -> str:
@@ -133,11 +132,14 @@ class Evaluator:
         self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
         self._last_flows: list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]] = []
         self._single: dict[tuple[overrides.Target, str], Single] = {}
-        self.fast = fast
-        if fast:
+        # The fast path needs Lowering's draft (`d`) and its last step (`finish`); without them
+        # every variant is lowered from its whole tree, which gives the same rows, slower.
+        self.fast = fast and callable(getattr(Lowering, "finish", None))
+        if self.fast:
             self._lowering = Lowering(base.ast, base.statements, base.sources)
             self._lowering.run()
-            self._draft = self._lowering.d
+            self._draft: Any = getattr(self._lowering, "d", None)
+            self.fast = self._draft is not None and hasattr(self._lowering, "reader")
 
     # -- paths
     def target(self, path: str) -> overrides.Target:

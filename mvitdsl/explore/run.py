@@ -16,7 +16,7 @@ import os
 import pickle
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,7 +337,3 @@ def sweep(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SweepRun:
         print(row["id"], row["params"], row["gmacs"], row["pareto"])
     """
     return SweepRun(base, vary, **kw)
-
-
-def iter_rows(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield from rows
