@@ -490,3 +490,9 @@ def test_rows_stream_through_a_chunked_spool(monkeypatch: pytest.MonkeyPatch):
     summary = run.summary.to_dict()
     assert (summary["schema"], summary["total"]) == (1, 33)
     assert sorted(summary["pareto"]) == sorted(r["id"] for r in whole if r["pareto"])
+
+
+def test_ids_name_values_not_spellings():
+    a = rows(vary={"attention.mlp_ratio": "2.5"})
+    b = rows(vary={"attention.mlp_ratio": "2.50"})
+    assert a[0]["id"] == b[0]["id"] and a[0]["params"] == b[0]["params"]

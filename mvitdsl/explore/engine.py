@@ -72,8 +72,10 @@ class Outcome:
 
 
 def variant_id(assigned: Mapping[str, str]) -> str:
-    """A stable id: the first 10 hex digits of the SHA-1 of the canonical overrides."""
-    canonical = json.dumps(sorted(assigned.items()), separators=(",", ":"))
+    """A stable id: the first 10 hex digits of the SHA-1 of the canonical overrides (paths
+    sorted, values as the language writes them: `2.50` and `2.5` are one value)."""
+    items = sorted((path, text_of(value_of(text))) for path, text in assigned.items())
+    canonical = json.dumps(items, separators=(",", ":"))
     return hashlib.sha1(canonical.encode()).hexdigest()[:10]
 
 
