@@ -86,8 +86,8 @@ class _SweepChecker(Checker):
     def __init__(
         self,
         spec: Spec,
-        flows: list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]],
-        passed: set[tuple[Any, ...]],
+        flows: list[tuple[ir.Block, BlockShapes, int]],
+        passed: set[int],
     ) -> None:
         super().__init__(spec)
         self.flows, self.passed = flows, passed
@@ -128,11 +128,12 @@ class Evaluator:
         self.budgets = budgets or Budgets()
         self.batch, self.nbytes = batch, DTYPE_BYTES[dtype]
         self.targets: dict[str, overrides.Target] = {}
-        self._flows: dict[tuple[Any, ...], BlockShapes] = {}
+        self._ids: dict[tuple[Any, ...], int] = {}
+        self._flows: dict[int, BlockShapes] = {}
         self._costs: dict[tuple[Any, ...], tuple[tuple[int, ...], int]] = {}
-        self._passed: set[tuple[Any, ...]] = set()
+        self._passed: set[int] = set()
         self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
-        self._last_flows: list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]] = []
+        self._last_flows: list[tuple[ir.Block, BlockShapes, int]] = []
         self._single: dict[tuple[overrides.Target, str], Single] = {}
         # The fast path needs Lowering's draft (`d`) and its last step (`finish`); without them
         # every variant is lowered from its whole tree, which gives the same rows, slower.
@@ -301,7 +302,7 @@ class Evaluator:
             checker.run()
         checker.r.raise_if_any()
 
-    def flows(self, model: ir.Model) -> list[tuple[ir.Block, BlockShapes, tuple[Any, ...]]]:
+    def flows(self, model: ir.Model) -> list[tuple[ir.Block, BlockShapes, int]]:
         ctx = (
             model.tokens.cls,
             model.attention.rel_pos,
@@ -313,10 +314,12 @@ class Evaluator:
         for block in model.blocks:
             q, kv = block.pool_q, block.pool_kv
             key = (ctx, q.mode, q.kernel, q.stride, kv.mode, kv.kernel, kv.stride, grid, nom)
-            flow = self._flows.get(key)
-            if flow is None:
-                flow = self._flows[key] = block_shapes(model, block, grid, nom)
-            out.append((block, flow, key))
+            kid = self._ids.get(key)  # a small int per distinct key: hashed once, not per use
+            if kid is None:
+                kid = self._ids[key] = len(self._ids)
+                self._flows[kid] = block_shapes(model, block, grid, nom)
+            flow = self._flows[kid]
+            out.append((block, flow, kid))
             grid, nom = flow.grid_out, flow.nominal_out
         return out
 
