@@ -496,3 +496,13 @@ def test_ids_name_values_not_spellings():
     a = rows(vary={"attention.mlp_ratio": "2.5"})
     b = rows(vary={"attention.mlp_ratio": "2.50"})
     assert a[0]["id"] == b[0]["id"] and a[0]["params"] == b[0]["params"]
+
+
+def test_plot_needs_two_objectives_and_a_picture_suffix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    base = ["sweep", str(MVIT_B), "--vary", "scale4.blocks=2,4"]
+    assert main([*base, "--pareto", "gmacs", "--plot", str(tmp_path / "f.svg")]) == 2
+    assert main([*base, "--plot", str(tmp_path / "f.pdf")]) == 2
+    assert "two --pareto objectives" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -111,6 +111,11 @@ def run_sweep(args: argparse.Namespace) -> int:
     except (AxisError, ExprError, PathError, ValueError) as e:
         print(f"mvitdsl sweep: {e}", file=sys.stderr)
         return 2
+    if args.plot is not None and (
+        len(run.objectives) < 2 or args.plot.suffix.lower() not in (".svg", ".png")
+    ):
+        print("mvitdsl sweep: --plot FILE.svg|png draws two --pareto objectives", file=sys.stderr)
+        return 2
     plotted: list[dict[str, Any]] = []
     rows = (r for r in _collect(run, plotted, args.plot is not None) if r["ok"] or not args.kept)
     try:
