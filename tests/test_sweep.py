@@ -506,3 +506,32 @@ def test_plot_needs_two_objectives_and_a_picture_suffix(
     assert main([*base, "--plot", str(tmp_path / "f.pdf")]) == 2
     assert "two --pareto objectives" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "vary"),
+    [
+        ("mvit_b_32x3.mv", {"scale4.blocks": "4,11", "scale5.stride_kv": "1x1x1,1x2x2"}),
+        (
+            "mvitv2_t_image.mv",
+            {
+                "scale4.blocks": "3,5",
+                "input.size": "3x224x224,3x192x192",
+                "attention.kv_stride": "2x2,4x4",
+            },
+        ),
+        ("mvitv2_s.mv", {"scale3.heads": "2,3", "head.classes": "400,700"}),
+    ],
+)
+def test_other_bases_fast_path_and_emitted_children(
+    name: str, vary: dict[str, str], tmp_path: Path
+):
+    fast = list(mvitdsl.sweep(SPECS / name, vary=vary, emit=tmp_path, pareto=None))
+    slow_run = SweepRun(SPECS / name, vary, pareto=None)
+    slow_run.evaluator.fast = False
+    slow = list(slow_run)
+    assert [{k: v for k, v in r.items() if k != "file"} for r in fast] == slow
+    for row in fast:
+        if row["ok"]:
+            report = analyze(load_spec(Path(row["file"])))
+            assert (report.params, report.macs / 1e9) == (row["params"], row["gmacs"])
