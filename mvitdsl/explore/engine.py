@@ -140,8 +140,9 @@ class Evaluator:
         self.batch, self.nbytes = batch, DTYPE_BYTES[dtype]
         self.targets: dict[str, overrides.Target] = {}
         self._ids: dict[tuple[Any, ...], int] = {}
+        self._stem_head: dict[tuple[Any, ...], tuple[Costs, int]] = {}
         self._flows: dict[int, BlockShapes] = {}
-        self._costs: dict[tuple[Any, ...], tuple[tuple[int, ...], int]] = {}
+        self._costs: dict[tuple[Any, ...], tuple[int, ...]] = {}
         self._passed: set[int] = set()
         self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
         self._last_flows: list[tuple[ir.Block, BlockShapes, int]] = []
@@ -341,36 +342,31 @@ class Evaluator:
         flows = self._last_flows
         if not flows or flows[0][0] is not model.blocks[0]:
             flows = self.flows(model)
-        # Sums of plain integers: (params, attention, mlp, pooling, other MACs, norm elements).
-        sums = [0, 0, 0, 0, 0, 0]
-        elems = 0
-        grid = shapes.patch_grid(model)
-        for block, flow, key in flows:
-            ckey = (
-                key,
-                att.qkv_bias,
-                att.dim_change,
-                block.dim_in,
-                block.dim_attn,
-                block.dim_out,
-                block.heads,
-                block.mlp_hidden,
-            )
-            memo = self._costs.get(ckey)
+        # Sums of plain integers: params, attention, mlp, pooling MACs, norm elements, saved.
+        params = attn = mlp = pool = norm = elems = 0
+        ctx = (att.qkv_bias, att.dim_change)
+        costs = self._costs
+        for block, flow, kid in flows:
+            ckey = (kid, ctx, block.dim_in, block.dim_attn, block.dim_out, block.heads,
+                    block.mlp_hidden)  # fmt: skip
+            memo = costs.get(ckey)
             if memo is None:
                 c = block_costs(model, block, flow)
-                memo = self._costs[ckey] = (
-                    (c.params, c.attn_macs, c.mlp_macs, c.pool_macs, c.other_macs, c.norm_elems),
+                memo = costs[ckey] = (
+                    c.params, c.attn_macs, c.mlp_macs, c.pool_macs, c.norm_elems,
                     activation_elems(block, flow),
-                )
-            parts = memo[0]
-            for i in range(6):
-                sums[i] += parts[i]
-            elems += memo[1]
-            grid = flow.grid_out
-        total = Costs(*sums) + stem_costs(model) + head_costs(model, grid)
-        stem_elems = shapes.tokens(shapes.patch_grid(model), model.tokens.cls) * model.patch.dim
-        elems += 2 * stem_elems
+                )  # fmt: skip
+                assert c.other_macs == 0, "a block's MACs are attention, MLP or pooling"
+            params += memo[0]
+            attn += memo[1]
+            mlp += memo[2]
+            pool += memo[3]
+            norm += memo[4]
+            elems += memo[5]
+        grid = flows[-1][1].grid_out if flows else shapes.patch_grid(model)
+        stem_head = self.stem_head(model, grid)
+        total = Costs(params, attn, mlp, pool, 0, norm) + stem_head[0]
+        elems += stem_head[1]
         out.params = total.params
         out.gmacs = total.macs / 1e9
         out.gmacs_fvcore = total.macs_fvcore / 1e9
@@ -383,6 +379,20 @@ class Evaluator:
             return
         out.diagnostics = self.over_budget(out, spec.ast.span)
         out.ok = not out.diagnostics
+
+    def stem_head(self, model: ir.Model, grid: ir.Dims3) -> tuple[Costs, int]:
+        """Stem and head costs and the stem's saved elements, memoised on the fields they read."""
+        inp, p, tok, head = model.input, model.patch, model.tokens, model.head
+        key = (inp.channels, inp.size, p.kernel, p.stride, p.padding, p.dim, tok.cls,
+               tok.position, head.norm, head.classes, model.blocks[-1].dim_out, grid)  # fmt: skip
+        hit = self._stem_head.get(key)
+        if hit is None:
+            stem_tokens = shapes.tokens(shapes.patch_grid(model), tok.cls)
+            hit = self._stem_head[key] = (
+                stem_costs(model) + head_costs(model, grid),
+                2 * stem_tokens * p.dim,
+            )
+        return hit
 
     def over_budget(self, out: Outcome, span: Span) -> list[Diagnostic]:
         b, diags = self.budgets, []
