@@ -19,6 +19,7 @@ from .expr import Node, Value, parse_expr
 
 Mode = Literal["grid", "random", "zip"]
 MAX_RANGE = 1_000_000
+_SIZE = re.compile(r"\d+(x\d+)+")
 _RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?::\s*(\d+))?\s*$")
 
 
@@ -55,7 +56,7 @@ class Where:
 
 def value_of(text: str) -> Value:
     """The Python value of a value text: int, float, size tuple or word."""
-    if re.fullmatch(r"\d+(x\d+)+", text):
+    if _SIZE.fullmatch(text):
         return tuple(int(p) for p in text.split("x"))
     try:
         return int(text)
