@@ -535,3 +535,22 @@ def test_other_bases_fast_path_and_emitted_children(
         if row["ok"]:
             report = analyze(load_spec(Path(row["file"])))
             assert (report.params, report.macs / 1e9) == (row["params"], row["gmacs"])
+
+
+def test_per_stage_cells_vary_where_the_language_has_them(tmp_path: Path):
+    from mvitdsl.language import syntax
+
+    if not hasattr(syntax, "Cell"):
+        pytest.skip("per-stage key=value cells are not in this language yet")
+    vary = {"scale3.mlp_ratio": "2,4", "scale4.blocks": "6,11"}
+    fast = list(mvitdsl.sweep(MVIT_B, vary=vary, emit=tmp_path, pareto=None))
+    slow_run = SweepRun(MVIT_B, vary, pareto=None)
+    slow_run.evaluator.fast = False
+    assert [{k: v for k, v in r.items() if k != "file"} for r in fast] == list(slow_run)
+    assert all(r["ok"] for r in fast)
+    by = {(r["values"]["scale3.mlp_ratio"], r["values"]["scale4.blocks"]): r for r in fast}
+    assert by[(2, 11)]["params"] < by[(4, 11)]["params"]
+    for row in fast:
+        text = Path(str(row["file"])).read_text()
+        assert f"mlp_ratio={row['values']['scale3.mlp_ratio']}" in text
+        assert analyze(load_spec(Path(str(row["file"])))).params == row["params"]

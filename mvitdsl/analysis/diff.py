@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..language.overrides import row_words
 from ..language.syntax import Clause, Row, Setting, Table
 from .analyze import Report, analyze
 
@@ -50,7 +51,8 @@ def _rows(spec: Spec) -> dict[str, tuple[str, str]]:
 
 
 def _row_text(r: Row) -> str:
-    return _text(r.atoms[1:])
+    """The row after its name: columns, then any `key=value` cells."""
+    return " ".join(row_words(r)[1:])
 
 
 def _changes(a: dict[Any, tuple[str, str]], b: dict[Any, tuple[str, str]]) -> list[dict[str, Any]]:

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..diagnostics import Span, did_you_mean
+from . import syntax
 from .syntax import Atom, Clause, Row, Setting, Table
+
+# Per-stage `key=value` cells after a row's columns (`scale3 2 192 2 1x2x2 mlp_ratio=2`), where
+# the language has them: `scale3.mlp_ratio` then names the cell, written or not.
+_CELL: Any = getattr(syntax, "Cell", None)
 
 STAGE_COLUMNS = ("blocks", "dim", "heads", "stride_q", "stride_kv")
 # Older words still understood (GLOSSARY.md): the stride columns, and two attention options.
@@ -45,7 +50,7 @@ class Target:
     """Where a PATH points: a stage row's column or a setting's option."""
 
     path: str
-    kind: Literal["column", "option"]
+    kind: Literal["column", "cell", "option"]
     key: str  # the stage's name, or the setting's key
     word: str  # the column, or the option word as the spec writes it ('->' for patch.dim)
 
@@ -92,10 +97,13 @@ def resolve(path: str, statements: tuple[Any, ...]) -> Target:
     stages = _table(statements, "stages")
     if stages is not None and _row(stages, head) is not None:
         word = _COLUMN_ALIASES.get(word, word)
-        if word not in STAGE_COLUMNS:
-            hint = did_you_mean(word, STAGE_COLUMNS) or "columns are " + ", ".join(STAGE_COLUMNS)
-            raise PathError(f"'{path}': stage '{head}' has no column '{word}'; {hint}")
-        return Target(path, "column", head, word)
+        if word in STAGE_COLUMNS:
+            return Target(path, "column", head, word)
+        near = did_you_mean(word, STAGE_COLUMNS)
+        if _CELL is not None and near is None and _NAME.match(word):
+            return Target(path, "cell", head, word)  # the reader says whether the key exists
+        hint = near or "columns are " + ", ".join(STAGE_COLUMNS)
+        raise PathError(f"'{path}': stage '{head}' has no column '{word}'; {hint}")
     if head == "input" and word == "kind":
         raise PathError("'input.kind' cannot be varied: a sweep keeps the kind of input")
     settings = [s.key for s in statements if isinstance(s, Setting)]
@@ -125,6 +133,11 @@ def _option_run(key: str, clause: Clause, word: str) -> tuple[int, int] | None:
 
 def read(target: Target, statements: tuple[Any, ...]) -> Atom | None:
     """The atom the base spec holds at a target (None where the spec leaves it to a default)."""
+    if target.kind == "cell":
+        stages = _table(statements, "stages")
+        row = _row(stages, target.key) if stages is not None else None
+        cell = next((c for c in _cells(row) if c.key == target.word), None) if row else None
+        return cell.value if cell is not None else None
     if target.kind == "column":
         stages = _table(statements, "stages")
         row = _row(stages, target.key) if stages is not None else None
@@ -150,10 +163,35 @@ def _replace_in_run(atoms: tuple[Atom, ...], start: int, end: int, new: Atom) ->
     return (*atoms[:i], Atom(new.kind, new.value, new.text, atoms[i].span), *atoms[i + 1 :])
 
 
+def _cells(row: Row | None) -> tuple[Any, ...]:
+    return tuple(getattr(row, "cells", ()))
+
+
+def row_words(row: Row) -> tuple[str, ...]:
+    """A row as the spec writes it: its columns, then its `key=value` cells."""
+    return (*(a.text for a in row.atoms), *(f"{c.key}={c.value.text}" for c in _cells(row)))
+
+
+def _set_cell(row: Row, target: Target, new: Atom) -> Row:
+    cells = list(_cells(row))
+    for n, c in enumerate(cells):
+        if c.key == target.word:
+            cells[n] = replace(c, value=Atom(new.kind, new.value, new.text, c.value.span))
+            break
+    else:
+        cells.append(
+            _CELL(target.word, row.span, Atom(new.kind, new.value, new.text, row.span), row.span)
+        )
+    changes: dict[str, Any] = {"cells": tuple(cells)}
+    return replace(row, **changes)
+
+
 def _set_column(table: Table, target: Target, new: Atom) -> Table:
     rows = []
     for row in table.rows:
-        if row.atoms[0].value == target.key:
+        if row.atoms[0].value == target.key and target.kind == "cell":
+            row = _set_cell(row, target, new)
+        elif row.atoms[0].value == target.key:
             i = 1 + STAGE_COLUMNS.index(target.word)
             atoms = row.atoms
             if i < len(atoms):
@@ -166,7 +204,7 @@ def _set_column(table: Table, target: Target, new: Atom) -> Table:
                 atoms = (*atoms, Atom(new.kind, new.value, new.text, row.span))
             else:
                 raise PathError(f"'{target.path}': stage '{target.key}' has no earlier columns")
-            row = Row(atoms, row.span)
+            row = replace(row, atoms=atoms)  # its cells, where the language has them, stay
         rows.append(row)
     return Table(table.key, table.key_span, tuple(rows), table.span)
 
@@ -201,12 +239,12 @@ def apply(
             (
                 i
                 for i, s in enumerate(out)
-                if s.key == ("stages" if target.kind == "column" else target.key)
+                if s.key == ("stages" if target.kind != "option" else target.key)
             ),
             None,
         )
         new = make_atom(text, model_span)
-        if target.kind == "column":
+        if target.kind in ("column", "cell"):
             if index is None or not isinstance(out[index], Table):
                 raise PathError(f"'{target.path}': the spec has no stages table")
             out[index] = _set_column(out[index], target, new)
@@ -244,15 +282,11 @@ def child_text(
             if new:
                 lines.append(f"  {s.key:<10} " + ", ".join(new))
         elif isinstance(s, Table):
-            old_rows = (
-                {tuple(a.text for a in r.atoms) for r in old.rows}
-                if isinstance(old, Table)
-                else set()
-            )
-            rows = [r for r in s.rows if tuple(a.text for a in r.atoms) not in old_rows]
+            old_rows = {row_words(r) for r in old.rows} if isinstance(old, Table) else set()
+            rows = [r for r in s.rows if row_words(r) not in old_rows]
             if rows:
                 lines.append(f"  {s.key} {{")
-                lines += ["    " + " ".join(f"{a.text:<8}" for a in r.atoms).rstrip() for r in rows]
+                lines += ["    " + " ".join(f"{w:<8}" for w in row_words(r)).rstrip() for r in rows]
                 lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
