@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -47,6 +48,8 @@ from .axes import Axis, Derived, Where, text_of, value_of
 from .expr import Env, ExprError, InexactError, Value, evaluate
 
 GIB = 2**30
+# Whether the checker and the budget rule take the IR (spans from its locations) or the Spec.
+_ON_IR = "model" in inspect.signature(Checker.__init__).parameters
 
 # Codes of the sweep's own reasons (spec diagnostics keep theirs: E302, E306 ...).
 SWEEP_CODES = {
@@ -100,7 +103,11 @@ class _SweepChecker(Checker):
         flows: list[tuple[ir.Block, BlockShapes, int]],
         passed: set[int],
     ) -> None:
-        super().__init__(spec)
+        init: Any = Checker.__init__
+        if _ON_IR:  # the checker that reads its spans from the IR's locations
+            init(self, spec.model, spec.sources)
+        else:
+            init(self, spec)
         self.flows, self.passed = flows, passed
 
     def run(self) -> None:
@@ -286,10 +293,15 @@ class Evaluator:
         draft = patch(self._draft, deltas, self._patched)
         lowering = self._lowering
         lowering.d = lowering.reader.d = draft
+        lowering.r.diagnostics.clear()  # finish may report rules between values (E210)
         try:
-            return lowering.finish()
+            model = lowering.finish()
         finally:
             lowering.d = lowering.reader.d = self._draft
+        if lowering.r.diagnostics or model is None:
+            out.diagnostics = _ordered(list(lowering.r.diagnostics))
+            return None
+        return model
 
     def read_single(self, target: overrides.Target, text: str) -> Single:
         """The real reader on the base with this one value: its diagnostics, or what it changed
@@ -373,7 +385,12 @@ class Evaluator:
         out.activation_gib = elems * self.batch * self.nbytes / GIB
         out.attention_share = total.share["attention"]
         try:
-            check_budget(spec, cast(Any, _Totals(total.params, elems * 4)))
+            totals = cast(Any, _Totals(total.params, elems * 4))
+            rule: Any = check_budget
+            if _ON_IR:
+                rule(model, totals, spec.sources)
+            else:
+                rule(spec, totals)
         except SpecError as e:
             out.diagnostics = list(e.diagnostics)
             return
