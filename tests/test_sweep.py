@@ -554,3 +554,22 @@ def test_per_stage_cells_vary_where_the_language_has_them(tmp_path: Path):
         text = Path(str(row["file"])).read_text()
         assert f"mlp_ratio={row['values']['scale3.mlp_ratio']}" in text
         assert analyze(load_spec(Path(str(row["file"])))).params == row["params"]
+
+
+def test_join_reads_bench_json_by_id_or_spec_name(tmp_path: Path):
+    out = rows(vary={"scale4.blocks": "6,8"}, emit=tmp_path / "v")
+    results = tmp_path / "results"
+    results.mkdir()
+    for i, r in enumerate(out):  # as `mvitdsl bench FILE --format json > results/<id>.json`
+        bench = {"schema": 1, "spec": f"mvit_b_{r['id']}", "params": 1, "device": "cpu",
+                 "latency_ms_median": 5.0 + i, "stages_ms": {"scale2": 1.0}}  # fmt: skip
+        (results / f"{r['id']}.json").write_text(json.dumps(bench))
+    joined = rows(
+        vary={"scale4.blocks": "6,8"}, join=results, pareto="latency_ms_median,params:max"
+    )
+    assert [r["latency_ms_median"] for r in joined] == [5.0, 6.0]
+    assert [r["params"] for r in joined] == [r["params"] for r in out]  # costs stay the sweep's
+    assert "stages_ms" not in joined[0] and joined[0]["device"] == "cpu"
+    lines = tmp_path / "bench.jsonl"  # one object per line, found by the spec's name
+    lines.write_text("\n".join(json.dumps({"spec": f"x_{r['id']}", "acc": 1}) for r in out))
+    assert [r["acc"] for r in rows(vary={"scale4.blocks": "6,8"}, join=lines)] == [1, 1]

@@ -55,7 +55,12 @@ def add_parsers(sub: Any) -> None:
         help="objectives of the front (default params,gmacs; 'none' for no front)",
     )
     p.add_argument("--plot", type=Path, default=None, help="draw the front: FILE.svg or FILE.png")
-    p.add_argument("--join", type=Path, default=None, help="a CSV keyed by id (bench results)")
+    p.add_argument(
+        "--join",
+        type=Path,
+        default=None,
+        help="measured columns by id: CSV with an id column, or bench JSON (folder, .jsonl)",
+    )
     p.add_argument(
         "--emit",
         type=Path,

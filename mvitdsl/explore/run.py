@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import os
 import pickle
+import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,8 +91,54 @@ def reason(d: Diagnostic) -> str:
     return f"{d.code} {CODES.get(d.code) or SWEEP_CODES.get(d.code, '')}".rstrip()
 
 
+# Keys of a measurement that the sweep computes itself or that do not measure anything.
+_NOT_JOINED = {
+    *("schema", "kind", "id", "spec", "file", "values", "ok", "pareto", "diagnostics", "input"),
+    *("params", "gmacs", "gmacs_fvcore", "activation_gib", "attention_share"),
+}
+_ID = re.compile(r"(?:^|_)([0-9a-f]{10})$")
+
+
 def read_join(path: str | Path) -> dict[str, dict[str, Any]]:
-    """A CSV keyed by `id` (from `mvitdsl bench` or any tool): id -> its other columns."""
+    """Measured columns by variant id: a CSV with an `id` column (any tool); or JSON from
+    `mvitdsl bench --format json` run on the files of `--emit`: a folder of `<id>.json`, or a
+    .json/.jsonl file of objects, each found by its `id`, or by its `spec` (`<base>_<id>`).
+    Top-level numbers and words are joined; costs the sweep computes itself are not."""
+    p = Path(path)
+    if p.is_dir():
+        return _join_json((f.stem, f.read_text(encoding="utf-8")) for f in sorted(p.glob("*.json")))
+    if p.suffix.lower() in (".json", ".jsonl"):
+        text = p.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+            objs = data if isinstance(data, list) else [data]
+        except json.JSONDecodeError:
+            objs = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return _join_json(("", json.dumps(o)) for o in objs)
+    return _read_csv(p)
+
+
+def _join_json(items: Iterable[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for stem, text in items:
+        obj = json.loads(text)
+        if not isinstance(obj, dict):
+            continue
+        key = str(obj.get("id") or "")
+        for name in (stem, str(obj.get("spec") or "")):
+            m = _ID.search(name) if not key else None
+            key = m.group(1) if m else key
+        if not key:
+            raise AxisError(f"--join: a measurement names no variant id ({stem or text[:60]})")
+        out[key] = {
+            k: v
+            for k, v in obj.items()
+            if k not in _NOT_JOINED and isinstance(v, (int, float, str)) and not isinstance(v, bool)
+        }
+    return out
+
+
+def _read_csv(path: Path) -> dict[str, dict[str, Any]]:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "id" not in reader.fieldnames:
