@@ -34,7 +34,7 @@ def _matplotlib() -> Iterator[Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with matplotlib.rc_context({"svg.hashsalt": "mvitdsl", "font.size": 9}):
+    with matplotlib.rc_context({"svg.hashsalt": "mvitdsl", "svg.fonttype": "none", "font.size": 9}):
         yield plt
 
 
