@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from .analysis.analyze import Report, analyze
 from .backend.weights import convert_state_dict
 from .diagnostics import Diagnostic, SpecError
-from .explore.run import SweepRun, sweep  # noqa: E402  (design-space sweeps; no torch)
 from .spec import Spec, load_spec, resize
 
 if TYPE_CHECKING:
     import torch
     from torch import fx
+
+    from .explore.run import SweepRun
 
 __version__ = "0.1.0"
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "diff",
     "load_spec",
     "sweep",
-    "SweepRun",
     "__version__",
 ]
 
@@ -77,6 +77,19 @@ def build(
 def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001
     """load_spec + build in one call; keyword arguments go to build."""
     return build(load_spec(path_or_text), **kw)
+
+
+def sweep(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SweepRun:
+    """Rows (dicts) of a design-space sweep over a base spec; no torch. Keywords: `set`,
+    `where`, `mode`, `samples`, `seed`, `max_variants`, `budgets`, `batch`, `dtype`, `pareto`,
+    `join`, `emit` (see mvitdsl.explore.run.SweepRun).
+
+        for row in mvitdsl.sweep("specs/mvit_b.mv", vary={"scale4.blocks": "8..16:2"}):
+            print(row["id"], row["params"], row["gmacs"], row["pareto"])
+    """
+    from .explore.run import SweepRun
+
+    return SweepRun(base, vary, **kw)
 
 
 def diff(a: Spec | str | Path, b: Spec | str | Path) -> dict[str, Any]:

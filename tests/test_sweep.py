@@ -21,6 +21,7 @@ from mvitdsl.analysis.analyze import analyze
 from mvitdsl.cli import main
 from mvitdsl.diagnostics import SpecError
 from mvitdsl.explore.axes import AxisError, parse_values
+from mvitdsl.explore.engine import Budgets
 from mvitdsl.explore.expr import ExprError, evaluate, parse_expr
 from mvitdsl.explore.pareto import RunningFront, brute_force, dominates, parse_objectives
 from mvitdsl.explore.run import SweepRun
@@ -155,7 +156,7 @@ def test_budgets_reject_with_e306_and_the_summary_counts_by_code():
     run = mvitdsl.sweep(
         MVIT_B,
         vary={"scale4.blocks": "6..16:2", "scale3.stride_q": "1x2x2,1x3x3"},
-        budgets=mvitdsl.explore.engine.Budgets(params=40e6),
+        budgets=Budgets(params=40e6),
     )
     out = list(run)
     kept = [r for r in out if r["ok"]]
