@@ -43,6 +43,10 @@ diagrams: setup
 	$(MVITDSL) draw specs/mvit_b.mv --level model -o docs/img/mvit_b_model.svg
 	$(MVITDSL) draw specs/mvit_b.mv --table -o docs/img/mvit_b_table.svg
 	$(MVITDSL) draw specs/mvitv2_l_image.mv --level stage -o docs/img/mvitv2_l_image_stage.png
+	$(MVITDSL) draw specs/mvit_b.mv specs/mvitv2_s.mv --costs -o docs/img/costs_mvit_b_mvitv2_s.svg
+	$(MVITDSL) sweep specs/mvit_b.mv --vary scale4.blocks=4..16:4 --vary scale3.dim=128,192,256 \
+	  --set scale3.heads=scale3.dim/64 --max-params 40e6 --pareto gmacs,params:max \
+	  --plot docs/img/sweep_front.svg
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import torch
     from torch import fx
 
+    from .explore.run import SweepRun
+
 __version__ = "0.1.0"
 __all__ = [
     "Diagnostic",
@@ -32,7 +34,9 @@ __all__ = [
     "build",
     "compile",
     "convert_state_dict",
+    "diff",
     "load_spec",
+    "sweep",
     "__version__",
 ]
 
@@ -73,3 +77,24 @@ def build(
 def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001
     """load_spec + build in one call; keyword arguments go to build."""
     return build(load_spec(path_or_text), **kw)
+
+
+def sweep(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SweepRun:
+    """Rows (dicts) of a design-space sweep over a base spec; no torch. Keywords: `set`,
+    `where`, `mode`, `samples`, `seed`, `max_variants`, `budgets`, `batch`, `dtype`, `pareto`,
+    `join`, `emit` (see mvitdsl.explore.run.SweepRun).
+
+        for row in mvitdsl.sweep("specs/mvit_b.mv", vary={"scale4.blocks": "8..16:2"}):
+            print(row["id"], row["params"], row["gmacs"], row["pareto"])
+    """
+    from .explore.run import SweepRun
+
+    return SweepRun(base, vary, **kw)
+
+
+def diff(a: Spec | str | Path, b: Spec | str | Path) -> dict[str, Any]:
+    """The settings, stage rows and per-stage costs that differ between two specs (JSON-ready)."""
+    from .analysis.diff import diff_specs
+
+    load = lambda s: s if isinstance(s, Spec) else load_spec(s)  # noqa: E731
+    return diff_specs(load(a), load(b))

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .analysis.analyze import analyze
 from .analysis.report_text import render_blocks, render_table
@@ -100,7 +101,21 @@ def parser() -> argparse.ArgumentParser:
     draw.add_argument("--table", action="store_true", help="draw the paper-style stage table")
     draw.set_defaults(run=run_draw)
     _add_fmt(sub)
+    _add_explore(sub, draw)
     return p
+
+
+def _add_explore(sub: Any, draw: argparse.ArgumentParser) -> None:
+    """`sweep`, `diff`, and `draw A.mv [B.mv ...] --costs` (per-stage cost bars, matplotlib)."""
+    from .explore.command import add_parsers
+
+    add_parsers(sub)
+    draw.add_argument("more", nargs="*", default=[], help=argparse.SUPPRESS)
+    draw.add_argument(
+        "--costs",
+        action="store_true",
+        help="per-stage bars of params, GMACs and activation memory (several specs side by side)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -188,6 +203,10 @@ def run_compile(args: argparse.Namespace) -> int:
 
 
 def run_draw(args: argparse.Namespace) -> int:
+    if args.costs or args.more:
+        from .draw.costs import run_costs_command
+
+        return run_costs_command(args)
     from .draw.render import run_draw_command
 
     return run_draw_command(_load(args), args)

@@ -1,0 +1,172 @@
+"""`mvitdsl sweep` and `mvitdsl diff`: their argparse parts and what they run (no torch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .run import SweepRun
+
+SWEEP_EPILOG = """\
+PATH: STAGE.COLUMN (scale4.blocks, scale3.dim, scale5.heads, scale3.stride_q, scale3.stride_kv) or
+SETTING.OPTION (attention.mlp_ratio, input.size, patch.dim, head.classes, train.drop_path).
+VALUES: a..b, a..b:step or v1,v2,...; linked paths share an axis: --vary scale2.dim,patch.dim=64,96
+Expressions (--set, --where): + - * / // % < <= > >= == != and or not ( ); '/' must divide exactly.
+Example: mvitdsl sweep specs/mvit_b.mv --vary scale4.blocks=6..16:2 --vary scale3.dim=128,192 \\
+         --set scale3.heads=scale3.dim/64 --max-params 40e6 --plot front.svg
+"""
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="evaluate variants of a spec: exact costs, budgets, Pareto front",
+        epilog=SWEEP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("spec", help="the base .mv file, or a sweep file (a .mv with a sweep table)")
+    p.add_argument("--vary", action="append", default=[], metavar="PATH=VALUES")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=EXPR", dest="derive")
+    p.add_argument("--where", action="append", default=[], metavar="EXPR")
+    p.add_argument(
+        "--mode",
+        choices=("grid", "random", "zip"),
+        default=None,
+        help="grid (default), random (with --samples) or zip",
+    )
+    p.add_argument("--samples", type=int, default=None, help="random mode: how many variants")
+    p.add_argument("--seed", type=int, default=None, help="random mode's seed (default 0)")
+    p.add_argument("--max-variants", type=int, default=10**6)
+    p.add_argument("--max-params", type=float, default=None)
+    p.add_argument("--max-gmacs", type=float, default=None, help="matmul-only GMACs")
+    p.add_argument("--max-activation-gib", type=float, default=None)
+    p.add_argument("--batch", type=int, default=1, help="batch size for activation memory")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--format", choices=("text", "csv", "jsonl"), default="text")
+    p.add_argument(
+        "--pareto",
+        default=None,
+        metavar="COL[:min|max],...",
+        help="objectives of the front (default params,gmacs; 'none' for no front)",
+    )
+    p.add_argument("--plot", type=Path, default=None, help="draw the front: FILE.svg or FILE.png")
+    p.add_argument(
+        "--join",
+        type=Path,
+        default=None,
+        help="measured columns by id: CSV with an id column, or bench JSON (folder, .jsonl)",
+    )
+    p.add_argument(
+        "--emit",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each kept variant as DIR/<id>.mv extending the base",
+    )
+    p.add_argument("--kept", action="store_true", help="list kept variants only")
+    p.set_defaults(run=run_sweep)
+
+    d = sub.add_parser("diff", help="settings, stage rows and costs that differ between two specs")
+    d.add_argument("spec", help="spec A")
+    d.add_argument("other", help="spec B")
+    d.add_argument("--format", choices=("text", "json"), default="text")
+    d.set_defaults(run=run_diff)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from ..language.overrides import PathError
+    from .axes import AxisError
+    from .engine import Budgets
+    from .expr import ExprError
+    from .output import write_csv, write_jsonl, write_table
+    from .run import SweepRun
+    from .sweepfile import is_sweep_file, read_sweep_file
+
+    try:
+        kw: dict[str, Any] = {}
+        if is_sweep_file(args.spec):  # the file's sweep table, then the command line's additions
+            kw = read_sweep_file(args.spec)
+        pareto = args.pareto or kw.pop("pareto", "params,gmacs")
+        run = SweepRun(
+            kw.pop("base", args.spec),
+            [*kw.pop("vary", []), *args.vary],
+            [*kw.pop("set", []), *args.derive],
+            [*kw.pop("where", []), *args.where],
+            mode=args.mode or kw.pop("mode", "grid"),
+            samples=args.samples if args.samples is not None else kw.pop("samples", None),
+            seed=args.seed if args.seed is not None else kw.pop("seed", 0),
+            max_variants=args.max_variants,
+            budgets=Budgets(
+                _first(args.max_params, kw.pop("max_params", None)),
+                _first(args.max_gmacs, kw.pop("max_gmacs", None)),
+                _first(args.max_activation_gib, kw.pop("max_activation_gib", None)),
+            ),
+            batch=args.batch,
+            dtype=args.dtype,
+            pareto=None if pareto == "none" else pareto,
+            join=args.join,
+            emit=args.emit,
+            emit_parent=kw.pop("emit_parent", None),
+        )
+    except (AxisError, ExprError, PathError, ValueError) as e:
+        print(f"mvitdsl sweep: {e}", file=sys.stderr)
+        return 2
+    if args.plot is not None and (
+        len(run.objectives) < 2 or args.plot.suffix.lower() not in (".svg", ".png")
+    ):
+        print("mvitdsl sweep: --plot FILE.svg|png draws two --pareto objectives", file=sys.stderr)
+        return 2
+    plotted: list[dict[str, Any]] = []
+    rows = (r for r in _collect(run, plotted, args.plot is not None) if r["ok"] or not args.kept)
+    try:
+        if args.format == "jsonl":
+            write_jsonl(rows, sys.stdout)
+        elif args.format == "csv":
+            write_csv(run, rows, sys.stdout)
+        else:
+            write_table(run, rows, sys.stdout)
+    except (ExprError, ValueError) as e:
+        print(f"mvitdsl sweep: {e}", file=sys.stderr)
+        return 2
+    out = sys.stdout if args.format == "text" else sys.stderr
+    if args.format == "text":
+        print(file=out)
+    print(run.summary.line(), file=out)
+    if args.plot is not None:
+        from ..draw.costs import plot_front
+
+        plot_front(run, plotted, args.plot)
+        print(f"wrote {args.plot}", file=out)
+    return 0
+
+
+def _first(*values: float | None) -> float | None:
+    return next((float(v) for v in values if v is not None), None)
+
+
+def _collect(run: SweepRun, plotted: list[dict[str, Any]], keep: bool) -> Iterator[dict[str, Any]]:
+    """The rows, remembering the few fields the plot needs (not the rows themselves)."""
+    for row in run:
+        if keep and row["ok"]:
+            plotted.append(
+                {k: row.get(k) for k in ("id", "pareto", *(o.column for o in run.objectives))}
+            )
+        yield row
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from ..analysis.diff import diff_specs, render_diff
+    from ..spec import load_spec
+
+    a, b = load_spec(Path(args.spec)), load_spec(Path(args.other))
+    result = diff_specs(a, b)
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(render_diff(result))
+    return 0

@@ -1,0 +1,144 @@
+"""Sweep files: a sweep that belongs in a paper's repository, written in the spec language.
+
+    # sweeps/depth_width.mv
+    model depth_width extends "../specs/mvit_b.mv" mvit_b {
+      attention  mlp_ratio 4                # settings here change the base of every variant
+      sweep {
+        vary        "scale4.blocks=6..16:2"
+        vary        "scale3.dim=128,192,256"
+        set         "scale3.heads=scale3.dim/64"
+        where       "scale4.blocks >= 2*scale3.blocks"
+        mode        grid                    # grid | random | zip
+        samples     100                     # random mode
+        seed        0
+        max_params  40e6
+        max_gmacs   80
+        max_activation_gib 2
+        pareto      "gmacs,params:max"
+      }
+    }
+
+The model's other statements, merged over its parent, are the base; the `sweep` table says what
+varies. Its mistakes are reported like a spec's, each under the word that is wrong. Emitted
+variants extend the parent, with the sweep file's own changes written into each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..diagnostics import Reporter, did_you_mean
+from ..language.lower import Lowering
+from ..language.overrides import PathError, resolve
+from ..language.parse import parse
+from ..language.syntax import Atom, Table
+from ..spec import Spec, check_spec
+from ..spec import resolve as resolve_extends
+from .axes import AxisError, parse_set, parse_vary, parse_where
+from .expr import ExprError
+from .expr import paths as expr_paths
+
+# directive -> (keyword of SweepRun, kind of value)
+DIRECTIVES = {
+    "vary": ("vary", "string"),
+    "set": ("set", "string"),
+    "where": ("where", "string"),
+    "mode": ("mode", "name"),
+    "samples": ("samples", "number"),
+    "seed": ("seed", "number"),
+    "max_params": ("max_params", "number"),
+    "max_gmacs": ("max_gmacs", "number"),
+    "max_activation_gib": ("max_activation_gib", "number"),
+    "pareto": ("pareto", "string"),
+}
+MODES = ("grid", "random", "zip")
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """Whether a .mv file holds a `sweep { ... }` table (a cheap look before parsing)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(line.split()[:2] == ["sweep", "{"] for line in text.splitlines() if line.strip())
+
+
+def read_sweep_file(path: str | Path) -> dict[str, Any]:
+    """The sweep's base Spec and its SweepRun keywords; SpecError with every located mistake."""
+    file = str(path)
+    text = Path(path).read_text(encoding="utf-8")
+    model = parse(text, file)
+    sources = {file: text}
+    reporter = Reporter(sources)
+    tables = [s for s in model.statements if isinstance(s, Table) and s.key == "sweep"]
+    base_ast = replace(model, statements=tuple(s for s in model.statements if s not in tables))
+    statements = resolve_extends(base_ast, sources, depth=0)
+    lowering = Lowering(base_ast, statements, sources)
+    lowered = lowering.run()
+    lowering.r.raise_if_any()
+    assert lowered is not None
+    base = Spec(lowered, base_ast, statements, sources)
+    check_spec(base)
+    kw: dict[str, Any] = {"base": base, "vary": [], "set": [], "where": []}
+    for table in tables:
+        for row in table.rows:
+            _directive(row.atoms, kw, statements, reporter)
+    if model.parent is not None and model.parent.file is not None:
+        parent_path = Path(file).parent / model.parent.file
+        parent_text = parent_path.read_text(encoding="utf-8")
+        parent = parse(parent_text, str(parent_path))
+        kw["emit_parent"] = (
+            parent_path,
+            model.parent.name,
+            resolve_extends(parent, {str(parent_path): parent_text}, depth=0),
+        )
+    reporter.raise_if_any()
+    return kw
+
+
+def _directive(
+    atoms: tuple[Atom, ...], kw: dict[str, Any], statements: tuple[Any, ...], r: Reporter
+) -> None:
+    head = atoms[0]
+    if head.kind != "name" or head.value not in DIRECTIVES:
+        r.error(
+            "E203",
+            f"unknown sweep directive '{head.text}'",
+            head.span,
+            did_you_mean(head.text, DIRECTIVES) or "directives are " + ", ".join(DIRECTIVES),
+        )
+        return
+    key, kind = DIRECTIVES[str(head.value)]
+    if len(atoms) != 2 or atoms[1].kind != kind:
+        example = {"string": '"scale4.blocks=8..16:2"', "name": "grid", "number": "40e6"}[kind]
+        r.error("E204", f"'{head.text}' takes one {kind}, e.g. {example}", head.span)
+        return
+    value = atoms[1]
+    if kind == "name" and value.value not in MODES:
+        hint = did_you_mean(value.text, MODES) or "modes are " + ", ".join(MODES)
+        r.error("E203", f"unknown mode '{value.text}'", value.span, hint)
+        return
+    if key in ("vary", "set", "where"):
+        try:
+            paths = _paths(key, str(value.value))
+            for p in paths:
+                resolve(p, statements)
+        except (AxisError, ExprError, PathError) as e:
+            r.error("E203", str(e), value.span)
+            return
+        kw[key].append(str(value.value))
+    elif key in ("samples", "seed"):
+        kw[key] = int(value.value)  # type: ignore[arg-type]
+    else:
+        kw[key] = value.value
+
+
+def _paths(key: str, text: str) -> list[str]:
+    if key == "vary":
+        return list(parse_vary(text).paths)
+    if key == "set":
+        d = parse_set(text)
+        return [d.path, *expr_paths(d.expr)]
+    return expr_paths(parse_where(text).expr)
