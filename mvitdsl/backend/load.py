@@ -1,0 +1,299 @@
+"""Weights into a built model: find them, convert their names, resize position tables, load
+strictly, and say what happened in a one-screen load report.
+
+    gm, report = load_into(gm, model, "mvit_b_k400.pth")        # or a state_dict, or
+    gm, report = load_into(gm, model, "torchvision:MViT_V1_B_Weights.KINETICS400_V1")
+
+A checkpoint that does not fit raises WeightsError with `check --against`'s report, before
+anything is loaded. Named torchvision weights go through torchvision's weights enum and
+torch.hub's cache ($TORCH_HOME/hub/checkpoints): downloaded once where the network allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from math import prod
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..analysis import shapes
+from ..ir import Model
+from .resize import is_position, resize_entry
+from .weights import (
+    SOURCES,
+    Shape,
+    Source,
+    compare_shapes,
+    convert_state_dict,
+    detect_source,
+    expected_shapes,
+    load_checkpoint,
+)
+
+Action = Literal["loaded", "resized", "initialised", "ignored"]
+TORCHVISION_PREFIX = "torchvision:"
+
+
+class WeightsError(ValueError):
+    """A checkpoint that does not fit the spec; the message is the mismatch report."""
+
+
+@dataclass(frozen=True)
+class LoadEntry:
+    """What happened to one tensor, and why."""
+
+    action: Action
+    name: str
+    old: Shape | None
+    new: Shape | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A state_dict with where it came from and what the source says about it."""
+
+    state: dict[str, Any]
+    origin: str
+    dialect: Source | None = None
+    sha256: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Tensors loaded, resized (old -> new shape), newly initialised and ignored, with reasons."""
+
+    origin: str
+    dialect: str
+    model: str
+    entries: tuple[LoadEntry, ...]
+    sha256: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def of(self, action: Action) -> list[LoadEntry]:
+        return [e for e in self.entries if e.action == action]
+
+    def render(self) -> str:
+        loaded = self.of("loaded")
+        params = sum(prod(e.new or ()) for e in loaded)
+        lines = [
+            f"weights {self.origin} ({self.dialect} names) -> {self.model}",
+            f"  loaded       {len(loaded)} tensors, {params:,} values, as they are",
+        ]
+        for action in ("resized", "initialised", "ignored"):
+            for e in self.of(action):
+                shape = (
+                    f"{_fmt(e.old)} -> {_fmt(e.new)}"
+                    if action == "resized"
+                    else _fmt(e.new if action == "initialised" else e.old)
+                )
+                lines.append(f"  {action:<12} {e.name} {shape}: {e.reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "dialect": self.dialect,
+            "model": self.model,
+            "sha256": self.sha256,
+            "meta": self.meta,
+            "entries": [
+                {
+                    "action": e.action,
+                    "name": e.name,
+                    "old": list(e.old) if e.old else None,
+                    "new": list(e.new) if e.new else None,
+                    "reason": e.reason,
+                }
+                for e in self.entries
+            ],
+        }
+
+
+def _fmt(shape: Shape | None) -> str:
+    return "[" + ", ".join(map(str, shape or ())) + "]"
+
+
+# ---------------------------------------------------------------- finding weights
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_weights(weights: Any, source: str | None = None) -> Weights:
+    """A Weights from a state_dict, a .pt/.pth/.safetensors path, or `torchvision:ENUM.NAME`."""
+    if isinstance(weights, Weights):
+        return weights
+    if source is not None and source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    dialect: Source | None = source
+    if isinstance(weights, dict):
+        return Weights(dict(weights), "<state_dict>", dialect)
+    text = str(weights)
+    if text.startswith(TORCHVISION_PREFIX):
+        return torchvision_weights(text[len(TORCHVISION_PREFIX) :])
+    path = Path(text)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return Weights(load_checkpoint(path), str(path), dialect, sha256_file(path))
+
+
+def torchvision_weights(name: str) -> Weights:
+    """`MViT_V1_B_Weights.KINETICS400_V1` through torchvision's enum and torch.hub's cache."""
+    import torchvision.models as tvm
+    import torchvision.models.video as tvv
+
+    enum_name, _, member = name.partition(".")
+    enum = getattr(tvv, enum_name, None) or getattr(tvm, enum_name, None)
+    if enum is None or not member or member not in enum.__members__:
+        raise ValueError(f"no torchvision weights {name!r} (like MViT_V1_B_Weights.KINETICS400_V1)")
+    w = enum[member]
+    state = w.get_state_dict(progress=False)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+    sha = sha256_file(cached) if cached.is_file() else None
+    return Weights(state, f"torchvision:{name}", "torchvision", sha, torchvision_meta(w))
+
+
+def torchvision_meta(w: Any) -> dict[str, Any]:
+    """The preprocessing and class names a torchvision weights entry states."""
+    meta: dict[str, Any] = {"url": w.url}
+    keywords = getattr(w.transforms, "keywords", {}) or {}
+    pre: dict[str, Any] = {k: list(v) for k, v in keywords.items() if isinstance(v, tuple)}
+    m = dict(w.meta)
+    if "min_temporal_size" in m:
+        pre["frames"] = m["min_temporal_size"]
+    rate = re.search(r"frame_rate=([0-9.]+)", m.get("_docs", ""))
+    if rate:
+        pre["frame_rate"] = float(rate.group(1))
+    clip = re.search(r"clip_len=([0-9]+)", m.get("_docs", ""))
+    if clip:
+        pre["frames"] = int(clip.group(1))
+    meta["preprocessing"] = pre
+    if "categories" in m:
+        meta["categories"] = list(m["categories"])
+    return meta
+
+
+# ---------------------------------------------------------------- planning and loading
+
+
+def plan(
+    model: Model,
+    want: dict[str, Shape],
+    weights: Weights,
+    *,
+    new_head: bool = False,
+) -> tuple[dict[str, torch.Tensor], list[LoadEntry]]:
+    """The tensors to load into a module whose state_dict shapes are `want`, and the report's
+    entries; raises WeightsError listing every tensor that does not fit."""
+    state = {k: v for k, v in weights.state.items() if isinstance(v, torch.Tensor)}
+    dialect = weights.dialect or detect_source(list(state))
+    converted = convert_state_dict(state, dialect, spec=model)
+    whole = expected_shapes(model)
+    grid = shapes.patch_nominal(model)
+    out: dict[str, torch.Tensor] = {}
+    entries: list[LoadEntry] = []
+    bad: set[str] = set()
+    for name, tensor in converted.items():
+        old = tuple(tensor.shape)
+        if name not in want:
+            if name in whole or name.endswith("num_batches_tracked"):
+                why = "the model has no head (features)" if name in whole else "buffer not used"
+                entries.append(LoadEntry("ignored", name, old, None, why))
+            else:
+                bad.add(name)
+            continue
+        new = want[name]
+        if new_head and name.startswith("head.1."):
+            why = "the checkpoint's classifier, replaced by a new one"
+            entries.append(LoadEntry("ignored", name, old, None, why))
+            continue
+        if old == new:
+            out[name] = tensor
+            entries.append(LoadEntry("loaded", name, old, new))
+        elif is_position(name):
+            resized = resize_entry(name, tensor, new, grid, model.tokens.cls)
+            if tuple(resized.shape) != new:
+                bad.add(name)
+                continue
+            out[name] = resized
+            how = "linear" if "temporal" in name or "rel_pos" in name else "bicubic (space)"
+            if name.endswith("pos_embed"):
+                how = "bicubic in space, linear in time; cls row kept"
+            entries.append(LoadEntry("resized", name, old, new, f"{how}, to the spec's input size"))
+        else:
+            bad.add(name)
+    for name, shape in want.items():
+        if name in out:
+            continue
+        if new_head and name.startswith("head.1."):
+            why = f"a new classifier for {shape[0]} classes, freshly initialised"
+            entries.append(LoadEntry("initialised", name, None, shape, why))
+        elif name.endswith("_norm.weight") or name.endswith("_norm.bias"):
+            why = "a feature output's LayerNorm, not in the checkpoint"
+            entries.append(LoadEntry("initialised", name, None, shape, why))
+        else:
+            bad.add(name)
+    if bad:
+        raise WeightsError(mismatch_report(model, converted, bad, weights.origin))
+    return out, entries
+
+
+def mismatch_report(
+    model: Model, converted: dict[str, torch.Tensor], bad: set[str], origin: str
+) -> str:
+    """`check --against`'s lines for the tensors that do not fit."""
+    found = {k: tuple(v.shape) for k, v in converted.items()}
+    _, mismatches = compare_shapes(model, found, "torchvision")
+    lines = [m.render() for m in mismatches if m.name in bad]
+    lines += [f"unexpected: {n}" for n in sorted(bad - {m.name for m in mismatches})]
+    n = len(lines)
+    lines.append(f"{origin}: {n} tensor{'s' * (n != 1)} do not fit {model.name}; nothing loaded")
+    return "\n".join(lines)
+
+
+def load_into(
+    gm: nn.Module, model: Model, weights: Any, source: str | None = None, *, new_head: bool = False
+) -> LoadReport:
+    """Load weights into a built module strictly (what is not loaded is listed as initialised)."""
+    w = resolve_weights(weights, source)
+    own = gm.state_dict()
+    want = {k: tuple(v.shape) for k, v in own.items()}
+    tensors, entries = plan(model, want, w, new_head=new_head)
+    full = {k: tensors.get(k, v) for k, v in own.items()}
+    gm.load_state_dict(full, strict=True)
+    dialect = w.dialect or detect_source(list(w.state))
+    meta = {k: v for k, v in w.meta.items() if not (new_head and k == "categories")}
+    return LoadReport(w.origin, dialect, model.name, tuple(entries), w.sha256, meta)
+
+
+def manifest_extra(report: LoadReport | None, feature_info: Any = None) -> dict[str, Any]:
+    """What travels with the weights into an artifact: origin, sha256, preprocessing, classes,
+    the load report, and the feature outputs."""
+    out: dict[str, Any] = {}
+    if report is not None:
+        out["weights"] = {
+            "origin": report.origin,
+            "dialect": report.dialect,
+            "sha256": report.sha256,
+        }
+        out["preprocessing"] = report.meta.get("preprocessing", {})
+        if "categories" in report.meta:
+            out["categories"] = report.meta["categories"]
+        out["load_report"] = report.to_dict()["entries"]
+        out["load_report"] = [e for e in out["load_report"] if e["action"] != "loaded"]
+    if feature_info is not None:
+        out["feature_info"] = list(feature_info)
+    return out
