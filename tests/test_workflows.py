@@ -107,7 +107,8 @@ def test_mvit_b_16_frame_weights_at_32_frames(mvit_b, mvit_v1_b_state):
 def test_mvit_b_weights_at_320_pixels(mvit_b, mvit_v1_b_state):
     gm = mvitdsl.build(mvit_b, input=(3, 16, 320, 320), weights=mvit_v1_b_state)
     (entry,) = gm.load_report.of("resized")
-    assert (entry.name, entry.old, entry.new) == ("pos_encoding.spatial_pos", (3136, 96), (6400, 96))
+    assert (entry.name, entry.old, entry.new) == (
+        "pos_encoding.spatial_pos", (3136, 96), (6400, 96))
     old = mvit_v1_b_state["pos_encoding.spatial_pos"]
     want = resample_abs_pos_embed(old[None], [80, 80], [56, 56], num_prefix_tokens=0)[0]
     _assert_same(gm.state_dict()["pos_encoding.spatial_pos"], want)
@@ -270,8 +271,9 @@ def _tiny_checkpoint(tmp_path: Path) -> tuple[Path, dict]:
 
 
 def test_compile_weights_puts_exactly_the_checkpoints_tensors_into_the_artifact(tmp_path, capsys):
-    from mvitdsl.backend.artifact import import_artifact
     from safetensors.torch import load_file
+
+    from mvitdsl.backend.artifact import import_artifact
 
     ckpt, state = _tiny_checkpoint(tmp_path)
     out = tmp_path / "tiny_art"
