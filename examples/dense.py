@@ -6,8 +6,9 @@
 `build(spec, features=[...], feature_norm=True)` returns an ordered dict of (B, C, H, W) maps,
 one per stage, and `gm.feature_info` their channels and strides: exactly what
 `torchvision.ops.FeaturePyramidNetwork` takes. A 3x3 conv on the pyramid levels summed at the
-finest level's size, upsampled to the input, predicts a class per pixel; it learns synthetic masks (bright rectangles, one
-class per colour channel). Video specs give (B, C, T, H, W) maps; fold T into the batch first.
+finest level's size, upsampled to the input, predicts a class per pixel; it learns synthetic
+masks (bright rectangles, one class per colour channel). Video specs give (B, C, T, H, W) maps;
+fold T into the batch first.
 """
 
 from __future__ import annotations

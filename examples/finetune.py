@@ -112,8 +112,13 @@ def main() -> None:
         losses.append(float(value))
         if rank == 0:
             print(f"step {step:3d}  loss {losses[-1]:.4f}", flush=True)
-    result = {"rank": rank, "world": world, "losses": losses, "input": list(size),
-              "resized": [e.name for e in gm.load_report.of("resized")]}
+    result = {
+        "rank": rank,
+        "world": world,
+        "losses": losses,
+        "input": list(size),
+        "resized": [e.name for e in gm.load_report.of("resized")],
+    }
     if world > 1:
         del model, opt, loss
         gc.collect()
