@@ -343,3 +343,30 @@ def test_shipped_specs_by_name(tmp_path, monkeypatch, capsys):
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "mvit_b " in listing and "36,610,672" in listing and "70.599" in listing
+
+
+def test_feature_model_with_weights_exports_to_onnx_and_pt2(tmp_path):
+    """`compile --weights --features --export onnx pt2`: dict outputs, named after the stages,
+    carrying the checkpoint's weights."""
+    ort = pytest.importorskip("onnxruntime")
+    from mvitdsl.backend.artifact import import_artifact
+
+    ckpt, state = _tiny_checkpoint(tmp_path)
+    out = tmp_path / "feat_export"
+    argv = ["compile", str(TINY), "--weights", str(ckpt), "--features", "scale2", "scale3",
+            "--export", "onnx", "pt2", "-o", str(out)]
+    assert main(argv) == 0
+    model = import_artifact(out).load()
+    _assert_same(model.state_dict()["blocks.1.mlp.0.weight"], state["blocks.1.mlp.0.weight"])
+    x = torch.randn(3, 3, 4, 32, 32)
+    with torch.no_grad():
+        want = model(x)
+        program = torch.export.load(str(out / "tiny.pt2")).module()
+        got = program(x)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=0)
+    session = ort.InferenceSession(str(out / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["scale2", "scale3"]
+    maps = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    for k, m in zip(want, maps):
+        torch.testing.assert_close(torch.from_numpy(m), want[k], atol=1e-4, rtol=0)
