@@ -48,7 +48,7 @@ def build(
     source: str | None = None,
     classes: int | None = None,
     features: Any = None,
-    feature_norm: bool = False,
+    feature_norm: bool | None = None,
 ) -> fx.GraphModule:
     """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
 
@@ -60,6 +60,7 @@ def build(
     `classes`: a new classifier with that many classes (fresh), every other tensor kept.
     `features`: stage names or indices (or a count of last stages): the model returns an ordered
     dict of maps instead of logits (`gm.feature_info`); `feature_norm` adds a LayerNorm per map.
+    Both default to the spec's `outputs` setting, if any; `features=False` gives logits anyway.
     `gm.head[1] = nn.Linear(...)` swaps the classifier, as on torchvision's models.
     """
     from .backend.emit import emit
@@ -101,12 +102,17 @@ def _finish(
     source: str | None,
     classes: int | None,
     features: Any,
-    feature_norm: bool,
+    feature_norm: bool | None,
 ) -> fx.GraphModule:
     """Indexable head, feature outputs, then weights (a feature model ignores the head's)."""
     from .backend.finetune import indexable_head
 
-    if features is not None:
+    outputs = spec.model.outputs
+    if features is None and outputs is not None:
+        features = list(outputs.stages)
+    if feature_norm is None:
+        feature_norm = outputs is not None and outputs.norm
+    if features is not None and features is not False:
         from .backend.features import to_features
 
         gm = to_features(gm, spec.model, features, norm=feature_norm)

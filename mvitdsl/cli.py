@@ -146,7 +146,12 @@ def _weights_flags(p: argparse.ArgumentParser) -> None:
         metavar="STAGE",
         help="return a dict of feature maps after these stages (names or indices)",
     )
-    p.add_argument("--feature-norm", action="store_true", help="a LayerNorm on each feature map")
+    p.add_argument(
+        "--feature-norm",
+        action="store_true",
+        default=None,
+        help="a LayerNorm on each feature map (default: the spec's `outputs ..., norm`)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
@@ -224,7 +229,8 @@ def run_compile(args: argparse.Namespace) -> int:
         print()
         print(load_report.render())
     numel = sum(p.numel() for p in gm.parameters())
-    if features is None and numel != report.params:  # analysis and emission must agree
+    is_features = getattr(gm, "feature_info", None) is not None
+    if not is_features and numel != report.params:  # analysis and emission must agree
         print(
             f"mvitdsl: internal error: built {numel:,} params, analysis says {report.params:,}",
             file=sys.stderr,

@@ -370,3 +370,30 @@ def test_feature_model_with_weights_exports_to_onnx_and_pt2(tmp_path):
     maps = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     for k, m in zip(want, maps):
         torch.testing.assert_close(torch.from_numpy(m), want[k], atol=1e-4, rtol=0)
+
+
+OUTPUTS_SPEC = (TINY.read_text()
+                .replace("  train      drop_path 0.1", "  outputs    scale3, scale2, norm")
+                .replace("model tiny", "model tiny_features"))
+
+
+def test_outputs_setting_makes_a_feature_model():
+    spec = mvitdsl.load_spec(OUTPUTS_SPEC)
+    assert spec.model.outputs.stages == ("scale2", "scale3") and spec.model.outputs.norm
+    gm = mvitdsl.build(spec)
+    assert [i["name"] for i in gm.feature_info] == ["scale2", "scale3"]
+    assert "scale2_norm.weight" in gm.state_dict()
+    only = mvitdsl.build(spec, features=["scale3"], feature_norm=False)  # the keyword wins
+    assert [i["name"] for i in only.feature_info] == ["scale3"]
+    assert not any("_norm." in k for k in only.state_dict())
+    logits = mvitdsl.build(spec, features=False).eval()
+    with torch.no_grad():
+        assert logits(torch.randn(1, 3, 4, 32, 32)).shape == (1, 10)
+
+
+def test_outputs_setting_names_stages_that_exist():
+    text = OUTPUTS_SPEC.replace("outputs    scale3, scale2", "outputs    scale3, scale4")
+    with pytest.raises(mvitdsl.SpecError) as e:
+        mvitdsl.load_spec(text)
+    (d,) = e.value.diagnostics
+    assert d.code == "E203" and "no stage 'scale4' to output" in d.message
