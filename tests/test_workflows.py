@@ -5,6 +5,7 @@ shipped specs."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -397,3 +398,36 @@ def test_outputs_setting_names_stages_that_exist():
         mvitdsl.load_spec(text)
     (d,) = e.value.diagnostics
     assert d.code == "E203" and "no stage 'scale4' to output" in d.message
+
+
+def test_slowfast_names_and_shapes_resize_too():
+    """SlowFast keeps (1, L, D) position tables under its own names."""
+    torch.manual_seed(2)
+    state = mvitdsl.compile(TINY).state_dict()
+    renames = {"pos_encoding.spatial_pos": "pos_embed_spatial",
+               "pos_encoding.temporal_pos": "pos_embed_temporal",
+               "pos_encoding.class_pos": "pos_embed_class", "pos_encoding.class_token": "cls_token",
+               "conv_proj.weight": "patch_embed.proj.weight",
+               "conv_proj.bias": "patch_embed.proj.bias",
+               "head.1.weight": "head.projection.weight", "head.1.bias": "head.projection.bias"}
+    slowfast = {}
+    for name, tensor in state.items():
+        if name.startswith("pos_encoding."):
+            tensor = tensor.reshape(1, -1, tensor.shape[-1])
+        name = renames.get(name, name)
+        for ours, theirs in ((r"\.mlp\.0\.", ".mlp.fc1."), (r"\.mlp\.3\.", ".mlp.fc2."),
+                             (r"\.attn\.project\.0\.", ".attn.proj."),
+                             (r"\.pool_(.)\.pool\.", r".pool_\1."),
+                             (r"\.pool_(.)\.norm_act\.0\.", r".norm_\1."),
+                             (r"\.project\.", ".proj.")):
+            name = re.sub(ours, theirs, name)
+        slowfast[name] = tensor
+    spec = mvitdsl.load_spec(TINY)
+    gm = mvitdsl.build(spec, input=(3, 8, 48, 48), weights=slowfast, source="slowfast")
+    resized = {e.name: (e.old, e.new) for e in gm.load_report.of("resized")}
+    assert resized == {"pos_encoding.temporal_pos": ((1, 2, 32), (4, 32)),
+                       "pos_encoding.spatial_pos": ((1, 64, 32), (144, 32))}
+    own = gm.state_dict()
+    _assert_same(own["pos_encoding.temporal_pos"], _linear(state["pos_encoding.temporal_pos"], 4))
+    _assert_same(own["pos_encoding.class_pos"], state["pos_encoding.class_pos"])
+    _unchanged_but(gm, state, set(resized))

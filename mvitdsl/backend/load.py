@@ -224,6 +224,8 @@ def plan(
             out[name] = tensor
             entries.append(LoadEntry("loaded", name, old, new))
         elif is_position(name):
+            if tensor.ndim > len(new) and all(n == 1 for n in old[: tensor.ndim - len(new)]):
+                tensor = tensor.reshape(old[tensor.ndim - len(new) :])  # SlowFast's (1, L, D)
             resized = resize_entry(name, tensor, new, grid, model.tokens.cls)
             if tuple(resized.shape) != new:
                 bad.add(name)
