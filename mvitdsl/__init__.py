@@ -33,6 +33,7 @@ __all__ = [
     "compile",
     "convert_state_dict",
     "load_spec",
+    "param_groups",
     "__version__",
 ]
 
@@ -132,3 +133,11 @@ def _finish(
 def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001
     """load_spec + build in one call; keyword arguments go to build."""
     return build(load_spec(path_or_text), **kw)
+
+
+def param_groups(model: torch.nn.Module, **kw: Any) -> list[dict[str, Any]]:
+    """Optimizer groups for fine-tuning: no weight decay on positions, norms and biases, and
+    layer-wise lr decay with `layer_decay=` (see mvitdsl.backend.finetune.param_groups)."""
+    from .backend.finetune import param_groups as groups
+
+    return groups(model, **kw)
