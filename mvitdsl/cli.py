@@ -76,6 +76,14 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="the checkpoint's naming (default: guessed from its names)",
     )
+    check.add_argument(
+        "--weights",
+        default=None,
+        metavar="CKPT",
+        help="print the load report of these weights (what build(weights=) would load, "
+        "resize, initialise, ignore); exit 1 if they do not fit",
+    )
+    check.add_argument("--classes", type=int, default=None, help="with --weights: a new head")
     check.set_defaults(run=run_check)
 
     comp = sub.add_parser("compile", help="check, build, and write an importable artifact")
@@ -179,6 +187,8 @@ def run_check(args: argparse.Namespace) -> int:
 
         print(render_resolved(spec))
         return 0
+    if args.weights is not None:
+        return check_weights(spec, args)
     if args.against is not None:
         from .backend.weights import render_comparison
 
@@ -193,6 +203,27 @@ def run_check(args: argparse.Namespace) -> int:
     if args.blocks or args.batch != 1 or args.dtype != "fp32":
         print()
         print(render_blocks(report))
+    return 0
+
+
+def check_weights(spec: Spec, args: argparse.Namespace) -> int:
+    """`check --weights`: the load report without building the model."""
+    from . import with_classes
+    from .backend.load import WeightsError, plan_report
+
+    if args.classes is not None:
+        spec = with_classes(spec, args.classes)
+    try:
+        report = plan_report(
+            spec.model, args.weights, args.source, new_head=args.classes is not None
+        )
+    except WeightsError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps({"ok": True, "load_report": report.to_dict()}, indent=2, default=str))
+    else:
+        print(report.render())
     return 0
 
 

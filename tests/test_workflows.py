@@ -431,3 +431,17 @@ def test_slowfast_names_and_shapes_resize_too():
     _assert_same(own["pos_encoding.temporal_pos"], _linear(state["pos_encoding.temporal_pos"], 4))
     _assert_same(own["pos_encoding.class_pos"], state["pos_encoding.class_pos"])
     _unchanged_but(gm, state, set(resized))
+
+
+def test_check_weights_prints_the_load_report_without_building(tmp_path, capsys):
+    ckpt, _ = _tiny_checkpoint(tmp_path)
+    assert main(["check", str(TINY), "--weights", str(ckpt), "--input", "3x8x48x48"]) == 0
+    out = capsys.readouterr().out
+    assert "resized      pos_encoding.spatial_pos [64, 32] -> [144, 32]" in out
+    assert main(["check", str(TINY), "--weights", str(ckpt), "--classes", "3", "--format",
+                 "json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert {e["name"] for e in body["load_report"]["entries"] if e["action"] == "initialised"} == {
+        "head.1.weight", "head.1.bias"}
+    assert main(["check", "mvitv2_t_image", "--weights", str(ckpt)]) == 1
+    assert "do not fit mvitv2_t_image; nothing loaded" in capsys.readouterr().err

@@ -281,6 +281,16 @@ def load_into(
     return LoadReport(w.origin, dialect, model.name, tuple(entries), w.sha256, meta)
 
 
+def plan_report(
+    model: Model, weights: Any, source: str | None = None, *, new_head: bool = False
+) -> LoadReport:
+    """The load report of weights against a spec, without building it (`check --weights`)."""
+    w = resolve_weights(weights, source)
+    _, entries = plan(model, expected_shapes(model), w, new_head=new_head)
+    dialect = w.dialect or detect_source(list(w.state))
+    return LoadReport(w.origin, dialect, model.name, tuple(entries), w.sha256, w.meta)
+
+
 def manifest_extra(report: LoadReport | None, feature_info: Any = None) -> dict[str, Any]:
     """What travels with the weights into an artifact: origin, sha256, preprocessing, classes,
     the load report, and the feature outputs."""
