@@ -384,6 +384,12 @@ def test_outputs_setting_makes_a_feature_model():
     gm = mvitdsl.build(spec)
     assert [i["name"] for i in gm.feature_info] == ["scale2", "scale3"]
     assert "scale2_norm.weight" in gm.state_dict()
+    report = mvitdsl.analyze(spec)  # analysis knows the outputs and the feature model's size
+    assert report.extra["outputs"] == gm.feature_info
+    assert report.extra["feature_params"] == sum(p.numel() for p in gm.parameters())
+    from mvitdsl.analysis.report_text import render_table
+
+    assert "outputs: scale2 64ch /4 t/2, scale3 64ch /8 t/2" in render_table(report)
     only = mvitdsl.build(spec, features=["scale3"], feature_norm=False)  # the keyword wins
     assert [i["name"] for i in only.feature_info] == ["scale3"]
     assert not any("_norm." in k for k in only.state_dict())
