@@ -451,3 +451,15 @@ def test_check_weights_prints_the_load_report_without_building(tmp_path, capsys)
         "head.1.weight", "head.1.bias"}
     assert main(["check", "mvitv2_t_image", "--weights", str(ckpt)]) == 1
     assert "do not fit mvitv2_t_image; nothing loaded" in capsys.readouterr().err
+
+
+def test_draw_shows_the_outputs_instead_of_the_head():
+    pytest.importorskip("graphviz")
+    from mvitdsl.draw.render import draw
+
+    text = OUTPUTS_SPEC.replace("outputs    scale3, scale2, norm", "outputs    scale2")
+    spec = mvitdsl.load_spec(text)
+    for level in ("model", "stage"):
+        source = draw(spec, level).source
+        assert "out_scale2" in source and '"head"' not in source and "head [" not in source
+        assert "scale3" not in source  # pruned
