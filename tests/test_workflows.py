@@ -289,6 +289,7 @@ def test_compile_weights_puts_exactly_the_checkpoints_tensors_into_the_artifact(
     model = pkg.load()
     _assert_same(model.state_dict()["pos_encoding.spatial_pos"], state["pos_encoding.spatial_pos"])
     assert pkg.meta()["weights"]["origin"] == str(ckpt)
+    assert model.preprocessing == {} and model.categories is None
     model.head[1] = nn.Linear(64, 2)
     with torch.no_grad():
         assert model(torch.randn(1, 3, 4, 32, 32)).shape == (1, 2)
@@ -463,3 +464,26 @@ def test_draw_shows_the_outputs_instead_of_the_head():
         source = draw(spec, level).source
         assert "out_scale2" in source and '"head"' not in source and "head [" not in source
         assert "scale3" not in source  # pruned
+
+
+def test_named_weights_carry_preprocessing_and_classes_into_the_artifact(
+        tmp_path, monkeypatch, mvit_v1_b_state):
+    from mvitdsl.backend.artifact import import_artifact
+
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(mvit_v1_b_state, cache / "mvit_v1_b-dbeb1030.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    out = tmp_path / "mvit_b_k400"
+    argv = ["compile", "mvit_b", "--weights", "torchvision:MViT_V1_B_Weights.KINETICS400_V1",
+            "-o", str(out)]
+    assert main(argv) == 0
+    model = import_artifact(out).load()
+    assert model.preprocessing["std"] == [0.225, 0.225, 0.225]
+    assert model.preprocessing["resize_size"] == [256]
+    assert len(model.categories) == 400
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["weights"]["origin"] == "torchvision:MViT_V1_B_Weights.KINETICS400_V1"
+    assert len(meta["weights"]["sha256"]) == 64
+    _assert_same(model.state_dict()["blocks.3.attn.qkv.weight"],
+                 mvit_v1_b_state["blocks.3.attn.qkv.weight"])

@@ -104,6 +104,9 @@ def load(device=None, dtype=None) -> fx.GraphModule:
 
     gm = build()
     gm.load_state_dict(load_file(str(Path(__file__).with_name("weights.safetensors"))), strict=True)
+    info = meta()  # what the weights' source states: gm.preprocessing, gm.categories
+    gm.preprocessing = info.get("preprocessing", {})
+    gm.categories = info.get("categories")
     return gm.to(device=device, dtype=dtype).eval()
 '''
 
