@@ -202,55 +202,76 @@ def plan(
     dialect = weights.dialect or detect_source(list(state))
     converted = convert_state_dict(state, dialect, spec=model)
     whole = expected_shapes(model)
-    grid = shapes.patch_nominal(model)
     out: dict[str, torch.Tensor] = {}
     entries: list[LoadEntry] = []
     bad: set[str] = set()
     for name, tensor in converted.items():
-        old = tuple(tensor.shape)
-        if name not in want:
-            if name in whole or name.endswith("num_batches_tracked"):
-                why = "the model has no head (features)" if name in whole else "buffer not used"
-                entries.append(LoadEntry("ignored", name, old, None, why))
-            else:
-                bad.add(name)
-            continue
-        new = want[name]
-        if new_head and name.startswith("head.1."):
-            why = "the checkpoint's classifier, replaced by a new one"
-            entries.append(LoadEntry("ignored", name, old, None, why))
-            continue
-        if old == new:
-            out[name] = tensor
-            entries.append(LoadEntry("loaded", name, old, new))
-        elif is_position(name):
-            if tensor.ndim > len(new) and all(n == 1 for n in old[: tensor.ndim - len(new)]):
-                tensor = tensor.reshape(old[tensor.ndim - len(new) :])  # SlowFast's (1, L, D)
-            resized = resize_entry(name, tensor, new, grid, model.tokens.cls)
-            if tuple(resized.shape) != new:
-                bad.add(name)
-                continue
-            out[name] = resized
-            how = "linear" if "temporal" in name or "rel_pos" in name else "bicubic (space)"
-            if name.endswith("pos_embed"):
-                how = "bicubic in space, linear in time; cls row kept"
-            entries.append(LoadEntry("resized", name, old, new, f"{how}, to the spec's input size"))
-        else:
+        placed = place(model, name, tensor, want.get(name), name in whole, new_head)
+        if placed is None:
             bad.add(name)
+            continue
+        loaded, entry = placed
+        entries.append(entry)
+        if loaded is not None:
+            out[name] = loaded
     for name, shape in want.items():
-        if name in out:
-            continue
-        if new_head and name.startswith("head.1."):
-            why = f"a new classifier for {shape[0]} classes, freshly initialised"
-            entries.append(LoadEntry("initialised", name, None, shape, why))
-        elif name.endswith("_norm.weight") or name.endswith("_norm.bias"):
-            why = "a feature output's LayerNorm, not in the checkpoint"
-            entries.append(LoadEntry("initialised", name, None, shape, why))
-        else:
-            bad.add(name)
+        if name not in out:
+            initialised = fresh(name, shape, new_head)
+            if initialised is None:
+                bad.add(name)
+            else:
+                entries.append(initialised)
     if bad:
         raise WeightsError(mismatch_report(model, converted, bad, weights.origin))
     return out, entries
+
+
+def place(
+    model: Model,
+    name: str,
+    tensor: torch.Tensor,
+    new: Shape | None,
+    known: bool,
+    new_head: bool,
+) -> tuple[torch.Tensor | None, LoadEntry] | None:
+    """One checkpoint tensor: (what to load or None, its report entry), or None if it does not
+    fit. `new` is the module's shape for it (None: the module has no such entry), `known`
+    whether the whole classification model would have it."""
+    old = tuple(tensor.shape)
+    if new is None:
+        if not (known or name.endswith("num_batches_tracked")):
+            return None
+        why = "the model has no head (features)" if known else "buffer not used"
+        return None, LoadEntry("ignored", name, old, None, why)
+    if new_head and name.startswith("head.1."):
+        return None, LoadEntry("ignored", name, old, None, "the checkpoint's classifier, replaced")
+    if old == new:
+        return tensor, LoadEntry("loaded", name, old, new)
+    if not is_position(name):
+        return None
+    if tensor.ndim > len(new) and all(n == 1 for n in old[: tensor.ndim - len(new)]):
+        tensor = tensor.reshape(old[tensor.ndim - len(new) :])  # SlowFast's (1, L, D)
+    resized = resize_entry(name, tensor, new, shapes.patch_nominal(model), model.tokens.cls)
+    if tuple(resized.shape) != new:
+        return None
+    return resized, LoadEntry("resized", name, old, new, f"{_how(name)}, to the spec's input size")
+
+
+def _how(name: str) -> str:
+    """The interpolation a position table gets (backend/resize.py)."""
+    if name.endswith("pos_embed"):
+        return "bicubic in space, linear in time; cls row kept"
+    return "linear" if "temporal" in name or "rel_pos" in name else "bicubic"
+
+
+def fresh(name: str, shape: Shape, new_head: bool) -> LoadEntry | None:
+    """A module tensor the checkpoint does not give: freshly initialised, or None (missing)."""
+    if new_head and name.startswith("head.1."):
+        why = f"a new classifier for {shape[0]} classes, freshly initialised"
+        return LoadEntry("initialised", name, None, shape, why)
+    if name.endswith(("_norm.weight", "_norm.bias")) and not name.startswith("blocks."):
+        return LoadEntry("initialised", name, None, shape, "a feature map's LayerNorm")
+    return None
 
 
 def mismatch_report(
