@@ -345,6 +345,9 @@ def test_shipped_specs_by_name(tmp_path, monkeypatch, capsys):
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "mvit_b " in listing and "36,610,672" in listing and "70.599" in listing
+    assert main(["list", "--format", "json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["mvitv2_t_image"]["params"] == 24_173_320 and len(rows) >= 14
 
 
 def test_feature_model_with_weights_exports_to_onnx_and_pt2(tmp_path):
