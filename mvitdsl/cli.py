@@ -78,6 +78,14 @@ def parser() -> argparse.ArgumentParser:
         help="the checkpoint's naming (default: guessed from its names)",
     )
     check.add_argument("more", nargs="*", metavar="SPEC", help="more specs: each is reported")
+    check.add_argument(
+        "--weights",
+        default=None,
+        metavar="CKPT",
+        help="print the load report of these weights (what build(weights=) would load, "
+        "resize, initialise, ignore); exit 1 if they do not fit",
+    )
+    check.add_argument("--classes", type=int, default=None, help="with --weights: a new head")
     check.set_defaults(run=run_check)
 
     comp = sub.add_parser("compile", help="check, build, and write an importable artifact")
@@ -90,7 +98,12 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="also write <model>.onnx and/or <model>.pt2 (torch.export) into it",
     )
+    _weights_flags(comp)
     comp.set_defaults(run=run_compile)
+
+    listing = sub.add_parser("list", help="list the shipped specs (name, params, GMACs, source)")
+    listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.set_defaults(run=run_list, spec="list")
 
     draw = sub.add_parser("draw", help="draw the architecture with graphviz")
     _common(draw)
@@ -126,7 +139,62 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Spec:
-    return load_spec(Path(args.spec), input_size=args.input)
+    path = Path(args.spec)
+    if not path.exists():
+        from .catalog import shipped_path
+
+        path = shipped_path(args.spec) or path  # a bare name that is not a file: a shipped spec
+    return load_spec(path, input_size=args.input)
+
+
+def _weights_flags(p: argparse.ArgumentParser) -> None:
+    """compile's flags for trained weights, new classes and feature outputs."""
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="CKPT",
+        help="load weights: a .pt/.pth/.safetensors file or torchvision:ENUM.NAME "
+        "(e.g. torchvision:MViT_V1_B_Weights.KINETICS400_V1); position tables are resized to "
+        "the input size",
+    )
+    p.add_argument(
+        "--source",
+        choices=("torchvision", "slowfast", "timm"),
+        default=None,
+        help="the checkpoint's naming (default: guessed from its names)",
+    )
+    p.add_argument("--classes", type=int, default=None, help="a new classifier with N classes")
+    p.add_argument(
+        "--features",
+        nargs="+",
+        default=None,
+        metavar="STAGE",
+        help="return a dict of feature maps after these stages (names or indices)",
+    )
+    p.add_argument(
+        "--feature-norm",
+        action="store_true",
+        default=None,
+        help="a LayerNorm on each feature map (default: the spec's `outputs ..., norm`)",
+    )
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _stage_keys(values: list[str] | None) -> list[str | int] | None:
+    if values is None:
+        return None
+    return [int(v) if v.lstrip("-").isdigit() else v for v in values]
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from .catalog import entries, render_list
+
+    rows = entries()
+    if args.format == "json":
+        print(json.dumps([vars(e) for e in rows], indent=2))
+    else:
+        print(render_list(rows))
+    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -138,6 +206,8 @@ def run_check(args: argparse.Namespace) -> int:
 
         print(render_resolved(spec))
         return 0
+    if args.weights is not None:
+        return check_weights(spec, args)
     if args.against is not None:
         from .backend.weights import render_comparison
 
@@ -171,34 +241,95 @@ def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:
     return status
 
 
+def check_weights(spec: Spec, args: argparse.Namespace) -> int:
+    """`check --weights`: the load report without building the model."""
+    from . import with_classes
+    from .backend.load import WeightsError, plan_report
+
+    if args.classes is not None:
+        spec = with_classes(spec, args.classes)
+    try:
+        report = plan_report(
+            spec.model, args.weights, args.source, new_head=args.classes is not None
+        )
+    except WeightsError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps({"ok": True, "load_report": report.to_dict()}, indent=2, default=str))
+    else:
+        print(report.render())
+    return 0
+
+
 def run_compile(args: argparse.Namespace) -> int:
-    from . import build
+    from . import build, with_classes
     from .backend.artifact import write_artifact
+    from .backend.load import WeightsError, manifest_extra
 
     spec = _load(args)
+    if args.classes is not None:
+        spec = with_classes(spec, args.classes)
     report = analyze(spec)
-    print(render_table(report))
-    gm = build(spec)
+    text = args.format == "text"
+    if text:
+        print(render_table(report))
+    features = _stage_keys(args.features)
+    try:
+        gm = build(
+            spec,
+            weights=args.weights,
+            source=args.source,
+            classes=args.classes,
+            features=features,
+            feature_norm=args.feature_norm,
+        )
+    except (WeightsError, ValueError) as e:
+        if text:
+            print(f"mvitdsl: {e}", file=sys.stderr)
+        else:
+            print(json.dumps({"ok": False, "error": str(e)}, indent=2))
+        return 1
+    load_report = getattr(gm, "load_report", None)
+    if load_report is not None and text:
+        print()
+        print(load_report.render())
     numel = sum(p.numel() for p in gm.parameters())
-    if numel != report.params:  # an invariant: analysis and emission must agree
+    is_features = getattr(gm, "feature_info", None) is not None
+    if not is_features and numel != report.params:  # analysis and emission must agree
         print(
             f"mvitdsl: internal error: built {numel:,} params, analysis says {report.params:,}",
             file=sys.stderr,
         )
         return 3
     out = args.out or Path("build") / spec.name
+    extra = manifest_extra(load_report, getattr(gm, "feature_info", None))
     write_artifact(
-        gm, out, name=spec.name, source_file=str(args.spec), source_text=spec.sources[spec.path]
+        gm,
+        out,
+        name=spec.name,
+        source_file=str(args.spec),
+        source_text=spec.sources[spec.path],
+        extra=extra,
     )
-    print(
-        f"\nwrote {out}/ (model.py, runtime.py, weights.safetensors): "
-        f"import it with `from {out.name} import load`"
-    )
+    written = [str(out)]
+    if text:
+        print(
+            f"\nwrote {out}/ (model.py, runtime.py, weights.safetensors): "
+            f"import it with `from {out.name} import load`"
+        )
     if args.export:
         from .backend.export import input_shape, write_exports
 
         for path in write_exports(gm, input_shape(spec.model), out, tuple(args.export), spec.name):
-            print(f"wrote {path}")
+            written.append(str(path))
+            if text:
+                print(f"wrote {path}")
+    if not text:
+        body = {"ok": True, "written": written, "params": numel}
+        if load_report is not None:
+            body["load_report"] = load_report.to_dict()
+        print(json.dumps(body, indent=2, default=str))
     return 0
 
 

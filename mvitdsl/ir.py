@@ -147,6 +147,14 @@ class Head(Node):
     loc: Loc
 
 
+class Outputs(Node):
+    """`outputs scale2, scale3, norm`: feature maps after these stages instead of logits."""
+
+    stages: tuple[str, ...]
+    norm: bool
+    loc: Loc
+
+
 class Model(Node):
     """A whole model, lowered: what `build` emits and what `analyze` measures."""
 
@@ -161,6 +169,7 @@ class Model(Node):
     drop_path: float
     norm_eps: float
     source_file: str
+    outputs: Outputs | None = None
 
     @property
     def spatial_dims(self) -> int:

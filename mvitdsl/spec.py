@@ -54,12 +54,21 @@ def _is_file(text: str) -> bool:
 
 
 def load_spec(
-    path_or_text: str | Path, *, input_size: tuple[int, ...] | None = None, check: bool = True
+    path_or_text: str | Path | None = None,
+    *,
+    input_size: tuple[int, ...] | None = None,
+    check: bool = True,
+    name: str | None = None,
 ) -> Spec:
     """Parse, resolve inheritance, lower and (by default) shape-check one spec.
 
+    `name="mvit_b"` loads a shipped spec (`mvitdsl list`) instead of a file or text.
     Raises SpecError carrying every diagnostic found. Never imports torch.
     """
+    if name is not None:
+        path_or_text = shipped(name)
+    if path_or_text is None:
+        raise TypeError("load_spec: give a file, spec text, or name= of a shipped spec")
     text, file = read_source(path_or_text)
     model, expect = split_expect(parse(text, file))  # `expect` is the child's own: not merged
     sources = {file: text}
@@ -75,6 +84,16 @@ def load_spec(
     if check:
         check_spec(spec)
     return spec
+
+
+def shipped(name: str) -> Path:
+    """The file of the shipped spec `name`; FileNotFoundError naming the shipped ones if none."""
+    from .catalog import names, shipped_path
+
+    path = shipped_path(name)
+    if path is None:
+        raise FileNotFoundError(f"no shipped spec {name!r}; shipped: {', '.join(names())}")
+    return path
 
 
 def resize(spec: Spec, size: tuple[int, ...]) -> Spec:

@@ -302,7 +302,23 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
         batch=batch,
         dtype=dtype,
         activation_bytes=sum(r.activation_bytes for r in rows) + 2 * stem_elems * batch * nbytes,
+        extra=_outputs_extra(model, stem, rows),
     )
+
+
+def _outputs_extra(model: Model, stem: Costs, rows: list[BlockRow]) -> dict[str, Any]:
+    """With an `outputs` setting: the maps, and the feature model's parameters (the blocks
+    after the last output and the head pruned, a LayerNorm per map with `norm`)."""
+    from .outputs import spec_outputs
+
+    info = spec_outputs(model)
+    if not info or model.outputs is None:
+        return {}
+    last = max(int(i["module"].split(".")[1]) for i in info)
+    params = stem.params + sum(r.params for r in rows if r.index <= last)
+    if model.outputs.norm:
+        params += sum(2 * i["num_chs"] for i in info)
+    return {"outputs": info, "feature_params": params}
 
 
 def block_row(block: Block, flow: BlockShapes, c: Costs, activation_bytes: int) -> BlockRow:

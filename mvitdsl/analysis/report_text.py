@@ -53,7 +53,21 @@ def render_table(report: Report) -> str:
         _head_row(report),
         _total_row(report),
     ]
-    return _title(report) + "\n" + "\n".join(_layout(rows))
+    return _title(report) + "\n" + "\n".join(_layout(rows)) + _outputs_lines(report)
+
+
+def _outputs_lines(report: Report) -> str:
+    """With an `outputs` setting: one line per feature map, and the feature model's size."""
+    info = report.extra.get("outputs")
+    if not info:
+        return ""
+    maps = ", ".join(
+        f"{i['name']} {i['num_chs']}ch /{i['reduction']}"
+        + (f" t/{i['temporal_stride']}" if "temporal_stride" in i else "")
+        for i in info
+    )
+    params = report.extra["feature_params"]
+    return f"\noutputs: {maps}; feature model {params:,} params (later blocks and head pruned)"
 
 
 def _title(report: Report) -> str:

@@ -82,7 +82,20 @@ def build() -> fx.GraphModule:
     top.blocks = nn.ModuleList(blocks)
     gm = _graph_module(top, {class_name!r})
     gm.blocks = nn.ModuleList(blocks)
+    if isinstance(getattr(gm, "head", None), nn.Module):
+        gm.head = nn.Sequential(*gm.head.children())  # gm.head[1] = nn.Linear(...) works
+    if "feature_info" in meta():
+        gm.feature_info = meta()["feature_info"]
     return gm
+
+
+def meta() -> dict:
+    """What travels with the weights (meta.json): their origin and sha256, the preprocessing
+    and class names their source states, the load report, feature_info; {} if none."""
+    import json
+
+    path = Path(__file__).with_name("meta.json")
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def load(device=None, dtype=None) -> fx.GraphModule:
@@ -91,6 +104,9 @@ def load(device=None, dtype=None) -> fx.GraphModule:
 
     gm = build()
     gm.load_state_dict(load_file(str(Path(__file__).with_name("weights.safetensors"))), strict=True)
+    info = meta()  # what the weights' source states: gm.preprocessing, gm.categories
+    gm.preprocessing = info.get("preprocessing", {})
+    gm.categories = info.get("categories")
     return gm.to(device=device, dtype=dtype).eval()
 '''
 
@@ -195,9 +211,17 @@ def generate(gm: fx.GraphModule, name: str, source: str) -> str:
 
 
 def write_artifact(
-    gm: fx.GraphModule, out_dir: str | Path, *, name: str, source_file: str, source_text: str
+    gm: fx.GraphModule,
+    out_dir: str | Path,
+    *,
+    name: str,
+    source_file: str,
+    source_text: str,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the package to out_dir (replacing it); returns the directory."""
+    """Write the package to out_dir (replacing it); returns the directory. `extra`
+    (load.manifest_extra: weights' origin, preprocessing, classes, feature_info) goes to
+    meta.json, offered by the package's `meta()`."""
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
@@ -205,15 +229,29 @@ def write_artifact(
     (out / "model.py").write_text(generate(gm, name, source_file))
     shutil.copyfile(Path(runtime.__file__), out / "runtime.py")
     (out / "spec.mv").write_text(source_text)
+    write_extra(out, extra or {})
     (out / "__init__.py").write_text(
         f'"""Model {name!r}, compiled by mvitdsl from {source_file}."""\n'
-        'from .model import build, load\n\n__all__ = ["build", "load"]\n'
+        "from .finetune import param_groups\n"
+        "from .model import build, load, meta\n\n"
+        '__all__ = ["build", "load", "meta", "param_groups"]\n'
     )
     state = {k: v.detach().contiguous().cpu() for k, v in gm.state_dict().items()}
     save_file(
         state, str(out / "weights.safetensors"), metadata={"model": name, "source": source_file}
     )
     return out
+
+
+def write_extra(out: Path, extra: dict[str, Any]) -> None:
+    """meta.json (when there is anything to say) and finetune.py (parameter groups)."""
+    import json
+
+    from . import finetune
+
+    shutil.copyfile(Path(finetune.__file__), out / "finetune.py")
+    if extra:
+        (out / "meta.json").write_text(json.dumps(extra, indent=2, default=str) + "\n")
 
 
 def import_artifact(path: str | Path) -> types.ModuleType:

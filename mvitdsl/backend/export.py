@@ -51,7 +51,12 @@ def write_pt2(program: ExportedProgram, path: Path) -> Path:
     return path
 
 
-def write_onnx(program: ExportedProgram, path: Path, optimize: bool = True) -> Path:
+def write_onnx(
+    program: ExportedProgram,
+    path: Path,
+    optimize: bool = True,
+    output_names: Sequence[str] = ("logits",),
+) -> Path:
     """Convert an exported program to ONNX (dynamo exporter), weights inside the file;
     `optimize` runs onnxscript's graph optimizer (half the export time, smaller graph)."""
     onnx_program = torch.onnx.export(
@@ -60,7 +65,7 @@ def write_onnx(program: ExportedProgram, path: Path, optimize: bool = True) -> P
         verbose=False,
         optimize=optimize,
         input_names=["x"],
-        output_names=["logits"],
+        output_names=list(output_names),
         custom_translation_table={torch.ops.aten.conv3d.default: _onnx_conv3d},
     )
     assert onnx_program is not None  # dynamo=True always returns the program
@@ -108,5 +113,7 @@ def write_exports(
     if "pt2" in formats:
         written.append(write_pt2(program, out_dir / f"{name}.pt2"))
     if "onnx" in formats:
-        written.append(write_onnx(program, out_dir / f"{name}.onnx"))
+        info = getattr(gm, "feature_info", None)  # a feature model: one output per map
+        names = [i["name"] for i in info] if info else ["logits"]
+        written.append(write_onnx(program, out_dir / f"{name}.onnx", output_names=names))
     return written

@@ -294,7 +294,7 @@ def compare_shapes(
                     "shape",
                     name,
                     f"{name} is {_fmt(ours[name])} in the checkpoint "
-                    f"but {_fmt(shape)} in the spec ({about})",
+                    f"but {_fmt(shape)} in the spec ({about})" + _resizable(name),
                     loc,
                 )
             )
@@ -309,6 +309,14 @@ def compare_shapes(
                 )
             )
     return source, out
+
+
+def _resizable(name: str) -> str:
+    """A note for position tables, which loading with weights= resizes (backend/resize.py)."""
+    positions = ("pos_encoding.pos_embed", "pos_encoding.spatial_pos", "pos_encoding.temporal_pos")
+    if name in positions or ".attn.rel_pos_" in name:
+        return "; a position table: `compile --weights` and build(weights=) resize it"
+    return ""
 
 
 def render_comparison(spec: Spec, path: str | Path, source: Source | None) -> tuple[str, int]:

@@ -77,6 +77,44 @@ def add_head(g: graphviz.Digraph, model: Model, s: Shapes, previous: str, row: B
     g.edge(previous, "head", label=s.size(row.grid_q, row.dim_out))
 
 
+def drawn_stages(model: Model) -> list[Stage]:
+    """The stages to draw: all, or with an `outputs` setting up to the last output (the later
+    ones are pruned from the feature model)."""
+    if model.outputs is None:
+        return list(model.stages)
+    names = [st.name for st in model.stages]
+    last = max(names.index(n) for n in model.outputs.stages)
+    return list(model.stages[: last + 1])
+
+
+def add_outputs(
+    g: graphviz.Digraph, model: Model, s: Shapes, ends: dict[str, tuple[str, BlockRow]]
+) -> None:
+    """With an `outputs` setting: one map node per output instead of the head."""
+    assert model.outputs is not None
+    for name in model.outputs.stages:
+        ident, row = ends[name]
+        norm = "LayerNorm, " if model.outputs.norm else ""
+        label = lines(f"{name} map", f"{norm}tokens → {s.size(row.grid_q, row.dim_out)}")
+        g.node(f"out_{name}", label, shape="box", style="filled", fillcolor="#eeeeee")
+        g.edge(ident, f"out_{name}", label=s.size(row.grid_q, row.dim_out))
+
+
+def finish_graph(
+    g: graphviz.Digraph,
+    model: Model,
+    s: Shapes,
+    ends: dict[str, tuple[str, BlockRow]],
+    previous: str,
+    last: BlockRow,
+) -> None:
+    """The head, or the feature maps of an `outputs` setting."""
+    if model.outputs is not None:
+        add_outputs(g, model, s, ends)
+    else:
+        add_head(g, model, s, previous, last)
+
+
 # ---------------------------------------------------------------- level: model
 
 
@@ -100,7 +138,8 @@ def model_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
     g = new_graph(f"{m.name}_model", rankdir, title(report))
     previous = add_stem(g, m, s)
     last = report.blocks[0]
-    for i, st in enumerate(m.stages):
+    ends: dict[str, tuple[str, BlockRow]] = {}
+    for i, st in enumerate(drawn_stages(m)):
         rows = stage_rows(report, i)
         blocks = m.blocks[st.first : st.first + st.depth]
         ident = f"stage_{st.name}"
@@ -116,7 +155,8 @@ def model_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
         edge_grid, edge_dim = (last.grid_q, last.dim_out) if i else (last.grid_in, last.dim_in)
         g.edge(previous, ident, label=s.size(edge_grid, edge_dim))
         previous, last = ident, rows[-1]
-    add_head(g, m, s, previous, last)
+        ends[st.name] = (previous, last)
+    finish_graph(g, m, s, ends, previous, last)
     return g
 
 
@@ -176,7 +216,8 @@ def stage_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
     g = new_graph(f"{m.name}_stage", rankdir, title(report))
     previous = add_stem(g, m, s)
     last = report.blocks[0]
-    for i, st in enumerate(m.stages):
+    ends: dict[str, tuple[str, BlockRow]] = {}
+    for i, st in enumerate(drawn_stages(m)):
         with g.subgraph(name=f"cluster_{st.name}") as c:
             c.attr(label="", style="rounded,filled", fillcolor=colour(st.name), color="#888888")
             # the stage's name as a node left of its first block: a cluster label would sit
@@ -199,7 +240,8 @@ def stage_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
                 row = report.blocks[run[0]]
                 g.edge(previous, ident, label=s.size(row.grid_in, row.dim_in))
                 previous, last = ident, report.blocks[run[-1]]
-    add_head(g, m, s, previous, last)
+        ends[st.name] = (previous, last)
+    finish_graph(g, m, s, ends, previous, last)
     return g
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ir
-from ..diagnostics import Reporter, Span
+from ..diagnostics import Reporter, Span, did_you_mean
 from .expand import expand
 from .merge import merge
 from .read import Reader
@@ -88,7 +88,24 @@ class Lowering:
             drop_path=d.drop_path,
             norm_eps=d.norm_eps,
             source_file=self.model.file,
+            outputs=self.outputs_ir([s.name for s in stages]),
         )
+
+    def outputs_ir(self, stage_names: list[str]) -> ir.Outputs | None:
+        """The `outputs` setting, each name checked against the stage table (E203)."""
+        if self.d.outputs is None:
+            return None
+        names, norm, span = self.d.outputs
+        for name, at in names:
+            if name not in stage_names:
+                self.r.error(
+                    "E203",
+                    f"no stage '{name}' to output",
+                    at,
+                    did_you_mean(name, stage_names) or "stages are " + ", ".join(stage_names),
+                )
+        ordered = tuple(n for n in stage_names if n in {name for name, _ in names})
+        return ir.Outputs(stages=ordered, norm=norm, loc=self.reader.loc(span))
 
     def patch_ir(self, loc: ir.Loc) -> ir.Patch:
         """The patch embedding; stride defaults to the kernel, width to the first stage's."""

@@ -66,6 +66,7 @@ class Draft:
     norm_eps: float = 1e-6
     rows: list[StageRow] = field(default_factory=list)
     stages_span: Span | None = None
+    outputs: tuple[list[tuple[str, Span]], bool, Span] | None = None
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Reader:
             "train": self.train,
             "norm": self.norm,
             "budget": self.budget,
+            "outputs": self.outputs,
         }
 
     def loc(self, span: Span) -> ir.Loc:
@@ -292,6 +294,27 @@ class Reader:
                 ),
             },
         )
+
+    # -- outputs scale2, scale3, scale4, scale5, norm   (feature maps instead of logits)
+    def outputs(self, s: Setting) -> None:
+        names: list[tuple[str, Span]] = []
+        norm = False
+        for clause in s.clauses:
+            for atom in clause.atoms:
+                if atom.kind == "name" and atom.value == "norm":
+                    norm = True
+                elif atom.kind == "name":
+                    names.append((str(atom.value), atom.span))
+                else:
+                    self.r.error(
+                        "E204",
+                        f"'outputs' takes stage names, not '{atom.text}'",
+                        atom.span,
+                        "outputs scale2, scale3, scale4, scale5 [, norm]",
+                    )
+        if not names:
+            self.r.error("E204", "'outputs' names no stage", s.key_span, "outputs scale4, scale5")
+        self.d.outputs = (names, norm, s.span)
 
     # -- stages { name blocks dim heads pool_q [pool_kv | off] }
     def stages(self, t: Table) -> None:
