@@ -125,9 +125,9 @@ class Attention(Node):
     pool_mode: PoolMode
     kernel_q: Dims3 | None
     kernel_kv: Dims3 | None
-    pool_q: Literal["first", "all"]
-    kv_stride: Dims3 | None
-    kv_adaptive: bool
+    pool_q_blocks: Literal["first", "all"]
+    stride_kv: Dims3 | None
+    stride_kv_adaptive: bool
     mlp_ratio: float
     dim_change: Literal["mlp", "attention"]
     rel_pos: Literal["none", "decomposed"]

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, dict[str, Default]] = {
     "tokens": {"position": lambda m: f"position {m.tokens.position}"},
     "attention": {
         "pool": lambda m: f"pool {m.attention.pool_mode}",
-        "pool_q": lambda m: f"pool_q {m.attention.pool_q}",
+        "pool_q_blocks": lambda m: f"pool_q_blocks {m.attention.pool_q_blocks}",
         "mlp_ratio": lambda m: f"mlp_ratio {_num(m.attention.mlp_ratio)}",
         "dim_change": lambda m: f"dim_change {m.attention.dim_change}",
         "rel_pos": lambda m: f"rel_pos {m.attention.rel_pos}",
@@ -99,7 +99,7 @@ def _row(row: Row) -> str:
 
 def _table(t: Table) -> list[str]:
     head = _line(f"  {t.key} {{", _where(t.key_span.file, t.key_span.line))
-    columns = " ".join(f"{c:>6}" for c in ("blocks", "dim", "heads", "pool_q", "pool_kv"))
+    columns = " ".join(f"{c:>6}" for c in ("blocks", "dim", "heads", "stride_q", "stride_kv"))
     return [head, f"    {'# name':<10} {columns}", *(_row(r) for r in t.rows), "  }"]
 
 
