@@ -109,7 +109,15 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Spec:
-    return load_spec(Path(args.spec), input_size=args.input)
+    spec = load_spec(Path(args.spec), input_size=args.input)
+    print_warnings(spec)
+    return spec
+
+
+def print_warnings(spec: Spec) -> None:
+    """Warnings (deprecated spellings) go to stderr, so stdout stays the report."""
+    for d in spec.warnings:
+        print(d.render(spec.sources.get(d.span.file) if d.span else None), file=sys.stderr)
 
 
 def run_check(args: argparse.Namespace) -> int:

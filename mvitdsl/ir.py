@@ -14,6 +14,13 @@ Dims3 = tuple[int, int, int]
 PoolMode = Literal["conv", "avg", "max"]
 
 
+def default_kernel(stride: Dims3) -> Dims3:
+    """SlowFast's pooling kernel for a stride: s + 1 where s > 1, else s. The one home of the
+    rule: Q and K/V pools without a written kernel, and the residual's skip max-pool."""
+    k = tuple(s + 1 if s > 1 else s for s in stride)
+    return (k[0], k[1], k[2])
+
+
 class Node(BaseModel):
     """Base of every IR model: immutable, no unknown fields."""
 

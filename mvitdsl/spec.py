@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ir
-from .diagnostics import Reporter, SpecError
+from .diagnostics import Diagnostic, Reporter, SpecError
 from .language.lower import Lowering, merge
 from .language.parse import parse
 from .language.syntax import Model
@@ -23,6 +23,7 @@ class Spec:
     ast: Model
     statements: tuple[Any, ...]
     sources: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[Diagnostic, ...] = ()  # e.g. W001, an old spelling of a renamed word
 
     @property
     def name(self) -> str:
@@ -68,7 +69,7 @@ def load_spec(
     assert lowered is not None
     if input_size is not None:
         lowered = with_input(lowered, input_size)
-    spec = Spec(lowered, model, statements, sources)
+    spec = Spec(lowered, model, statements, sources, tuple(lowering.r.warnings))
     if check:
         check_spec(spec)
     return spec
@@ -76,7 +77,9 @@ def load_spec(
 
 def resize(spec: Spec, size: tuple[int, ...]) -> Spec:
     """The spec at another input size, shape-checked again (raises SpecError if it cannot run)."""
-    resized = Spec(with_input(spec.model, size), spec.ast, spec.statements, spec.sources)
+    resized = Spec(
+        with_input(spec.model, size), spec.ast, spec.statements, spec.sources, spec.warnings
+    )
     check_spec(resized)
     return resized
 

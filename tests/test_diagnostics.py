@@ -63,6 +63,8 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "E307": ("`patch conv 3x3 stride 2x2` and `tokens cls, position joint` (on 32x32)",
              [("position none", "position joint"),
               ("conv 4x4 stride 4x4", "conv 3x3 stride 2x2")]),
+    "W001": ("attention kv_stride 2x2  (the old spelling of stride_kv; still read)",  # rename_vocab: keep
+             [("  stages {", "  attention kv_stride 2x2\n  stages {")]),  # rename_vocab: keep
 }
 
 EXPECTED = {
@@ -194,6 +196,13 @@ EXPECTED = {
          ^^^^^^^^^^^^^^^^^^^^^^^^^^
   = hint: choose an input size divisible by the patch stride and an odd kernel with pad kernel//2, or 'position none'
 """,
+    # rename_vocab: off (W001's text spells the old word)
+    "W001": """\
+<spec>:5:13: warning[W001]: 'kv_stride' is now spelled 'stride_kv'
+   5 |   attention kv_stride 2x2
+                   ^^^^^^^^^
+  = hint: write 'stride_kv'
+""",  # rename_vocab: on
 }
 
 
@@ -211,6 +220,12 @@ def test_every_code_has_a_case_and_an_expected_text():
 
 @pytest.mark.parametrize("code", sorted(CODES))
 def test_rendered_text_is_exact(code: str):
+    if code.startswith("W"):  # a warning: the spec loads, the warning rides along
+        spec = mvitdsl.load_spec(failing_spec(code))
+        assert [d.code for d in spec.warnings] == [code]
+        text = "\n".join(d.render(spec.sources["<spec>"]) for d in spec.warnings)
+        assert text + "\n" == EXPECTED[code]
+        return
     with pytest.raises(mvitdsl.SpecError) as info:
         mvitdsl.load_spec(failing_spec(code))
     assert [d.code for d in info.value.diagnostics] == [code]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from math import prod
 
 from ..ir import Block, Dims3, Model, Pool
+from ..ir import default_kernel as default_kernel  # the skip pool's kernel rule, one home in ir
 
 
 def window_out(n: int, kernel: int, stride: int, padding: int) -> int:
@@ -20,12 +21,6 @@ def grid_out(grid: Dims3, kernel: Dims3, stride: Dims3, padding: Dims3) -> Dims3
 def pooled(grid: Dims3, pool: Pool) -> Dims3:
     """The grid after a Q / K / V pooling; unchanged when the pooling does not exist."""
     return grid_out(grid, pool.kernel, pool.stride, pool.padding) if pool.exists else grid
-
-
-def default_kernel(stride: Dims3) -> Dims3:
-    """Kernel of the residual max-pool of a Q-strided block: s + 1 where s > 1, else s."""
-    k = tuple(s + 1 if s > 1 else s for s in stride)
-    return (k[0], k[1], k[2])
 
 
 def skip_pooled(grid: Dims3, stride: Dims3) -> Dims3:

@@ -51,12 +51,6 @@ def _widths(att: ir.Attention, rows: list[StageDraft], s: int, j: int, dim_in: i
     return dim_in, row.dim, row.dim
 
 
-def default_kernel(stride: ir.Dims3) -> ir.Dims3:
-    """SlowFast's default kernel when none is given: s + 1 where s > 1, else s."""
-    k = tuple(s + 1 if s > 1 else s for s in stride)
-    return (k[0], k[1], k[2])
-
-
 def _divide(kv: ir.Dims3, q: ir.Dims3) -> ir.Dims3:
     return (max(kv[0] // q[0], 1), max(kv[1] // q[1], 1), max(kv[2] // q[2], 1))
 
@@ -90,12 +84,12 @@ def _block(
 def _pool_q(att: ir.Attention, stride: ir.Dims3) -> ir.Pool:
     """Q is pooled where it is strided, or in every block with `pool_q_blocks all`."""
     pooled = att.pool_q_blocks == "all" or stride != (1, 1, 1)
-    kernel = (att.kernel_q or default_kernel(stride)) if pooled else (1, 1, 1)
+    kernel = (att.kernel_q or ir.default_kernel(stride)) if pooled else (1, 1, 1)
     return ir.Pool(mode=att.pool_mode, kernel=kernel, stride=stride)
 
 
 def _pool_kv(att: ir.Attention, row: StageDraft, stride: ir.Dims3) -> ir.Pool:
-    kernel = (1, 1, 1) if row.kv_off else att.kernel_kv or default_kernel(stride)
+    kernel = (1, 1, 1) if row.kv_off else att.kernel_kv or ir.default_kernel(stride)
     return ir.Pool(mode=att.pool_mode, kernel=kernel, stride=stride)
 
 

@@ -26,6 +26,18 @@ from .syntax import Row, Setting, Table
 
 MAX_BLOCKS = 512
 
+# Option words renamed by issue 12 (GLOSSARY): the old spelling still reads, with warning W001.
+RENAMED_OPTIONS = {"kv_stride": "stride_kv", "pool_q": "pool_q_blocks"}  # rename_vocab: keep
+
+
+def renamed(word: str, options: dict[str, Option], span: Span, r: Reporter) -> str:
+    """The current spelling of an option word; an old one is accepted with a warning."""
+    new = RENAMED_OPTIONS.get(word)
+    if new is None or new not in options:
+        return word
+    r.warning("W001", f"'{word}' is now spelled '{new}'", span, f"write '{new}'")
+    return new
+
 
 def loc(span: Span, source: str = "") -> ir.Loc:
     """Where a span is, with its source line's text for the report."""
@@ -139,7 +151,7 @@ class Reader:
         for clause in s.clauses:
             atoms = Atoms(clause.atoms, clause.span, self.r)
             while (first := atoms.peek()) is not None:
-                key = str(first.value)
+                key = renamed(str(first.value), options, first.span, self.r)
                 if first.kind not in ("name", "arrow") or key not in options:
                     self.r.error(
                         "E203",
