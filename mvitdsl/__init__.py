@@ -50,24 +50,11 @@ def build(
     `input` overrides the spec's input size, (C, T, H, W) for video or (C, H, W) for images.
     `checkpoint` recomputes blocks in backward: True, stage names ("scale4") or block indices.
     """
-    from .backend.emit import emit
+    from .backend.build import build_module
 
     if input is not None:
         spec = resize(spec, input)
-    import contextlib
-
-    import torch
-
-    # Create the parameters where they will live: on "meta" a 667M-parameter model costs nothing.
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        gm = emit(spec.model)
-    if device is not None or dtype is not None:
-        gm = gm.to(device=device, dtype=dtype)
-    if checkpoint is not False:
-        from .backend.passes import checkpoint_blocks, checkpointed_blocks
-
-        gm = checkpoint_blocks(gm, checkpointed_blocks(spec.model, checkpoint))
-    return gm
+    return build_module(spec.model, device=device, dtype=dtype, checkpoint=checkpoint)
 
 
 def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001

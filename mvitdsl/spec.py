@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import ir
+from .analysis.analyze import Report, analyze
+from .analysis.budget import check_budget
+from .analysis.check import check_model
 from .diagnostics import Diagnostic, Reporter, SpecError
 from .language.lower import Lowering, merge
 from .language.parse import parse
@@ -24,6 +27,7 @@ class Spec:
     statements: tuple[Any, ...]
     sources: dict[str, str] = field(default_factory=dict)
     warnings: tuple[Diagnostic, ...] = ()  # e.g. W001, an old spelling of a renamed word
+    report: Report | None = field(default=None, compare=False)  # made by check_spec (batch 1)
 
     @property
     def name(self) -> str:
@@ -70,28 +74,22 @@ def load_spec(
     if input_size is not None:
         lowered = with_input(lowered, input_size)
     spec = Spec(lowered, model, statements, sources, tuple(lowering.r.warnings))
-    if check:
-        check_spec(spec)
-    return spec
+    return replace(spec, report=check_spec(spec)) if check else spec
 
 
 def resize(spec: Spec, size: tuple[int, ...]) -> Spec:
     """The spec at another input size, shape-checked again (raises SpecError if it cannot run)."""
-    resized = Spec(
-        with_input(spec.model, size), spec.ast, spec.statements, spec.sources, spec.warnings
-    )
-    check_spec(resized)
-    return resized
+    resized = replace(spec, model=with_input(spec.model, size), report=None)
+    return replace(resized, report=check_spec(resized))
 
 
-def check_spec(spec: Spec) -> None:
-    """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model."""
-    from .analysis.analyze import analyze
-    from .analysis.budget import check_budget
-    from .analysis.check import check_model
-
+def check_spec(spec: Spec) -> Report:
+    """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model;
+    returns that cost model (the report at batch 1, fp32), or raises SpecError."""
     check_model(spec)
-    check_budget(spec, analyze(spec.model))
+    report = analyze(spec.model)
+    check_budget(spec, report)
+    return report
 
 
 def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:

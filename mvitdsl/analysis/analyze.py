@@ -10,14 +10,21 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from math import prod
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..ir import Block, Dims3, Model
 from . import shapes
 from .graph import BlockFlow, blocks_in_order, build_graph
 
-if TYPE_CHECKING:
-    from ..spec import Spec
+
+class Checked(Protocol):
+    """A checked spec (mvitdsl.spec.Spec): its model, and the report the checks already made."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def report(self) -> Report | None: ...
+
 
 DTYPE_BYTES = {"fp32": 4, "float32": 4, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
 
@@ -125,7 +132,6 @@ class Report:
     batch: int = 1
     dtype: str = "fp32"
     activation_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def params(self) -> int:
@@ -264,19 +270,17 @@ def operators(model: Model, dim: int) -> str:
     return f"MHPA({dim}), MLP({int(dim * model.attention.mlp_ratio)})"
 
 
-def analyze(spec: Spec | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
-    """Shapes, parameters and MACs per stage and per block; no torch import."""
-    model = spec if isinstance(spec, Model) else spec.model
-    # The checker's budget rule analyses each model once; the caller's analyze reuses that.
-    last = _LAST.get("report")
-    if last is not None and last.model is model and (last.batch, last.dtype) == (batch, dtype):
-        return last
-    report = _analyze(model, batch, dtype)
-    _LAST["report"] = report
-    return report
+def analyze(spec: Checked | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
+    """Shapes, parameters and MACs per stage and per block; no torch import.
 
-
-_LAST: dict[str, Report] = {}  # the last report: IR models are immutable, so it stays right
+    A checked spec carries the report its budget check made (batch 1, fp32); that one is reused.
+    """
+    if isinstance(spec, Model):
+        return _analyze(spec, batch, dtype)
+    made = spec.report
+    if made is not None and (made.batch, made.dtype) == (batch, dtype):
+        return made
+    return _analyze(spec.model, batch, dtype)
 
 
 def _analyze(model: Model, batch: int, dtype: str) -> Report:

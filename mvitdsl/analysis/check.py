@@ -6,16 +6,29 @@ A model the checker accepts builds and runs, with exactly the shapes the graph p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..diagnostics import Reporter, Span
 from ..ir import Block, Dims3, Model, Pool
+from ..language import syntax
 from ..language.syntax import Setting, Table
 from . import shapes
 from .graph import BlockFlow, blocks_in_order, build_graph
 
-if TYPE_CHECKING:
-    from ..spec import Spec
+
+class Spec(Protocol):
+    """What the checks read besides the IR: the resolved statements (to point carets at the exact
+    value) and the sources. mvitdsl.spec.Spec has these; analysis never imports the driver."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def statements(self) -> tuple[Any, ...]: ...
+    @property
+    def sources(self) -> dict[str, str]: ...
+    @property
+    def ast(self) -> syntax.Model: ...
+
 
 # Columns of a stage row, for carets under the exact value.
 COLUMNS = {"name": 0, "blocks": 1, "dim": 2, "heads": 3, "stride_q": 4, "stride_kv": 5}

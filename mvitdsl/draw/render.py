@@ -217,7 +217,7 @@ def draw(
         "model": lambda: model_graph(report, rd),
         "stage": lambda: stage_graph(report, rd),
         "block": lambda: block_graph(report, index, rd),
-        "op": lambda: op_graph(spec, report, index, rd),
+        "op": lambda: op_graph(report, index, rd),
     }
     return makers[level]()
 
