@@ -14,11 +14,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import graphviz
 
-from ..analysis.analyze import BlockRow, Report, analyze
+from ..analysis.analyze import BlockRow, Checked, Report, analyze
 from ..ir import Block, Model, Stage
 from .block import block_graph, default_block
 from .diagram import Shapes, colour, lines, new_graph, node_count, plural, title
@@ -28,7 +28,13 @@ from .table import table_graph, table_markdown
 if TYPE_CHECKING:
     import argparse
 
-    from ..spec import Spec
+
+class Spec(Checked, Protocol):
+    """A checked spec (mvitdsl.spec.Spec): drawing reads its model, report and name."""
+
+    @property
+    def name(self) -> str: ...
+
 
 LEVELS = ("model", "stage", "block", "op")
 FORMATS = (".svg", ".png", ".pdf", ".dot")

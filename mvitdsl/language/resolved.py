@@ -5,13 +5,24 @@ same model."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ..ir import Model
 from .syntax import Clause, Row, Setting, Table
 
-if TYPE_CHECKING:
-    from ..spec import Spec
+
+class Spec(Protocol):
+    """What the printer reads (mvitdsl.spec.Spec has it); the language never imports the driver."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def statements(self) -> tuple[Any, ...]: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
 
 KEY_WIDTH = 11
 COMMENT_COLUMN = 60
