@@ -12,11 +12,27 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .analysis.analyze import analyze
 from .analysis.report_text import render_blocks, render_table
 from .diagnostics import SpecError
 from .spec import Spec, load_spec
+
+# The version of every JSON shape `mvitdsl` prints (tests/golden/*.json pin each): bump it when a
+# key is renamed or removed; adding a key is not a break.
+JSON_SCHEMA = 1
+
+
+def json_text(kind: str, ok: bool, **data: Any) -> str:
+    """One JSON output: `schema` and `kind` first, then `ok`, then the payload."""
+    return json.dumps(
+        {"schema": JSON_SCHEMA, "kind": kind, "ok": ok, **data}, indent=2, default=str
+    )
+
+
+def _kind(args: argparse.Namespace) -> str:
+    return "against" if getattr(args, "against", None) is not None else "check"
 
 
 def parse_size(text: str) -> tuple[int, ...]:
@@ -32,11 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SpecError as e:
         if getattr(args, "format", "text") == "json":
-            print(
-                json.dumps(
-                    {"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]}, indent=2
-                )
-            )
+            print(json_text(_kind(args), False, diagnostics=[d.to_json() for d in e.diagnostics]))
         else:
             print(e.render(), file=sys.stderr)
             n = len(e.diagnostics)
@@ -114,6 +126,10 @@ def _load(args: argparse.Namespace) -> Spec:
     return spec
 
 
+def _warnings(spec: Spec) -> list[dict[str, object]]:
+    return [d.to_json() for d in spec.warnings]
+
+
 def print_warnings(spec: Spec) -> None:
     """Warnings (deprecated spellings) go to stderr, so stdout stays the report."""
     for d in spec.warnings:
@@ -128,14 +144,18 @@ def run_check(args: argparse.Namespace) -> int:
         print(render_resolved(spec))
         return 0
     if args.against is not None:
-        from .backend.weights import render_comparison
+        from .backend.weights import comparison_data, render_comparison
 
+        if args.format == "json":
+            data = comparison_data(spec, args.against, args.source)
+            print(json_text("against", not data["mismatches"], **data, warnings=_warnings(spec)))
+            return 1 if data["mismatches"] else 0
         text, mismatches = render_comparison(spec, args.against, args.source)
         print(text, file=sys.stderr if mismatches else sys.stdout)
         return 1 if mismatches else 0
     report = analyze(spec, batch=args.batch, dtype=args.dtype)
     if args.format == "json":
-        print(json.dumps({"ok": True, "report": report.to_dict()}, indent=2, default=str))
+        print(json_text("check", True, report=report.to_dict(), warnings=_warnings(spec)))
         return 0
     print(render_table(report))
     if args.blocks or args.batch != 1 or args.dtype != "fp32":

@@ -122,7 +122,7 @@ class Report:
     """Everything known about a model before it is built."""
 
     name: str
-    input: tuple[int, ...]
+    input_size: tuple[int, ...]  # (C, T, H, W); T = 1 for images
     stages: tuple[StageRow, ...]
     blocks: tuple[BlockRow, ...]
     totals: Costs
@@ -148,14 +148,29 @@ class Report:
         return self.totals.macs_fvcore
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON data, in the one vocabulary of every JSON output (GLOSSARY):
+        `params`, `gmacs`, `gmacs_fvcore`, `activation_gib`, beside the exact integers."""
         data = asdict(self)
         data["model"] = self.model.name
         data["params"], data["macs"], data["macs_fvcore"] = self.params, self.macs, self.macs_fvcore
         data["share"] = self.totals.share
+        for row in (data, *data["stages"], *data["blocks"]):
+            with_units(row)
         return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+
+def with_units(row: dict[str, Any]) -> dict[str, Any]:
+    """Add `gmacs`, `gmacs_fvcore` and `activation_gib` beside the exact counts of a JSON row."""
+    if "macs" in row:
+        row["gmacs"] = round(row["macs"] / 1e9, 6)
+    if "macs_fvcore" in row:
+        row["gmacs_fvcore"] = round(row["macs_fvcore"] / 1e9, 6)
+    if "activation_bytes" in row:
+        row["activation_gib"] = round(row["activation_bytes"] / 2**30, 6)
+    return row
 
 
 # ---------------------------------------------------------------- costs per part
@@ -296,7 +311,7 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
     stem_elems = shapes.tokens(shapes.patch_grid(model), model.tokens.cls) * model.patch.dim
     return Report(
         name=model.name,
-        input=(model.input.channels, *model.input.size),
+        input_size=(model.input.channels, *model.input.size),
         stages=tuple(stage_row(model, s, rows) for s in model.stages),
         blocks=tuple(rows),
         totals=total + head,

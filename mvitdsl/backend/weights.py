@@ -192,6 +192,32 @@ def compare_shapes(
     return source, out
 
 
+def comparison_data(
+    spec: HasModel | Model, path: str | Path, source: Source | None
+) -> dict[str, Any]:
+    """What `check --against --format json` prints (beside `schema`, `kind` and `ok`)."""
+    model = _model(spec)
+    found = checkpoint_shapes(path)
+    source, mismatches = compare_shapes(model, found, source)
+    return {
+        "model": model.name,
+        "checkpoint": str(path),
+        "source": source,
+        "entries": len(found),
+        "params": sum(prod(s) for s in expected_shapes(model).values()),
+        "mismatches": [
+            {
+                "kind": m.kind,
+                "name": m.name,
+                "message": m.message,
+                "file": m.loc.file if m.loc else None,
+                "line": m.loc.line if m.loc else None,
+            }
+            for m in mismatches
+        ],
+    }
+
+
 def render_comparison(
     spec: HasModel | Model, path: str | Path, source: Source | None
 ) -> tuple[str, int]:
