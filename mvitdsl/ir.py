@@ -21,6 +21,17 @@ def default_kernel(stride: Dims3) -> Dims3:
     return (k[0], k[1], k[2])
 
 
+def spatial(dims: tuple[int, ...], video: bool) -> tuple[int, ...]:
+    """A (T, H, W) grid, kernel or stride as the model's convolutions see it and as the spec writes
+    it: all three for video, (H, W) for images (whose T is always 1). The one home of that rule."""
+    return tuple(dims) if video else tuple(dims[1:])
+
+
+def with_t(size: tuple[int, ...], video: bool) -> tuple[int, ...]:
+    """The inverse: (C, T, H, W) from a video size, (C, 1, H, W) from an image's (C, H, W)."""
+    return tuple(size) if video else (size[0], 1, *size[-2:])
+
+
 class Node(BaseModel):
     """Base of every IR model: immutable, no unknown fields."""
 
@@ -170,6 +181,14 @@ class Model(Node):
     source_file: str
 
     @property
+    def video(self) -> bool:
+        return self.input.kind == "video"
+
+    @property
     def spatial_dims(self) -> int:
         """3 for video (Conv3d and 3-D pooling), 2 for images (Conv2d, 2-D pooling)."""
-        return 3 if self.input.kind == "video" else 2
+        return 3 if self.video else 2
+
+    def spatial(self, dims: Dims3) -> tuple[int, ...]:
+        """`dims` as this model's convolutions see them: (T, H, W), or (H, W) for images."""
+        return spatial(dims, self.video)

@@ -94,11 +94,8 @@ def check_spec(spec: Spec) -> Report:
 
 def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:
     """The same model at another input size: (C, T, H, W) for video, (C, H, W) for images."""
-    if model.input.kind == "video":
-        c, grid = size[0], (size[1], size[2], size[3])
-    else:
-        c, grid = size[0], (1, size[-2], size[-1])
-    new_input = model.input.model_copy(update={"channels": c, "size": grid})
+    c, t, h, w = ir.with_t(size, model.video)
+    new_input = model.input.model_copy(update={"channels": c, "size": (t, h, w)})
     return model.model_copy(update={"input": new_input})
 
 

@@ -13,7 +13,7 @@ from math import prod
 from typing import Any, Protocol
 
 from ..ir import Block, Dims3, Model
-from . import shapes
+from . import naming, shapes
 from .graph import BlockFlow, blocks_in_order, build_graph
 
 
@@ -241,13 +241,7 @@ def stem_costs(model: Model) -> Costs:
     grid = shapes.patch_grid(model)
     params = model.input.channels * d * prod(p.kernel) + d
     macs = prod(grid) * d * model.input.channels * prod(p.kernel)
-    nom = shapes.patch_nominal(model)
-    cls = model.tokens.cls
-    params += d * int(cls)
-    if model.tokens.position == "separable":
-        params += (nom[1] * nom[2] + nom[0] + int(cls)) * d
-    elif model.tokens.position == "joint":
-        params += (prod(nom) + int(cls)) * d
+    params += sum(prod(shape) for shape in naming.position_shapes(model).values())
     return Costs(params=params, other_macs=macs)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..diagnostics import Reporter, Span
-from ..ir import Block, Dims3, Model, Pool
+from ..ir import Block, Dims3, Model, Pool, spatial
 from ..language import syntax
 from ..language.syntax import Setting, Table
 from . import shapes
@@ -84,7 +84,7 @@ class Checker:
 
     def fmt(self, grid: tuple[Any, ...]) -> str:
         """A grid, kernel or stride as the spec writes it: T x H x W, or H x W for images."""
-        return fmt(grid if self.model.input.kind == "video" else grid[1:])
+        return fmt(spatial(grid, self.model.video))
 
     # -- where to point
     def setting_span(self, key: str) -> Span:
@@ -212,11 +212,11 @@ class Checker:
 
     def rel_pos_collapses(self, sizes: tuple[int, int, int]) -> bool:
         t, h, w = sizes
-        return min(h, w) < 1 or (self.model.input.kind == "video" and t < 1)
+        return min(h, w) < 1 or (self.model.video and t < 1)
 
     def avg_window_too_big(self, pool: Pool, grid: Dims3) -> bool:
         """As avg_pool3d does: it refuses any input dim smaller than the kernel (padding or not)."""
-        video = self.model.input.kind == "video"
+        video = self.model.video
         return (
             video
             and pool.exists

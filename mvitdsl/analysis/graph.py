@@ -40,7 +40,7 @@ def block_flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) ->
     grid_skip = shapes.skip_pooled(grid_in, block.skip_stride) if block.has_skip_pool else grid_in
     rel = None
     if model.attention.rel_pos == "decomposed":
-        rel = shapes.rel_pos_sizes(block, nominal_in, model.input.kind == "video")
+        rel = shapes.rel_pos_sizes(block, nominal_in, model.video)
     return BlockFlow(
         grid_in=grid_in,
         nominal_in=nominal_in,

@@ -77,7 +77,7 @@ def expected_shapes(model: Model) -> dict[str, Shape]:
 
 
 def _grid(model: Model, dims: tuple[int, int, int]) -> Shape:
-    return dims if model.spatial_dims == 3 else dims[1:]
+    return model.spatial(dims)
 
 
 def stem_shapes(model: Model) -> dict[str, Shape]:
@@ -86,9 +86,14 @@ def stem_shapes(model: Model) -> dict[str, Shape]:
         f"{CONV_PROJ}.weight": (d, model.input.channels, *_grid(model, p.kernel)),
         f"{CONV_PROJ}.bias": (d,),
     }
-    cls = model.tokens.cls
-    if cls:
-        out[CLASS_TOKEN] = (d,)
+    return out | position_shapes(model)
+
+
+def position_shapes(model: Model) -> dict[str, Shape]:
+    """The cls token and the absolute position tables, sized from the nominal patch grid: the one
+    home of their layout (the emitter creates them, the analysis counts them, from this)."""
+    d, cls = model.patch.dim, model.tokens.cls
+    out: dict[str, Shape] = {CLASS_TOKEN: (d,)} if cls else {}
     t, h, w = shapes.patch_nominal(model)
     if model.tokens.position == "joint":
         out[POS_EMBED] = (1, t * h * w + int(cls), d)

@@ -58,7 +58,7 @@ class Emitter:
         return fx.GraphModule(self.modules, self.graph, class_name=class_name)
 
     def grid(self, g: Dims3) -> Any:  # (T, H, W) for video, (H, W) for images
-        return g if self.nd == 3 else g[1:]
+        return self.model.spatial(g)
 
     # -- shared pieces
 
@@ -282,7 +282,7 @@ class ModelEmitter(Emitter):
         x = self.method("flatten", x, 2)
         x = self.method("transpose", x, 1, 2)
         if m.tokens.cls:
-            token = self.attr(naming.CLASS_TOKEN, nn.Parameter(torch.zeros(p.dim)))
+            token = self.table(naming.CLASS_TOKEN)
             token = self.method("reshape", token, 1, 1, p.dim)
             batch = self.method("size", x, 0)
             token = self.method("expand", token, batch, -1, -1)
@@ -291,20 +291,23 @@ class ModelEmitter(Emitter):
             x = self.fn(operator.add, x, self.positions())
         return x
 
+    def table(self, name: str) -> fx.Node:
+        """A cls token or position table, shaped as naming.position_shapes lays it out."""
+        shape = naming.position_shapes(self.model)[name]
+        return self.attr(name, nn.Parameter(torch.zeros(shape)))
+
     def positions(self) -> fx.Node:
         """Absolute positions (1, L, D): joint, or temporal + spatial (+ class) as torchvision."""
         m, d = self.model, self.model.patch.dim
         t, h, w = shapes.patch_nominal(m)
-        cls = m.tokens.cls
         if m.tokens.position == "joint":
-            table = nn.Parameter(torch.zeros(1, t * h * w + int(cls), d))
-            return self.attr(naming.POS_EMBED, table)
-        temporal = self.attr(naming.TEMPORAL_POS, nn.Parameter(torch.zeros(t, d)))
-        spatial = self.attr(naming.SPATIAL_POS, nn.Parameter(torch.zeros(h * w, d)))
+            return self.table(naming.POS_EMBED)
+        temporal = self.table(naming.TEMPORAL_POS)
+        spatial = self.table(naming.SPATIAL_POS)
         pos = self.fn(torch.repeat_interleave, temporal, h * w, dim=0)
         pos = self.fn(operator.add, pos, self.method("repeat", spatial, t, 1))
-        if cls:
-            class_pos = self.attr(naming.CLASS_POS, nn.Parameter(torch.zeros(d)))
+        if m.tokens.cls:
+            class_pos = self.table(naming.CLASS_POS)
             pos = self.fn(torch.cat, [self.method("reshape", class_pos, 1, d), pos], dim=0)
         return self.method("unsqueeze", pos, 0)
 
