@@ -113,18 +113,6 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
             "is there a cycle of specs extending each other?",
         )
         reporter.raise_if_any()
-    if parent.file is None:
-        if parent.name != model.name:
-            reporter.error(
-                "E209",
-                f"no model '{parent.name}' to extend",
-                parent.span,
-                'name the parent\'s file: extends "mvit_b.mv" mvit_b',
-            )
-        else:
-            reporter.error("E209", f"model '{model.name}' extends itself", parent.span)
-        reporter.raise_if_any()
-    assert parent.file is not None
     path = Path(model.file).parent / parent.file
     if not path.is_file():
         reporter.error("E209", f"cannot find '{parent.file}' (looked at {path})", parent.span)

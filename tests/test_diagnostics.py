@@ -143,10 +143,10 @@ EXPECTED = {
            ^^
 """,
     "E209": """\
-<spec>:1:12: error[E209]: no model 'base' to extend
+<spec>:1:12: error[E209]: 'extends base' names no file to read 'base' from
    1 | model tiny extends base {
                   ^^^^^^^^^^^^
-  = hint: name the parent's file: extends "mvit_b.mv" mvit_b
+  = hint: name the parent's file: extends "base.mv" base
 """,
     "E300": """\
 <spec>:6:13: error[E300]: dim 8 is not divisible by 3 heads (block 0, stage 's1')

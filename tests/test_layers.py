@@ -231,3 +231,24 @@ def test_an_offending_import_is_caught(tmp_path: Path, where: str, code: str, wh
 def test_a_circle_is_caught() -> None:
     edges = {"language.read": {"analysis.shapes"}, "analysis.shapes": {"language.read"}}
     assert cycles(edges)
+
+
+def test_emission_lints_its_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """graph.lint() runs on every emitted graph (the model's and each block's)."""
+    import torch.fx
+
+    from mvitdsl.backend.emit import emit
+    from mvitdsl.spec import load_spec
+
+    linted: list[int] = []
+    real = torch.fx.Graph.lint
+
+    def lint(graph: torch.fx.Graph) -> None:
+        linted.append(1)
+        real(graph)
+
+    monkeypatch.setattr(torch.fx.Graph, "lint", lint)
+    model = load_spec(PACKAGE.parent / "examples" / "tiny.mv").model
+    with torch.device("meta"):
+        emit(model)
+    assert len(linted) == len(model.blocks) + 1

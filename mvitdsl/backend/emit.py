@@ -55,7 +55,9 @@ class Emitter:
         trace = stack_trace(loc, self.model.name)
         for node in self.graph.nodes:
             node.meta.setdefault("stack_trace", trace)
-        return fx.GraphModule(self.modules, self.graph, class_name=class_name)
+        gm = fx.GraphModule(self.modules, self.graph, class_name=class_name)
+        gm.graph.lint()  # every node well-formed, every target present: fail here, not at run time
+        return gm
 
     def grid(self, g: Dims3) -> Any:  # (T, H, W) for video, (H, W) for images
         return self.model.spatial(g)

@@ -18,7 +18,6 @@ from torch.export import Dim, ExportedProgram
 
 from ..ir import Model
 
-FORMATS = ("pt2", "onnx")
 MAX_BATCH = 1024
 
 

@@ -36,7 +36,6 @@ class Spec(Checked, Protocol):
     def name(self) -> str: ...
 
 
-LEVELS = ("model", "stage", "block", "op")
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 EXIT_OK, EXIT_USAGE, EXIT_RENDER, EXIT_NO_DOT = 0, 2, 3, 4
 INSTALL_HINT = (

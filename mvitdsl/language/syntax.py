@@ -62,9 +62,9 @@ Statement = Union[Setting, Table]
 
 @dataclass(frozen=True)
 class Parent:
-    """`extends "file.mv" name` or `extends name` (same file)."""
+    """`extends "file.mv" name`; `extends name` without a file is an error (E209) at parse."""
 
-    file: str | None
+    file: str
     name: str
     span: Span
 
