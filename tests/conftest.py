@@ -21,6 +21,12 @@ settings.register_profile("dev", max_examples=400, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def rel(text: str) -> str:
+    """Text with the repository root's absolute path removed, so paths read as from the root
+    (`specs/mvit_b.mv`) wherever the clone is; tests give absolute paths and never chdir."""
+    return text.replace(f"{ROOT}/", "")
+
+
 def assert_golden(name: str, text: str) -> None:
     """Compare text with tests/golden/NAME; MVITDSL_UPDATE_GOLDEN=1 (make golden) rewrites it."""
     path = GOLDEN / name
@@ -35,6 +41,4 @@ def assert_golden(name: str, text: str) -> None:
 def mvit_b_spec():
     import mvitdsl
 
-    # A path relative to the repository root, so golden files do not depend on the clone's place.
-    os.chdir(ROOT)
-    return mvitdsl.load_spec(Path("specs/mvit_b.mv"))
+    return mvitdsl.load_spec(SPECS / "mvit_b.mv")
