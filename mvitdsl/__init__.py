@@ -33,6 +33,7 @@ __all__ = [
     "compile",
     "convert_state_dict",
     "load_spec",
+    "resize",
     "__version__",
 ]
 

@@ -48,7 +48,7 @@ def test_macs_equal_flop_counter_on_meta_device(mvit_b_spec):
 def test_every_block_output_shape_is_predicted(mvit_b_spec):
     gm = mvitdsl.build(mvit_b_spec, device="meta").eval()
     report = mvitdsl.analyze(mvit_b_spec)
-    seen = {}
+    seen: dict[int, tuple[int, ...]] = {}
     for i, block in enumerate(gm.blocks):
         block.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, tuple(out.shape)))
     with torch.no_grad():

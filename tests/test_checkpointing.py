@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
 
 import mvitdsl  # noqa: E402
 from mvitdsl.backend.passes import checkpointed_blocks  # noqa: E402

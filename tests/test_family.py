@@ -53,7 +53,9 @@ def test_published_params_and_gmacs(name):
         assert abs(report.macs_fvcore / (fvcore * 1e9) - 1) < 1e-3, report.macs_fvcore
 
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 torchvision = pytest.importorskip("torchvision")
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 torchvision = pytest.importorskip("torchvision")
 
 import mvitdsl  # noqa: E402

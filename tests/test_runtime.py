@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 hypothesis = pytest.importorskip("hypothesis")
 import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, settings  # noqa: E402

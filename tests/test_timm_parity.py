@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import SPECS
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 timm = pytest.importorskip("timm")
 
 import mvitdsl  # noqa: E402

@@ -93,7 +93,7 @@ def test_timm_names_and_shapes_match_the_image_spec():
 
 def test_unknown_source_is_refused(mvit_b_spec):
     with pytest.raises(ValueError, match="unknown source"):
-        mvitdsl.convert_state_dict({}, "keras", spec=mvit_b_spec)  # type: ignore[arg-type]
+        mvitdsl.convert_state_dict({}, "keras", spec=mvit_b_spec)
 
 
 # ---------------------------------------------------------------- the command line
