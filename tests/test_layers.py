@@ -252,3 +252,22 @@ def test_emission_lints_its_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
     with torch.device("meta"):
         emit(model)
     assert len(linted) == len(model.blocks) + 1
+
+
+def test_every_ir_field_is_in_the_glossary() -> None:
+    """docs/ARCHITECTURE.md's glossary names each IR field as `Class.field`."""
+    from pydantic import BaseModel
+
+    from mvitdsl import ir
+
+    doc = (PACKAGE.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    glossary = doc.split("## Glossary", 1)[1].split("\n## ", 1)[0]
+    classes = [c for c in vars(ir).values() if isinstance(c, type) and issubclass(c, BaseModel)]
+    missing = [
+        f"{c.__name__}.{f}"
+        for c in classes
+        if c is not ir.Node
+        for f in c.model_fields
+        if f"`{c.__name__}.{f}`" not in glossary
+    ]
+    assert missing == []
