@@ -16,8 +16,12 @@ def test_mvit_b_totals_are_the_published_ones(mvit_b_spec):
 
 def test_mvit_b_stage_rows_are_table_2(mvit_b_spec):
     rows = [(s.name, s.dim, s.grid, s.blocks, s.heads) for s in mvitdsl.analyze(mvit_b_spec).stages]
-    assert rows == [("scale2", 96, (8, 56, 56), 1, 1), ("scale3", 192, (8, 28, 28), 2, 2),
-                    ("scale4", 384, (8, 14, 14), 11, 4), ("scale5", 768, (8, 7, 7), 2, 8)]
+    assert rows == [
+        ("scale2", 96, (8, 56, 56), 1, 1),
+        ("scale3", 192, (8, 28, 28), 2, 2),
+        ("scale4", 384, (8, 14, 14), 11, 4),
+        ("scale5", 768, (8, 7, 7), 2, 8),
+    ]
 
 
 def test_mvit_b_block_rows_show_what_each_block_emits(mvit_b_spec):

@@ -34,38 +34,57 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "E100": ("input image 3x32x32 $", [("  input image 3x32x32\n", "  input image 3x32x32 $\n")]),
     "E101": ("stages {{", [("  stages {\n", "  stages {{\n")]),
     "E102": ("(the model's closing '}' missing)", [("  }\n}\n", "  }\n")]),
-    "E103": ("(a file over 10,000 lines or 1 MB, or a word over 200 characters)",
-             [("}\n", "}\n" + "#\n" * 10_000)]),
+    "E103": (
+        "(a file over 10,000 lines or 1 MB, or a word over 200 characters)",
+        [("}\n", "}\n" + "#\n" * 10_000)],
+    ),
     "E200": ("tokns cls", [("  tokens cls", "  tokns cls")]),
-    "E201": ("tokens cls, position none, position joint",
-             [("position none", "position none, position joint")]),
+    "E201": (
+        "tokens cls, position none, position joint",
+        [("position none", "position none, position joint")],
+    ),
     "E202": ("(no 'patch' line)", [("  patch conv 4x4 stride 4x4 -> 8\n", "")]),
     "E203": ("tokens cls, positon none", [("position none", "positon none")]),
     "E204": ("patch conv 4x4 stride 4x4 -> eight", [("-> 8", "-> eight")]),
     "E205": ("s1  0  8  2  1x1", [("s1  1", "s1  0")]),
     "E206": ("patch conv 4x4 stride 4x4x4 -> 8", [("stride 4x4", "stride 4x4x4")]),
-    "E207": ("1  8  2  1x1  (a stage row without its name)",
-             [("    s1  1   8  2  1x1\n", "    1   8  2  1x1\n")]),
+    "E207": (
+        "1  8  2  1x1  (a stage row without its name)",
+        [("    s1  1   8  2  1x1\n", "    1   8  2  1x1\n")],
+    ),
     "E208": ("s1  1  16  4  2x2  (a second row named s1)", [("    s2  1  16", "    s1  1  16")]),
     "E209": ("model tiny extends base {", [("model tiny {", "model tiny extends base {")]),
     "E300": ("s1  1  8  3  1x1", [("s1  1   8  2", "s1  1   8  3")]),
-    "E301": ("attention pool max 2x2, pool_q_blocks all",
-             [("  stages {", "  attention pool max 2x2, pool_q_blocks all\n  stages {")]),
+    "E301": (
+        "attention pool max 2x2, pool_q_blocks all",
+        [("  stages {", "  attention pool max 2x2, pool_q_blocks all\n  stages {")],
+    ),
     "E302": ("s2  1  16  4  3x3  (on an 8x8 grid)", [("2x2\n", "3x3\n")]),
-    "E303": ("patch conv 40x40 stride 4x4 -> 8  (on a 32x32 input)",
-             [("patch conv 4x4", "patch conv 40x40")]),
-    "E304": ("`input video 3x2x32x32` and `attention pool avg 3x3x3`",
-             [("input image 3x32x32", "input video 3x2x32x32"),
-              ("conv 4x4 stride 4x4", "conv 1x4x4 stride 1x4x4"), ("1x1\n", "1x1x1\n"),
-              ("2x2\n", "1x2x2\n"), ("  stages {", "  attention pool avg 3x3x3\n  stages {")]),
+    "E303": (
+        "patch conv 40x40 stride 4x4 -> 8  (on a 32x32 input)",
+        [("patch conv 4x4", "patch conv 40x40")],
+    ),
+    "E304": (
+        "`input video 3x2x32x32` and `attention pool avg 3x3x3`",
+        [
+            ("input image 3x32x32", "input video 3x2x32x32"),
+            ("conv 4x4 stride 4x4", "conv 1x4x4 stride 1x4x4"),
+            ("1x1\n", "1x1x1\n"),
+            ("2x2\n", "1x2x2\n"),
+            ("  stages {", "  attention pool avg 3x3x3\n  stages {"),
+        ],
+    ),
     "E305": ("patch conv 4x4 stride 4x4 -> 16  (first stage dim 8)", [("-> 8", "-> 16")]),
     "E306": ("budget params 1000", [("  stages {", "  budget params 1000\n  stages {")]),
-    "E307": ("`patch conv 3x3 stride 2x2` and `tokens cls, position joint` (on 32x32)",
-             [("position none", "position joint"),
-              ("conv 4x4 stride 4x4", "conv 3x3 stride 2x2")]),
+    "E307": (
+        "`patch conv 3x3 stride 2x2` and `tokens cls, position joint` (on 32x32)",
+        [("position none", "position joint"), ("conv 4x4 stride 4x4", "conv 3x3 stride 2x2")],
+    ),
     # rename_vocab: off (the old spelling of stride_kv, still read)
-    "W001": ("attention kv_stride 2x2  (the old spelling of stride_kv; still read)",
-             [("  stages {", "  attention kv_stride 2x2\n  stages {")]),
+    "W001": (
+        "attention kv_stride 2x2  (the old spelling of stride_kv; still read)",
+        [("  stages {", "  attention kv_stride 2x2\n  stages {")],
+    ),
     # rename_vocab: on
 }
 
@@ -270,8 +289,17 @@ def render_doc() -> str:
         "|---|---|---|",
     ]
     lines += [f"| {c} | {CODES[c]} | {example_cell(CASES[c][0])} |" for c in sorted(CODES)]
-    lines += ["", "## What each one looks like", "", "Each example edits this spec:", "",
-              "```", BASE.rstrip(), "```", ""]
+    lines += [
+        "",
+        "## What each one looks like",
+        "",
+        "Each example edits this spec:",
+        "",
+        "```",
+        BASE.rstrip(),
+        "```",
+        "",
+    ]
     for code in sorted(CODES):
         lines += [f"### {code}: {CODES[code]}", "", "```", EXPECTED[code].rstrip(), "```", ""]
     return "\n".join(lines)
@@ -289,12 +317,18 @@ def test_all_errors_of_a_file_are_reported_at_once():
     with pytest.raises(mvitdsl.SpecError) as info:
         mvitdsl.load_spec(broken.replace("s2  1", "s2  1 @"))
     assert [(d.code, d.line) for d in info.value.diagnostics] == [
-        ("E100", 2), ("E101", 5), ("E100", 7)]
+        ("E100", 2),
+        ("E101", 5),
+        ("E100", 7),
+    ]
     wrong = BASE.replace("tokens cls", "tokns cls").replace("s1  1", "s1  0")
     with pytest.raises(mvitdsl.SpecError) as info:
         mvitdsl.load_spec(wrong.replace("-> 8", "-> eight"))
     assert [(d.code, d.line) for d in info.value.diagnostics] == [
-        ("E204", 3), ("E200", 4), ("E205", 6)]
+        ("E204", 3),
+        ("E200", 4),
+        ("E205", 6),
+    ]
 
 
 def test_one_mistake_gives_one_message_not_a_cascade():

@@ -123,8 +123,9 @@ def test_mvitv2_s_matches_torchvision():
     _assert_same_logits(gm, ref, torch.randn(2, 3, 16, 224, 224))
 
 
-@pytest.mark.parametrize("factory,spec_name", [("mvit_v1_b", "mvit_b.mv"),
-                                               ("mvit_v2_s", "mvitv2_s.mv")])
+@pytest.mark.parametrize(
+    "factory,spec_name", [("mvit_v1_b", "mvit_b.mv"), ("mvit_v2_s", "mvitv2_s.mv")]
+)
 def test_input_override_matches_torchvision_built_at_that_size(factory, spec_name):
     torch.manual_seed(0)
     ref = _perturbed(torchvision_at(factory, 4, 128)).eval()
@@ -138,8 +139,10 @@ def test_rounded_grid_interpolates_rel_pos_like_torchvision():
     from size // stride, are interpolated at run time, as torchvision and SlowFast do."""
     torch.manual_seed(0)
     ref = _perturbed(torchvision_at("mvit_v2_s", 4, 136)).eval()
-    spec = mvitdsl.load_spec(f'model v2s_136 extends "{SPECS / "mvitv2_s.mv"}" mvitv2_s {{\n'
-                             "  input video 3x4x136x136, grid_rounding ceil\n}\n")
+    spec = mvitdsl.load_spec(
+        f'model v2s_136 extends "{SPECS / "mvitv2_s.mv"}" mvitv2_s {{\n'
+        "  input video 3x4x136x136, grid_rounding ceil\n}\n"
+    )
     grids = [b.grid_q for b in mvitdsl.analyze(spec).blocks]
     assert (grids[3], grids[14]) == ((2, 9, 9), (2, 5, 5))
     blocks = mvitdsl.analyze(spec).blocks
@@ -165,7 +168,7 @@ def test_fractional_q_grid_is_refused_with_a_located_reason():
     assert d.code == "E302" and d.span is not None
     assert d.span.file.endswith("mvitv2_s.mv")
     row = Path(d.span.file).read_text().splitlines()[d.span.line - 1]
-    assert row.split()[0] == "scale4" and row[d.span.column - 1:].startswith("1x2x2")
+    assert row.split()[0] == "scale4" and row[d.span.column - 1 :].startswith("1x2x2")
     assert "stride_q 1x2x2" in d.message and "fractional grid" in d.message
     assert "8x25x25" in d.message and "12.5" in d.message
 
@@ -187,9 +190,11 @@ def test_image_too_small_for_its_strides_is_refused():
 def test_kv_pooling_switched_off_per_stage():
     from mvitdsl.backend.weights import expected_shapes
 
-    spec = mvitdsl.load_spec(f'model t_off extends "{SPECS / "mvitv2_t_image.mv"}" '
-                             "mvitv2_t_image {\n  stages {\n    scale5  2  768  8  2x2  off\n"
-                             "  }\n}\n")
+    spec = mvitdsl.load_spec(
+        f'model t_off extends "{SPECS / "mvitv2_t_image.mv"}" '
+        "mvitv2_t_image {\n  stages {\n    scale5  2  768  8  2x2  off\n"
+        "  }\n}\n"
+    )
     report = mvitdsl.analyze(spec)
     last = [b for b in report.blocks if b.stage == "scale5"]
     assert [b.grid_kv for b in last] == [b.grid_in for b in last] == [(1, 14, 14), (1, 7, 7)]
@@ -207,5 +212,6 @@ def test_longer_clips_have_torchvisions_shapes_at_that_length(frames, spec_name)
     with torch.device("meta"):
         ref = torchvision_at("mvit_v1_b", frames, 224)
     gm = mvitdsl.build(mvitdsl.load_spec(SPECS / spec_name), device="meta")
-    assert {k: tuple(v.shape) for k, v in gm.state_dict().items()} == \
-        {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in gm.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in ref.state_dict().items()
+    }

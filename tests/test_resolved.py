@@ -32,8 +32,11 @@ def test_resolved_text_parses_back_to_the_same_model(name):
 
 def test_each_value_names_the_file_and_line_that_set_it():
     text = rel(render_resolved(mvitdsl.load_spec(SPECS / "mvit_b_32x3.mv")))
-    lines = {line.split("#")[0].strip().rstrip(","): line.rsplit("# ", 1)[1]
-             for line in text.splitlines() if "# " in line and not line.startswith("#")}
+    lines = {
+        line.split("#")[0].strip().rstrip(","): line.rsplit("# ", 1)[1]
+        for line in text.splitlines()
+        if "# " in line and not line.startswith("#")
+    }
     child = (SPECS / "mvit_b_32x3.mv").read_text().splitlines()
     parent = (SPECS / "mvit_b.mv").read_text().splitlines()
     where_input = lines["input      video 3x32x224x224"]
@@ -49,8 +52,11 @@ def test_an_overridden_row_points_at_the_child():
     text = rel(render_resolved(mvitdsl.load_spec(SPECS / "mvitv2_s_image.mv")))
     rows = [line for line in text.splitlines() if line.lstrip().startswith("scale")]
     assert [r.rsplit("# ", 1)[1].split(":")[0] for r in rows] == [
-        "specs/mvitv2_t_image.mv", "specs/mvitv2_t_image.mv", "specs/mvitv2_s_image.mv",
-        "specs/mvitv2_t_image.mv"]
+        "specs/mvitv2_t_image.mv",
+        "specs/mvitv2_t_image.mv",
+        "specs/mvitv2_s_image.mv",
+        "specs/mvitv2_t_image.mv",
+    ]
     assert rows[2].split()[:5] == ["scale4", "11", "384", "4", "2x2"]
 
 
@@ -63,6 +69,7 @@ def test_exclusive_flags_are_replaced_not_stacked():
 def test_cli_prints_the_resolved_spec(capsys):
     assert main(["check", "--resolved", str(SPECS / "mvitv2_b_32x3.mv")]) == 0
     out = rel(capsys.readouterr().out)
-    assert out.startswith("# mvitv2_b_32x3: inheritance resolved "
-                          "(specs/mvitv2_b_32x3.mv <- specs/mvitv2_s.mv).")
+    assert out.startswith(
+        "# mvitv2_b_32x3: inheritance resolved (specs/mvitv2_b_32x3.mv <- specs/mvitv2_s.mv)."
+    )
     assert "rel_pos decomposed," in out and "# specs/mvitv2_s.mv:" in out
