@@ -38,6 +38,7 @@ __all__ = [
     "load_spec",
     "sweep",
     "param_groups",
+    "resize",
     "__version__",
 ]
 
@@ -68,27 +69,23 @@ def build(
     Both default to the spec's `outputs` setting, if any; `features=False` gives logits anyway.
     `gm.head[1] = nn.Linear(...)` swaps the classifier, as on torchvision's models.
     """
-    from .backend.emit import emit
+    from .backend.build import build_module
 
     if input is not None:
         spec = resize(spec, input)
     if classes is not None:
         spec = with_classes(spec, classes)
-    import contextlib
-
-    import torch
-
-    # Create the parameters where they will live: on "meta" a 667M-parameter model costs nothing.
-    with torch.device(device) if device is not None else contextlib.nullcontext():
-        gm = emit(spec.model)
-    gm = _finish(gm, spec, weights, source, classes, features, feature_norm)
-    if device is not None or dtype is not None:
-        gm = gm.to(device=device, dtype=dtype)
-    if checkpoint is not False:
-        from .backend.passes import checkpoint_blocks, checkpointed_blocks
-
-        gm = checkpoint_blocks(gm, checkpointed_blocks(spec.model, checkpoint))
-    return gm
+    return build_module(
+        spec.model,
+        device=device,
+        dtype=dtype,
+        checkpoint=checkpoint,
+        weights=weights,
+        source=source,
+        new_head=classes is not None,
+        features=features,
+        feature_norm=feature_norm,
+    )
 
 
 def with_classes(spec: Spec, classes: int) -> Spec:
@@ -98,40 +95,6 @@ def with_classes(spec: Spec, classes: int) -> Spec:
     head = spec.model.head.model_copy(update={"classes": classes})
     model = spec.model.model_copy(update={"head": head})
     return Spec(model, spec.ast, spec.statements, spec.sources)
-
-
-def _finish(
-    gm: fx.GraphModule,
-    spec: Spec,
-    weights: Any,
-    source: str | None,
-    classes: int | None,
-    features: Any,
-    feature_norm: bool | None,
-) -> fx.GraphModule:
-    """Indexable head, feature outputs, then weights (a feature model ignores the head's)."""
-    from .backend.finetune import indexable_head
-
-    outputs = spec.model.outputs
-    if features is None and outputs is not None:
-        features = list(outputs.stages)
-    if feature_norm is None:
-        feature_norm = outputs is not None and outputs.norm
-    if features is not None and features is not False:
-        from .backend.features import to_features
-
-        gm = to_features(gm, spec.model, features, norm=feature_norm)
-    else:
-        indexable_head(gm)
-    if weights is not None:
-        import logging
-
-        from .backend.load import load_into
-
-        report = load_into(gm, spec.model, weights, source, new_head=classes is not None)
-        gm.load_report = report  # type: ignore[assignment]
-        logging.getLogger("mvitdsl").info("%s", report.render())
-    return gm
 
 
 def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001
@@ -156,8 +119,11 @@ def diff(a: Spec | str | Path, b: Spec | str | Path) -> dict[str, Any]:
     """The settings, stage rows and per-stage costs that differ between two specs (JSON-ready)."""
     from .analysis.diff import diff_specs
 
-    load = lambda s: s if isinstance(s, Spec) else load_spec(s)  # noqa: E731
-    return diff_specs(load(a), load(b))
+    return diff_specs(_spec(a), _spec(b))
+
+
+def _spec(s: Spec | str | Path) -> Spec:
+    return s if isinstance(s, Spec) else load_spec(s)
 
 
 def param_groups(model: torch.nn.Module, **kw: Any) -> list[dict[str, Any]]:

@@ -19,6 +19,21 @@ from .analysis.report_text import render_blocks, render_table
 from .diagnostics import SpecError
 from .spec import Spec, load_spec
 
+# The version of every JSON shape `mvitdsl` prints (tests/golden/*.json pin each): bump it when a
+# key is renamed or removed; adding a key is not a break.
+JSON_SCHEMA = 1
+
+
+def json_text(kind: str, ok: bool, **data: Any) -> str:
+    """One JSON output: `schema` and `kind` first, then `ok`, then the payload."""
+    return json.dumps(
+        {"schema": JSON_SCHEMA, "kind": kind, "ok": ok, **data}, indent=2, default=str
+    )
+
+
+def _kind(args: argparse.Namespace) -> str:
+    return "against" if getattr(args, "against", None) is not None else "check"
+
 
 def parse_size(text: str) -> tuple[int, ...]:
     try:
@@ -33,11 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SpecError as e:
         if getattr(args, "format", "text") == "json":
-            print(
-                json.dumps(
-                    {"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]}, indent=2
-                )
-            )
+            print(json_text(_kind(args), False, diagnostics=[d.to_json() for d in e.diagnostics]))
         else:
             print(e.render(), file=sys.stderr)
             n = len(e.diagnostics)
@@ -144,7 +155,9 @@ def _load(args: argparse.Namespace) -> Spec:
         from .catalog import shipped_path
 
         path = shipped_path(args.spec) or path  # a bare name that is not a file: a shipped spec
-    return load_spec(path, input_size=args.input)
+    spec = load_spec(path, input_size=args.input)
+    print_warnings(spec)
+    return spec
 
 
 def _weights_flags(p: argparse.ArgumentParser) -> None:
@@ -197,6 +210,16 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warnings(spec: Spec) -> list[dict[str, object]]:
+    return [d.to_json() for d in spec.warnings]
+
+
+def print_warnings(spec: Spec) -> None:
+    """Warnings (deprecated spellings) go to stderr, so stdout stays the report."""
+    for d in spec.warnings:
+        print(d.render(spec.sources.get(d.span.file) if d.span else None), file=sys.stderr)
+
+
 def run_check(args: argparse.Namespace) -> int:
     if args.more:
         return check_each([args.spec, *args.more], args.input)
@@ -209,14 +232,18 @@ def run_check(args: argparse.Namespace) -> int:
     if args.weights is not None:
         return check_weights(spec, args)
     if args.against is not None:
-        from .backend.weights import render_comparison
+        from .backend.weights import comparison_data, render_comparison
 
+        if args.format == "json":
+            data = comparison_data(spec, args.against, args.source)
+            print(json_text("against", not data["mismatches"], **data, warnings=_warnings(spec)))
+            return 1 if data["mismatches"] else 0
         text, mismatches = render_comparison(spec, args.against, args.source)
         print(text, file=sys.stderr if mismatches else sys.stdout)
         return 1 if mismatches else 0
     report = analyze(spec, batch=args.batch, dtype=args.dtype)
     if args.format == "json":
-        print(json.dumps({"ok": True, "report": report.to_dict()}, indent=2, default=str))
+        print(json_text("check", True, report=report.to_dict(), warnings=_warnings(spec)))
         return 0
     print(render_table(report))
     if args.blocks or args.batch != 1 or args.dtype != "fp32":

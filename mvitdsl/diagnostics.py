@@ -35,6 +35,7 @@ CODES: dict[str, str] = {
     "E306": "model exceeds a budget",
     "E307": "position embedding does not fit the token grid",
     "E308": "a figure stated with 'expect' differs from the analysis",
+    "W001": "deprecated spelling",
 }
 
 
@@ -140,11 +141,16 @@ class Reporter:
 
     def __init__(self, sources: dict[str, str] | None = None) -> None:
         self.diagnostics: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []  # never raised; carried to the caller
         self.sources = dict(sources or {})
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
         assert code in CODES, code
         self.diagnostics.append(Diagnostic(code, message, span, hint))
+
+    def warning(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
+        assert code in CODES, code
+        self.warnings.append(Diagnostic(code, message, span, hint, severity="warning"))
 
     def raise_if_any(self) -> None:
         if self.diagnostics:

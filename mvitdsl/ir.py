@@ -14,6 +14,24 @@ Dims3 = tuple[int, int, int]
 PoolMode = Literal["conv", "avg", "max"]
 
 
+def default_kernel(stride: Dims3) -> Dims3:
+    """SlowFast's pooling kernel for a stride: s + 1 where s > 1, else s. The one home of the
+    rule: Q and K/V pools without a written kernel, and the residual's skip max-pool."""
+    k = tuple(s + 1 if s > 1 else s for s in stride)
+    return (k[0], k[1], k[2])
+
+
+def spatial(dims: tuple[int, ...], video: bool) -> tuple[int, ...]:
+    """A (T, H, W) grid, kernel or stride as the model's convolutions see it and as the spec writes
+    it: all three for video, (H, W) for images (whose T is always 1). The one home of that rule."""
+    return tuple(dims) if video else tuple(dims[1:])
+
+
+def with_t(size: tuple[int, ...], video: bool) -> tuple[int, ...]:
+    """The inverse: (C, T, H, W) from a video size, (C, 1, H, W) from an image's (C, H, W)."""
+    return tuple(size) if video else (size[0], 1, *size[-2:])
+
+
 class Node(BaseModel):
     """Base of every IR model: immutable, no unknown fields."""
 
@@ -125,9 +143,9 @@ class Attention(Node):
     pool_mode: PoolMode
     kernel_q: Dims3 | None
     kernel_kv: Dims3 | None
-    pool_q: Literal["first", "all"]
-    kv_stride: Dims3 | None
-    kv_adaptive: bool
+    pool_q_blocks: Literal["first", "all"]
+    stride_kv: Dims3 | None
+    stride_kv_adaptive: bool
     mlp_ratio: float
     dim_change: Literal["mlp", "attention"]
     rel_pos: Literal["none", "decomposed"]
@@ -172,6 +190,14 @@ class Model(Node):
     outputs: Outputs | None = None
 
     @property
+    def video(self) -> bool:
+        return self.input.kind == "video"
+
+    @property
     def spatial_dims(self) -> int:
         """3 for video (Conv3d and 3-D pooling), 2 for images (Conv2d, 2-D pooling)."""
-        return 3 if self.input.kind == "video" else 2
+        return 3 if self.video else 2
+
+    def spatial(self, dims: Dims3) -> tuple[int, ...]:
+        """`dims` as this model's convolutions see them: (T, H, W), or (H, W) for images."""
+        return spatial(dims, self.video)

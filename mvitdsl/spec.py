@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import ir
-from .diagnostics import Reporter, SpecError
+from .analysis.analyze import Report, analyze
+from .analysis.budget import check_budget
+from .analysis.check import check_model
+from .analysis.expect import check_expectations
+from .diagnostics import Diagnostic, Reporter, SpecError
 from .language.expect import Expectation, read_expect, split_expect
 from .language.lower import Lowering, merge
 from .language.parse import parse
@@ -25,6 +29,8 @@ class Spec:
     statements: tuple[Any, ...]
     sources: dict[str, str] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()  # the spec's own `expect`, checked at its input
+    warnings: tuple[Diagnostic, ...] = ()  # e.g. W001, an old spelling of a renamed word
+    report: Report | None = field(default=None, compare=False)  # made by check_spec (batch 1)
 
     @property
     def name(self) -> str:
@@ -80,10 +86,8 @@ def load_spec(
     expectations = read_expect(expect, sources)
     if input_size is not None:  # the figures stated hold at the spec's own input only
         lowered, expectations = with_input(lowered, input_size), ()
-    spec = Spec(lowered, model, statements, sources, expectations)
-    if check:
-        check_spec(spec)
-    return spec
+    spec = Spec(lowered, model, statements, sources, expectations, tuple(lowering.r.warnings))
+    return replace(spec, report=check_spec(spec)) if check else spec
 
 
 def shipped(name: str) -> Path:
@@ -98,32 +102,25 @@ def shipped(name: str) -> Path:
 
 def resize(spec: Spec, size: tuple[int, ...]) -> Spec:
     """The spec at another input size, shape-checked again (raises SpecError if it cannot run)."""
-    resized = Spec(with_input(spec.model, size), spec.ast, spec.statements, spec.sources)
-    check_spec(resized)
-    return resized
+    resized = replace(spec, model=with_input(spec.model, size), report=None, expectations=())
+    return replace(resized, report=check_spec(resized))
 
 
-def check_spec(spec: Spec) -> None:
+def check_spec(spec: Spec) -> Report:
     """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model
-    and the figures the spec states (`expect`)."""
-    from .analysis.analyze import analyze
-    from .analysis.budget import check_budget
-    from .analysis.check import check_model
-    from .analysis.expect import check_expectations
-
+    and the figures the spec states (`expect`); returns that cost model (the report at batch 1,
+    fp32), or raises SpecError."""
     check_model(spec)
     report = analyze(spec.model)
     check_budget(spec, report)
     check_expectations(spec, report)
+    return report
 
 
 def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:
     """The same model at another input size: (C, T, H, W) for video, (C, H, W) for images."""
-    if model.input.kind == "video":
-        c, grid = size[0], (size[1], size[2], size[3])
-    else:
-        c, grid = size[0], (1, size[-2], size[-1])
-    new_input = model.input.model_copy(update={"channels": c, "size": grid})
+    c, t, h, w = ir.with_t(size, model.video)
+    new_input = model.input.model_copy(update={"channels": c, "size": (t, h, w)})
     return model.model_copy(update={"input": new_input})
 
 
@@ -141,18 +138,6 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
             "is there a cycle of specs extending each other?",
         )
         reporter.raise_if_any()
-    if parent.file is None:
-        if parent.name != model.name:
-            reporter.error(
-                "E209",
-                f"no model '{parent.name}' to extend",
-                parent.span,
-                'name the parent\'s file: extends "mvit_b.mv" mvit_b',
-            )
-        else:
-            reporter.error("E209", f"model '{model.name}' extends itself", parent.span)
-        reporter.raise_if_any()
-    assert parent.file is not None
     path = Path(model.file).parent / parent.file
     if not path.is_file():
         reporter.error("E209", f"cannot find '{parent.file}' (looked at {path})", parent.span)

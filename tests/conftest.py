@@ -12,13 +12,22 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
-settings.register_profile("ci", max_examples=40, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("fuzz", max_examples=3000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=400, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "fuzz", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "dev", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def rel(text: str) -> str:
+    """Text with the repository root's absolute path removed, so paths read as from the root
+    (`specs/mvit_b.mv`) wherever the clone is; tests give absolute paths and never chdir."""
+    return text.replace(f"{ROOT}/", "")
 
 
 def assert_golden(name: str, text: str) -> None:
@@ -35,6 +44,4 @@ def assert_golden(name: str, text: str) -> None:
 def mvit_b_spec():
     import mvitdsl
 
-    # A path relative to the repository root, so golden files do not depend on the clone's place.
-    os.chdir(ROOT)
-    return mvitdsl.load_spec(Path("specs/mvit_b.mv"))
+    return mvitdsl.load_spec(SPECS / "mvit_b.mv")

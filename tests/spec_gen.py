@@ -16,8 +16,15 @@ COUNTS_FILE = ROOT / "build" / "property_counts.json"
 
 # Every diagnostic the checker raises for a shape reason (as opposed to syntax or vocabulary).
 SHAPE_CODES = {"E300", "E301", "E302", "E303", "E304", "E305", "E307"}
-NEAR_MISSES = ("heads", "stride3", "stride_big", "even_kernel", "patch_dim", "patch_collapse",
-               "kv_stride_big")
+NEAR_MISSES = (
+    "heads",
+    "stride3",
+    "stride_big",
+    "even_kernel",
+    "patch_dim",
+    "patch_collapse",
+    "kv_stride_big",
+)
 
 
 def _x(values: list[int]) -> str:
@@ -35,8 +42,10 @@ def spec_texts(draw: Any, near_miss: bool = False) -> str:
         kernel = [draw(st.sampled_from([1, 3])) for _ in range(parts)]
         stride = [draw(st.integers(1, k)) for k in kernel]
         pad = [k // 2 for k in kernel]
-        size = [s * draw(st.sampled_from([1, 2, 4] if i or not video else [1, 2])) * 2
-                for i, s in enumerate(stride)]
+        size = [
+            s * draw(st.sampled_from([1, 2, 4] if i or not video else [1, 2])) * 2
+            for i, s in enumerate(stride)
+        ]
     else:
         size = [draw(st.integers(1, 6))] if video else []
         size += [draw(st.integers(4, 24)), draw(st.integers(4, 24))]
@@ -77,12 +86,12 @@ def _attention(draw: Any, parts: int, dim_change: str, miss: str | None) -> str:
         clauses[0] += " " + _x([draw(st.sampled_from([1, 2]))] * (parts - 1) + [2])
     elif draw(st.booleans()):
         clauses[0] += " " + _x([draw(st.sampled_from([1, 3])) for _ in range(parts)])
-    clauses.append(f"pool_q {draw(st.sampled_from(['first', 'all']))}")
+    clauses.append(f"pool_q_blocks {draw(st.sampled_from(['first', 'all']))}")
     kv = draw(st.sampled_from(["", "fixed", "adaptive"]))
     if kv or miss == "kv_stride_big":
         big = 64 if miss == "kv_stride_big" else None
         values = [big or draw(st.integers(1, 4)) for _ in range(parts)]
-        clauses.append(f"kv_stride {'adaptive ' if kv == 'adaptive' else ''}{_x(values)}")
+        clauses.append(f"stride_kv {'adaptive ' if kv == 'adaptive' else ''}{_x(values)}")
     clauses.append(f"mlp_ratio {draw(st.sampled_from(['1', '2', '4', '1.5']))}")
     clauses.append(f"dim_change {dim_change}")
     clauses.append(f"rel_pos {draw(st.sampled_from(['none', 'decomposed']))}")
@@ -132,7 +141,7 @@ def mutated_specs(draw: Any, texts: list[str]) -> str:
         elif kind == "number":
             words[i] = str(draw(st.sampled_from([0, 1, 3, 7, 10**30, 2**40, -1, 1.5, 99999])))
         else:
-            words[i] = words[i] + draw(st.sampled_from(list("{}\",#x×-@\n\t.")))
+            words[i] = words[i] + draw(st.sampled_from(list('{}",#x×-@\n\t.')))
     return " ".join(words)
 
 

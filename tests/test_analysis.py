@@ -16,8 +16,12 @@ def test_mvit_b_totals_are_the_published_ones(mvit_b_spec):
 
 def test_mvit_b_stage_rows_are_table_2(mvit_b_spec):
     rows = [(s.name, s.dim, s.grid, s.blocks, s.heads) for s in mvitdsl.analyze(mvit_b_spec).stages]
-    assert rows == [("scale2", 96, (8, 56, 56), 1, 1), ("scale3", 192, (8, 28, 28), 2, 2),
-                    ("scale4", 384, (8, 14, 14), 11, 4), ("scale5", 768, (8, 7, 7), 2, 8)]
+    assert rows == [
+        ("scale2", 96, (8, 56, 56), 1, 1),
+        ("scale3", 192, (8, 28, 28), 2, 2),
+        ("scale4", 384, (8, 14, 14), 11, 4),
+        ("scale5", 768, (8, 7, 7), 2, 8),
+    ]
 
 
 def test_mvit_b_block_rows_show_what_each_block_emits(mvit_b_spec):
@@ -48,7 +52,7 @@ def test_macs_equal_flop_counter_on_meta_device(mvit_b_spec):
 def test_every_block_output_shape_is_predicted(mvit_b_spec):
     gm = mvitdsl.build(mvit_b_spec, device="meta").eval()
     report = mvitdsl.analyze(mvit_b_spec)
-    seen = {}
+    seen: dict[int, tuple[int, ...]] = {}
     for i, block in enumerate(gm.blocks):
         block.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, tuple(out.shape)))
     with torch.no_grad():

@@ -17,8 +17,13 @@ from mvitdsl.backend.artifact import write_artifact  # noqa: E402
 
 def test_moved_artifact_imports_without_mvitdsl_and_matches(mvit_b_spec, tmp_path):
     gm = mvitdsl.build(mvit_b_spec).eval()
-    write_artifact(gm, tmp_path / "first" / "mvit_b", name="mvit_b",
-                   source_file="specs/mvit_b.mv", source_text="")
+    write_artifact(
+        gm,
+        tmp_path / "first" / "mvit_b",
+        name="mvit_b",
+        source_file="specs/mvit_b.mv",
+        source_text="",
+    )
     moved = tmp_path / "elsewhere" / "mvit_b"
     shutil.move(str(tmp_path / "first" / "mvit_b"), moved)
     shutil.rmtree(tmp_path / "first")

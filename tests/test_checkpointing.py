@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
 
 import mvitdsl  # noqa: E402
 from mvitdsl.backend.passes import checkpointed_blocks  # noqa: E402
@@ -19,8 +20,9 @@ SMALL = {"tiny": None, "mvitv2_s": (3, 4, 64, 64)}
 
 def build(name: str, checkpoint: object) -> torch.fx.GraphModule:
     torch.manual_seed(0)
-    return mvitdsl.build(mvitdsl.load_spec(SPECS[name], input_size=SMALL[name]),
-                         checkpoint=checkpoint).train()
+    return mvitdsl.build(
+        mvitdsl.load_spec(SPECS[name], input_size=SMALL[name]), checkpoint=checkpoint
+    ).train()
 
 
 def grads_and_saved(gm: torch.nn.Module, x: torch.Tensor) -> tuple[dict, int]:
@@ -56,8 +58,11 @@ def test_checkpointing_gives_the_same_gradients_and_saves_less(name: str) -> Non
 
 def test_only_the_chosen_stage_is_checkpointed() -> None:
     gm = build("mvitv2_s", ["scale5"])
-    calls = [n for n in gm.graph.nodes if n.op == "call_function"
-             and n.target is torch.utils.checkpoint.checkpoint]
+    calls = [
+        n
+        for n in gm.graph.nodes
+        if n.op == "call_function" and n.target is torch.utils.checkpoint.checkpoint
+    ]
     assert [n.args[0].target for n in calls] == ["blocks.14", "blocks.15"]
     assert "torch.utils.checkpoint.checkpoint" in gm.code
 

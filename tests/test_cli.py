@@ -14,8 +14,13 @@ GOOD = SPECS / "mvit_b.mv"
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mvitdsl", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mvitdsl", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def test_check_prints_the_stage_table():
@@ -33,16 +38,26 @@ def test_check_json_is_machine_readable():
 
 
 BROKEN = {
-    "unknown key": ("  tokens     cls, position separable\n",
-                    "  tokens     cls, positon separable\n",
-                    "error[E203]: unknown option 'positon' in 'tokens'"),
-    "unknown setting": ("  head       norm", "  heads      norm",
-                        "error[E200]: unknown setting 'heads'"),
-    "heads do not divide dim": ("scale3       2  192      2", "scale3       2  192      5",
-                                "error[E300]: dim 192 is not divisible by 5 heads"),
-    "Q stride does not fit": ("scale5       2  768      8  1x2x2",
-                              "scale5       2  768      8  1x3x3",
-                              "error[E302]: pool_q stride 1x3x3 of block 14 leaves a fractional"),
+    "unknown key": (
+        "  tokens     cls, position separable\n",
+        "  tokens     cls, positon separable\n",
+        "error[E203]: unknown option 'positon' in 'tokens'",
+    ),
+    "unknown setting": (
+        "  head       norm",
+        "  heads      norm",
+        "error[E200]: unknown setting 'heads'",
+    ),
+    "heads do not divide dim": (
+        "scale3       2  192      2",
+        "scale3       2  192      5",
+        "error[E300]: dim 192 is not divisible by 5 heads",
+    ),
+    "Q stride does not fit": (
+        "scale5       2  768      8  1x2x2",
+        "scale5       2  768      8  1x3x3",
+        "error[E302]: stride_q 1x3x3 of block 14 leaves a fractional",
+    ),
     "syntax error": ("  stages {", "  stages {{", "error[E101]: unexpected '{'"),
 }
 
@@ -68,5 +83,11 @@ def test_compile_writes_an_artifact(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "36,610,672" in r.stdout
     names = sorted(p.name for p in (tmp_path / "art").iterdir())
-    assert names == ["__init__.py", "finetune.py", "model.py", "runtime.py", "spec.mv",
-                     "weights.safetensors"]
+    assert names == [
+        "__init__.py",
+        "finetune.py",
+        "model.py",
+        "runtime.py",
+        "spec.mv",
+        "weights.safetensors",
+    ]

@@ -34,36 +34,62 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "E100": ("input image 3x32x32 $", [("  input image 3x32x32\n", "  input image 3x32x32 $\n")]),
     "E101": ("stages {{", [("  stages {\n", "  stages {{\n")]),
     "E102": ("(the model's closing '}' missing)", [("  }\n}\n", "  }\n")]),
-    "E103": ("(a file over 10,000 lines or 1 MB, or a word over 200 characters)",
-             [("}\n", "}\n" + "#\n" * 10_000)]),
+    "E103": (
+        "(a file over 10,000 lines or 1 MB, or a word over 200 characters)",
+        [("}\n", "}\n" + "#\n" * 10_000)],
+    ),
     "E200": ("tokns cls", [("  tokens cls", "  tokns cls")]),
-    "E201": ("tokens cls, position none, position joint",
-             [("position none", "position none, position joint")]),
+    "E201": (
+        "tokens cls, position none, position joint",
+        [("position none", "position none, position joint")],
+    ),
     "E202": ("(no 'patch' line)", [("  patch conv 4x4 stride 4x4 -> 8\n", "")]),
     "E203": ("tokens cls, positon none", [("position none", "positon none")]),
     "E204": ("patch conv 4x4 stride 4x4 -> eight", [("-> 8", "-> eight")]),
     "E205": ("s1  0  8  2  1x1", [("s1  1", "s1  0")]),
     "E206": ("patch conv 4x4 stride 4x4x4 -> 8", [("stride 4x4", "stride 4x4x4")]),
-    "E207": ("1  8  2  1x1  (a stage row without its name)",
-             [("    s1  1   8  2  1x1\n", "    1   8  2  1x1\n")]),
+    "E207": (
+        "1  8  2  1x1  (a stage row without its name)",
+        [("    s1  1   8  2  1x1\n", "    1   8  2  1x1\n")],
+    ),
     "E208": ("s1  1  16  4  2x2  (a second row named s1)", [("    s2  1  16", "    s1  1  16")]),
     "E209": ("model tiny extends base {", [("model tiny {", "model tiny extends base {")]),
     "E300": ("s1  1  8  3  1x1", [("s1  1   8  2", "s1  1   8  3")]),
-    "E301": ("attention pool max 2x2, pool_q all",
-             [("  stages {", "  attention pool max 2x2, pool_q all\n  stages {")]),
+    "E301": (
+        "attention pool max 2x2, pool_q_blocks all",
+        [("  stages {", "  attention pool max 2x2, pool_q_blocks all\n  stages {")],
+    ),
     "E302": ("s2  1  16  4  3x3  (on an 8x8 grid)", [("2x2\n", "3x3\n")]),
-    "E303": ("patch conv 40x40 stride 4x4 -> 8  (on a 32x32 input)",
-             [("patch conv 4x4", "patch conv 40x40")]),
-    "E304": ("`input video 3x2x32x32` and `attention pool avg 3x3x3`",
-             [("input image 3x32x32", "input video 3x2x32x32"),
-              ("conv 4x4 stride 4x4", "conv 1x4x4 stride 1x4x4"), ("1x1\n", "1x1x1\n"),
-              ("2x2\n", "1x2x2\n"), ("  stages {", "  attention pool avg 3x3x3\n  stages {")]),
+    "E303": (
+        "patch conv 40x40 stride 4x4 -> 8  (on a 32x32 input)",
+        [("patch conv 4x4", "patch conv 40x40")],
+    ),
+    "E304": (
+        "`input video 3x2x32x32` and `attention pool avg 3x3x3`",
+        [
+            ("input image 3x32x32", "input video 3x2x32x32"),
+            ("conv 4x4 stride 4x4", "conv 1x4x4 stride 1x4x4"),
+            ("1x1\n", "1x1x1\n"),
+            ("2x2\n", "1x2x2\n"),
+            ("  stages {", "  attention pool avg 3x3x3\n  stages {"),
+        ],
+    ),
     "E305": ("patch conv 4x4 stride 4x4 -> 16  (first stage dim 8)", [("-> 8", "-> 16")]),
     "E306": ("budget params 1000", [("  stages {", "  budget params 1000\n  stages {")]),
-    "E307": ("`patch conv 3x3 stride 2x2` and `tokens cls, position joint` (on 32x32)",
-             [("position none", "position joint"),
-              ("conv 4x4 stride 4x4", "conv 3x3 stride 2x2")]),
-    "E308": ("expect params 22036, gmacs 0.0004", [("  }\n}\n", "  }\n  expect params 22036, gmacs 0.0004\n}\n")]),
+    "E307": (
+        "`patch conv 3x3 stride 2x2` and `tokens cls, position joint` (on 32x32)",
+        [("position none", "position joint"), ("conv 4x4 stride 4x4", "conv 3x3 stride 2x2")],
+    ),
+    "E308": (
+        "expect params 22036, gmacs 0.0004",
+        [("  }\n}\n", "  }\n  expect params 22036, gmacs 0.0004\n}\n")],
+    ),
+    # rename_vocab: off (the old spelling of stride_kv, still read)
+    "W001": (
+        "attention kv_stride 2x2  (the old spelling of stride_kv; still read)",
+        [("  stages {", "  attention kv_stride 2x2\n  stages {")],
+    ),
+    # rename_vocab: on
 }
 
 EXPECTED = {
@@ -134,7 +160,7 @@ EXPECTED = {
 <spec>:6:5: error[E207]: a stage row starts with the stage's name
    6 |     1   8  2  1x1
            ^^^^^^^^^^^^^
-  = hint: columns: name blocks dim heads pool_q [pool_kv]
+  = hint: columns: name blocks dim heads stride_q [stride_kv]
 """,
     "E208": """\
 <spec>:7:5: error[E208]: stage 's1' appears twice
@@ -142,10 +168,10 @@ EXPECTED = {
            ^^
 """,
     "E209": """\
-<spec>:1:12: error[E209]: no model 'base' to extend
+<spec>:1:12: error[E209]: 'extends base' names no file to read 'base' from
    1 | model tiny extends base {
                   ^^^^^^^^^^^^
-  = hint: name the parent's file: extends "mvit_b.mv" mvit_b
+  = hint: name the parent's file: extends "base.mv" base
 """,
     "E300": """\
 <spec>:6:13: error[E300]: dim 8 is not divisible by 3 heads (block 0, stage 's1')
@@ -160,7 +186,7 @@ EXPECTED = {
   = hint: use an odd Q kernel, e.g. 3x3, or the s+1 rule
 """,
     "E302": """\
-<spec>:7:19: error[E302]: pool_q stride 3x3 of block 1 leaves a fractional grid: 8x8 / 3x3 = 2.67x2.67
+<spec>:7:19: error[E302]: stride_q 3x3 of block 1 leaves a fractional grid: 8x8 / 3x3 = 2.67x2.67
    7 |     s2  1  16  4  3x3
                          ^^^
   = hint: 2x2 or 4x4 would divide it; or pad partial windows: 'input ..., grid_rounding ceil'
@@ -194,12 +220,20 @@ EXPECTED = {
    4 |   tokens cls, position joint
          ^^^^^^^^^^^^^^^^^^^^^^^^^^
   = hint: choose an input size divisible by the patch stride and an odd kernel with pad kernel//2, or 'position none'
-""",    "E308": """\
+""",
+    "E308": """\
 <spec>:9:30: error[E308]: expected gmacs 0.0004, computed 0.000310 (the digits written allow ±5e-05)
    9 |   expect params 22036, gmacs 0.0004
                                     ^^^^^^
   = hint: if the change is intended, write 'expect gmacs 0.0003'
 """,
+    # rename_vocab: off (W001's text spells the old word)
+    "W001": """\
+<spec>:5:13: warning[W001]: 'kv_stride' is now spelled 'stride_kv'
+   5 |   attention kv_stride 2x2
+                   ^^^^^^^^^
+  = hint: write 'stride_kv'
+""",  # rename_vocab: on
 }
 
 
@@ -217,6 +251,12 @@ def test_every_code_has_a_case_and_an_expected_text():
 
 @pytest.mark.parametrize("code", sorted(CODES))
 def test_rendered_text_is_exact(code: str):
+    if code.startswith("W"):  # a warning: the spec loads, the warning rides along
+        spec = mvitdsl.load_spec(failing_spec(code))
+        assert [d.code for d in spec.warnings] == [code]
+        text = "\n".join(d.render(spec.sources["<spec>"]) for d in spec.warnings)
+        assert text + "\n" == EXPECTED[code]
+        return
     with pytest.raises(mvitdsl.SpecError) as info:
         mvitdsl.load_spec(failing_spec(code))
     assert [d.code for d in info.value.diagnostics] == [code]
@@ -259,8 +299,17 @@ def render_doc() -> str:
         "|---|---|---|",
     ]
     lines += [f"| {c} | {CODES[c]} | {example_cell(CASES[c][0])} |" for c in sorted(CODES)]
-    lines += ["", "## What each one looks like", "", "Each example edits this spec:", "",
-              "```", BASE.rstrip(), "```", ""]
+    lines += [
+        "",
+        "## What each one looks like",
+        "",
+        "Each example edits this spec:",
+        "",
+        "```",
+        BASE.rstrip(),
+        "```",
+        "",
+    ]
     for code in sorted(CODES):
         lines += [f"### {code}: {CODES[code]}", "", "```", EXPECTED[code].rstrip(), "```", ""]
     return "\n".join(lines)
@@ -278,12 +327,18 @@ def test_all_errors_of_a_file_are_reported_at_once():
     with pytest.raises(mvitdsl.SpecError) as info:
         mvitdsl.load_spec(broken.replace("s2  1", "s2  1 @"))
     assert [(d.code, d.line) for d in info.value.diagnostics] == [
-        ("E100", 2), ("E101", 5), ("E100", 7)]
+        ("E100", 2),
+        ("E101", 5),
+        ("E100", 7),
+    ]
     wrong = BASE.replace("tokens cls", "tokns cls").replace("s1  1", "s1  0")
     with pytest.raises(mvitdsl.SpecError) as info:
         mvitdsl.load_spec(wrong.replace("-> 8", "-> eight"))
     assert [(d.code, d.line) for d in info.value.diagnostics] == [
-        ("E204", 3), ("E200", 4), ("E205", 6)]
+        ("E204", 3),
+        ("E200", 4),
+        ("E205", 6),
+    ]
 
 
 def test_one_mistake_gives_one_message_not_a_cascade():

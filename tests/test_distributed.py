@@ -18,9 +18,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def torchrun(tmp_path: Path, *extra: str) -> list[dict]:
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(ROOT / "examples" / "train.py"), str(ROOT / "examples" / "tiny.mv"),
-           "--steps", "8", "--out", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "examples" / "train.py"),
+        str(ROOT / "examples" / "tiny.mv"),
+        "--steps",
+        "8",
+        "--out",
+        str(out),
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -33,8 +33,14 @@ def source(name: str, level: str, **kw) -> str:
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mvitdsl", "draw", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mvitdsl", "draw", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
 
 
 def need_dot() -> None:
@@ -78,8 +84,14 @@ def test_dot_text_is_byte_identical_across_processes(tmp_path):
     outs = []
     for seed in ("1", "2"):
         out = tmp_path / f"seed{seed}.dot"
-        r = run("specs/mvit_b.mv", "--level", "stage", "-o", str(out),
-                env={**os.environ, "PYTHONHASHSEED": seed})
+        r = run(
+            "specs/mvit_b.mv",
+            "--level",
+            "stage",
+            "-o",
+            str(out),
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert r.returncode == 0, r.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] == source("mvit_b", "stage").encode()
@@ -128,8 +140,12 @@ def test_block_view_follows_the_channel_change_of_each_version():
 
 def test_stage_view_folds_repeated_blocks():
     dot = source("mvit_b", "stage")
-    for first, text in ((1, "Pool_Q stride 1×2×2 → 8×28×28"), (2, "192 → 384"),
-                        (3, "Pool_Q stride 1×2×2 → 8×14×14"), (13, "384 → 768")):
+    for first, text in (
+        (1, "Pool_Q stride 1×2×2 → 8×28×28"),
+        (2, "192 → 384"),
+        (3, "Pool_Q stride 1×2×2 → 8×14×14"),
+        (13, "384 → 768"),
+    ):
         assert text in label(dot, f"b{first}")
     assert label(dot, "b4").startswith("×9 blocks (4–12)")
     assert not re.search(r"^\s*b(5|6|7|8|9|10|11|12) \[", dot, re.M)
@@ -137,8 +153,9 @@ def test_stage_view_folds_repeated_blocks():
 
 def test_model_view_has_one_node_per_stage_with_strides():
     dot = source("mvit_b", "model")
-    assert "11 blocks · dim 384 · 4 heads\nQ stride 1×2×2 · KV stride 1×2×2" in \
-        label(dot, "stage_scale4")
+    assert "11 blocks · dim 384 · 4 heads\nQ stride 1×2×2 · KV stride 1×2×2" in label(
+        dot, "stage_scale4"
+    )
     assert 'stage_scale3 -> stage_scale4 [label="8×28×28 · 384"]' in dot
 
 
@@ -182,8 +199,9 @@ def test_table_markdown_matches_the_paper_layout():
 
 def test_rankdir_and_block_reach_the_drawing(tmp_path):
     out = tmp_path / "b.dot"
-    r = run("specs/mvit_b.mv", "--level", "block", "--block", "14", "--rankdir", "LR",
-            "-o", str(out))
+    r = run(
+        "specs/mvit_b.mv", "--level", "block", "--block", "14", "--rankdir", "LR", "-o", str(out)
+    )
     assert r.returncode == 0, r.stderr
     dot = out.read_text()
     assert "rankdir=LR" in dot and "8×14×14 → 8×7×7" in label(dot, "pool_q")
@@ -195,11 +213,14 @@ def test_table_markdown_from_the_command_line(tmp_path):
     assert "| scale5 | [MHPA(768), MLP(3072)] ×2 | 768×8×7×7 |" in (tmp_path / "t.md").read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--block", "16"], "--block 16 is out of range: mvit_b has blocks 0 to 15"),
-    (["-o", "x.txt"], "must end in .svg, .png, .pdf, .dot"),
-    (["-o", "x.md"], "must end in .svg, .png, .pdf, .dot"),  # Markdown is for --table only
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--block", "16"], "--block 16 is out of range: mvit_b has blocks 0 to 15"),
+        (["-o", "x.txt"], "must end in .svg, .png, .pdf, .dot"),
+        (["-o", "x.md"], "must end in .svg, .png, .pdf, .dot"),  # Markdown is for --table only
+    ],
+)
 def test_bad_arguments_exit_2_with_a_message(args, message):
     r = run("specs/mvit_b.mv", *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr

@@ -32,8 +32,9 @@ def codes(text: str, **kw: object) -> list[tuple[str, str]]:
     return []
 
 
-@pytest.mark.parametrize("path", sorted([*SPECS.glob("*.mv"), ROOT / "examples" / "tiny.mv"]),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted([*SPECS.glob("*.mv"), ROOT / "examples" / "tiny.mv"]), ids=lambda p: p.name
+)
 def test_every_shipped_spec_states_its_figures(path: Path):
     spec = mvitdsl.load_spec(path)
     stated = {e.what for e in spec.expectations}
@@ -49,19 +50,41 @@ def test_tolerance_is_the_written_digits():
     assert tolerance("4e9") == pytest.approx(5e8)
 
 
-@pytest.mark.parametrize("line", ["gmacs 70.6", "gmacs 70.60", "gmacs 71", "gmacs 70.5994",
-                                  "params 36.6e6", "gmacs_fvcore 70.8", "output 768x8x7x7"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "gmacs 70.6",
+        "gmacs 70.60",
+        "gmacs 71",
+        "gmacs 70.5994",
+        "params 36.6e6",
+        "gmacs_fvcore 70.8",
+        "output 768x8x7x7",
+    ],
+)
 def test_figures_that_hold_to_their_digits(line: str):
     assert codes(with_expect(line)) == []
 
 
-@pytest.mark.parametrize("line, message", [
-    ("gmacs 70.59", "expected gmacs 70.59, computed 70.59941 (the digits written allow ±0.005)"),
-    ("gmacs 70.5990", "expected gmacs 70.5990, computed 70.599408 (the digits written allow ±5e-05)"),
-    ("params 36610671", "expected params 36610671, computed 36610672"),
-    ("params 36.7e6", "expected params 36.7e6, computed 36610672 (the digits written allow ±50000)"),
-    ("output 768x8x14x14", "expected output 768x8x14x14, computed 768x8x7x7"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            "gmacs 70.59",
+            "expected gmacs 70.59, computed 70.59941 (the digits written allow ±0.005)",
+        ),
+        (
+            "gmacs 70.5990",
+            "expected gmacs 70.5990, computed 70.599408 (the digits written allow ±5e-05)",
+        ),
+        ("params 36610671", "expected params 36610671, computed 36610672"),
+        (
+            "params 36.7e6",
+            "expected params 36.7e6, computed 36610672 (the digits written allow ±50000)",
+        ),
+        ("output 768x8x14x14", "expected output 768x8x14x14, computed 768x8x7x7"),
+    ],
+)
 def test_a_figure_that_differs_is_a_located_e308(line: str, message: str, tmp_path: Path):
     path = tmp_path / "m.mv"
     path.write_text(with_expect(line))
@@ -76,12 +99,15 @@ def test_a_figure_that_differs_is_a_located_e308(line: str, message: str, tmp_pa
     assert d.hint is not None and d.hint.startswith("if the change is intended, write 'expect ")
 
 
-@pytest.mark.parametrize("line, code, words", [
-    ("parms 36610672", "E203", "unknown figure 'parms' in 'expect'"),
-    ("params", "E204", "'expect params' takes one number"),
-    ("output 768", "E204", "'expect output' takes one size"),
-    ("params 1, params 2", "E201", "'params' expected twice"),
-])
+@pytest.mark.parametrize(
+    "line, code, words",
+    [
+        ("parms 36610672", "E203", "unknown figure 'parms' in 'expect'"),
+        ("params", "E204", "'expect params' takes one number"),
+        ("output 768", "E204", "'expect output' takes one size"),
+        ("params 1, params 2", "E201", "'params' expected twice"),
+    ],
+)
 def test_malformed_expectations(line: str, code: str, words: str):
     [(got, message)] = codes(with_expect(line))
     assert (got, message) == (code, words)
@@ -128,10 +154,18 @@ def test_property_stated_analysed_figures_hold_and_one_more_parameter_fails(text
     last = report.stages[-1]
     grid = last.grid if report.model.input.kind == "video" else last.grid[1:]
     output = "x".join(map(str, (last.dim, *grid)))
-    figures = (f"params {report.params}, gmacs {report.macs / 1e9:.6f}, "
-               f"gmacs_fvcore {report.macs_fvcore / 1e9:.6f}, output {output}")
+    figures = (
+        f"params {report.params}, gmacs {report.macs / 1e9:.6f}, "
+        f"gmacs_fvcore {report.macs_fvcore / 1e9:.6f}, output {output}"
+    )
     stated = text.replace("\n}\n", f"\n  expect {figures}\n}}\n")
     assert [e.what for e in mvitdsl.load_spec(stated).expectations] == [
-        "params", "gmacs", "gmacs_fvcore", "output"]
+        "params",
+        "gmacs",
+        "gmacs_fvcore",
+        "output",
+    ]
     wrong = stated.replace(f"params {report.params}", f"params {report.params + 1}")
-    assert codes(wrong) == [("E308", f"expected params {report.params + 1}, computed {report.params}")]
+    assert codes(wrong) == [
+        ("E308", f"expected params {report.params + 1}, computed {report.params}")
+    ]

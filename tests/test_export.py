@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
@@ -39,8 +41,17 @@ def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
 def compiled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`mvitdsl compile specs/mvit_b.mv --input 3x4x64x64 --export onnx pt2 -o DIR`."""
     out = tmp_path_factory.mktemp("export") / "mvit_b_small"
-    argv = ["compile", str(ROOT / "specs" / "mvit_b.mv"), "--input", "x".join(map(str, SMALL)),
-            "--export", "onnx", "pt2", "-o", str(out)]
+    argv = [
+        "compile",
+        str(ROOT / "specs" / "mvit_b.mv"),
+        "--input",
+        "x".join(map(str, SMALL)),
+        "--export",
+        "onnx",
+        "pt2",
+        "-o",
+        str(out),
+    ]
     assert cli.main(argv) == 0
     return out
 
@@ -65,8 +76,9 @@ def test_cli_onnx_matches_eager_in_onnxruntime(compiled_dir: Path) -> None:
         x = clips(batch)
         with torch.no_grad():
             expected = gm(x)
-        torch.testing.assert_close(run_onnx(compiled_dir / "mvit_b.onnx", x), expected,
-                                   atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            run_onnx(compiled_dir / "mvit_b.onnx", x), expected, atol=1e-4, rtol=0
+        )
 
 
 def test_mvitv2_s_onnx_matches_eager_in_onnxruntime(tmp_path: Path) -> None:

@@ -33,9 +33,9 @@ model   ugly {   # model comment
   tokens cls,position none
   attention pool   conv  3x3,   # first part
        # between
-     pool_q all, kv_stride adaptive 2x2, mlp_ratio 4, dim_change attention, rel_pos decomposed, residual_pool tokens, qkv_bias on
+     pool_q_blocks all, stride_kv adaptive 2x2, mlp_ratio 4, dim_change attention, rel_pos decomposed, residual_pool tokens, qkv_bias on
   stages {   # the table
-  # blocks dim heads pool_q
+  # blocks dim heads stride_q
     s1 1 8 2 1x1   # first
     # mid comment
     s2  1 16 4 2×2 off
@@ -57,10 +57,10 @@ model ugly {  # model comment
   tokens     cls, position none
   attention  pool conv 3x3,  # first part
              # between
-             pool_q all, kv_stride adaptive 2x2, mlp_ratio 4, dim_change attention,
+             pool_q_blocks all, stride_kv adaptive 2x2, mlp_ratio 4, dim_change attention,
              rel_pos decomposed, residual_pool tokens, qkv_bias on
   stages {  # the table
-    #   blocks  dim  heads  pool_q
+    #   blocks  dim  heads  stride_q
     s1       1    8      2  1x1  # first
     # mid comment
     s2       1   16      4  2x2     off
@@ -103,7 +103,14 @@ def test_key_value_cells_and_strings_are_cells_as_written():
     from mvitdsl.language.fmt import canonical_word, cells
 
     assert cells("scale3 2 192  2 1×2×2 kernel_q = 3×3×3 mlp_ratio= 2") == [
-        "scale3", "2", "192", "2", "1x2x2", "kernel_q=3x3x3", "mlp_ratio=2"]
+        "scale3",
+        "2",
+        "192",
+        "2",
+        "1x2x2",
+        "kernel_q=3x3x3",
+        "mlp_ratio=2",
+    ]
     assert canonical_word('"a×b2×3.mv"') == '"a×b2×3.mv"'
 
 
@@ -122,9 +129,7 @@ def test_shipped_specs_format_idempotently_to_the_same_ir(tmp_path: Path):
     for path in sorted((tmp_path / "specs").glob("*.mv")):
         original = ROOT / "specs" / path.name
         assert path.read_text() == original.read_text(), path.name
-        assert meaning(mvitdsl.load_spec(path).model) == meaning(
-            mvitdsl.load_spec(original).model
-        )
+        assert meaning(mvitdsl.load_spec(path).model) == meaning(mvitdsl.load_spec(original).model)
 
 
 def _messy(line: str) -> str:
@@ -240,3 +245,11 @@ def test_the_example_in_docs_tools_is_what_fmt_does():
     doc = (ROOT / "docs" / "TOOLS.md").read_text()
     before, after = re.findall(r"```\n(model tiny \{.*?\n\})\n```", doc, re.S)
     assert format_text(before + "\n") == after + "\n"
+
+
+def test_a_quoted_string_with_spaces_stays_one_cell():
+    # regression: `where "a >= b"` in a sweep table was split at its spaces and realigned
+    text = 'model m {\n  sweep {\n    where  "scale4.blocks >= 2*scale3.blocks"\n  }\n}\n'
+    out = format_text(text)
+    assert '"scale4.blocks >= 2*scale3.blocks"' in out
+    assert format_text(out) == out

@@ -8,15 +8,19 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 torchvision = pytest.importorskip("torchvision")
 
 import mvitdsl  # noqa: E402
 from mvitdsl.backend.artifact import import_artifact, write_artifact  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +66,9 @@ def test_mvitv2_s_bf16_autocast_training_step_with_checkpointing() -> None:
 
 def test_artifact_runs_on_cuda_in_bf16(pair, tmp_path: Path) -> None:
     _, gm = pair
-    out = write_artifact(gm.cpu(), tmp_path / "mvit_b", name="mvit_b",
-                         source_file="specs/mvit_b.mv", source_text="")
+    out = write_artifact(
+        gm.cpu(), tmp_path / "mvit_b", name="mvit_b", source_file="specs/mvit_b.mv", source_text=""
+    )
     gm.cuda()
     try:
         loaded = import_artifact(out).load(device="cuda", dtype=torch.bfloat16)
@@ -72,7 +77,8 @@ def test_artifact_runs_on_cuda_in_bf16(pair, tmp_path: Path) -> None:
             logits = loaded(x.bfloat16())
             expected = gm(x)
         assert logits.shape == (1, 400) and logits.dtype == torch.bfloat16
-        torch.testing.assert_close(logits.float(), expected,
-                                   atol=0.05 * expected.abs().max().item(), rtol=0.1)
+        torch.testing.assert_close(
+            logits.float(), expected, atol=0.05 * expected.abs().max().item(), rtol=0.1
+        )
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -48,8 +48,10 @@ def peak_mib(fn: Callable[[], object]) -> float:
 @pytest.fixture
 def no_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail if Lark is reached: size limits must act before any parsing work."""
+
     def refuse() -> None:
         raise AssertionError("the parser ran on input that should have been refused first")
+
     monkeypatch.setattr(parse, "_parser", refuse)
 
 
@@ -78,10 +80,12 @@ def test_raising_the_budget_explicitly_lets_it_through_without_allocating():
 
 def test_refusal_happens_before_any_allocation():
     assert peak_mib(lambda: mvitdsl.load_spec(HUGE)) < 64
-    script = ("import sys, mvitdsl\n"
-              f"try: mvitdsl.load_spec({HUGE!r})\n"
-              "except mvitdsl.SpecError as e: assert e.diagnostics[0].code == 'E306'\n"
-              "assert 'torch' not in sys.modules\n")
+    script = (
+        "import sys, mvitdsl\n"
+        f"try: mvitdsl.load_spec({HUGE!r})\n"
+        "except mvitdsl.SpecError as e: assert e.diagnostics[0].code == 'E306'\n"
+        "assert 'torch' not in sys.modules\n"
+    )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
 
@@ -139,15 +143,18 @@ def test_many_broken_lines_are_capped():
     assert 1 < len(found) <= parse.MAX_SYNTAX_ERRORS
 
 
-@pytest.mark.parametrize("old, new, code", [
-    ("-> 8", "-> 1000000000000000000000000000000", "E205"),
-    ("-> 8", "-> 1e30", "E204"),
-    ("3x32x32", "3x1000000000000000000000000000000x32", "E205"),
-    ("s1  1", "s1  1000000000000000000000000000000", "E205"),
-    ("  stages {", "  attention mlp_ratio 1e30\n  stages {", "E205"),
-    ("  stages {", "  budget params 1e300\n  stages {", "E205"),
-    ("  stages {", "  norm eps 1e-400\n  stages {", "E205"),
-])
+@pytest.mark.parametrize(
+    "old, new, code",
+    [
+        ("-> 8", "-> 1000000000000000000000000000000", "E205"),
+        ("-> 8", "-> 1e30", "E204"),
+        ("3x32x32", "3x1000000000000000000000000000000x32", "E205"),
+        ("s1  1", "s1  1000000000000000000000000000000", "E205"),
+        ("  stages {", "  attention mlp_ratio 1e30\n  stages {", "E205"),
+        ("  stages {", "  budget params 1e300\n  stages {", "E205"),
+        ("  stages {", "  norm eps 1e-400\n  stages {", "E205"),
+    ],
+)
 def test_absurd_numbers_are_out_of_range(old: str, new: str, code: str):
     assert codes(TINY.replace(old, new)) == [code]
 
@@ -162,8 +169,12 @@ def test_largest_accepted_sizes_stay_cheap():
 def test_the_cli_never_shows_a_traceback_for_hostile_files(tmp_path):
     path = tmp_path / "big.mv"
     path.write_text("{ " * 200_000 + "\n" + "\x00\x01\x02" * 1000)
-    r = subprocess.run([sys.executable, "-m", "mvitdsl", "check", str(path)], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "mvitdsl", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"{path}:2:1: error[E103]: a word of 3,000 characters")
 

@@ -56,7 +56,9 @@ def test_every_node_points_back_to_the_spec(pair):
     gm, _ = pair
     for module in [gm, *gm.blocks]:
         for node in module.graph.nodes:
-            assert "specs/mvit_b.mv" in node.meta["stack_trace"] or \
-                "mvit_b.mv" in node.meta["stack_trace"], node
+            assert (
+                "specs/mvit_b.mv" in node.meta["stack_trace"]
+                or "mvit_b.mv" in node.meta["stack_trace"]
+            ), node
     text = gm.blocks[1].print_readable(print_output=False)
     assert "mvit_b.mv:11" in text and "scale3" in text

@@ -40,7 +40,11 @@ def pytest_in(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     plugin = [] if installed else ["-p", "mvitdsl.pytest_plugin"]
     return subprocess.run(
         [sys.executable, "-m", "pytest", *plugin, "-p", "no:cacheprovider", "-q", *args],
-        cwd=where, env=env(), capture_output=True, text=True, timeout=300,
+        cwd=where,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -89,9 +93,12 @@ def test_pre_commit_hooks_run_in_a_project(tmp_path: Path):
     def run() -> subprocess.CompletedProcess[str]:
         subprocess.run(["git", "add", "-A"], cwd=where, check=True)
         return subprocess.run(
-            [sys.executable, "-m", "pre_commit", "run", "--all-files"], cwd=where,
+            [sys.executable, "-m", "pre_commit", "run", "--all-files"],
+            cwd=where,
             env=env(PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home")),
-            capture_output=True, text=True, timeout=300,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
 
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

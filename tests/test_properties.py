@@ -37,8 +37,11 @@ def _write_counts() -> Iterator[None]:
 
 def _input(spec: mvitdsl.Spec) -> Any:
     m = spec.model
-    size = (m.input.channels, *m.input.size) if m.input.kind == "video" else (
-        m.input.channels, *m.input.size[1:])
+    size = (
+        (m.input.channels, *m.input.size)
+        if m.input.kind == "video"
+        else (m.input.channels, *m.input.size[1:])
+    )
     return torch.randn(BATCH, *size)
 
 
@@ -47,7 +50,8 @@ def _run(gm: Any, x: Any) -> tuple[Any, dict[int, tuple[tuple[int, ...], tuple[i
     seen: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     for i, block in enumerate(gm.blocks):
         block.register_forward_hook(
-            lambda m, a, out, i=i: seen.__setitem__(i, (tuple(a[0].shape), tuple(out.shape))))
+            lambda m, a, out, i=i: seen.__setitem__(i, (tuple(a[0].shape), tuple(out.shape)))
+        )
     with torch.no_grad():
         out = gm(x)
     return out, seen
@@ -60,7 +64,8 @@ def assert_matches_execution(spec: mvitdsl.Spec) -> None:
     out, seen = _run(gm, _input(spec))
     assert tuple(out.shape) == (BATCH, spec.model.head.classes)
     assert {i: o for i, (_, o) in seen.items()} == {
-        b.index: (BATCH, b.len_q, b.dim_out) for b in report.blocks}
+        b.index: (BATCH, b.len_q, b.dim_out) for b in report.blocks
+    }
     assert sum(p.numel() for p in gm.parameters()) == report.params
     gm = gm.to("meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -85,8 +90,9 @@ def runtime_verdict(text: str) -> str:
         return "output"
     grid = stem[0] if m.input.kind == "video" else (1, *stem[0])
     if m.tokens.position == "separable" and (
-            gm.pos_encoding.temporal_pos.shape[0] != grid[0]
-            or gm.pos_encoding.spatial_pos.shape[0] != grid[1] * grid[2]):
+        gm.pos_encoding.temporal_pos.shape[0] != grid[0]
+        or gm.pos_encoding.spatial_pos.shape[0] != grid[1] * grid[2]
+    ):
         return "positions"  # the tables do not line up with the frames and the pixels
     if m.tokens.position == "joint" and gm.pos_encoding.pos_embed.shape[1] != prod(grid) + cls:
         return "positions"  # one embedding broadcast over several tokens: it ran, but wrong
@@ -164,7 +170,8 @@ def test_property_mutated_shipped_specs_fail_cleanly(text: str) -> None:
     _hostile("mutations", text)
 
 
-@given(st.text(alphabet=st.sampled_from(list("model{}\n x->1234567890,.#\"eE_abc×\t")),
-               max_size=300))
+@given(
+    st.text(alphabet=st.sampled_from(list('model{}\n x->1234567890,.#"eE_abc×\t')), max_size=300)
+)
 def test_property_arbitrary_text_fails_cleanly(text: str) -> None:
     _hostile("arbitrary_text", text)

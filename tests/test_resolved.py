@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, SPECS
+from conftest import SPECS, rel
 
 import mvitdsl
 from mvitdsl.cli import main
 from mvitdsl.language.resolved import render_resolved
 
 ALL_SPECS = sorted(p.name for p in SPECS.glob("*.mv"))
-
-
-@pytest.fixture(autouse=True)
-def _at_root():
-    os.chdir(ROOT)  # spans name files relative to the repository root
 
 
 def _strip(value: Any) -> Any:
@@ -32,17 +25,20 @@ def _strip(value: Any) -> Any:
 
 @pytest.mark.parametrize("name", ALL_SPECS)
 def test_resolved_text_parses_back_to_the_same_model(name):
-    spec = mvitdsl.load_spec(Path("specs") / name)
+    spec = mvitdsl.load_spec(SPECS / name)
     again = mvitdsl.load_spec(render_resolved(spec))
     assert _strip(again.model.model_dump()) == _strip(spec.model.model_dump())
 
 
 def test_each_value_names_the_file_and_line_that_set_it():
-    text = render_resolved(mvitdsl.load_spec(Path("specs/mvit_b_32x3.mv")))
-    lines = {line.split("#")[0].strip().rstrip(","): line.rsplit("# ", 1)[1]
-             for line in text.splitlines() if "# " in line and not line.startswith("#")}
-    child = Path("specs/mvit_b_32x3.mv").read_text().splitlines()
-    parent = Path("specs/mvit_b.mv").read_text().splitlines()
+    text = rel(render_resolved(mvitdsl.load_spec(SPECS / "mvit_b_32x3.mv")))
+    lines = {
+        line.split("#")[0].strip().rstrip(","): line.rsplit("# ", 1)[1]
+        for line in text.splitlines()
+        if "# " in line and not line.startswith("#")
+    }
+    child = (SPECS / "mvit_b_32x3.mv").read_text().splitlines()
+    parent = (SPECS / "mvit_b.mv").read_text().splitlines()
     where_input = lines["input      video 3x32x224x224"]
     assert where_input.startswith("specs/mvit_b_32x3.mv:")
     assert "3x32x224x224" in child[int(where_input.split(":")[1]) - 1]
@@ -53,23 +49,27 @@ def test_each_value_names_the_file_and_line_that_set_it():
 
 
 def test_an_overridden_row_points_at_the_child():
-    text = render_resolved(mvitdsl.load_spec(Path("specs/mvitv2_s_image.mv")))
+    text = rel(render_resolved(mvitdsl.load_spec(SPECS / "mvitv2_s_image.mv")))
     rows = [line for line in text.splitlines() if line.lstrip().startswith("scale")]
     assert [r.rsplit("# ", 1)[1].split(":")[0] for r in rows] == [
-        "specs/mvitv2_t_image.mv", "specs/mvitv2_t_image.mv", "specs/mvitv2_s_image.mv",
-        "specs/mvitv2_t_image.mv"]
+        "specs/mvitv2_t_image.mv",
+        "specs/mvitv2_t_image.mv",
+        "specs/mvitv2_s_image.mv",
+        "specs/mvitv2_t_image.mv",
+    ]
     assert rows[2].split()[:5] == ["scale4", "11", "384", "4", "2x2"]
 
 
 def test_exclusive_flags_are_replaced_not_stacked():
-    text = render_resolved(mvitdsl.load_spec(Path("specs/mvitv2_h_image.mv")))
+    text = render_resolved(mvitdsl.load_spec(SPECS / "mvitv2_h_image.mv"))
     tokens = text.split("  tokens", 1)[1].split("  attention", 1)[0]
     assert "no_cls" not in tokens and "cls" in tokens
 
 
 def test_cli_prints_the_resolved_spec(capsys):
-    assert main(["check", "--resolved", "specs/mvitv2_b_32x3.mv"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("# mvitv2_b_32x3: inheritance resolved "
-                          "(specs/mvitv2_b_32x3.mv <- specs/mvitv2_s.mv).")
+    assert main(["check", "--resolved", str(SPECS / "mvitv2_b_32x3.mv")]) == 0
+    out = rel(capsys.readouterr().out)
+    assert out.startswith(
+        "# mvitv2_b_32x3: inheritance resolved (specs/mvitv2_b_32x3.mv <- specs/mvitv2_s.mv)."
+    )
     assert "rel_pos decomposed," in out and "# specs/mvitv2_s.mv:" in out

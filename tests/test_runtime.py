@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 hypothesis = pytest.importorskip("hypothesis")
 import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
@@ -29,8 +31,9 @@ def conv_cases(draw: st.DrawFn) -> tuple:
 def make_input(nd: int, size: list[int], layout: str, channels: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     if layout == "strided view":  # as the emitter's pools read q: a slice of a (B, L, 3C) qkv
-        qkv = torch.randn(2, torch.Size(size).numel(), 3 * channels, generator=gen,
-                          dtype=torch.float64)
+        qkv = torch.randn(
+            2, torch.Size(size).numel(), 3 * channels, generator=gen, dtype=torch.float64
+        )
         x = qkv.unflatten(2, (3, channels)).unbind(2)[1].transpose(1, 2).unflatten(2, size)
     else:
         x = torch.randn(2, channels, *size, generator=gen, dtype=torch.float64)

@@ -218,7 +218,7 @@ def test_fast_path_equals_lowering_every_variant(tmp_path: Path):
         "scale3.stride_q": "1x2x2,1x3x3",
         "attention.mlp_ratio": "2,4",
         "input.size": "3x16x224x224,3x8x160x160",
-        "attention.kv_stride": "1x4x4,1x8x8",
+        "attention.stride_kv": "1x4x4,1x8x8",
     }
     fast = list(mvitdsl.sweep(MVIT_B, vary=vary, pareto=None))
     slow_run = SweepRun(MVIT_B, vary, pareto=None)
@@ -518,7 +518,7 @@ def test_plot_needs_two_objectives_and_a_picture_suffix(
             {
                 "scale4.blocks": "3,5",
                 "input.size": "3x224x224,3x192x192",
-                "attention.kv_stride": "2x2,4x4",
+                "attention.stride_kv": "2x2,4x4",
             },
         ),
         ("mvitv2_s.mv", {"scale3.heads": "2,3", "head.classes": "400,700"}),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import SPECS
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 timm = pytest.importorskip("timm")
 
 import mvitdsl  # noqa: E402
@@ -16,7 +18,7 @@ model mvitv2_cls_small_test {
   input      image 3x128x128
   patch      conv 7x7 stride 4x4 pad 3x3 -> 96
   tokens     cls, position none
-  attention  pool conv 3x3, pool_q all, kv_stride adaptive 4x4, mlp_ratio 4,
+  attention  pool conv 3x3, pool_q_blocks all, stride_kv adaptive 4x4, mlp_ratio 4,
              dim_change attention, rel_pos decomposed, residual_pool all
   stages {
     scale2      1     96    1     1x1
@@ -68,16 +70,25 @@ def test_timm_channel_change_in_the_mlp():
     torch.manual_seed(0)
     cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), embed_dim=48, num_heads=1, expand_attn=False)
     ref = _perturbed(MultiScaleVit(cfg, img_size=(128, 128), num_classes=10))
-    text = (CLS_SPEC.replace("cls, position none", "no_cls, position none")
-            .replace("dim_change attention", "dim_change mlp").replace("norm, cls", "norm, mean")
-            .replace("-> 96", "-> 48").replace("96    1", "48    1").replace("192    2", "96    2")
-            .replace("384    4", "192    4").replace("768    8", "384    8"))
+    text = (
+        CLS_SPEC.replace("cls, position none", "no_cls, position none")
+        .replace("dim_change attention", "dim_change mlp")
+        .replace("norm, cls", "norm, mean")
+        .replace("-> 96", "-> 48")
+        .replace("96    1", "48    1")
+        .replace("192    2", "96    2")
+        .replace("384    4", "192    4")
+        .replace("768    8", "384    8")
+    )
     _parity(ref, mvitdsl.load_spec(text), torch.randn(2, 3, 128, 128))
 
 
 def _small(mode: str = "conv", tokens: str = "no_cls, position none", head: str = "mean") -> str:
-    return (CLS_SPEC.replace("tokens     cls, position none", f"tokens     {tokens}")
-            .replace("pool conv 3x3", f"pool {mode} 3x3").replace("norm, cls", f"norm, {head}"))
+    return (
+        CLS_SPEC.replace("tokens     cls, position none", f"tokens     {tokens}")
+        .replace("pool conv 3x3", f"pool {mode} 3x3")
+        .replace("norm, cls", f"norm, {head}")
+    )
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])
@@ -103,10 +114,16 @@ def test_joint_absolute_positions_with_cls_match_timm():
     _parity(ref, spec, torch.randn(2, 3, 128, 128))
 
 
-@pytest.mark.parametrize("timm_name,spec_name", [
-    ("mvitv2_tiny", "mvitv2_t_image"), ("mvitv2_small", "mvitv2_s_image"),
-    ("mvitv2_base", "mvitv2_b_image"), ("mvitv2_large", "mvitv2_l_image"),
-    ("mvitv2_huge_cls", "mvitv2_h_image")])
+@pytest.mark.parametrize(
+    "timm_name,spec_name",
+    [
+        ("mvitv2_tiny", "mvitv2_t_image"),
+        ("mvitv2_small", "mvitv2_s_image"),
+        ("mvitv2_base", "mvitv2_b_image"),
+        ("mvitv2_large", "mvitv2_l_image"),
+        ("mvitv2_huge_cls", "mvitv2_h_image"),
+    ],
+)
 def test_image_specs_have_timms_names_and_shapes(timm_name, spec_name):
     """The big image models, checked on the meta device: every timm tensor has its counterpart."""
     from mvitdsl.backend.weights import compare_shapes

@@ -59,8 +59,9 @@ def test_expected_shapes_are_what_build_makes(name):
     assert expected_shapes(spec.model) == built
 
 
-@pytest.mark.parametrize("factory,spec_name", [("mvit_v1_b", "mvit_b.mv"),
-                                               ("mvit_v2_s", "mvitv2_s.mv")])
+@pytest.mark.parametrize(
+    "factory,spec_name", [("mvit_v1_b", "mvit_b.mv"), ("mvit_v2_s", "mvitv2_s.mv")]
+)
 def test_slowfast_names_round_trip(factory, spec_name):
     torch.manual_seed(0)
     ref = getattr(torchvision.models.video, factory)().state_dict()
@@ -84,24 +85,30 @@ def test_torchvision_names_pass_unchanged(mvit_b_spec):
 
 def test_timm_names_and_shapes_match_the_image_spec():
     timm = pytest.importorskip("timm")
-    found = {k: tuple(v.shape) for k, v in
-             timm.create_model("mvitv2_tiny", pretrained=False).state_dict().items()}
-    source, mismatches = compare_shapes(mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv").model,
-                                        found)
+    found = {
+        k: tuple(v.shape)
+        for k, v in timm.create_model("mvitv2_tiny", pretrained=False).state_dict().items()
+    }
+    source, mismatches = compare_shapes(mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv").model, found)
     assert source == "timm" and mismatches == []
 
 
 def test_unknown_source_is_refused(mvit_b_spec):
     with pytest.raises(ValueError, match="unknown source"):
-        mvitdsl.convert_state_dict({}, "keras", spec=mvit_b_spec)  # type: ignore[arg-type]
+        mvitdsl.convert_state_dict({}, "keras", spec=mvit_b_spec)
 
 
 # ---------------------------------------------------------------- the command line
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mvitdsl", *args], cwd=ROOT, text=True,
-                          capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "mvitdsl", *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +124,11 @@ def mvitv2_s_checkpoints(tmp_path_factory) -> dict[str, Path]:
     broken["blocks.3.attn.qkv.weight"] = torch.zeros(576, 192)
     del broken["blocks.7.attn.rel_pos_h"]
     save_file({k: v.contiguous() for k, v in broken.items()}, str(folder / "broken.safetensors"))
-    return {"tv": folder / "tv.pt", "slowfast": folder / "slowfast.pyth",
-            "broken": folder / "broken.safetensors"}
+    return {
+        "tv": folder / "tv.pt",
+        "slowfast": folder / "slowfast.pyth",
+        "broken": folder / "broken.safetensors",
+    }
 
 
 def test_check_against_a_matching_checkpoint(mvitv2_s_checkpoints):
@@ -139,14 +149,22 @@ def test_check_against_reports_each_mismatch_in_words(mvitv2_s_checkpoints):
         "specs/mvitv2_s.mv:13: missing: the spec makes blocks.7.attn.rel_pos_h [27, 96] (block 7,"
         " stage 'scale4': 384->384 channels, 4 heads of 96); the checkpoint has no such entry",
         f"{mvitv2_s_checkpoints['broken']}: 2 mismatches against mvitv2_s (read as torchvision "
-        "names)"]
+        "names)",
+    ]
 
 
 def test_safetensors_are_compared_without_torch(mvitv2_s_checkpoints):
-    code = ("import sys, mvitdsl; from mvitdsl.backend.weights import render_comparison; "
-            "s = mvitdsl.load_spec('specs/mvitv2_s.mv'); "
-            f"text, n = render_comparison(s, {str(mvitv2_s_checkpoints['broken'])!r}, None); "
-            "print(json.dumps([n, 'torch' in sys.modules]))")
-    r = subprocess.run([sys.executable, "-c", "import json; " + code], cwd=ROOT, text=True,
-                       capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys, mvitdsl; from mvitdsl.backend.weights import render_comparison; "
+        "s = mvitdsl.load_spec('specs/mvitv2_s.mv'); "
+        f"text, n = render_comparison(s, {str(mvitv2_s_checkpoints['broken'])!r}, None); "
+        "print(json.dumps([n, 'torch' in sys.modules]))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", "import json; " + code],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert json.loads(r.stdout) == [2, False], r.stderr

@@ -20,10 +20,26 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 def run(tmp_path: Path, script: str, spec: str, *extra: str, procs: int = 1) -> list[dict]:
     out = tmp_path / "run"
-    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-               str(procs)] if procs > 1 else [sys.executable])
-    cmd = [*launch, str(ROOT / "examples" / script), str(ROOT / "examples" / spec),
-           "--out", str(out), *extra]
+    launch = (
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(procs),
+        ]
+        if procs > 1
+        else [sys.executable]
+    )
+    cmd = [
+        *launch,
+        str(ROOT / "examples" / script),
+        str(ROOT / "examples" / spec),
+        "--out",
+        str(out),
+        *extra,
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ranks = [json.loads((out / f"rank{i}.json").read_text()) for i in range(procs)]

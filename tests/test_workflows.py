@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SPECS
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
 torchvision = pytest.importorskip("torchvision")
 timm = pytest.importorskip("timm")
 
 import torch.nn.functional as F  # noqa: E402
-from timm.layers import resample_abs_pos_embed  # noqa: E402
+from timm.layers import resample_abs_pos_embed  # type: ignore[attr-defined]  # noqa: E402
 from torch import nn  # noqa: E402
 
 import mvitdsl  # noqa: E402
@@ -56,9 +58,12 @@ def test_joint_image_table_keeps_the_cls_row_and_matches_timm():
 def test_joint_video_table_is_bicubic_in_space_then_linear_in_time():
     table = torch.randn(1, 4 * 6 * 6, 8)
     new = resize.resize_joint(table, (8, 9, 9), cls=False, old=(4, 6, 6))
-    frames = torch.cat([
-        resample_abs_pos_embed(f[None], [9, 9], [6, 6], num_prefix_tokens=0)
-        for f in table.reshape(4, 36, 8)])
+    frames = torch.cat(
+        [
+            resample_abs_pos_embed(f[None], [9, 9], [6, 6], num_prefix_tokens=0)
+            for f in table.reshape(4, 36, 8)
+        ]
+    )
     per_position = frames.permute(1, 2, 0).reshape(1, 81 * 8, 4)
     want = F.interpolate(per_position, size=8, mode="linear").reshape(81, 8, 8).permute(2, 0, 1)
     _assert_same(new, want.reshape(1, 8 * 81, 8))
@@ -109,7 +114,10 @@ def test_mvit_b_weights_at_320_pixels(mvit_b, mvit_v1_b_state):
     gm = mvitdsl.build(mvit_b, input=(3, 16, 320, 320), weights=mvit_v1_b_state)
     (entry,) = gm.load_report.of("resized")
     assert (entry.name, entry.old, entry.new) == (
-        "pos_encoding.spatial_pos", (3136, 96), (6400, 96))
+        "pos_encoding.spatial_pos",
+        (3136, 96),
+        (6400, 96),
+    )
     old = mvit_v1_b_state["pos_encoding.spatial_pos"]
     want = resample_abs_pos_embed(old[None], [80, 80], [56, 56], num_prefix_tokens=0)[0]
     _assert_same(gm.state_dict()["pos_encoding.spatial_pos"], want)
@@ -159,8 +167,9 @@ def test_a_checkpoint_that_does_not_fit_names_every_tensor(mvit_v1_b_state):
     assert "nothing loaded" in text
 
 
-def test_named_torchvision_weights_come_from_the_hub_cache(tmp_path, monkeypatch, mvit_b,
-                                                         mvit_v1_b_state):
+def test_named_torchvision_weights_come_from_the_hub_cache(
+    tmp_path, monkeypatch, mvit_b, mvit_v1_b_state
+):
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.save(mvit_v1_b_state, cache / "mvit_v1_b-dbeb1030.pth")
@@ -195,10 +204,15 @@ def test_features_equal_timms_forward_intermediates():
     print("max |ours - timm| per map:", diffs)
     assert max(diffs) < 1e-4
     info = gm.feature_info
-    assert [(i["num_chs"], i["reduction"]) for i in info] == [(96, 4), (192, 8), (384, 16),
-                                                              (768, 32)]
     assert [(i["num_chs"], i["reduction"]) for i in info] == [
-        (d["num_chs"], d["reduction"]) for d in ref.feature_info]
+        (96, 4),
+        (192, 8),
+        (384, 16),
+        (768, 32),
+    ]
+    assert [(i["num_chs"], i["reduction"]) for i in info] == [
+        (d["num_chs"], d["reduction"]) for d in ref.feature_info
+    ]
     assert not hasattr(gm, "head") and not hasattr(gm, "norm")
 
 
@@ -210,7 +224,9 @@ def test_video_features_prune_later_blocks_and_name_the_v1_width():
     info = gm.feature_info
     # v1: the last block of a stage already projects to the next width
     assert [(i["name"], i["num_chs"], i["reduction"], i["temporal_stride"]) for i in info] == [
-        ("scale2", 192, 4, 2), ("scale4", 768, 16, 2)]
+        ("scale2", 192, 4, 2),
+        ("scale4", 768, 16, 2),
+    ]
     with torch.no_grad():
         maps = gm(torch.randn(2, 3, 4, 64, 64))
     assert maps["scale2"].shape == (2, 192, 2, 16, 16)
@@ -249,8 +265,13 @@ def test_parameter_groups_for_layer_decay():
     groups = param_groups(gm, lr=1.0, weight_decay=0.05, layer_decay=0.5)
     by_name = {n: g for g in groups for n in g["names"]}
     assert len(by_name) == len(list(gm.parameters()))
-    for name in ("pos_encoding.class_token", "pos_encoding.spatial_pos", "blocks.0.norm1.weight",
-                 "blocks.1.mlp.0.bias", "norm.weight"):
+    for name in (
+        "pos_encoding.class_token",
+        "pos_encoding.spatial_pos",
+        "blocks.0.norm1.weight",
+        "blocks.1.mlp.0.bias",
+        "norm.weight",
+    ):
         assert by_name[name]["weight_decay"] == 0.0, name
     assert by_name["blocks.1.mlp.0.weight"]["weight_decay"] == 0.05
     assert by_name["conv_proj.weight"]["layer_id"] == 0
@@ -299,8 +320,20 @@ def test_compile_weights_puts_exactly_the_checkpoints_tensors_into_the_artifact(
 def test_compile_classes_and_input_json(tmp_path, capsys):
     ckpt, state = _tiny_checkpoint(tmp_path)
     out = tmp_path / "art"
-    argv = ["compile", str(TINY), "--weights", str(ckpt), "--classes", "7", "--input",
-            "3x8x32x32", "-o", str(out), "--format", "json"]
+    argv = [
+        "compile",
+        str(TINY),
+        "--weights",
+        str(ckpt),
+        "--classes",
+        "7",
+        "--input",
+        "3x8x32x32",
+        "-o",
+        str(out),
+        "--format",
+        "json",
+    ]
     assert main(argv) == 0
     body = json.loads(capsys.readouterr().out)
     actions = {e["name"]: e["action"] for e in body["load_report"]["entries"]}
@@ -308,7 +341,9 @@ def test_compile_classes_and_input_json(tmp_path, capsys):
     assert actions["head.1.weight"] == "ignored" or actions["head.1.weight"] == "initialised"
     meta = json.loads((out / "meta.json").read_text())
     assert {e["name"] for e in meta["load_report"] if e["action"] == "initialised"} == {
-        "head.1.weight", "head.1.bias"}
+        "head.1.weight",
+        "head.1.bias",
+    }
 
 
 def test_compile_with_weights_that_do_not_fit_writes_nothing(tmp_path, capsys):
@@ -358,8 +393,20 @@ def test_feature_model_with_weights_exports_to_onnx_and_pt2(tmp_path):
 
     ckpt, state = _tiny_checkpoint(tmp_path)
     out = tmp_path / "feat_export"
-    argv = ["compile", str(TINY), "--weights", str(ckpt), "--features", "scale2", "scale3",
-            "--export", "onnx", "pt2", "-o", str(out)]
+    argv = [
+        "compile",
+        str(TINY),
+        "--weights",
+        str(ckpt),
+        "--features",
+        "scale2",
+        "scale3",
+        "--export",
+        "onnx",
+        "pt2",
+        "-o",
+        str(out),
+    ]
     assert main(argv) == 0
     model = import_artifact(out).load()
     _assert_same(model.state_dict()["blocks.1.mlp.0.weight"], state["blocks.1.mlp.0.weight"])
@@ -377,9 +424,11 @@ def test_feature_model_with_weights_exports_to_onnx_and_pt2(tmp_path):
         torch.testing.assert_close(torch.from_numpy(m), want[k], atol=1e-4, rtol=0)
 
 
-OUTPUTS_SPEC = (TINY.read_text()
-                .replace("  train      drop_path 0.1", "  outputs    scale3, scale2, norm")
-                .replace("model tiny", "model tiny_features"))
+OUTPUTS_SPEC = (
+    TINY.read_text()
+    .replace("  train      drop_path 0.1", "  outputs    scale3, scale2, norm")
+    .replace("model tiny", "model tiny_features")
+)
 
 
 def test_outputs_setting_makes_a_feature_model():
@@ -389,8 +438,8 @@ def test_outputs_setting_makes_a_feature_model():
     assert [i["name"] for i in gm.feature_info] == ["scale2", "scale3"]
     assert "scale2_norm.weight" in gm.state_dict()
     report = mvitdsl.analyze(spec)  # analysis knows the outputs and the feature model's size
-    assert report.extra["outputs"] == gm.feature_info
-    assert report.extra["feature_params"] == sum(p.numel() for p in gm.parameters())
+    assert report.outputs == gm.feature_info
+    assert report.feature_params == sum(p.numel() for p in gm.parameters())
     from mvitdsl.analysis.report_text import render_table
 
     assert "outputs: scale2 64ch /4 t/2, scale3 64ch /8 t/2" in render_table(report)
@@ -414,29 +463,38 @@ def test_slowfast_names_and_shapes_resize_too():
     """SlowFast keeps (1, L, D) position tables under its own names."""
     torch.manual_seed(2)
     state = mvitdsl.compile(TINY).state_dict()
-    renames = {"pos_encoding.spatial_pos": "pos_embed_spatial",
-               "pos_encoding.temporal_pos": "pos_embed_temporal",
-               "pos_encoding.class_pos": "pos_embed_class", "pos_encoding.class_token": "cls_token",
-               "conv_proj.weight": "patch_embed.proj.weight",
-               "conv_proj.bias": "patch_embed.proj.bias",
-               "head.1.weight": "head.projection.weight", "head.1.bias": "head.projection.bias"}
+    renames = {
+        "pos_encoding.spatial_pos": "pos_embed_spatial",
+        "pos_encoding.temporal_pos": "pos_embed_temporal",
+        "pos_encoding.class_pos": "pos_embed_class",
+        "pos_encoding.class_token": "cls_token",
+        "conv_proj.weight": "patch_embed.proj.weight",
+        "conv_proj.bias": "patch_embed.proj.bias",
+        "head.1.weight": "head.projection.weight",
+        "head.1.bias": "head.projection.bias",
+    }
     slowfast = {}
     for name, tensor in state.items():
         if name.startswith("pos_encoding."):
             tensor = tensor.reshape(1, -1, tensor.shape[-1])
         name = renames.get(name, name)
-        for ours, theirs in ((r"\.mlp\.0\.", ".mlp.fc1."), (r"\.mlp\.3\.", ".mlp.fc2."),
-                             (r"\.attn\.project\.0\.", ".attn.proj."),
-                             (r"\.pool_(.)\.pool\.", r".pool_\1."),
-                             (r"\.pool_(.)\.norm_act\.0\.", r".norm_\1."),
-                             (r"\.project\.", ".proj.")):
+        for ours, theirs in (
+            (r"\.mlp\.0\.", ".mlp.fc1."),
+            (r"\.mlp\.3\.", ".mlp.fc2."),
+            (r"\.attn\.project\.0\.", ".attn.proj."),
+            (r"\.pool_(.)\.pool\.", r".pool_\1."),
+            (r"\.pool_(.)\.norm_act\.0\.", r".norm_\1."),
+            (r"\.project\.", ".proj."),
+        ):
             name = re.sub(ours, theirs, name)
         slowfast[name] = tensor
     spec = mvitdsl.load_spec(TINY)
     gm = mvitdsl.build(spec, input=(3, 8, 48, 48), weights=slowfast, source="slowfast")
     resized = {e.name: (e.old, e.new) for e in gm.load_report.of("resized")}
-    assert resized == {"pos_encoding.temporal_pos": ((1, 2, 32), (4, 32)),
-                       "pos_encoding.spatial_pos": ((1, 64, 32), (144, 32))}
+    assert resized == {
+        "pos_encoding.temporal_pos": ((1, 2, 32), (4, 32)),
+        "pos_encoding.spatial_pos": ((1, 64, 32), (144, 32)),
+    }
     own = gm.state_dict()
     _assert_same(own["pos_encoding.temporal_pos"], _linear(state["pos_encoding.temporal_pos"], 4))
     _assert_same(own["pos_encoding.class_pos"], state["pos_encoding.class_pos"])
@@ -448,11 +506,15 @@ def test_check_weights_prints_the_load_report_without_building(tmp_path, capsys)
     assert main(["check", str(TINY), "--weights", str(ckpt), "--input", "3x8x48x48"]) == 0
     out = capsys.readouterr().out
     assert "resized      pos_encoding.spatial_pos [64, 32] -> [144, 32]" in out
-    assert main(["check", str(TINY), "--weights", str(ckpt), "--classes", "3", "--format",
-                 "json"]) == 0
+    assert (
+        main(["check", str(TINY), "--weights", str(ckpt), "--classes", "3", "--format", "json"])
+        == 0
+    )
     body = json.loads(capsys.readouterr().out)
     assert {e["name"] for e in body["load_report"]["entries"] if e["action"] == "initialised"} == {
-        "head.1.weight", "head.1.bias"}
+        "head.1.weight",
+        "head.1.bias",
+    }
     assert main(["check", "mvitv2_t_image", "--weights", str(ckpt)]) == 1
     assert "do not fit mvitv2_t_image; nothing loaded" in capsys.readouterr().err
 
@@ -470,7 +532,8 @@ def test_draw_shows_the_outputs_instead_of_the_head():
 
 
 def test_named_weights_carry_preprocessing_and_classes_into_the_artifact(
-        tmp_path, monkeypatch, mvit_v1_b_state):
+    tmp_path, monkeypatch, mvit_v1_b_state
+):
     from mvitdsl.backend.artifact import import_artifact
 
     cache = tmp_path / "hub" / "checkpoints"
@@ -478,8 +541,14 @@ def test_named_weights_carry_preprocessing_and_classes_into_the_artifact(
     torch.save(mvit_v1_b_state, cache / "mvit_v1_b-dbeb1030.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     out = tmp_path / "mvit_b_k400"
-    argv = ["compile", "mvit_b", "--weights", "torchvision:MViT_V1_B_Weights.KINETICS400_V1",
-            "-o", str(out)]
+    argv = [
+        "compile",
+        "mvit_b",
+        "--weights",
+        "torchvision:MViT_V1_B_Weights.KINETICS400_V1",
+        "-o",
+        str(out),
+    ]
     assert main(argv) == 0
     model = import_artifact(out).load()
     assert model.preprocessing["std"] == [0.225, 0.225, 0.225]
@@ -488,5 +557,6 @@ def test_named_weights_carry_preprocessing_and_classes_into_the_artifact(
     meta = json.loads((out / "meta.json").read_text())
     assert meta["weights"]["origin"] == "torchvision:MViT_V1_B_Weights.KINETICS400_V1"
     assert len(meta["weights"]["sha256"]) == 64
-    _assert_same(model.state_dict()["blocks.3.attn.qkv.weight"],
-                 mvit_v1_b_state["blocks.3.attn.qkv.weight"])
+    _assert_same(
+        model.state_dict()["blocks.3.attn.qkv.weight"], mvit_v1_b_state["blocks.3.attn.qkv.weight"]
+    )

@@ -10,14 +10,21 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from math import prod
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..ir import Block, Dims3, Model
-from . import shapes
-from .graph import BlockShapes, blocks_in_order, build_graph
+from . import naming, shapes
+from .graph import BlockFlow, blocks_in_order, build_graph
 
-if TYPE_CHECKING:
-    from ..spec import Spec
+
+class Checked(Protocol):
+    """A checked spec (mvitdsl.spec.Spec): its model, and the report the checks already made."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def report(self) -> Report | None: ...
+
 
 DTYPE_BYTES = {"fp32": 4, "float32": 4, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
 
@@ -115,7 +122,7 @@ class Report:
     """Everything known about a model before it is built."""
 
     name: str
-    input: tuple[int, ...]
+    input_size: tuple[int, ...]  # (C, T, H, W); T = 1 for images
     stages: tuple[StageRow, ...]
     blocks: tuple[BlockRow, ...]
     totals: Costs
@@ -125,7 +132,8 @@ class Report:
     batch: int = 1
     dtype: str = "fp32"
     activation_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # feature maps (`outputs`)
+    feature_params: int | None = None  # the feature model's parameters, with `outputs`
 
     @property
     def params(self) -> int:
@@ -142,14 +150,29 @@ class Report:
         return self.totals.macs_fvcore
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON data, in the one vocabulary of every JSON output (GLOSSARY):
+        `params`, `gmacs`, `gmacs_fvcore`, `activation_gib`, beside the exact integers."""
         data = asdict(self)
         data["model"] = self.model.name
         data["params"], data["macs"], data["macs_fvcore"] = self.params, self.macs, self.macs_fvcore
         data["share"] = self.totals.share
+        for row in (data, *data["stages"], *data["blocks"]):
+            with_units(row)
         return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+
+def with_units(row: dict[str, Any]) -> dict[str, Any]:
+    """Add `gmacs`, `gmacs_fvcore` and `activation_gib` beside the exact counts of a JSON row."""
+    if "macs" in row:
+        row["gmacs"] = round(row["macs"] / 1e9, 6)
+    if "macs_fvcore" in row:
+        row["gmacs_fvcore"] = round(row["macs_fvcore"] / 1e9, 6)
+    if "activation_bytes" in row:
+        row["activation_gib"] = round(row["activation_bytes"] / 2**30, 6)
+    return row
 
 
 # ---------------------------------------------------------------- costs per part
@@ -160,7 +183,7 @@ def linear(tokens: int, d_in: int, d_out: int, bias: bool = True) -> tuple[int, 
     return d_in * d_out + (d_out if bias else 0), tokens * d_in * d_out
 
 
-def pool_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+def pool_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     hd, heads = block.head_dim, block.heads
     params = macs = norm = 0
     for pool, grid, length, count in (
@@ -175,7 +198,7 @@ def pool_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
     return Costs(params=params, pool_macs=macs, norm_elems=norm)
 
 
-def attention_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     a, hd, heads = block.dim_attn, block.head_dim, block.heads
     qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, model.attention.qkv_bias)
     proj_p, proj_m = linear(flow.len_q, a, a)
@@ -193,7 +216,7 @@ def attention_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
     )
 
 
-def mlp_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+def mlp_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     fc1_p, fc1_m = linear(flow.len_q, block.dim_attn, block.mlp_hidden)
     fc2_p, fc2_m = linear(flow.len_q, block.mlp_hidden, block.dim_out)
     proj_p = proj_m = 0
@@ -207,7 +230,7 @@ def mlp_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
     )
 
 
-def block_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+def block_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     return (
         attention_costs(model, block, flow)
         + mlp_costs(model, block, flow)
@@ -220,13 +243,7 @@ def stem_costs(model: Model) -> Costs:
     grid = shapes.patch_grid(model)
     params = model.input.channels * d * prod(p.kernel) + d
     macs = prod(grid) * d * model.input.channels * prod(p.kernel)
-    nom = shapes.patch_nominal(model)
-    cls = model.tokens.cls
-    params += d * int(cls)
-    if model.tokens.position == "separable":
-        params += (nom[1] * nom[2] + nom[0] + int(cls)) * d
-    elif model.tokens.position == "joint":
-        params += (prod(nom) + int(cls)) * d
+    params += sum(prod(shape) for shape in naming.position_shapes(model).values())
     return Costs(params=params, other_macs=macs)
 
 
@@ -241,7 +258,7 @@ def head_costs(model: Model, grid: Dims3) -> Costs:
 # ---------------------------------------------------------------- activation memory
 
 
-def activation_elems(block: Block, flow: BlockShapes) -> int:
+def activation_elems(block: Block, flow: BlockFlow) -> int:
     """Elements a training step keeps for backward in one block (an estimate, per sample):
     inputs of each linear, norm and pooling, the attention matrix, and the MLP hidden."""
     a, h, hd = block.dim_attn, block.heads, block.head_dim
@@ -264,19 +281,17 @@ def operators(model: Model, dim: int) -> str:
     return f"MHPA({dim}), MLP({int(dim * model.attention.mlp_ratio)})"
 
 
-def analyze(spec: Spec | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
-    """Shapes, parameters and MACs per stage and per block; no torch import."""
-    model = spec if isinstance(spec, Model) else spec.model
-    # The checker's budget rule analyses each model once; the caller's analyze reuses that.
-    last = _LAST.get("report")
-    if last is not None and last.model is model and (last.batch, last.dtype) == (batch, dtype):
-        return last
-    report = _analyze(model, batch, dtype)
-    _LAST["report"] = report
-    return report
+def analyze(spec: Checked | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
+    """Shapes, parameters and MACs per stage and per block; no torch import.
 
-
-_LAST: dict[str, Report] = {}  # the last report: IR models are immutable, so it stays right
+    A checked spec carries the report its budget check made (batch 1, fp32); that one is reused.
+    """
+    if isinstance(spec, Model):
+        return _analyze(spec, batch, dtype)
+    made = spec.report
+    if made is not None and (made.batch, made.dtype) == (batch, dtype):
+        return made
+    return _analyze(spec.model, batch, dtype)
 
 
 def _analyze(model: Model, batch: int, dtype: str) -> Report:
@@ -292,7 +307,7 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
     stem_elems = shapes.tokens(shapes.patch_grid(model), model.tokens.cls) * model.patch.dim
     return Report(
         name=model.name,
-        input=(model.input.channels, *model.input.size),
+        input_size=(model.input.channels, *model.input.size),
         stages=tuple(stage_row(model, s, rows) for s in model.stages),
         blocks=tuple(rows),
         totals=total + head,
@@ -302,7 +317,7 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
         batch=batch,
         dtype=dtype,
         activation_bytes=sum(r.activation_bytes for r in rows) + 2 * stem_elems * batch * nbytes,
-        extra=_outputs_extra(model, stem, rows),
+        **_outputs_extra(model, stem, rows),
     )
 
 
@@ -321,7 +336,7 @@ def _outputs_extra(model: Model, stem: Costs, rows: list[BlockRow]) -> dict[str,
     return {"outputs": info, "feature_params": params}
 
 
-def block_row(block: Block, flow: BlockShapes, c: Costs, activation_bytes: int) -> BlockRow:
+def block_row(block: Block, flow: BlockFlow, c: Costs, activation_bytes: int) -> BlockRow:
     """A block's row of the report: its widths, grids and sequence lengths, and its costs."""
     return BlockRow(
         index=block.index,

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 
 from ..diagnostics import Reporter
 from ..language.lower import budgets
-from .check import setting_span
+from .check import Spec, setting_span
 
 if TYPE_CHECKING:
-    from ..spec import Spec
     from .analyze import Report
 
 

@@ -6,19 +6,32 @@ A model the checker accepts builds and runs, with exactly the shapes the graph p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..diagnostics import Reporter, Span
-from ..ir import Block, Dims3, Model, Pool
+from ..ir import Block, Dims3, Model, Pool, spatial
+from ..language import syntax
 from ..language.syntax import Setting, Table
 from . import shapes
-from .graph import BlockShapes, blocks_in_order, build_graph
+from .graph import BlockFlow, blocks_in_order, build_graph
 
-if TYPE_CHECKING:
-    from ..spec import Spec
+
+class Spec(Protocol):
+    """What the checks read besides the IR: the resolved statements (to point carets at the exact
+    value) and the sources. mvitdsl.spec.Spec has these; analysis never imports the driver."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def statements(self) -> tuple[Any, ...]: ...
+    @property
+    def sources(self) -> dict[str, str]: ...
+    @property
+    def ast(self) -> syntax.Model: ...
+
 
 # Columns of a stage row, for carets under the exact value.
-COLUMNS = {"name": 0, "blocks": 1, "dim": 2, "heads": 3, "pool_q": 4, "pool_kv": 5}
+COLUMNS = {"name": 0, "blocks": 1, "dim": 2, "heads": 3, "stride_q": 4, "stride_kv": 5}
 
 
 def fmt(grid: tuple[Any, ...]) -> str:
@@ -71,7 +84,7 @@ class Checker:
 
     def fmt(self, grid: tuple[Any, ...]) -> str:
         """A grid, kernel or stride as the spec writes it: T x H x W, or H x W for images."""
-        return fmt(grid if self.model.input.kind == "video" else grid[1:])
+        return fmt(spatial(grid, self.model.video))
 
     # -- where to point
     def setting_span(self, key: str) -> Span:
@@ -149,7 +162,7 @@ class Checker:
     def first_of_stage(self, block: Block) -> bool:
         return any(s.first == block.index for s in self.model.stages)
 
-    def check_block(self, block: Block, flow: BlockShapes) -> None:
+    def check_block(self, block: Block, flow: BlockFlow) -> None:
         q = block.pool_q
         # K/V strides may exceed the grid (everything pools to one token); only Q sets the grid.
         if self.check_fit(block, flow.grid_in, q.stride):
@@ -182,7 +195,7 @@ class Checker:
                 f"block {block.index}: relative positions are sized from the "
                 f"bookkeeping grid {self.fmt(flow.nominal_in)} (input // strides, as "
                 "torchvision does), which leaves an empty table",
-                self.row_span(block.stage, "pool_q"),
+                self.row_span(block.stage, "stride_q"),
                 "choose an input size divisible by the strides, or 'rel_pos none'",
             )
             return
@@ -193,17 +206,17 @@ class Checker:
                 f"{self.fmt(flow.grid_q)} differs from the residual grid "
                 f"{self.fmt(flow.grid_skip)} (Q kernel "
                 f"{self.fmt(q.kernel)}, stride {self.fmt(q.stride)})",
-                self.row_span(block.stage, "pool_q"),
+                self.row_span(block.stage, "stride_q"),
                 f"use an odd Q kernel, e.g. {self.fmt((3, 3, 3))}, or the s+1 rule",
             )
 
     def rel_pos_collapses(self, sizes: tuple[int, int, int]) -> bool:
         t, h, w = sizes
-        return min(h, w) < 1 or (self.model.input.kind == "video" and t < 1)
+        return min(h, w) < 1 or (self.model.video and t < 1)
 
     def avg_window_too_big(self, pool: Pool, grid: Dims3) -> bool:
         """As avg_pool3d does: it refuses any input dim smaller than the kernel (padding or not)."""
-        video = self.model.input.kind == "video"
+        video = self.model.video
         return (
             video
             and pool.exists
@@ -212,8 +225,8 @@ class Checker:
         )
 
     def pool_span(self, block: Block, name: str) -> Span:
-        if name == "Q" or COLUMNS["pool_kv"] < len(self.row_atoms(block.stage)):
-            return self.row_span(block.stage, "pool_q" if name == "Q" else "pool_kv")
+        if name == "Q" or COLUMNS["stride_kv"] < len(self.row_atoms(block.stage)):
+            return self.row_span(block.stage, "stride_q" if name == "Q" else "stride_kv")
         return self.setting_span("attention")
 
     def check_fit(self, block: Block, grid: Dims3, stride: Dims3) -> bool:
@@ -224,7 +237,7 @@ class Checker:
             return False
         if not too_big and self.model.input.grid_rounding == "ceil":
             return False
-        where = f"pool_q stride {self.fmt(stride)} of block {block.index}"
+        where = f"stride_q {self.fmt(stride)} of block {block.index}"
         if too_big:
             message = f"{where} is larger than its {self.fmt(grid)} input grid"
         else:
@@ -237,7 +250,7 @@ class Checker:
         hint = f"{options} would divide it" if options else "use a larger input"
         if not too_big:
             hint += "; or pad partial windows: 'input ..., grid_rounding ceil'"
-        self.r.error("E302", message, self.row_span(block.stage, "pool_q"), hint)
+        self.r.error("E302", message, self.row_span(block.stage, "stride_q"), hint)
         return True
 
     def row_atoms(self, stage: str) -> tuple[Any, ...]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..ir import Dims3
+from ..ir import Dims3, spatial
 
 if TYPE_CHECKING:
     from .analyze import BlockRow, Report, StageRow
@@ -29,12 +29,12 @@ _BLOCK_HEAD = (
 
 
 def _size(dim: int, grid: Dims3, video: bool) -> str:
-    return "×".join(str(v) for v in ((dim, *grid) if video else (dim, *grid[1:])))
+    return "×".join(str(v) for v in (dim, *spatial(grid, video)))
 
 
 def _dims(values: Dims3, video: bool) -> str:
     """A kernel, stride or grid as "TxHxW" (video) or "HxW" (images)."""
-    return "x".join(map(str, values if video else values[1:]))
+    return "x".join(map(str, spatial(values, video)))
 
 
 def _cost_cells(params: int, macs: int) -> tuple[str, str]:
@@ -49,7 +49,7 @@ def render_table(report: Report) -> str:
     rows = [
         _HEADER,
         *_input_rows(report),
-        *(_stage_row(st, report.model.input.kind == "video") for st in report.stages),
+        *(_stage_row(st, report.model.video) for st in report.stages),
         _head_row(report),
         _total_row(report),
     ]
@@ -58,7 +58,7 @@ def render_table(report: Report) -> str:
 
 def _outputs_lines(report: Report) -> str:
     """With an `outputs` setting: one line per feature map, and the feature model's size."""
-    info = report.extra.get("outputs")
+    info = report.outputs
     if not info:
         return ""
     maps = ", ".join(
@@ -66,7 +66,7 @@ def _outputs_lines(report: Report) -> str:
         + (f" t/{i['temporal_stride']}" if "temporal_stride" in i else "")
         for i in info
     )
-    params = report.extra["feature_params"]
+    params = report.feature_params
     return f"\noutputs: {maps}; feature model {params:,} params (later blocks and head pruned)"
 
 
@@ -80,7 +80,7 @@ def _title(report: Report) -> str:
 def _input_rows(report: Report) -> tuple[Row, Row]:
     """The data row and the patch (stem) row."""
     m, p = report.model, report.model.patch
-    video = m.input.kind == "video"
+    video = m.video
     data = ("data", f"{m.input.kind}", _size(m.input.channels, m.input.size, video), "", "", "", "")
     conv = f"conv {_dims(p.kernel, video)}, stride {_dims(p.stride, video)}"
     grid = _size(p.dim, report.blocks[0].grid_in, video)
@@ -132,7 +132,7 @@ def _layout(rows: list[Row]) -> list[str]:
 def render_stages(report: Report) -> str:
     """Per stage at its working width: tokens with and without cls, head_dim, the K/V grid and
     attention size of its later blocks, MACs in both conventions, the shares, activations."""
-    video = report.model.input.kind == "video"
+    video = report.model.video
     return "\n".join([_STAGE_HEAD, *(_stage_line(st, video) for st in report.stages)])
 
 
@@ -150,7 +150,7 @@ def _stage_line(st: StageRow, video: bool) -> str:
 def render_blocks(report: Report) -> str:
     """The stage details, then one line per block: what it really takes and emits, attention
     size, memory, cost."""
-    video = report.model.input.kind == "video"
+    video = report.model.video
     lines = [render_stages(report), "", _BLOCK_HEAD]
     lines += [_block_line(b, video) for b in report.blocks]
     lines += [_share_line(report), _memory_line(report)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from math import prod
 
 from ..ir import Block, Dims3, Model, Pool
+from ..ir import default_kernel as default_kernel  # the skip pool's kernel rule, one home in ir
 
 
 def window_out(n: int, kernel: int, stride: int, padding: int) -> int:
@@ -22,14 +23,8 @@ def pooled(grid: Dims3, pool: Pool) -> Dims3:
     return grid_out(grid, pool.kernel, pool.stride, pool.padding) if pool.exists else grid
 
 
-def skip_kernel(stride: Dims3) -> Dims3:
-    """Kernel of the residual max-pool of a Q-strided block: s + 1 where s > 1, else s."""
-    k = tuple(s + 1 if s > 1 else s for s in stride)
-    return (k[0], k[1], k[2])
-
-
 def skip_pooled(grid: Dims3, stride: Dims3) -> Dims3:
-    kernel = skip_kernel(stride)
+    kernel = default_kernel(stride)
     return grid_out(grid, kernel, stride, (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2))
 
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ..analysis import shapes
-from ..analysis.graph import BlockShapes, blocks_in_order, build_graph
+from ..analysis import naming, shapes
+from ..analysis.graph import BlockFlow, blocks_in_order, build_graph
 from ..ir import Block, Dims3, Loc, Model, Pool
 from . import runtime
 
@@ -55,10 +55,12 @@ class Emitter:
         trace = stack_trace(loc, self.model.name)
         for node in self.graph.nodes:
             node.meta.setdefault("stack_trace", trace)
-        return fx.GraphModule(self.modules, self.graph, class_name=class_name)
+        gm = fx.GraphModule(self.modules, self.graph, class_name=class_name)
+        gm.graph.lint()  # every node well-formed, every target present: fail here, not at run time
+        return gm
 
     def grid(self, g: Dims3) -> Any:  # (T, H, W) for video, (H, W) for images
-        return g if self.nd == 3 else g[1:]
+        return self.model.spatial(g)
 
     # -- shared pieces
 
@@ -92,62 +94,64 @@ class Emitter:
 class BlockEmitter(Emitter):
     """One MHPA block: x (B, L_in, C_in) -> (B, L_q, C_out)."""
 
-    def __init__(self, model: Model, block: Block, flow: BlockShapes) -> None:
+    def __init__(self, model: Model, block: Block, flow: BlockFlow) -> None:
         super().__init__(model)
         self.block, self.flow = block, flow
 
     def emit(self) -> fx.GraphModule:
         b, m = self.block, self.model
         x = self.graph.placeholder("x")
-        x_norm = self.layer_norm("norm1", b.dim_in, x)
+        x_norm = self.layer_norm(naming.NORM1, b.dim_in, x)
         attn = self.attention(x_norm)
         v2_proj = b.has_project and m.attention.dim_change == "attention"
-        res = self.module("project", nn.Linear(b.dim_in, b.dim_out), x_norm) if v2_proj else x
+        res = self.module(naming.PROJECT, nn.Linear(b.dim_in, b.dim_out), x_norm) if v2_proj else x
         if b.has_skip_pool:
             res = self.skip_pool(res, b.dim_attn)
         x = self.fn(operator.add, res, self.drop_path(attn))
-        x_norm2 = self.layer_norm("norm2", b.dim_attn, x)
+        x_norm2 = self.layer_norm(naming.NORM2, b.dim_attn, x)
         v1_proj = b.has_project and m.attention.dim_change == "mlp"
-        res2 = self.module("project", nn.Linear(b.dim_in, b.dim_out), x_norm2) if v1_proj else x
+        res2 = (
+            self.module(naming.PROJECT, nn.Linear(b.dim_in, b.dim_out), x_norm2) if v1_proj else x
+        )
         x = self.fn(operator.add, res2, self.drop_path(self.mlp(x_norm2)))
         return self.finish(x, b.loc, f"Block{b.index}")
 
     def drop_path(self, x: fx.Node) -> fx.Node:
         if self.block.drop_path == 0.0:
             return x
-        return self.module("drop_path", runtime.DropPath(self.block.drop_path), x)
+        return self.module(naming.DROP_PATH, runtime.DropPath(self.block.drop_path), x)
 
     def mlp(self, x: fx.Node) -> fx.Node:
         b = self.block
-        h = self.module("mlp.0", nn.Linear(b.dim_attn, b.mlp_hidden), x)
-        h = self.module("mlp.1", nn.GELU(), h)
+        h = self.module(naming.MLP_FC1, nn.Linear(b.dim_attn, b.mlp_hidden), x)
+        h = self.module(naming.MLP_ACT, nn.GELU(), h)
         if self.model.attention.dropout > 0:
-            h = self.module("mlp.2", nn.Dropout(self.model.attention.dropout), h)
-        h = self.module("mlp.3", nn.Linear(b.mlp_hidden, b.dim_out), h)
+            h = self.module(naming.MLP_DROP1, nn.Dropout(self.model.attention.dropout), h)
+        h = self.module(naming.MLP_FC2, nn.Linear(b.mlp_hidden, b.dim_out), h)
         if self.model.attention.dropout > 0:
-            h = self.module("mlp.4", nn.Dropout(self.model.attention.dropout), h)
+            h = self.module(naming.MLP_DROP2, nn.Dropout(self.model.attention.dropout), h)
         return h
 
     def attention(self, x: fx.Node) -> fx.Node:
         b, flow, att = self.block, self.flow, self.model.attention
         hd, a = b.head_dim, b.dim_attn
-        qkv = self.module("attn.qkv", nn.Linear(b.dim_in, 3 * a, bias=att.qkv_bias), x)
+        qkv = self.module(naming.QKV, nn.Linear(b.dim_in, 3 * a, bias=att.qkv_bias), x)
         # (B, L, 3A) -> (B, L, 3, A) -> q, k, v as (B, L, A) views, read channels-last by the
         # pools; unbind's backward is one stack, not three zero-filled copies of qkv
         qkv = self.method("unbind", self.method("unflatten", qkv, 2, (3, a)), 2)
         q, k, v = (self.fn(operator.getitem, qkv, i) for i in range(3))
-        k = self.pool("attn.pool_k", k, b.pool_kv)
-        v = self.pool("attn.pool_v", v, b.pool_kv)
-        q = self.pool("attn.pool_q", q, b.pool_q)
+        k = self.pool(naming.pool("k"), k, b.pool_kv)
+        v = self.pool(naming.pool("v"), v, b.pool_kv)
+        q = self.pool(naming.pool("q"), q, b.pool_q)
         mask = self.rel_pos(q) if flow.rel_pos is not None else None
         o = self.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=hd**-0.5)
         o = self.residual_pool(o, q)
         # (B, heads, L_q, hd) -> (B, L_q, A)
         o = self.method("transpose", o, 1, 2)
         o = self.method("reshape", o, -1, flow.len_q, b.dim_attn)
-        o = self.module("attn.project.0", nn.Linear(b.dim_attn, b.dim_attn), o)
+        o = self.module(naming.ATTN_PROJECT, nn.Linear(b.dim_attn, b.dim_attn), o)
         if att.dropout > 0:
-            o = self.module("attn.project.1", nn.Dropout(att.dropout), o)
+            o = self.module(naming.ATTN_DROPOUT, nn.Dropout(att.dropout), o)
         return o
 
     def pool(self, target: str, x: fx.Node, pool: Pool) -> fx.Node:
@@ -160,7 +164,7 @@ class BlockEmitter(Emitter):
         if pool.exists:
             cls, t = self.split_cls(x, 1, flow.len_in)
             t = self.channels_last(t, flow.grid_in)
-            t = self.pool_op(target + ".pool", t, pool, hd)
+            t = self.pool_op(target + naming.POOL_CONV, t, pool, hd)
             # (B, A, T', H', W') channels-last -> (B, T'H'W', A): a view
             t = self.method("flatten", t, 2)
             t = self.method("transpose", t, 1, 2)
@@ -168,7 +172,7 @@ class BlockEmitter(Emitter):
         # (B, L', A) -> (B, L', heads, hd) [-> LayerNorm(hd)] -> (B, heads, L', hd)
         x = self.method("unflatten", x, 2, (heads, hd))
         if pool.exists and pool.mode == "conv":
-            x = self.layer_norm(target + ".norm_act.0", hd, x)
+            x = self.layer_norm(target + naming.POOL_NORM, hd, x)
         return self.method("transpose", x, 1, 2)
 
     def channels_last(self, t: fx.Node, grid: Dims3) -> fx.Node:
@@ -198,7 +202,7 @@ class BlockEmitter(Emitter):
     def skip_pool(self, x: fx.Node, dim: int) -> fx.Node:
         """Max-pool the residual like Q, channels-last: (B, L_in, C) -> (B, L_q, C)."""
         flow, stride = self.flow, self.block.skip_stride
-        kernel = shapes.skip_kernel(stride)
+        kernel = shapes.default_kernel(stride)
         cls, t = self.split_cls(x, 1, flow.len_in)
         # (B, THW, C) -> (B, C, T, H, W): a view of x (saved by norm1 anyway), so training
         # keeps no extra copy; at batch 1 it is already dense channels-last
@@ -220,7 +224,7 @@ class BlockEmitter(Emitter):
         for axis, length in (("t", t_len), ("h", h_len), ("w", w_len)):
             if length:
                 param = nn.Parameter(torch.zeros(length, hd))
-                tables[axis] = self.attr(f"attn.rel_pos_{axis}", param)
+                tables[axis] = self.attr(naming.rel_pos(axis), param)
         return self.fn(
             runtime.rel_pos_bias,
             q,
@@ -253,7 +257,7 @@ class ModelEmitter(Emitter):
         blocks = []
         for block, flow in blocks_in_order(build_graph(m)):
             gm = BlockEmitter(m, block, flow).emit()
-            x = self.module(f"blocks.{block.index}", gm, x)
+            x = self.module(naming.block(block.index), gm, x)
             x.meta["stack_trace"] = stack_trace(block.loc, m.name)
             blocks.append(gm)
         x = self.head(x)
@@ -265,7 +269,7 @@ class ModelEmitter(Emitter):
         m, p = self.model, self.model.patch
         conv = nn.Conv3d if self.nd == 3 else nn.Conv2d
         x = self.module(
-            "conv_proj",
+            naming.CONV_PROJ,
             conv(
                 m.input.channels,
                 p.dim,
@@ -280,7 +284,7 @@ class ModelEmitter(Emitter):
         x = self.method("flatten", x, 2)
         x = self.method("transpose", x, 1, 2)
         if m.tokens.cls:
-            token = self.attr("pos_encoding.class_token", nn.Parameter(torch.zeros(p.dim)))
+            token = self.table(naming.CLASS_TOKEN)
             token = self.method("reshape", token, 1, 1, p.dim)
             batch = self.method("size", x, 0)
             token = self.method("expand", token, batch, -1, -1)
@@ -289,20 +293,23 @@ class ModelEmitter(Emitter):
             x = self.fn(operator.add, x, self.positions())
         return x
 
+    def table(self, name: str) -> fx.Node:
+        """A cls token or position table, shaped as naming.position_shapes lays it out."""
+        shape = naming.position_shapes(self.model)[name]
+        return self.attr(name, nn.Parameter(torch.zeros(shape)))
+
     def positions(self) -> fx.Node:
         """Absolute positions (1, L, D): joint, or temporal + spatial (+ class) as torchvision."""
         m, d = self.model, self.model.patch.dim
         t, h, w = shapes.patch_nominal(m)
-        cls = m.tokens.cls
         if m.tokens.position == "joint":
-            table = nn.Parameter(torch.zeros(1, t * h * w + int(cls), d))
-            return self.attr("pos_encoding.pos_embed", table)
-        temporal = self.attr("pos_encoding.temporal_pos", nn.Parameter(torch.zeros(t, d)))
-        spatial = self.attr("pos_encoding.spatial_pos", nn.Parameter(torch.zeros(h * w, d)))
+            return self.table(naming.POS_EMBED)
+        temporal = self.table(naming.TEMPORAL_POS)
+        spatial = self.table(naming.SPATIAL_POS)
         pos = self.fn(torch.repeat_interleave, temporal, h * w, dim=0)
         pos = self.fn(operator.add, pos, self.method("repeat", spatial, t, 1))
-        if cls:
-            class_pos = self.attr("pos_encoding.class_pos", nn.Parameter(torch.zeros(d)))
+        if m.tokens.cls:
+            class_pos = self.table(naming.CLASS_POS)
             pos = self.fn(torch.cat, [self.method("reshape", class_pos, 1, d), pos], dim=0)
         return self.method("unsqueeze", pos, 0)
 
@@ -310,13 +317,13 @@ class ModelEmitter(Emitter):
         m = self.model
         c = m.blocks[-1].dim_out
         if m.head.norm:
-            x = self.layer_norm("norm", c, x)
+            x = self.layer_norm(naming.NORM, c, x)
         if m.head.pool == "cls":
             x = self.fn(operator.getitem, x, (slice(None), 0))
         else:
             x = self.method("mean", x, 1)
-        x = self.module("head.0", nn.Dropout(m.head.dropout), x)
-        return self.module("head.1", nn.Linear(c, m.head.classes), x)
+        x = self.module(naming.HEAD_DROPOUT, nn.Dropout(m.head.dropout), x)
+        return self.module(naming.HEAD_FC, nn.Linear(c, m.head.classes), x)
 
     def graph_loc(self, node: fx.Node, loc: Loc) -> None:
         node.meta["stack_trace"] = stack_trace(loc, self.model.name)
@@ -338,7 +345,7 @@ def init_weights(gm: nn.Module) -> None:
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
     for name, param in gm.named_parameters():
-        if name.startswith("pos_encoding.") or ".rel_pos_" in name:
+        if naming.is_position_table(name):
             nn.init.trunc_normal_(param, std=0.02)
 
 

@@ -18,15 +18,12 @@ from torch.export import Dim, ExportedProgram
 
 from ..ir import Model
 
-FORMATS = ("pt2", "onnx")
 MAX_BATCH = 1024
 
 
 def input_shape(model: Model) -> tuple[int, ...]:
     """The model's input without the batch: (C, T, H, W) for video, (C, H, W) for images."""
-    t, h, w = model.input.size
-    c = model.input.channels
-    return (c, t, h, w) if model.input.kind == "video" else (c, h, w)
+    return (model.input.channels, *model.spatial(model.input.size))
 
 
 def example_input(input_size: tuple[int, ...], batch: int = 2) -> torch.Tensor:

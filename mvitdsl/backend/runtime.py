@@ -144,7 +144,9 @@ class DepthwiseConv(torch.autograd.Function):
     (input gradient) and one multiply-sum per kernel tap (weight gradient)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, stride: tuple, padding: tuple) -> Tensor:
+    def forward(
+        ctx: Any, x: Tensor, weight: Tensor, stride: tuple[int, ...], padding: tuple[int, ...]
+    ) -> Tensor:
         ctx.save_for_backward(x, weight)  # the per-head filters, not their repeats
         ctx.stride, ctx.padding = stride, padding
         conv = F.conv3d if x.dim() == 5 else F.conv2d
@@ -162,7 +164,7 @@ class DepthwiseConv(torch.autograd.Function):
             grad_x = depthwise_grad_input(grad, full, x.shape[2:], stride, padding)
         if ctx.needs_input_grad[1]:
             grad_w = depthwise_grad_weight(grad, x, weight.shape[2:], stride, padding)
-            grad_w = grad_w.unflatten(0, (-1, weight.shape[0])).sum(0)  # summed over heads
+            grad_w = grad_w.reshape(-1, weight.shape[0], *grad_w.shape[1:]).sum(0)  # over heads
         return grad_x, grad_w, None, None
 
 
@@ -187,7 +189,7 @@ def _zeros_around(x: Tensor, size: list[int], starts: Any, steps: Any) -> Tensor
 
 
 def depthwise_grad_input(
-    grad: Tensor, weight: Tensor, size: Any, stride: tuple, padding: tuple
+    grad: Tensor, weight: Tensor, size: Any, stride: tuple[int, ...], padding: tuple[int, ...]
 ) -> Tensor:
     """The input gradient of a depthwise conv as a forward conv: the output gradient, spread
     out by the stride (zeros between) and padded to n + k - 1, correlated with the flipped
@@ -204,7 +206,7 @@ def depthwise_grad_input(
 
 
 def depthwise_grad_weight(
-    grad: Tensor, x: Tensor, kernel: Any, stride: tuple, padding: tuple
+    grad: Tensor, x: Tensor, kernel: Any, stride: tuple[int, ...], padding: tuple[int, ...]
 ) -> Tensor:
     """The weight gradient of a depthwise conv: per kernel tap, the output gradient times the
     input it met at that tap, summed over batch and positions (windows clipped at the borders

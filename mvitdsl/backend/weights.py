@@ -13,164 +13,45 @@ import struct
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
-from ..analysis import shapes
-from ..analysis.graph import blocks_in_order, build_graph
-from ..ir import Block, Loc, Model
-
-if TYPE_CHECKING:
-    from ..spec import Spec
-
-Source = Literal["torchvision", "slowfast", "timm"]
-Shape = tuple[int, ...]
-SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm")
-
-
-# ---------------------------------------------------------------- what the spec makes
-
-
-def expected_shapes(model: Model) -> dict[str, Shape]:
-    """Every state_dict entry the emitted module will have, in torchvision naming, with shapes."""
-    out = stem_shapes(model)
-    for block, flow in blocks_in_order(build_graph(model)):
-        for name, shape in block_shapes(model, block, flow.rel_pos).items():
-            out[f"blocks.{block.index}.{name}"] = shape
-    c = model.blocks[-1].dim_out
-    if model.head.norm:
-        out["norm.weight"], out["norm.bias"] = (c,), (c,)
-    out["head.1.weight"], out["head.1.bias"] = (model.head.classes, c), (model.head.classes,)
-    return out
-
-
-def _grid(model: Model, dims: tuple[int, int, int]) -> Shape:
-    return dims if model.spatial_dims == 3 else dims[1:]
-
-
-def stem_shapes(model: Model) -> dict[str, Shape]:
-    p, d = model.patch, model.patch.dim
-    out: dict[str, Shape] = {
-        "conv_proj.weight": (d, model.input.channels, *_grid(model, p.kernel)),
-        "conv_proj.bias": (d,),
-    }
-    cls = model.tokens.cls
-    if cls:
-        out["pos_encoding.class_token"] = (d,)
-    t, h, w = shapes.patch_nominal(model)
-    if model.tokens.position == "joint":
-        out["pos_encoding.pos_embed"] = (1, t * h * w + int(cls), d)
-    elif model.tokens.position == "separable":
-        out["pos_encoding.spatial_pos"] = (h * w, d)
-        out["pos_encoding.temporal_pos"] = (t, d)
-        if cls:
-            out["pos_encoding.class_pos"] = (d,)
-    return out
-
-
-def block_shapes(model: Model, b: Block, rel_pos: tuple[int, int, int] | None) -> dict[str, Shape]:
-    """One block's entries, names relative to `blocks.{i}.`."""
-    hd, a = b.head_dim, b.dim_attn
-    out: dict[str, Shape] = {
-        "norm1.weight": (b.dim_in,),
-        "norm1.bias": (b.dim_in,),
-        "attn.qkv.weight": (3 * a, b.dim_in),
-    }
-    if model.attention.qkv_bias:
-        out["attn.qkv.bias"] = (3 * a,)
-    out["attn.project.0.weight"], out["attn.project.0.bias"] = (a, a), (a,)
-    for which, pool in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
-        if pool.exists and pool.mode == "conv":
-            out[f"attn.pool_{which}.pool.weight"] = (hd, 1, *_grid(model, pool.kernel))
-            out[f"attn.pool_{which}.norm_act.0.weight"] = (hd,)
-            out[f"attn.pool_{which}.norm_act.0.bias"] = (hd,)
-    for axis, length in zip("thw", rel_pos or (0, 0, 0)):
-        if length:
-            out[f"attn.rel_pos_{axis}"] = (length, hd)
-    out["norm2.weight"], out["norm2.bias"] = (a,), (a,)
-    out["mlp.0.weight"], out["mlp.0.bias"] = (b.mlp_hidden, a), (b.mlp_hidden,)
-    out["mlp.3.weight"], out["mlp.3.bias"] = (b.dim_out, b.mlp_hidden), (b.dim_out,)
-    if b.has_project:
-        out["project.weight"], out["project.bias"] = (b.dim_out, b.dim_in), (b.dim_out,)
-    return out
-
-
-# ---------------------------------------------------------------- renaming
-
-# Inside a block, SlowFast and timm share names; ours are torchvision's.
-_BLOCK_RULES: tuple[tuple[str, str], ...] = (
-    (r"^attn\.proj\.", "attn.project.0."),
-    (r"^attn\.pool_([qkv])\.", r"attn.pool_\1.pool."),
-    (r"^attn\.norm_([qkv])\.", r"attn.pool_\1.norm_act.0."),
-    (r"^mlp\.fc1\.", "mlp.0."),
-    (r"^mlp\.fc2\.", "mlp.3."),
-    (r"^(proj|shortcut_proj_attn|shortcut_proj_mlp)\.", "project."),
+from ..analysis.naming import (
+    SOURCES,
+    Shape,
+    Source,
+    block_param_shapes,
+    detect_source,
+    expected_shapes,
+    fits,
+    rename,
+    stem_shapes,
 )
+from ..ir import Loc, Model
 
-_STEM_RULES: dict[str, str] = {
-    "patch_embed.proj.weight": "conv_proj.weight",
-    "patch_embed.proj.bias": "conv_proj.bias",
-    "cls_token": "pos_encoding.class_token",
-    "pos_embed": "pos_encoding.pos_embed",
-    "pos_embed_spatial": "pos_encoding.spatial_pos",
-    "pos_embed_temporal": "pos_encoding.temporal_pos",
-    "pos_embed_class": "pos_encoding.class_pos",
-    "head.projection.weight": "head.1.weight",
-    "head.projection.bias": "head.1.bias",
-    "head.fc.weight": "head.1.weight",
-    "head.fc.bias": "head.1.bias",
-}
-
-
-def _block_inner(name: str) -> str:
-    for pattern, repl in _BLOCK_RULES:
-        name = re.sub(pattern, repl, name)
-    return name
+__all__ = [  # the names computed from the IR live in mvitdsl.analysis.naming (no torch)
+    "SOURCES",
+    "Shape",
+    "Source",
+    "block_param_shapes",
+    "compare_shapes",
+    "convert_state_dict",
+    "detect_source",
+    "expected_shapes",
+    "fits",
+    "rename",
+    "stem_shapes",
+]
 
 
-def _stage_offsets(model: Model) -> list[int]:
-    return [s.first for s in model.stages]
+class HasModel(Protocol):
+    """A checked spec (mvitdsl.spec.Spec), or anything else that carries a lowered model."""
+
+    @property
+    def model(self) -> Model: ...
 
 
-def rename(name: str, source: Source, model: Model) -> str:
-    """Our (torchvision) name for one entry of a `source` state_dict; unknown names pass through."""
-    if source == "torchvision":
-        return name
-    if name in _STEM_RULES:
-        return _STEM_RULES[name]
-    m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", name) if source == "timm" else None
-    if m is not None:
-        offsets = _stage_offsets(model)
-        stage, j = int(m.group(1)), int(m.group(2))
-        if stage < len(offsets):
-            return f"blocks.{offsets[stage] + j}.{_block_inner(m.group(3))}"
-        return name
-    m = re.match(r"^blocks\.(\d+)\.(.*)$", name)
-    if m is not None:
-        return f"blocks.{m.group(1)}.{_block_inner(m.group(2))}"
-    return name
-
-
-def detect_source(names: list[str]) -> Source:
-    """Guess a state_dict's dialect from its names."""
-    if any(n.startswith("stages.") for n in names):
-        return "timm"
-    if any(n.startswith(("patch_embed.", "head.projection", "cls_token")) for n in names) or any(
-        ".mlp.fc1." in n for n in names
-    ):
-        return "slowfast"
-    return "torchvision"
-
-
-def _squeezed(shape: Shape) -> Shape:
-    i = 0
-    while i < len(shape) - 1 and shape[i] == 1:
-        i += 1
-    return tuple(shape[i:])
-
-
-def fits(found: Shape, want: Shape) -> bool:
-    """Equal up to leading 1s: SlowFast's (1, 1, C) cls token is our (C,)."""
-    return tuple(found) == tuple(want) or _squeezed(tuple(found)) == _squeezed(tuple(want))
+def _model(spec: HasModel | Model) -> Model:
+    return spec if isinstance(spec, Model) else spec.model
 
 
 def _unwrap(state_dict: dict[str, Any]) -> dict[str, Any]:
@@ -182,13 +63,13 @@ def _unwrap(state_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 def convert_state_dict(
-    state_dict: dict[str, Any], source: Source | None = None, *, spec: Spec | Model
+    state_dict: dict[str, Any], source: Source | None = None, *, spec: HasModel | Model
 ) -> dict[str, Any]:
     """A torchvision / SlowFast / timm state_dict in mvitdsl's (torchvision) naming and shapes.
 
     Names the spec does not know are kept as they are, so a strict load names them.
     """
-    model = spec if isinstance(spec, Model) else spec.model
+    model = _model(spec)
     state_dict = _unwrap(state_dict)
     source = source or detect_source(list(state_dict))
     if source not in SOURCES:
@@ -319,20 +200,49 @@ def _resizable(name: str) -> str:
     return ""
 
 
-def render_comparison(spec: Spec, path: str | Path, source: Source | None) -> tuple[str, int]:
-    """The text `check --against` prints, and how many mismatches there are."""
+def comparison_data(
+    spec: HasModel | Model, path: str | Path, source: Source | None
+) -> dict[str, Any]:
+    """What `check --against --format json` prints (beside `schema`, `kind` and `ok`)."""
+    model = _model(spec)
     found = checkpoint_shapes(path)
-    source, mismatches = compare_shapes(spec.model, found, source)
-    total = sum(prod(s) for s in expected_shapes(spec.model).values())
+    source, mismatches = compare_shapes(model, found, source)
+    return {
+        "model": model.name,
+        "checkpoint": str(path),
+        "source": source,
+        "entries": len(found),
+        "params": sum(prod(s) for s in expected_shapes(model).values()),
+        "mismatches": [
+            {
+                "kind": m.kind,
+                "name": m.name,
+                "message": m.message,
+                "file": m.loc.file if m.loc else None,
+                "line": m.loc.line if m.loc else None,
+            }
+            for m in mismatches
+        ],
+    }
+
+
+def render_comparison(
+    spec: HasModel | Model, path: str | Path, source: Source | None
+) -> tuple[str, int]:
+    """The text `check --against` prints, and how many mismatches there are."""
+    model = _model(spec)
+    found = checkpoint_shapes(path)
+    source, mismatches = compare_shapes(model, found, source)
+    total = sum(prod(s) for s in expected_shapes(model).values())
     if not mismatches:
         return (
             f"{path}: all {len(found)} entries ({total:,} parameters, {source} names) match "
-            f"{spec.name}",
+            f"{model.name}",
             0,
         )
     lines = [m.render() for m in mismatches]
     n = len(mismatches)
     lines.append(
-        f"{path}: {n} mismatch{'es' * (n != 1)} against {spec.name} (read as {source} names)"
+        f"{path}: {n} mismatch{'es' * (n != 1)} against {model.name} (read as {source} names)"
     )
     return "\n".join(lines), n

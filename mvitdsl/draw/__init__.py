@@ -9,7 +9,8 @@ holds the house style.
 from __future__ import annotations
 
 from .block import default_block
-from .render import default_out, draw, node_count, run_draw_command, write
+from .diagram import node_count
+from .render import default_out, draw, run_draw_command, write
 from .table import table_graph, table_markdown
 
 __all__ = [

@@ -118,7 +118,7 @@ def add_residual(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Shap
         g.edge("norm1", "res_proj", label=s.size(row.grid_in, b.dim_in))
         src, dim = "res_proj", b.dim_out
     if b.has_skip_pool:
-        k = shapes.skip_kernel(b.skip_stride)
+        k = shapes.default_kernel(b.skip_stride)
         g.node(
             "skip_pool",
             lines(

@@ -8,12 +8,13 @@ software versions in the metadata.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..analysis.analyze import StageRow
     from ..explore.run import SweepRun
 
 # Objective columns: (axis label, scale) for the front's axes.
@@ -121,7 +122,7 @@ def plot_costs(specs: Sequence[Any], path: Path) -> None:
 
     reports = [analyze(s) for s in specs]
     stages = list(dict.fromkeys(st.name for r in reports for st in r.stages))
-    panels = (
+    panels: tuple[tuple[str, Callable[[StageRow], float]], ...] = (
         ("parameters (millions)", lambda st: st.params / 1e6),
         ("GMACs (matmul-only)", lambda st: st.macs / 1e9),
         ("activation memory (GiB, batch 1 fp32)", lambda st: st.activation_bytes / 2**30),

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import graphviz
 
 from ..analysis.analyze import Report
-from ..ir import Dims3, Model, Pool
+from ..ir import Dims3, Model, Pool, spatial
 
 FONT = "Helvetica"
 PALETTE = (
@@ -38,7 +38,7 @@ def colour(name: str) -> str:
 
 def dims(values: Sequence[int], video: bool) -> str:
     """A grid, kernel or stride as people write it: T×H×W for video, H×W for images."""
-    return "×".join(str(v) for v in (values if video else values[1:]))
+    return "×".join(str(v) for v in spatial(tuple(values), video))
 
 
 def lines(*parts: str) -> str:
@@ -88,7 +88,7 @@ class Shapes:
     """Edge and node texts of one model: grids in the model's own dimensionality."""
 
     def __init__(self, model: Model) -> None:
-        self.video = model.input.kind == "video"
+        self.video = model.video
         self.cls = model.tokens.cls
 
     def grid(self, grid: Sequence[int]) -> str:

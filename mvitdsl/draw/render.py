@@ -14,11 +14,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import graphviz
 
-from ..analysis.analyze import BlockRow, Report, analyze
+from ..analysis.analyze import BlockRow, Checked, Report, analyze
 from ..ir import Block, Model, Stage
 from .block import block_graph, default_block
 from .diagram import Shapes, colour, lines, new_graph, node_count, plural, title
@@ -28,9 +28,14 @@ from .table import table_graph, table_markdown
 if TYPE_CHECKING:
     import argparse
 
-    from ..spec import Spec
 
-LEVELS = ("model", "stage", "block", "op")
+class Spec(Checked, Protocol):
+    """A checked spec (mvitdsl.spec.Spec): drawing reads its model, report and name."""
+
+    @property
+    def name(self) -> str: ...
+
+
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 EXIT_OK, EXIT_USAGE, EXIT_RENDER, EXIT_NO_DOT = 0, 2, 3, 4
 INSTALL_HINT = (
@@ -259,7 +264,7 @@ def draw(
         "model": lambda: model_graph(report, rd),
         "stage": lambda: stage_graph(report, rd),
         "block": lambda: block_graph(report, index, rd),
-        "op": lambda: op_graph(spec, report, index, rd),
+        "op": lambda: op_graph(report, index, rd),
     }
     return makers[level]()
 

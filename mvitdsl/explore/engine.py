@@ -39,7 +39,7 @@ from ..analysis.analyze import (
 )
 from ..analysis.budget import check_budget
 from ..analysis.check import Checker
-from ..analysis.graph import BlockShapes, block_shapes
+from ..analysis.graph import BlockFlow, block_flow
 from ..diagnostics import Diagnostic, Span, SpecError
 from ..language import overrides
 from ..language.lower import Lowering
@@ -100,7 +100,7 @@ class _SweepChecker(Checker):
     def __init__(
         self,
         spec: Spec,
-        flows: list[tuple[ir.Block, BlockShapes, int]],
+        flows: list[tuple[ir.Block, BlockFlow, int]],
         passed: set[int],
     ) -> None:
         init: Any = Checker.__init__
@@ -148,11 +148,11 @@ class Evaluator:
         self.targets: dict[str, overrides.Target] = {}
         self._ids: dict[tuple[Any, ...], int] = {}
         self._stem_head: dict[tuple[Any, ...], tuple[Costs, int]] = {}
-        self._flows: dict[int, BlockShapes] = {}
+        self._flows: dict[int, BlockFlow] = {}
         self._costs: dict[tuple[Any, ...], tuple[int, ...]] = {}
         self._passed: set[int] = set()
         self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
-        self._last_flows: list[tuple[ir.Block, BlockShapes, int]] = []
+        self._last_flows: list[tuple[ir.Block, BlockFlow, int]] = []
         self._single: dict[tuple[overrides.Target, str], Single] = {}
         # The fast path needs Lowering's draft (`d`) and its last step (`finish`); without them
         # every variant is lowered from its whole tree, which gives the same rows, slower.
@@ -174,7 +174,7 @@ class Evaluator:
         atom = overrides.read(self.target(path), self.base.statements)
         if atom is None:
             raise ExprError(f"the base spec does not write '{path}'; vary or --set it")
-        return cast(Value, atom.value)
+        return atom.value
 
     # -- one variant
     def assign(self, axes: list[Axis], combo: tuple[int, ...], derived: list[Derived]) -> Outcome:
@@ -326,7 +326,7 @@ class Evaluator:
             checker.run()
         checker.r.raise_if_any()
 
-    def flows(self, model: ir.Model) -> list[tuple[ir.Block, BlockShapes, int]]:
+    def flows(self, model: ir.Model) -> list[tuple[ir.Block, BlockFlow, int]]:
         ctx = (
             model.tokens.cls,
             model.attention.rel_pos,
@@ -341,7 +341,7 @@ class Evaluator:
             kid = self._ids.get(key)  # a small int per distinct key: hashed once, not per use
             if kid is None:
                 kid = self._ids[key] = len(self._ids)
-                self._flows[kid] = block_shapes(model, block, grid, nom)
+                self._flows[kid] = block_flow(model, block, grid, nom)
             flow = self._flows[kid]
             out.append((block, flow, kid))
             grid, nom = flow.grid_out, flow.nominal_out

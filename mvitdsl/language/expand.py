@@ -5,23 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import ir
-from .read import StageRow
+from .read import StageDraft
 
 Widths = tuple[int, int, int]  # a block's (dim_in, dim_attn, dim_out)
 
 
 def expand(
-    rows: list[StageRow], att: ir.Attention, embed_dim: int, drop_path: float
+    rows: list[StageDraft], att: ir.Attention, embed_dim: int, drop_path: float
 ) -> tuple[tuple[ir.Stage, ...], tuple[ir.Block, ...]]:
     """The stage table -> one Block per block, with strides, kernels, widths resolved."""
     total = sum(r.depth for r in rows)
-    kv_running = att.kv_stride or (1, 1, 1)
+    kv_running = att.stride_kv or (1, 1, 1)
     blocks: list[ir.Block] = []
     stages: list[ir.Stage] = []
     dim_in = embed_dim
     for index, s, row, j in _stage_blocks(rows):
         stride_q = row.stride_q if j == 0 else (1, 1, 1)
-        if att.kv_adaptive and j == 0 and stride_q != (1, 1, 1):
+        if att.stride_kv_adaptive and j == 0 and stride_q != (1, 1, 1):
             kv_running = _divide(kv_running, stride_q)
         stride_kv = (1, 1, 1) if row.kv_off else row.stride_kv or kv_running
         widths = _widths(att, rows, s, j, dim_in)
@@ -33,7 +33,7 @@ def expand(
     return tuple(stages), tuple(blocks)
 
 
-def _stage_blocks(rows: list[StageRow]) -> Iterator[tuple[int, int, StageRow, int]]:
+def _stage_blocks(rows: list[StageDraft]) -> Iterator[tuple[int, int, StageDraft, int]]:
     """(block index, stage index, stage row, index inside the stage) for every block."""
     index = 0
     for s, row in enumerate(rows):
@@ -42,7 +42,7 @@ def _stage_blocks(rows: list[StageRow]) -> Iterator[tuple[int, int, StageRow, in
             index += 1
 
 
-def _widths(att: ir.Attention, rows: list[StageRow], s: int, j: int, dim_in: int) -> Widths:
+def _widths(att: ir.Attention, rows: list[StageDraft], s: int, j: int, dim_in: int) -> Widths:
     """Block j of stage s changes width at the last block (`mlp`) or at the first (`attention`)."""
     row = rows[s]
     if att.dim_change == "mlp":
@@ -51,19 +51,13 @@ def _widths(att: ir.Attention, rows: list[StageRow], s: int, j: int, dim_in: int
     return dim_in, row.dim, row.dim
 
 
-def _kernel_rule(stride: ir.Dims3) -> ir.Dims3:
-    """SlowFast's default kernel when none is given: s + 1 where s > 1, else s."""
-    k = tuple(s + 1 if s > 1 else s for s in stride)
-    return (k[0], k[1], k[2])
-
-
 def _divide(kv: ir.Dims3, q: ir.Dims3) -> ir.Dims3:
     return (max(kv[0] // q[0], 1), max(kv[1] // q[1], 1), max(kv[2] // q[2], 1))
 
 
 def _block(
     att: ir.Attention,
-    row: StageRow,
+    row: StageDraft,
     index: int,
     widths: Widths,
     stride_q: ir.Dims3,
@@ -88,18 +82,18 @@ def _block(
 
 
 def _pool_q(att: ir.Attention, stride: ir.Dims3) -> ir.Pool:
-    """Q is pooled where it is strided, or in every block with `pool_q all`."""
-    pooled = att.pool_q == "all" or stride != (1, 1, 1)
-    kernel = (att.kernel_q or _kernel_rule(stride)) if pooled else (1, 1, 1)
+    """Q is pooled where it is strided, or in every block with `pool_q_blocks all`."""
+    pooled = att.pool_q_blocks == "all" or stride != (1, 1, 1)
+    kernel = (att.kernel_q or ir.default_kernel(stride)) if pooled else (1, 1, 1)
     return ir.Pool(mode=att.pool_mode, kernel=kernel, stride=stride)
 
 
-def _pool_kv(att: ir.Attention, row: StageRow, stride: ir.Dims3) -> ir.Pool:
-    kernel = (1, 1, 1) if row.kv_off else att.kernel_kv or _kernel_rule(stride)
+def _pool_kv(att: ir.Attention, row: StageDraft, stride: ir.Dims3) -> ir.Pool:
+    kernel = (1, 1, 1) if row.kv_off else att.kernel_kv or ir.default_kernel(stride)
     return ir.Pool(mode=att.pool_mode, kernel=kernel, stride=stride)
 
 
-def _stage(row: StageRow, first: int) -> ir.Stage:
+def _stage(row: StageDraft, first: int) -> ir.Stage:
     return ir.Stage(
         name=row.name,
         first=first,

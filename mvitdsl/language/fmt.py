@@ -81,10 +81,13 @@ def canonical_word(word: str) -> str:
     return SIZE.sub(lambda m: m.group(0).replace("×", "x"), word) if '"' not in word else word
 
 
+QUOTED_OR_WORD = re.compile(r'[^\s"]*"[^"\n]*"[^\s"]*|[^\s"]+')  # a "quoted string" is one word
+
+
 def cells(text: str) -> list[str]:
     """The whitespace-separated words of a clause or row, `key = value` joined to `key=value`."""
     words: list[str] = []
-    for word in text.split():
+    for word in QUOTED_OR_WORD.findall(text):
         if words and (word.startswith("=") or words[-1].endswith("=")):
             words[-1] += word
         else:

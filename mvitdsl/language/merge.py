@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .read import RENAMED_OPTIONS
 from .syntax import Clause, Setting, Table
 
 # Flags that exclude each other: a child's `cls` replaces the parent's `no_cls`, and so on.
@@ -27,7 +28,8 @@ def merge(parent: tuple[Any, ...], child: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _clause_key(clause: Clause) -> str:
     first = clause.atoms[0]
-    return str(first.value) if first.kind == "name" else f"#{first.text}"
+    word = str(first.value)
+    return RENAMED_OPTIONS.get(word, word) if first.kind == "name" else f"#{first.text}"
 
 
 def _merge_setting(base: Setting, child: Setting) -> Setting:

@@ -154,7 +154,7 @@ def read(target: Target, statements: tuple[Any, ...]) -> Atom | None:
 
 
 def _replace_in_run(atoms: tuple[Atom, ...], start: int, end: int, new: Atom) -> tuple[Atom, ...]:
-    """Replace the run's last atom of the new value's kind (`kv_stride adaptive 1x8x8` keeps
+    """Replace the run's last atom of the new value's kind (`stride_kv adaptive 1x8x8` keeps
     `adaptive`); a run of one atom is replaced whatever its kind; an empty run gets the value."""
     if end == start:
         return (*atoms[:start], new, *atoms[start:])

@@ -72,7 +72,22 @@ def parse(source: str, file: str = "<spec>") -> Model:
         if not reporter.diagnostics:  # the handler reports before giving up; this is a fallback
             _syntax_error(e, source, file, reporter)
     reporter.raise_if_any()
-    return _ToAst(file, source).transform(tree)
+    model: Model = _ToAst(file, source).transform(tree)
+    _check_parent(model, reporter)
+    reporter.raise_if_any()
+    return model
+
+
+def _check_parent(model: Model, reporter: Reporter) -> None:
+    """`extends NAME` without a file can never be resolved: say so where it is written."""
+    parent = model.parent
+    if parent is not None and not parent.file:
+        reporter.error(
+            "E209",
+            f"'extends {parent.name}' names no file to read '{parent.name}' from",
+            parent.span,
+            f'name the parent\'s file: extends "{parent.name}.mv" {parent.name}',
+        )
 
 
 class _Recovery:
@@ -262,7 +277,7 @@ class _ToAst(Transformer[Token, Model]):
 
     @v_args(meta=True)
     def parent(self, meta: Any, children: list[Token]) -> Parent:
-        file = str(children[0])[1:-1] if len(children) == 2 else None
+        file = str(children[0])[1:-1] if len(children) == 2 else ""  # "": reported by parse
         return Parent(file, str(children[-1]), _span(self.file, meta))
 
     @v_args(meta=True)

@@ -26,6 +26,18 @@ from .syntax import Row, Setting, Table
 
 MAX_BLOCKS = 512
 
+# Option words renamed by issue 12 (GLOSSARY): the old spelling still reads, with warning W001.
+RENAMED_OPTIONS = {"kv_stride": "stride_kv", "pool_q": "pool_q_blocks"}  # rename_vocab: keep
+
+
+def renamed(word: str, options: dict[str, Option], span: Span, r: Reporter) -> str:
+    """The current spelling of an option word; an old one is accepted with a warning."""
+    new = RENAMED_OPTIONS.get(word)
+    if new is None or new not in options:
+        return word
+    r.warning("W001", f"'{word}' is now spelled '{new}'", span, f"write '{new}'")
+    return new
+
 
 def loc(span: Span, source: str = "") -> ir.Loc:
     """Where a span is, with its source line's text for the report."""
@@ -41,13 +53,13 @@ def _pool(a: dict[str, Any], at: Atoms, parts: int) -> None:
         a["kernel_q"] = a["kernel_kv"] = dims3(at.size("pooling kernel", parts))
 
 
-def _kv_stride(a: dict[str, Any], at: Atoms, parts: int) -> None:
-    """`kv_stride [adaptive] SIZE`."""
+def _stride_kv(a: dict[str, Any], at: Atoms, parts: int) -> None:
+    """`stride_kv [adaptive] SIZE`."""
     nxt = at.peek()
-    a["kv_adaptive"] = nxt is not None and nxt.kind == "name" and nxt.value == "adaptive"
-    if a["kv_adaptive"]:
+    a["stride_kv_adaptive"] = nxt is not None and nxt.kind == "name" and nxt.value == "adaptive"
+    if a["stride_kv_adaptive"]:
         at.i += 1
-    a["kv_stride"] = dims3(at.size("K/V stride", parts))
+    a["stride_kv"] = dims3(at.size("K/V stride", parts))
 
 
 @dataclass
@@ -64,13 +76,13 @@ class Draft:
     head: ir.Head | None = None
     drop_path: float = 0.0
     norm_eps: float = 1e-6
-    rows: list[StageRow] = field(default_factory=list)
+    rows: list[StageDraft] = field(default_factory=list)
     stages_span: Span | None = None
     outputs: tuple[list[tuple[str, Span]], bool, Span] | None = None
 
 
 @dataclass
-class StageRow:
+class StageDraft:
     """One row of the stages table, read but not yet expanded to blocks."""
 
     name: str
@@ -141,7 +153,7 @@ class Reader:
         for clause in s.clauses:
             atoms = Atoms(clause.atoms, clause.span, self.r)
             while (first := atoms.peek()) is not None:
-                key = str(first.value)
+                key = renamed(str(first.value), options, first.span, self.r)
                 if first.kind not in ("name", "arrow") or key not in options:
                     self.r.error(
                         "E203",
@@ -222,7 +234,7 @@ class Reader:
             cls=values["cls"], position=values["position"], loc=self.loc(s.span)
         )
 
-    # -- attention pool conv 3x3x3, kv_stride adaptive 1x8x8, mlp_ratio 4, dim_change mlp
+    # -- attention pool conv 3x3x3, stride_kv adaptive 1x8x8, mlp_ratio 4, dim_change mlp
     def attention(self, s: Setting) -> None:
         self.d.attention_loc = self.loc(s.span)
         a, p = self.d.attention, self.parts
@@ -232,8 +244,10 @@ class Reader:
                 "pool": lambda at: _pool(a, at, p),
                 "kernel_q": set_dims(a, "kernel_q", "Q kernel", p),
                 "kernel_kv": set_dims(a, "kernel_kv", "K/V kernel", p),
-                "pool_q": set_word(a, "pool_q", ("first", "all"), "pool_q rule"),
-                "kv_stride": lambda at: _kv_stride(a, at, p),
+                "pool_q_blocks": set_word(
+                    a, "pool_q_blocks", ("first", "all"), "pool_q_blocks rule"
+                ),
+                "stride_kv": lambda at: _stride_kv(a, at, p),
                 "mlp_ratio": set_number(a, "mlp_ratio", "mlp_ratio", 0.01, 64),
                 "dim_change": set_word(a, "dim_change", ("mlp", "attention"), "dim_change place"),
                 "rel_pos": set_word(a, "rel_pos", ("none", "decomposed"), "rel_pos kind"),
@@ -316,7 +330,7 @@ class Reader:
             self.r.error("E204", "'outputs' names no stage", s.key_span, "outputs scale4, scale5")
         self.d.outputs = (names, norm, s.span)
 
-    # -- stages { name blocks dim heads pool_q [pool_kv | off] }
+    # -- stages { name blocks dim heads stride_q [stride_kv | off] }
     def stages(self, t: Table) -> None:
         self.d.stages_span = t.key_span
         if len(t.rows) > 64:
@@ -332,7 +346,7 @@ class Reader:
             names.add(stage.name)
             self.d.rows.append(stage)
 
-    def stage_row(self, row: Row) -> StageRow | None:
+    def stage_row(self, row: Row) -> StageDraft | None:
         atoms = Atoms(row.atoms, row.span, self.r)
         errors = len(self.r.diagnostics)
         first = atoms.take("stage name")
@@ -341,19 +355,19 @@ class Reader:
                 "E207",
                 "a stage row starts with the stage's name",
                 row.span,
-                "columns: name blocks dim heads pool_q [pool_kv]",
+                "columns: name blocks dim heads stride_q [stride_kv]",
             )
             return None
         depth = atoms.number("blocks", 1, MAX_BLOCKS)
         dim = atoms.number("dim", 1, MAX_INT)
         heads = atoms.number("heads", 1, 4096)
-        stride_q = dims3(atoms.size("pool_q stride", self.parts))
+        stride_q = dims3(atoms.size("stride_q", self.parts))
         kv, kv_off = self.kv_column(atoms)
         atoms.done()
         if len(self.r.diagnostics) > errors or None in (depth, dim, heads, stride_q):
             return None
         assert stride_q is not None
-        return StageRow(
+        return StageDraft(
             str(first.value), depth, dim, heads, stride_q, kv, kv_off, self.loc(row.span), row.span
         )
 
@@ -364,5 +378,5 @@ class Reader:
             atoms.i += 1
             return None, True
         if nxt is not None:
-            return dims3(atoms.size("pool_kv stride", self.parts)), False
+            return dims3(atoms.size("stride_kv", self.parts)), False
         return None, False

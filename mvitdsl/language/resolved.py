@@ -5,13 +5,24 @@ same model."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ..ir import Model
 from .syntax import Clause, Row, Setting, Table
 
-if TYPE_CHECKING:
-    from ..spec import Spec
+
+class Spec(Protocol):
+    """What the printer reads (mvitdsl.spec.Spec has it); the language never imports the driver."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def statements(self) -> tuple[Any, ...]: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
 
 KEY_WIDTH = 11
 COMMENT_COLUMN = 60
@@ -28,7 +39,7 @@ DEFAULTS: dict[str, dict[str, Default]] = {
     "tokens": {"position": lambda m: f"position {m.tokens.position}"},
     "attention": {
         "pool": lambda m: f"pool {m.attention.pool_mode}",
-        "pool_q": lambda m: f"pool_q {m.attention.pool_q}",
+        "pool_q_blocks": lambda m: f"pool_q_blocks {m.attention.pool_q_blocks}",
         "mlp_ratio": lambda m: f"mlp_ratio {_num(m.attention.mlp_ratio)}",
         "dim_change": lambda m: f"dim_change {m.attention.dim_change}",
         "rel_pos": lambda m: f"rel_pos {m.attention.rel_pos}",
@@ -99,7 +110,7 @@ def _row(row: Row) -> str:
 
 def _table(t: Table) -> list[str]:
     head = _line(f"  {t.key} {{", _where(t.key_span.file, t.key_span.line))
-    columns = " ".join(f"{c:>6}" for c in ("blocks", "dim", "heads", "pool_q", "pool_kv"))
+    columns = " ".join(f"{c:>6}" for c in ("blocks", "dim", "heads", "stride_q", "stride_kv"))
     return [head, f"    {'# name':<10} {columns}", *(_row(r) for r in t.rows), "  }"]
 
 

@@ -23,7 +23,7 @@ class Atom:
 
 @dataclass(frozen=True)
 class Clause:
-    """A comma-separated part of a setting: `kv_stride adaptive 1x8x8`."""
+    """A comma-separated part of a setting: `stride_kv adaptive 1x8x8`."""
 
     atoms: tuple[Atom, ...]
     span: Span
@@ -62,9 +62,9 @@ Statement = Union[Setting, Table]
 
 @dataclass(frozen=True)
 class Parent:
-    """`extends "file.mv" name` or `extends name` (same file)."""
+    """`extends "file.mv" name`; `extends name` without a file is an error (E209) at parse."""
 
-    file: str | None
+    file: str
     name: str
     span: Span
 

@@ -1,0 +1,213 @@
+"""Our state_dict names (torchvision's) and their shapes, computed from the IR, and the SlowFast
+and timm dialects renamed into them. One home for the naming: the emitter names its modules with
+these constants, `check --against` and the weight converter use the same. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from ..ir import Block, Model
+from . import shapes
+from .graph import blocks_in_order, build_graph
+
+# ---------------------------------------------------------------- our names
+
+CONV_PROJ = "conv_proj"  # the patch embedding
+CLASS_TOKEN = "pos_encoding.class_token"
+POS_EMBED = "pos_encoding.pos_embed"  # joint positions (1, L, D)
+SPATIAL_POS = "pos_encoding.spatial_pos"  # separable positions: (H*W, D), (T, D), (D,)
+TEMPORAL_POS = "pos_encoding.temporal_pos"
+CLASS_POS = "pos_encoding.class_pos"
+NORM1, NORM2 = "norm1", "norm2"  # inside a block
+QKV = "attn.qkv"
+ATTN_PROJECT, ATTN_DROPOUT = "attn.project.0", "attn.project.1"
+MLP_FC1, MLP_ACT, MLP_DROP1, MLP_FC2, MLP_DROP2 = "mlp.0", "mlp.1", "mlp.2", "mlp.3", "mlp.4"
+PROJECT = "project"  # the residual projection where a block changes width
+DROP_PATH = "drop_path"
+NORM = "norm"  # the final norm
+HEAD_DROPOUT, HEAD_FC = "head.0", "head.1"
+
+
+def block(index: int) -> str:
+    return f"blocks.{index}"
+
+
+def pool(which: str) -> str:
+    """The pooling of q, k or v: its conv at `.pool`, its LayerNorm at `.norm_act.0`."""
+    return f"attn.pool_{which}"
+
+
+POOL_CONV, POOL_NORM = ".pool", ".norm_act.0"
+
+
+def is_position_table(name: str) -> bool:
+    """Absolute position embeddings and relative-position tables (initialised like linears)."""
+    return name.startswith("pos_encoding.") or ".rel_pos_" in name
+
+
+def rel_pos(axis: str) -> str:
+    """A decomposed relative-position table, axis t, h or w."""
+    return f"attn.rel_pos_{axis}"
+
+
+Source = Literal["torchvision", "slowfast", "timm"]
+Shape = tuple[int, ...]
+SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm")
+
+
+# ---------------------------------------------------------------- what the spec makes
+
+
+def expected_shapes(model: Model) -> dict[str, Shape]:
+    """Every state_dict entry the emitted module will have, in torchvision naming, with shapes."""
+    out = stem_shapes(model)
+    for b, flow in blocks_in_order(build_graph(model)):
+        for name, shape in block_param_shapes(model, b, flow.rel_pos).items():
+            out[f"{block(b.index)}.{name}"] = shape
+    c = model.blocks[-1].dim_out
+    if model.head.norm:
+        out[f"{NORM}.weight"], out[f"{NORM}.bias"] = (c,), (c,)
+    out[f"{HEAD_FC}.weight"], out[f"{HEAD_FC}.bias"] = (
+        (model.head.classes, c),
+        (model.head.classes,),
+    )
+    return out
+
+
+def _grid(model: Model, dims: tuple[int, int, int]) -> Shape:
+    return model.spatial(dims)
+
+
+def stem_shapes(model: Model) -> dict[str, Shape]:
+    p, d = model.patch, model.patch.dim
+    out: dict[str, Shape] = {
+        f"{CONV_PROJ}.weight": (d, model.input.channels, *_grid(model, p.kernel)),
+        f"{CONV_PROJ}.bias": (d,),
+    }
+    return out | position_shapes(model)
+
+
+def position_shapes(model: Model) -> dict[str, Shape]:
+    """The cls token and the absolute position tables, sized from the nominal patch grid: the one
+    home of their layout (the emitter creates them, the analysis counts them, from this)."""
+    d, cls = model.patch.dim, model.tokens.cls
+    out: dict[str, Shape] = {CLASS_TOKEN: (d,)} if cls else {}
+    t, h, w = shapes.patch_nominal(model)
+    if model.tokens.position == "joint":
+        out[POS_EMBED] = (1, t * h * w + int(cls), d)
+    elif model.tokens.position == "separable":
+        out[SPATIAL_POS] = (h * w, d)
+        out[TEMPORAL_POS] = (t, d)
+        if cls:
+            out[CLASS_POS] = (d,)
+    return out
+
+
+def block_param_shapes(
+    model: Model, b: Block, rel_sizes: tuple[int, int, int] | None
+) -> dict[str, Shape]:
+    """One block's entries, names relative to `blocks.{i}.`."""
+    hd, a = b.head_dim, b.dim_attn
+    out: dict[str, Shape] = {
+        f"{NORM1}.weight": (b.dim_in,),
+        f"{NORM1}.bias": (b.dim_in,),
+        f"{QKV}.weight": (3 * a, b.dim_in),
+    }
+    if model.attention.qkv_bias:
+        out[f"{QKV}.bias"] = (3 * a,)
+    out[f"{ATTN_PROJECT}.weight"], out[f"{ATTN_PROJECT}.bias"] = (a, a), (a,)
+    for which, p in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
+        if p.exists and p.mode == "conv":
+            out[f"{pool(which)}{POOL_CONV}.weight"] = (hd, 1, *_grid(model, p.kernel))
+            out[f"{pool(which)}{POOL_NORM}.weight"] = (hd,)
+            out[f"{pool(which)}{POOL_NORM}.bias"] = (hd,)
+    for axis, length in zip("thw", rel_sizes or (0, 0, 0)):
+        if length:
+            out[rel_pos(axis)] = (length, hd)
+    out[f"{NORM2}.weight"], out[f"{NORM2}.bias"] = (a,), (a,)
+    out[f"{MLP_FC1}.weight"], out[f"{MLP_FC1}.bias"] = (b.mlp_hidden, a), (b.mlp_hidden,)
+    out[f"{MLP_FC2}.weight"], out[f"{MLP_FC2}.bias"] = (b.dim_out, b.mlp_hidden), (b.dim_out,)
+    if b.has_project:
+        out[f"{PROJECT}.weight"], out[f"{PROJECT}.bias"] = (b.dim_out, b.dim_in), (b.dim_out,)
+    return out
+
+
+# ---------------------------------------------------------------- renaming
+
+# Inside a block, SlowFast and timm share names; ours are torchvision's.
+_BLOCK_RULES: tuple[tuple[str, str], ...] = (
+    (r"^attn\.proj\.", "attn.project.0."),
+    (r"^attn\.pool_([qkv])\.", r"attn.pool_\1.pool."),
+    (r"^attn\.norm_([qkv])\.", r"attn.pool_\1.norm_act.0."),
+    (r"^mlp\.fc1\.", "mlp.0."),
+    (r"^mlp\.fc2\.", "mlp.3."),
+    (r"^(proj|shortcut_proj_attn|shortcut_proj_mlp)\.", "project."),
+)
+
+_STEM_RULES: dict[str, str] = {
+    "patch_embed.proj.weight": "conv_proj.weight",
+    "patch_embed.proj.bias": "conv_proj.bias",
+    "cls_token": "pos_encoding.class_token",
+    "pos_embed": "pos_encoding.pos_embed",
+    "pos_embed_spatial": "pos_encoding.spatial_pos",
+    "pos_embed_temporal": "pos_encoding.temporal_pos",
+    "pos_embed_class": "pos_encoding.class_pos",
+    "head.projection.weight": "head.1.weight",
+    "head.projection.bias": "head.1.bias",
+    "head.fc.weight": "head.1.weight",
+    "head.fc.bias": "head.1.bias",
+}
+
+
+def _block_inner(name: str) -> str:
+    for pattern, repl in _BLOCK_RULES:
+        name = re.sub(pattern, repl, name)
+    return name
+
+
+def _stage_offsets(model: Model) -> list[int]:
+    return [s.first for s in model.stages]
+
+
+def rename(name: str, source: Source, model: Model) -> str:
+    """Our (torchvision) name for one entry of a `source` state_dict; unknown names pass through."""
+    if source == "torchvision":
+        return name
+    if name in _STEM_RULES:
+        return _STEM_RULES[name]
+    m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", name) if source == "timm" else None
+    if m is not None:
+        offsets = _stage_offsets(model)
+        stage, j = int(m.group(1)), int(m.group(2))
+        if stage < len(offsets):
+            return f"blocks.{offsets[stage] + j}.{_block_inner(m.group(3))}"
+        return name
+    m = re.match(r"^blocks\.(\d+)\.(.*)$", name)
+    if m is not None:
+        return f"blocks.{m.group(1)}.{_block_inner(m.group(2))}"
+    return name
+
+
+def detect_source(names: list[str]) -> Source:
+    """Guess a state_dict's dialect from its names."""
+    if any(n.startswith("stages.") for n in names):
+        return "timm"
+    if any(n.startswith(("patch_embed.", "head.projection", "cls_token")) for n in names) or any(
+        ".mlp.fc1." in n for n in names
+    ):
+        return "slowfast"
+    return "torchvision"
+
+
+def _squeezed(shape: Shape) -> Shape:
+    i = 0
+    while i < len(shape) - 1 and shape[i] == 1:
+        i += 1
+    return tuple(shape[i:])
+
+
+def fits(found: Shape, want: Shape) -> bool:
+    """Equal up to leading 1s: SlowFast's (1, 1, C) cls token is our (C,)."""
+    return tuple(found) == tuple(want) or _squeezed(tuple(found)) == _squeezed(tuple(want))
