@@ -87,8 +87,8 @@ def check_spec(spec: Spec) -> None:
     from .analysis.budget import check_budget
     from .analysis.check import check_model
 
-    check_model(spec)
-    check_budget(spec, analyze(spec.model))
+    check_model(spec.model, spec.sources)
+    check_budget(spec.model, analyze(spec.model), spec.sources)
 
 
 def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:

@@ -177,7 +177,7 @@ def pool_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
 
 def attention_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
     a, hd, heads = block.dim_attn, block.head_dim, block.heads
-    qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, model.attention.qkv_bias)
+    qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, block.qkv_bias)
     proj_p, proj_m = linear(flow.len_q, a, a)
     matmuls = 2 * heads * flow.len_q * flow.len_kv * hd
     rel_p = rel_m = 0
@@ -234,7 +234,8 @@ def head_costs(model: Model, grid: Dims3) -> Costs:
     c = model.blocks[-1].dim_out
     fc_p, fc_m = linear(1, c, model.head.classes)
     norm_p = 2 * c if model.head.norm else 0
-    norm_e = shapes.tokens(grid, model.tokens.cls) * c if model.head.norm else 0
+    normed = shapes.tokens(grid, model.tokens.cls) if model.head.order == "norm_pool" else 1
+    norm_e = normed * c if model.head.norm else 0
     return Costs(params=fc_p + norm_p, other_macs=fc_m, norm_elems=norm_e)
 
 

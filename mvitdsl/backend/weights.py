@@ -75,7 +75,7 @@ def block_shapes(model: Model, b: Block, rel_pos: tuple[int, int, int] | None) -
         "norm1.bias": (b.dim_in,),
         "attn.qkv.weight": (3 * a, b.dim_in),
     }
-    if model.attention.qkv_bias:
+    if b.qkv_bias:
         out["attn.qkv.bias"] = (3 * a,)
     out["attn.project.0.weight"], out["attn.project.0.bias"] = (a, a), (a,)
     for which, pool in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
