@@ -1,0 +1,273 @@
+"""Per-stage settings (`key=value` cells), the fixed rules as settings, the head's mean over the
+patch tokens, spec-setting ranges, and locations carried by the IR."""
+
+from __future__ import annotations
+
+import pytest
+
+import mvitdsl
+from mvitdsl.analysis.check import check_model
+from mvitdsl.language import settings
+
+TINY = """\
+model tiny {
+  input image 3x32x32
+  patch conv 4x4 stride 4x4 -> 8
+  tokens cls, position none
+  stages {
+    s1  1   8  2  1x1
+    s2  2  16  4  2x2
+  }
+}
+"""
+
+
+def _codes(text: str) -> list[str]:
+    with pytest.raises(mvitdsl.SpecError) as info:
+        mvitdsl.load_spec(text)
+    return [d.code for d in info.value.diagnostics]
+
+
+def test_a_cell_overrides_the_model_wide_value_for_its_stage_only():
+    text = TINY.replace(
+        "s2  2  16  4  2x2",
+        "s2  2  16  4  2x2  kernel_q=1x1 mlp_ratio=2 pool=avg qkv_bias=off rel_pos=decomposed",
+    ).replace("  stages {", "  attention pool max 3x3, mlp_ratio 3\n  stages {")
+    m = mvitdsl.load_spec(text).model
+    first, *second = m.blocks
+    assert (first.pool_q.mode, first.mlp_hidden, first.qkv_bias, first.rel_pos) == (
+        "max",
+        24,
+        True,
+        "none",
+    )
+    for b in second:
+        assert (b.pool_kv.mode, b.mlp_hidden, b.qkv_bias, b.rel_pos) == (
+            "avg",
+            32,
+            False,
+            "decomposed",
+        )
+    assert second[0].pool_q.kernel == (1, 1, 1) and second[0].pool_q.stride == (1, 2, 2)
+    assert m.attention.mlp_ratio == 3.0  # the model-wide value is unchanged
+
+
+def test_the_off_cell_and_kv_pool_are_one_concept():
+    with_off = TINY.replace("s2  2  16  4  2x2", "s2  2  16  4  2x2  off").replace(
+        "  stages {", "  attention kv_stride 2x2\n  stages {"
+    )
+    with_cell = with_off.replace("2x2  off", "2x2  kv_pool=off")
+    a, b = (mvitdsl.load_spec(t).model for t in (with_off, with_cell))
+    assert [x.pool_kv for x in a.blocks] == [x.pool_kv for x in b.blocks]
+    assert not a.blocks[1].pool_kv.exists and a.blocks[0].pool_kv.exists
+    model_wide = TINY.replace("  stages {", "  attention kv_stride 2x2, kv_pool off\n  stages {")
+    assert not any(x.pool_kv.exists for x in mvitdsl.load_spec(model_wide).model.blocks)
+
+
+def test_pool_padding_and_skip_pool_rules():
+    text = TINY.replace("  stages {", "  attention pool max 3x3, pool_pad zero\n  stages {")
+    b = mvitdsl.load_spec(text.replace("2x2\n", "2x2  pool_pad=half\n")).model.blocks[1]
+    assert b.pool_q.padding == (0, 1, 1)
+    assert b.pool_skip.kernel == (1, 3, 3) and b.pool_skip.padding == (0, 1, 1)
+    like_q = TINY.replace("2x2\n", "2x2  skip_pool=like_q kernel_q=2x2 pool_pad=zero\n")
+    b = mvitdsl.load_spec(like_q).model.blocks[1]
+    assert (b.pool_skip.kernel, b.pool_skip.stride, b.pool_skip.padding) == (
+        (1, 2, 2),
+        (1, 2, 2),
+        (0, 0, 0),
+    )
+
+
+def test_per_stage_drop_path_sets_that_stages_peak():
+    text = TINY.replace("  stages {", "  train drop_path 0.3\n  stages {")
+    rates = [b.drop_path for b in mvitdsl.load_spec(text).model.blocks]
+    assert rates == pytest.approx([0.0, 0.15, 0.3])
+    cell = text.replace("2x2\n", "2x2  drop_path=0.6\n")
+    rates = [b.drop_path for b in mvitdsl.load_spec(cell).model.blocks]
+    assert rates == pytest.approx([0.0, 0.3, 0.6])
+
+
+def test_dim_out_changes_channels_in_the_final_block():
+    text = TINY.replace("  stages {", "  attention dim_change mlp\n  stages {")
+    m = mvitdsl.load_spec(text.replace("2x2\n", "2x2  dim_out=24\n")).model
+    assert [b.dim_out for b in m.blocks] == [16, 16, 24]
+
+
+@pytest.mark.parametrize(
+    "cell,code",
+    [
+        ("mlp_ratio=0", "E205"),
+        ("drop_path=1", "E205"),
+        ("kernel_q=3x3x3", "E206"),
+        ("pool=mean", "E203"),
+        ("kernal_q=3x3", "E203"),
+        ("qkv_bias=on qkv_bias=off", "E201"),
+    ],
+)
+def test_bad_cells_are_located_diagnostics(cell, code):
+    text = TINY.replace("2x2\n", f"2x2  {cell}\n")
+    with pytest.raises(mvitdsl.SpecError) as info:
+        mvitdsl.load_spec(text)
+    (d,) = info.value.diagnostics
+    assert d.code == code and d.span is not None and d.span.line == 7 and d.span.column >= 24
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "train drop_path 1",
+        "attention dropout 1",
+        "head dropout 1",
+        "norm eps 0",
+        "head classes 0",
+        "attention mlp_ratio 0",
+        "budget params 0",
+    ],
+)
+def test_declared_ranges_refuse_values_at_the_open_end(setting):
+    assert _codes(TINY.replace("  stages {", f"  {setting}\n  stages {{")) == ["E205"]
+
+
+def test_ranges_live_in_the_settings_table():
+    table = {(s.key, o.word): o for s in settings.SETTINGS for o in s.options}
+    assert str(table["train", "drop_path"].range) == "[0, 1)"
+    assert str(table["norm", "eps"].range) == "(0, 1]"
+    assert 0.999 in table["head", "dropout"].range and 1 not in table["head", "dropout"].range
+
+
+def test_cls_and_head_norm_defaults_agree_written_or_omitted():
+    omitted = mvitdsl.load_spec(TINY.replace("  tokens cls, position none\n", "")).model
+    written = mvitdsl.load_spec(TINY.replace("tokens cls, position none", "tokens position none"))
+    assert omitted.tokens.cls == written.model.tokens.cls is True
+    head = mvitdsl.load_spec(TINY.replace("  stages {", "  head classes 3\n  stages {")).model
+    assert head.head.norm == omitted.head.norm is True
+    assert head.head.pool == omitted.head.pool == "cls"
+    no_cls = TINY.replace("tokens cls", "tokens no_cls").replace(
+        "  stages {", "  head norm\n  stages {"
+    )
+    assert mvitdsl.load_spec(no_cls).model.head.pool == "mean"  # never cls without a cls token
+
+
+def test_budget_is_read_once_into_the_ir():
+    m = mvitdsl.load_spec(TINY.replace("  stages {", "  budget params 4e9\n  stages {")).model
+    assert (m.budget.params, m.budget.activation_gib) == (4e9, 128.0)
+    assert m.setting_loc("budget").line == 5
+
+
+def test_the_checker_runs_on_the_ir_alone():
+    spec = mvitdsl.load_spec(TINY.replace("s1  1   8  2", "s1  1   8  3"), check=False)
+    with pytest.raises(mvitdsl.SpecError) as info:
+        check_model(spec.model)  # no AST, no statements, no sources
+    (d,) = info.value.diagnostics
+    assert (d.code, d.span.line, d.span.column, d.span.end_column) == ("E300", 6, 13, 14)
+    assert spec.model.stages[0].column("heads").column == 16
+
+
+def test_resolved_shows_per_stage_cells_with_their_line():
+    from mvitdsl.language.resolved import render_resolved
+
+    spec = mvitdsl.load_spec(TINY.replace("2x2\n", "2x2  mlp_ratio=2\n"))
+    text = render_resolved(spec)
+    (line,) = [x for x in text.splitlines() if "mlp_ratio=2" in x]
+    assert line.rstrip().endswith("# <spec>:7")
+    again = mvitdsl.load_spec(text)
+    assert [b.mlp_hidden for b in again.model.blocks] == [b.mlp_hidden for b in spec.model.blocks]
+
+
+# ---------------------------------------------------------------- against the references
+
+MEAN_WITH_CLS = """\
+model mean_with_cls {
+  input      image 3x8x8
+  patch      conv 4x4 stride 4x4 -> 8
+  tokens     cls
+  stages {
+    s0  1  8  1  1x1
+  }
+  head       norm, mean, classes 2
+}
+"""
+
+
+def test_head_mean_with_a_cls_token_averages_the_patch_tokens_only_as_timm():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("timm")
+    from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
+
+    from mvitdsl.backend.weights import convert_state_dict
+
+    cfg = MultiScaleVitCfg(
+        depths=(1,),
+        embed_dim=8,
+        num_heads=1,
+        use_cls_token=True,
+        stride_q=((1, 1),),
+        stride_kv=((1, 1),),
+        stride_kv_adaptive=None,
+        kernel_qkv=(1, 1),
+        residual_pooling=False,
+        rel_pos_type="none",
+        patch_kernel=(4, 4),
+        patch_stride=(4, 4),
+        patch_padding=(0, 0),
+    )
+    torch.manual_seed(0)
+    ref = MultiScaleVit(cfg, img_size=(8, 8), num_classes=2, global_pool="avg").eval()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.5)
+    spec = mvitdsl.load_spec(MEAN_WITH_CLS)
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), ref(x), atol=1e-5, rtol=0)
+
+
+def test_per_block_kernels_and_a_final_block_channel_change_match_torchvision():
+    """torchvision's generic MViT(block_setting=[MSBlockConfig...]): kernels that differ per
+    block and output_channels != input_channels in the final block (v1)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    from torchvision.models.video.mvit import MSBlockConfig, MViT
+
+    blocks = [
+        MSBlockConfig(1, 8, 8, [1, 1, 1], [3, 3, 3], [1, 1, 1], [1, 2, 2]),
+        MSBlockConfig(2, 8, 16, [3, 3, 3], [1, 3, 3], [1, 2, 2], [1, 2, 2]),
+        MSBlockConfig(2, 16, 24, [1, 1, 1], [3, 3, 3], [1, 1, 1], [1, 1, 1]),
+    ]
+    torch.manual_seed(0)
+    ref = MViT(
+        spatial_size=(32, 32),
+        temporal_size=4,
+        block_setting=blocks,
+        residual_pool=False,
+        residual_with_cls_embed=True,
+        rel_pos_embed=False,
+        proj_after_attn=False,
+        num_classes=5,
+    ).eval()
+    text = """\
+model tv_generic {
+  input      video 3x4x32x32
+  patch      conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 8
+  tokens     cls, position separable
+  attention  pool conv, dim_change mlp
+  stages {
+    s0  1   8  1  1x1x1  1x2x2  kernel_kv=3x3x3
+    s1  1   8  2  1x2x2  1x2x2  kernel_q=3x3x3 kernel_kv=1x3x3
+    s2  1  16  2  1x1x1  1x1x1  kernel_kv=3x3x3 dim_out=24
+  }
+  head       norm, cls, classes 5
+}
+"""
+    gm = mvitdsl.build(mvitdsl.load_spec(text)).eval()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    gm.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
