@@ -142,7 +142,7 @@ class Attention(Node):
     pool_q: Literal["first", "all"]
     kv_stride: Dims3 | None
     kv_adaptive: bool
-    kv_pool: bool
+    pool_kv: bool
     pool_pad: Literal["half", "zero"]
     skip_pool: Literal["s_plus_1", "like_q"]
     mlp_ratio: float

@@ -27,13 +27,13 @@ def expand(
         stride_q = row.stride_q if j == 0 else ONE
         if att.kv_adaptive and j == 0 and stride_q != ONE:
             kv_running = _divide(kv_running, stride_q)
-        stride_kv = (row.stride_kv or kv_running) if opts["kv_pool"] else ONE
+        stride_kv = (row.stride_kv or kv_running) if opts["pool_kv"] else ONE
         widths = _widths(att, rows, s, j, dim_in)
         rate = opts["drop_path"] * index / (total - 1) if total > 1 else 0.0
         blocks.append(_block(opts, row, index, widths, stride_q, stride_kv, rate))
         dim_in = widths[2]
         if j == 0:
-            stages.append(_stage(row, index, bool(opts["kv_pool"])))
+            stages.append(_stage(row, index, bool(opts["pool_kv"])))
     return tuple(stages), tuple(blocks)
 
 
@@ -42,7 +42,7 @@ def options(att: ir.Attention, drop_path: float, row: StageRow) -> dict[str, Any
     out: dict[str, Any] = att.model_dump(exclude={"loc"})
     out["drop_path"] = drop_path
     if row.stride_kv is not None:  # a written K/V stride turns K/V pooling on for the stage
-        out["kv_pool"] = True
+        out["pool_kv"] = True
     out.update({k: v for k, v in row.cells.items() if v is not None})
     return out
 
@@ -127,7 +127,7 @@ def _pool_q(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
 
 
 def _pool_kv(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
-    kernel = (opts["kernel_kv"] or kernel_rule(stride)) if opts["kv_pool"] else ONE
+    kernel = (opts["kernel_kv"] or kernel_rule(stride)) if opts["pool_kv"] else ONE
     return _pool(opts, kernel, stride)
 
 
@@ -142,7 +142,7 @@ def _pool_skip(opts: dict[str, Any], q: ir.Pool) -> ir.Pool:
     return ir.Pool(mode="max", kernel=kernel, stride=q.stride, padding=_half(kernel))
 
 
-def _stage(row: StageRow, first: int, kv_pool: bool) -> ir.Stage:
+def _stage(row: StageRow, first: int, pool_kv: bool) -> ir.Stage:
     return ir.Stage(
         name=row.name,
         first=first,
@@ -150,7 +150,7 @@ def _stage(row: StageRow, first: int, kv_pool: bool) -> ir.Stage:
         dim=row.dim,
         heads=row.heads,
         stride_q=row.stride_q,
-        stride_kv=row.stride_kv if kv_pool else ONE,
+        stride_kv=row.stride_kv if pool_kv else ONE,
         loc=row.loc,
         columns=row.columns,
     )

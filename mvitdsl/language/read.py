@@ -226,7 +226,7 @@ class Reader:
         atoms.done()
         cells = self.cells(row.cells)
         if kv_off:
-            cells["kv_pool"] = False
+            cells["pool_kv"] = False
         if len(self.r.diagnostics) > errors or None in (depth, dim, heads, stride_q):
             return None
         assert stride_q is not None

@@ -234,11 +234,11 @@ SETTINGS: tuple[Setting, ...] = (
                 default_text="1 (no K/V stride)",
             ),
             Option(
-                "kv_pool",
+                "pool_kv",
                 "switch",
                 True,
-                "K/V pooling on or off (the stage row's `off` cell is `kv_pool=off`)",
-                "attention kv_pool off",
+                "K/V pooling on or off (the stage row's `off` cell is `pool_kv=off`)",
+                "attention pool_kv off",
                 per_stage=True,
             ),
             Option(
