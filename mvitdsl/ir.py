@@ -18,6 +18,13 @@ RelPos = Literal["none", "decomposed"]
 ResidualPool = Literal["none", "tokens", "all"]
 
 
+def default_kernel(stride: Dims3) -> Dims3:
+    """SlowFast's pooling kernel for a stride: s + 1 where s > 1, else s. The one home of the
+    rule: Q and K/V pools without a written kernel, and the residual's skip max-pool."""
+    k = tuple(s + 1 if s > 1 else s for s in stride)
+    return (k[0], k[1], k[2])
+
+
 class Node(BaseModel):
     """Base of every IR model: immutable, no unknown fields."""
 
@@ -139,9 +146,9 @@ class Attention(Node):
     pool_mode: PoolMode
     kernel_q: Dims3 | None
     kernel_kv: Dims3 | None
-    pool_q: Literal["first", "all"]
-    kv_stride: Dims3 | None
-    kv_adaptive: bool
+    pool_q_blocks: Literal["first", "all"]
+    stride_kv: Dims3 | None
+    stride_kv_adaptive: bool
     pool_kv: bool
     pool_pad: Literal["half", "zero"]
     skip_pool: Literal["s_plus_1", "like_q"]

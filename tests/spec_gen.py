@@ -77,12 +77,12 @@ def _attention(draw: Any, parts: int, dim_change: str, miss: str | None) -> str:
         clauses[0] += " " + _x([draw(st.sampled_from([1, 2]))] * (parts - 1) + [2])
     elif draw(st.booleans()):
         clauses[0] += " " + _x([draw(st.sampled_from([1, 3])) for _ in range(parts)])
-    clauses.append(f"pool_q {draw(st.sampled_from(['first', 'all']))}")
+    clauses.append(f"pool_q_blocks {draw(st.sampled_from(['first', 'all']))}")
     kv = draw(st.sampled_from(["", "fixed", "adaptive"]))
     if kv or miss == "kv_stride_big":
         big = 64 if miss == "kv_stride_big" else None
         values = [big or draw(st.integers(1, 4)) for _ in range(parts)]
-        clauses.append(f"kv_stride {'adaptive ' if kv == 'adaptive' else ''}{_x(values)}")
+        clauses.append(f"stride_kv {'adaptive ' if kv == 'adaptive' else ''}{_x(values)}")
     clauses.append(f"mlp_ratio {draw(st.sampled_from(['1', '2', '4', '1.5']))}")
     clauses.append(f"dim_change {dim_change}")
     clauses.append(f"rel_pos {draw(st.sampled_from(['none', 'decomposed']))}")

@@ -42,7 +42,7 @@ BROKEN = {
                                 "error[E300]: dim 192 is not divisible by 5 heads"),
     "Q stride does not fit": ("scale5      2    768    8     1x2x2",
                               "scale5      2    768    8     1x3x3",
-                              "error[E302]: pool_q stride 1x3x3 of block 14 leaves a fractional"),
+                              "error[E302]: stride_q 1x3x3 of block 14 leaves a fractional"),
     "syntax error": ("  stages {", "  stages {{", "error[E101]: unexpected '{'"),
 }
 

@@ -52,8 +52,8 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
              [("  stages {", "  attention dim_change attention\n  stages {"),
               ("s1  1   8  2  1x1", "s1  1   8  2  1x1  dim_out=16")]),
     "E300": ("s1  1  8  3  1x1", [("s1  1   8  2", "s1  1   8  3")]),
-    "E301": ("attention pool max 2x2, pool_q all",
-             [("  stages {", "  attention pool max 2x2, pool_q all\n  stages {")]),
+    "E301": ("attention pool max 2x2, pool_q_blocks all",
+             [("  stages {", "  attention pool max 2x2, pool_q_blocks all\n  stages {")]),
     "E302": ("s2  1  16  4  3x3  (on an 8x8 grid)", [("2x2\n", "3x3\n")]),
     "E303": ("patch conv 40x40 stride 4x4 -> 8  (on a 32x32 input)",
              [("patch conv 4x4", "patch conv 40x40")]),
@@ -136,7 +136,7 @@ EXPECTED = {
 <spec>:6:5: error[E207]: a stage row starts with the stage's name
    6 |     1   8  2  1x1
            ^^^^^^^^^^^^^
-  = hint: columns: name blocks dim heads pool_q [pool_kv]
+  = hint: columns: name blocks dim heads stride_q [stride_kv]
 """,
     "E208": """\
 <spec>:7:5: error[E208]: stage 's1' appears twice
@@ -168,7 +168,7 @@ EXPECTED = {
   = hint: use an odd Q kernel, e.g. 3x3, or the s+1 rule
 """,
     "E302": """\
-<spec>:7:19: error[E302]: pool_q stride 3x3 of block 1 leaves a fractional grid: 8x8 / 3x3 = 2.67x2.67
+<spec>:7:19: error[E302]: stride_q 3x3 of block 1 leaves a fractional grid: 8x8 / 3x3 = 2.67x2.67
    7 |     s2  1  16  4  3x3
                          ^^^
   = hint: 2x2 or 4x4 would divide it; or pad partial windows: 'input ..., grid_rounding ceil'

@@ -170,7 +170,7 @@ def test_fractional_q_grid_is_refused_with_a_located_reason():
     assert d.span.file.endswith("mvitv2_s.mv")
     row = Path(d.span.file).read_text().splitlines()[d.span.line - 1]
     assert row.split()[0] == "scale4" and row[d.span.column - 1:].startswith("1x2x2")
-    assert "pool_q stride 1x2x2" in d.message and "fractional grid" in d.message
+    assert "stride_q 1x2x2" in d.message and "fractional grid" in d.message
     assert "8x25x25" in d.message and "12.5" in d.message
 
 

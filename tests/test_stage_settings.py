@@ -54,13 +54,13 @@ def test_a_cell_overrides_the_model_wide_value_for_its_stage_only():
 
 def test_the_off_cell_and_kv_pool_are_one_concept():
     with_off = TINY.replace("s2  2  16  4  2x2", "s2  2  16  4  2x2  off").replace(
-        "  stages {", "  attention kv_stride 2x2\n  stages {"
+        "  stages {", "  attention stride_kv 2x2\n  stages {"
     )
     with_cell = with_off.replace("2x2  off", "2x2  pool_kv=off")
     a, b = (mvitdsl.load_spec(t).model for t in (with_off, with_cell))
     assert [x.pool_kv for x in a.blocks] == [x.pool_kv for x in b.blocks]
     assert not a.blocks[1].pool_kv.exists and a.blocks[0].pool_kv.exists
-    model_wide = TINY.replace("  stages {", "  attention kv_stride 2x2, pool_kv off\n  stages {")
+    model_wide = TINY.replace("  stages {", "  attention stride_kv 2x2, pool_kv off\n  stages {")
     assert not any(x.pool_kv.exists for x in mvitdsl.load_spec(model_wide).model.blocks)
 
 

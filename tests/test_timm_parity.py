@@ -16,7 +16,7 @@ model mvitv2_cls_small_test {
   input      image 3x128x128
   patch      conv 7x7 stride 4x4 pad 3x3 -> 96
   tokens     cls, position none
-  attention  pool conv 3x3, pool_q all, kv_stride adaptive 4x4, mlp_ratio 4,
+  attention  pool conv 3x3, pool_q_blocks all, stride_kv adaptive 4x4, mlp_ratio 4,
              dim_change attention, rel_pos decomposed, residual_pool all
   stages {
     scale2      1     96    1     1x1

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ir import Block, Dims3, Model
 from . import shapes
-from .graph import BlockShapes, blocks_in_order, build_graph
+from .graph import BlockFlow, blocks_in_order, build_graph
 
 if TYPE_CHECKING:
     from ..spec import Spec
@@ -160,7 +160,7 @@ def linear(tokens: int, d_in: int, d_out: int, bias: bool = True) -> tuple[int, 
     return d_in * d_out + (d_out if bias else 0), tokens * d_in * d_out
 
 
-def pool_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+def pool_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     hd, heads = block.head_dim, block.heads
     params = macs = norm = 0
     for pool, grid, length, count in (
@@ -175,7 +175,7 @@ def pool_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
     return Costs(params=params, pool_macs=macs, norm_elems=norm)
 
 
-def attention_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     a, hd, heads = block.dim_attn, block.head_dim, block.heads
     qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, block.qkv_bias)
     proj_p, proj_m = linear(flow.len_q, a, a)
@@ -193,7 +193,7 @@ def attention_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
     )
 
 
-def mlp_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+def mlp_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     fc1_p, fc1_m = linear(flow.len_q, block.dim_attn, block.mlp_hidden)
     fc2_p, fc2_m = linear(flow.len_q, block.mlp_hidden, block.dim_out)
     proj_p = proj_m = 0
@@ -207,7 +207,7 @@ def mlp_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
     )
 
 
-def block_costs(model: Model, block: Block, flow: BlockShapes) -> Costs:
+def block_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     return (
         attention_costs(model, block, flow)
         + mlp_costs(model, block, flow)
@@ -242,7 +242,7 @@ def head_costs(model: Model, grid: Dims3) -> Costs:
 # ---------------------------------------------------------------- activation memory
 
 
-def activation_elems(block: Block, flow: BlockShapes) -> int:
+def activation_elems(block: Block, flow: BlockFlow) -> int:
     """Elements a training step keeps for backward in one block (an estimate, per sample):
     inputs of each linear, norm and pooling, the attention matrix, and the MLP hidden."""
     a, h, hd = block.dim_attn, block.heads, block.head_dim
@@ -306,7 +306,7 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
     )
 
 
-def block_row(block: Block, flow: BlockShapes, c: Costs, activation_bytes: int) -> BlockRow:
+def block_row(block: Block, flow: BlockFlow, c: Costs, activation_bytes: int) -> BlockRow:
     """A block's row of the report: its widths, grids and sequence lengths, and its costs."""
     return BlockRow(
         index=block.index,

@@ -11,7 +11,7 @@ from typing import Any
 from ..diagnostics import Reporter, Span
 from ..ir import Block, Dims3, Model, Pool
 from . import shapes
-from .graph import BlockShapes, blocks_in_order, build_graph
+from .graph import BlockFlow, blocks_in_order, build_graph
 
 
 def fmt(grid: tuple[Any, ...]) -> str:
@@ -139,7 +139,7 @@ class Checker:
     def first_of_stage(self, block: Block) -> bool:
         return any(s.first == block.index for s in self.model.stages)
 
-    def check_block(self, block: Block, flow: BlockShapes) -> None:
+    def check_block(self, block: Block, flow: BlockFlow) -> None:
         q = block.pool_q
         # K/V strides may exceed the grid (everything pools to one token); only Q sets the grid.
         if self.check_fit(block, flow.grid_in, q.stride):
@@ -218,7 +218,7 @@ class Checker:
             return False
         if not too_big and self.model.input.grid_rounding == "ceil":
             return False
-        where = f"pool_q stride {self.fmt(stride)} of block {block.index}"
+        where = f"stride_q {self.fmt(stride)} of block {block.index}"
         if too_big:
             message = f"{where} is larger than its {self.fmt(grid)} input grid"
         else:

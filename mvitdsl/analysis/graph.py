@@ -14,7 +14,7 @@ from . import shapes
 
 
 @dataclass(frozen=True)
-class BlockShapes:
+class BlockFlow:
     """The shape flow through one block; grids are (T, H, W), lengths include the cls token."""
 
     grid_in: Dims3
@@ -33,7 +33,7 @@ class BlockShapes:
         return self.grid_q
 
 
-def block_shapes(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> BlockShapes:
+def block_flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> BlockFlow:
     cls = model.tokens.cls
     grid_q = shapes.pooled(grid_in, block.pool_q)
     grid_kv = shapes.pooled(grid_in, block.pool_kv)
@@ -41,7 +41,7 @@ def block_shapes(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) 
     rel = None
     if block.rel_pos == "decomposed":
         rel = shapes.rel_pos_sizes(block, nominal_in, model.input.kind == "video")
-    return BlockShapes(
+    return BlockFlow(
         grid_in=grid_in,
         nominal_in=nominal_in,
         grid_q=grid_q,
@@ -62,7 +62,7 @@ def build_graph(model: Model) -> nx.DiGraph:
     g.add_node("patch", kind="patch", grid_out=grid, dim_out=model.patch.dim)
     previous = "patch"
     for block in model.blocks:
-        flow = block_shapes(model, block, grid, nom)
+        flow = block_flow(model, block, grid, nom)
         name = f"block{block.index}"
         g.add_node(name, kind="block", block=block, shapes=flow)
         g.add_edge(previous, name, grid=grid, dim=block.dim_in, length=flow.len_in)
@@ -78,7 +78,7 @@ def build_graph(model: Model) -> nx.DiGraph:
     return g
 
 
-def blocks_in_order(g: nx.DiGraph) -> list[tuple[Block, BlockShapes]]:
+def blocks_in_order(g: nx.DiGraph) -> list[tuple[Block, BlockFlow]]:
     order = nx.topological_sort(g)
     return [
         (g.nodes[n]["block"], g.nodes[n]["shapes"]) for n in order if g.nodes[n]["kind"] == "block"

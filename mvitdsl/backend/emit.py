@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..analysis import shapes
-from ..analysis.graph import BlockShapes, blocks_in_order, build_graph
+from ..analysis.graph import BlockFlow, blocks_in_order, build_graph
 from ..ir import Block, Dims3, Loc, Model, Pool
 from . import runtime
 
@@ -92,7 +92,7 @@ class Emitter:
 class BlockEmitter(Emitter):
     """One MHPA block: x (B, L_in, C_in) -> (B, L_q, C_out)."""
 
-    def __init__(self, model: Model, block: Block, flow: BlockShapes) -> None:
+    def __init__(self, model: Model, block: Block, flow: BlockFlow) -> None:
         super().__init__(model)
         self.block, self.flow = block, flow
 

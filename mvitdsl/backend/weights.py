@@ -34,7 +34,7 @@ def expected_shapes(model: Model) -> dict[str, Shape]:
     """Every state_dict entry the emitted module will have, in torchvision naming, with shapes."""
     out = stem_shapes(model)
     for block, flow in blocks_in_order(build_graph(model)):
-        for name, shape in block_shapes(model, block, flow.rel_pos).items():
+        for name, shape in block_param_shapes(model, block, flow.rel_pos).items():
             out[f"blocks.{block.index}.{name}"] = shape
     c = model.blocks[-1].dim_out
     if model.head.norm:
@@ -67,7 +67,9 @@ def stem_shapes(model: Model) -> dict[str, Shape]:
     return out
 
 
-def block_shapes(model: Model, b: Block, rel_pos: tuple[int, int, int] | None) -> dict[str, Shape]:
+def block_param_shapes(
+    model: Model, b: Block, rel_pos: tuple[int, int, int] | None
+) -> dict[str, Shape]:
     """One block's entries, names relative to `blocks.{i}.`."""
     hd, a = b.head_dim, b.dim_attn
     out: dict[str, Shape] = {

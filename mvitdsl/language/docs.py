@@ -31,20 +31,22 @@ def _default(o: S.Option) -> str:
     if o.kind == "switch":
         return "on" if value else "off"
     if o.kind == "flag":
-        return "yes" if value is True else ("no" if value is False else str(value))
+        return "(the default)" if value is True else ""
     if isinstance(value, float):
         return f"{value:g}"
     return "-" if value is None else str(value)
 
 
 def _values(o: S.Option) -> str:
+    if o.word == "pool":
+        return "`conv` \\| `avg` \\| `max`, then optionally a kernel size (Q and K/V)"
     if o.choices:
         return " \\| ".join(f"`{c}`" for c in o.choices)
     if o.kind == "switch":
         return "`on` \\| `off`"
     if o.kind == "flag":
         return "(a flag)"
-    if o.kind == "size" or o.word in ("kv_stride", "video", "image"):
+    if o.kind == "size" or o.word in ("stride_kv", "video", "image"):
         lo = 0 if o.range and o.range.lo == 0 else 1
         return f"a size, each >= {lo}"
     if o.range is not None:
@@ -100,10 +102,10 @@ def render() -> str:
         "",
         "## `extends`",
         "",
-        "`model child extends \"parent.mv\" parent { ... }` starts from the parent's statements;",
+        '`model child extends "parent.mv" parent { ... }` starts from the parent\'s statements;',
         "a child setting overrides the parent's clause by clause (by the option word; `cls` /",
-        "`no_cls`, `norm` / `no_norm` and `cls` / `mean` replace each other), and a child stage row",
-        "replaces the parent's row of the same name, cells included.",
+        "`no_cls`, `norm` / `no_norm` and `cls` / `mean` replace each other), and a child",
+        "stage row replaces the parent's row of the same name, cells included.",
         "",
     ]
     return "\n".join(out)

@@ -7,25 +7,25 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import ir
-from .read import StageRow
+from .read import StageDraft
 
 Widths = tuple[int, int, int]  # a block's (dim_in, dim_attn, dim_out)
 ONE: ir.Dims3 = (1, 1, 1)
 
 
 def expand(
-    rows: list[StageRow], att: ir.Attention, embed_dim: int, drop_path: float
+    rows: list[StageDraft], att: ir.Attention, embed_dim: int, drop_path: float
 ) -> tuple[tuple[ir.Stage, ...], tuple[ir.Block, ...]]:
     """The stage table -> one Block per block, with strides, kernels, widths resolved."""
     total = sum(r.depth for r in rows)
-    kv_running = att.kv_stride or ONE
+    kv_running = att.stride_kv or ONE
     blocks: list[ir.Block] = []
     stages: list[ir.Stage] = []
     dim_in = embed_dim
     for index, s, row, j in _stage_blocks(rows):
         opts = options(att, drop_path, row)
         stride_q = row.stride_q if j == 0 else ONE
-        if att.kv_adaptive and j == 0 and stride_q != ONE:
+        if att.stride_kv_adaptive and j == 0 and stride_q != ONE:
             kv_running = _divide(kv_running, stride_q)
         stride_kv = (row.stride_kv or kv_running) if opts["pool_kv"] else ONE
         widths = _widths(att, rows, s, j, dim_in)
@@ -37,7 +37,7 @@ def expand(
     return tuple(stages), tuple(blocks)
 
 
-def options(att: ir.Attention, drop_path: float, row: StageRow) -> dict[str, Any]:
+def options(att: ir.Attention, drop_path: float, row: StageDraft) -> dict[str, Any]:
     """The options in effect for a row's blocks: its cells over the model-wide values."""
     out: dict[str, Any] = att.model_dump(exclude={"loc"})
     out["drop_path"] = drop_path
@@ -47,7 +47,7 @@ def options(att: ir.Attention, drop_path: float, row: StageRow) -> dict[str, Any
     return out
 
 
-def _stage_blocks(rows: list[StageRow]) -> Iterator[tuple[int, int, StageRow, int]]:
+def _stage_blocks(rows: list[StageDraft]) -> Iterator[tuple[int, int, StageDraft, int]]:
     """(block index, stage index, stage row, index inside the stage) for every block."""
     index = 0
     for s, row in enumerate(rows):
@@ -56,7 +56,7 @@ def _stage_blocks(rows: list[StageRow]) -> Iterator[tuple[int, int, StageRow, in
             index += 1
 
 
-def _widths(att: ir.Attention, rows: list[StageRow], s: int, j: int, dim_in: int) -> Widths:
+def _widths(att: ir.Attention, rows: list[StageDraft], s: int, j: int, dim_in: int) -> Widths:
     """Block j of stage s changes width at the last block (`mlp`: to the next stage's dim, or
     the row's `dim_out` cell) or at the first (`attention`)."""
     row = rows[s]
@@ -66,13 +66,6 @@ def _widths(att: ir.Attention, rows: list[StageRow], s: int, j: int, dim_in: int
         after = rows[s + 1].dim if s + 1 < len(rows) else row.dim
         return dim_in, dim_in, row.cells.get("dim_out") or after
     return dim_in, row.dim, row.dim
-
-
-def kernel_rule(stride: ir.Dims3) -> ir.Dims3:
-    """SlowFast's default kernel when none is given: s + 1 where s > 1, else s. Also the
-    residual max-pool's kernel under `skip_pool s_plus_1`."""
-    k = tuple(s + 1 if s > 1 else s for s in stride)
-    return (k[0], k[1], k[2])
 
 
 def _half(kernel: ir.Dims3) -> ir.Dims3:
@@ -85,7 +78,7 @@ def _divide(kv: ir.Dims3, q: ir.Dims3) -> ir.Dims3:
 
 def _block(
     opts: dict[str, Any],
-    row: StageRow,
+    row: StageDraft,
     index: int,
     widths: Widths,
     stride_q: ir.Dims3,
@@ -120,14 +113,14 @@ def _pool(opts: dict[str, Any], kernel: ir.Dims3, stride: ir.Dims3) -> ir.Pool:
 
 
 def _pool_q(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
-    """Q is pooled where it is strided, or in every block with `pool_q all`."""
-    pooled = opts["pool_q"] == "all" or stride != ONE
-    kernel = (opts["kernel_q"] or kernel_rule(stride)) if pooled else ONE
+    """Q is pooled where it is strided, or in every block with `pool_q_blocks all`."""
+    pooled = opts["pool_q_blocks"] == "all" or stride != ONE
+    kernel = (opts["kernel_q"] or ir.default_kernel(stride)) if pooled else ONE
     return _pool(opts, kernel, stride)
 
 
 def _pool_kv(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
-    kernel = (opts["kernel_kv"] or kernel_rule(stride)) if opts["pool_kv"] else ONE
+    kernel = (opts["kernel_kv"] or ir.default_kernel(stride)) if opts["pool_kv"] else ONE
     return _pool(opts, kernel, stride)
 
 
@@ -138,11 +131,11 @@ def _pool_skip(opts: dict[str, Any], q: ir.Pool) -> ir.Pool:
         return ir.Pool(mode="max", kernel=ONE, stride=ONE, padding=(0, 0, 0))
     if opts["skip_pool"] == "like_q":
         return ir.Pool(mode="max", kernel=q.kernel, stride=q.stride, padding=(0, 0, 0))
-    kernel = kernel_rule(q.stride)
+    kernel = ir.default_kernel(q.stride)
     return ir.Pool(mode="max", kernel=kernel, stride=q.stride, padding=_half(kernel))
 
 
-def _stage(row: StageRow, first: int, pool_kv: bool) -> ir.Stage:
+def _stage(row: StageDraft, first: int, pool_kv: bool) -> ir.Stage:
     return ir.Stage(
         name=row.name,
         first=first,

@@ -140,5 +140,5 @@ class Lowering:
         values = self.values("attention")
         values["mlp_ratio"] = float(values["mlp_ratio"])
         values["dropout"] = float(values["dropout"])
-        values.setdefault("kv_adaptive", False)
+        values.setdefault("stride_kv_adaptive", False)
         return ir.Attention(**values, loc=self.d.where.get("attention", where))

@@ -39,7 +39,7 @@ class Draft:
     kind: str | None = None  # known even when the input's size is wrong, so sizes parse right
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # setting -> field -> value
     where: dict[str, ir.Loc] = field(default_factory=dict)  # setting -> where it is written
-    rows: list[StageRow] = field(default_factory=list)
+    rows: list[StageDraft] = field(default_factory=list)
     stages_span: Span | None = None
 
     def get(self, key: str) -> dict[str, Any]:
@@ -47,7 +47,7 @@ class Draft:
 
 
 @dataclass
-class StageRow:
+class StageDraft:
     """One row of the stages table, read but not yet expanded to blocks."""
 
     name: str
@@ -151,13 +151,15 @@ class Reader:
             into["pool_mode"] = at.word(o.choices, "pooling mode")
             if at.peek() is not None:
                 into["kernel_q"] = into["kernel_kv"] = dims3(at.size("pooling kernel", p))
-        elif o.word == "kv_stride":
-            # `kv_stride [adaptive] SIZE`
+        elif o.word == "stride_kv":
+            # `stride_kv [adaptive] SIZE`
             nxt = at.peek()
-            into["kv_adaptive"] = nxt is not None and nxt.kind == "name" and nxt.value == "adaptive"
-            if into["kv_adaptive"]:
+            into["stride_kv_adaptive"] = (
+                nxt is not None and nxt.kind == "name" and nxt.value == "adaptive"
+            )
+            if into["stride_kv_adaptive"]:
                 at.i += 1
-            into["kv_stride"] = dims3(at.size("K/V stride", p))
+            into["stride_kv"] = dims3(at.size("K/V stride", p))
         else:  # pragma: no cover - a custom kind without a reader is a bug in settings.py
             raise AssertionError(f"no reader for option {o.word!r}")
 
@@ -206,7 +208,7 @@ class Reader:
             names.add(stage.name)
             self.d.rows.append(stage)
 
-    def stage_row(self, row: Row) -> StageRow | None:
+    def stage_row(self, row: Row) -> StageDraft | None:
         atoms = Atoms(row.atoms, row.span, self.r)
         errors = len(self.r.diagnostics)
         first = atoms.take("stage name")
@@ -215,13 +217,13 @@ class Reader:
                 "E207",
                 "a stage row starts with the stage's name",
                 row.span,
-                "columns: name blocks dim heads pool_q [pool_kv]",
+                "columns: name blocks dim heads stride_q [stride_kv]",
             )
             return None
         depth = atoms.number("blocks", 1, MAX_BLOCKS)
         dim = atoms.number("dim", 1, MAX_INT)
         heads = atoms.number("heads", 1, 4096)
-        stride_q = dims3(atoms.size("pool_q stride", self.parts))
+        stride_q = dims3(atoms.size("stride_q", self.parts))
         kv, kv_off = self.kv_column(atoms)
         atoms.done()
         cells = self.cells(row.cells)
@@ -233,7 +235,7 @@ class Reader:
         names = [name for name, _ in S.COLUMNS]
         columns = {names[i]: self.loc(a.span) for i, a in enumerate(row.atoms[: len(names)])}
         columns.update({c.key: self.loc(c.span) for c in row.cells})
-        return StageRow(
+        return StageDraft(
             str(first.value),
             depth,
             dim,
@@ -274,5 +276,5 @@ class Reader:
             atoms.i += 1
             return None, True
         if nxt is not None:
-            return dims3(atoms.size("pool_kv stride", self.parts)), False
+            return dims3(atoms.size("stride_kv", self.parts)), False
         return None, False

@@ -183,7 +183,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "attention",
         "block options for every block; those marked per-stage can be overridden in a stage row",
-        "attention pool conv 3x3x3, pool_q first, kv_stride adaptive 1x8x8",
+        "attention pool conv 3x3x3, pool_q_blocks first, stride_kv adaptive 1x8x8",
         (
             Option(
                 "pool",
@@ -216,20 +216,20 @@ SETTINGS: tuple[Setting, ...] = (
                 default_text="s+1 rule from the stride",
             ),
             Option(
-                "pool_q",
+                "pool_q_blocks",
                 "word",
                 "first",
                 "pool Q only where strided (first, v1) or in every block (all, v2)",
-                "attention pool_q all",
+                "attention pool_q_blocks all",
                 choices=("first", "all"),
                 per_stage=True,
             ),
             Option(
-                "kv_stride",
+                "stride_kv",
                 "custom",
                 None,
                 "K/V stride; `adaptive` divides it by each Q stride",
-                "attention kv_stride adaptive 1x8x8",
+                "attention stride_kv adaptive 1x8x8",
                 range=COUNT,
                 default_text="1 (no K/V stride)",
             ),

@@ -23,7 +23,7 @@ class Atom:
 
 @dataclass(frozen=True)
 class Clause:
-    """A comma-separated part of a setting: `kv_stride adaptive 1x8x8`."""
+    """A comma-separated part of a setting: `stride_kv adaptive 1x8x8`."""
 
     atoms: tuple[Atom, ...]
     span: Span
