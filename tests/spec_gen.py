@@ -64,8 +64,9 @@ def spec_texts(draw: Any, near_miss: bool = False) -> str:
         "  stages {",
         *rows,
         "  }",
-        f"  head {draw(st.sampled_from(['norm, ', '']))}"
-        f"{'cls' if cls and draw(st.booleans()) else 'mean'}, classes {draw(st.integers(1, 7))}",
+        f"  head {draw(st.sampled_from(['norm, ', 'no_norm, ', '']))}"
+        f"{'cls' if cls and draw(st.booleans()) else 'mean'}, classes {draw(st.integers(1, 7))}"
+        + draw(st.sampled_from(["", ", order norm_pool", ", order pool_norm"])),
         "}",
     ]
     return "\n".join(lines) + "\n"

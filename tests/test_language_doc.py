@@ -46,6 +46,6 @@ def test_readme_language_table_agrees_with_the_settings_table():
     # and each row's first cell starts with a setting the table knows (or a table word)
     known = {s.key for s in settings.SETTINGS} | {"stages", "model", "stage"}
     for row in re.findall(r"^\| `([a-z_]+)", table, flags=re.M):
-        assert row in known or any(
-            row == o.word for s in settings.SETTINGS for o in s.options
-        ), f"README's language table names {row!r}, which settings.py does not declare"
+        assert row in known or any(row == o.word for s in settings.SETTINGS for o in s.options), (
+            f"README's language table names {row!r}, which settings.py does not declare"
+        )

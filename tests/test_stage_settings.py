@@ -271,3 +271,25 @@ model tv_generic {
     x = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
+
+
+def test_head_order_and_no_norm_are_emitted_and_counted():
+    torch = pytest.importorskip("torch")
+    base = MEAN_WITH_CLS.replace("tokens     cls", "tokens     no_cls")
+    specs = {
+        order: mvitdsl.load_spec(base.replace("classes 2", f"classes 2, order {order}"))
+        for order in ("norm_pool", "pool_norm")
+    }
+    built = {order: mvitdsl.build(spec).eval() for order, spec in specs.items()}
+    built["pool_norm"].load_state_dict(built["norm_pool"].state_dict(), strict=True)
+    for order, gm in built.items():
+        assert mvitdsl.analyze(specs[order]).params == sum(p.numel() for p in gm.parameters())
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        stem = built["norm_pool"].get_submodule("conv_proj")(x).flatten(2).transpose(1, 2)
+        feats = built["norm_pool"].blocks[0](stem)
+        gm = built["norm_pool"]
+        want = gm.get_submodule("head.1")(gm.get_submodule("norm")(feats.mean(1)))
+        torch.testing.assert_close(built["pool_norm"](x), want)
+    bare = mvitdsl.build(mvitdsl.load_spec(base.replace("norm, mean", "no_norm, mean")))
+    assert "norm.weight" not in bare.state_dict()
