@@ -293,3 +293,8 @@ def test_head_order_and_no_norm_are_emitted_and_counted():
         torch.testing.assert_close(built["pool_norm"](x), want)
     bare = mvitdsl.build(mvitdsl.load_spec(base.replace("norm, mean", "no_norm, mean")))
     assert "norm.weight" not in bare.state_dict()
+
+
+def test_the_report_states_each_stages_own_mlp_ratio():
+    report = mvitdsl.analyze(mvitdsl.load_spec(TINY.replace("2x2\n", "2x2  mlp_ratio=2\n")))
+    assert [s.operators for s in report.stages] == ["MHPA(8), MLP(32)", "MHPA(16), MLP(32)"]

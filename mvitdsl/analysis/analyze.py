@@ -261,8 +261,13 @@ def activation_elems(block: Block, flow: BlockFlow) -> int:
 # ---------------------------------------------------------------- the report
 
 
-def operators(model: Model, dim: int) -> str:
-    return f"MHPA({dim}), MLP({int(dim * model.attention.mlp_ratio)})"
+def operators(model: Model, dim: int, stage: str | None = None) -> str:
+    """The paper's operator column; the MLP ratio is the stage's own (a `mlp_ratio=` cell)."""
+    ratio = model.attention.mlp_ratio
+    first = next((b for b in model.blocks if b.stage == stage), None)
+    if first is not None:
+        ratio = first.mlp_hidden / first.dim_attn
+    return f"MHPA({dim}), MLP({round(dim * ratio)})"
 
 
 def analyze(spec: Spec | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
@@ -340,7 +345,7 @@ def stage_row(model: Model, stage: Any, rows: list[BlockRow]) -> StageRow:
     last = mine[-1]
     return StageRow(
         name=stage.name,
-        operators=operators(model, stage.dim),
+        operators=operators(model, stage.dim, stage.name),
         grid=mine[0].grid_q,
         dim=stage.dim,
         blocks=stage.depth,
