@@ -298,3 +298,11 @@ def test_head_order_and_no_norm_are_emitted_and_counted():
 def test_the_report_states_each_stages_own_mlp_ratio():
     report = mvitdsl.analyze(mvitdsl.load_spec(TINY.replace("2x2\n", "2x2  mlp_ratio=2\n")))
     assert [s.operators for s in report.stages] == ["MHPA(8), MLP(32)", "MHPA(16), MLP(32)"]
+
+
+def test_a_cell_before_the_columns_is_a_syntax_error_with_a_hint():
+    text = TINY.replace("s2  2  16  4  2x2", "s2  2  mlp_ratio=2  16  4  2x2")
+    with pytest.raises(mvitdsl.SpecError) as info:
+        mvitdsl.load_spec(text)
+    (d,) = info.value.diagnostics
+    assert d.code == "E101" and d.hint is not None and "after its columns" in d.hint

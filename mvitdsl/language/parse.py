@@ -199,6 +199,8 @@ def _hint(token: Token, expected: Any) -> str | None:
         return "a table row or a setting must be on one line"
     if token.type == "RBRACE":
         return "put the closing '}' on its own line"
+    if set(expected) == {"NAME", "_NL"}:  # only ever after a stage row's key=value cell
+        return "key=value cells come last in a stage row, after its columns"
     if token.type == "_NL" and "NAME" in expected and "ARROW" not in expected:
         return "a setting continues after ','; remove the trailing comma"
     return None
