@@ -4,6 +4,7 @@ patch tokens, spec-setting ranges, and locations carried by the IR."""
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 import mvitdsl
 from mvitdsl.analysis.check import check_model
@@ -248,21 +249,7 @@ def test_per_block_kernels_and_a_final_block_channel_change_match_torchvision():
         proj_after_attn=False,
         num_classes=5,
     ).eval()
-    text = """\
-model tv_generic {
-  input      video 3x4x32x32
-  patch      conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 8
-  tokens     cls, position separable
-  attention  pool conv, dim_change mlp
-  stages {
-    s0  1   8  1  1x1x1  1x2x2  kernel_kv=3x3x3
-    s1  1   8  2  1x2x2  1x2x2  kernel_q=3x3x3 kernel_kv=1x3x3
-    s2  1  16  2  1x1x1  1x1x1  kernel_kv=3x3x3 dim_out=24
-  }
-  head       norm, cls, classes 5
-}
-"""
-    gm = mvitdsl.build(mvitdsl.load_spec(text)).eval()
+    gm = mvitdsl.build(mvitdsl.load_spec(ROOT / "examples" / "per_stage.mv")).eval()
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for p in ref.parameters():
