@@ -293,3 +293,81 @@ def test_a_cell_before_the_columns_is_a_syntax_error_with_a_hint():
         mvitdsl.load_spec(text)
     (d,) = info.value.diagnostics
     assert d.code == "E101" and d.hint is not None and "after its columns" in d.hint
+
+
+def _msblock_spec(blocks: list, classes: int) -> str:
+    """torchvision MSBlockConfigs (v1: channels change in the MLP) as a spec: one stage per
+    block, the per-block kernels as cells, the last block's output width as `dim_out`."""
+    x = lambda v: "x".join(map(str, v))  # noqa: E731
+    rows = []
+    for i, b in enumerate(blocks):
+        cells = f"kernel_q={x(b.kernel_q)} kernel_kv={x(b.kernel_kv)}"
+        if i == len(blocks) - 1:
+            cells += f" dim_out={b.output_channels}"
+        rows.append(
+            f"    b{i}  1  {b.input_channels}  {b.num_heads}  {x(b.stride_q)}  {x(b.stride_kv)}"
+            f"  {cells}"
+        )
+    return "\n".join(
+        [
+            "model msblocks {",
+            "  input      video 3x4x32x32",
+            f"  patch      conv 3x7x7 stride 2x4x4 pad 1x3x3 -> {blocks[0].input_channels}",
+            "  tokens     cls, position separable",
+            "  attention  pool conv, pool_q_blocks all, dim_change mlp",
+            "  stages {",
+            *rows,
+            "  }",
+            f"  head       norm, cls, classes {classes}",
+            "}",
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_msblock_configs_are_writable_and_equal_torchvision(seed):
+    """Random per-block kernels, strides, heads and channel changes (any block, the final one
+    included) drawn as torchvision MSBlockConfig lists: written with cells, equal logits."""
+    import random
+
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    from torchvision.models.video.mvit import MSBlockConfig, MViT
+
+    rng = random.Random(seed)
+    blocks, dim, spatial = [], 8, 8
+    for _ in range(rng.randint(2, 5)):  # torchvision divides by (blocks - 1)
+        heads = rng.choice([1, 2])
+        out = rng.choice([dim, dim * 2]) if dim < 32 else dim
+        s = 2 if spatial > 2 and rng.random() < 0.4 else 1
+        spatial //= s
+        blocks.append(
+            MSBlockConfig(
+                heads,
+                dim,
+                out,
+                [rng.choice([1, 3]) for _ in range(3)],
+                [rng.choice([1, 3]) for _ in range(3)],
+                [1, s, s],
+                [1, rng.choice([1, 2]), rng.choice([1, 2])],
+            )
+        )
+        dim = out
+    torch.manual_seed(seed)
+    ref = MViT(
+        spatial_size=(32, 32),
+        temporal_size=4,
+        block_setting=blocks,
+        residual_pool=False,
+        residual_with_cls_embed=True,
+        rel_pos_embed=False,
+        proj_after_attn=False,
+        num_classes=3,
+    ).eval()
+    spec = mvitdsl.load_spec(_msblock_spec(blocks, 3))
+    assert mvitdsl.analyze(spec).params == sum(p.numel() for p in ref.parameters())
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
