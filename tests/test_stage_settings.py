@@ -373,3 +373,10 @@ def test_random_msblock_configs_are_writable_and_equal_torchvision(seed):
     x = torch.randn(2, 3, 4, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
+
+
+def test_head_cls_without_a_cls_token_is_refused():
+    text = TINY.replace("tokens cls", "tokens no_cls").replace(
+        "  stages {", "  head norm, cls\n  stages {"
+    )
+    assert _codes(text) == ["E210"]

@@ -85,6 +85,7 @@ class Lowering:
         head = self.head_ir(tokens, d.where.get("head", patch_loc))
         train, norm = self.values("train"), self.values("norm")
         self.check_cells(attention)
+        self.check_head(tokens, head)
         if self.r.diagnostics:
             return None
         stages, blocks = expand(d.rows, attention, patch.dim, float(train["drop_path"]))
@@ -116,6 +117,16 @@ class Lowering:
                     "with 'dim_change attention' a stage changes width in its first block: "
                     "add a one-block stage at the new width",
                 )
+
+    def check_head(self, tokens: ir.Tokens, head: ir.Head) -> None:
+        """`head cls` needs a cls token to classify from (E210)."""
+        if head.pool == "cls" and not tokens.cls:
+            self.r.error(
+                "E210",
+                "'head cls' classifies from the cls token, but the model has none ('no_cls')",
+                head.loc.span(),
+                "write 'head mean' (the mean over the patch tokens), or 'tokens cls'",
+            )
 
     def patch_ir(self, where: ir.Loc) -> ir.Patch:
         """The patch embedding; stride defaults to the kernel, width to the first stage's."""
