@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 MVITDSL := .venv/bin/mvitdsl
 
-.PHONY: all setup main test lint format golden bench fuzz diagrams clean
+.PHONY: all setup main test lint format golden docs bench fuzz diagrams clean
 
 all: setup main
 
@@ -30,6 +30,10 @@ format: setup
 golden: setup
 	MVITDSL_UPDATE_GOLDEN=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_golden.py \
 		tests/test_draw.py tests/test_diagnostics.py
+
+# docs/LANGUAGE.md from the settings table (tests/test_language_doc.py fails when it is stale).
+docs: setup
+	$(PY) -m mvitdsl.language.docs > docs/LANGUAGE.md
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -26,6 +26,7 @@ CODES: dict[str, str] = {
     "E207": "malformed stages table",
     "E208": "stage name given twice",
     "E209": "cannot resolve the parent spec",
+    "E210": "option does not apply here",
     "E300": "channels not divisible by heads",
     "E301": "attention output grid differs from the residual grid",
     "E302": "stride does not fit the grid",

@@ -10,8 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .diagnostics import Span
+
 Dims3 = tuple[int, int, int]
 PoolMode = Literal["conv", "avg", "max"]
+RelPos = Literal["none", "decomposed"]
+ResidualPool = Literal["none", "tokens", "all"]
 
 
 def default_kernel(stride: Dims3) -> Dims3:
@@ -45,6 +49,14 @@ class Loc(Node):
     line: int
     column: int
     text: str = ""
+    end_line: int = 0  # 0: the end is not known (a point)
+    end_column: int = 0
+
+    def span(self) -> Span:
+        """The located region, for diagnostics (a point is one character wide)."""
+        if self.end_line:
+            return Span(self.file, self.line, self.column, self.end_line, self.end_column)
+        return Span(self.file, self.line, self.column, self.line, self.column + 1)
 
 
 class Input(Node):
@@ -76,20 +88,16 @@ class Tokens(Node):
 
 
 class Pool(Node):
-    """One pooling of Q, K or V inside attention; absent when kernel and stride are all 1."""
+    """One pooling of Q, K, V or the residual; absent when kernel and stride are all 1."""
 
     mode: PoolMode
     kernel: Dims3
     stride: Dims3
+    padding: Dims3
 
     @property
     def exists(self) -> bool:
         return not (prod(self.kernel) == 1 and prod(self.stride) == 1)
-
-    @property
-    def padding(self) -> Dims3:
-        k = self.kernel
-        return (k[0] // 2, k[1] // 2, k[2] // 2)
 
 
 class Block(Node):
@@ -104,6 +112,10 @@ class Block(Node):
     mlp_hidden: int
     pool_q: Pool
     pool_kv: Pool
+    pool_skip: Pool  # the residual's max-pool where Q is strided (kernel 1 elsewhere)
+    qkv_bias: bool
+    rel_pos: RelPos
+    residual_pool: ResidualPool
     drop_path: float
     loc: Loc
 
@@ -114,10 +126,6 @@ class Block(Node):
     @property
     def has_project(self) -> bool:
         return self.dim_in != self.dim_out
-
-    @property
-    def skip_stride(self) -> Dims3:
-        return self.pool_q.stride
 
     @property
     def has_skip_pool(self) -> bool:
@@ -135,10 +143,16 @@ class Stage(Node):
     stride_q: Dims3
     stride_kv: Dims3 | None
     loc: Loc
+    columns: dict[str, Loc] = {}  # where each column and `key=value` cell of the row is
+
+    def column(self, name: str) -> Loc:
+        """Where the row writes `name` (a column or a cell), else the whole row."""
+        return self.columns.get(name, self.loc)
 
 
 class Attention(Node):
-    """Attention options shared by every block."""
+    """The model-wide block options (a stage row may override the per-stage ones: the blocks
+    carry the values in effect)."""
 
     pool_mode: PoolMode
     kernel_q: Dims3 | None
@@ -146,20 +160,24 @@ class Attention(Node):
     pool_q_blocks: Literal["first", "all"]
     stride_kv: Dims3 | None
     stride_kv_adaptive: bool
+    pool_kv: bool
+    pool_pad: Literal["half", "zero"]
+    skip_pool: Literal["s_plus_1", "like_q"]
     mlp_ratio: float
     dim_change: Literal["mlp", "attention"]
-    rel_pos: Literal["none", "decomposed"]
-    residual_pool: Literal["none", "tokens", "all"]
+    rel_pos: RelPos
+    residual_pool: ResidualPool
     qkv_bias: bool
     dropout: float
     loc: Loc
 
 
 class Head(Node):
-    """The classifier: LayerNorm, cls token or mean over tokens, dropout, linear."""
+    """The classifier: LayerNorm, cls token or mean over the patch tokens, dropout, linear."""
 
     norm: bool
     pool: Literal["cls", "mean"]
+    order: Literal["norm_pool", "pool_norm"] = "norm_pool"
     dropout: float
     classes: int
     loc: Loc
@@ -171,6 +189,13 @@ class Outputs(Node):
     stages: tuple[str, ...]
     norm: bool
     loc: Loc
+
+
+class Budget(Node):
+    """The guard rails of `mvitdsl check` (E306)."""
+
+    params: float
+    activation_gib: float
 
 
 class Model(Node):
@@ -186,7 +211,15 @@ class Model(Node):
     head: Head
     drop_path: float
     norm_eps: float
+    budget: Budget
     source_file: str
+    loc: Loc  # the `model` line
+    where: dict[str, Loc] = {}  # where each written setting is (a table: its key)
+
+    def setting_loc(self, key: str) -> Loc:
+        """Where the spec sets `key`; the model's first line when it does not."""
+        return self.where.get(key, self.loc)
+
     outputs: Outputs | None = None
 
     @property

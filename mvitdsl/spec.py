@@ -110,9 +110,9 @@ def check_spec(spec: Spec) -> Report:
     """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model
     and the figures the spec states (`expect`); returns that cost model (the report at batch 1,
     fp32), or raises SpecError."""
-    check_model(spec)
+    check_model(spec.model, spec.sources)
     report = analyze(spec.model)
-    check_budget(spec, report)
+    check_budget(spec.model, report, spec.sources)
     check_expectations(spec, report)
     return report
 

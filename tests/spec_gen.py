@@ -57,7 +57,7 @@ def spec_texts(draw: Any, near_miss: bool = False) -> str:
     cls = draw(st.booleans())
     position = draw(st.sampled_from(["none", "separable", "joint"]))
     dim_change = draw(st.sampled_from(["mlp", "attention"]))
-    rows, dims = _stage_rows(draw, parts, miss)
+    rows, dims = _stage_rows(draw, parts, miss, dim_change)
     patch_dim = dims[0]
     if miss == "patch_dim" or (dim_change == "attention" and draw(st.booleans())):
         patch_dim = draw(st.sampled_from([d for d in (4, 6, 8, 12) if d != dims[0]]))
@@ -73,8 +73,9 @@ def spec_texts(draw: Any, near_miss: bool = False) -> str:
         "  stages {",
         *rows,
         "  }",
-        f"  head {draw(st.sampled_from(['norm, ', '']))}"
-        f"{'cls' if cls and draw(st.booleans()) else 'mean'}, classes {draw(st.integers(1, 7))}",
+        f"  head {draw(st.sampled_from(['norm, ', 'no_norm, ', '']))}"
+        f"{'cls' if cls and draw(st.booleans()) else 'mean'}, classes {draw(st.integers(1, 7))}"
+        + draw(st.sampled_from(["", ", order norm_pool", ", order pool_norm"])),
         "}",
     ]
     return "\n".join(lines) + "\n"
@@ -100,7 +101,32 @@ def _attention(draw: Any, parts: int, dim_change: str, miss: str | None) -> str:
     return ", ".join(clauses)
 
 
-def _stage_rows(draw: Any, parts: int, miss: str | None) -> tuple[list[str], list[int]]:
+def _cells(draw: Any, parts: int, dim_change: str, last: bool) -> str:
+    """Up to three `key=value` cells: per-stage overrides of the model-wide options."""
+    odd = st.sampled_from([1, 3])
+    options = {
+        "pool": st.sampled_from(["conv", "avg", "max"]),
+        "kernel_q": st.lists(odd, min_size=parts, max_size=parts).map(_x),
+        "kernel_kv": st.lists(odd, min_size=parts, max_size=parts).map(_x),
+        "pool_q_blocks": st.sampled_from(["first", "all"]),
+        "pool_kv": st.sampled_from(["on", "off"]),
+        "pool_pad": st.sampled_from(["half", "zero"]),
+        "skip_pool": st.sampled_from(["s_plus_1", "like_q"]),
+        "mlp_ratio": st.sampled_from(["1", "2", "0.5"]),
+        "rel_pos": st.sampled_from(["none", "decomposed"]),
+        "residual_pool": st.sampled_from(["none", "tokens", "all"]),
+        "qkv_bias": st.sampled_from(["on", "off"]),
+        "drop_path": st.sampled_from(["0", "0.1"]),
+    }
+    if dim_change == "mlp" and last:
+        options["dim_out"] = st.sampled_from(["4", "8", "12"])
+    keys = draw(st.lists(st.sampled_from(sorted(options)), max_size=3, unique=True))
+    return " ".join(f"{k}={draw(options[k])}" for k in keys)
+
+
+def _stage_rows(
+    draw: Any, parts: int, miss: str | None, dim_change: str = "mlp"
+) -> tuple[list[str], list[int]]:
     n = draw(st.integers(1, 3))
     broken = draw(st.integers(0, n - 1))
     rows, dims = [], []
@@ -116,7 +142,9 @@ def _stage_rows(draw: Any, parts: int, miss: str | None) -> tuple[list[str], lis
             q[-1] = 32
         kv = draw(st.sampled_from(["", "off", "size"]))
         kv_text = _x([draw(st.integers(1, 2)) for _ in range(parts)]) if kv == "size" else kv
-        rows.append(f"    s{s} {draw(st.integers(1, 2))} {dim} {heads} {_x(q)} {kv_text}".rstrip())
+        cells = _cells(draw, parts, dim_change, s == n - 1)
+        row = f"    s{s} {draw(st.integers(1, 2))} {dim} {heads} {_x(q)} {kv_text} {cells}"
+        rows.append(row.rstrip())
         dims.append(dim)
     return rows, dims
 

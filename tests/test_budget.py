@@ -43,10 +43,11 @@ def test_check_budget_takes_the_analysis_report():
     spec = mvitdsl.load_spec(TINY, check=False)
     report = mvitdsl.analyze(spec)
     with pytest.raises(mvitdsl.SpecError) as info:
-        check_budget(spec, report)
+        check_budget(spec.model, report, spec.sources)
     assert [d.code for d in info.value.diagnostics] == ["E306", "E306"]
     relaxed = TINY.replace("params 1000 activation_gib 1e-6", "params 2e4")
-    check_budget(mvitdsl.load_spec(relaxed), report)
+    relaxed_spec = mvitdsl.load_spec(relaxed)
+    check_budget(relaxed_spec.model, report, relaxed_spec.sources)
 
 
 def test_round_up_writes_two_significant_digits():

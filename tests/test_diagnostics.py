@@ -54,6 +54,13 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ),
     "E208": ("s1  1  16  4  2x2  (a second row named s1)", [("    s2  1  16", "    s1  1  16")]),
     "E209": ("model tiny extends base {", [("model tiny {", "model tiny extends base {")]),
+    "E210": (
+        "`attention dim_change attention` and `s1  1  8  2  1x1  dim_out=16`",
+        [
+            ("  stages {", "  attention dim_change attention\n  stages {"),
+            ("s1  1   8  2  1x1", "s1  1   8  2  1x1  dim_out=16"),
+        ],
+    ),
     "E300": ("s1  1  8  3  1x1", [("s1  1   8  2", "s1  1   8  3")]),
     "E301": (
         "attention pool max 2x2, pool_q_blocks all",
@@ -172,6 +179,12 @@ EXPECTED = {
    1 | model tiny extends base {
                   ^^^^^^^^^^^^
   = hint: name the parent's file: extends "base.mv" base
+""",
+    "E210": """\
+<spec>:7:24: error[E210]: 'dim_out' in stage 's1' needs 'dim_change mlp'
+   7 |     s1  1   8  2  1x1  dim_out=16
+                              ^^^^^^^^^^
+  = hint: with 'dim_change attention' a stage changes width in its first block: add a one-block stage at the new width
 """,
     "E300": """\
 <spec>:6:13: error[E300]: dim 8 is not divisible by 3 heads (block 0, stage 's1')

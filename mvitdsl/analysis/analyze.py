@@ -200,7 +200,7 @@ def pool_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
 
 def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     a, hd, heads = block.dim_attn, block.head_dim, block.heads
-    qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, model.attention.qkv_bias)
+    qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, block.qkv_bias)
     proj_p, proj_m = linear(flow.len_q, a, a)
     matmuls = 2 * heads * flow.len_q * flow.len_kv * hd
     rel_p = rel_m = 0
@@ -251,7 +251,8 @@ def head_costs(model: Model, grid: Dims3) -> Costs:
     c = model.blocks[-1].dim_out
     fc_p, fc_m = linear(1, c, model.head.classes)
     norm_p = 2 * c if model.head.norm else 0
-    norm_e = shapes.tokens(grid, model.tokens.cls) * c if model.head.norm else 0
+    normed = shapes.tokens(grid, model.tokens.cls) if model.head.order == "norm_pool" else 1
+    norm_e = normed * c if model.head.norm else 0
     return Costs(params=fc_p + norm_p, other_macs=fc_m, norm_elems=norm_e)
 
 
@@ -277,8 +278,13 @@ def activation_elems(block: Block, flow: BlockFlow) -> int:
 # ---------------------------------------------------------------- the report
 
 
-def operators(model: Model, dim: int) -> str:
-    return f"MHPA({dim}), MLP({int(dim * model.attention.mlp_ratio)})"
+def operators(model: Model, dim: int, stage: str | None = None) -> str:
+    """The paper's operator column; the MLP ratio is the stage's own (a `mlp_ratio=` cell)."""
+    ratio = model.attention.mlp_ratio
+    first = next((b for b in model.blocks if b.stage == stage), None)
+    if first is not None:
+        ratio = first.mlp_hidden / first.dim_attn
+    return f"MHPA({dim}), MLP({round(dim * ratio)})"
 
 
 def analyze(spec: Checked | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
@@ -370,7 +376,7 @@ def stage_row(model: Model, stage: Any, rows: list[BlockRow]) -> StageRow:
     last = mine[-1]
     return StageRow(
         name=stage.name,
-        operators=operators(model, stage.dim),
+        operators=operators(model, stage.dim, stage.name),
         grid=mine[0].grid_q,
         dim=stage.dim,
         blocks=stage.depth,

@@ -8,8 +8,8 @@ from math import ceil, floor, log10
 from typing import TYPE_CHECKING
 
 from ..diagnostics import Reporter
-from ..language.lower import budgets
-from .check import Spec, setting_span
+from ..ir import Model
+from .check import setting_span
 
 if TYPE_CHECKING:
     from .analyze import Report
@@ -22,25 +22,25 @@ def round_up(value: float) -> str:
     return f"{mantissa}e{exp}" if exp else str(mantissa)
 
 
-def check_budget(spec: Spec, report: Report) -> None:
+def check_budget(model: Model, report: Report, sources: dict[str, str] | None = None) -> None:
     """Raise SpecError with each budget the analysed model exceeds, or return quietly."""
-    r = Reporter(spec.sources)
-    limits = budgets(spec.statements)
+    r = Reporter(sources or {})
+    limits = model.budget
     gib = report.activation_bytes / 2**30
-    raised = any(s.key == "budget" for s in spec.statements)
-    if report.params > limits["params"]:
+    raised = "budget" in model.where
+    if report.params > limits.params:
         r.error(
             "E306",
-            f"model has {report.params:,} parameters; the budget is {limits['params']:,.0f}",
-            setting_span(spec, "budget") if raised else spec.ast.span,
+            f"model has {report.params:,} parameters; the budget is {limits.params:,.0f}",
+            setting_span(model, "budget"),
             f"raise it explicitly: 'budget params {round_up(report.params)}'",
         )
-    if gib > limits["activation_gib"]:
+    if gib > limits.activation_gib:
         r.error(
             "E306",
             f"a training step at batch 1 (fp32) keeps about {gib:,.1f} GiB "
-            f"of activations; the budget is {limits['activation_gib']:g} GiB",
-            setting_span(spec, "budget" if raised else "input"),
+            f"of activations; the budget is {limits.activation_gib:g} GiB",
+            setting_span(model, "budget" if raised else "input"),
             f"use a smaller input, or raise it: 'budget activation_gib {round_up(gib)}'",
         )
     r.raise_if_any()

@@ -6,32 +6,12 @@ A model the checker accepts builds and runs, with exactly the shapes the graph p
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from ..diagnostics import Reporter, Span
 from ..ir import Block, Dims3, Model, Pool, spatial
-from ..language import syntax
-from ..language.syntax import Setting, Table
 from . import shapes
 from .graph import BlockFlow, blocks_in_order, build_graph
-
-
-class Spec(Protocol):
-    """What the checks read besides the IR: the resolved statements (to point carets at the exact
-    value) and the sources. mvitdsl.spec.Spec has these; analysis never imports the driver."""
-
-    @property
-    def model(self) -> Model: ...
-    @property
-    def statements(self) -> tuple[Any, ...]: ...
-    @property
-    def sources(self) -> dict[str, str]: ...
-    @property
-    def ast(self) -> syntax.Model: ...
-
-
-# Columns of a stage row, for carets under the exact value.
-COLUMNS = {"name": 0, "blocks": 1, "dim": 2, "heads": 3, "stride_q": 4, "stride_kv": 5}
 
 
 def fmt(grid: tuple[Any, ...]) -> str:
@@ -65,21 +45,20 @@ def divisors_near(grid: Dims3, stride: Dims3) -> list[Dims3]:
     return out
 
 
-def setting_span(spec: Spec, key: str) -> Span:
+def setting_span(model: Model, key: str) -> Span:
     """Where the spec sets `key` (the key of a table); the whole model when it does not."""
-    for s in spec.statements:
-        if s.key == key:
-            return s.span if isinstance(s, Setting) else s.key_span
-    return spec.ast.span
+    return model.setting_loc(key).span()
 
 
 class Checker:
-    """Runs every rule over one spec's block graph and reports through one Reporter."""
+    """Runs every rule over one model's block graph and reports through one Reporter.
 
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.model: Model = spec.model
-        self.r = Reporter(spec.sources)
+    Runs on the IR alone: the places to point at are the IR's locations (`Model.where`, each
+    stage's `columns`); `sources` only supplies the lines that the rendered diagnostics quote."""
+
+    def __init__(self, model: Model, sources: dict[str, str] | None = None) -> None:
+        self.model = model
+        self.r = Reporter(sources or {})
         self.heads_seen: set[tuple[str, int, int]] = set()
 
     def fmt(self, grid: tuple[Any, ...]) -> str:
@@ -88,15 +67,13 @@ class Checker:
 
     # -- where to point
     def setting_span(self, key: str) -> Span:
-        return setting_span(self.spec, key)
+        return setting_span(self.model, key)
 
     def row_span(self, stage: str, column: str) -> Span:
-        for s in self.spec.statements:
-            if isinstance(s, Table) and s.key == "stages":
-                for row in s.rows:
-                    if row.atoms[0].value == stage:
-                        i = COLUMNS[column]
-                        return row.atoms[i].span if i < len(row.atoms) else row.span
+        """Where the row of `stage` writes `column` (the whole row when it does not)."""
+        for s in self.model.stages:
+            if s.name == stage:
+                return s.column(column).span()
         return self.setting_span("stages")
 
     # -- rules
@@ -225,8 +202,12 @@ class Checker:
         )
 
     def pool_span(self, block: Block, name: str) -> Span:
-        if name == "Q" or COLUMNS["stride_kv"] < len(self.row_atoms(block.stage)):
-            return self.row_span(block.stage, "stride_q" if name == "Q" else "stride_kv")
+        """The stage row's stride (or the cell that sets the kernel), else the attention line."""
+        stage = next(s for s in self.model.stages if s.name == block.stage)
+        cell = "kernel_q" if name == "Q" else "kernel_kv"
+        for column in (cell, "pool", "stride_q" if name == "Q" else "stride_kv"):
+            if column in stage.columns:
+                return stage.columns[column].span()
         return self.setting_span("attention")
 
     def check_fit(self, block: Block, grid: Dims3, stride: Dims3) -> bool:
@@ -253,17 +234,9 @@ class Checker:
         self.r.error("E302", message, self.row_span(block.stage, "stride_q"), hint)
         return True
 
-    def row_atoms(self, stage: str) -> tuple[Any, ...]:
-        for s in self.spec.statements:
-            if isinstance(s, Table) and s.key == "stages":
-                for row in s.rows:
-                    if row.atoms[0].value == stage:
-                        return row.atoms
-        return ()
 
-
-def check_model(spec: Spec) -> None:
-    """Raise SpecError with every shape problem of the spec, or return quietly."""
-    checker = Checker(spec)
+def check_model(model: Model, sources: dict[str, str] | None = None) -> None:
+    """Raise SpecError with every shape problem of the model, or return quietly."""
+    checker = Checker(model, sources)
     checker.run()
     checker.r.raise_if_any()

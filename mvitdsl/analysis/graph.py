@@ -37,9 +37,9 @@ def block_flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) ->
     cls = model.tokens.cls
     grid_q = shapes.pooled(grid_in, block.pool_q)
     grid_kv = shapes.pooled(grid_in, block.pool_kv)
-    grid_skip = shapes.skip_pooled(grid_in, block.skip_stride) if block.has_skip_pool else grid_in
+    grid_skip = shapes.pooled(grid_in, block.pool_skip) if block.has_skip_pool else grid_in
     rel = None
-    if model.attention.rel_pos == "decomposed":
+    if block.rel_pos == "decomposed":
         rel = shapes.rel_pos_sizes(block, nominal_in, model.video)
     return BlockFlow(
         grid_in=grid_in,

@@ -115,7 +115,7 @@ def block_param_shapes(
         f"{NORM1}.bias": (b.dim_in,),
         f"{QKV}.weight": (3 * a, b.dim_in),
     }
-    if model.attention.qkv_bias:
+    if b.qkv_bias:
         out[f"{QKV}.bias"] = (3 * a,)
     out[f"{ATTN_PROJECT}.weight"], out[f"{ATTN_PROJECT}.bias"] = (a, a), (a,)
     for which, p in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):

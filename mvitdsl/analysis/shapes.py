@@ -23,11 +23,6 @@ def pooled(grid: Dims3, pool: Pool) -> Dims3:
     return grid_out(grid, pool.kernel, pool.stride, pool.padding) if pool.exists else grid
 
 
-def skip_pooled(grid: Dims3, stride: Dims3) -> Dims3:
-    kernel = default_kernel(stride)
-    return grid_out(grid, kernel, stride, (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2))
-
-
 def nominal(grid: Dims3, stride: Dims3) -> Dims3:
     """The reference implementations' bookkeeping grid, size // stride (used for positions)."""
     return (grid[0] // stride[0], grid[1] // stride[1], grid[2] // stride[2])

@@ -135,7 +135,7 @@ class BlockEmitter(Emitter):
     def attention(self, x: fx.Node) -> fx.Node:
         b, flow, att = self.block, self.flow, self.model.attention
         hd, a = b.head_dim, b.dim_attn
-        qkv = self.module(naming.QKV, nn.Linear(b.dim_in, 3 * a, bias=att.qkv_bias), x)
+        qkv = self.module(naming.QKV, nn.Linear(b.dim_in, 3 * a, bias=b.qkv_bias), x)
         # (B, L, 3A) -> (B, L, 3, A) -> q, k, v as (B, L, A) views, read channels-last by the
         # pools; unbind's backward is one stack, not three zero-filled copies of qkv
         qkv = self.method("unbind", self.method("unflatten", qkv, 2, (3, a)), 2)
@@ -201,15 +201,14 @@ class BlockEmitter(Emitter):
 
     def skip_pool(self, x: fx.Node, dim: int) -> fx.Node:
         """Max-pool the residual like Q, channels-last: (B, L_in, C) -> (B, L_q, C)."""
-        flow, stride = self.flow, self.block.skip_stride
-        kernel = shapes.default_kernel(stride)
+        flow, skip = self.flow, self.block.pool_skip
+        kernel, stride, padding = skip.kernel, skip.stride, skip.padding
         cls, t = self.split_cls(x, 1, flow.len_in)
         # (B, THW, C) -> (B, C, T, H, W): a view of x (saved by norm1 anyway), so training
         # keeps no extra copy; at batch 1 it is already dense channels-last
         t = self.method("transpose", t, 1, 2)
         t = self.method("unflatten", t, 2, self.grid(flow.grid_in))
         pool = F.max_pool3d if self.nd == 3 else F.max_pool2d
-        padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
         t = self.fn(pool, t, self.grid(kernel), self.grid(stride), self.grid(padding))
         # (B, C, T', H', W') channels-last -> (B, T'H'W', C): a view
         t = self.method("flatten", t, 2)
@@ -237,7 +236,7 @@ class BlockEmitter(Emitter):
         )
 
     def residual_pool(self, o: fx.Node, q: fx.Node) -> fx.Node:
-        kind = self.model.attention.residual_pool
+        kind = self.block.residual_pool
         if kind == "none":
             return o
         if kind == "all" or not self.model.tokens.cls:
@@ -316,12 +315,17 @@ class ModelEmitter(Emitter):
     def head(self, x: fx.Node) -> fx.Node:
         m = self.model
         c = m.blocks[-1].dim_out
-        if m.head.norm:
+        norm_first = m.head.order == "norm_pool"
+        if m.head.norm and norm_first:
             x = self.layer_norm(naming.NORM, c, x)
         if m.head.pool == "cls":
             x = self.fn(operator.getitem, x, (slice(None), 0))
-        else:
+        else:  # the mean over the patch tokens: the cls token is not averaged in (as timm)
+            if m.tokens.cls:
+                x = self.fn(operator.getitem, x, (slice(None), slice(1, None)))
             x = self.method("mean", x, 1)
+        if m.head.norm and not norm_first:
+            x = self.layer_norm(naming.NORM, c, x)
         x = self.module(naming.HEAD_DROPOUT, nn.Dropout(m.head.dropout), x)
         return self.module(naming.HEAD_FC, nn.Linear(c, m.head.classes), x)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import graphviz
 
-from ..analysis import shapes
 from ..analysis.analyze import BlockRow, Report
 from ..ir import Block, Model
 from .diagram import Shapes, lines, new_graph
@@ -57,15 +56,13 @@ def add_attention(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Sha
     scores = lines(
         f"Q̂ K̂ᵀ / √{b.head_dim}"
         + (
-            f" + rel. pos ({'t, h, w' if s.video else 'h, w'})"
-            if m.attention.rel_pos == "decomposed"
-            else ""
+            f" + rel. pos ({'t, h, w' if s.video else 'h, w'})" if b.rel_pos == "decomposed" else ""
         ),
         "softmax",
         f"L_Q×L_K = {row.len_q}×{row.len_kv} per head",
     )
     g.node("scores", scores, fillcolor="#fff2b3")
-    residual = m.attention.residual_pool != "none"
+    residual = b.residual_pool != "none"
     g.node(
         "mix",
         lines("attention × V̂", "+ Q̂ (residual pooling)" if residual else ""),
@@ -118,12 +115,12 @@ def add_residual(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Shap
         g.edge("norm1", "res_proj", label=s.size(row.grid_in, b.dim_in))
         src, dim = "res_proj", b.dim_out
     if b.has_skip_pool:
-        k = shapes.default_kernel(b.skip_stride)
+        k, stride = b.pool_skip.kernel, b.pool_skip.stride
         g.node(
             "skip_pool",
             lines(
                 "skip pool",
-                f"max {s.grid(k)} stride {s.grid(b.skip_stride)}",
+                f"max {s.grid(k)} stride {s.grid(stride)}",
                 "(cls token bypasses)" if s.cls else "",
             ),
             fillcolor="#d9f0d3",

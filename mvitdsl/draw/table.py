@@ -31,7 +31,7 @@ def table_rows(report: Report) -> list[TableRow]:
         ),
     ]
     for st in report.stages:
-        ops = tuple(operators(m, st.dim).split(", "))
+        ops = tuple(operators(m, st.dim, st.name).split(", "))
         rows.append((st.name, ops, f"×{st.blocks}", size(st.dim, st.grid)))
     pool = "cls token" if h.pool == "cls" else "mean"
     steps = ", ".join(t for t in ("norm" if h.norm else "", pool, "linear") if t)

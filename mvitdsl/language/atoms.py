@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import ir
 from ..diagnostics import Reporter, Span, did_you_mean
+from .settings import Range
 from .syntax import Atom
 
 MAX_INT = 1_000_000  # widths, sizes, strides, classes: anything larger is a typo
@@ -65,6 +66,22 @@ class Atoms:
         assert isinstance(value, (int, float))
         if not lo <= value <= hi:
             self.r.error("E205", f"{what} {atom.text} is out of range [{lo:g}, {hi:g}]", atom.span)
+            return None
+        return value
+
+    def ranged(self, what: str, rng: Range, integer: bool = False) -> Any:
+        """A number inside a declared range (open or closed at either end)."""
+        atom = self.take(what)
+        if atom is None:
+            return None
+        if atom.kind != "number" or (integer and not isinstance(atom.value, int)):
+            kind = "a whole number" if integer else "a number"
+            self.r.error("E204", f"{what} must be {kind}, not '{atom.text}'", atom.span)
+            return None
+        value = atom.value
+        assert isinstance(value, (int, float))
+        if value not in rng:
+            self.r.error("E205", f"{what} {atom.text} is out of range {rng}", atom.span)
             return None
         return value
 

@@ -1,13 +1,16 @@
-"""The stage table -> one ir.Block per block, with strides, kernels and widths resolved."""
+"""The stage table -> one ir.Block per block, with strides, kernels, widths and every per-stage
+option resolved (a row's `key=value` cells over the model-wide `attention` and `train` values)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from .. import ir
 from .read import StageDraft
 
 Widths = tuple[int, int, int]  # a block's (dim_in, dim_attn, dim_out)
+ONE: ir.Dims3 = (1, 1, 1)
 
 
 def expand(
@@ -15,22 +18,33 @@ def expand(
 ) -> tuple[tuple[ir.Stage, ...], tuple[ir.Block, ...]]:
     """The stage table -> one Block per block, with strides, kernels, widths resolved."""
     total = sum(r.depth for r in rows)
-    kv_running = att.stride_kv or (1, 1, 1)
+    kv_running = att.stride_kv or ONE
     blocks: list[ir.Block] = []
     stages: list[ir.Stage] = []
     dim_in = embed_dim
     for index, s, row, j in _stage_blocks(rows):
-        stride_q = row.stride_q if j == 0 else (1, 1, 1)
-        if att.stride_kv_adaptive and j == 0 and stride_q != (1, 1, 1):
+        opts = options(att, drop_path, row)
+        stride_q = row.stride_q if j == 0 else ONE
+        if att.stride_kv_adaptive and j == 0 and stride_q != ONE:
             kv_running = _divide(kv_running, stride_q)
-        stride_kv = (1, 1, 1) if row.kv_off else row.stride_kv or kv_running
+        stride_kv = (row.stride_kv or kv_running) if opts["pool_kv"] else ONE
         widths = _widths(att, rows, s, j, dim_in)
-        rate = drop_path * index / (total - 1) if total > 1 else 0.0
-        blocks.append(_block(att, row, index, widths, stride_q, stride_kv, rate))
+        rate = opts["drop_path"] * index / (total - 1) if total > 1 else 0.0
+        blocks.append(_block(opts, row, index, widths, stride_q, stride_kv, rate))
         dim_in = widths[2]
         if j == 0:
-            stages.append(_stage(row, index))
+            stages.append(_stage(row, index, bool(opts["pool_kv"])))
     return tuple(stages), tuple(blocks)
+
+
+def options(att: ir.Attention, drop_path: float, row: StageDraft) -> dict[str, Any]:
+    """The options in effect for a row's blocks: its cells over the model-wide values."""
+    out: dict[str, Any] = att.model_dump(exclude={"loc"})
+    out["drop_path"] = drop_path
+    if row.stride_kv is not None:  # a written K/V stride turns K/V pooling on for the stage
+        out["pool_kv"] = True
+    out.update({k: v for k, v in row.cells.items() if v is not None})
+    return out
 
 
 def _stage_blocks(rows: list[StageDraft]) -> Iterator[tuple[int, int, StageDraft, int]]:
@@ -43,12 +57,19 @@ def _stage_blocks(rows: list[StageDraft]) -> Iterator[tuple[int, int, StageDraft
 
 
 def _widths(att: ir.Attention, rows: list[StageDraft], s: int, j: int, dim_in: int) -> Widths:
-    """Block j of stage s changes width at the last block (`mlp`) or at the first (`attention`)."""
+    """Block j of stage s changes width at the last block (`mlp`: to the next stage's dim, or
+    the row's `dim_out` cell) or at the first (`attention`)."""
     row = rows[s]
     if att.dim_change == "mlp":
-        last = j == row.depth - 1 and s + 1 < len(rows)
-        return dim_in, dim_in, rows[s + 1].dim if last else row.dim
+        if j < row.depth - 1:
+            return dim_in, dim_in, row.dim
+        after = rows[s + 1].dim if s + 1 < len(rows) else row.dim
+        return dim_in, dim_in, row.cells.get("dim_out") or after
     return dim_in, row.dim, row.dim
+
+
+def _half(kernel: ir.Dims3) -> ir.Dims3:
+    return (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
 
 
 def _divide(kv: ir.Dims3, q: ir.Dims3) -> ir.Dims3:
@@ -56,7 +77,7 @@ def _divide(kv: ir.Dims3, q: ir.Dims3) -> ir.Dims3:
 
 
 def _block(
-    att: ir.Attention,
+    opts: dict[str, Any],
     row: StageDraft,
     index: int,
     widths: Widths,
@@ -66,6 +87,7 @@ def _block(
 ) -> ir.Block:
     """One block's plan: widths, heads, MLP width, pools and its drop-path rate."""
     dim_in, dim_attn, dim_out = widths
+    pool_q = _pool_q(opts, stride_q)
     return ir.Block(
         index=index,
         stage=row.name,
@@ -73,27 +95,47 @@ def _block(
         dim_attn=dim_attn,
         dim_out=dim_out,
         heads=row.heads,
-        mlp_hidden=int(dim_attn * att.mlp_ratio),
-        pool_q=_pool_q(att, stride_q),
-        pool_kv=_pool_kv(att, row, stride_kv),
+        mlp_hidden=int(dim_attn * opts["mlp_ratio"]),
+        pool_q=pool_q,
+        pool_kv=_pool_kv(opts, stride_kv),
+        pool_skip=_pool_skip(opts, pool_q),
+        qkv_bias=opts["qkv_bias"],
+        rel_pos=opts["rel_pos"],
+        residual_pool=opts["residual_pool"],
         drop_path=drop_path,
         loc=row.loc,
     )
 
 
-def _pool_q(att: ir.Attention, stride: ir.Dims3) -> ir.Pool:
+def _pool(opts: dict[str, Any], kernel: ir.Dims3, stride: ir.Dims3) -> ir.Pool:
+    padding = _half(kernel) if opts["pool_pad"] == "half" else (0, 0, 0)
+    return ir.Pool(mode=opts["pool_mode"], kernel=kernel, stride=stride, padding=padding)
+
+
+def _pool_q(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
     """Q is pooled where it is strided, or in every block with `pool_q_blocks all`."""
-    pooled = att.pool_q_blocks == "all" or stride != (1, 1, 1)
-    kernel = (att.kernel_q or ir.default_kernel(stride)) if pooled else (1, 1, 1)
-    return ir.Pool(mode=att.pool_mode, kernel=kernel, stride=stride)
+    pooled = opts["pool_q_blocks"] == "all" or stride != ONE
+    kernel = (opts["kernel_q"] or ir.default_kernel(stride)) if pooled else ONE
+    return _pool(opts, kernel, stride)
 
 
-def _pool_kv(att: ir.Attention, row: StageDraft, stride: ir.Dims3) -> ir.Pool:
-    kernel = (1, 1, 1) if row.kv_off else att.kernel_kv or ir.default_kernel(stride)
-    return ir.Pool(mode=att.pool_mode, kernel=kernel, stride=stride)
+def _pool_kv(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
+    kernel = (opts["kernel_kv"] or ir.default_kernel(stride)) if opts["pool_kv"] else ONE
+    return _pool(opts, kernel, stride)
 
 
-def _stage(row: StageDraft, first: int) -> ir.Stage:
+def _pool_skip(opts: dict[str, Any], q: ir.Pool) -> ir.Pool:
+    """The residual's max-pool where Q is strided: s+1 kernel with k//2 padding, or `like_q`:
+    the Q pool's kernel and stride with padding 0."""
+    if q.stride == ONE:
+        return ir.Pool(mode="max", kernel=ONE, stride=ONE, padding=(0, 0, 0))
+    if opts["skip_pool"] == "like_q":
+        return ir.Pool(mode="max", kernel=q.kernel, stride=q.stride, padding=(0, 0, 0))
+    kernel = ir.default_kernel(q.stride)
+    return ir.Pool(mode="max", kernel=kernel, stride=q.stride, padding=_half(kernel))
+
+
+def _stage(row: StageDraft, first: int, pool_kv: bool) -> ir.Stage:
     return ir.Stage(
         name=row.name,
         first=first,
@@ -101,6 +143,7 @@ def _stage(row: StageDraft, first: int) -> ir.Stage:
         dim=row.dim,
         heads=row.heads,
         stride_q=row.stride_q,
-        stride_kv=(1, 1, 1) if row.kv_off else row.stride_kv,
+        stride_kv=row.stride_kv if pool_kv else ONE,
         loc=row.loc,
+        columns=row.columns,
     )

@@ -11,16 +11,17 @@ from typing import Any
 
 from .. import ir
 from ..diagnostics import Reporter, Span, did_you_mean
+from . import settings
 from .expand import expand
 from .merge import merge
-from .read import Reader
-from .syntax import Model, Setting
+from .read import Reader, loc
+from .syntax import Model
 
-__all__ = ["DEFAULT_BUDGET", "Lowering", "budgets", "merge"]
+__all__ = ["DEFAULT_BUDGET", "Lowering", "merge"]
 
 # Guard rails: a spec above either is refused before anything is allocated (E306), unless its
 # `budget` setting raises the limit. Activations: a training step at batch 1 in fp32.
-DEFAULT_BUDGET: dict[str, float] = {"params": 2e9, "activation_gib": 128.0}
+DEFAULT_BUDGET: dict[str, float] = settings.defaults("budget")
 
 _EXAMPLES = {
     "input": "add 'input video 3x16x224x224'",
@@ -68,14 +69,26 @@ class Lowering:
 
     # ------------------------------------------------------------ defaults and expansion
 
-    def finish(self) -> ir.Model:
+    def values(self, key: str) -> dict[str, Any]:
+        """A setting's values: what the spec writes over the declared defaults."""
+        out = settings.defaults(key)
+        out.update({k: v for k, v in self.d.values.get(key, {}).items() if v is not None})
+        return out
+
+    def finish(self) -> ir.Model | None:
         d = self.d
-        assert d.input is not None and d.patch_loc is not None
-        attention = self.attention_ir()
-        patch = self.patch_ir(d.patch_loc)
-        tokens = d.tokens or ir.Tokens(cls=True, position="none", loc=d.patch_loc)
-        head = d.head or self.head_ir(tokens, d.patch_loc)
-        stages, blocks = expand(d.rows, attention, patch.dim, d.drop_path)
+        assert d.input is not None
+        patch_loc = d.where["patch"]
+        attention = self.attention_ir(patch_loc)
+        patch = self.patch_ir(patch_loc)
+        tokens = ir.Tokens(**self.values("tokens"), loc=d.where.get("tokens", patch_loc))
+        head = self.head_ir(tokens, d.where.get("head", patch_loc))
+        train, norm = self.values("train"), self.values("norm")
+        self.check_cells(attention)
+        self.check_head(tokens, head)
+        if self.r.diagnostics:
+            return None
+        stages, blocks = expand(d.rows, attention, patch.dim, float(train["drop_path"]))
         return ir.Model(
             name=self.model.name,
             input=d.input,
@@ -85,10 +98,13 @@ class Lowering:
             stages=stages,
             blocks=blocks,
             head=head,
-            drop_path=d.drop_path,
-            norm_eps=d.norm_eps,
+            drop_path=float(train["drop_path"]),
+            norm_eps=float(norm["norm_eps"]),
+            budget=ir.Budget(**{k: float(v) for k, v in self.values("budget").items()}),
             source_file=self.model.file,
             outputs=self.outputs_ir([s.name for s in stages]),
+            loc=loc(self.model.span, self.sources.get(self.model.file, "")),
+            where=dict(d.where),
         )
 
     def outputs_ir(self, stage_names: list[str]) -> ir.Outputs | None:
@@ -107,56 +123,50 @@ class Lowering:
         ordered = tuple(n for n in stage_names if n in {name for name, _ in names})
         return ir.Outputs(stages=ordered, norm=norm, loc=self.reader.loc(span))
 
-    def patch_ir(self, loc: ir.Loc) -> ir.Patch:
+    def check_cells(self, attention: ir.Attention) -> None:
+        """Cells that do not apply where they are written (E210)."""
+        for row in self.d.rows:
+            if "dim_out" in row.cells and attention.dim_change != "mlp":
+                self.r.error(
+                    "E210",
+                    f"'dim_out' in stage '{row.name}' needs 'dim_change mlp'",
+                    row.columns["dim_out"].span(),
+                    "with 'dim_change attention' a stage changes width in its first block: "
+                    "add a one-block stage at the new width",
+                )
+
+    def check_head(self, tokens: ir.Tokens, head: ir.Head) -> None:
+        """`head cls` needs a cls token to classify from (E210)."""
+        if head.pool == "cls" and not tokens.cls:
+            self.r.error(
+                "E210",
+                "'head cls' classifies from the cls token, but the model has none ('no_cls')",
+                head.loc.span(),
+                "write 'head mean' (the mean over the patch tokens), or 'tokens cls'",
+            )
+
+    def patch_ir(self, where: ir.Loc) -> ir.Patch:
         """The patch embedding; stride defaults to the kernel, width to the first stage's."""
-        p = self.d.patch
+        p = self.values("patch")
         return ir.Patch(
-            kernel=p.get("kernel") or (1, 1, 1),
-            stride=p.get("stride") or p.get("kernel") or (1, 1, 1),
-            padding=p.get("padding") or (0, 0, 0),
-            dim=p.get("dim") or self.d.rows[0].dim,
-            loc=loc,
+            kernel=p["kernel"] or (1, 1, 1),
+            stride=p["stride"] or p["kernel"] or (1, 1, 1),
+            padding=p["padding"],
+            dim=p["dim"] or self.d.rows[0].dim,
+            loc=where,
         )
 
-    def head_ir(self, tokens: ir.Tokens, loc: ir.Loc) -> ir.Head:
-        """The head when none is given: normed, pooled from cls where there is one, 1000 classes."""
-        return ir.Head(
-            norm=True,
-            pool="cls" if tokens.cls else "mean",
-            dropout=0.0,
-            classes=1000,
-            loc=loc,
-        )
+    def head_ir(self, tokens: ir.Tokens, where: ir.Loc) -> ir.Head:
+        """The head: normed unless `no_norm`, pooled from cls where there is one (else mean)."""
+        v = self.values("head")
+        if "pool" not in self.d.values.get("head", {}):
+            v["pool"] = "cls" if tokens.cls else "mean"
+        v["dropout"] = float(v["dropout"])
+        return ir.Head(**v, loc=where)
 
-    def attention_ir(self) -> ir.Attention:
-        a = self.d.attention
-        defaults: dict[str, Any] = {
-            "pool_mode": "conv",
-            "kernel_q": None,
-            "kernel_kv": None,
-            "pool_q_blocks": "first",
-            "stride_kv": None,
-            "stride_kv_adaptive": False,
-            "mlp_ratio": 4.0,
-            "dim_change": "mlp",
-            "rel_pos": "none",
-            "residual_pool": "none",
-            "qkv_bias": True,
-            "dropout": 0.0,
-        }
-        values = {k: (a[k] if a.get(k) is not None else v) for k, v in defaults.items()}
+    def attention_ir(self, where: ir.Loc) -> ir.Attention:
+        values = self.values("attention")
         values["mlp_ratio"] = float(values["mlp_ratio"])
         values["dropout"] = float(values["dropout"])
-        return ir.Attention(**values, loc=self.d.attention_loc or self.d.patch_loc)
-
-
-def budgets(statements: tuple[Any, ...]) -> dict[str, float]:
-    """The `budget` setting over the defaults; its values were validated while lowering."""
-    out = dict(DEFAULT_BUDGET)
-    for s in statements:
-        if isinstance(s, Setting) and s.key == "budget":
-            for clause in s.clauses:
-                for key, value in zip(clause.atoms, clause.atoms[1:]):
-                    if key.kind == "name" and key.value in out and value.kind == "number":
-                        out[str(key.value)] = float(value.value)  # type: ignore[arg-type]
-    return out
+        values.setdefault("stride_kv_adaptive", False)
+        return ir.Attention(**values, loc=self.d.where.get("attention", where))

@@ -8,7 +8,7 @@ from .read import RENAMED_OPTIONS
 from .syntax import Clause, Setting, Table
 
 # Flags that exclude each other: a child's `cls` replaces the parent's `no_cls`, and so on.
-_EXCLUSIVE = {"tokens": ("cls", "no_cls"), "head": ("cls", "mean")}
+_EXCLUSIVE = {"tokens": (("cls", "no_cls"),), "head": (("cls", "mean"), ("norm", "no_norm"))}
 
 
 def merge(parent: tuple[Any, ...], child: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -34,11 +34,12 @@ def _clause_key(clause: Clause) -> str:
 
 def _merge_setting(base: Setting, child: Setting) -> Setting:
     clauses = {_clause_key(c): c for c in base.clauses}
-    group = _EXCLUSIVE.get(base.key, ())
+    groups = _EXCLUSIVE.get(base.key, ())
     for c in child.clauses:
-        if _clause_key(c) in group:
-            for other in group:
-                clauses.pop(other, None)
+        for group in groups:
+            if _clause_key(c) in group:
+                for other in group:
+                    clauses.pop(other, None)
         clauses[_clause_key(c)] = c
     return Setting(base.key, child.key_span, tuple(clauses.values()), child.span)
 

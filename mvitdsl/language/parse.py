@@ -11,7 +11,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Reporter, Span
-from .syntax import Atom, Clause, Model, Parent, Row, Setting, Statement, Table
+from .syntax import Atom, Cell, Clause, Model, Parent, Row, Setting, Statement, Table
 
 MAX_SOURCE_BYTES = 1_000_000
 MAX_LINES = 10_000
@@ -34,6 +34,7 @@ TERMINAL_WORDS = {
     "MODEL": "'model'",
     "EXTENDS": "'extends'",
     "VALUE": "a value",
+    "EQUAL": "'='",
 }
 
 
@@ -213,6 +214,8 @@ def _hint(token: Token, expected: Any) -> str | None:
         return "a table row or a setting must be on one line"
     if token.type == "RBRACE":
         return "put the closing '}' on its own line"
+    if set(expected) == {"NAME", "_NL"}:  # only ever after a stage row's key=value cell
+        return "key=value cells come last in a stage row, after its columns"
     if token.type == "_NL" and "NAME" in expected and "ARROW" not in expected:
         return "a setting continues after ','; remove the trailing comma"
     return None
@@ -260,8 +263,17 @@ class _ToAst(Transformer[Token, Model]):
         return Clause(tuple(self._atom(t) for t in tokens), _span(self.file, meta))
 
     @v_args(meta=True)
-    def row(self, meta: Any, tokens: list[Token]) -> Row:
-        return Row(tuple(self._atom(t) for t in tokens), _span(self.file, meta))
+    def row(self, meta: Any, children: list[Any]) -> Row:
+        atoms = tuple(self._atom(t) for t in children if isinstance(t, Token))
+        cells = tuple(c for c in children if isinstance(c, Cell))
+        return Row(atoms, _span(self.file, meta), cells)
+
+    @v_args(meta=True)
+    def cell(self, meta: Any, children: list[Token]) -> Cell:
+        key, value = children
+        return Cell(
+            str(key), _token_span(self.file, key), self._atom(value), _span(self.file, meta)
+        )
 
     @v_args(meta=True)
     def setting(self, meta: Any, children: list[Any]) -> Setting:

@@ -1,28 +1,18 @@
 """Settings -> Draft: the vocabulary of each setting and of the stage table, read into typed
-values with every mistake reported (span and hint). Defaults are filled later, by mvitdsl.lower.
+values with every mistake reported (span and hint). Which options exist, their kinds, choices
+and ranges come from language/settings.py; defaults are filled later, by mvitdsl.lower.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ir
 from ..diagnostics import Reporter, Span, did_you_mean
-from .atoms import (
-    MAX_INT,
-    Atoms,
-    Option,
-    dims3,
-    pad3,
-    set_dims,
-    set_flag,
-    set_number,
-    set_switch,
-    set_word,
-)
-from .syntax import Row, Setting, Table
+from . import settings as S
+from .atoms import MAX_INT, Atoms, dims3, pad3
+from .syntax import Cell, Row, Setting, Table
 
 MAX_BLOCKS = 512
 
@@ -30,7 +20,7 @@ MAX_BLOCKS = 512
 RENAMED_OPTIONS = {"kv_stride": "stride_kv", "pool_q": "pool_q_blocks"}  # rename_vocab: keep
 
 
-def renamed(word: str, options: dict[str, Option], span: Span, r: Reporter) -> str:
+def renamed(word: str, options: dict[str, S.Option], span: Span, r: Reporter) -> str:
     """The current spelling of an option word; an old one is accepted with a warning."""
     new = RENAMED_OPTIONS.get(word)
     if new is None or new not in options:
@@ -43,42 +33,30 @@ def loc(span: Span, source: str = "") -> ir.Loc:
     """Where a span is, with its source line's text for the report."""
     lines = source.splitlines()
     text = lines[span.line - 1].strip() if 0 < span.line <= len(lines) else ""
-    return ir.Loc(file=span.file, line=span.line, column=span.column, text=text)
-
-
-def _pool(a: dict[str, Any], at: Atoms, parts: int) -> None:
-    """`pool MODE [KERNEL]`: the pooling mode, and the kernel of both Q and K/V if one follows."""
-    a["pool_mode"] = at.word(("conv", "avg", "max"), "pooling mode")
-    if at.peek() is not None:
-        a["kernel_q"] = a["kernel_kv"] = dims3(at.size("pooling kernel", parts))
-
-
-def _stride_kv(a: dict[str, Any], at: Atoms, parts: int) -> None:
-    """`stride_kv [adaptive] SIZE`."""
-    nxt = at.peek()
-    a["stride_kv_adaptive"] = nxt is not None and nxt.kind == "name" and nxt.value == "adaptive"
-    if a["stride_kv_adaptive"]:
-        at.i += 1
-    a["stride_kv"] = dims3(at.size("K/V stride", parts))
+    return ir.Loc(
+        file=span.file,
+        line=span.line,
+        column=span.column,
+        text=text,
+        end_line=span.end_line,
+        end_column=span.end_column,
+    )
 
 
 @dataclass
 class Draft:
-    """Values read from the settings, before the stage table is expanded."""
+    """Values read from the settings, before defaults are filled and the table expanded."""
 
     input: ir.Input | None = None
     kind: str | None = None  # known even when the input's size is wrong, so sizes parse right
-    patch: dict[str, Any] = field(default_factory=dict)
-    patch_loc: ir.Loc | None = None
-    tokens: ir.Tokens | None = None
-    attention: dict[str, Any] = field(default_factory=dict)
-    attention_loc: ir.Loc | None = None
-    head: ir.Head | None = None
-    drop_path: float = 0.0
-    norm_eps: float = 1e-6
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # setting -> field -> value
+    where: dict[str, ir.Loc] = field(default_factory=dict)  # setting -> where it is written
+    outputs: tuple[list[tuple[str, Span]], bool, Span] | None = None
     rows: list[StageDraft] = field(default_factory=list)
     stages_span: Span | None = None
-    outputs: tuple[list[tuple[str, Span]], bool, Span] | None = None
+
+    def get(self, key: str) -> dict[str, Any]:
+        return self.values.setdefault(key, {})
 
 
 @dataclass
@@ -94,6 +72,8 @@ class StageDraft:
     kv_off: bool
     loc: ir.Loc
     span: Span
+    cells: dict[str, Any] = field(default_factory=dict)  # option field -> value, from cells
+    columns: dict[str, ir.Loc] = field(default_factory=dict)
 
 
 class Reader:
@@ -103,17 +83,6 @@ class Reader:
         self.r = reporter
         self.sources = sources
         self.d = Draft()
-        self.settings: dict[str, Callable[[Setting], None]] = {
-            "input": self.input,
-            "patch": self.patch,
-            "tokens": self.tokens,
-            "attention": self.attention,
-            "head": self.head,
-            "train": self.train,
-            "norm": self.norm,
-            "budget": self.budget,
-            "outputs": self.outputs,
-        }
 
     def loc(self, span: Span) -> ir.Loc:
         return loc(span, self.sources.get(span.file, ""))
@@ -124,9 +93,13 @@ class Reader:
 
     def statement(self, s: Any) -> None:
         """Read one setting or table, or report that its key is not one."""
-        known = [*self.settings, "stages"]
-        if s.key == "stages":
+        known = [*S.BY_KEY, "stages", "outputs"]
+        if s.key == "outputs" and not isinstance(s, Table):
+            self.d.where["outputs"] = self.loc(s.span)
+            self.outputs(s)
+        elif s.key == "stages":
             if isinstance(s, Table):
+                self.d.where["stages"] = self.loc(s.key_span)
                 self.stages(s)
             else:
                 self.r.error(
@@ -135,7 +108,7 @@ class Reader:
                     s.key_span,
                     "write 'stages {', one row per line, then '}'",
                 )
-        elif s.key not in self.settings:
+        elif s.key not in S.BY_KEY:
             self.r.error(
                 "E200",
                 f"unknown setting '{s.key}'",
@@ -145,10 +118,15 @@ class Reader:
         elif isinstance(s, Table):
             self.r.error("E204", f"'{s.key}' is a setting, not a table", s.key_span)
         else:
-            self.settings[s.key](s)
+            self.d.where[s.key] = self.loc(s.span)
+            if s.key == "input":
+                self.input(s)
+            else:
+                self.clauses(s, S.BY_KEY[s.key], self.d.get(s.key))
 
-    def clauses(self, s: Setting, options: dict[str, Option]) -> None:
+    def clauses(self, s: Setting, setting: S.Setting, into: dict[str, Any]) -> None:
         """Read `option value... option value...`; commas separate clauses but are optional."""
+        options = {o.word: o for o in setting.options}
         seen: set[str] = set()
         for clause in s.clauses:
             atoms = Atoms(clause.atoms, clause.span, self.r)
@@ -166,7 +144,40 @@ class Reader:
                     self.r.error("E201", f"option '{key}' given twice in '{s.key}'", first.span)
                 seen.add(key)
                 atoms.i += 1
-                options[key](atoms)
+                self.option(options[key], atoms, into)
+
+    def option(self, o: S.Option, at: Atoms, into: dict[str, Any]) -> None:
+        """Read one option's value(s) from the cursor just past its word into `into`."""
+        p = self.parts
+        if o.kind == "flag":
+            into[o.field] = o.default
+        elif o.kind == "word":
+            into[o.field] = at.word(o.choices, o.name)
+        elif o.kind == "switch":
+            into[o.field] = at.word(("on", "off"), o.name) == "on"
+        elif o.kind in ("number", "integer"):
+            assert o.range is not None
+            into[o.field] = at.ranged(o.name, o.range, integer=o.kind == "integer")
+        elif o.kind == "size" and o.field == "padding":
+            into[o.field] = pad3(at.size(o.name, p, lo=0))
+        elif o.kind == "size":
+            into[o.field] = dims3(at.size(o.name, p))
+        elif o.word == "pool":
+            # `pool MODE [KERNEL]`: the mode, and the kernel of both Q and K/V if one follows
+            into["pool_mode"] = at.word(o.choices, "pooling mode")
+            if at.peek() is not None:
+                into["kernel_q"] = into["kernel_kv"] = dims3(at.size("pooling kernel", p))
+        elif o.word == "stride_kv":
+            # `stride_kv [adaptive] SIZE`
+            nxt = at.peek()
+            into["stride_kv_adaptive"] = (
+                nxt is not None and nxt.kind == "name" and nxt.value == "adaptive"
+            )
+            if into["stride_kv_adaptive"]:
+                at.i += 1
+            into["stride_kv"] = dims3(at.size("K/V stride", p))
+        else:  # pragma: no cover - a custom kind without a reader is a bug in settings.py
+            raise AssertionError(f"no reader for option {o.word!r}")
 
     # -- input video 3x16x224x224 | input image 3x224x224 [, grid_rounding ceil]
     def input(self, s: Setting) -> None:
@@ -182,132 +193,20 @@ class Reader:
         self.d.kind = kind
         size = atoms.size(f"{kind} size", 4 if kind == "video" else 3)
         atoms.done()
-        rounding = self.input_options(Setting(s.key, s.key_span, s.clauses[1:], s.span))
+        rest = Setting(s.key, s.key_span, s.clauses[1:], s.span)
+        rounding: dict[str, Any] = {}
+        only = S.Setting("input", "", "", (S.BY_KEY["input"].option("grid_rounding"),))
+        self.clauses(rest, only, rounding)
         if size is not None:
             c, *thw = size
             grid = (thw[0], thw[1], thw[2]) if kind == "video" else (1, thw[0], thw[1])
             self.d.input = ir.Input(
-                kind=kind, channels=c, size=grid, loc=self.loc(s.span), **rounding
+                kind=kind,
+                channels=c,
+                size=grid,
+                loc=self.loc(s.span),
+                grid_rounding=rounding.get("grid_rounding") or "exact",
             )
-
-    def input_options(self, rest: Setting) -> dict[str, Any]:
-        """The clauses after the input's size: `grid_rounding exact|ceil`."""
-        rounding: dict[str, Any] = {"grid_rounding": "exact"}
-        self.clauses(
-            rest,
-            {
-                "grid_rounding": lambda a: rounding.__setitem__(
-                    "grid_rounding", a.word(("exact", "ceil"), "grid rounding") or "exact"
-                )
-            },
-        )
-        return rounding
-
-    # -- patch conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 96
-    def patch(self, s: Setting) -> None:
-        self.d.patch_loc = self.loc(s.span)
-        p, out = self.parts, self.d.patch
-        self.clauses(
-            s,
-            {
-                "conv": set_dims(out, "kernel", "kernel", p),
-                "stride": set_dims(out, "stride", "stride", p),
-                "pad": lambda a: out.__setitem__("padding", pad3(a.size("padding", p, lo=0))),
-                "->": set_number(out, "dim", "embed dim", 1, MAX_INT, integer=True),
-            },
-        )
-
-    # -- tokens cls, position separable
-    def tokens(self, s: Setting) -> None:
-        values: dict[str, Any] = {"cls": False, "position": "none"}
-        self.clauses(
-            s,
-            {
-                "cls": set_flag(values, "cls", True),
-                "no_cls": set_flag(values, "cls", False),
-                "position": lambda a: values.__setitem__(
-                    "position", a.word(("none", "separable", "joint"), "position kind") or "none"
-                ),
-            },
-        )
-        self.d.tokens = ir.Tokens(
-            cls=values["cls"], position=values["position"], loc=self.loc(s.span)
-        )
-
-    # -- attention pool conv 3x3x3, stride_kv adaptive 1x8x8, mlp_ratio 4, dim_change mlp
-    def attention(self, s: Setting) -> None:
-        self.d.attention_loc = self.loc(s.span)
-        a, p = self.d.attention, self.parts
-        self.clauses(
-            s,
-            {
-                "pool": lambda at: _pool(a, at, p),
-                "kernel_q": set_dims(a, "kernel_q", "Q kernel", p),
-                "kernel_kv": set_dims(a, "kernel_kv", "K/V kernel", p),
-                "pool_q_blocks": set_word(
-                    a, "pool_q_blocks", ("first", "all"), "pool_q_blocks rule"
-                ),
-                "stride_kv": lambda at: _stride_kv(a, at, p),
-                "mlp_ratio": set_number(a, "mlp_ratio", "mlp_ratio", 0.01, 64),
-                "dim_change": set_word(a, "dim_change", ("mlp", "attention"), "dim_change place"),
-                "rel_pos": set_word(a, "rel_pos", ("none", "decomposed"), "rel_pos kind"),
-                "residual_pool": set_word(
-                    a, "residual_pool", ("none", "tokens", "all"), "residual_pool kind"
-                ),
-                "qkv_bias": set_switch(a, "qkv_bias"),
-                "dropout": set_number(a, "dropout", "dropout", 0, 1),
-            },
-        )
-
-    # -- head norm, cls, dropout 0.5, classes 400
-    def head(self, s: Setting) -> None:
-        v: dict[str, Any] = {"norm": False, "pool": "cls", "dropout": 0.0, "classes": 1000}
-        self.clauses(
-            s,
-            {
-                "norm": set_flag(v, "norm", True),
-                "cls": set_flag(v, "pool", "cls"),
-                "mean": set_flag(v, "pool", "mean"),
-                "dropout": set_number(v, "dropout", "dropout", 0, 1),
-                "classes": set_number(v, "classes", "classes", 1, MAX_INT * 10, integer=True),
-            },
-        )
-        if None not in v.values():
-            self.d.head = ir.Head(**v, loc=self.loc(s.span))
-
-    # -- train drop_path 0.2
-    def train(self, s: Setting) -> None:
-        self.clauses(
-            s,
-            {
-                "drop_path": lambda a: setattr(
-                    self.d, "drop_path", a.number("drop_path", 0, 1, False) or 0.0
-                )
-            },
-        )
-
-    # -- norm eps 1e-6
-    def norm(self, s: Setting) -> None:
-        self.clauses(
-            s,
-            {
-                "eps": lambda a: setattr(
-                    self.d, "norm_eps", a.number("eps", 1e-12, 1, False) or 1e-6
-                )
-            },
-        )
-
-    # -- budget params 4e9, activation_gib 128   (raises the guard rails of mvitdsl.check)
-    def budget(self, s: Setting) -> None:
-        self.clauses(
-            s,
-            {
-                "params": lambda a: a.number("params budget", 1, 1e15, integer=False),
-                "activation_gib": lambda a: a.number(
-                    "activation_gib budget", 1e-6, 1e9, integer=False
-                ),
-            },
-        )
 
     # -- outputs scale2, scale3, scale4, scale5, norm   (feature maps instead of logits)
     def outputs(self, s: Setting) -> None:
@@ -330,7 +229,7 @@ class Reader:
             self.r.error("E204", "'outputs' names no stage", s.key_span, "outputs scale4, scale5")
         self.d.outputs = (names, norm, s.span)
 
-    # -- stages { name blocks dim heads stride_q [stride_kv | off] }
+    # -- stages { name blocks dim heads stride_q [stride_kv | off] [key=value ...] }
     def stages(self, t: Table) -> None:
         self.d.stages_span = t.key_span
         if len(t.rows) > 64:
@@ -364,12 +263,48 @@ class Reader:
         stride_q = dims3(atoms.size("stride_q", self.parts))
         kv, kv_off = self.kv_column(atoms)
         atoms.done()
+        cells = self.cells(row.cells)
+        if kv_off:
+            cells["pool_kv"] = False
         if len(self.r.diagnostics) > errors or None in (depth, dim, heads, stride_q):
             return None
         assert stride_q is not None
+        names = [name for name, _ in S.COLUMNS]
+        columns = {names[i]: self.loc(a.span) for i, a in enumerate(row.atoms[: len(names)])}
+        columns.update({c.key: self.loc(c.span) for c in row.cells})
         return StageDraft(
-            str(first.value), depth, dim, heads, stride_q, kv, kv_off, self.loc(row.span), row.span
+            str(first.value),
+            depth,
+            dim,
+            heads,
+            stride_q,
+            kv,
+            kv_off,
+            self.loc(row.span),
+            row.span,
+            cells,
+            columns,
         )
+
+    def cells(self, cells: tuple[Cell, ...]) -> dict[str, Any]:
+        """A row's `key=value` cells -> {option field: value}; unknown or repeated keys reported."""
+        known = S.stage_cells()
+        out: dict[str, Any] = {}
+        seen: set[str] = set()
+        for cell in cells:
+            if cell.key not in known:
+                self.r.error(
+                    "E203",
+                    f"unknown stage cell '{cell.key}'",
+                    cell.key_span,
+                    did_you_mean(cell.key, known) or "cells are " + ", ".join(known),
+                )
+                continue
+            if cell.key in seen:
+                self.r.error("E201", f"cell '{cell.key}' given twice in one row", cell.key_span)
+            seen.add(cell.key)
+            self.option(known[cell.key][1], Atoms((cell.value,), cell.span, self.r), out)
+        return out
 
     def kv_column(self, atoms: Atoms) -> tuple[ir.Dims3 | None, bool]:
         """(K/V stride, off) from a row's optional last column: a size, `off`, or nothing."""

@@ -4,10 +4,10 @@ same model."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..ir import Model
+from . import settings
 from .syntax import Clause, Row, Setting, Table
 
 
@@ -27,42 +27,54 @@ class Spec(Protocol):
 KEY_WIDTH = 11
 COMMENT_COLUMN = 60
 
-Default = Callable[[Model], str]
-
 
 def _num(value: float) -> str:
     return f"{value:g}"
 
 
-# Per setting: option word -> the clause that states the value in effect when it is not written.
-DEFAULTS: dict[str, dict[str, Default]] = {
-    "tokens": {"position": lambda m: f"position {m.tokens.position}"},
-    "attention": {
-        "pool": lambda m: f"pool {m.attention.pool_mode}",
-        "pool_q_blocks": lambda m: f"pool_q_blocks {m.attention.pool_q_blocks}",
-        "mlp_ratio": lambda m: f"mlp_ratio {_num(m.attention.mlp_ratio)}",
-        "dim_change": lambda m: f"dim_change {m.attention.dim_change}",
-        "rel_pos": lambda m: f"rel_pos {m.attention.rel_pos}",
-        "residual_pool": lambda m: f"residual_pool {m.attention.residual_pool}",
-        "qkv_bias": lambda m: f"qkv_bias {'on' if m.attention.qkv_bias else 'off'}",
-        "dropout": lambda m: f"dropout {_num(m.attention.dropout)}",
-    },
-    "head": {
-        "dropout": lambda m: f"dropout {_num(m.head.dropout)}",
-        "classes": lambda m: f"classes {m.head.classes}",
-    },
-    "train": {"drop_path": lambda m: f"drop_path {_num(m.drop_path)}"},
-    "norm": {"eps": lambda m: f"eps {_num(m.norm_eps)}"},
-}
-
-# Flags of which one is always in effect: (setting, words, the one in effect).
-FLAGS: dict[str, tuple[tuple[str, ...], Callable[[Model], str]]] = {
-    "tokens": (("cls", "no_cls"), lambda m: "cls" if m.tokens.cls else "no_cls"),
-    "head": (("cls", "mean"), lambda m: m.head.pool),
-}
-
 # Settings a model may leave out entirely, in the order they are printed.
 OPTIONAL = ("tokens", "attention", "head", "train", "norm")
+
+
+def _value(model: Model, key: str, field: str) -> Any:
+    """The value in effect of one option field of a setting, read from the IR."""
+    if key == "train":
+        return model.drop_path
+    if key == "norm":
+        return model.norm_eps
+    return getattr(getattr(model, key), field)
+
+
+def _text(o: settings.Option, value: Any) -> str | None:
+    """The clause that states `value` for option `o`; None where it has no single spelling."""
+    if o.kind == "switch":
+        return f"{o.word} {'on' if value else 'off'}"
+    if o.kind == "word":
+        return f"{o.word} {value}"
+    if o.kind in ("number", "integer"):
+        return f"{o.word} {_num(value)}"
+    if o.word == "pool":
+        return f"pool {value}"
+    return None  # sizes and K/V strides: their default is a rule, spelled in the docs
+
+
+def _defaults(key: str, written: set[str], model: Model) -> list[str]:
+    """The clauses a setting leaves to its defaults: flags first (the one in effect of each
+    group sharing a field), then options, as settings.py declares them."""
+    setting = settings.BY_KEY[key]
+    flags = [o for o in setting.options if o.kind == "flag"]
+    out = []
+    for field in dict.fromkeys(o.field for o in flags):
+        group = [o for o in flags if o.field == field]
+        if not written & {o.word for o in group}:
+            value = _value(model, key, field)
+            out += [o.word for o in group if o.default == value][:1]
+    for o in setting.options:
+        if o.kind != "flag" and o.word not in written:
+            text = _text(o, _value(model, key, o.field))
+            if text is not None:
+                out.append(text)
+    return out
 
 
 def _line(text: str, where: str) -> str:
@@ -75,15 +87,6 @@ def _clause_text(clause: Clause) -> str:
 
 def _where(span_file: str, line: int) -> str:
     return f"{span_file}:{line}"
-
-
-def _defaults(key: str, written: set[str], model: Model) -> list[str]:
-    out = []
-    flags = FLAGS.get(key)
-    if flags is not None and not written & set(flags[0]):
-        out.append(flags[1](model))
-    out += [fill(model) for word, fill in DEFAULTS.get(key, {}).items() if word not in written]
-    return out
 
 
 def render_setting(key: str, clauses: list[tuple[str, str]]) -> list[str]:
@@ -105,6 +108,7 @@ def _setting(s: Setting, model: Model) -> list[str]:
 
 def _row(row: Row) -> str:
     cells = [f"{row.atoms[0].text:<10}"] + [f"{a.text:>6}" for a in row.atoms[1:]]
+    cells += [c.text for c in row.cells]  # per-stage values, set on this row's line
     return _line("    " + " ".join(cells), _where(row.span.file, row.span.line))
 
 

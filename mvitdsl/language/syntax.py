@@ -40,11 +40,26 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class Cell:
+    """A `key=value` cell after a stage row's positional columns: `kernel_q=3x3x3`."""
+
+    key: str
+    key_span: Span
+    value: Atom
+    span: Span
+
+    @property
+    def text(self) -> str:
+        return f"{self.key}={self.value.text}"
+
+
+@dataclass(frozen=True)
 class Row:
-    """One line of a table: `scale3  2  192  2  1x2x2`."""
+    """One line of a table: `scale3  2  192  2  1x2x2  mlp_ratio=2`."""
 
     atoms: tuple[Atom, ...]
     span: Span
+    cells: tuple[Cell, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,115 @@
+"""docs/LANGUAGE.md, generated from the settings table (language/settings.py).
+
+`make docs` (or `python -m mvitdsl.language.docs > docs/LANGUAGE.md`) writes it;
+tests/test_language_doc.py fails when the file is stale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import settings as S
+
+HEADER = """\
+# The mvitdsl language
+
+<!-- Generated from mvitdsl/language/settings.py by `make docs`; do not edit by hand. -->
+
+A spec is one `model NAME [extends "FILE.mv" PARENT] { ... }` block. Inside, each line is a
+setting (`key option value, option value, ...`; a trailing comma continues the line) or the
+`stages { ... }` table. Comments start with `#`. Sizes are written `3x7x7` (video: T x H x W) or
+`7x7` (image: H x W). Every option below has one default, used whether the setting is written
+without it or left out entirely; `mvitdsl check --resolved` prints each value in effect with the
+file:line that set it. Values outside an option's range are refused with E205.
+"""
+
+
+def _default(o: S.Option) -> str:
+    if o.default_text:
+        return o.default_text
+    value: Any = o.default
+    if o.kind == "switch":
+        return "on" if value else "off"
+    if o.kind == "flag":
+        return "(the default)" if value is True else ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
+
+
+def _values(o: S.Option) -> str:
+    if o.word == "pool":
+        return "`conv` \\| `avg` \\| `max`, then optionally a kernel size (Q and K/V)"
+    if o.choices:
+        return " \\| ".join(f"`{c}`" for c in o.choices)
+    if o.kind == "switch":
+        return "`on` \\| `off`"
+    if o.kind == "flag":
+        return "(a flag)"
+    if o.kind == "size" or o.word in ("stride_kv", "video", "image"):
+        lo = 0 if o.range and o.range.lo == 0 else 1
+        return f"a size, each >= {lo}"
+    if o.range is not None:
+        kind = "a whole number" if o.kind == "integer" else "a number"
+        return f"{kind} in {o.range}"
+    return "-"
+
+
+def _table(options: tuple[S.Option, ...], stage_column: bool) -> list[str]:
+    head = "| option | values | default | per stage | meaning | example |"
+    rule = "|---|---|---|---|---|---|"
+    if not stage_column:
+        head, rule = head.replace(" per stage |", ""), rule[:-4]
+    lines = [head, rule]
+    for o in options:
+        cells = [f"`{o.word}`", _values(o), _default(o)]
+        if stage_column:
+            cells.append(f"`{o.word}=`" if o.per_stage else "")
+        cells += [o.doc, f"`{o.example}`"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render() -> str:
+    """The whole of docs/LANGUAGE.md."""
+    out = [HEADER]
+    for s in S.SETTINGS:
+        out += [f"## `{s.key}`{' (required)' if s.required else ''}", "", s.doc + ".", ""]
+        out += ["```", s.example, "```", ""]
+        out += _table(s.options, any(o.per_stage for o in s.options)) + [""]
+    out += [
+        "## `stages` (required)",
+        "",
+        "One row per stage: positional columns, then optional `key=value` cells that override a",
+        "model-wide option for that stage's blocks (no spaces around `=`).",
+        "",
+        "| column | meaning |",
+        "|---|---|",
+        *(f"| `{name}` | {doc} |" for name, doc in S.COLUMNS),
+        "",
+        "Cells (each option marked per-stage above, and these of the row only):",
+        "",
+        *_table(S.ROW_CELLS, True),
+        "",
+        "```",
+        "stages {",
+        "  #        blocks  dim  heads  stride_q  [stride_kv|off]  [key=value ...]",
+        "  scale2      1     96    1     1x1x1",
+        "  scale3      2    192    2     1x2x2   kernel_q=3x3x3 mlp_ratio=2 pool=avg",
+        "  scale4      1    384    4     1x2x2   off",
+        "}",
+        "```",
+        "",
+        "## `extends`",
+        "",
+        '`model child extends "parent.mv" parent { ... }` starts from the parent\'s statements;',
+        "a child setting overrides the parent's clause by clause (by the option word; `cls` /",
+        "`no_cls`, `norm` / `no_norm` and `cls` / `mean` replace each other), and a child",
+        "stage row replaces the parent's row of the same name, cells included.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render(), end="")

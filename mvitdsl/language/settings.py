@@ -1,0 +1,478 @@
+"""Every setting of the language, declared once, as data.
+
+Each option of each setting has a kind, its choices or range, its default, a one-line doc and an
+example. The reader (read.py) reads values by these declarations, the lowering (lower.py) fills
+defaults from them, the resolved printer (resolved.py) spells the defaults out from them, and
+docs/LANGUAGE.md is generated from them (`make docs`; tests/test_language_doc.py fails when it
+is stale). An option marked `per_stage` may also be written as a `key=value` cell in a stage row,
+where it overrides the model-wide value for that stage's blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["flag", "word", "switch", "number", "integer", "size", "custom"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed or half-open interval of numbers: [lo, hi], (lo, hi], [lo, hi) ..."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        return (
+            f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        )
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option word of a setting, with everything the reader, lowering and docs need."""
+
+    word: str
+    kind: Kind
+    default: Any
+    doc: str
+    example: str
+    choices: tuple[str, ...] = ()
+    range: Range | None = None
+    per_stage: bool = False
+    key: str = ""  # the Draft / IR key it sets; the word when empty
+    what: str = ""  # what messages call the value; the word when empty
+    default_text: str = ""  # how the docs state the default when it is not a plain value
+
+    @property
+    def field(self) -> str:
+        return self.key or self.word
+
+    @property
+    def name(self) -> str:
+        return self.what or self.word
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting: a key and its options, in the order the docs list them."""
+
+    key: str
+    doc: str
+    example: str
+    options: tuple[Option, ...]
+    required: bool = False
+
+    def option(self, word: str) -> Option:
+        return next(o for o in self.options if o.word == word)
+
+
+UNIT = Range(0, 1, hi_open=True)  # probabilities that must leave something: dropout, drop path
+COUNT = Range(1, 1_000_000)  # widths, sizes, blocks: anything larger is a typo
+MAX_INT = 1_000_000
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "input",
+        "the clip (video CxTxHxW) or picture (image CxHxW) the model takes",
+        "input video 3x16x224x224",
+        (
+            Option(
+                "video",
+                "custom",
+                None,
+                "a clip: channels x frames x height x width",
+                "input video 3x16x224x224",
+                range=COUNT,
+                key="kind",
+            ),
+            Option(
+                "image",
+                "custom",
+                None,
+                "a picture: channels x height x width",
+                "input image 3x224x224",
+                range=COUNT,
+                key="kind",
+            ),
+            Option(
+                "grid_rounding",
+                "word",
+                "exact",
+                "`ceil` accepts grids that a Q stride does not divide (reference ceil rule)",
+                "input image 3x225x225, grid_rounding ceil",
+                choices=("exact", "ceil"),
+            ),
+        ),
+        required=True,
+    ),
+    Setting(
+        "patch",
+        "the patch embedding: a strided Conv3d (video) or Conv2d (image)",
+        "patch conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 96",
+        (
+            Option(
+                "conv",
+                "size",
+                None,
+                "the kernel",
+                "patch conv 3x7x7",
+                range=COUNT,
+                key="kernel",
+                default_text="required",
+            ),
+            Option(
+                "stride",
+                "size",
+                None,
+                "the stride",
+                "patch conv 4x4 stride 4x4",
+                range=COUNT,
+                default_text="the kernel",
+            ),
+            Option(
+                "pad",
+                "size",
+                (0, 0, 0),
+                "the zero padding",
+                "patch conv 3x3 pad 1x1",
+                range=Range(0, MAX_INT),
+                key="padding",
+                default_text="0",
+            ),
+            Option(
+                "->",
+                "integer",
+                None,
+                "the embedding width",
+                "patch conv 4x4 -> 96",
+                range=COUNT,
+                key="dim",
+                what="embed dim",
+                default_text="the first stage's dim",
+            ),
+        ),
+        required=True,
+    ),
+    Setting(
+        "tokens",
+        "the cls token and the absolute position embedding",
+        "tokens cls, position separable",
+        (
+            Option("cls", "flag", True, "prepend a learned class token", "tokens cls"),
+            Option("no_cls", "flag", False, "no class token", "tokens no_cls", key="cls"),
+            Option(
+                "position",
+                "word",
+                "none",
+                "absolute positions: none, separable "
+                "(temporal + spatial, torchvision v1) or joint (one table)",
+                "tokens cls, position joint",
+                choices=("none", "separable", "joint"),
+            ),
+        ),
+    ),
+    Setting(
+        "attention",
+        "block options for every block; those marked per-stage can be overridden in a stage row",
+        "attention pool conv 3x3x3, pool_q_blocks first, stride_kv adaptive 1x8x8",
+        (
+            Option(
+                "pool",
+                "custom",
+                "conv",
+                "pooling mode of Q, K and V, and optionally the kernel of both",
+                "attention pool avg 3x3x3",
+                choices=("conv", "avg", "max"),
+                per_stage=True,
+                key="pool_mode",
+            ),
+            Option(
+                "kernel_q",
+                "size",
+                None,
+                "Q pooling kernel",
+                "attention kernel_q 3x3x3",
+                range=COUNT,
+                per_stage=True,
+                default_text="s+1 rule from the stride",
+            ),
+            Option(
+                "kernel_kv",
+                "size",
+                None,
+                "K/V pooling kernel",
+                "attention kernel_kv 3x3x3",
+                range=COUNT,
+                per_stage=True,
+                default_text="s+1 rule from the stride",
+            ),
+            Option(
+                "pool_q_blocks",
+                "word",
+                "first",
+                "pool Q only where strided (first, v1) or in every block (all, v2)",
+                "attention pool_q_blocks all",
+                choices=("first", "all"),
+                per_stage=True,
+            ),
+            Option(
+                "stride_kv",
+                "custom",
+                None,
+                "K/V stride; `adaptive` divides it by each Q stride",
+                "attention stride_kv adaptive 1x8x8",
+                range=COUNT,
+                default_text="1 (no K/V stride)",
+            ),
+            Option(
+                "pool_kv",
+                "switch",
+                True,
+                "K/V pooling on or off (the stage row's `off` cell is `pool_kv=off`)",
+                "attention pool_kv off",
+                per_stage=True,
+            ),
+            Option(
+                "pool_pad",
+                "word",
+                "half",
+                "pooling padding: half the kernel (k//2) or zero",
+                "attention pool_pad zero",
+                choices=("half", "zero"),
+                per_stage=True,
+            ),
+            Option(
+                "skip_pool",
+                "word",
+                "s_plus_1",
+                "the residual's max-pool where Q is strided: "
+                "kernel s+1 (padding k//2), or like_q (Q's kernel and stride, padding 0)",
+                "attention skip_pool like_q",
+                choices=("s_plus_1", "like_q"),
+                per_stage=True,
+            ),
+            Option(
+                "mlp_ratio",
+                "number",
+                4.0,
+                "MLP hidden width over the block's width",
+                "attention mlp_ratio 2",
+                range=Range(0, 64, lo_open=True),
+                per_stage=True,
+            ),
+            Option(
+                "dim_change",
+                "word",
+                "mlp",
+                "where a stage changes width: the last block's "
+                "MLP (v1) or the first block's attention (v2)",
+                "attention dim_change attention",
+                choices=("mlp", "attention"),
+            ),
+            Option(
+                "rel_pos",
+                "word",
+                "none",
+                "MViTv2's decomposed relative positions",
+                "attention rel_pos decomposed",
+                choices=("none", "decomposed"),
+                per_stage=True,
+            ),
+            Option(
+                "residual_pool",
+                "word",
+                "none",
+                "MViTv2's residual pooling: add pooled Q "
+                "to the attention output (tokens: not the cls token)",
+                "attention residual_pool all",
+                choices=("none", "tokens", "all"),
+                per_stage=True,
+            ),
+            Option(
+                "qkv_bias",
+                "switch",
+                True,
+                "bias of the q, k, v projection",
+                "attention qkv_bias off",
+                per_stage=True,
+            ),
+            Option(
+                "dropout",
+                "number",
+                0.0,
+                "dropout after the attention projection and in the MLP",
+                "attention dropout 0.1",
+                range=UNIT,
+            ),
+        ),
+    ),
+    Setting(
+        "head",
+        "the classifier: LayerNorm, pooling, dropout, linear",
+        "head norm, cls, dropout 0.5, classes 400",
+        (
+            Option("norm", "flag", True, "a LayerNorm in the head", "head norm, mean"),
+            Option(
+                "no_norm",
+                "flag",
+                False,
+                "no LayerNorm in the head",
+                "head no_norm, mean",
+                key="norm",
+            ),
+            Option(
+                "cls",
+                "flag",
+                "cls",
+                "classify from the cls token",
+                "head cls",
+                key="pool",
+                default_text="cls with a cls token, else mean",
+            ),
+            Option(
+                "mean",
+                "flag",
+                "mean",
+                "classify from the mean over the patch tokens (never the cls token)",
+                "head mean",
+                key="pool",
+                default_text="cls with a cls token, else mean",
+            ),
+            Option(
+                "order",
+                "word",
+                "norm_pool",
+                "norm_pool: LayerNorm over every token, then "
+                "pool (timm, torchvision); pool_norm: pool, then LayerNorm (Hiera)",
+                "head norm, mean, order pool_norm",
+                choices=("norm_pool", "pool_norm"),
+            ),
+            Option(
+                "dropout",
+                "number",
+                0.0,
+                "dropout before the linear layer",
+                "head dropout 0.5",
+                range=UNIT,
+            ),
+            Option(
+                "classes",
+                "integer",
+                1000,
+                "number of classes",
+                "head classes 400",
+                range=Range(1, 10 * MAX_INT),
+            ),
+        ),
+    ),
+    Setting(
+        "train",
+        "training-only options",
+        "train drop_path 0.2",
+        (
+            Option(
+                "drop_path",
+                "number",
+                0.0,
+                "stochastic depth, linear over the blocks up to "
+                "this rate (per stage: that stage's blocks use this peak)",
+                "train drop_path 0.2",
+                range=UNIT,
+                per_stage=True,
+            ),
+        ),
+    ),
+    Setting(
+        "norm",
+        "LayerNorm options",
+        "norm eps 1e-6",
+        (
+            Option(
+                "eps",
+                "number",
+                1e-6,
+                "LayerNorm epsilon",
+                "norm eps 1e-5",
+                range=Range(0, 1, lo_open=True),
+                key="norm_eps",
+            ),
+        ),
+    ),
+    Setting(
+        "budget",
+        "raise the guard rails of `mvitdsl check` (refused above: E306)",
+        "budget params 4e9, activation_gib 256",
+        (
+            Option(
+                "params",
+                "number",
+                2e9,
+                "most parameters",
+                "budget params 4e9",
+                range=Range(0, 1e15, lo_open=True),
+            ),
+            Option(
+                "activation_gib",
+                "number",
+                128.0,
+                "most GiB of activations in a training step at batch 1 (fp32)",
+                "budget activation_gib 256",
+                range=Range(0, 1e9, lo_open=True),
+            ),
+        ),
+    ),
+)
+
+BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+
+# The stage table: positional columns, then `key=value` cells.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("name", "the stage's name (a child spec overrides a row by it)"),
+    ("blocks", "number of blocks, 1 to 512"),
+    ("dim", "the stage's width"),
+    ("heads", "attention heads"),
+    ("stride_q", "the Q stride of the stage's first block (1x1x1: none)"),
+    ("stride_kv", "optional: the K/V stride (a size), or `off` for no K/V pooling"),
+)
+
+# Cells that only a stage row has (not a model-wide option).
+ROW_CELLS: tuple[Option, ...] = (
+    Option(
+        "dim_out",
+        "integer",
+        None,
+        "with `dim_change mlp`: the width the stage's last "
+        "block's MLP outputs (a channel change in the final block)",
+        "s4  1  768  8  1x1  dim_out=1024",
+        range=COUNT,
+        per_stage=True,
+        default_text="the next stage's dim",
+    ),
+)
+
+
+def stage_cells() -> dict[str, tuple[str, Option]]:
+    """Every `key=value` cell a stage row accepts: key -> (setting, option)."""
+    out = {o.word: (s.key, o) for s in SETTINGS for o in s.options if o.per_stage}
+    out.update({o.word: ("stages", o) for o in ROW_CELLS})
+    return out
+
+
+def defaults(key: str) -> dict[str, Any]:
+    """The default of every field of a setting (flags: the default of their field)."""
+    out: dict[str, Any] = {}
+    for o in BY_KEY[key].options:
+        if o.kind == "flag":
+            out.setdefault(o.field, o.default)
+        else:
+            out[o.field] = o.default
+    return out
