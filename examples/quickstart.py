@@ -34,11 +34,11 @@ def main() -> None:
 
     # A variant as text: half the depth of scale4, checked and costed before anything is built.
     small = SPEC.read_text().replace("scale4     11", "scale4      5")
-    variant = mvitdsl.analyze(mvitdsl.load_spec(small))
+    variant = mvitdsl.analyze(mvitdsl.load_spec(text=small))
     print(f"scale4 x5 variant: {variant.params:,} params, {variant.macs / 1e9:.3f} GMACs")
 
     try:
-        mvitdsl.load_spec(SPEC.read_text().replace("192    2", "192    5"))
+        mvitdsl.load_spec(text=SPEC.read_text().replace("192    2", "192    5"))
     except mvitdsl.SpecError as e:
         print("a broken variant is refused before anything is built:")
         print(e.render())

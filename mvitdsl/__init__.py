@@ -10,6 +10,7 @@ Importing mvitdsl does not import torch; `build` and `compile` do.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ __all__ = [
 
 
 def build(
-    spec: Spec,
+    spec: Spec | str | Path,
     *,
     device: Any = None,
     dtype: torch.dtype | None = None,
@@ -47,16 +48,39 @@ def build(
 ) -> fx.GraphModule:
     """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
 
+    `spec` is a Spec from load_spec, or a .mv file name (str or Path), which is loaded first.
     `input` overrides the spec's input size, (C, T, H, W) for video or (C, H, W) for images.
     `checkpoint` recomputes blocks in backward: True, stage names ("scale4") or block indices.
+    Weights are initialised from torch's global RNG: seed it with torch.manual_seed first.
+    Raises SpecError, or TypeError / ValueError with a message for an argument it cannot use.
     """
     from .backend.emit import emit
 
-    if input is not None:
-        spec = resize(spec, input)
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    elif not isinstance(spec, Spec):
+        raise TypeError(
+            f"build takes a Spec (mvitdsl.load_spec(path)) or a .mv file name, "
+            f"not {type(spec).__name__}"
+        )
     import contextlib
 
     import torch
+
+    device = _device_arg(device)
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(
+            f"dtype= must be a floating torch.dtype such as torch.float32, not {dtype!r}"
+        )
+    _checkpoint_arg(checkpoint)
+    if input is not None:
+        spec = resize(spec, input)
+    if checkpoint is not False:
+        from .backend.passes import checkpointed_blocks
+
+        chosen = checkpointed_blocks(spec.model, checkpoint)  # validates before building
+    if _big(spec):
+        print(f"mvitdsl: building {spec.name} ...", file=sys.stderr, flush=True)
 
     # Create the parameters where they will live: on "meta" a 667M-parameter model costs nothing.
     with torch.device(device) if device is not None else contextlib.nullcontext():
@@ -64,12 +88,61 @@ def build(
     if device is not None or dtype is not None:
         gm = gm.to(device=device, dtype=dtype)
     if checkpoint is not False:
-        from .backend.passes import checkpoint_blocks, checkpointed_blocks
+        from .backend.passes import checkpoint_blocks
 
-        gm = checkpoint_blocks(gm, checkpointed_blocks(spec.model, checkpoint))
+        gm = checkpoint_blocks(gm, chosen)
     return gm
 
 
-def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001
-    """load_spec + build in one call; keyword arguments go to build."""
-    return build(load_spec(path_or_text), **kw)
+BIG_MODEL_PARAMS = 100_000_000  # building takes seconds from here on: say so on stderr
+
+
+def _big(spec: Spec) -> bool:
+    from math import prod
+
+    from .backend.weights import expected_shapes
+
+    return sum(prod(s) for s in expected_shapes(spec.model).values()) >= BIG_MODEL_PARAMS
+
+
+def _device_arg(device: Any) -> Any:
+    if device is None:
+        return None
+    import torch
+
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device= must be a str or torch.device, not {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"device={device!r} is not a device: {e}") from None
+
+
+def _checkpoint_arg(checkpoint: Any) -> None:
+    ok = isinstance(checkpoint, (bool, str, int)) or (
+        isinstance(checkpoint, (list, tuple, set, frozenset))
+        and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in checkpoint)
+    )
+    if not ok or checkpoint is None:
+        raise TypeError(
+            "checkpoint= takes True/False, a stage name, a block index, or a list of them; "
+            f"got {checkpoint!r}"
+        )
+
+
+def compile(  # noqa: A001
+    path: str | Path | None = None,
+    *,
+    text: str | None = None,
+    input: tuple[int, ...] | None = None,
+    check: bool = True,
+    device: Any = None,
+    dtype: torch.dtype | None = None,
+    checkpoint: Any = False,
+) -> fx.GraphModule:
+    """load_spec + build in one call: `path` is a .mv file name; spec text goes through `text=`.
+
+    The other keywords are build's (`input` is load_spec's input_size, checked before building).
+    """
+    spec = load_spec(path, text=text, input_size=input, check=check)
+    return build(spec, device=device, dtype=dtype, checkpoint=checkpoint)

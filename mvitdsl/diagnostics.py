@@ -16,6 +16,7 @@ CODES: dict[str, str] = {
     "E101": "unexpected token",
     "E102": "unexpected end of file",
     "E103": "input too large",
+    "E104": "not UTF-8 text, or a control character",
     "E200": "unknown setting",
     "E201": "option given twice",
     "E202": "required setting missing",
@@ -26,6 +27,7 @@ CODES: dict[str, str] = {
     "E207": "malformed stages table",
     "E208": "stage name given twice",
     "E209": "cannot resolve the parent spec",
+    "E210": "stage not in the parent spec (write 'add' or 'drop')",
     "E300": "channels not divisible by heads",
     "E301": "attention output grid differs from the residual grid",
     "E302": "stride does not fit the grid",
@@ -113,7 +115,7 @@ def _excerpt(source: str, span: Span) -> list[str]:
 
 
 @dataclass
-class SpecError(Exception):
+class SpecError(ValueError):
     """Raised by load_spec and friends; `.diagnostics` lists every problem found."""
 
     diagnostics: list[Diagnostic]

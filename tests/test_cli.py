@@ -68,4 +68,5 @@ def test_compile_writes_an_artifact(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "36,610,672" in r.stdout
     names = sorted(p.name for p in (tmp_path / "art").iterdir())
-    assert names == ["__init__.py", "model.py", "runtime.py", "spec.mv", "weights.safetensors"]
+    assert names == ["__init__.py", "model.py", "mvitdsl-artifact.json", "runtime.py", "spec.mv",
+                     "weights.safetensors"]

@@ -142,7 +142,7 @@ def test_rounded_grid_interpolates_rel_pos_like_torchvision():
     from size // stride, are interpolated at run time, as torchvision and SlowFast do."""
     torch.manual_seed(0)
     ref = _perturbed(torchvision_at("mvit_v2_s", 4, 136)).eval()
-    spec = mvitdsl.load_spec('model v2s_136 extends "specs/mvitv2_s.mv" mvitv2_s {\n'
+    spec = mvitdsl.load_spec(text='model v2s_136 extends "specs/mvitv2_s.mv" mvitv2_s {\n'
                              "  input video 3x4x136x136, grid_rounding ceil\n}\n")
     grids = [b.grid_q for b in mvitdsl.analyze(spec).blocks]
     assert (grids[3], grids[14]) == ((2, 9, 9), (2, 5, 5))
@@ -191,7 +191,7 @@ def test_image_too_small_for_its_strides_is_refused():
 def test_kv_pooling_switched_off_per_stage():
     from mvitdsl.backend.weights import expected_shapes
 
-    spec = mvitdsl.load_spec('model t_off extends "specs/mvitv2_t_image.mv" mvitv2_t_image {\n'
+    spec = mvitdsl.load_spec(text='model t_off extends "specs/mvitv2_t_image.mv" mvitv2_t_image {\n'
                              "  stages {\n    scale5  2  768  8  2x2  off\n  }\n}\n")
     report = mvitdsl.analyze(spec)
     last = [b for b in report.blocks if b.stage == "scale5"]
