@@ -99,6 +99,8 @@ def _init_weights(gm: nn.Module) -> None:
     for name, param in gm.named_parameters():
         if name.startswith("pos_encoding.") or ".rel_pos_" in name:
             nn.init.trunc_normal_(param, std=0.02)
+        elif name.endswith(".pool.weight"):  # a pooling conv's weight: torch's conv init
+            nn.init.kaiming_uniform_(param, a=math.sqrt(5))
 
 
 def _check_input(module: nn.Module, args: tuple) -> None:
