@@ -46,11 +46,17 @@ def read_source(path: str | Path) -> tuple[str, str]:
     if not name or "\0" in name:
         raise ValueError(f"{name!r} is not a file name; pass spec text as load_spec(text=...)")
     file = Path(name)
-    if file.is_dir():
+    looks_like_text = "{" in name or "\n" in name
+    hint = "; pass spec text as load_spec(text=...)" if looks_like_text else ""
+    try:
+        is_dir, is_file = file.is_dir(), file.is_file()
+    except OSError:  # a name too long to be one
+        is_dir, is_file = False, False
+    if is_dir:
         raise IsADirectoryError(f"{name} is a folder, not a .mv file")
-    if not file.is_file():
-        hint = "; pass spec text as load_spec(text=...)" if "{" in name or "\n" in name else ""
-        raise FileNotFoundError(f"no spec file {name!r}{hint}")
+    if not is_file:
+        shown = name if len(name) <= 200 else name[:200] + "..."
+        raise FileNotFoundError(f"no spec file {shown!r}{hint}")
     size = file.stat().st_size
     if size > MAX_SOURCE_BYTES:
         data = file.read_bytes()[: MAX_SOURCE_BYTES + 1]  # E103 from parse names the limit
