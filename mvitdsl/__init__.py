@@ -68,10 +68,7 @@ def build(
     import torch
 
     device = _device_arg(device)
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(
-            f"dtype= must be a floating torch.dtype such as torch.float32, not {dtype!r}"
-        )
+    dtype = _dtype_arg(dtype)
     _checkpoint_arg(checkpoint)
     if input is not None:
         spec = resize(spec, input)
@@ -106,6 +103,7 @@ def _big(spec: Spec) -> bool:
 
 
 def _device_arg(device: Any) -> Any:
+    """A torch.device that exists here; ValueError / TypeError with a message otherwise."""
     if device is None:
         return None
     import torch
@@ -113,9 +111,34 @@ def _device_arg(device: Any) -> Any:
     if not isinstance(device, (str, torch.device)):
         raise TypeError(f"device= must be a str or torch.device, not {type(device).__name__}")
     try:
-        return torch.device(device)
+        device = torch.device(device)
     except (RuntimeError, ValueError) as e:
-        raise ValueError(f"device={device!r} is not a device: {e}") from None
+        raise ValueError(f"device={device!r} is not a device: {_first_line(e)}") from None
+    if device.type not in ("cpu", "meta"):
+        try:
+            torch.empty(0, device=device)
+        except Exception as e:  # no CUDA, no such index, a backend not built in
+            raise ValueError(f"device {device} is not available: {_first_line(e)}") from None
+    return device
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _dtype_arg(dtype: Any) -> Any:
+    if dtype is None:
+        return None
+    import torch
+
+    allowed = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+    if not any(dtype is d for d in allowed):
+        raise TypeError(
+            f"dtype= must be one of torch.float32, torch.bfloat16, torch.float16, "
+            f"torch.float64; not {dtype!r}"
+        )
+    return dtype
 
 
 def _checkpoint_arg(checkpoint: Any) -> None:

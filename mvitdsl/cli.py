@@ -88,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (OSError, ValueError, TypeError) as e:
         return _fail(args, str(e) or type(e).__name__)
-    except (KeyboardInterrupt, MemoryError, RecursionError) as e:
+    except KeyboardInterrupt:
+        print("mvitdsl: interrupted", file=sys.stderr)
+        return 130
+    except (MemoryError, RecursionError) as e:
         return _fail(args, f"stopped: {type(e).__name__} {e}".strip())
 
 

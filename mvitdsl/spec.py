@@ -53,7 +53,7 @@ def read_source(path: str | Path) -> tuple[str, str]:
     except OSError:  # a name too long to be one
         is_dir, is_file = False, False
     if is_dir:
-        raise IsADirectoryError(f"{name} is a folder, not a .mv file")
+        raise ValueError(f"{name} is a folder, not a .mv file")
     if not is_file:
         shown = name if len(name) <= 200 else name[:200] + "..."
         raise FileNotFoundError(f"no spec file {shown!r}{hint}")

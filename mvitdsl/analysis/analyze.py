@@ -265,8 +265,19 @@ def operators(model: Model, dim: int) -> str:
 
 
 def analyze(spec: Spec | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
-    """Shapes, parameters and MACs per stage and per block; no torch import."""
-    model = spec if isinstance(spec, Model) else spec.model
+    """Shapes, parameters and MACs per stage and per block; no torch import.
+
+    `batch` (>= 1) and `dtype` ("fp32", "bf16", "fp16") size the activation memory; a bad value
+    is a TypeError / ValueError with a message."""
+    model = spec if isinstance(spec, Model) else getattr(spec, "model", None)
+    if not isinstance(model, Model):
+        raise TypeError(f"analyze takes a Spec from load_spec, not {type(spec).__name__}")
+    if not isinstance(batch, int) or isinstance(batch, bool):
+        raise TypeError(f"batch= must be a whole number, not {batch!r}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch= must be between 1 and {MAX_BATCH:,}, not {batch}")
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype= must be one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
     # The checker's budget rule analyses each model once; the caller's analyze reuses that.
     last = _LAST.get("report")
     if last is not None and last.model is model and (last.batch, last.dtype) == (batch, dtype):
@@ -276,6 +287,7 @@ def analyze(spec: Spec | Model, *, batch: int = 1, dtype: str = "fp32") -> Repor
     return report
 
 
+MAX_BATCH = 1_000_000
 _LAST: dict[str, Report] = {}  # the last report: IR models are immutable, so it stays right
 
 

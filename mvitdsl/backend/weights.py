@@ -230,7 +230,7 @@ def _readable(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint file {str(path)!r}")
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file")
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty, not a checkpoint")
 
@@ -265,7 +265,7 @@ def _safetensors_summary(path: Path) -> CheckpointSummary:
             names = list(f.keys())
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in names}
             bad = tuple(k for k in names if _numpy_nonfinite(f, k))
-    except OSError:
+    except PermissionError:
         raise
     except Exception as e:  # safetensors raises its own SafetensorError and others
         raise CheckpointError(
@@ -312,7 +312,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
         try:
             return strip_ddp(load_file(str(path)))
-        except OSError:
+        except PermissionError:
             raise
         except Exception as e:
             raise CheckpointError(
@@ -327,7 +327,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             if "mmap" not in str(e):
                 raise
             data = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
-    except OSError:
+    except PermissionError:
         raise
     except Exception as e:  # zip, pickle and weights_only errors of many types
         raise CheckpointError(
