@@ -109,6 +109,11 @@ def outcome(entrance: str, fn: Any) -> Any:
     return result
 
 
+def sometimes(draw: Any, good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> Any:
+    """A good value three times in four, so that later arguments get their turn too."""
+    return draw(bad) if draw(st.integers(0, 3)) == 0 else draw(good)
+
+
 # ---------------------------------------------------------------- the CLI
 
 HOSTILE = st.one_of(
@@ -124,24 +129,32 @@ HOSTILE = st.one_of(
 def spec_paths() -> st.SearchStrategy[str]:
     names = ["tiny.mv", "binary.mv", "latin1.mv", "utf16.mv", "a_folder.mv", "missing.mv"]
     return st.one_of(st.sampled_from([str(p) for p in SPECS]),
+                     st.sampled_from([str(p) for p in SPECS]),
                      st.sampled_from(names).map(lambda n: str(FOLDER["root"] / n)),
                      st.text(max_size=20))
 
 
 @st.composite
 def argvs(draw: Any) -> list[str]:
-    command = draw(st.sampled_from(["check", "check", "check", "draw", "compile", "bogus"]))
+    command = draw(st.sampled_from(["check", "check", "check", "draw", "draw", "compile"]))
     argv = [command, draw(spec_paths())]
     flags = {
         "check": ["--input", "--format", "--blocks", "--batch", "--dtype", "--resolved",
                   "--against", "--source"],
         "draw": ["--input", "--level", "--rankdir", "--block", "--table"],
         "compile": ["--input", "--export"],
-        "bogus": ["--input"],
     }[command]
+    good = {"--input": st.sampled_from(["3x32x32", "3x64x64", "3x16x224x224", "3x8x64x64"]),
+            "--format": st.sampled_from(["text", "json"]), "--batch": st.sampled_from("1248"),
+            "--dtype": st.sampled_from(["fp32", "bf16", "fp16"]),
+            "--source": st.sampled_from(["torchvision", "slowfast", "timm"]),
+            "--level": st.sampled_from(["model", "stage", "block", "op"]),
+            "--rankdir": st.sampled_from(["TB", "LR"]), "--block": st.sampled_from("0123")}
     for flag in draw(st.lists(st.sampled_from(flags), max_size=4)):
         if flag in ("--blocks", "--resolved", "--table"):
             argv.append(flag)
+        elif flag in good:
+            argv += [flag, sometimes(draw, good[flag], HOSTILE)]
         elif flag == "--against":
             argv += [flag, draw(st.one_of(st.sampled_from(
                 [str(FOLDER["pt"]), str(FOLDER["safetensors"]), str(FOLDER["root"] / "tiny.mv"),
@@ -152,10 +165,10 @@ def argvs(draw: Any) -> list[str]:
             argv += [flag, draw(HOSTILE)]
     if command == "draw":
         argv += ["-o", str(FOLDER["root"] / "out" / draw(st.sampled_from(
-            ["d.dot", "d.md", "d.txt", "d"])))]
+            ["d.dot", "d.dot", "d.dot", "d.md", "d.txt", "d"])))]
     if command == "compile":
         argv += ["-o", str(FOLDER["root"] / "out" / draw(st.sampled_from(["art", "numpy", ""])))]
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:
         argv.insert(draw(st.integers(0, len(argv))), draw(HOSTILE))
     return argv
 
@@ -178,6 +191,7 @@ def test_property_cli_argv_fails_cleanly(argv: list[str]) -> None:
     if argv[0] == "compile" and "--input" in argv:
         argv[argv.index("--input") + 1 : argv.index("--input") + 2] = ["3x32x32"]
     code, err = outcome("cli", lambda: run_cli(argv))
+    TALLY.add("entrance:cli:exit", str(code))
     assert code in (0, 1, 2, 3, 4), (argv, code, err)
     assert "Traceback" not in err, (argv, err)
     if code not in (0,):
@@ -199,6 +213,9 @@ ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(al
                       st.lists(st.integers(-3, 3), max_size=3))
 
 
+GOOD_SIZES = st.sampled_from([None, (3, 32, 32), (3, 64, 64), (3, 48, 32), [3, 32, 32]])
+
+
 @st.composite
 def api_calls(draw: Any) -> tuple[str, dict[str, Any]]:
     which = draw(st.sampled_from(["load_spec", "load_spec", "resize", "build", "compile",
@@ -206,36 +223,43 @@ def api_calls(draw: Any) -> tuple[str, dict[str, Any]]:
     tiny = str(FOLDER["root"] / "tiny.mv")
     kw: dict[str, Any] = {}
     if which in ("load_spec", "compile"):
-        how = draw(st.sampled_from(["path", "Path", "text", "both", "neither", "junk"]))
+        how = draw(st.sampled_from(["path", "Path", "text", "path", "Path", "text", "both",
+                                    "neither", "junk"]))
         if how in ("path", "both"):
-            kw["path"] = draw(st.one_of(st.just(tiny), spec_paths()))
+            kw["path"] = sometimes(draw, st.just(tiny), spec_paths())
         if how == "Path":
-            kw["path"] = Path(draw(st.one_of(st.just(tiny), spec_paths())))
+            kw["path"] = Path(sometimes(draw, st.just(tiny), spec_paths()))
         if how in ("text", "both"):
-            kw["text"] = draw(st.one_of(st.just(TINY.decode()), st.text(max_size=50)))
+            kw["text"] = sometimes(draw, st.just(TINY.decode()), st.text(max_size=50))
         if how == "junk":
             kw["path"] = draw(ANY_VALUE)
         key = "input_size" if which == "load_spec" else "input"
-        kw[key] = draw(SIZES)
-        kw["check"] = draw(st.one_of(st.booleans(), ANY_VALUE))
+        kw[key] = sometimes(draw, GOOD_SIZES, SIZES)
+        kw["check"] = sometimes(draw, st.booleans(), ANY_VALUE)
     if which in ("build", "compile"):
-        kw["device"] = draw(st.one_of(st.sampled_from([None, "meta", "cpu", "cuda:7", "gpu",
-                                                       "mps", "meta:x"]), ANY_VALUE))
-        kw["dtype"] = draw(st.sampled_from([None, torch.float32, torch.bfloat16, torch.int64,
-                                            torch.float8_e4m3fn, "fp16", 3, torch.complex64]))
-        kw["checkpoint"] = draw(st.one_of(st.sampled_from([False, True, "all", "s1", "s9", 0, 1,
-                                                           99, -1, ["s1", 1], [2.5]]), ANY_VALUE))
+        kw["device"] = sometimes(draw, st.sampled_from([None, "meta", "cpu"]), st.one_of(
+            st.sampled_from(["cuda:7", "gpu", "mps", "meta:x", "cuda", "xpu:0"]), ANY_VALUE))
+        kw["dtype"] = sometimes(draw, st.sampled_from([None, torch.float32, torch.bfloat16]),
+                                st.sampled_from([torch.int64, torch.float8_e4m3fn, "fp16", 3,
+                                                 torch.complex64, torch.bool]))
+        kw["checkpoint"] = sometimes(
+            draw, st.sampled_from([False, True, "all", "s1", 0, 1, ["s1", 1]]),
+            st.one_of(st.sampled_from(["s9", 99, -1, [2.5], None, {"s1": 1}]), ANY_VALUE))
     if which == "build":
-        kw["spec"] = draw(st.sampled_from(["spec", "path", "junk"]))
-        kw["input"] = draw(SIZES)
+        kw["spec"] = sometimes(draw, st.sampled_from(["spec", "path"]), st.just("junk"))
+        kw["input"] = sometimes(draw, GOOD_SIZES, SIZES)
     if which == "resize":
-        kw["size"] = draw(SIZES)
+        kw["size"] = sometimes(draw, GOOD_SIZES.filter(lambda v: v is not None), SIZES)
     if which == "analyze":
-        kw["batch"] = draw(st.one_of(st.integers(-3, 10**7), ANY_VALUE))
-        kw["dtype"] = draw(st.one_of(st.sampled_from(["fp32", "bf16", "fp16", "int8"]), ANY_VALUE))
+        kw["batch"] = sometimes(draw, st.integers(1, 64), st.one_of(st.integers(-3, 10**7),
+                                                                   ANY_VALUE))
+        kw["dtype"] = sometimes(draw, st.sampled_from(["fp32", "bf16", "fp16"]),
+                                st.one_of(st.just("int8"), ANY_VALUE))
     if which == "convert_state_dict":
-        kw["source"] = draw(st.sampled_from([None, "timm", "slowfast", "torchvision", "keras", 3]))
-        kw["state_dict"] = draw(st.sampled_from(["real", "ddp", "empty", "list", "junk"]))
+        kw["source"] = sometimes(draw, st.sampled_from([None, "timm", "slowfast", "torchvision"]),
+                                 st.sampled_from(["keras", 3, b"timm"]))
+        kw["state_dict"] = sometimes(draw, st.sampled_from(["real", "ddp", "wrapped"]),
+                                     st.sampled_from(["empty", "list", "junk", "mixed"]))
     return which, kw
 
 
@@ -258,6 +282,7 @@ def call_api(which: str, kw: dict[str, Any]) -> Any:
         return mvitdsl.analyze(tiny, batch=kw["batch"], dtype=kw["dtype"])
     sd = torch.load(FOLDER["pt"], weights_only=True)
     state = {"real": sd, "ddp": {f"module.{k}": v for k, v in sd.items()}, "empty": {},
+             "wrapped": {"state_dict": sd}, "mixed": {**sd, "step": 3, 4: "x"},
              "list": list(sd.values()), "junk": "state"}[kw["state_dict"]]
     return mvitdsl.convert_state_dict(state, kw["source"], spec=tiny)
 

@@ -195,9 +195,15 @@ def convert_state_dict(
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     want = expected_shapes(model)
     out: dict[str, Any] = {}
+    bad = [k for k in state_dict if not isinstance(k, str)]
+    if bad:
+        raise TypeError(f"state_dict names must be str; got {bad[0]!r}")
     for name, tensor in state_dict.items():
         ours = rename(name, source, model)
         shape = want.get(ours)
+        if not hasattr(tensor, "shape"):  # a step counter or the like: kept, a strict load names it
+            out[ours] = tensor
+            continue
         if shape is not None and tuple(tensor.shape) != shape and fits(tuple(tensor.shape), shape):
             tensor = tensor.reshape(shape)
         out[ours] = tensor
