@@ -1,6 +1,7 @@
 """mvitdsl: a declarative language and compiler for Multiscale Vision Transformers.
 
     spec = mvitdsl.load_spec("specs/mvit_b.mv")     # parse + lower + shape-check (no torch)
+    spec = mvitdsl.load_spec(text="model ... { }")  # spec text goes through text= only
     report = mvitdsl.analyze(spec)                  # shapes, params, MACs per stage and block
     gm = mvitdsl.build(spec)                        # torch.fx.GraphModule, torchvision names
     gm = mvitdsl.compile("specs/mvit_b.mv")         # all of the above in one call
