@@ -5,15 +5,19 @@ Invariant: a clean result, or exit 1 / 2 (argparse's usage error) / SpecError / 
 TypeError / FileNotFoundError with a non-empty message; never another exception type, never a
 traceback on stderr, never a hang (an alarm of HANG_S per case only detects hangs).
 
-Bounded by the `ci` hypothesis profile; `make fuzz` runs the `fuzz` profile. Per-entrance counts
-go to build/property_counts.json under "entrance:*".
+Bounded by the `ci` hypothesis profile; `make fuzz` runs the `fuzz` profile; ENTRANCE_EXAMPLES=N
+sets the number of cases per test (long runs in chunks). Per-entrance counts are ADDED to
+build/entrance_counts.json after each test (delete it to start a new tally).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
 import signal
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spec_gen import ROOT, Tally
+from spec_gen import ROOT
 
 import mvitdsl
 from mvitdsl import SpecError
@@ -29,7 +33,7 @@ from mvitdsl.cli import main
 
 torch = pytest.importorskip("torch")
 
-TALLY = Tally()
+COUNTS = ROOT / "build" / "entrance_counts.json"
 HANG_S = 60
 ALLOWED = (SpecError, ValueError, TypeError, FileNotFoundError)
 SPECS = sorted((ROOT / "specs").glob("*.mv"))
@@ -46,8 +50,35 @@ TINY = b"""model tiny {
 """
 # Each test draws many cases; the module's files are made once.
 FOLDER: dict[str, Path] = {}
-PROPERTY = settings(suppress_health_check=[
-    HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
+_EXAMPLES = os.environ.get("ENTRANCE_EXAMPLES")
+PROPERTY = settings(
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                           HealthCheck.data_too_large],
+    **({"max_examples": int(_EXAMPLES)} if _EXAMPLES else {}),
+)
+
+
+class Tally:
+    """Outcome counts per entrance, added to build/entrance_counts.json after each test."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter[str]] = {}
+
+    def add(self, entrance: str, what: str) -> None:
+        self.counts.setdefault(entrance, Counter())[what] += 1
+
+    def write(self) -> None:
+        COUNTS.parent.mkdir(parents=True, exist_ok=True)
+        old = json.loads(COUNTS.read_text()) if COUNTS.exists() else {}
+        for entrance, counter in self.counts.items():
+            total = Counter(old.get(entrance, {}))
+            total.update(counter)
+            old[entrance] = dict(sorted(total.items()))
+        COUNTS.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
+        self.counts.clear()
+
+
+TALLY = Tally()
 
 
 class Hang(BaseException):
@@ -86,6 +117,11 @@ def _files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / "tiny.safetensors"))
     FOLDER["pt"] = folder / "tiny.pt"
     FOLDER["safetensors"] = folder / "tiny.safetensors"
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _write_counts() -> Iterator[None]:
     yield
     TALLY.write()
 
