@@ -416,6 +416,7 @@ def _swap_in(tmp: Path, out: Path) -> None:
     ours = written_files(out)
     if ours is None:  # changed since check_destination: stop, leave both
         raise FileExistsError(f"{out} changed while compiling; the new artifact is in {tmp}")
+    ours = ours | {"__pycache__"}  # Python's bytecode of the files we wrote
     old = out.with_name(tmp.name.replace(".partial", ".old"))
     os.replace(out, old)
     os.replace(tmp, out)
