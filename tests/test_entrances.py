@@ -285,3 +285,10 @@ def test_check_against_prints_json(checkpoints):
     assert [m["kind"] for m in bad["mismatches"]] == ["nonfinite"]
     r = cli("check", spec, "--against", str(checkpoints["garbage.pt"]), "--format", "json")
     assert r.returncode == 1 and "garbage.pt" in json.loads(r.stdout)["error"]
+
+
+def test_convert_state_dict_names_a_key_that_is_not_a_name():
+    """Found by the entrance properties: an int key escaped as AttributeError."""
+    spec = mvitdsl.load_spec(SPECS / "mvitv2_t_image.mv")
+    with pytest.raises(TypeError, match="names must be str; got 4"):
+        mvitdsl.convert_state_dict({"conv_proj.bias": [0.0], 4: "x"}, spec=spec)

@@ -186,18 +186,21 @@ def convert_state_dict(
 
     Names the spec does not know are kept as they are, so a strict load names them.
     """
-    model = spec if isinstance(spec, Model) else spec.model
+    model = spec if isinstance(spec, Model) else getattr(spec, "model", None)
+    if not isinstance(model, Model):
+        raise TypeError(f"spec= must be a Spec from load_spec, not {type(spec).__name__}")
     if not isinstance(state_dict, dict):
         raise TypeError(f"state_dict must be a dict of tensors, not {type(state_dict).__name__}")
-    state_dict = strip_ddp(_unwrap(state_dict))
+    state_dict = _unwrap(state_dict)
+    bad = [k for k in state_dict if not isinstance(k, str)]
+    if bad:
+        raise TypeError(f"state_dict names must be str; got {bad[0]!r}")
+    state_dict = strip_ddp(state_dict)
     source = source or detect_source(list(state_dict))
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     want = expected_shapes(model)
     out: dict[str, Any] = {}
-    bad = [k for k in state_dict if not isinstance(k, str)]
-    if bad:
-        raise TypeError(f"state_dict names must be str; got {bad[0]!r}")
     for name, tensor in state_dict.items():
         ours = rename(name, source, model)
         shape = want.get(ours)
