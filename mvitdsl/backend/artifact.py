@@ -309,6 +309,9 @@ def shadowed_module(folder: Path) -> str | None:
     here = str(folder.resolve())
     if any(w and str(Path(w).resolve()).startswith(here) for w in where):
         return None  # the artifact itself, importable from sys.path
+    folders = [Path(w) if Path(w).is_dir() else Path(w).parent for w in where if w]
+    if any((f / MANIFEST).is_file() for f in folders):
+        return None  # another artifact of that name (imported earlier), not an installed module
     return f"'{name}' is the name of an installed module"
 
 
