@@ -12,7 +12,9 @@ setup:
 main: setup
 	$(MVITDSL) compile specs/mvit_b.mv
 
-test: setup
+# The README's test command, and CI's (.ci/run): lint first (ruff check, ruff format --check,
+# mypy), then the test suite.
+test: setup lint
 	$(MVITDSL) fmt --check specs examples
 	$(PY) -m pytest -q -p no:cacheprovider
 
@@ -38,6 +40,8 @@ docs: setup
 bench: setup
 	$(PY) benchmarks/run.py
 
+# The long property-test run: every entrance (CLI argv, API arguments, spec and checkpoint
+# bytes) and the checker-equals-execution properties; counts go to build/*_counts.json.
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests -k property
 

@@ -37,11 +37,11 @@ def main() -> None:
     lines = SPEC.read_text().splitlines(keepends=True)
     small = "".join(line for line in lines if not line.lstrip().startswith("expect "))
     small = small.replace("scale4      11", "scale4       5")
-    variant = mvitdsl.analyze(mvitdsl.load_spec(small))
+    variant = mvitdsl.analyze(mvitdsl.load_spec(text=small))
     print(f"scale4 x5 variant: {variant.params:,} params, {variant.macs / 1e9:.3f} GMACs")
 
     try:
-        mvitdsl.load_spec(SPEC.read_text().replace("192      2", "192      5"))
+        mvitdsl.load_spec(text=SPEC.read_text().replace("192      2", "192      5"))
     except mvitdsl.SpecError as e:
         print("a broken variant is refused before anything is built:")
         print(e.render())

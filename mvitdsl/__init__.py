@@ -1,6 +1,7 @@
 """mvitdsl: a declarative language and compiler for Multiscale Vision Transformers.
 
     spec = mvitdsl.load_spec("specs/mvit_b.mv")     # parse + lower + shape-check (no torch)
+    spec = mvitdsl.load_spec(text="model ... { }")  # spec text goes through text= only
     report = mvitdsl.analyze(spec)                  # shapes, params, MACs per stage and block
     gm = mvitdsl.build(spec)                        # torch.fx.GraphModule, torchvision names
     gm = mvitdsl.compile("specs/mvit_b.mv")         # all of the above in one call
@@ -10,6 +11,7 @@ Importing mvitdsl does not import torch; `build` and `compile` do.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +46,7 @@ __all__ = [
 
 
 def build(
-    spec: Spec,
+    spec: Spec | str | Path,
     *,
     device: Any = None,
     dtype: torch.dtype | None = None,
@@ -58,6 +60,7 @@ def build(
 ) -> fx.GraphModule:
     """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
 
+    `spec` is a Spec from load_spec, or a .mv file name (str or Path), which is loaded first.
     `input` overrides the spec's input size, (C, T, H, W) for video or (C, H, W) for images.
     `checkpoint` recomputes blocks in backward: True, stage names ("scale4") or block indices.
     `weights`: a state_dict, a .pt/.pth/.safetensors path or "torchvision:ENUM.NAME", converted
@@ -68,9 +71,18 @@ def build(
     dict of maps instead of logits (`gm.feature_info`); `feature_norm` adds a LayerNorm per map.
     Both default to the spec's `outputs` setting, if any; `features=False` gives logits anyway.
     `gm.head[1] = nn.Linear(...)` swaps the classifier, as on torchvision's models.
+    Weights are initialised from torch's global RNG: seed it with torch.manual_seed first.
+    Raises SpecError, or TypeError / ValueError with a message for an argument it cannot use.
     """
     from .backend.build import build_module
 
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    elif not isinstance(spec, Spec):
+        raise TypeError(
+            f"build takes a Spec (mvitdsl.load_spec(path)) or a .mv file name, "
+            f"not {type(spec).__name__}"
+        )
     if input is not None:
         spec = resize(spec, input)
     if classes is not None:
@@ -94,12 +106,41 @@ def with_classes(spec: Spec, classes: int) -> Spec:
         raise ValueError(f"classes={classes}: need at least one class")
     head = spec.model.head.model_copy(update={"classes": classes})
     model = spec.model.model_copy(update={"head": head})
-    return Spec(model, spec.ast, spec.statements, spec.sources)
+    # the stated figures (`expect`) hold for the spec's own head only
+    return replace(spec, model=model, report=None, expectations=())
 
 
-def compile(path_or_text: str | Path, **kw: Any) -> fx.GraphModule:  # noqa: A001
-    """load_spec + build in one call; keyword arguments go to build."""
-    return build(load_spec(path_or_text), **kw)
+def compile(  # noqa: A001
+    path: str | Path | None = None,
+    *,
+    text: str | None = None,
+    name: str | None = None,
+    input: tuple[int, ...] | None = None,
+    check: bool = True,
+    device: Any = None,
+    dtype: torch.dtype | None = None,
+    checkpoint: Any = False,
+    weights: Any = None,
+    source: str | None = None,
+    classes: int | None = None,
+    features: Any = None,
+    feature_norm: bool | None = None,
+) -> fx.GraphModule:
+    """load_spec + build in one call: `path` is a .mv file name; spec text goes through `text=`,
+    a shipped spec through `name=`. The other keywords are build's (`input` is load_spec's
+    input_size, checked before building)."""
+    spec = load_spec(path, text=text, name=name, input_size=input, check=check)
+    return build(
+        spec,
+        device=device,
+        dtype=dtype,
+        checkpoint=checkpoint,
+        weights=weights,
+        source=source,
+        classes=classes,
+        features=features,
+        feature_norm=feature_norm,
+    )
 
 
 def sweep(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SweepRun:

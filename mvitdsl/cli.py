@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,55 @@ def _kind(args: argparse.Namespace) -> str:
     return "against" if getattr(args, "against", None) is not None else "check"
 
 
+MAX_FLAG_INT = 1_000_000  # sizes and batch: anything larger is a typo
+
+EXAMPLES = """examples:
+  mvitdsl check specs/mvit_b.mv                         stage table: shapes, params, MACs
+  mvitdsl check specs/mvit_b.mv --batch 8 --dtype bf16  per-block memory for a batch of 8
+  mvitdsl check specs/mvitv2_s.mv --against mvitv2_s.pt compare a checkpoint's names/shapes
+  mvitdsl compile specs/mvit_b.mv -o build/mvit_b       write an importable package
+  mvitdsl draw specs/mvit_b.mv --level block -o b.svg   draw one block with graphviz
+"""
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default and keeps the examples' line breaks."""
+
+
 def parse_size(text: str) -> tuple[int, ...]:
+    """--input: 3 or 4 whole numbers >= 1 joined by 'x', like 3x16x224x224."""
+    parts = text.strip().lower().replace("×", "x").split("x")
     try:
-        return tuple(int(v) for v in text.lower().replace("×", "x").split("x"))
+        values = tuple(int(v) for v in parts)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a size like 3x16x224x224") from None
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a size like 3x16x224x224 (video) or 3x224x224 (image)"
+        ) from None
+    if len(values) not in (3, 4):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' has {len(values)} sizes; give CxTxHxW for video or CxHxW for images"
+        )
+    if not all(1 <= v <= MAX_FLAG_INT for v in values):
+        raise argparse.ArgumentTypeError(
+            f"'{text}': every size must be between 1 and {MAX_FLAG_INT:,}"
+        )
+    return values
+
+
+def _int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be a whole number, not '{text}'"
+            ) from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be between {lo} and {hi:,}, not {value}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,21 +99,59 @@ def main(argv: Sequence[str] | None = None) -> int:
             n = len(e.diagnostics)
             print(f"{n} error{'s' * (n != 1)} in {args.spec}", file=sys.stderr)
         return 1
-    except OSError as e:
-        print(f"mvitdsl: {e}", file=sys.stderr)
-        return 1
+    except (OSError, ValueError, TypeError) as e:
+        return _fail(args, str(e) or type(e).__name__)
+    except KeyboardInterrupt:
+        print("mvitdsl: interrupted", file=sys.stderr)
+        return 130
+    except (MemoryError, RecursionError) as e:
+        return _fail(args, f"stopped: {type(e).__name__} {e}".strip())
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    """One line (or JSON with --format json) for an error that is not in the spec, exit 1."""
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps({"ok": False, "error": message}, indent=2))
+    else:
+        print(f"mvitdsl: error: {message}", file=sys.stderr)
+    return 1
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mvitdsl", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog="mvitdsl",
+        description=__doc__.splitlines()[0],
+        epilog=EXAMPLES,
+        formatter_class=_Help,
+    )
+    p.add_argument("--version", action="version", version=f"mvitdsl {__version__}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
-    check = sub.add_parser("check", help="check a spec and print its stage table")
+    check = sub.add_parser(
+        "check",
+        help="check a spec and print its stage table",
+        epilog=EXAMPLES,
+        formatter_class=_Help,
+    )
     _common(check)
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument(
+        "--format", choices=("text", "json"), default="text", help="how to print the result"
+    )
     check.add_argument("--blocks", action="store_true", help="also print one line per block")
-    check.add_argument("--batch", type=int, default=1, help="batch size for the memory estimate")
-    check.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    check.add_argument(
+        "--batch",
+        type=_int_in(1, MAX_FLAG_INT, "--batch"),
+        default=1,
+        help="batch size for the memory estimate (>= 1)",
+    )
+    check.add_argument(
+        "--dtype",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="element type for the memory estimate",
+    )
     check.add_argument(
         "--resolved",
         action="store_true",
@@ -99,9 +182,17 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--classes", type=int, default=None, help="with --weights: a new head")
     check.set_defaults(run=run_check)
 
-    comp = sub.add_parser("compile", help="check, build, and write an importable artifact")
+    comp = sub.add_parser(
+        "compile",
+        help="check, build, and write an importable artifact",
+        epilog="-o DIR must be empty, missing, or an earlier artifact (which is replaced); "
+        "nothing else in it is ever deleted",
+        formatter_class=_Help,
+    )
     _common(comp)
-    comp.add_argument("-o", "--out", type=Path, help="output folder (default build/<model>)")
+    comp.add_argument(
+        "-o", "--out", type=Path, default=None, help="output folder (None: build/<model>)"
+    )
     comp.add_argument(
         "--export",
         nargs="+",
@@ -116,12 +207,33 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--format", choices=("text", "json"), default="text")
     listing.set_defaults(run=run_list, spec="list")
 
-    draw = sub.add_parser("draw", help="draw the architecture with graphviz")
+    draw = sub.add_parser("draw", help="draw the architecture with graphviz", formatter_class=_Help)
     _common(draw)
-    draw.add_argument("-o", "--out", type=Path, help="output file: .svg .png .pdf .dot .md")
-    draw.add_argument("--level", choices=("model", "stage", "block", "op"), default="stage")
-    draw.add_argument("--rankdir", choices=("TB", "LR"), default=None)
-    draw.add_argument("--block", type=int, default=None, help="block index for --level block/op")
+    draw.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="output file: .svg .png .pdf .dot .md (None: build/<model>.<level>.svg)",
+    )
+    draw.add_argument(
+        "--level",
+        choices=("model", "stage", "block", "op"),
+        default="stage",
+        help="how much detail to draw",
+    )
+    draw.add_argument(
+        "--rankdir",
+        choices=("TB", "LR"),
+        default=None,
+        help="layout direction (None: the level's own)",
+    )
+    draw.add_argument(
+        "--block",
+        type=_int_in(0, MAX_FLAG_INT, "--block"),
+        default=None,
+        help="block index for --level block/op, 0 to the model's last (None: a typical one)",
+    )
     draw.add_argument("--table", action="store_true", help="draw the paper-style stage table")
     draw.set_defaults(run=run_draw)
     _add_fmt(sub)
@@ -145,7 +257,11 @@ def _add_explore(sub: Any, draw: argparse.ArgumentParser) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="a .mv file")
     p.add_argument(
-        "--input", type=parse_size, default=None, help="override the input size, e.g. 3x32x224x224"
+        "--input",
+        type=parse_size,
+        default=None,
+        help="override the input size: CxTxHxW for a video spec (3x32x224x224), CxHxW for an "
+        "image spec (3x224x224); None keeps the spec's",
     )
 
 
@@ -291,7 +407,7 @@ def check_weights(spec: Spec, args: argparse.Namespace) -> int:
 
 def run_compile(args: argparse.Namespace) -> int:
     from . import build, with_classes
-    from .backend.artifact import write_artifact
+    from .backend.artifact import shadowed_module, write_artifact
     from .backend.load import WeightsError, manifest_extra
 
     spec = _load(args)
@@ -301,6 +417,9 @@ def run_compile(args: argparse.Namespace) -> int:
     text = args.format == "text"
     if text:
         print(render_table(report))
+    out = args.out or default_artifact_folder(spec.name)
+    if args.out is None and shadowed_module(Path("build") / spec.name) and text:
+        print(f"note: '{spec.name}' names an installed module; writing to {out} instead")
     features = _stage_keys(args.features)
     try:
         gm = build(
@@ -329,30 +448,36 @@ def run_compile(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
-    out = args.out or Path("build") / spec.name
-    extra = manifest_extra(load_report, getattr(gm, "feature_info", None))
+    from .backend.export import input_shape, write_exports
+
+    exported: list[Path] = []
+
+    def exports(folder: Path) -> list[Path]:
+        for fmt in dict.fromkeys(args.export):
+            _progress(f"exporting {fmt} ...")
+            exported.extend(write_exports(gm, input_shape(spec.model), folder, (fmt,), spec.name))
+        return exported
+
     write_artifact(
         gm,
         out,
         name=spec.name,
         source_file=str(args.spec),
-        source_text=spec.sources[spec.path],
-        extra=extra,
+        source_text=compiled_spec_text(spec),
+        input_size=input_shape(spec.model),
+        exports=exports if args.export else None,
+        progress=_progress,
+        extra=manifest_extra(load_report, getattr(gm, "feature_info", None)),
     )
-    written = [str(out)]
     if text:
+        files = ", ".join(sorted(p.name for p in out.iterdir() if p.name != "__pycache__"))
+        weights = "weights from " + str(args.weights) if args.weights else "random weights"
         print(
-            f"\nwrote {out}/ (model.py, runtime.py, weights.safetensors): "
-            f"import it with `from {out.name} import load`"
+            f"\nwrote {out}/ ({files}): {weights}; import it from {out.parent}/ with "
+            f"`from {out.name} import build, load`"
         )
-    if args.export:
-        from .backend.export import input_shape, write_exports
-
-        for path in write_exports(gm, input_shape(spec.model), out, tuple(args.export), spec.name):
-            written.append(str(path))
-            if text:
-                print(f"wrote {path}")
-    if not text:
+    else:
+        written = [str(out)] + [str(out / p.name) for p in exported]
         body = {"ok": True, "written": written, "params": numel}
         if load_report is not None:
             body["load_report"] = load_report.to_dict()
@@ -360,11 +485,45 @@ def run_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(line: str) -> None:
+    print(f"mvitdsl: {line}", file=sys.stderr, flush=True)
+
+
+def default_artifact_folder(name: str) -> Path:
+    """build/<model>, or build/<model>_model when the name would shadow an installed module."""
+    from .backend.artifact import shadowed_module
+
+    out = Path("build") / name
+    return out.with_name(f"{name}_model") if shadowed_module(out) else out
+
+
+def compiled_spec_text(spec: Spec) -> str:
+    """The resolved spec, with the input size in effect (an --input override) written in."""
+    from .language.resolved import render_resolved
+
+    text = render_resolved(spec)
+    m = spec.model
+    size = (
+        (m.input.channels, *m.input.size)
+        if m.input.kind == "video"
+        else (m.input.channels, *m.input.size[1:])
+    )
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("  input "):
+            new = re.sub(r"\b\d+(x\d+)+\b", "x".join(map(str, size)), line, count=1)
+            if new != line:
+                lines[i] = re.sub(r"#.*$", "# mvitdsl compile --input", new)
+            break
+    return "\n".join(lines) + "\n"
+
+
 def run_draw(args: argparse.Namespace) -> int:
     if args.costs or args.more:
         from .draw.costs import run_costs_command
 
-        return run_costs_command(args)
+        specs = [load_spec(Path(p), input_size=args.input) for p in (args.spec, *args.more)]
+        return run_costs_command(args, specs)
     from .draw.render import run_draw_command
 
     return run_draw_command(_load(args), args)

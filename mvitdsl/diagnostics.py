@@ -16,6 +16,7 @@ CODES: dict[str, str] = {
     "E101": "unexpected token",
     "E102": "unexpected end of file",
     "E103": "input too large",
+    "E104": "not UTF-8 text, or a control character",
     "E200": "unknown setting",
     "E201": "option given twice",
     "E202": "required setting missing",
@@ -27,6 +28,7 @@ CODES: dict[str, str] = {
     "E208": "stage name given twice",
     "E209": "cannot resolve the parent spec",
     "E210": "option does not apply here",
+    "E211": "stage not in the parent spec (write 'add' or 'drop')",
     "E300": "channels not divisible by heads",
     "E301": "attention output grid differs from the residual grid",
     "E302": "stride does not fit the grid",
@@ -116,7 +118,7 @@ def _excerpt(source: str, span: Span) -> list[str]:
 
 
 @dataclass
-class SpecError(Exception):
+class SpecError(ValueError):
     """Raised by load_spec and friends; `.diagnostics` lists every problem found."""
 
     diagnostics: list[Diagnostic]

@@ -1,4 +1,4 @@
-"""load_spec: read a .mv file or text, resolve `extends`, lower to IR and check shapes."""
+"""load_spec: read a .mv file (or text=...), resolve `extends`, lower to IR and check shapes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from .analysis.budget import check_budget
 from .analysis.check import check_model
 from .analysis.expect import check_expectations
 from .diagnostics import Diagnostic, Reporter, SpecError
+from .language.atoms import MAX_INT
 from .language.expect import Expectation, read_expect, split_expect
 from .language.lower import Lowering, merge
-from .language.parse import parse
+from .language.merge import own_statements
+from .language.parse import MAX_SOURCE_BYTES, decode_source, parse
 from .language.syntax import Model
 
 MAX_INHERITANCE_DEPTH = 16
@@ -41,42 +43,69 @@ class Spec:
         return self.ast.file
 
 
-def read_source(path_or_text: str | Path) -> tuple[str, str]:
-    """(text, file name): a Path or an existing file name is read, anything else is spec text."""
-    if isinstance(path_or_text, Path):
-        return path_or_text.read_text(encoding="utf-8"), str(path_or_text)
-    text = str(path_or_text)
-    if "{" not in text and len(text) < 4096 and _is_file(text):
-        return Path(text).read_text(encoding="utf-8"), text
-    return text, "<spec>"
-
-
-def _is_file(text: str) -> bool:
-    """Whether text names a file; text that cannot be a file name (too long, NUL) is not one."""
+def read_source(path: str | Path) -> tuple[str, str]:
+    """(text, file name) of a spec file; its bytes must be UTF-8 text (else a located E104)."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(
+            f"a spec file name must be a str or pathlib.Path, not {type(path).__name__}; "
+            "pass spec text as load_spec(text=...)"
+        )
+    name = str(path)
+    if not name or "\0" in name:
+        raise ValueError(f"{name!r} is not a file name; pass spec text as load_spec(text=...)")
+    file = Path(name)
+    looks_like_text = "{" in name or "\n" in name
+    hint = "; pass spec text as load_spec(text=...)" if looks_like_text else ""
     try:
-        return Path(text).is_file()
-    except (OSError, ValueError):
-        return False
+        is_dir, is_file = file.is_dir(), file.is_file()
+    except OSError:  # a name too long to be one
+        is_dir, is_file = False, False
+    if is_dir:
+        raise ValueError(f"{name} is a folder, not a .mv file")
+    if not is_file:
+        shown = name if len(name) <= 200 else name[:200] + "..."
+        raise FileNotFoundError(f"no spec file {shown!r}{hint}")
+    size = file.stat().st_size
+    if size > MAX_SOURCE_BYTES:
+        data = file.read_bytes()[: MAX_SOURCE_BYTES + 1]  # E103 from parse names the limit
+    else:
+        data = file.read_bytes()
+    return decode_source(data, name), name
 
 
 def load_spec(
-    path_or_text: str | Path | None = None,
+    path: str | Path | None = None,
     *,
+    text: str | None = None,
+    name: str | None = None,
     input_size: tuple[int, ...] | None = None,
     check: bool = True,
-    name: str | None = None,
 ) -> Spec:
     """Parse, resolve inheritance, lower and (by default) shape-check one spec.
 
-    `name="mvit_b"` loads a shipped spec (`mvitdsl list`) instead of a file or text.
-    Raises SpecError carrying every diagnostic found. Never imports torch.
+    `path` is always a file name (str or Path; FileNotFoundError if there is none); spec text
+    goes through `text=` only; `name="mvit_b"` loads a shipped spec (`mvitdsl list`).
+    `input_size` overrides the input: (C, T, H, W) for video, (C, H, W) for images. Raises
+    SpecError carrying every diagnostic found, or ValueError / TypeError for a bad argument.
+    Never imports torch.
     """
     if name is not None:
-        path_or_text = shipped(name)
-    if path_or_text is None:
-        raise TypeError("load_spec: give a file, spec text, or name= of a shipped spec")
-    text, file = read_source(path_or_text)
-    model, expect = split_expect(parse(text, file))  # `expect` is the child's own: not merged
+        if path is not None or text is not None:
+            raise TypeError("load_spec takes a file name, text=... or name=..., one of them")
+        path = shipped(name)
+    if (path is None) == (text is None):
+        raise TypeError("load_spec takes a file name, text=... or name=..., exactly one of them")
+    if text is not None:
+        if not isinstance(text, str):
+            raise TypeError(f"text= must be a str, not {type(text).__name__}")
+        file = "<spec>"
+    else:
+        assert path is not None
+        text, file = read_source(path)
+    _check_bool("check", check)
+    if input_size is not None:
+        input_size = check_size_arg(input_size, "input_size")
+    model, expect = split_expect(parse(text, file))  # `expect` is the child's own
     sources = {file: text}
     statements = resolve(model, sources, depth=0)
     lowering = Lowering(model, statements, sources)
@@ -100,8 +129,36 @@ def shipped(name: str) -> Path:
     return path
 
 
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}= must be True or False, not {value!r}")
+
+
+def check_size_arg(size: object, name: str = "input") -> tuple[int, ...]:
+    """An input size from the API: 3 or 4 whole numbers, each in [1, 1,000,000]."""
+    if isinstance(size, (str, bytes)) or not isinstance(size, (tuple, list)):
+        raise TypeError(
+            f"{name}= must be a tuple of ints like (3, 16, 224, 224), not {type(size).__name__}"
+        )
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in size):
+        raise TypeError(f"{name}= must hold whole numbers, got {tuple(size)!r}")
+    values = tuple(int(v) for v in size)
+    if len(values) not in (3, 4):
+        raise ValueError(
+            f"{name}= has {len(values)} sizes {values}; give (C, T, H, W) for video "
+            "or (C, H, W) for images"
+        )
+    bad = [v for v in values if not 1 <= v <= MAX_INT]
+    if bad:
+        raise ValueError(f"{name}= sizes must be between 1 and {MAX_INT:,}, got {values}")
+    return values
+
+
 def resize(spec: Spec, size: tuple[int, ...]) -> Spec:
-    """The spec at another input size, shape-checked again (raises SpecError if it cannot run)."""
+    """The spec at another input size, shape-checked again (raises SpecError if it cannot run,
+    ValueError / TypeError for a size that is not one)."""
+    if not isinstance(spec, Spec):
+        raise TypeError(f"resize takes a Spec from load_spec, not {type(spec).__name__}")
     resized = replace(spec, model=with_input(spec.model, size), report=None, expectations=())
     return replace(resized, report=check_spec(resized))
 
@@ -118,17 +175,33 @@ def check_spec(spec: Spec) -> Report:
 
 
 def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:
-    """The same model at another input size: (C, T, H, W) for video, (C, H, W) for images."""
-    c, t, h, w = ir.with_t(size, model.video)
-    new_input = model.input.model_copy(update={"channels": c, "size": (t, h, w)})
+    """The same model at another input size: (C, T, H, W) for video, (C, H, W) for images.
+
+    Raises TypeError / ValueError when the size is not whole numbers >= 1 or has the wrong number
+    of entries for the model's input kind."""
+    size = check_size_arg(size)
+    want = 4 if model.video else 3
+    if len(size) != want:
+        shape = "(C, T, H, W), e.g. 3x16x224x224" if want == 4 else "(C, H, W), e.g. 3x224x224"
+        raise ValueError(
+            f"{model.name} takes {model.input.kind} input {shape}; "
+            f"got {len(size)} sizes {'x'.join(map(str, size))}"
+        )
+    if model.video:
+        c, grid = size[0], (size[1], size[2], size[3])
+    else:
+        c, grid = size[0], (1, size[-2], size[-1])
+    new_input = model.input.model_copy(update={"channels": c, "size": grid})
     return model.model_copy(update={"input": new_input})
 
 
 def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...]:
     """The model's statements with every `extends` chain merged in, parent first."""
-    if model.parent is None:
-        return model.statements
     reporter = Reporter(sources)
+    if model.parent is None:
+        own = own_statements(model.statements, reporter)
+        reporter.raise_if_any()
+        return own
     parent = model.parent
     if depth >= MAX_INHERITANCE_DEPTH:
         reporter.error(
@@ -142,7 +215,11 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
     if not path.is_file():
         reporter.error("E209", f"cannot find '{parent.file}' (looked at {path})", parent.span)
         reporter.raise_if_any()
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = decode_source(path.read_bytes(), str(path))
+    except SpecError as e:
+        e.sources.update(sources)
+        raise
     sources[str(path)] = text
     try:
         base, _ = split_expect(parse(text, str(path)))  # a parent's `expect` is not inherited
@@ -154,4 +231,6 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
             "E209", f"'{parent.file}' defines model '{base.name}', not '{parent.name}'", parent.span
         )
         reporter.raise_if_any()
-    return merge(resolve(base, sources, depth + 1), model.statements)
+    merged = merge(resolve(base, sources, depth + 1), model.statements, reporter)
+    reporter.raise_if_any()
+    return merged

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Set up everything mvitdsl needs on a fresh machine; idempotent and quick when already done.
 #   - Debian's graphviz (the `dot` program) when it is missing
-#   - a virtual environment with the pinned requirements, kept OUTSIDE the clone and keyed by a
-#     hash of requirements/dev.txt, so fresh clones (CI) reuse it instead of a new 5.5 GB copy
-#   - mvitdsl itself, installed editable, and ./.venv pointing at that environment
+#   - a shared environment with the pinned third-party requirements ONLY, kept OUTSIDE the clone
+#     and keyed by a hash of requirements/dev.txt, so fresh clones (CI) reuse it instead of a new
+#     5.5 GB copy; nothing of any clone is ever installed into it
+#   - ./.venv: this clone's own small environment on top of the shared one (a .pth file adds the
+#     shared site-packages), holding this clone's editable install of mvitdsl, so two clones on
+#     one machine never run each other's code
 set -euo pipefail
 cd "$(dirname "$0")/.."
+clone="$(pwd)"
 
 if ! command -v dot >/dev/null 2>&1; then
   echo "setup: installing graphviz (dot) from Debian"
@@ -17,16 +21,30 @@ fi
 req=requirements/dev.txt
 key=$(sha256sum "$req" | cut -c1-12)
 root="${MVITDSL_VENV_ROOT:-$HOME/.cache/mvitdsl}"
-venv="$root/venv-$key"
-if [ ! -f "$venv/.complete" ]; then
-  echo "setup: creating $venv (torch, torchvision, ... from $req; a few minutes)"
-  rm -rf "$venv"
+shared="$root/venv-$key"
+if [ ! -f "$shared/.complete" ]; then
+  echo "setup: creating $shared (torch, torchvision, ... from $req; a few minutes)"
+  rm -rf "$shared"
   mkdir -p "$root"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
-  "$venv/bin/pip" install -q -r "$req" 2> >(grep -v "is ignored" >&2)
-  touch "$venv/.complete"
+  python3 -m venv "$shared"
+  "$shared/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
+  "$shared/bin/pip" install -q -r "$req" 2> >(grep -v "is ignored" >&2)
+  touch "$shared/.complete"
 fi
-"$venv/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
-ln -sfn "$venv" .venv
-echo "setup: ready (.venv -> $venv)"
+
+# A .venv symlink (older set-ups pointed it at the shared environment) becomes a real folder.
+[ -L .venv ] && rm -f .venv
+stamp=".venv/.mvitdsl-shared"
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$shared" ]; then
+  rm -rf .venv
+  "$shared/bin/python" -m venv --without-pip .venv
+  shared_site=$("$shared/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  own_site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  # An executable .pth line: the shared packages, their own .pth files processed too.
+  echo "import site; site.addsitedir('$shared_site')" > "$own_site/zz_mvitdsl_shared.pth"
+  echo "$shared" > "$stamp"
+fi
+# This clone's editable install, in this clone's .venv only (pip runs from the shared env).
+"$shared/bin/pip" --python .venv/bin/python install -q --no-deps --no-build-isolation \
+  --no-index -e "$clone" >/dev/null
+echo "setup: ready (.venv: this clone's mvitdsl on top of $shared)"

@@ -24,7 +24,7 @@ TINY = """model tiny {
 
 def diagnostics(text: str) -> list[mvitdsl.Diagnostic]:
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(text)
+        mvitdsl.load_spec(text=text)
     return info.value.diagnostics
 
 
@@ -40,13 +40,13 @@ def test_shape_errors_come_alone_without_the_budget():
 
 
 def test_check_budget_takes_the_analysis_report():
-    spec = mvitdsl.load_spec(TINY, check=False)
+    spec = mvitdsl.load_spec(text=TINY, check=False)
     report = mvitdsl.analyze(spec)
     with pytest.raises(mvitdsl.SpecError) as info:
         check_budget(spec.model, report, spec.sources)
     assert [d.code for d in info.value.diagnostics] == ["E306", "E306"]
     relaxed = TINY.replace("params 1000 activation_gib 1e-6", "params 2e4")
-    relaxed_spec = mvitdsl.load_spec(relaxed)
+    relaxed_spec = mvitdsl.load_spec(text=relaxed)
     check_budget(relaxed_spec.model, report, relaxed_spec.sources)
 
 

@@ -87,6 +87,7 @@ def test_compile_writes_an_artifact(tmp_path):
         "__init__.py",
         "finetune.py",
         "model.py",
+        "mvitdsl-artifact.json",
         "runtime.py",
         "spec.mv",
         "weights.safetensors",

@@ -38,6 +38,10 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "(a file over 10,000 lines or 1 MB, or a word over 200 characters)",
         [("}\n", "}\n" + "#\n" * 10_000)],
     ),
+    "E104": (
+        "(a NUL byte or another control character in the text, or bytes that are not UTF-8)",
+        [("  tokens cls", "  tokens\x00cls")],
+    ),
     "E200": ("tokns cls", [("  tokens cls", "  tokns cls")]),
     "E201": (
         "tokens cls, position none, position joint",
@@ -59,6 +63,14 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [
             ("  stages {", "  attention dim_change attention\n  stages {"),
             ("s1  1   8  2  1x1", "s1  1   8  2  1x1  dim_out=16"),
+        ],
+    ),
+    "E211": (
+        "scale_5  1  16  4  2x2  (in a child of a spec whose stages are scale2 ... scale5)",
+        [
+            ("model tiny {", 'model tiny extends "specs/mvitv2_t_image.mv" mvitv2_t_image {'),
+            ("    s1  1   8  2  1x1\n", ""),
+            ("    s2  1  16  4  2x2", "    scale_5  1  16  4  2x2"),
         ],
     ),
     "E300": ("s1  1  8  3  1x1", [("s1  1   8  2", "s1  1   8  3")]),
@@ -124,6 +136,12 @@ EXPECTED = {
        ^
   = hint: a model spec is a few dozen lines
 """,
+    "E104": """\
+<spec>:4:9: error[E104]: a NUL byte in the spec
+   4 |   tokens\ufffdcls, position none
+               ^
+  = hint: a spec is plain text; was a binary file given, or text pasted with control codes?
+""",
     "E200": """\
 <spec>:4:3: error[E200]: unknown setting 'tokns'
    4 |   tokns cls, position none
@@ -185,6 +203,13 @@ EXPECTED = {
    7 |     s1  1   8  2  1x1  dim_out=16
                               ^^^^^^^^^^
   = hint: with 'dim_change attention' a stage changes width in its first block: add a one-block stage at the new width
+""",
+    "E211": """\
+<spec>:6:5: error[E211]: 'scale_5': the parent has no stage 'scale_5'
+   6 |     scale_5  1  16  4  2x2
+           ^^^^^^^^^^^^^^^^^^^^^^
+  = hint: the parent has scale2, scale3, scale4, scale5; did you mean 'scale5'? (to add a \
+stage, start its row with 'add scale_5')
 """,
     "E300": """\
 <spec>:6:13: error[E300]: dim 8 is not divisible by 3 heads (block 0, stage 's1')
@@ -265,13 +290,13 @@ def test_every_code_has_a_case_and_an_expected_text():
 @pytest.mark.parametrize("code", sorted(CODES))
 def test_rendered_text_is_exact(code: str):
     if code.startswith("W"):  # a warning: the spec loads, the warning rides along
-        spec = mvitdsl.load_spec(failing_spec(code))
+        spec = mvitdsl.load_spec(text=failing_spec(code))
         assert [d.code for d in spec.warnings] == [code]
         text = "\n".join(d.render(spec.sources["<spec>"]) for d in spec.warnings)
         assert text + "\n" == EXPECTED[code]
         return
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(failing_spec(code))
+        mvitdsl.load_spec(text=failing_spec(code))
     assert [d.code for d in info.value.diagnostics] == [code]
     assert info.value.render() + "\n" == EXPECTED[code]
 
@@ -338,7 +363,7 @@ def test_docs_page_is_current():
 def test_all_errors_of_a_file_are_reported_at_once():
     broken = BASE.replace("stages {", "stages {{").replace("3x32x32", "3x32x32 $")
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(broken.replace("s2  1", "s2  1 @"))
+        mvitdsl.load_spec(text=broken.replace("s2  1", "s2  1 @"))
     assert [(d.code, d.line) for d in info.value.diagnostics] == [
         ("E100", 2),
         ("E101", 5),
@@ -346,7 +371,7 @@ def test_all_errors_of_a_file_are_reported_at_once():
     ]
     wrong = BASE.replace("tokens cls", "tokns cls").replace("s1  1", "s1  0")
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(wrong.replace("-> 8", "-> eight"))
+        mvitdsl.load_spec(text=wrong.replace("-> 8", "-> eight"))
     assert [(d.code, d.line) for d in info.value.diagnostics] == [
         ("E204", 3),
         ("E200", 4),
@@ -356,7 +381,7 @@ def test_all_errors_of_a_file_are_reported_at_once():
 
 def test_one_mistake_gives_one_message_not_a_cascade():
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(BASE.replace("model tiny {", "model tiny"))
+        mvitdsl.load_spec(text=BASE.replace("model tiny {", "model tiny"))
     assert [d.code for d in info.value.diagnostics][:1] == ["E101"]
     assert len(info.value.diagnostics) <= 2
 

@@ -26,7 +26,7 @@ def with_expect(line: str) -> str:
 
 def codes(text: str, **kw: object) -> list[tuple[str, str]]:
     try:
-        mvitdsl.load_spec(text, **kw)  # type: ignore[arg-type]
+        mvitdsl.load_spec(text=text, **kw)  # type: ignore[arg-type]
     except mvitdsl.SpecError as e:
         return [(d.code, d.message) for d in e.diagnostics]
     return []
@@ -115,7 +115,7 @@ def test_malformed_expectations(line: str, code: str, words: str):
 
 def test_unknown_figure_suggests_the_word():
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(with_expect("parms 36610672"))
+        mvitdsl.load_spec(text=with_expect("parms 36610672"))
     assert info.value.diagnostics[0].hint == "did you mean 'params'?"
 
 
@@ -148,7 +148,7 @@ def test_cli_check_fails_on_a_wrong_figure(tmp_path: Path, capsys: pytest.Captur
 @given(spec_texts())
 def test_property_stated_analysed_figures_hold_and_one_more_parameter_fails(text: str):
     try:
-        report = mvitdsl.analyze(mvitdsl.load_spec(text))
+        report = mvitdsl.analyze(mvitdsl.load_spec(text=text))
     except mvitdsl.SpecError:
         return
     last = report.stages[-1]
@@ -159,7 +159,7 @@ def test_property_stated_analysed_figures_hold_and_one_more_parameter_fails(text
         f"gmacs_fvcore {report.macs_fvcore / 1e9:.6f}, output {output}"
     )
     stated = text.replace("\n}\n", f"\n  expect {figures}\n}}\n")
-    assert [e.what for e in mvitdsl.load_spec(stated).expectations] == [
+    assert [e.what for e in mvitdsl.load_spec(text=stated).expectations] == [
         "params",
         "gmacs",
         "gmacs_fvcore",

@@ -115,3 +115,9 @@ def test_torch_compile_fullgraph_eager_backend_matches(name: str) -> None:
     x = clips(2)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), gm(x), atol=1e-6, rtol=0)
+
+
+def test_onnx_batch_axis_is_named_batch(compiled_dir: Path) -> None:
+    graph = onnx.load(str(compiled_dir / "mvit_b.onnx")).graph
+    for value in (*graph.input, *graph.output):
+        assert value.type.tensor_type.shape.dim[0].dim_param == "batch", value.name

@@ -140,7 +140,7 @@ def test_rounded_grid_interpolates_rel_pos_like_torchvision():
     torch.manual_seed(0)
     ref = _perturbed(torchvision_at("mvit_v2_s", 4, 136)).eval()
     spec = mvitdsl.load_spec(
-        f'model v2s_136 extends "{SPECS / "mvitv2_s.mv"}" mvitv2_s {{\n'
+        text=f'model v2s_136 extends "{SPECS / "mvitv2_s.mv"}" mvitv2_s {{\n'
         "  input video 3x4x136x136, grid_rounding ceil\n}\n"
     )
     grids = [b.grid_q for b in mvitdsl.analyze(spec).blocks]
@@ -191,7 +191,7 @@ def test_kv_pooling_switched_off_per_stage():
     from mvitdsl.backend.weights import expected_shapes
 
     spec = mvitdsl.load_spec(
-        f'model t_off extends "{SPECS / "mvitv2_t_image.mv"}" '
+        text=f'model t_off extends "{SPECS / "mvitv2_t_image.mv"}" '
         "mvitv2_t_image {\n  stages {\n    scale5  2  768  8  2x2  off\n"
         "  }\n}\n"
     )

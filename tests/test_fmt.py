@@ -63,7 +63,7 @@ model ugly {  # model comment
     #   blocks  dim  heads  stride_q
     s1       1    8      2  1x1  # first
     # mid comment
-    s2       1   16      4  2x2     off
+    s2       1   16      4  2x2       off
   }
 
   head       norm, cls, classes 3
@@ -88,7 +88,7 @@ def meaning(model: mvitdsl.ir.Model) -> Any:
 def outcome(text: str) -> Any:
     """The IR's meaning, or the diagnostics' codes and messages when the spec is refused."""
     try:
-        return meaning(mvitdsl.load_spec(text).model)
+        return meaning(mvitdsl.load_spec(text=text).model)
     except mvitdsl.SpecError as e:
         return [(d.code, d.message) for d in e.diagnostics]
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,9 +31,13 @@ TINY = """model tiny {
 """
 
 
-def codes(text: str, **kw: Any) -> list[str]:
+def codes(text: str | Path, **kw: Any) -> list[str]:
+    """Codes of the SpecError for spec text (a str) or a spec file (a Path)."""
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(text, **kw)
+        if isinstance(text, Path):
+            mvitdsl.load_spec(text, **kw)
+        else:
+            mvitdsl.load_spec(text=text, **kw)
     return [d.code for d in info.value.diagnostics]
 
 
@@ -63,9 +68,9 @@ HUGE = TINY.replace("-> 8", "-> 32768").replace("s1  1   8  2", "s1  2  32768  2
 
 def test_a_model_over_the_parameter_budget_is_refused_with_its_size():
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(HUGE)
+        mvitdsl.load_spec(text=HUGE)
     (d,) = info.value.diagnostics
-    params = mvitdsl.analyze(mvitdsl.load_spec(HUGE, check=False)).params
+    params = mvitdsl.analyze(mvitdsl.load_spec(text=HUGE, check=False)).params
     assert d.code == "E306" and d.line == 1 and 25e9 < params < 26e9
     assert d.message == f"model has {params:,} parameters; the budget is 2,000,000,000"
     assert d.hint == "raise it explicitly: 'budget params 26e9'"
@@ -73,16 +78,16 @@ def test_a_model_over_the_parameter_budget_is_refused_with_its_size():
 
 def test_raising_the_budget_explicitly_lets_it_through_without_allocating():
     raised = HUGE.replace("  stages {", "  budget params 26e9\n  stages {")
-    spec = mvitdsl.load_spec(raised)
+    spec = mvitdsl.load_spec(text=raised)
     assert mvitdsl.analyze(spec).params > 25e9
-    assert peak_mib(lambda: mvitdsl.load_spec(raised)) < 64  # 103 GB of fp32 weights
+    assert peak_mib(lambda: mvitdsl.load_spec(text=raised)) < 64  # 103 GB of fp32 weights
 
 
 def test_refusal_happens_before_any_allocation():
-    assert peak_mib(lambda: mvitdsl.load_spec(HUGE)) < 64
+    assert peak_mib(lambda: mvitdsl.load_spec(text=HUGE)) < 64
     script = (
         "import sys, mvitdsl\n"
-        f"try: mvitdsl.load_spec({HUGE!r})\n"
+        f"try: mvitdsl.load_spec(text={HUGE!r})\n"
         "except mvitdsl.SpecError as e: assert e.diagnostics[0].code == 'E306'\n"
         "assert 'torch' not in sys.modules\n"
     )
@@ -93,17 +98,17 @@ def test_refusal_happens_before_any_allocation():
 def test_activation_budget_is_for_the_declared_input():
     big = MVIT_B.replace("3x16x224x224", "3x64x896x896")
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(big)
+        mvitdsl.load_spec(text=big)
     (d,) = info.value.diagnostics
     assert d.code == "E306" and d.line == 4  # the input line
     assert d.message.startswith("a training step at batch 1 (fp32) keeps about ")
     assert d.message.endswith(" GiB of activations; the budget is 128 GiB")
     ok = big.replace("  train", "  budget activation_gib 1e6\n  train")
-    assert mvitdsl.analyze(mvitdsl.load_spec(ok)).activation_bytes > 128 * 2**30
+    assert mvitdsl.analyze(mvitdsl.load_spec(text=ok)).activation_bytes > 128 * 2**30
 
 
 def test_an_input_override_is_held_to_the_budget_too():
-    assert codes(str(SPECS / "mvit_b.mv"), input_size=(3, 64, 896, 896)) == ["E306"]
+    assert codes(SPECS / "mvit_b.mv", input_size=(3, 64, 896, 896)) == ["E306"]
 
 
 def test_the_shipped_specs_are_within_the_default_budget():
@@ -117,7 +122,7 @@ def test_the_shipped_specs_are_within_the_default_budget():
 def test_a_5_mb_file_is_refused_before_parsing(no_parser: None):
     text = MVIT_B + "#" * 5_000_000 + "\n"
     assert codes(text) == ["E103"]
-    assert peak_mib(lambda: mvitdsl.load_spec(text)) < 64
+    assert peak_mib(lambda: mvitdsl.load_spec(text=text)) < 64
 
 
 def test_100k_stage_rows_are_refused_before_parsing(no_parser: None):
@@ -162,7 +167,7 @@ def test_absurd_numbers_are_out_of_range(old: str, new: str, code: str):
 def test_largest_accepted_sizes_stay_cheap():
     """Sizes at the limits are refused by the budget, in bounded time and memory."""
     text = TINY.replace("3x32x32", "3x1000000x1000000").replace("s1  1", "s1  512")
-    assert peak_mib(lambda: mvitdsl.load_spec(text)) < 64
+    assert peak_mib(lambda: mvitdsl.load_spec(text=text)) < 64
     assert codes(text) == ["E306"]
 
 

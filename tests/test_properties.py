@@ -76,7 +76,7 @@ def assert_matches_execution(spec: mvitdsl.Spec) -> None:
 def runtime_verdict(text: str) -> str:
     """How a spec the checker rejected behaves when built anyway: 'raises', or how it is wrong
     ('output', 'batch', 'partial-windows', 'width'); 'fine' would be a false alarm."""
-    spec = mvitdsl.load_spec(text, check=False)
+    spec = mvitdsl.load_spec(text=text, check=False)
     stem: list[tuple[int, ...]] = []
     try:
         gm = mvitdsl.build(spec).eval()
@@ -119,7 +119,7 @@ def located(e: SpecError, text: str) -> None:
 
 def check_generated(test: str, text: str) -> None:
     try:
-        spec = mvitdsl.load_spec(text)
+        spec = mvitdsl.load_spec(text=text)
     except SpecError as e:
         located(e, text)
         codes = {d.code for d in e.diagnostics}
@@ -152,7 +152,7 @@ def test_property_near_miss_rejections_are_real(text: str) -> None:
 def _hostile(test: str, text: str) -> None:
     start = time.perf_counter()
     try:
-        spec = mvitdsl.load_spec(text)
+        spec = mvitdsl.load_spec(text=text)
         mvitdsl.analyze(spec)
     except SpecError as e:
         located(e, text)

@@ -27,7 +27,7 @@ model tiny {
 
 def _codes(text: str) -> list[str]:
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(text)
+        mvitdsl.load_spec(text=text)
     return [d.code for d in info.value.diagnostics]
 
 
@@ -36,7 +36,7 @@ def test_a_cell_overrides_the_model_wide_value_for_its_stage_only():
         "s2  2  16  4  2x2",
         "s2  2  16  4  2x2  kernel_q=1x1 mlp_ratio=2 pool=avg qkv_bias=off rel_pos=decomposed",
     ).replace("  stages {", "  attention pool max 3x3, mlp_ratio 3\n  stages {")
-    m = mvitdsl.load_spec(text).model
+    m = mvitdsl.load_spec(text=text).model
     first, *second = m.blocks
     assert (first.pool_q.mode, first.mlp_hidden, first.qkv_bias, first.rel_pos) == (
         "max",
@@ -60,20 +60,20 @@ def test_the_off_cell_and_kv_pool_are_one_concept():
         "  stages {", "  attention stride_kv 2x2\n  stages {"
     )
     with_cell = with_off.replace("2x2  off", "2x2  pool_kv=off")
-    a, b = (mvitdsl.load_spec(t).model for t in (with_off, with_cell))
+    a, b = (mvitdsl.load_spec(text=t).model for t in (with_off, with_cell))
     assert [x.pool_kv for x in a.blocks] == [x.pool_kv for x in b.blocks]
     assert not a.blocks[1].pool_kv.exists and a.blocks[0].pool_kv.exists
     model_wide = TINY.replace("  stages {", "  attention stride_kv 2x2, pool_kv off\n  stages {")
-    assert not any(x.pool_kv.exists for x in mvitdsl.load_spec(model_wide).model.blocks)
+    assert not any(x.pool_kv.exists for x in mvitdsl.load_spec(text=model_wide).model.blocks)
 
 
 def test_pool_padding_and_skip_pool_rules():
     text = TINY.replace("  stages {", "  attention pool max 3x3, pool_pad zero\n  stages {")
-    b = mvitdsl.load_spec(text.replace("2x2\n", "2x2  pool_pad=half\n")).model.blocks[1]
+    b = mvitdsl.load_spec(text=text.replace("2x2\n", "2x2  pool_pad=half\n")).model.blocks[1]
     assert b.pool_q.padding == (0, 1, 1)
     assert b.pool_skip.kernel == (1, 3, 3) and b.pool_skip.padding == (0, 1, 1)
     like_q = TINY.replace("2x2\n", "2x2  skip_pool=like_q kernel_q=2x2 pool_pad=zero\n")
-    b = mvitdsl.load_spec(like_q).model.blocks[1]
+    b = mvitdsl.load_spec(text=like_q).model.blocks[1]
     assert (b.pool_skip.kernel, b.pool_skip.stride, b.pool_skip.padding) == (
         (1, 2, 2),
         (1, 2, 2),
@@ -83,16 +83,16 @@ def test_pool_padding_and_skip_pool_rules():
 
 def test_per_stage_drop_path_sets_that_stages_peak():
     text = TINY.replace("  stages {", "  train drop_path 0.3\n  stages {")
-    rates = [b.drop_path for b in mvitdsl.load_spec(text).model.blocks]
+    rates = [b.drop_path for b in mvitdsl.load_spec(text=text).model.blocks]
     assert rates == pytest.approx([0.0, 0.15, 0.3])
     cell = text.replace("2x2\n", "2x2  drop_path=0.6\n")
-    rates = [b.drop_path for b in mvitdsl.load_spec(cell).model.blocks]
+    rates = [b.drop_path for b in mvitdsl.load_spec(text=cell).model.blocks]
     assert rates == pytest.approx([0.0, 0.3, 0.6])
 
 
 def test_dim_out_changes_channels_in_the_final_block():
     text = TINY.replace("  stages {", "  attention dim_change mlp\n  stages {")
-    m = mvitdsl.load_spec(text.replace("2x2\n", "2x2  dim_out=24\n")).model
+    m = mvitdsl.load_spec(text=text.replace("2x2\n", "2x2  dim_out=24\n")).model
     assert [b.dim_out for b in m.blocks] == [16, 16, 24]
 
 
@@ -110,7 +110,7 @@ def test_dim_out_changes_channels_in_the_final_block():
 def test_bad_cells_are_located_diagnostics(cell, code):
     text = TINY.replace("2x2\n", f"2x2  {cell}\n")
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(text)
+        mvitdsl.load_spec(text=text)
     (d,) = info.value.diagnostics
     assert d.code == code and d.span is not None and d.span.line == 7 and d.span.column >= 24
 
@@ -139,26 +139,28 @@ def test_ranges_live_in_the_settings_table():
 
 
 def test_cls_and_head_norm_defaults_agree_written_or_omitted():
-    omitted = mvitdsl.load_spec(TINY.replace("  tokens cls, position none\n", "")).model
-    written = mvitdsl.load_spec(TINY.replace("tokens cls, position none", "tokens position none"))
+    omitted = mvitdsl.load_spec(text=TINY.replace("  tokens cls, position none\n", "")).model
+    written = mvitdsl.load_spec(
+        text=TINY.replace("tokens cls, position none", "tokens position none")
+    )
     assert omitted.tokens.cls == written.model.tokens.cls is True
-    head = mvitdsl.load_spec(TINY.replace("  stages {", "  head classes 3\n  stages {")).model
+    head = mvitdsl.load_spec(text=TINY.replace("  stages {", "  head classes 3\n  stages {")).model
     assert head.head.norm == omitted.head.norm is True
     assert head.head.pool == omitted.head.pool == "cls"
     no_cls = TINY.replace("tokens cls", "tokens no_cls").replace(
         "  stages {", "  head norm\n  stages {"
     )
-    assert mvitdsl.load_spec(no_cls).model.head.pool == "mean"  # never cls without a cls token
+    assert mvitdsl.load_spec(text=no_cls).model.head.pool == "mean"  # never cls without a cls token
 
 
 def test_budget_is_read_once_into_the_ir():
-    m = mvitdsl.load_spec(TINY.replace("  stages {", "  budget params 4e9\n  stages {")).model
+    m = mvitdsl.load_spec(text=TINY.replace("  stages {", "  budget params 4e9\n  stages {")).model
     assert (m.budget.params, m.budget.activation_gib) == (4e9, 128.0)
     assert m.setting_loc("budget").line == 5
 
 
 def test_the_checker_runs_on_the_ir_alone():
-    spec = mvitdsl.load_spec(TINY.replace("s1  1   8  2", "s1  1   8  3"), check=False)
+    spec = mvitdsl.load_spec(text=TINY.replace("s1  1   8  2", "s1  1   8  3"), check=False)
     with pytest.raises(mvitdsl.SpecError) as info:
         check_model(spec.model)  # no AST, no statements, no sources
     (d,) = info.value.diagnostics
@@ -169,11 +171,11 @@ def test_the_checker_runs_on_the_ir_alone():
 def test_resolved_shows_per_stage_cells_with_their_line():
     from mvitdsl.language.resolved import render_resolved
 
-    spec = mvitdsl.load_spec(TINY.replace("2x2\n", "2x2  mlp_ratio=2\n"))
+    spec = mvitdsl.load_spec(text=TINY.replace("2x2\n", "2x2  mlp_ratio=2\n"))
     text = render_resolved(spec)
     (line,) = [x for x in text.splitlines() if "mlp_ratio=2" in x]
     assert line.rstrip().endswith("# <spec>:7")
-    again = mvitdsl.load_spec(text)
+    again = mvitdsl.load_spec(text=text)
     assert [b.mlp_hidden for b in again.model.blocks] == [b.mlp_hidden for b in spec.model.blocks]
 
 
@@ -220,7 +222,7 @@ def test_head_mean_with_a_cls_token_averages_the_patch_tokens_only_as_timm():
     with torch.no_grad():
         for p in ref.parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.5)
-    spec = mvitdsl.load_spec(MEAN_WITH_CLS)
+    spec = mvitdsl.load_spec(text=MEAN_WITH_CLS)
     gm = mvitdsl.build(spec).eval()
     gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
     x = torch.randn(4, 3, 8, 8)
@@ -266,7 +268,7 @@ def test_head_order_and_no_norm_are_emitted_and_counted():
     torch = pytest.importorskip("torch")
     base = MEAN_WITH_CLS.replace("tokens     cls", "tokens     no_cls")
     specs = {
-        order: mvitdsl.load_spec(base.replace("classes 2", f"classes 2, order {order}"))
+        order: mvitdsl.load_spec(text=base.replace("classes 2", f"classes 2, order {order}"))
         for order in ("norm_pool", "pool_norm")
     }
     built = {order: mvitdsl.build(spec).eval() for order, spec in specs.items()}
@@ -280,19 +282,19 @@ def test_head_order_and_no_norm_are_emitted_and_counted():
         gm = built["norm_pool"]
         want = gm.get_submodule("head.1")(gm.get_submodule("norm")(feats.mean(1)))
         torch.testing.assert_close(built["pool_norm"](x), want)
-    bare = mvitdsl.build(mvitdsl.load_spec(base.replace("norm, mean", "no_norm, mean")))
+    bare = mvitdsl.build(mvitdsl.load_spec(text=base.replace("norm, mean", "no_norm, mean")))
     assert "norm.weight" not in bare.state_dict()
 
 
 def test_the_report_states_each_stages_own_mlp_ratio():
-    report = mvitdsl.analyze(mvitdsl.load_spec(TINY.replace("2x2\n", "2x2  mlp_ratio=2\n")))
+    report = mvitdsl.analyze(mvitdsl.load_spec(text=TINY.replace("2x2\n", "2x2  mlp_ratio=2\n")))
     assert [s.operators for s in report.stages] == ["MHPA(8), MLP(32)", "MHPA(16), MLP(32)"]
 
 
 def test_a_cell_before_the_columns_is_a_syntax_error_with_a_hint():
     text = TINY.replace("s2  2  16  4  2x2", "s2  2  mlp_ratio=2  16  4  2x2")
     with pytest.raises(mvitdsl.SpecError) as info:
-        mvitdsl.load_spec(text)
+        mvitdsl.load_spec(text=text)
     (d,) = info.value.diagnostics
     assert d.code == "E101" and d.hint is not None and "after its columns" in d.hint
 
@@ -366,7 +368,7 @@ def test_random_msblock_configs_are_writable_and_equal_torchvision(seed):
         proj_after_attn=False,
         num_classes=3,
     ).eval()
-    spec = mvitdsl.load_spec(_msblock_spec(blocks, 3))
+    spec = mvitdsl.load_spec(text=_msblock_spec(blocks, 3))
     assert mvitdsl.analyze(spec).params == sum(p.numel() for p in ref.parameters())
     gm = mvitdsl.build(spec).eval()
     gm.load_state_dict(ref.state_dict(), strict=True)

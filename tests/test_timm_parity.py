@@ -60,7 +60,7 @@ def test_timm_residual_pooling_includes_the_cls_token():
     torch.manual_seed(0)
     cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), use_cls_token=True)
     ref = _perturbed(MultiScaleVit(cfg, img_size=(128, 128), num_classes=10))
-    _parity(ref, mvitdsl.load_spec(CLS_SPEC), torch.randn(2, 3, 128, 128))
+    _parity(ref, mvitdsl.load_spec(text=CLS_SPEC), torch.randn(2, 3, 128, 128))
 
 
 def test_timm_channel_change_in_the_mlp():
@@ -80,7 +80,7 @@ def test_timm_channel_change_in_the_mlp():
         .replace("384    4", "192    4")
         .replace("768    8", "384    8")
     )
-    _parity(ref, mvitdsl.load_spec(text), torch.randn(2, 3, 128, 128))
+    _parity(ref, mvitdsl.load_spec(text=text), torch.randn(2, 3, 128, 128))
 
 
 def _small(mode: str = "conv", tokens: str = "no_cls, position none", head: str = "mean") -> str:
@@ -98,7 +98,7 @@ def test_avg_and_max_pooling_match_timm(mode):
     torch.manual_seed(0)
     cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), mode=mode)
     ref = _perturbed(MultiScaleVit(cfg, img_size=(128, 128), num_classes=10))
-    spec = mvitdsl.load_spec(_small(mode))
+    spec = mvitdsl.load_spec(text=_small(mode))
     assert not any(".pool_" in k for k in ref.state_dict())  # no conv, no norm: nothing to load
     _parity(ref, spec, torch.randn(2, 3, 128, 128))
 
@@ -109,7 +109,7 @@ def test_joint_absolute_positions_with_cls_match_timm():
     torch.manual_seed(0)
     cfg = MultiScaleVitCfg(depths=(1, 2, 1, 1), use_cls_token=True, use_abs_pos=True)
     ref = _perturbed(MultiScaleVit(cfg, img_size=(128, 128), num_classes=10))
-    spec = mvitdsl.load_spec(_small(tokens="cls, position joint", head="cls"))
+    spec = mvitdsl.load_spec(text=_small(tokens="cls, position joint", head="cls"))
     assert tuple(ref.pos_embed.shape) == (1, 32 * 32 + 1, 96)
     _parity(ref, spec, torch.randn(2, 3, 128, 128))
 

@@ -432,7 +432,7 @@ OUTPUTS_SPEC = (
 
 
 def test_outputs_setting_makes_a_feature_model():
-    spec = mvitdsl.load_spec(OUTPUTS_SPEC)
+    spec = mvitdsl.load_spec(text=OUTPUTS_SPEC)
     assert spec.model.outputs.stages == ("scale2", "scale3") and spec.model.outputs.norm
     gm = mvitdsl.build(spec)
     assert [i["name"] for i in gm.feature_info] == ["scale2", "scale3"]
@@ -454,7 +454,7 @@ def test_outputs_setting_makes_a_feature_model():
 def test_outputs_setting_names_stages_that_exist():
     text = OUTPUTS_SPEC.replace("outputs    scale3, scale2", "outputs    scale3, scale4")
     with pytest.raises(mvitdsl.SpecError) as e:
-        mvitdsl.load_spec(text)
+        mvitdsl.load_spec(text=text)
     (d,) = e.value.diagnostics
     assert d.code == "E203" and "no stage 'scale4' to output" in d.message
 
@@ -524,7 +524,7 @@ def test_draw_shows_the_outputs_instead_of_the_head():
     from mvitdsl.draw.render import draw
 
     text = OUTPUTS_SPEC.replace("outputs    scale3, scale2, norm", "outputs    scale2")
-    spec = mvitdsl.load_spec(text)
+    spec = mvitdsl.load_spec(text=text)
     for level in ("model", "stage"):
         source = draw(spec, level).source
         assert "out_scale2" in source and '"head"' not in source and "head [" not in source

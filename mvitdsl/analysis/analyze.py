@@ -290,14 +290,26 @@ def operators(model: Model, dim: int, stage: str | None = None) -> str:
 def analyze(spec: Checked | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
     """Shapes, parameters and MACs per stage and per block; no torch import.
 
-    A checked spec carries the report its budget check made (batch 1, fp32); that one is reused.
-    """
+    `batch` (>= 1) and `dtype` ("fp32", "bf16", "fp16") size the activation memory; a bad value
+    is a TypeError / ValueError with a message."""
+    model = spec if isinstance(spec, Model) else getattr(spec, "model", None)
+    if not isinstance(model, Model):
+        raise TypeError(f"analyze takes a Spec from load_spec, not {type(spec).__name__}")
+    if not isinstance(batch, int) or isinstance(batch, bool):
+        raise TypeError(f"batch= must be a whole number, not {batch!r}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch= must be between 1 and {MAX_BATCH:,}, not {batch}")
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype= must be one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
     if isinstance(spec, Model):
         return _analyze(spec, batch, dtype)
-    made = spec.report
+    made = spec.report  # a checked spec carries the report its budget check made (batch 1, fp32)
     if made is not None and (made.batch, made.dtype) == (batch, dtype):
         return made
-    return _analyze(spec.model, batch, dtype)
+    return _analyze(model, batch, dtype)
+
+
+MAX_BATCH = 1_000_000
 
 
 def _analyze(model: Model, batch: int, dtype: str) -> Report:

@@ -4,14 +4,27 @@ never imports torch."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ..ir import Model
 from ..language.overrides import row_words
 from ..language.syntax import Clause, Row, Setting, Table
 from .analyze import Report, analyze
 
-if TYPE_CHECKING:
-    from ..spec import Spec
+
+class Spec(Protocol):
+    """What the diff reads of a checked spec (mvitdsl.spec.Spec has it); analysis never imports
+    the driver."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def statements(self) -> tuple[Any, ...]: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+
 
 SCHEMA = 1  # the JSON shape's version; `kind` names the shape (GLOSSARY.md)
 GIB = 2**30

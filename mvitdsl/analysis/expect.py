@@ -3,14 +3,22 @@ the computed value in the message when it differs. Never imports torch."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..diagnostics import Reporter
 from ..language.expect import Expectation
 
 if TYPE_CHECKING:
-    from ..spec import Spec
     from .analyze import Report
+
+
+class Spec(Protocol):
+    """What the rule reads of a checked spec (mvitdsl.spec.Spec has it)."""
+
+    @property
+    def sources(self) -> dict[str, str]: ...
+    @property
+    def expectations(self) -> tuple[Expectation, ...]: ...
 
 
 def computed(what: str, report: Report) -> float | tuple[int, ...]:

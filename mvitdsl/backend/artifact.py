@@ -4,15 +4,25 @@
     build/mvit_b/model.py           generated: one nn.Module class per GraphModule, fx's code
     build/mvit_b/runtime.py         a copy of mvitdsl/runtime.py (imports only torch)
     build/mvit_b/weights.safetensors
-    build/mvit_b/spec.mv            the spec it came from, for the record
+    build/mvit_b/spec.mv            the resolved spec it was compiled from (parents merged in)
+    build/mvit_b/mvitdsl-artifact.json   the manifest: files written, versions, sha256s
 
 The package needs torch and safetensors, not mvitdsl; no pickles; relative imports only.
+
+Writing never deletes what mvitdsl did not write: the new artifact is written into a temporary
+sibling folder, its manifest last (the commit point), then swapped in; an existing folder is
+replaced only when it is an artifact (it has a manifest, or the file set of an older artifact).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import shutil
+import sys
+import tempfile
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -75,13 +85,45 @@ def _graph_module(root: nn.Module, name: str) -> fx.GraphModule:
     return fx.GraphModule(root, _Tracer().trace(root), class_name=name)
 
 
+def _init_weights(gm: nn.Module) -> None:
+    """mvitdsl's init (as mvitdsl.build): truncated normal 0.02 for linears and positions,
+    LayerNorm to identity, zero biases; convolutions keep torch's default init."""
+    for module in gm.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    for name, param in gm.named_parameters():
+        if name.startswith("pos_encoding.") or ".rel_pos_" in name:
+            nn.init.trunc_normal_(param, std=0.02)
+        elif name.endswith(".pool.weight"):  # a pooling conv's weight: torch's conv init
+            nn.init.kaiming_uniform_(param, a=math.sqrt(5))
+
+
+def _check_input(module: nn.Module, args: tuple) -> None:
+    """Forward pre-hook: the input must be (B, *INPUT_SIZE)."""
+    x = args[0] if args else None
+    shape = tuple(getattr(x, "shape", ()))
+    if INPUT_SIZE and (len(shape) != len(INPUT_SIZE) + 1 or shape[1:] != INPUT_SIZE):
+        want = ", ".join(map(str, ("B", *INPUT_SIZE)))
+        got = tuple(shape) if hasattr(x, "shape") else type(x).__name__
+        raise ValueError(f"{MODEL_NAME} expects ({want}), got {got}")
+
+
 def build() -> fx.GraphModule:
-    """The GraphModule, blocks as GraphModules of their own (gm.blocks[i]), random weights."""
+    """The GraphModule, blocks as GraphModules of their own (gm.blocks[i]), random weights
+    initialised as mvitdsl.build does, from torch's global RNG (seed it with torch.manual_seed)."""
     blocks = [_graph_module(cls(), cls.__name__) for cls in BLOCKS]
     top = Top()
     top.blocks = nn.ModuleList(blocks)
     gm = _graph_module(top, {class_name!r})
     gm.blocks = nn.ModuleList(blocks)
+    with torch.no_grad():
+        _init_weights(gm)
+    gm.register_forward_pre_hook(_check_input)
     if isinstance(getattr(gm, "head", None), nn.Module):
         gm.head = nn.Sequential(*gm.head.children())  # gm.head[1] = nn.Linear(...) works
     if "feature_info" in meta():
@@ -192,9 +234,11 @@ def _get_param(gm: nn.Module, target: str) -> Any:
     return getattr(owner, leaf)
 
 
-def generate(gm: fx.GraphModule, name: str, source: str) -> str:
+def generate(
+    gm: fx.GraphModule, name: str, source: str, input_size: tuple[int, ...] | None = None
+) -> str:
     """The text of model.py for a compiled GraphModule."""
-    parts = [HEADER.format(source=source, name=name)]
+    parts = [HEADER.format(source=_doc_text(source), name=name)]
     imports = set()
     blocks: list[fx.GraphModule] = list(gm.get_submodule("blocks").children())  # type: ignore[arg-type]
     for i, block in enumerate(blocks):
@@ -205,9 +249,90 @@ def generate(gm: fx.GraphModule, name: str, source: str) -> str:
     imports.update(_imports(gm.graph.python_code(root_module="self").globals))
     parts.insert(1, "\n".join(sorted(imports)) + "\n")
     parts.append(f"BLOCKS = [{', '.join(f'Block{i}' for i in range(len(blocks)))}]\n")
+    parts.append(f"MODEL_NAME = {name!r}\nINPUT_SIZE = {tuple(input_size or ())!r}\n")
     class_name = "".join(p.capitalize() for p in name.split("_")) or "Model"
     parts.append(FOOTER.replace("{class_name!r}", repr(class_name)))
     return "\n\n".join(parts)
+
+
+MANIFEST = "mvitdsl-artifact.json"
+# The files of an artifact written before the manifest existed (exports may sit beside them).
+LEGACY_FILES = frozenset({"__init__.py", "model.py", "runtime.py", "weights.safetensors"})
+LEGACY_OPTIONAL = frozenset({"spec.mv", "__pycache__", "finetune.py", "meta.json"})
+LEGACY_SUFFIXES = (".onnx", ".pt2", ".onnx.data")
+
+Progress = Callable[[str], None]
+
+
+def _quiet(line: str) -> None:
+    return None
+
+
+def _doc_text(text: str) -> str:
+    """Text safe inside a generated docstring: quotes, backslashes and controls escaped."""
+    return json.dumps(text)[1:-1]
+
+
+def written_files(folder: Path) -> set[str] | None:
+    """The names mvitdsl wrote into `folder` if it is an artifact (manifest, or an older
+    artifact's file set), else None."""
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            files = data["files"]
+            if isinstance(files, list) and all(isinstance(f, str) for f in files):
+                return {f for f in files if "/" not in f and f not in ("", ".", "..")} | {MANIFEST}
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return None
+        return None
+    names = {p.name for p in folder.iterdir()}
+    if names >= LEGACY_FILES and all(
+        n in LEGACY_FILES or n in LEGACY_OPTIONAL or n.endswith(LEGACY_SUFFIXES) for n in names
+    ):
+        return names
+    return None
+
+
+def check_destination(out: Path) -> None:
+    """Refuse a destination that is a file, or a non-empty folder that is not an artifact."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and written_files(out) is None:
+        raise FileExistsError(
+            f"{out} is not empty and is not an mvitdsl artifact; refusing to write into it "
+            "(nothing was changed). Choose an empty or new folder with -o"
+        )
+
+
+def shadowed_module(folder: Path) -> str | None:
+    """Why the folder's name cannot be an artifact's package name (it would shadow an installed
+    module when imported), or None."""
+    import importlib.util
+
+    name = folder.name
+    if not name.isidentifier():
+        return None
+    if name in sys.stdlib_module_names or name in SHADOW_NAMES:
+        return f"'{name}' is the name of an installed module"
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if found is None:
+        return None
+    where = [*(found.submodule_search_locations or []), found.origin or ""]
+    here = str(folder.resolve())
+    if any(w and str(Path(w).resolve()).startswith(here) for w in where):
+        return None  # the artifact itself, importable from sys.path
+    folders = [Path(w) if Path(w).is_dir() else Path(w).parent for w in where if w]
+    if any((f / MANIFEST).is_file() for f in folders):
+        return None  # another artifact of that name (imported earlier), not an installed module
+    return f"'{name}' is the name of an installed module"
+
+
+# Modules the artifact or its users import; an artifact named like one would shadow it.
+SHADOW_NAMES = frozenset({"torch", "safetensors", "numpy", "mvitdsl", "torchvision", "timm"})
 
 
 def write_artifact(
@@ -217,29 +342,71 @@ def write_artifact(
     name: str,
     source_file: str,
     source_text: str,
+    input_size: tuple[int, ...] | None = None,
+    exports: Callable[[Path], list[Path]] | None = None,
+    progress: Progress = _quiet,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the package to out_dir (replacing it); returns the directory. `extra`
+    """Write the package to out_dir, replacing an earlier artifact there; returns the directory.
+
+    Refuses (FileExistsError, nothing touched) a non-empty folder that is not an artifact and
+    (ValueError) a folder named like an installed module. `exports(tmp_dir)` may write more
+    files before the manifest is written. Files that mvitdsl did not write are kept. `extra`
     (load.manifest_extra: weights' origin, preprocessing, classes, feature_info) goes to
-    meta.json, offered by the package's `meta()`."""
+    meta.json, offered by the package's `meta()`.
+    """
+    import torch
+
     out = Path(out_dir)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / "model.py").write_text(generate(gm, name, source_file))
-    shutil.copyfile(Path(runtime.__file__), out / "runtime.py")
-    (out / "spec.mv").write_text(source_text)
-    write_extra(out, extra or {})
-    (out / "__init__.py").write_text(
-        f'"""Model {name!r}, compiled by mvitdsl from {source_file}."""\n'
-        "from .finetune import param_groups\n"
-        "from .model import build, load, meta\n\n"
-        '__all__ = ["build", "load", "meta", "param_groups"]\n'
-    )
-    state = {k: v.detach().contiguous().cpu() for k, v in gm.state_dict().items()}
-    save_file(
-        state, str(out / "weights.safetensors"), metadata={"model": name, "source": source_file}
-    )
+    problem = shadowed_module(out)
+    if problem:
+        raise ValueError(
+            f"cannot write the artifact to {out}: {problem}, and importing the artifact by "
+            f"that name would shadow it; choose another folder name with -o"
+        )
+    check_destination(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        size = tuple(input_size) if input_size is not None else None
+        (tmp / "model.py").write_text(generate(gm, name, source_file, size), encoding="utf-8")
+        shutil.copyfile(Path(runtime.__file__), tmp / "runtime.py")
+        (tmp / "spec.mv").write_text(source_text, encoding="utf-8")
+        write_extra(tmp, extra or {})
+        (tmp / "__init__.py").write_text(
+            f'"""Model {name!r}, compiled by mvitdsl from {_doc_text(source_file)}."""\n'
+            "from .finetune import param_groups\n"
+            "from .model import build, load, meta\n\n"
+            '__all__ = ["build", "load", "meta", "param_groups"]\n',
+            encoding="utf-8",
+        )
+        state = {k: v.detach().contiguous().cpu() for k, v in gm.state_dict().items()}
+        progress(f"writing weights ({sum(v.numel() for v in state.values()):,} parameters) ...")
+        save_file(
+            state, str(tmp / "weights.safetensors"), metadata={"model": name, "source": source_file}
+        )
+        if exports is not None:
+            exports(tmp)
+        files = sorted(p.name for p in tmp.iterdir())
+        manifest = {
+            "format": 1,
+            "model": name,
+            "files": files,
+            "mvitdsl": _version(),
+            "torch": torch.__version__,
+            "source": source_file,
+            "spec_sha256": hashlib.sha256(source_text.encode("utf-8")).hexdigest(),
+            "input": list(size) if size else None,
+            "weights": {
+                "source": ((extra or {}).get("weights") or {}).get("origin", "random init"),
+                "sha256": _sha256(tmp / "weights.safetensors"),
+            },
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # only what this call wrote
+        raise
+    _swap_in(tmp, out)
     return out
 
 
@@ -252,6 +419,55 @@ def write_extra(out: Path, extra: dict[str, Any]) -> None:
     shutil.copyfile(Path(finetune.__file__), out / "finetune.py")
     if extra:
         (out / "meta.json").write_text(json.dumps(extra, indent=2, default=str) + "\n")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mvitdsl")
+    except Exception:
+        return "unknown"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Move the finished artifact in place; an earlier artifact's files go, anything else stays.
+
+    When `out` is an empty folder or missing this is one rename. Otherwise the old folder is
+    renamed aside, the new one renamed in, files mvitdsl did not write are moved across, and the
+    old folder is removed only when nothing else is left in it."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    ours = written_files(out)
+    if ours is None:  # changed since check_destination: stop, leave both
+        raise FileExistsError(f"{out} changed while compiling; the new artifact is in {tmp}")
+    ours = ours | {"__pycache__"}  # Python's bytecode of the files we wrote
+    old = out.with_name(tmp.name.replace(".partial", ".old"))
+    os.replace(out, old)
+    os.replace(tmp, out)
+    for entry in sorted(old.iterdir()):
+        if entry.name in ours:
+            if entry.is_dir() and entry.name == "__pycache__":
+                shutil.rmtree(entry, ignore_errors=True)
+            elif not entry.is_dir():
+                entry.unlink()
+        elif not (out / entry.name).exists():
+            os.replace(entry, out / entry.name)  # a user's file: keep it, in the new folder
+    try:
+        old.rmdir()
+    except OSError:
+        print(f"mvitdsl: kept {old}: it holds files that could not be moved", file=sys.stderr)
 
 
 def import_artifact(path: str | Path) -> types.ModuleType:

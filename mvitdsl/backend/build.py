@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+from math import prod
 from typing import Any
 
 import torch
 from torch import fx
 
+from ..analysis.naming import expected_shapes
 from ..ir import Model
 from .emit import emit
 from .features import to_features
@@ -32,7 +35,13 @@ def build_module(
     feature_norm: bool | None = None,
 ) -> fx.GraphModule:
     """Emit `model` with fresh weights (or `weights`, converted and resized: see build's doc);
-    on "meta" a 667M-parameter model costs nothing."""
+    on "meta" a 667M-parameter model costs nothing. Bad arguments: TypeError / ValueError."""
+    device = _device_arg(device)
+    dtype = _dtype_arg(dtype)
+    _checkpoint_arg(checkpoint)
+    chosen = checkpointed_blocks(model, checkpoint) if checkpoint is not False else []
+    if _big(model):
+        print(f"mvitdsl: building {model.name} ...", file=sys.stderr, flush=True)
     # Create the parameters where they will live.
     with torch.device(device) if device is not None else contextlib.nullcontext():
         gm = emit(model)
@@ -40,7 +49,7 @@ def build_module(
     if device is not None or dtype is not None:
         gm = gm.to(device=device, dtype=dtype)
     if checkpoint is not False:
-        gm = checkpoint_blocks(gm, checkpointed_blocks(model, checkpoint))
+        gm = checkpoint_blocks(gm, chosen)
     return gm
 
 
@@ -68,3 +77,57 @@ def finish(
         gm.load_report = report  # type: ignore[assignment]
         logging.getLogger("mvitdsl").info("%s", report.render())
     return gm
+
+
+BIG_MODEL_PARAMS = 100_000_000  # building takes seconds from here on: say so on stderr
+
+
+def _big(model: Model) -> bool:
+    return sum(prod(s) for s in expected_shapes(model).values()) >= BIG_MODEL_PARAMS
+
+
+def _device_arg(device: Any) -> Any:
+    """A torch.device that exists here; ValueError / TypeError with a message otherwise."""
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device= must be a str or torch.device, not {type(device).__name__}")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"device={device!r} is not a device: {_first_line(e)}") from None
+    if device.type not in ("cpu", "meta"):
+        try:
+            torch.empty(0, device=device)
+        except Exception as e:  # no CUDA, no such index, a backend not built in
+            raise ValueError(f"device {device} is not available: {_first_line(e)}") from None
+    return device
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _dtype_arg(dtype: Any) -> Any:
+    if dtype is None:
+        return None
+    allowed = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+    if not any(dtype is d for d in allowed):
+        raise TypeError(
+            f"dtype= must be one of torch.float32, torch.bfloat16, torch.float16, "
+            f"torch.float64; not {dtype!r}"
+        )
+    return dtype
+
+
+def _checkpoint_arg(checkpoint: Any) -> None:
+    ok = isinstance(checkpoint, (bool, str, int)) or (
+        isinstance(checkpoint, (list, tuple, set, frozenset))
+        and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in checkpoint)
+    )
+    if not ok or checkpoint is None:
+        raise TypeError(
+            "checkpoint= takes True/False, a stage name, a block index, or a list of them; "
+            f"got {checkpoint!r}"
+        )

@@ -66,8 +66,33 @@ def write_onnx(
         custom_translation_table={torch.ops.aten.conv3d.default: _onnx_conv3d},
     )
     assert onnx_program is not None  # dynamo=True always returns the program
+    name_batch_axis(onnx_program.model)
     onnx_program.save(str(path))
     return path
+
+
+BATCH_AXIS = "batch"
+
+
+def name_batch_axis(model: Any) -> None:
+    """Call the input's first (dynamic) axis `batch` everywhere it appears, not `s77`."""
+    from onnx_ir import Shape, SymbolicDim
+
+    inputs = list(model.graph.inputs)
+    if not inputs or inputs[0].shape is None or not isinstance(inputs[0].shape[0], SymbolicDim):
+        return
+    old = inputs[0].shape[0].value
+    values = [*model.graph.inputs, *model.graph.outputs]
+    values += [v for node in model.graph.all_nodes() for v in node.outputs]
+    for value in values:
+        shape = value.shape
+        if shape is None or not any(
+            isinstance(d, SymbolicDim) and d.value == old for d in shape.dims
+        ):
+            continue
+        value.shape = Shape(
+            [BATCH_AXIS if isinstance(d, SymbolicDim) and d.value == old else d for d in shape.dims]
+        )
 
 
 def _onnx_conv3d(

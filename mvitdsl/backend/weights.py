@@ -7,9 +7,7 @@ built; torch is imported only to read a .pt/.pth file.
 
 from __future__ import annotations
 
-import json
 import re
-import struct
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -69,8 +67,16 @@ def convert_state_dict(
 
     Names the spec does not know are kept as they are, so a strict load names them.
     """
-    model = _model(spec)
+    model = spec if isinstance(spec, Model) else getattr(spec, "model", None)
+    if not isinstance(model, Model):
+        raise TypeError(f"spec= must be a Spec from load_spec, not {type(spec).__name__}")
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"state_dict must be a dict of tensors, not {type(state_dict).__name__}")
     state_dict = _unwrap(state_dict)
+    bad = [k for k in state_dict if not isinstance(k, str)]
+    if bad:
+        raise TypeError(f"state_dict names must be str; got {bad[0]!r}")
+    state_dict = strip_ddp(state_dict)
     source = source or detect_source(list(state_dict))
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -79,6 +85,9 @@ def convert_state_dict(
     for name, tensor in state_dict.items():
         ours = rename(name, source, model)
         shape = want.get(ours)
+        if not hasattr(tensor, "shape"):  # a step counter or the like: kept, a strict load names it
+            out[ours] = tensor
+            continue
         if shape is not None and tuple(tensor.shape) != shape and fits(tuple(tensor.shape), shape):
             tensor = tensor.reshape(shape)
         out[ours] = tensor
@@ -88,38 +97,142 @@ def convert_state_dict(
 # ---------------------------------------------------------------- checkpoints
 
 
-def checkpoint_shapes(path: str | Path) -> dict[str, Shape]:
-    """Names and shapes in a checkpoint: .safetensors read from its header (no torch), anything
-    else with torch.load(weights_only=True)."""
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: one line naming the file and what is wrong."""
+
+
+DDP_PREFIX = "module."
+
+
+def strip_ddp(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """A DistributedDataParallel state_dict (every name starts with 'module.') without it."""
+    if state_dict and all(isinstance(k, str) and k.startswith(DDP_PREFIX) for k in state_dict):
+        return {k[len(DDP_PREFIX) :]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+
+
+def _readable(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint file {str(path)!r}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty, not a checkpoint")
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    """What a check needs from a checkpoint: names and shapes, and which hold NaN or Inf."""
+
+    shapes: dict[str, Shape]
+    nonfinite: tuple[str, ...] = ()
+
+
+def read_summary(path: str | Path) -> CheckpointSummary:
+    """Names, shapes and non-finite entries of a checkpoint. .safetensors is read with the
+    safetensors library (numpy, no torch); anything else with torch.load(weights_only=True).
+    Raises CheckpointError (a ValueError) with one line for a file that is not a checkpoint."""
     path = Path(path)
+    _readable(path)
     if path.suffix == ".safetensors":
-        with path.open("rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n))
-        return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
-    return {k: tuple(v.shape) for k, v in load_checkpoint(path).items() if hasattr(v, "shape")}
+        return _safetensors_summary(path)
+    tensors = load_checkpoint(path)
+    shapes = {k: tuple(v.shape) for k, v in tensors.items() if hasattr(v, "shape")}
+    bad = tuple(k for k, v in tensors.items() if _torch_nonfinite(v))
+    return CheckpointSummary(shapes, bad)
+
+
+def _safetensors_summary(path: Path) -> CheckpointSummary:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            names = list(f.keys())
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in names}
+            bad = tuple(k for k in names if _numpy_nonfinite(f, k))
+    except PermissionError:
+        raise
+    except Exception as e:  # safetensors raises its own SafetensorError and others
+        raise CheckpointError(
+            f"{path}: not a readable .safetensors file ({_one_line(e)})"
+        ) from None
+    return CheckpointSummary(strip_ddp(shapes), tuple(_strip_name(k, names) for k in bad))
+
+
+def _strip_name(name: str, names: list[str]) -> str:
+    ddp = names and all(n.startswith(DDP_PREFIX) for n in names)
+    return name[len(DDP_PREFIX) :] if ddp else name
+
+
+def _numpy_nonfinite(f: Any, name: str) -> bool:
+    import numpy as np
+
+    try:
+        array = f.get_tensor(name)
+    except Exception:  # dtypes numpy lacks (bfloat16, float8): not checked
+        return False
+    return bool(np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all())
+
+
+def _torch_nonfinite(value: Any) -> bool:
+    if not hasattr(value, "is_floating_point") or not value.is_floating_point():
+        return False
+    import torch
+
+    return not bool(torch.isfinite(value).all())
+
+
+def checkpoint_shapes(path: str | Path) -> dict[str, Shape]:
+    """Names and shapes in a checkpoint (see read_summary)."""
+    return read_summary(path).shapes
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The tensors of a .pt/.pth (torch.load, weights_only=True) or .safetensors file."""
+    """The tensors of a .pt/.pth (torch.load, weights_only=True) or .safetensors file, with a
+    DDP 'module.' prefix stripped. Raises CheckpointError with one line for a broken file."""
     path = Path(path)
+    _readable(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return strip_ddp(load_file(str(path)))
+        except PermissionError:
+            raise
+        except Exception as e:
+            raise CheckpointError(
+                f"{path}: not a readable .safetensors file ({_one_line(e)})"
+            ) from None
     import torch
 
-    data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            data = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+    except PermissionError:
+        raise
+    except Exception as e:  # zip, pickle and weights_only errors of many types
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({_one_line(e)})"
+        ) from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} holds a {type(data).__name__}, not a state_dict")
-    return _unwrap(data)
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, not a state_dict")
+    return strip_ddp(_unwrap(data))
 
 
 @dataclass(frozen=True)
 class Mismatch:
     """One difference between a checkpoint and what the spec makes, in words."""
 
-    kind: Literal["missing", "unexpected", "shape"]
+    kind: Literal["missing", "unexpected", "shape", "nonfinite"]
     name: str
     message: str
     loc: Loc | None = None
@@ -200,13 +313,21 @@ def _resizable(name: str) -> str:
     return ""
 
 
+def _nonfinite_mismatches(names: tuple[str, ...]) -> list[Mismatch]:
+    return [
+        Mismatch("nonfinite", n, f"{n} holds NaN or Inf values in the checkpoint") for n in names
+    ]
+
+
 def comparison_data(
     spec: HasModel | Model, path: str | Path, source: Source | None
 ) -> dict[str, Any]:
     """What `check --against --format json` prints (beside `schema`, `kind` and `ok`)."""
     model = _model(spec)
-    found = checkpoint_shapes(path)
+    summary = read_summary(path)
+    found = summary.shapes
     source, mismatches = compare_shapes(model, found, source)
+    mismatches += _nonfinite_mismatches(summary.nonfinite)
     return {
         "model": model.name,
         "checkpoint": str(path),
@@ -231,8 +352,10 @@ def render_comparison(
 ) -> tuple[str, int]:
     """The text `check --against` prints, and how many mismatches there are."""
     model = _model(spec)
-    found = checkpoint_shapes(path)
+    summary = read_summary(path)
+    found = summary.shapes
     source, mismatches = compare_shapes(model, found, source)
+    mismatches += _nonfinite_mismatches(summary.nonfinite)
     total = sum(prod(s) for s in expected_shapes(model).values())
     if not mismatches:
         return (

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..analysis.analyze import StageRow
-    from ..explore.run import SweepRun
 
 # Objective columns: (axis label, scale) for the front's axes.
 AXES = {
@@ -48,73 +47,6 @@ def _save(fig: Any, path: Path) -> None:
     fig.savefig(path, metadata=metadata, dpi=120)
 
 
-def plot_front(run: SweepRun, points: Sequence[dict[str, Any]], path: Path) -> None:
-    """Every kept variant (dots), the front of the first two objectives as a step line, the base
-    starred, and any budget on those axes dashed."""
-    from ..explore.engine import Outcome
-
-    objectives = run.objectives[:2]
-    if len(objectives) < 2:
-        raise ValueError("--plot draws the first two --pareto objectives; name two")
-    (ox, oy) = objectives
-    lx, sx = AXES.get(ox.column, (ox.column, 1.0))
-    ly, sy = AXES.get(oy.column, (oy.column, 1.0))
-    usable = [
-        p
-        for p in points
-        if isinstance(p.get(ox.column), (int, float)) and isinstance(p.get(oy.column), (int, float))
-    ]
-    xs = [p[ox.column] * sx for p in usable]
-    ys = [p[oy.column] * sy for p in usable]
-    front = sorted((p[ox.column] * sx, p[oy.column] * sy) for p in usable if p["pareto"])
-    base = Outcome("base", {}, {})
-    run.evaluator.measure(run.base, base)
-    with _matplotlib() as plt:
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        ax.scatter(xs, ys, s=10, color="0.65", label=f"variants ({len(usable)})", zorder=2)
-        if front:
-            fx, fy = zip(*front)
-            ax.plot(
-                fx,
-                fy,
-                drawstyle="steps-pre" if ox.maximise else "steps-post",  # the dominated edge
-                color="C3",
-                marker="o",
-                ms=4,
-                lw=1.5,
-                label=f"Pareto front ({len(front)})",
-                zorder=3,
-            )
-        bx, by = getattr(base, ox.column, None), getattr(base, oy.column, None)
-        if isinstance(bx, (int, float)) and isinstance(by, (int, float)):
-            ax.scatter(
-                [bx * sx],
-                [by * sy],
-                marker="*",
-                s=160,
-                color="C0",
-                zorder=4,
-                label=f"base ({run.base.name})",
-            )
-        budgets = run.evaluator.budgets
-        for column in ("params", "gmacs", "activation_gib"):
-            limit = getattr(budgets, column)
-            if limit is None:
-                continue
-            if column == ox.column:
-                ax.axvline(limit * sx, ls="--", color="0.3", lw=1, label=f"{column} budget")
-            elif column == oy.column:
-                ax.axhline(limit * sy, ls="--", color="0.3", lw=1, label=f"{column} budget")
-        ax.set_xlabel(f"{lx} ({'max' if ox.maximise else 'min'})")
-        ax.set_ylabel(f"{ly} ({'max' if oy.maximise else 'min'})")
-        ax.set_title(f"sweep over {run.base.name}: {run.summary.line()}", fontsize=8)
-        ax.grid(True, lw=0.3)
-        ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        _save(fig, path)
-        plt.close(fig)
-
-
 def plot_costs(specs: Sequence[Any], path: Path) -> None:
     """Per-stage grouped bars of params, GMACs (matmul-only) and activation memory, one colour
     per spec, side by side."""
@@ -145,11 +77,8 @@ def plot_costs(specs: Sequence[Any], path: Path) -> None:
         plt.close(fig)
 
 
-def run_costs_command(args: argparse.Namespace) -> int:
-    """`mvitdsl draw A.mv [B.mv ...] --costs -o FILE.svg|png`."""
-    from ..spec import load_spec
-
-    specs = [load_spec(Path(p), input_size=args.input) for p in (args.spec, *args.more)]
+def run_costs_command(args: argparse.Namespace, specs: Sequence[Any]) -> int:
+    """`mvitdsl draw A.mv [B.mv ...] --costs -o FILE.svg|png` (the specs loaded by the driver)."""
     out = args.out or Path(f"{specs[0].name}_costs.svg")
     plot_costs(specs, out)
     print(f"wrote {out}")

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..diagnostics import SpecError
+
 if TYPE_CHECKING:
     from .run import SweepRun
 
@@ -113,6 +115,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             emit=args.emit,
             emit_parent=kw.pop("emit_parent", None),
         )
+    except SpecError:
+        raise  # a spec mistake (also a ValueError): rendered by the CLI, exit 1
     except (AxisError, ExprError, PathError, ValueError) as e:
         print(f"mvitdsl sweep: {e}", file=sys.stderr)
         return 2
@@ -138,7 +142,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(file=out)
     print(run.summary.line(), file=out)
     if args.plot is not None:
-        from ..draw.costs import plot_front
+        from .plot import plot_front
 
         plot_front(run, plotted, args.plot)
         print(f"wrote {args.plot}", file=out)

@@ -3,6 +3,7 @@ Lark's exceptions into located diagnostics written in words (no terminal names).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,55 @@ def _parser() -> Lark:
     )
 
 
+def decode_source(data: bytes, file: str) -> str:
+    """A spec file's bytes as text: UTF-8 (a leading BOM is dropped), else a located E104."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        text = data.decode("utf-8-sig", errors="replace")
+        reporter = Reporter({file: text})
+        reporter.error(
+            "E104",
+            f"byte 0x{data[start]:02x} at offset {start} is not UTF-8 text",
+            Span(file, line, column, line, column + 1),
+            "save the spec as UTF-8 (it is plain text: names, numbers and sizes)",
+        )
+        reporter.raise_if_any()
+        raise AssertionError("unreachable") from None
+
+
+# Allowed below U+0020: tab, line feed, carriage return, form feed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def _check_characters(source: str, file: str, reporter: Reporter) -> None:
+    """NUL and other control characters (and lone surrogates) are located, one error per file."""
+    m = _CONTROL.search(source)
+    if m is None:
+        return
+    line = source.count("\n", 0, m.start()) + 1
+    column = m.start() - (source.rfind("\n", 0, m.start()) + 1) + 1
+    char = m.group()
+    what = "a NUL byte" if char == "\0" else f"control character U+{ord(char):04X}"
+    reporter.error(
+        "E104",
+        f"{what} in the spec",
+        Span(file, line, column, line, column + 1),
+        "a spec is plain text; was a binary file given, or text pasted with control codes?",
+    )
+
+
 def parse(source: str, file: str = "<spec>") -> Model:
     """Parse one .mv text into a Model AST; raises SpecError with every syntax error located."""
+    if not isinstance(source, str):
+        raise TypeError(f"spec text must be a str, not {type(source).__name__}")
     reporter = Reporter({file: source})
     _check_size(source, file, reporter)
+    reporter.raise_if_any()
+    _check_characters(source, file, reporter)
     reporter.raise_if_any()
     recovery = _Recovery(source, file, reporter)
     try:
@@ -156,6 +202,15 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str, reporter: Reporter
     if isinstance(e, UnexpectedCharacters):
         pos = e.pos_in_stream or 0
         char = source[pos] if pos < len(source) else ""
+        number = re.match(r"-[0-9][0-9.eE+-]*", source[pos:]) if char == "-" else None
+        if number is not None:
+            reporter.error(
+                "E100",
+                f"negative number '{number.group()}': no value in a spec is below zero",
+                Span(file, line, column, line, column + len(number.group())),
+                "write the value without the minus sign; ranges are in the README's table",
+            )
+            return
         reporter.error(
             "E100",
             f"unexpected character {char!r}",
