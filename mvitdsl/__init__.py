@@ -44,11 +44,15 @@ def build(
     dtype: torch.dtype | None = None,
     input: tuple[int, ...] | None = None,
     checkpoint: Any = False,
+    optimize: bool | str = "auto",
 ) -> fx.GraphModule:
     """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
 
     `input` overrides the spec's input size, (C, T, H, W) for video or (C, H, W) for images.
     `checkpoint` recomputes blocks in backward: True, stage names ("scale4") or block indices.
+    `optimize` applies the CPU optimisation layer (backend/optimize.py) over the semantic graph:
+    "auto" when built for the CPU, True, or False for the semantic graph alone. Its choices
+    are made on the tensors at run time, so `.to("cuda")` and autocast stay correct.
     """
     from .backend.emit import emit
 
@@ -67,6 +71,10 @@ def build(
         from .backend.passes import checkpoint_blocks, checkpointed_blocks
 
         gm = checkpoint_blocks(gm, checkpointed_blocks(spec.model, checkpoint))
+    from .backend import optimize as layer
+
+    if layer.wanted(optimize, device):
+        gm = layer.optimize(gm)
     return gm
 
 
