@@ -175,10 +175,10 @@ def rel_pos_bias(
     out[:, :, 0, :] = 0
     out[:, :, 1:, 0] = 0
     body = out[:, :, 1:, 1:].view(B, heads, *q_grid, *k_grid)  # a strided view of the buffer
-    if bias_t is None:
-        body.copy_(bias)
-    else:
-        torch.add(bias, bias_t, out=body)
+    body.copy_(bias)  # broadcast over kt
+    if bias_t is not None:
+        body.add_(bias_t)  # (torch.add(..., out=body) would be one pass less, but dynamo
+        # refuses a non-contiguous out=, and this layer must trace as it runs)
     return out
 
 
