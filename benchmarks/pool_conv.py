@@ -1,12 +1,12 @@
-"""The pooling convs in training: aten's depthwise conv backward vs runtime.depthwise_conv's.
+"""The pooling convs in training: aten's depthwise conv backward vs the CPU layer's.
 
     .venv/bin/python benchmarks/pool_conv.py [--threads 1]
 
 For each (heads, grid, stride) of MViT's pools at the training size (2, 3, 8, 128, 128), one
 depthwise conv over all heads (the emitter's form), forward + backward, reading q as the
 strided channels-last view of a (B, L, 3A) qkv output, as the emitted graph does. "aten" is
-F.conv2d/3d with autograd's (oneDNN's) backward; "ours" is runtime.DepthwiseConv (which
-runtime.depthwise_conv uses for 3-D pools only, as these figures say). Prints the median ms of
+F.conv2d/3d with autograd's (oneDNN's) backward; "ours" is the op mvitdsl::pool_conv (which
+backend/optimize.pool_conv uses for 3-D pools only, as these figures say). Prints the median ms of
 both (alternated) and the peak RSS growth of one step of each in a fresh process.
 """
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mvitdsl.backend import runtime  # noqa: E402
+from mvitdsl.backend import optimize  # noqa: E402,F401  registers mvitdsl::pool_conv
 
 HEAD_DIM = 96
 VIDEO = [  # (heads, grid, stride) of mvitv2_s / mvit_b pools at 8x128x128
@@ -65,7 +65,7 @@ def step_fn(heads: int, grid: tuple[int, ...], stride: tuple[int, ...], ours: bo
         w = weight.repeat(heads, *(1,) * (len(grid) + 1))
         padding = (1,) * len(grid)  # kernel 3
         if ours:
-            out = runtime.DepthwiseConv.apply(t, w, stride, padding)
+            out = torch.ops.mvitdsl.pool_conv(t, weight, list(stride), list(padding))
         else:
             out = conv(t, w, None, stride, padding, 1, a)
         out.flatten(2).transpose(1, 2).sum().backward()

@@ -15,7 +15,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import mvitdsl  # noqa: E402
+from mvitdsl.backend.bench import time_alternating  # noqa: E402
 
 REFERENCES = {"mvit_b": "mvit_v1_b", "mvitv2_s": "mvit_v2_s"}
 EVAL_INPUT = (3, 16, 224, 224)
@@ -67,23 +67,11 @@ def sync(device: str) -> None:
 
 def alternate(fns: dict[str, Callable[[], object]], reps: int, device: str = "cpu",
               warmup: int = 1) -> dict[str, float]:
-    """Median seconds per call of each fn, calling them in turn so both see the same load.
-
-    Also stores the median process CPU seconds under "<key>/cpu": on a shared machine that is
-    the steadier measure (with one thread it is the work done, whatever else runs)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-    for rep in range(warmup + reps):
-        for key, fn in fns.items():
-            sync(device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            sync(device)
-            if rep >= warmup:
-                times[key].append(time.perf_counter() - start)
-                cpu[key].append(time.process_time() - start_cpu)
-    out = {k: statistics.median(v) for k, v in times.items()}
-    out.update({f"{k}/cpu": statistics.median(v) for k, v in cpu.items()})
+    """Median seconds per call of each fn, alternating (mvitdsl.backend.bench.time_alternating,
+    the one timing loop), and the median process CPU seconds under "<key>/cpu"."""
+    timings = time_alternating(fns, reps, device, warmup=warmup)
+    out = {k: t.median for k, t in timings.items()}
+    out.update({f"{k}/cpu": statistics.median(t.cpu_seconds) for k, t in timings.items()})
     return out
 
 

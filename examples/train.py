@@ -37,7 +37,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="ddp")
     p.add_argument("--checkpoint", nargs="*", default=None,
                    help="stages (or block indices) to recompute in backward; empty = all")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or CUDA)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
     return p.parse_args()

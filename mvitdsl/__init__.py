@@ -57,6 +57,7 @@ def build(
     classes: int | None = None,
     features: Any = None,
     feature_norm: bool | None = None,
+    optimize: bool | str = "auto",
 ) -> fx.GraphModule:
     """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
 
@@ -73,6 +74,9 @@ def build(
     `gm.head[1] = nn.Linear(...)` swaps the classifier, as on torchvision's models.
     Weights are initialised from torch's global RNG: seed it with torch.manual_seed first.
     Raises SpecError, or TypeError / ValueError with a message for an argument it cannot use.
+    `optimize` applies the CPU optimisation layer (backend/optimize.py) over the semantic graph:
+    "auto" when built for the CPU, True, or False for the semantic graph alone. Its choices
+    are made on the tensors at run time, so `.to("cuda")` and autocast stay correct.
     """
     from .backend.build import build_module
 
@@ -97,6 +101,7 @@ def build(
         new_head=classes is not None,
         features=features,
         feature_norm=feature_norm,
+        optimize=optimize,
     )
 
 
@@ -125,6 +130,7 @@ def compile(  # noqa: A001
     classes: int | None = None,
     features: Any = None,
     feature_norm: bool | None = None,
+    optimize: bool | str = "auto",
 ) -> fx.GraphModule:
     """load_spec + build in one call: `path` is a .mv file name; spec text goes through `text=`,
     a shipped spec through `name=`. The other keywords are build's (`input` is load_spec's
@@ -140,6 +146,7 @@ def compile(  # noqa: A001
         classes=classes,
         features=features,
         feature_norm=feature_norm,
+        optimize=optimize,
     )
 
 

@@ -207,6 +207,8 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--format", choices=("text", "json"), default="text")
     listing.set_defaults(run=run_list, spec="list")
 
+    _bench_parser(sub)
+
     draw = sub.add_parser("draw", help="draw the architecture with graphviz", formatter_class=_Help)
     _common(draw)
     draw.add_argument(
@@ -516,6 +518,64 @@ def compiled_spec_text(spec: Spec) -> str:
                 lines[i] = re.sub(r"#.*$", "# mvitdsl compile --input", new)
             break
     return "\n".join(lines) + "\n"
+
+
+def _bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.add_parser("bench", help="measure a spec's speed on this device")
+    _common(bench)
+    bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    bench.add_argument(
+        "--dtype",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="bf16/fp16: autocast (add --pure for a model built in that dtype)",
+    )
+    bench.add_argument("--pure", action="store_true", help="build(dtype=...) instead of autocast")
+    bench.add_argument("--batch", type=int, default=1)
+    bench.add_argument("--train", action="store_true", help="time an SGD step, not inference")
+    bench.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True)")
+    bench.add_argument(
+        "--no-optimize", action="store_true", help="the semantic graph without the CPU layer"
+    )
+    bench.add_argument("--reps", type=int, default=5)
+    bench.add_argument("--warmup", type=int, default=1)
+    bench.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    bench.add_argument(
+        "--peak-tflops", type=float, default=None, help="a vendor peak instead of the probe"
+    )
+    bench.add_argument("--against", choices=("torchvision", "timm"), default=None)
+    bench.add_argument("--format", choices=("text", "json"), default="text")
+    bench.set_defaults(run=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    spec = _load(args)  # checked before torch is imported
+    from .backend.bench import BenchOptions, render_text
+    from .backend.bench import run as bench
+
+    opts = BenchOptions(
+        device=args.device,
+        dtype=args.dtype,
+        pure=args.pure,
+        batch=args.batch,
+        train=args.train,
+        compile=args.compile,
+        optimize=False if args.no_optimize else "auto",
+        reps=args.reps,
+        warmup=args.warmup,
+        threads=args.threads,
+        peak_tflops=args.peak_tflops,
+        against=args.against,
+        progress=sys.stderr.isatty() or args.format == "text",
+    )
+    try:
+        result = bench(spec, opts)
+    except ValueError as e:
+        print(f"\nmvitdsl: {e}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)  # end the progress line
+    print(json.dumps(result, indent=2) if args.format == "json" else render_text(result))
+    return 0
 
 
 def run_draw(args: argparse.Namespace) -> int:

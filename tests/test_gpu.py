@@ -82,3 +82,42 @@ def test_artifact_runs_on_cuda_in_bf16(pair, tmp_path: Path) -> None:
         )
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def test_cpu_built_model_moved_to_cuda_trains_under_bf16_autocast() -> None:
+    """The CPU layer decides on the tensors: after .to("cuda") the pools use aten (cuDNN),
+    and its registered op's CUDA kernel is aten's too; gradients agree with fp32 (cosine)."""
+    from mvitdsl.backend import optimize as layer
+
+    spec = mvitdsl.load_spec(ROOT / "specs" / "mvit_b.mv", input_size=(3, 8, 128, 128))
+    torch.manual_seed(0)
+    gm = mvitdsl.build(spec).cuda().eval()  # built for the CPU: the layer is on
+    assert layer.is_optimized(gm)
+    x = torch.randn(2, 3, 8, 128, 128, device="cuda")
+    grads = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        gm.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            gm(x).float().logsumexp(-1).mean().backward()
+        grads[dtype] = torch.cat([p.grad.flatten() for p in gm.parameters()])
+    cos = torch.nn.functional.cosine_similarity(grads[torch.float32], grads[torch.bfloat16], 0)
+    assert cos > 0.98
+    w = torch.randn(4, 1, 3, 3, 3, device="cuda", requires_grad=True)
+    xi = torch.randn(2, 8, 4, 6, 6, device="cuda", requires_grad=True)
+    torch.library.opcheck(torch.ops.mvitdsl.pool_conv.default, (xi, w, [1, 2, 2], [1, 1, 1]))
+
+
+def test_fp16_autocast_training_step_with_grad_scaler() -> None:
+    spec = mvitdsl.load_spec(ROOT / "specs" / "mvitv2_s.mv", input_size=(3, 8, 128, 128))
+    gm = mvitdsl.build(spec, device="cuda").train()
+    opt = torch.optim.SGD(gm.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cuda")
+    x = torch.randn(2, 3, 8, 128, 128, device="cuda")
+    for _ in range(2):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = torch.nn.functional.cross_entropy(gm(x), torch.tensor([1, 2], device="cuda"))
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    assert torch.isfinite(loss)

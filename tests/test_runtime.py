@@ -1,5 +1,5 @@
-"""runtime.DepthwiseConv (the pools' training conv): its hand-written backward equals autograd
-through F.conv2d / F.conv3d."""
+"""The CPU layer's pool conv (the registered op mvitdsl::pool_conv): its hand-written CPU
+backward equals autograd through F.conv2d / F.conv3d; the op passes torch.library.opcheck."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mvitdsl.backend import runtime  # noqa: E402
+from mvitdsl.backend import optimize, runtime  # noqa: E402
 
 
 @st.composite
@@ -57,21 +57,56 @@ def test_depthwise_backward_equals_autograd_through_conv(case: tuple) -> None:
     expected = conv(x, w.repeat(heads, *(1,) * (nd + 1)), None, stride, padding, 1, channels)
     grad = torch.randn_like(expected)
     want = torch.autograd.grad(expected, (x, w), grad)
-    out = runtime.DepthwiseConv.apply(x, w, tuple(stride), tuple(padding))
+    out = torch.ops.mvitdsl.pool_conv(x, w, list(stride), list(padding))
     got = torch.autograd.grad(out, (x, w), grad)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
     for g, e in zip(got, want):
         torch.testing.assert_close(g, e, rtol=0, atol=1e-10)
 
 
-def test_depthwise_conv_uses_its_own_backward_only_while_training_video() -> None:
+def test_cpu_layer_uses_the_op_only_while_training_video() -> None:
     x = torch.randn(2, 4, 3, 6, 6, requires_grad=True)
     w = torch.randn(2, 1, 3, 3, 3, requires_grad=True)  # 2 heads of 2 channels
-    out = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
-    assert type(out.grad_fn).__name__ == "DepthwiseConvBackward"
+    out = optimize.pool_conv(x, w, (1, 2, 2), (1, 1, 1))
+    assert "pool_conv" in type(out.grad_fn).__name__.lower()
     with torch.no_grad():
-        plain = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
+        plain = optimize.pool_conv(x, w, (1, 2, 2), (1, 1, 1))
     assert plain.grad_fn is None
     torch.testing.assert_close(plain, out.detach(), rtol=0, atol=0)
-    image = runtime.depthwise_conv(x[:, :, 0], w[:, :, 0], (2, 2), (1, 1))
+    image = optimize.pool_conv(x[:, :, 0], w[:, :, 0], (2, 2), (1, 1))
     assert type(image.grad_fn).__name__ == "ConvolutionBackward0"  # oneDNN's 2-D backward
+    semantic = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
+    torch.testing.assert_close(out, semantic, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stride", [(1, 1, 1), (1, 2, 2)])
+def test_pool_conv_op_passes_opcheck(stride: tuple[int, ...]) -> None:
+    x = torch.randn(2, 6, 3, 6, 6).transpose(1, 4).contiguous().transpose(1, 4)
+    w = torch.randn(3, 1, 3, 3, 3)
+    x.requires_grad_(True), w.requires_grad_(True)
+    result = torch.library.opcheck(torch.ops.mvitdsl.pool_conv.default,
+                                   (x, w, list(stride), [1, 1, 1]))
+    assert set(result.values()) == {"SUCCESS"}, result
+
+
+def test_pool_conv_backward_default_kernel_equals_cpu_kernel() -> None:
+    """The kernel other devices get (aten's convolution_backward) and the CPU one agree."""
+    x = torch.randn(2, 6, 4, 7, 7, dtype=torch.float64)
+    w = torch.randn(3, 1, 3, 3, 3, dtype=torch.float64)
+    grad = torch.randn(2, 6, 4, 4, 4, dtype=torch.float64)
+    cpu = optimize._cpu_backward(grad, x, w, [1, 2, 2], [1, 1, 1])
+    aten = optimize._aten_backward(grad, x, w, [1, 2, 2], [1, 1, 1])
+    for a, b in zip(cpu, aten):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_registration_is_idempotent() -> None:
+    """An artifact and mvitdsl (or two loads of the layer) may share one process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("optimize_again", optimize.__file__,
+                                                  submodule_search_locations=None)
+    assert spec is not None
+    before = torch.ops.mvitdsl.pool_conv.default
+    optimize._register()  # a second call defines nothing
+    assert torch.ops.mvitdsl.pool_conv.default is before

@@ -15,6 +15,7 @@ from torch import fx
 
 from ..analysis.naming import expected_shapes
 from ..ir import Model
+from . import optimize as layer
 from .emit import emit
 from .features import to_features
 from .finetune import indexable_head
@@ -33,6 +34,7 @@ def build_module(
     new_head: bool = False,
     features: Any = None,
     feature_norm: bool | None = None,
+    optimize: bool | str = "auto",
 ) -> fx.GraphModule:
     """Emit `model` with fresh weights (or `weights`, converted and resized: see build's doc);
     on "meta" a 667M-parameter model costs nothing. Bad arguments: TypeError / ValueError."""
@@ -50,6 +52,8 @@ def build_module(
         gm = gm.to(device=device, dtype=dtype)
     if checkpoint is not False:
         gm = checkpoint_blocks(gm, chosen)
+    if layer.wanted(optimize, device):  # the CPU optimisation layer over the semantic graph
+        gm = layer.optimize(gm)
     return gm
 
 

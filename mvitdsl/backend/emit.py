@@ -158,7 +158,7 @@ class BlockEmitter(Emitter):
         """Pool one of q, k, v: (B, L, A) -> (B, heads, L', hd); cls bypasses it.
 
         The pool runs channels-last on all heads at once (one depthwise conv over A channels,
-        the per-head kernel shared), so the only copy is the channels-last input."""
+        the per-head kernel shared), reading a view of x."""
         b, flow = self.block, self.flow
         heads, hd = b.heads, b.head_dim
         if pool.exists:
@@ -176,11 +176,10 @@ class BlockEmitter(Emitter):
         return self.method("transpose", x, 1, 2)
 
     def channels_last(self, t: fx.Node, grid: Dims3) -> fx.Node:
-        """(B, THW, C) -> (B, C, T, H, W) channels-last: a dense copy in inference, the
-        strided view while training (see runtime.channels_last)."""
+        """(B, THW, C) -> (B, C, T, H, W): a strided channels-last view, no copy (the CPU
+        layer makes a dense copy in inference: backend/optimize.py)."""
         t = self.method("transpose", t, 1, 2)
-        t = self.method("unflatten", t, 2, self.grid(grid))
-        return self.fn(runtime.channels_last, t)
+        return self.method("unflatten", t, 2, self.grid(grid))
 
     def pool_op(self, target: str, t: fx.Node, pool: Pool, hd: int) -> fx.Node:
         kernel, stride, padding = (self.grid(v) for v in (pool.kernel, pool.stride, pool.padding))

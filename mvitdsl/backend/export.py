@@ -17,6 +17,7 @@ from torch import fx
 from torch.export import Dim, ExportedProgram
 
 from ..ir import Model
+from .optimize import semantic_graph
 
 MAX_BATCH = 1024
 
@@ -38,7 +39,7 @@ def _dynamic_batch() -> dict[str, dict[int, Dim]]:
 def export_program(gm: fx.GraphModule, x: torch.Tensor) -> ExportedProgram:
     """torch.export of the eval-mode model with a dynamic batch dimension."""
     gm = gm.eval()
-    with torch.no_grad():
+    with torch.no_grad(), semantic_graph(gm):  # exports carry the semantic graph
         return torch.export.export(gm, (x,), dynamic_shapes=_dynamic_batch())
 
 

@@ -1,0 +1,425 @@
+"""`mvitdsl bench`: a spec's measured speed on this device, and the one timing loop of the code
+base (benchmarks/run.py and `make bench` use `time_alternating` too).
+
+Throughput (clips or images per second), latency median and spread, peak memory (the CUDA
+allocator's, or the RSS high-water mark on the CPU), the time per stage (one instrumented
+pass, hooks around the blocks of each stage), achieved TFLOP/s (2 FLOP per analytic MAC, a
+training step counted as 3x the forward) and its fraction of the device's peak: measured by a
+short dense matmul probe at that dtype, or a vendor figure given with --peak-tflops.
+`--against torchvision|timm` runs the reference model with the same weights, alternating.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ..analysis.analyze import analyze
+from ..ir import Model
+from .export import input_shape
+
+
+class Spec(Protocol):
+    """What bench reads of a checked spec (mvitdsl.spec.Spec has it); the backend never imports
+    the driver."""
+
+    @property
+    def model(self) -> Model: ...
+    @property
+    def name(self) -> str: ...
+
+
+SCHEMA = 1  # the JSON shape's version; `kind` names the shape (as every JSON output)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# spec name -> (source, model name) of the reference implementation
+REFERENCES: dict[str, tuple[str, str]] = {
+    "mvit_b": ("torchvision", "mvit_v1_b"),
+    "mvitv2_s": ("torchvision", "mvit_v2_s"),
+    "mvitv2_t_image": ("timm", "mvitv2_tiny"),
+    "mvitv2_s_image": ("timm", "mvitv2_small"),
+    "mvitv2_b_image": ("timm", "mvitv2_base"),
+    "mvitv2_l_image": ("timm", "mvitv2_large"),
+    "mvitv2_h_image": ("timm", "mvitv2_huge"),
+}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure: settings as data (the CLI fills them in)."""
+
+    device: str = "cpu"
+    dtype: str = "fp32"  # fp32, or bf16 / fp16 autocast
+    pure: bool = False  # build(dtype=...) in bf16/fp16 instead of autocast
+    batch: int = 1
+    train: bool = False
+    compile: bool = False
+    optimize: bool | str = "auto"
+    reps: int = 5
+    warmup: int = 1
+    threads: int | None = None
+    peak_tflops: float | None = None
+    against: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class Timing:
+    seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_alternating(
+    fns: dict[str, Callable[[], object]],
+    reps: int,
+    device: str = "cpu",
+    warmup: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Timing]:
+    """Seconds per call of each fn, calling them in turn so that all see the same load; also
+    process CPU seconds (on a shared machine with one thread, the steadier measure). The only
+    timing loop of mvitdsl: `mvitdsl bench`, benchmarks/run.py and `make bench` use it."""
+    out = {k: Timing() for k in fns}
+    for rep in range(warmup + reps):
+        for key, fn in fns.items():
+            sync(device)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            sync(device)
+            if rep >= warmup:
+                out[key].seconds.append(time.perf_counter() - start)
+                out[key].cpu_seconds.append(time.process_time() - start_cpu)
+        if progress is not None:
+            label = "warm-up" if rep < warmup else f"rep {rep - warmup + 1}/{reps}"
+            last = ", ".join(
+                f"{k} {t.seconds[-1] * 1e3:.1f} ms" for k, t in out.items() if t.seconds
+            )
+            progress(f"{label}{': ' + last if last else ''}")
+    return out
+
+
+# -- the steps timed
+
+
+def autocast(device: str, dtype: str, pure: bool) -> Any:
+    enabled = dtype != "fp32" and not pure
+    return torch.autocast(torch.device(device).type, dtype=DTYPES[dtype], enabled=enabled)
+
+
+def eval_step(model: nn.Module, x: torch.Tensor, opts: BenchOptions) -> Callable[[], object]:
+    model.eval()
+
+    def run() -> object:
+        with torch.inference_mode(), autocast(opts.device, opts.dtype, opts.pure):
+            return model(x)
+
+    return run
+
+
+def train_step(model: nn.Module, x: torch.Tensor, opts: BenchOptions) -> Callable[[], object]:
+    """One SGD step: forward, cross-entropy on fixed labels, backward (through a GradScaler
+    for fp16 autocast), update."""
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    device_type = torch.device(opts.device).type
+    scaler = torch.amp.GradScaler(device_type, enabled=opts.dtype == "fp16" and not opts.pure)
+    labels: torch.Tensor | None = None
+
+    def run() -> object:
+        nonlocal labels
+        opt.zero_grad(set_to_none=True)
+        with autocast(opts.device, opts.dtype, opts.pure):
+            out = model(x)
+        if labels is None:
+            labels = torch.arange(x.shape[0], device=x.device) % out.shape[-1]
+        loss = nn.functional.cross_entropy(out.float(), labels)
+        scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+        scaler.step(opt)
+        scaler.update()
+        return loss
+
+    return run
+
+
+def step(model: nn.Module, x: torch.Tensor, opts: BenchOptions) -> Callable[[], object]:
+    return (train_step if opts.train else eval_step)(model, x, opts)
+
+
+# -- the models
+
+
+def build_model(spec: Spec, opts: BenchOptions) -> nn.Module:
+    from .build import build_module
+
+    dtype = DTYPES[opts.dtype] if opts.pure else None
+    return build_module(spec.model, device=opts.device, dtype=dtype, optimize=opts.optimize)
+
+
+def reference_model(spec: Spec, source: str, opts: BenchOptions) -> nn.Module:
+    """The reference implementation at the spec's input size, with the spec model's layout
+    of weights loaded afterwards by the caller."""
+    size = input_shape(spec.model)
+    want = REFERENCES.get(spec.name)
+    if want is None or want[0] != source:
+        raise ValueError(f"--against {source}: no {source} model is known for {spec.name}")
+    if source == "torchvision":
+        import torchvision
+
+        video = torchvision.models.video.mvit
+        original = video._mvit
+
+        def sized(**kw: object) -> nn.Module:
+            kw.update(temporal_size=size[1], spatial_size=(size[2], size[3]))
+            return original(**kw)  # type: ignore[no-any-return]
+
+        video._mvit = sized
+        try:
+            model = getattr(torchvision.models.video, want[1])()
+        finally:
+            video._mvit = original
+    else:
+        import timm
+
+        model = timm.create_model(want[1], pretrained=False, img_size=tuple(size[1:]))
+    dtype = DTYPES[opts.dtype] if opts.pure else None
+    return model.to(device=opts.device, dtype=dtype)  # type: ignore[no-any-return]
+
+
+def load_reference_weights(gm: nn.Module, ref: nn.Module, spec: Spec, source: str) -> None:
+    from .weights import convert_state_dict
+
+    state = ref.state_dict()
+    gm.load_state_dict(convert_state_dict(state, source, spec=spec), strict=True)  # type: ignore[arg-type]
+
+
+# -- what is measured besides time
+
+
+def matmul_peak_tflops(device: str, dtype: torch.dtype) -> float:
+    """The device's practical dense-matmul peak at this dtype: a short probe (TFLOP/s)."""
+    n = 8192 if device.startswith("cuda") else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    t = time_alternating({"mm": lambda: a @ b}, 5, device, warmup=2)["mm"].median
+    return 2 * n**3 / t / 1e12
+
+
+def peak_memory_gib(fn: Callable[[], object], device: str) -> tuple[float, str]:
+    """Peak memory of one call: the CUDA allocator's peak, or the growth of the process' RSS
+    high-water mark on the CPU (Linux; the kernel's mark is reset first)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**30, "cuda allocator peak"
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return float("nan"), "unavailable"
+    Path("/proc/self/clear_refs").write_text("5")
+    base = _status_kib(status, "VmRSS")
+    fn()
+    growth = max(0, _status_kib(status, "VmHWM") - base)
+    return growth / 2**20, "RSS high-water growth"
+
+
+def _status_kib(status: Path, key: str) -> int:
+    for line in status.read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def stage_times_ms(
+    gm: nn.Module, spec: Spec, fn: Callable[[], object], device: str
+) -> dict[str, float]:
+    """Milliseconds per stage in one call, from hooks around the stage's first and last block
+    (CUDA synchronised); `stem` and `head` are what lies before and after the blocks."""
+    blocks = getattr(gm, "blocks", None)
+    if blocks is None:
+        return {}
+    marks: dict[str, float] = {}
+    handles = []
+
+    def mark(name: str) -> Callable[..., None]:
+        def hook(*_: object) -> None:
+            sync(device)
+            marks[name] = time.perf_counter()
+
+        return hook
+
+    for stage in spec.model.stages:
+        first, last = blocks[stage.first], blocks[stage.first + stage.depth - 1]
+        handles.append(first.register_forward_pre_hook(mark(stage.name + "/start")))
+        handles.append(last.register_forward_hook(mark(stage.name + "/end")))
+    try:
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        end = time.perf_counter()
+    finally:
+        for h in handles:
+            h.remove()
+    stages = spec.model.stages
+    if not all(s.name + "/end" in marks for s in stages):
+        return {}
+    out = {"stem": (marks[stages[0].name + "/start"] - start) * 1e3}
+    for s in stages:
+        out[s.name] = (marks[s.name + "/end"] - marks[s.name + "/start"]) * 1e3
+    # in training, the backward and the update come after the last block's forward
+    out["head" if not any(p.grad is not None for p in gm.parameters()) else "head+backward"] = (
+        end - marks[stages[-1].name + "/end"]
+    ) * 1e3
+    return out
+
+
+# -- the whole measurement
+
+
+def run(spec: Spec, opts: BenchOptions) -> dict[str, Any]:
+    """Build, warm up, measure; a JSON-ready dict (keys shared with `mvitdsl check --format
+    json` where they mean the same: schema, params, gmacs, gmacs_fvcore, activation_gib)."""
+    say = _progress if opts.progress else (lambda _: None)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    report = analyze(spec.model, batch=opts.batch, dtype=opts.dtype)
+    say(f"building {spec.name} on {opts.device}")
+    torch.manual_seed(0)
+    gm = build_model(spec, opts)
+    size = input_shape(spec.model)
+    in_dtype = DTYPES[opts.dtype] if opts.pure else torch.float32
+    x = torch.randn(opts.batch, *size, device=opts.device, dtype=in_dtype)
+    models: dict[str, nn.Module] = {"mvitdsl": gm}
+    if opts.against:
+        ref = reference_model(spec, opts.against, opts)
+        load_reference_weights(gm, ref, spec, opts.against)
+        models[opts.against] = ref
+    runners: dict[str, Callable[[], object]] = {}
+    for key, model in models.items():
+        target: Any = torch.compile(model, fullgraph=key == "mvitdsl") if opts.compile else model
+        runners[key] = step(target, x, opts)
+    say("warming up" + (" (torch.compile)" if opts.compile else ""))
+    timings = time_alternating(
+        runners, opts.reps, opts.device, warmup=opts.warmup, progress=lambda s: say(s)
+    )
+    ours = timings["mvitdsl"]
+    per_step = ours.median
+    flop = 2 * report.macs * opts.batch * (3 if opts.train else 1)  # report.macs: per clip
+    tflops = flop / per_step / 1e12
+    if opts.peak_tflops is not None:
+        peak, peak_source = opts.peak_tflops, "vendor figure (--peak-tflops)"
+    else:
+        say("probing the matmul peak")
+        peak = matmul_peak_tflops(opts.device, DTYPES[opts.dtype])
+        peak_source = f"measured: dense {opts.dtype} matmul probe"
+    mem, mem_source = peak_memory_gib(runners["mvitdsl"], opts.device)
+    stages = stage_times_ms(gm, spec, step(gm, x, opts), opts.device)
+    result: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": "bench",
+        "spec": spec.name,
+        "device": _device_name(opts.device),
+        "dtype": _dtype_label(opts),
+        "mode": "train" if opts.train else "eval",
+        "compile": opts.compile,
+        "optimize": opts.optimize,
+        "threads": torch.get_num_threads(),
+        "batch": opts.batch,
+        "input": list(size),
+        "params": report.params,
+        "gmacs": report.macs / 1e9,
+        "gmacs_fvcore": report.macs_fvcore / 1e9,
+        "activation_gib": report.activation_bytes / 2**30,
+        "reps": opts.reps,
+        "clips_per_s": opts.batch / per_step,
+        "latency_ms_median": per_step * 1e3,
+        "latency_ms_min": min(ours.seconds) * 1e3,
+        "latency_ms_max": max(ours.seconds) * 1e3,
+        "latency_ms_iqr": _iqr(ours.seconds) * 1e3,
+        "peak_mem_gib": mem,
+        "peak_mem_source": mem_source,
+        "stages_ms": stages,
+        "tflops": tflops,
+        "peak_tflops": peak,
+        "peak_source": peak_source,
+        "mfu": tflops / peak,
+    }
+    if opts.against:
+        theirs = timings[opts.against]
+        result["against"] = {
+            "reference": f"{opts.against} {REFERENCES[spec.name][1]}",
+            "latency_ms_median": theirs.median * 1e3,
+            "clips_per_s": opts.batch / theirs.median,
+            "ratio": theirs.median / per_step,  # > 1: mvitdsl is faster
+        }
+    return result
+
+
+def _dtype_label(opts: BenchOptions) -> str:
+    if opts.dtype == "fp32":
+        return "fp32"
+    return opts.dtype + (" (pure)" if opts.pure else " autocast")
+
+
+def _iqr(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    q = statistics.quantiles(values, n=4)
+    return q[2] - q[0]
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _progress(line: str) -> None:
+    if sys.stderr.isatty():  # one line, rewritten
+        print(f"\r\033[K[bench] {line}", end="", file=sys.stderr, flush=True)
+    else:
+        print(f"[bench] {line}", file=sys.stderr, flush=True)
+
+
+def render_text(r: dict[str, Any]) -> str:
+    unit = "clips" if len(r["input"]) == 4 else "images"
+    lines = [
+        f"{r['spec']}: {r['mode']} {r['dtype']} batch {r['batch']} input "
+        f"{'x'.join(map(str, r['input']))} on {r['device']}"
+        + (" (torch.compile)" if r["compile"] else ""),
+        f"  {r['clips_per_s']:.2f} {unit}/s; latency median {r['latency_ms_median']:.1f} ms "
+        f"(min {r['latency_ms_min']:.1f}, max {r['latency_ms_max']:.1f}, IQR "
+        f"{r['latency_ms_iqr']:.1f}; {r['reps']} reps)",
+        f"  peak memory {r['peak_mem_gib']:.3f} GiB ({r['peak_mem_source']})",
+        f"  {r['tflops']:.3f} TFLOP/s achieved ({r['gmacs']:.1f} GMACs x 2"
+        f"{' x 3 (training)' if r['mode'] == 'train' else ''}); peak {r['peak_tflops']:.3f} "
+        f"TFLOP/s ({r['peak_source']}); fraction {r['mfu']:.1%}",
+    ]
+    if r["stages_ms"]:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items())
+        lines.append(f"  per stage (ms, one instrumented pass): {parts}")
+    if "against" in r:
+        a = r["against"]
+        lines.append(
+            f"  {a['reference']}: {a['latency_ms_median']:.1f} ms median; ratio "
+            f"{a['ratio']:.2f}x (reference / mvitdsl, alternated, same weights)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,310 @@
+"""The optimisation layer: device-specific replacements for nodes of the semantic graph.
+
+The emitter writes the reference semantics with standard torch ops (`runtime`: a depthwise
+`F.conv3d`/`F.conv2d` for the pools, a functional relative-position bias, SDPA, LayerNorm).
+`optimize(gm)` (applied by `build(..., optimize="auto")` when the model is built for the CPU)
+swaps two of those calls for functions of this module, recording the semantic target in the
+node's meta so `semantic(gm)` can undo it (artifacts and exports are written from the
+semantic graph):
+
+- `pool_conv` for `runtime.depthwise_conv`: in inference a dense channels-last copy before
+  the conv; while training a 3-D pool, the registered op `mvitdsl::pool_conv`, whose
+  backward (`mvitdsl::pool_conv_backward`) has a CPU kernel faster than oneDNN's depthwise
+  backward (benchmarks/pool_conv.py) and aten's `convolution_backward` (cuDNN) elsewhere;
+- `rel_pos_bias` for `runtime.rel_pos_bias`: in inference the cls-padded bias written into
+  its buffer (no zero-filled full-size tensor, no padding copy).
+
+Every branch here decides on the tensors at run time (device, grad mode, autocast), never on
+`torch.compiler.is_compiling()`, so a model moved with `.to("cuda")` after building, or run
+under autocast, stays correct, and torch.compile traces the same kernels eager runs (the
+registered ops are opaque to it). Each branch computes the same numbers as the semantic call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, fx
+
+from . import runtime
+
+NAMESPACE = "mvitdsl"
+
+
+# -- the registered ops (namespaced, defined once per process even if this file is loaded twice)
+
+
+def _defined(name: str) -> bool:
+    try:
+        getattr(getattr(torch.ops, NAMESPACE), name)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def _conv(x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int]) -> Tensor:
+    return runtime.depthwise_conv(x, weight, tuple(stride), tuple(padding))
+
+
+def _aten_backward(
+    grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int]
+) -> tuple[Tensor, Tensor]:
+    """Both gradients through aten's convolution_backward (cuDNN on CUDA)."""
+    channels = x.shape[1]
+    full = runtime.per_channel(weight, channels)
+    ones = [1] * (x.dim() - 2)
+    zeros = [0] * (x.dim() - 2)
+    gx, gw, _ = torch.ops.aten.convolution_backward(
+        grad, x, full, None, list(stride), list(padding), ones, False, zeros, channels,
+        [True, True, False],
+    )  # fmt: skip
+    return _laid_out(gx, gw.reshape(-1, weight.shape[0], *gw.shape[1:]).sum(0))
+
+
+def _laid_out(gx: Tensor, gw: Tensor) -> tuple[Tensor, Tensor]:
+    """The gradients in the layout every kernel (and the fake one) returns: the input's
+    channels-last, the filters' contiguous."""
+    return gx.contiguous(memory_format=_memory_format(gx)), gw.contiguous()
+
+
+def _backward_fake(
+    grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int]
+) -> tuple[Tensor, Tensor]:
+    gx = torch.empty(x.shape, dtype=grad.dtype, device=x.device, memory_format=_memory_format(x))
+    return gx, torch.empty(weight.shape, dtype=grad.dtype, device=weight.device)
+
+
+def _cpu_backward(
+    grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int]
+) -> tuple[Tensor, Tensor]:
+    """The input gradient as a forward conv, the weight gradient as one multiply-sum per
+    kernel tap: faster than oneDNN's 3-D depthwise backward, with less scratch memory."""
+    kernel = weight.shape[2:]
+    if not all(p < k for p, k in zip(padding, kernel)):  # never so for MViT pools
+        return _aten_backward(grad, x, weight, stride, padding)
+    stride, padding = tuple(stride), tuple(padding)
+    grad = grad.contiguous(memory_format=_memory_format(grad))
+    full = runtime.per_channel(weight, x.shape[1])
+    gx = depthwise_grad_input(grad, full, x.shape[2:], stride, padding)
+    gw = depthwise_grad_weight(grad, x, kernel, stride, padding)
+    return _laid_out(gx, gw.reshape(-1, weight.shape[0], *gw.shape[1:]).sum(0))
+
+
+def _register() -> None:
+    if _defined("pool_conv"):
+        return
+    conv = torch.library.custom_op(f"{NAMESPACE}::pool_conv", mutates_args=())(_conv)
+    conv.register_fake(_conv)  # aten's conv on fake tensors: the real output's metadata
+
+    def backward_default(
+        grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int]
+    ) -> tuple[Tensor, Tensor]:
+        return _aten_backward(grad, x, weight, stride, padding)
+
+    bwd = torch.library.custom_op(f"{NAMESPACE}::pool_conv_backward", mutates_args=())(
+        backward_default
+    )
+    bwd.register_kernel("cpu")(_cpu_backward)
+    bwd.register_fake(_backward_fake)
+
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        x, weight, stride, padding = inputs
+        ctx.save_for_backward(x, weight)  # the per-head filters, not their repeats
+        ctx.stride, ctx.padding = stride, padding
+
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        x, weight = ctx.saved_tensors
+        op = getattr(torch.ops, NAMESPACE).pool_conv_backward
+        gx, gw = op(grad, x, weight, ctx.stride, ctx.padding)
+        return gx, gw, None, None
+
+    conv.register_autograd(backward, setup_context=setup_context)
+
+
+_register()
+
+
+def _autocast(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors in the autocast dtype when autocast is on for their device (what autocast
+    does to aten's conv; a registered op is not cast by itself)."""
+    device = tensors[0].device.type
+    if not torch.is_autocast_enabled(device):
+        return tensors
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(t.to(dtype) if t.is_floating_point() else t for t in tensors)
+
+
+# -- the replacements
+
+
+def pool_conv(x: Tensor, weight: Tensor, stride: Any, padding: Any) -> Tensor:
+    """`runtime.depthwise_conv`, tuned for the CPU (see the module docstring)."""
+    if not runtime.records_grad(x, weight):
+        if x.device.type == "cpu":  # oneDNN's depthwise forward is faster on dense NDHWC
+            x = x.contiguous(memory_format=_memory_format(x))
+        return runtime.depthwise_conv(x, weight, stride, padding)
+    if x.dim() != 5 or x.device.type != "cpu":  # oneDNN's 2-D backward wins; cuDNN elsewhere
+        return runtime.depthwise_conv(x, weight, stride, padding)
+    x, weight = _autocast(x, weight)
+    op = getattr(torch.ops, NAMESPACE).pool_conv
+    out: Tensor = op(x, weight, list(stride), list(padding))
+    return out
+
+
+def rel_pos_bias(
+    q: Tensor,
+    q_grid: tuple[int, int, int],
+    k_grid: tuple[int, int, int],
+    rel_pos_t: Tensor | None,
+    rel_pos_h: Tensor,
+    rel_pos_w: Tensor,
+    cls: bool,
+) -> Tensor:
+    """`runtime.rel_pos_bias`; in inference the cls-padded bias is written into its buffer."""
+    if not cls or runtime.records_grad(q, rel_pos_h):
+        return runtime.rel_pos_bias(q, q_grid, k_grid, rel_pos_t, rel_pos_h, rel_pos_w, cls)
+    bias, bias_t = runtime.rel_pos_terms(q, q_grid, k_grid, rel_pos_t, rel_pos_h, rel_pos_w, cls)
+    B, heads = bias.shape[:2]
+    lq, lk = q_grid[0] * q_grid[1] * q_grid[2], k_grid[0] * k_grid[1] * k_grid[2]
+    out = bias.new_empty(B, heads, lq + 1, lk + 1)
+    out[:, :, 0, :] = 0
+    out[:, :, 1:, 0] = 0
+    body = out[:, :, 1:, 1:].view(B, heads, *q_grid, *k_grid)  # a strided view of the buffer
+    body.copy_(bias)  # broadcast over kt
+    if bias_t is not None:
+        body.add_(bias_t)  # (torch.add(..., out=body) would be one pass less, but dynamo
+        # refuses a non-contiguous out=, and this layer must trace as it runs)
+    return out
+
+
+REPLACEMENTS: dict[Any, Any] = {
+    runtime.depthwise_conv: pool_conv,
+    runtime.rel_pos_bias: rel_pos_bias,
+}
+_SEMANTIC = "mvitdsl_semantic_target"
+
+
+def wanted(optimize: bool | str, device: Any) -> bool:
+    """Whether `build(..., optimize=)` applies the layer: "auto" for CPU builds only (the
+    CUDA path is aten/cuDNN until a GPU measurement says otherwise)."""
+    if optimize == "auto":
+        return device is None or torch.device(device).type == "cpu"
+    if isinstance(optimize, str):
+        raise ValueError(f"optimize: expected True, False or 'auto', got {optimize!r}")
+    return bool(optimize)
+
+
+def _graphs(gm: fx.GraphModule) -> list[fx.GraphModule]:
+    return [m for m in gm.modules() if isinstance(m, fx.GraphModule)]
+
+
+def optimize(gm: fx.GraphModule) -> fx.GraphModule:
+    """Swap the semantic calls for this layer's (in place); idempotent."""
+    for sub in _graphs(gm):
+        changed = False
+        for node in sub.graph.nodes:
+            if node.op == "call_function" and node.target in REPLACEMENTS:
+                node.meta[_SEMANTIC] = node.target
+                node.target = REPLACEMENTS[node.target]
+                changed = True
+        if changed:
+            sub.recompile()
+    return gm
+
+
+def semantic(gm: fx.GraphModule) -> fx.GraphModule:
+    """Undo `optimize` (in place): the graph of standard ops that artifacts and exports get."""
+    for sub in _graphs(gm):
+        changed = False
+        for node in sub.graph.nodes:
+            if _SEMANTIC in node.meta:
+                node.target = node.meta.pop(_SEMANTIC)
+                changed = True
+        if changed:
+            sub.recompile()
+    return gm
+
+
+def is_optimized(gm: fx.GraphModule) -> bool:
+    return any(_SEMANTIC in n.meta for sub in _graphs(gm) for n in sub.graph.nodes)
+
+
+@contextlib.contextmanager
+def semantic_graph(gm: fx.GraphModule) -> Iterator[fx.GraphModule]:
+    """gm as its semantic graph for the duration (writing an artifact, exporting), then as it
+    was."""
+    optimized = is_optimized(gm)
+    semantic(gm)
+    try:
+        yield gm
+    finally:
+        if optimized:
+            optimize(gm)
+
+
+# -- the CPU backward of a depthwise pool conv
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """Channels-last for x's rank."""
+    return torch.channels_last_3d if x.dim() == 5 else torch.channels_last
+
+
+def _index(trailing: list[slice]) -> tuple[Any, ...]:
+    """x[..., a, b, c]: slices of the trailing (spatial) axes."""
+    return (Ellipsis, *trailing)
+
+
+def _zeros_around(x: Tensor, size: list[int], starts: Any, steps: Any) -> Tensor:
+    """A zero channels-last (B, C, *size) tensor with x written from `starts` every `steps`."""
+    shape = (*x.shape[:2], *size)
+    fmt = _memory_format(x)
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt).zero_()
+    window = [slice(a, a + (m - 1) * s + 1, s) for a, m, s in zip(starts, x.shape[2:], steps)]
+    out[_index(window)] = x
+    return out
+
+
+def depthwise_grad_input(
+    grad: Tensor, weight: Tensor, size: Any, stride: tuple[int, ...], padding: tuple[int, ...]
+) -> Tensor:
+    """The input gradient of a depthwise conv as a forward conv: the output gradient, spread
+    out by the stride (zeros between) and padded to n + k - 1, correlated with the flipped
+    kernel. With stride 1 the conv pads by itself (no buffer)."""
+    kernel = weight.shape[2:]
+    conv = F.conv3d if grad.dim() == 5 else F.conv2d
+    flipped = weight.flip(list(range(2, weight.dim())))
+    before = [k - 1 - p for k, p in zip(kernel, padding)]
+    if all(s == 1 for s in stride) and list(grad.shape[2:]) == list(size):
+        return conv(grad, flipped, None, 1, before, 1, weight.shape[0])
+    full = [n + k - 1 for n, k in zip(size, kernel)]
+    spread = _zeros_around(grad, full, before, stride)
+    return conv(spread, flipped, None, 1, 0, 1, weight.shape[0])
+
+
+def depthwise_grad_weight(
+    grad: Tensor, x: Tensor, kernel: Any, stride: tuple[int, ...], padding: tuple[int, ...]
+) -> Tensor:
+    """The weight gradient of a depthwise conv: per kernel tap, the output gradient times the
+    input it met at that tap, summed over batch and positions (windows clipped at the borders
+    instead of padding a copy)."""
+    taps = []
+    dims = [0, *range(2, grad.dim())]
+    for tap in itertools.product(*(range(k) for k in kernel)):
+        g_idx: list[slice] = []
+        x_idx: list[slice] = []
+        for t, m, n, s, p in zip(tap, grad.shape[2:], x.shape[2:], stride, padding):
+            lo = max(0, -((t - p) // s))  # first output whose input index o*s + t - p >= 0
+            hi = min(m - 1, (n - 1 + p - t) // s)  # last one whose input index is < n
+            g_idx.append(slice(lo, hi + 1))
+            x_idx.append(slice(lo * s + t - p, hi * s + t - p + 1, s))
+        if any(sl.stop <= sl.start for sl in g_idx):
+            taps.append(grad.new_zeros(grad.shape[1]))
+            continue
+        taps.append((grad[_index(g_idx)] * x[_index(x_idx)]).sum(dims))
+    return torch.stack(taps, 1).reshape(grad.shape[1], 1, *kernel)

@@ -1,0 +1,153 @@
+"""Mixed precision on CPU: bf16 and fp16 autocast training steps (fp16 with a GradScaler) for a
+v1 video, a v2 video and an image spec; a pure bf16 build; the optimisation layer follows a
+model moved after building; torch.compile (eager and inductor, fullgraph) trains like eager."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import mvitdsl  # noqa: E402
+from mvitdsl.backend import optimize as layer  # noqa: E402
+
+V1_VIDEO = """
+model v1_video_test {
+  input      video 3x4x32x32
+  patch      conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 32
+  tokens     cls, position separable
+  attention  pool conv 3x3x3, pool_q_blocks first, stride_kv adaptive 1x2x2, mlp_ratio 2,
+             dim_change mlp
+  stages {
+    scale2      1     32    1     1x1x1
+    scale3      1     64    2     1x2x2
+  }
+  head       norm, cls, dropout 0.0, classes 10
+}
+"""
+V2_VIDEO = """
+model v2_video_test {
+  input      video 3x4x32x32
+  patch      conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 32
+  tokens     cls, position none
+  attention  pool conv 3x3x3, pool_q_blocks all, stride_kv adaptive 1x2x2, mlp_ratio 2,
+             dim_change attention, rel_pos decomposed, residual_pool all
+  stages {
+    scale2      1     32    1     1x1x1
+    scale3      1     64    2     1x2x2
+  }
+  head       norm, cls, classes 10
+}
+"""
+IMAGE = """
+model image_test {
+  input      image 3x32x32
+  patch      conv 7x7 stride 4x4 pad 3x3 -> 32
+  tokens     no_cls, position none
+  attention  pool conv 3x3, pool_q_blocks all, stride_kv adaptive 2x2, mlp_ratio 2,
+             dim_change attention, rel_pos decomposed, residual_pool all
+  stages {
+    scale2      1     32    1     1x1
+    scale3      1     64    2     2x2
+  }
+  head       norm, mean, classes 10
+}
+"""
+SPECS = {"v1_video": (V1_VIDEO, (3, 4, 32, 32)), "v2_video": (V2_VIDEO, (3, 4, 32, 32)),
+         "image": (IMAGE, (3, 32, 32))}
+
+
+def model_and_input(which: str, **build: object) -> tuple[nn.Module, torch.Tensor]:
+    text, size = SPECS[which]
+    torch.manual_seed(0)
+    gm = mvitdsl.build(mvitdsl.load_spec(text=text), **build)  # type: ignore[arg-type]
+    return gm, torch.randn(2, *size, generator=torch.Generator().manual_seed(1))
+
+
+def train_steps(gm: nn.Module, x: torch.Tensor, dtype: torch.dtype | None, steps: int = 3
+                ) -> list[float]:
+    """SGD steps under autocast (fp16 through a GradScaler); the losses."""
+    opt = torch.optim.SGD(gm.parameters(), lr=0.05)
+    scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
+    labels = torch.arange(x.shape[0]) % 10
+    losses = []
+    gm.train()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss = nn.functional.cross_entropy(gm(x), labels)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("which", list(SPECS))
+def test_autocast_training_steps(which: str, dtype: torch.dtype) -> None:
+    gm, x = model_and_input(which)
+    assert layer.is_optimized(gm)
+    losses = train_steps(gm, x, dtype)
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[0]
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in gm.parameters())
+
+
+@pytest.mark.parametrize("which", list(SPECS))
+def test_pure_bf16_build_trains(which: str) -> None:
+    gm, x = model_and_input(which, dtype=torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in gm.parameters())
+    losses = train_steps(gm, x.bfloat16(), None)
+    assert all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_layer_and_semantic_graph_give_the_same_numbers() -> None:
+    """Each branch of the layer computes the semantic call's numbers (eval and training)."""
+    gm, x = model_and_input("v2_video")
+    gm.eval()
+    with torch.no_grad():
+        fast = gm(x)
+    loss = gm(x).sum()
+    loss.backward()
+    g_fast = [p.grad.clone() for p in gm.parameters()]
+    gm.zero_grad()
+    layer.semantic(gm)
+    assert not layer.is_optimized(gm)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), fast, rtol=0, atol=1e-6)
+    gm(x).sum().backward()
+    for g, p in zip(g_fast, gm.parameters()):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_applies_the_layer_for_cpu_builds_only() -> None:
+    assert layer.wanted("auto", None) and layer.wanted("auto", "cpu")
+    assert not layer.wanted("auto", "cuda") and not layer.wanted("auto", "meta")
+    assert layer.wanted(True, "cuda") and not layer.wanted(False, "cpu")
+    with pytest.raises(ValueError):
+        layer.wanted("fast", None)
+
+
+def test_semantic_graph_context_restores_the_layer() -> None:
+    gm, _ = model_and_input("v1_video")
+    with layer.semantic_graph(gm):
+        assert not layer.is_optimized(gm)
+    assert layer.is_optimized(gm)
+
+
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+def test_compiled_training_equals_eager(backend: str) -> None:
+    """torch.compile(fullgraph=True) of the CPU-layer model: same loss and gradients."""
+    gm, x = model_and_input("v2_video")
+    gm.eval()  # no dropout / drop path: deterministic
+    labels = torch.arange(x.shape[0]) % 10
+    nn.functional.cross_entropy(gm(x), labels).backward()
+    eager = {k: p.grad.clone() for k, p in gm.named_parameters()}
+    gm.zero_grad(set_to_none=True)
+    compiled = torch.compile(gm, backend=backend, fullgraph=True)
+    nn.functional.cross_entropy(compiled(x), labels).backward()
+    for k, p in gm.named_parameters():
+        torch.testing.assert_close(p.grad, eager[k], rtol=1e-4, atol=1e-5, msg=k)
