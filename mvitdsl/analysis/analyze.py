@@ -179,7 +179,9 @@ def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     a, hd, heads = block.dim_attn, block.head_dim, block.heads
     qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, block.qkv_bias)
     proj_p, proj_m = linear(flow.len_q, a, a)
-    matmuls = 2 * heads * flow.len_q * flow.len_kv * hd
+    # each query attends to its window's K/V tokens (all of them when global)
+    attended = prod(block.window) if block.window is not None else flow.len_kv
+    matmuls = 2 * heads * flow.len_q * attended * hd
     rel_p = rel_m = 0
     if flow.rel_pos is not None:
         rel_p = sum(flow.rel_pos) * hd

@@ -224,3 +224,24 @@ def depthwise_grad_weight(
             continue
         taps.append((grad[_index(g_idx)] * x[_index(x_idx)]).sum(dims))
     return torch.stack(taps, 1).reshape(grad.shape[1], 1, *kernel)
+
+
+def window_partition(x: Tensor, grid: Any, window: Any) -> Tensor:
+    """Raster tokens (B, heads, T*H*W, d) -> windows (B, heads * n_windows, wt*wh*ww, d).
+
+    Windows tile the (T, H, W) grid in raster order; heads and windows share one batch-like dim,
+    so attention is a plain 4-D scaled_dot_product_attention."""
+    b, h, _, d = x.shape
+    (t, hh, w), (wt, wh, ww) = grid, window
+    x = x.reshape(b, h, t // wt, wt, hh // wh, wh, w // ww, ww, d)
+    x = x.permute(0, 1, 2, 4, 6, 3, 5, 7, 8)
+    return x.reshape(b, -1, wt * wh * ww, d)
+
+
+def window_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
+    """The inverse of window_partition: (B, heads * n_windows, wt*wh*ww, d) -> (B, heads, THW, d)."""
+    b, _, _, d = x.shape
+    (t, hh, w), (wt, wh, ww) = grid, window
+    x = x.reshape(b, heads, t // wt, hh // wh, w // ww, wt, wh, ww, d)
+    x = x.permute(0, 1, 2, 5, 3, 6, 4, 7, 8)
+    return x.reshape(b, heads, t * hh * w, d)

@@ -118,6 +118,8 @@ _STEM_RULES: dict[str, str] = {
     "pos_embed_class": "pos_encoding.class_pos",
     "head.projection.weight": "head.1.weight",
     "head.projection.bias": "head.1.bias",
+    "head.norm.weight": "norm.weight",  # timm's Hiera: mean, then the norm
+    "head.norm.bias": "norm.bias",
     "head.fc.weight": "head.1.weight",
     "head.fc.bias": "head.1.bias",
 }

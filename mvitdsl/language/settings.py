@@ -306,6 +306,26 @@ SETTINGS: tuple[Setting, ...] = (
                 per_stage=True,
             ),
             Option(
+                "scope",
+                "word",
+                "global",
+                "what a query attends to: every token (global) or the tokens of its mask-unit "
+                "window (Hiera); a stage's first block keeps the previous stage's scope",
+                "attention mask_unit 8x8, scope mask_unit",
+                choices=("global", "mask_unit"),
+                per_stage=True,
+            ),
+            Option(
+                "mask_unit",
+                "size",
+                None,
+                "the mask unit in tokens at the patch grid; the window of `scope mask_unit` is "
+                "the mask unit divided by the Q strides applied before the block",
+                "attention mask_unit 8x8, scope mask_unit",
+                range=COUNT,
+                default_text="none",
+            ),
+            Option(
                 "dropout",
                 "number",
                 0.0,
