@@ -52,3 +52,113 @@ def test_scope_lags_one_block() -> None:
     assert b1.pool_q.kernel == b1.pool_q.stride == (1, 2, 2)
     assert b1.pool_q.padding == (0, 0, 0) and not b1.pool_kv.exists
     assert b1.pool_skip.kernel == (1, 2, 2) and b1.pool_skip.padding == (0, 0, 0)
+
+
+IMAGE = {
+    "hiera_t_image.mv": "hiera_tiny_224",
+    "hiera_s_image.mv": "hiera_small_224",
+    "hiera_b_image.mv": "hiera_base_224",
+    "hiera_b_plus_image.mv": "hiera_base_plus_224",
+    "hiera_l_image.mv": "hiera_large_224",
+    "hiera_h_image.mv": "hiera_huge_224",
+}
+VIDEO_ARGS = dict(
+    num_classes=400,
+    stages=(2, 3, 16, 3),
+    q_pool=3,
+    q_stride=(1, 2, 2),
+    mask_unit_size=(1, 8, 8),
+    patch_kernel=(3, 7, 7),
+    patch_stride=(2, 4, 4),
+    patch_padding=(1, 3, 3),
+    sep_pos_embed=True,
+)
+
+torch = pytest.importorskip("torch")
+timm = pytest.importorskip("timm")
+
+from timm.models.hiera import Hiera  # noqa: E402
+
+from mvitdsl.backend.weights import convert_state_dict  # noqa: E402
+
+
+def _input(spec: mvitdsl.Spec, batch: int = 1, device: str = "meta") -> torch.Tensor:
+    i = spec.model.input
+    size = i.size if i.kind == "video" else i.size[1:]
+    return torch.empty(batch, i.channels, *size, device=device)
+
+
+def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    """Random values in every tensor (norms and biases too), so a swapped name shows."""
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return model.eval()
+
+
+def _parity(ref: torch.nn.Module, spec: mvitdsl.Spec, x: torch.Tensor) -> None:
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE))
+def test_params_equal_timm_on_meta(name: str) -> None:
+    with torch.device("meta"):
+        ref = timm.create_model(IMAGE[name], pretrained=False)
+    want = sum(p.numel() for p in ref.parameters())
+    assert analyze(load_spec(SPECS / name)).params == want
+
+
+def test_video_params_equal_timm_on_meta() -> None:
+    with torch.device("meta"):
+        ref = Hiera(img_size=(16, 224, 224), **VIDEO_ARGS)  # type: ignore[arg-type]
+    want = sum(p.numel() for p in ref.parameters())
+    assert analyze(load_spec(SPECS / "hiera_b_16x224.mv")).params == want
+
+
+@pytest.mark.parametrize("name", ["hiera_t_image.mv", "hiera_b_16x224.mv"])
+def test_flop_counter_equals_analysis_on_meta(name: str) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = load_spec(SPECS / name)
+    report = analyze(spec)
+    gm = mvitdsl.build(spec, device="meta").eval()
+    assert sum(p.numel() for p in gm.parameters()) == report.params
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = gm(_input(spec))
+    assert counter.get_total_flops() == 2 * report.macs
+    assert tuple(out.shape) == (1, spec.model.head.classes)
+
+
+def test_hiera_tiny_logits_equal_timm() -> None:
+    torch.manual_seed(0)
+    ref = _perturbed(timm.create_model("hiera_tiny_224", pretrained=False))
+    spec = load_spec(SPECS / "hiera_t_image.mv")
+    _parity(ref, spec, torch.randn(2, 3, 224, 224))
+
+
+def test_small_hiera_logits_equal_timm() -> None:
+    """Two mask-unit stages at 64x64 (mask unit 4x4), so the lag block's windows are exercised."""
+    torch.manual_seed(0)
+    ref = Hiera(
+        img_size=(64, 64),
+        embed_dim=32,
+        num_heads=1,
+        num_classes=10,
+        stages=(1, 2, 2),
+        q_pool=2,
+        mask_unit_size=(4, 4),
+        mask_unit_attn=(True, True, False),
+    )
+    spec = load_spec(TINY_HIERA)
+    _parity(_perturbed(ref), spec, torch.randn(2, 3, 64, 64))
+
+
+def test_video_hiera_logits_equal_timm_at_a_small_input() -> None:
+    torch.manual_seed(0)
+    ref = _perturbed(Hiera(img_size=(4, 64, 64), **VIDEO_ARGS))  # type: ignore[arg-type]
+    spec = load_spec(SPECS / "hiera_b_16x224.mv", input_size=(3, 4, 64, 64))
+    _parity(ref, spec, torch.randn(2, 3, 4, 64, 64))
