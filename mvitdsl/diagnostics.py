@@ -35,6 +35,7 @@ CODES: dict[str, str] = {
     "E305": "patch embedding width differs from the first stage",
     "E306": "model exceeds a budget",
     "E307": "position embedding does not fit the token grid",
+    "E308": "attention window does not fit the grid",
 }
 
 

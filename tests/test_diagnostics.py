@@ -66,6 +66,10 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "E307": ("`patch conv 3x3 stride 2x2` and `tokens cls, position joint` (on 32x32)",
              [("position none", "position joint"),
               ("conv 4x4 stride 4x4", "conv 3x3 stride 2x2")]),
+    "E308": ("`attention mask_unit 3x3` with `scope=mask_unit` on an 8x8 grid",
+             [("tokens cls", "tokens no_cls"),
+              ("  stages {", "  attention pool max, kernel_q 2x2, pool_pad zero, mask_unit 3x3\n  stages {"),
+              ("8  2  1x1\n", "8  2  1x1  scope=mask_unit\n")]),
 }
 
 EXPECTED = {
@@ -202,6 +206,12 @@ EXPECTED = {
    4 |   tokens cls, position joint
          ^^^^^^^^^^^^^^^^^^^^^^^^^^
   = hint: choose an input size divisible by the patch stride and an odd kernel with pad kernel//2, or 'position none'
+""",
+    "E308": """\
+<spec>:7:24: error[E308]: block 0: grid 8x8 is not divisible by window 3x3
+   7 |     s1  1   8  2  1x1  scope=mask_unit
+                              ^^^^^^^^^^^^^^^
+  = hint: choose an input size whose grids the mask unit divides
 """,
 }
 

@@ -54,6 +54,35 @@ def test_scope_lags_one_block() -> None:
     assert b1.pool_skip.kernel == (1, 2, 2) and b1.pool_skip.padding == (0, 0, 0)
 
 
+# (edits to TINY_HIERA, the code, the line the diagnostic points at, a phrase of its message)
+BROKEN = {
+    "no mask unit": ([("mask_unit 4x4, ", "")], "E210", 9, "sets no 'mask_unit'"),
+    "cls token": ([("no_cls, position joint", "cls, position joint")], "E210", 9, "cls token"),
+    "grid": ([("3x64x64", "3x40x40")], "E308", 9, "grid 10x10 is not divisible by window 4x4"),
+    "lagged window": (
+        [("mask_unit 4x4", "mask_unit 2x2"), ("128  4  2x2", "128  4  2x2  scope=mask_unit")],
+        "E308",
+        10,  # block 3 is stage s3's first: it attends in s2's scope, so the s2 row is blamed
+        "the scope of stage 's2'",
+    ),
+    "rel pos": ([("mlp_ratio 4,", "mlp_ratio 4, rel_pos decomposed,")], "E308", 9, "relative"),
+    "padded Q pool": ([("pool_pad zero", "pool_pad half")], "E308", 9, "same windows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_scope_mistakes_are_located(case: str) -> None:
+    edits, code, line, phrase = BROKEN[case]
+    text = TINY_HIERA
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new, 1)
+    with pytest.raises(mvitdsl.SpecError) as info:
+        load_spec(text)
+    (d,) = info.value.diagnostics
+    assert (d.code, d.span.line) == (code, line) and phrase in d.message, d
+
+
 IMAGE = {
     "hiera_t_image.mv": "hiera_tiny_224",
     "hiera_s_image.mv": "hiera_small_224",

@@ -239,7 +239,7 @@ def window_partition(x: Tensor, grid: Any, window: Any) -> Tensor:
 
 
 def window_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
-    """The inverse of window_partition: (B, heads * n_windows, wt*wh*ww, d) -> (B, heads, THW, d)."""
+    """window_partition's inverse: (B, heads * n_windows, wt*wh*ww, d) -> (B, heads, THW, d)."""
     b, _, _, d = x.shape
     (t, hh, w), (wt, wh, ww) = grid, window
     x = x.reshape(b, heads, t // wt, hh // wh, w // ww, wt, wh, ww, d)

@@ -86,6 +86,7 @@ class Lowering:
         train, norm = self.values("train"), self.values("norm")
         self.check_cells(attention)
         self.check_head(tokens, head)
+        self.check_scope(attention, tokens)
         if self.r.diagnostics:
             return None
         stages, blocks = expand(d.rows, attention, patch.dim, float(train["drop_path"]))
@@ -117,6 +118,32 @@ class Lowering:
                     "with 'dim_change attention' a stage changes width in its first block: "
                     "add a one-block stage at the new width",
                 )
+
+    def check_scope(self, attention: ir.Attention, tokens: ir.Tokens) -> None:
+        """`scope mask_unit` needs a mask unit, and no cls token to split off (E210)."""
+        rows = [r for r in self.d.rows if r.cells.get("scope") == "mask_unit"]
+        where = [r.columns["scope"].span() for r in rows]
+        if attention.scope == "mask_unit":
+            where.insert(0, self.d.where.get("attention", self.model_loc()).span())
+        if not where:
+            return
+        if attention.mask_unit is None:
+            self.r.error(
+                "E210",
+                "'scope mask_unit' attends inside mask units, but the model sets no 'mask_unit'",
+                where[0],
+                "add 'mask_unit 8x8' (in tokens of the patch grid) to 'attention'",
+            )
+        elif tokens.cls:
+            self.r.error(
+                "E210",
+                "'scope mask_unit' needs a model without a cls token (windows tile the patch grid)",
+                where[0],
+                "write 'tokens no_cls', or 'scope global'",
+            )
+
+    def model_loc(self) -> ir.Loc:
+        return loc(self.model.span, self.sources.get(self.model.file, ""))
 
     def check_head(self, tokens: ir.Tokens, head: ir.Head) -> None:
         """`head cls` needs a cls token to classify from (E210)."""
