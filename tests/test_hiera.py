@@ -191,3 +191,21 @@ def test_video_hiera_logits_equal_timm_at_a_small_input() -> None:
     ref = _perturbed(Hiera(img_size=(4, 64, 64), **VIDEO_ARGS))  # type: ignore[arg-type]
     spec = load_spec(SPECS / "hiera_b_16x224.mv", input_size=(3, 4, 64, 64))
     _parity(ref, spec, torch.randn(2, 3, 4, 64, 64))
+
+
+def test_check_blocks_and_resolved_show_windows_and_the_lag() -> None:
+    from mvitdsl.analysis.report_text import render_blocks
+    from mvitdsl.language.resolved import render_resolved
+
+    spec = load_spec(SPECS / "hiera_t_image.mv")
+    lines = render_blocks(analyze(spec)).splitlines()
+    block1 = next(line for line in lines if line.split()[:2] == ["1", "scale3"])
+    assert "49 windows K/V 8x8 Q 4x4, previous stage's scope" in block1
+    assert "16x64" in block1  # one window's L_Q x L_K
+    text = render_resolved(spec)
+    assert "block 1   scale3     mask_unit, window K/V 8x8 Q 4x4 (scope of scale2)" in text
+    assert "block 4   scale4     global" in text
+    again = load_spec(text).model.blocks
+    assert [b.model_dump(exclude={"loc"}) for b in again] == [
+        b.model_dump(exclude={"loc"}) for b in spec.model.blocks
+    ]
