@@ -172,18 +172,7 @@ def test_hiera_tiny_logits_equal_timm() -> None:
 def test_small_hiera_logits_equal_timm() -> None:
     """Two mask-unit stages at 64x64 (mask unit 4x4), so the lag block's windows are exercised."""
     torch.manual_seed(0)
-    ref = Hiera(
-        img_size=(64, 64),
-        embed_dim=32,
-        num_heads=1,
-        num_classes=10,
-        stages=(1, 2, 2),
-        q_pool=2,
-        mask_unit_size=(4, 4),
-        mask_unit_attn=(True, True, False),
-    )
-    spec = load_spec(TINY_HIERA)
-    _parity(_perturbed(ref), spec, torch.randn(2, 3, 64, 64))
+    _parity(_perturbed(_small_timm_hiera()), load_spec(TINY_HIERA), torch.randn(2, 3, 64, 64))
 
 
 def test_video_hiera_logits_equal_timm_at_a_small_input() -> None:
@@ -209,3 +198,51 @@ def test_check_blocks_and_resolved_show_windows_and_the_lag() -> None:
     assert [b.model_dump(exclude={"loc"}) for b in again] == [
         b.model_dump(exclude={"loc"}) for b in spec.model.blocks
     ]
+
+
+def _small_timm_hiera() -> torch.nn.Module:
+    return Hiera(
+        img_size=(64, 64),
+        embed_dim=32,
+        num_heads=1,
+        num_classes=10,
+        stages=(1, 2, 2),
+        q_pool=2,
+        mask_unit_size=(4, 4),
+        mask_unit_attn=(True, True, False),
+    )
+
+
+def _original_names(sd: dict[str, torch.Tensor], mae: bool) -> dict[str, torch.Tensor]:
+    """timm's Hiera names -> facebookresearch/hiera's (`norm.`, `head.projection.`); an MAE
+    checkpoint has `encoder_norm.`, a decoder and a mask token instead of the head."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        k = k.replace("head.fc.", "head.projection.").replace("head.norm.", "norm.")
+        if mae:
+            k = k.replace("norm.", "encoder_norm.") if k.startswith("norm.") else k
+        out[k] = v
+    if mae:
+        out["decoder_embed.weight"] = torch.zeros(8, 128)
+        out["decoder_blocks.0.norm1.weight"] = torch.zeros(8)
+        out["mask_token"] = torch.zeros(1, 1, 128)
+    return out
+
+
+@pytest.mark.parametrize("mae", [False, True], ids=["original", "mae"])
+def test_original_repository_names_load(mae: bool) -> None:
+    from mvitdsl.backend.weights import compare_shapes, detect_source
+
+    ref = _perturbed(_small_timm_hiera())
+    spec = load_spec(TINY_HIERA)
+    timm_sd = ref.state_dict()
+    assert detect_source(list(timm_sd)) == "timm"
+    sd = _original_names(timm_sd, mae)
+    assert detect_source(list(sd)) == "hiera"
+    source, mismatches = compare_shapes(spec.model, {k: tuple(v.shape) for k, v in sd.items()})
+    assert source == "hiera" and mismatches == []
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(sd, spec=spec), strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)

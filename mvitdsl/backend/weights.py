@@ -22,9 +22,12 @@ from ..ir import Block, Loc, Model
 if TYPE_CHECKING:
     from ..spec import Spec
 
-Source = Literal["torchvision", "slowfast", "timm"]
+Source = Literal["torchvision", "slowfast", "timm", "hiera"]
 Shape = tuple[int, ...]
-SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm")
+SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera")
+# facebookresearch/hiera: MAE checkpoints carry the pretraining decoder and mask token, which
+# the encoder the spec makes does not have; they are left out, not reported.
+_HIERA_DROPPED = ("decoder_", "mask_token", "multi_scale_fusion_heads.")
 
 
 # ---------------------------------------------------------------- what the spec makes
@@ -139,6 +142,8 @@ def rename(name: str, source: Source, model: Model) -> str:
     """Our (torchvision) name for one entry of a `source` state_dict; unknown names pass through."""
     if source == "torchvision":
         return name
+    if source == "hiera" and name.startswith("encoder_norm."):
+        return "norm." + name.removeprefix("encoder_norm.")  # MAE checkpoints' final norm
     if name in _STEM_RULES:
         return _STEM_RULES[name]
     m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", name) if source == "timm" else None
@@ -154,10 +159,29 @@ def rename(name: str, source: Source, model: Model) -> str:
     return name
 
 
+def dropped(name: str, source: Source) -> bool:
+    """Entries of a source that the spec's model never has (Hiera's MAE decoder)."""
+    return source == "hiera" and name.startswith(_HIERA_DROPPED)
+
+
+def _is_hiera(names: list[str]) -> bool:
+    """facebookresearch/hiera: its MAE names, or `head.projection` over blocks with neither a
+    cls token nor pooling convs (SlowFast's MViT has one or the other)."""
+    if any(n.startswith(("encoder_norm.", "decoder_")) for n in names):
+        return True
+    return (
+        "head.projection.weight" in names
+        and "cls_token" not in names
+        and not any(".attn.pool_" in n or ".attn.rel_pos" in n for n in names)
+    )
+
+
 def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
-    if any(n.startswith("stages.") for n in names):
+    if any(n.startswith("stages.") for n in names) or "head.norm.weight" in names:
         return "timm"
+    if _is_hiera(names):
+        return "hiera"
     if any(n.startswith(("patch_embed.", "head.projection", "cls_token")) for n in names) or any(
         ".mlp.fc1." in n for n in names
     ):
@@ -200,6 +224,8 @@ def convert_state_dict(
     want = expected_shapes(model)
     out: dict[str, Any] = {}
     for name, tensor in state_dict.items():
+        if dropped(name, source):
+            continue
         ours = rename(name, source, model)
         shape = want.get(ours)
         if shape is not None and tuple(tensor.shape) != shape and fits(tuple(tensor.shape), shape):
@@ -278,7 +304,7 @@ def compare_shapes(
     """Rename a checkpoint's names and shapes into ours and list every difference."""
     source = source or detect_source(list(found))
     want = expected_shapes(model)
-    ours = {rename(k, source, model): tuple(v) for k, v in found.items()}
+    ours = {rename(k, source, model): tuple(v) for k, v in found.items() if not dropped(k, source)}
     out: list[Mismatch] = []
     for name, shape in want.items():
         loc, about = _owner(model, name)
