@@ -246,3 +246,16 @@ def test_original_repository_names_load(mae: bool) -> None:
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(gm(x), ref(x), atol=1e-4, rtol=0)
+
+
+def test_drawings_show_windows_and_hiera_h_stays_small() -> None:
+    pytest.importorskip("graphviz")
+    from mvitdsl.draw import draw, node_count
+
+    spec = load_spec(SPECS / "hiera_t_image.mv")
+    block = draw(spec, "block", block=1).source
+    assert "49 mask-unit windows: K/V 8×8, Q 4×4 (previous stage's scope)" in block
+    assert "16×64 per head and window" in block
+    stage = draw(spec, "stage").source
+    assert "K/V 4×4, Q 4×4" in stage and "mean, norm, linear" in stage
+    assert node_count(draw(load_spec(SPECS / "hiera_h_image.mv"), "stage")) <= 30
