@@ -259,3 +259,82 @@ def test_drawings_show_windows_and_hiera_h_stays_small() -> None:
     stage = draw(spec, "stage").source
     assert "K/V 4×4, Q 4×4" in stage and "mean, norm, linear" in stage
     assert node_count(draw(load_spec(SPECS / "hiera_h_image.mv"), "stage")) <= 30
+
+
+# ---------------------------------------------------------------- random Hiera, against timm
+
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def random_hiera(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
+    """A small random Hiera as timm builds it (depths, Q-pooled stages, which stages attend in
+    mask units, mask unit, width, heads) and the same model as .mv text."""
+    n = draw(st.integers(2, 4))
+    depths = tuple(draw(st.integers(1, 2)) for _ in range(n))
+    q_pool = draw(st.integers(0, n - 1))
+    mu_attn = tuple(draw(st.booleans()) for _ in range(n))
+    # timm's windows are the tokens of one position of the grid left after all n - 1 unroll
+    # steps (2x2 each): spatial mask units only when the mask unit is 2^(n-1) per side (else
+    # they are strided token sets, which the raster semantics does not model)
+    unit = 2 ** (n - 1)
+    size = draw(st.sampled_from([32, 64]))
+    dim, heads = draw(st.sampled_from([8, 16])), draw(st.sampled_from([1, 2]))
+    rows = []
+    for s, d in enumerate(depths):
+        stride = "2x2" if 1 <= s <= q_pool else "1x1"
+        scope = " scope=mask_unit" if mu_attn[s] else ""
+        rows.append(f"    s{s} {d} {dim * 2**s} {heads * 2**s} {stride}{scope}")
+    text = "\n".join(
+        [
+            "model random_hiera {",
+            f"  input image 3x{size}x{size}",
+            f"  patch conv 7x7 stride 4x4 pad 3x3 -> {dim}",
+            "  tokens no_cls, position joint",
+            "  attention pool max, kernel_q 2x2, pool_pad zero, pool_kv off, skip_pool like_q,",
+            f"             dim_change attention, mask_unit {unit}x{unit}",
+            "  stages {",
+            *rows,
+            "  }",
+            "  head norm, mean, order pool_norm, classes 5",
+            "}",
+        ]
+    )
+    args = dict(
+        img_size=(size, size),
+        embed_dim=dim,
+        num_heads=heads,
+        num_classes=5,
+        stages=depths,
+        q_pool=q_pool,
+        mask_unit_size=(unit, unit),
+        mask_unit_attn=mu_attn,
+    )
+    return text, args
+
+
+@settings(max_examples=12, deadline=None)
+@given(random_hiera())
+def test_property_random_hiera_equals_timm(case: tuple[str, dict[str, object]]) -> None:
+    """Any accepted scope layout (the lag included) computes what timm's Hiera computes; a
+    rejected one is rejected for its windows or its grid, at a located cell."""
+    text, args = case
+    try:
+        spec = load_spec(text)
+    except mvitdsl.SpecError as e:
+        assert {d.code for d in e.diagnostics} <= {"E302", "E303", "E308"}, e
+        assert all(d.span is not None for d in e.diagnostics)
+        assume(False)
+        return
+    report = analyze(spec)
+    torch.manual_seed(0)
+    ref = _perturbed(Hiera(**args))  # type: ignore[arg-type]
+    assert report.params == sum(p.numel() for p in ref.parameters())
+    _parity(ref, spec, torch.randn(2, 3, *args["img_size"]))  # type: ignore[misc]
+    from torch.utils.flop_counter import FlopCounterMode
+
+    gm = mvitdsl.build(spec, device="meta").eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        gm(_input(spec))
+    assert counter.get_total_flops() == 2 * report.macs
