@@ -107,6 +107,7 @@ class Block(Node):
     residual_pool: ResidualPool
     drop_path: float
     loc: Loc
+    scope: Literal["global", "mask_unit", "window"] = "global"  # the scope in effect
     window: Dims3 | None = None  # the K/V window the block attends in (None: global)
     scope_from: str = ""  # the stage whose scope the block uses, when not its own (the lag)
 
@@ -169,7 +170,8 @@ class Attention(Node):
     qkv_bias: bool
     dropout: float
     loc: Loc
-    scope: Literal["global", "mask_unit"] = "global"
+    scope: Literal["global", "mask_unit", "window"] = "global"
+    window: Dims3 | None = None  # the fixed window of `scope window`
     mask_unit: Dims3 | None = None  # Hiera's mask unit, in tokens of the patch grid
 
 

@@ -338,3 +338,27 @@ def test_property_random_hiera_equals_timm(case: tuple[str, dict[str, object]]) 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         gm(_input(spec))
     assert counter.get_total_flops() == 2 * report.macs
+
+
+def test_explicit_windows_equal_mask_units_where_they_agree() -> None:
+    """`scope window` with a stage's window (HieraDet's window_spec) and the same one-block lag:
+    Hiera-T written with explicit 8x8 and 4x4 windows is Hiera-T."""
+    text = (SPECS / "hiera_t_image.mv").read_text()
+    text = text.replace("1x1      scope=mask_unit", "1x1      scope=window window=8x8")
+    text = text.replace("2x2      scope=mask_unit", "2x2      scope=window window=4x4")
+    assert text.count("scope=window") == 2
+    explicit = load_spec(text).model
+    units = load_spec(SPECS / "hiera_t_image.mv").model
+    assert [(b.window, b.window_q, b.scope_from) for b in explicit.blocks] == [
+        (b.window, b.window_q, b.scope_from) for b in units.blocks
+    ]
+    assert {b.scope for b in explicit.blocks} == {"window", "global"}
+    assert analyze(explicit).macs == analyze(units).macs
+
+
+def test_window_scope_without_a_size_is_located() -> None:
+    text = TINY_HIERA.replace("1x1  scope=mask_unit", "1x1  scope=window")
+    with pytest.raises(mvitdsl.SpecError) as info:
+        load_spec(text)
+    (d,) = info.value.diagnostics
+    assert (d.code, d.span.line) == ("E210", 9) and "of no size" in d.message

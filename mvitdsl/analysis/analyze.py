@@ -360,7 +360,7 @@ def _attention_size(block: Block, flow: BlockFlow) -> tuple[int, int]:
 def _scope(block: Block) -> str:
     if block.window is None:
         return "global"
-    return "mask_unit+lag" if block.scope_from else "mask_unit"
+    return f"{block.scope}+lag" if block.scope_from else block.scope
 
 
 def stage_row(model: Model, stage: Any, rows: list[BlockRow]) -> StageRow:

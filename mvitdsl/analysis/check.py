@@ -210,13 +210,14 @@ class Checker:
         grid: the mask unit divisible by the Q strides before the block, the window by the
         block's stride, the grid by the window; no K/V pooling or relative positions inside."""
         m, w, wq = self.model, block.window, block.window_q
-        assert w is not None and wq is not None and m.attention.mask_unit is not None
+        assert w is not None and wq is not None
         before = strides_before(m, block)
         lag = f" (the scope of stage '{block.scope_from}': a stage's first block keeps it)"
         where = f"block {block.index}{lag if block.scope_from else ''}"
-        unit = m.attention.mask_unit
+        unit = m.attention.mask_unit or (1, 1, 1)
+        by_unit = block.scope == "mask_unit"
         problem = hint = ""
-        if any(u % s for u, s in zip(unit, before)):
+        if by_unit and any(u % s for u, s in zip(unit, before)):
             problem = (
                 f"{where}: mask unit {self.fmt(unit)} is not divisible by the Q strides "
                 f"before it, {self.fmt(before)}"

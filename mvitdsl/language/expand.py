@@ -67,12 +67,16 @@ def _scoped(
     (Hiera's one-block lag); a mask-unit scope attends in the mask unit divided by the Q strides
     applied before the block (the checker reports a mask unit they do not divide)."""
     lag = j == 0 and s > 0
-    scope = options(att, drop_path, rows[s - 1 if lag else s])["scope"]
-    if scope != "mask_unit" or att.mask_unit is None:
+    opts = options(att, drop_path, rows[s - 1 if lag else s])
+    if opts["scope"] == "mask_unit" and att.mask_unit is not None:
+        window = _divide(att.mask_unit, strides_before)
+    elif opts["scope"] == "window" and opts["window"] is not None:
+        window = opts["window"]
+    else:
         return block
-    window = _divide(att.mask_unit, strides_before)
     scope_from = rows[s - 1].name if lag else ""
-    return block.model_copy(update={"window": window, "scope_from": scope_from})
+    update = {"scope": opts["scope"], "window": window, "scope_from": scope_from}
+    return block.model_copy(update=update)
 
 
 def _stage_blocks(rows: list[StageDraft]) -> Iterator[tuple[int, int, StageDraft, int]]:

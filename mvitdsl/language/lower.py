@@ -121,26 +121,43 @@ class Lowering:
 
     def check_scope(self, attention: ir.Attention, tokens: ir.Tokens) -> None:
         """`scope mask_unit` needs a mask unit, and no cls token to split off (E210)."""
-        rows = [r for r in self.d.rows if r.cells.get("scope") == "mask_unit"]
+        self.check_windows(attention)
+        rows = [r for r in self.d.rows if r.cells.get("scope") in ("mask_unit", "window")]
         where = [r.columns["scope"].span() for r in rows]
-        if attention.scope == "mask_unit":
+        if attention.scope in ("mask_unit", "window"):
             where.insert(0, self.d.where.get("attention", self.model_loc()).span())
         if not where:
             return
-        if attention.mask_unit is None:
+        unit_rows = [r for r in rows if r.cells.get("scope") == "mask_unit"]
+        if attention.mask_unit is None and (unit_rows or attention.scope == "mask_unit"):
+            first = unit_rows[0].columns["scope"].span() if unit_rows else where[0]
             self.r.error(
                 "E210",
                 "'scope mask_unit' attends inside mask units, but the model sets no 'mask_unit'",
-                where[0],
+                first,
                 "add 'mask_unit 8x8' (in tokens of the patch grid) to 'attention'",
             )
         elif tokens.cls:
             self.r.error(
                 "E210",
-                "'scope mask_unit' needs a model without a cls token (windows tile the patch grid)",
+                "windowed attention needs a model without a cls token (windows tile the grid)",
                 where[0],
                 "write 'tokens no_cls', or 'scope global'",
             )
+
+    def check_windows(self, attention: ir.Attention) -> None:
+        """`scope window` needs a `window` size for the stage (E210)."""
+        for row in self.d.rows:
+            scope = row.cells.get("scope") or attention.scope
+            if scope == "window" and (row.cells.get("window") or attention.window) is None:
+                span = row.columns.get("scope", row.loc)
+                self.r.error(
+                    "E210",
+                    f"stage '{row.name}' attends in windows ('scope window') of no size",
+                    span.span(),
+                    "add a 'window=HxW' cell (in tokens of the stage's grid), or "
+                    "'window HxW' to 'attention'",
+                )
 
     def model_loc(self) -> ir.Loc:
         return loc(self.model.span, self.sources.get(self.model.file, ""))

@@ -309,11 +309,23 @@ SETTINGS: tuple[Setting, ...] = (
                 "scope",
                 "word",
                 "global",
-                "what a query attends to: every token (global) or the tokens of its mask-unit "
-                "window (Hiera); a stage's first block keeps the previous stage's scope",
+                "what a query attends to: every token (global), the tokens of its mask-unit "
+                "window (Hiera), or of a fixed `window` (HieraDet); a stage's first block keeps "
+                "the previous stage's scope",
                 "attention mask_unit 8x8, scope mask_unit",
-                choices=("global", "mask_unit"),
+                choices=("global", "mask_unit", "window"),
                 per_stage=True,
+            ),
+            Option(
+                "window",
+                "size",
+                None,
+                "with `scope window`: the window, in tokens of the grid the block's K/V see "
+                "(the Q window is it over the block's Q stride)",
+                "s2  2  192  2  2x2  scope=window window=14x14",
+                range=COUNT,
+                per_stage=True,
+                default_text="none",
             ),
             Option(
                 "mask_unit",
