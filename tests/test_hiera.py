@@ -3,6 +3,8 @@ exact costs, and logits equal to timm's Hiera."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import SPECS
 
@@ -362,3 +364,33 @@ def test_window_scope_without_a_size_is_located() -> None:
         load_spec(text)
     (d,) = info.value.diagnostics
     assert (d.code, d.span.line) == ("E210", 9) and "of no size" in d.message
+
+
+def test_windowed_model_exports_and_compiles(tmp_path: Path) -> None:
+    """The window partition survives torch.compile (fullgraph), torch.export -> ONNX in
+    onnxruntime at another batch size, and a moved `mvitdsl compile` artifact."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from mvitdsl.backend.artifact import import_artifact
+    from mvitdsl.backend.export import export_program, write_onnx
+    from mvitdsl.cli import main
+
+    spec = load_spec(TINY_HIERA)
+    torch.manual_seed(0)
+    gm = mvitdsl.build(spec).eval()
+    x, x1 = torch.randn(2, 3, 64, 64), torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want, want1 = gm(x), gm(x1)
+        compiled = torch.compile(gm, backend="eager", fullgraph=True)
+        torch.testing.assert_close(compiled(x), want, atol=1e-6, rtol=0)
+    path = write_onnx(export_program(gm, x), tmp_path / "hiera.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for inp, expected in ((x, want), (x1, want1)):
+        got = session.run(None, {session.get_inputs()[0].name: inp.numpy()})[0]
+        torch.testing.assert_close(torch.from_numpy(got), expected, atol=1e-4, rtol=0)
+    spec_file = tmp_path / "hiera_small.mv"
+    spec_file.write_text(TINY_HIERA)
+    assert main(["compile", str(spec_file), "-o", str(tmp_path / "artifact")]) == 0
+    loaded = import_artifact(tmp_path / "artifact").load().eval()
+    with torch.no_grad():
+        assert tuple(loaded(x).shape) == (2, 10)
