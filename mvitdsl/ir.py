@@ -172,6 +172,7 @@ class Attention(Node):
     loc: Loc
     scope: Literal["global", "mask_unit", "window"] = "global"
     window: Dims3 | None = None  # the fixed window of `scope window`
+    scope_lag: bool = True  # a stage's first block keeps the previous stage's scope
     mask_unit: Dims3 | None = None  # Hiera's mask unit, in tokens of the patch grid
 
 

@@ -394,3 +394,23 @@ def test_windowed_model_exports_and_compiles(tmp_path: Path) -> None:
     loaded = import_artifact(tmp_path / "artifact").load().eval()
     with torch.no_grad():
         assert tuple(loaded(x).shape) == (2, 10)
+
+
+def test_scope_lag_off_splits_a_stage_for_per_block_exceptions() -> None:
+    """HieraDet / detectron2 make chosen blocks global: split the stage into rows and turn the
+    lag off on the continuation rows, so each row's first block uses the row's own scope."""
+    text = TINY_HIERA.replace(
+        "    s3  2  128  4  2x2\n",
+        "    s3  2  128  4  2x2  scope=window window=2x2\n"
+        "    s3g 1  128  4  1x1  scope=global scope_lag=off\n"
+        "    s3w 1  128  4  1x1  scope=window window=2x2 scope_lag=off\n",
+    )
+    blocks = load_spec(text).model.blocks
+    assert [(b.stage, b.scope, b.window) for b in blocks[3:]] == [
+        ("s3", "mask_unit", (1, 2, 2)),  # the stage's first block: s2's scope (the lag)
+        ("s3", "window", (1, 2, 2)),
+        ("s3g", "global", None),
+        ("s3w", "window", (1, 2, 2)),
+    ]
+    lagging = load_spec(text.replace(" scope_lag=off", "")).model.blocks
+    assert (lagging[5].scope, lagging[6].scope) == ("window", "global")  # each row lags

@@ -66,7 +66,7 @@ def _scoped(
     """The block's attention scope: a stage's first block keeps the previous stage's scope
     (Hiera's one-block lag); a mask-unit scope attends in the mask unit divided by the Q strides
     applied before the block (the checker reports a mask unit they do not divide)."""
-    lag = j == 0 and s > 0
+    lag = j == 0 and s > 0 and bool(options(att, drop_path, rows[s])["scope_lag"])
     opts = options(att, drop_path, rows[s - 1 if lag else s])
     if opts["scope"] == "mask_unit" and att.mask_unit is not None:
         window = _divide(att.mask_unit, strides_before)

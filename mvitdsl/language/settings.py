@@ -317,6 +317,16 @@ SETTINGS: tuple[Setting, ...] = (
                 per_stage=True,
             ),
             Option(
+                "scope_lag",
+                "switch",
+                True,
+                "a stage's first block keeps the previous stage's scope (Hiera, HieraDet); "
+                "`scope_lag=off` on a row that continues a stage makes per-block exceptions "
+                "(e.g. one global block) by splitting the stage",
+                "s3b  1  576  8  1x1  scope=global scope_lag=off",
+                per_stage=True,
+            ),
+            Option(
                 "window",
                 "size",
                 None,
