@@ -39,6 +39,7 @@ CODES: dict[str, str] = {
     "E307": "position embedding does not fit the token grid",
     "E308": "a figure stated with 'expect' differs from the analysis",
     "W001": "deprecated spelling",
+    "E309": "attention window does not fit the grid",
 }
 
 

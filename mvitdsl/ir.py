@@ -118,6 +118,17 @@ class Block(Node):
     residual_pool: ResidualPool
     drop_path: float
     loc: Loc
+    scope: Literal["global", "mask_unit", "window"] = "global"  # the scope in effect
+    window: Dims3 | None = None  # the K/V window the block attends in (None: global)
+    scope_from: str = ""  # the stage whose scope the block uses, when not its own (the lag)
+
+    @property
+    def window_q(self) -> Dims3 | None:
+        """The Q window: the K/V window divided by the block's Q stride."""
+        if self.window is None:
+            return None
+        w, s = self.window, self.pool_q.stride
+        return (max(w[0] // s[0], 1), max(w[1] // s[1], 1), max(w[2] // s[2], 1))
 
     @property
     def head_dim(self) -> int:
@@ -170,6 +181,10 @@ class Attention(Node):
     qkv_bias: bool
     dropout: float
     loc: Loc
+    scope: Literal["global", "mask_unit", "window"] = "global"
+    window: Dims3 | None = None  # the fixed window of `scope window`
+    scope_lag: bool = True  # a stage's first block keeps the previous stage's scope
+    mask_unit: Dims3 | None = None  # Hiera's mask unit, in tokens of the patch grid
 
 
 class Head(Node):

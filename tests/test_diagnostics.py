@@ -103,6 +103,10 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "expect params 22036, gmacs 0.0004",
         [("  }\n}\n", "  }\n  expect params 22036, gmacs 0.0004\n}\n")],
     ),
+    "E309": ("`attention mask_unit 3x3` with `scope=mask_unit` on an 8x8 grid",
+             [("tokens cls", "tokens no_cls"),
+              ("  stages {", "  attention pool max, kernel_q 2x2, pool_pad zero, mask_unit 3x3\n  stages {"),
+              ("8  2  1x1\n", "8  2  1x1  scope=mask_unit\n")]),
     # rename_vocab: off (the old spelling of stride_kv, still read)
     "W001": (
         "attention kv_stride 2x2  (the old spelling of stride_kv; still read)",
@@ -264,6 +268,12 @@ stage, start its row with 'add scale_5')
    9 |   expect params 22036, gmacs 0.0004
                                     ^^^^^^
   = hint: if the change is intended, write 'expect gmacs 0.0003'
+""",
+    "E309": """\
+<spec>:7:24: error[E309]: block 0: grid 8x8 is not divisible by window 3x3
+   7 |     s1  1   8  2  1x1  scope=mask_unit
+                              ^^^^^^^^^^^^^^^
+  = hint: choose an input size whose grids the mask unit divides
 """,
     # rename_vocab: off (W001's text spells the old word)
     "W001": """\

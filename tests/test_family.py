@@ -28,6 +28,14 @@ PUBLISHED: dict[str, tuple[int | None, float | None, float | None]] = {
     "mvitv2_b_image.mv": (51_472_744, 10.102, 10.159),
     "mvitv2_l_image.mv": (217_992_952, 43.711, 43.869),
     "mvitv2_h_image.mv": (None, None, None),
+    # ../shared/reference/HIERA.md: timm's hiera_*_224 (params: numel of timm's model)
+    "hiera_t_image.mv": (27_910_216, 4.901, 4.914),
+    "hiera_s_image.mv": (35_008_072, None, None),
+    "hiera_b_image.mv": (51_524_968, None, None),
+    "hiera_b_plus_image.mv": (69_896_616, None, None),
+    "hiera_l_image.mv": (213_739_912, None, None),
+    "hiera_h_image.mv": (672_779_752, None, None),
+    "hiera_b_16x224.mv": (51_092_560, None, None),
 }
 
 

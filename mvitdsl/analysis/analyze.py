@@ -93,6 +93,10 @@ class BlockRow:
     len_in: int = 0  # tokens in, cls included
     len_kv_no_cls: int = 0
     share: dict[str, float] = field(default_factory=dict)
+    scope: str = "global"  # "global", or "mask_unit" (windows), "+lag" when the previous stage's
+    windows: int = 1  # attention windows; `attention` is then one window's L_Q x L_K
+    window_q: Dims3 | None = None
+    window_kv: Dims3 | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,9 @@ def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     a, hd, heads = block.dim_attn, block.head_dim, block.heads
     qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, block.qkv_bias)
     proj_p, proj_m = linear(flow.len_q, a, a)
-    matmuls = 2 * heads * flow.len_q * flow.len_kv * hd
+    # each query attends to its window's K/V tokens (all of them when global)
+    attended = prod(block.window) if block.window is not None else flow.len_kv
+    matmuls = 2 * heads * flow.len_q * attended * hd
     rel_p = rel_m = 0
     if flow.rel_pos is not None:
         rel_p = sum(flow.rel_pos) * hd
@@ -266,7 +272,8 @@ def activation_elems(block: Block, flow: BlockFlow) -> int:
     saved = 2 * flow.len_in * block.dim_in  # block input, norm1 output
     saved += flow.len_in * 3 * a  # qkv
     saved += h * hd * (2 * flow.len_q + 4 * flow.len_kv)  # pooled q, k, v before/after norm
-    saved += h * flow.len_q * flow.len_kv  # attention probabilities
+    attended = prod(block.window) if block.window is not None else flow.len_kv
+    saved += h * flow.len_q * attended  # attention probabilities (per window when windowed)
     saved += 3 * flow.len_q * a  # attention output, residual sum, norm2 output
     saved += 2 * flow.len_q * block.mlp_hidden  # MLP hidden before and after GELU
     if flow.rel_pos is not None:
@@ -370,7 +377,7 @@ def block_row(block: Block, flow: BlockFlow, c: Costs, activation_bytes: int) ->
         len_q=flow.len_q,
         len_kv=flow.len_kv,
         len_q_no_cls=prod(flow.grid_q),
-        attention=(flow.len_q, flow.len_kv),
+        attention=_attention_size(block, flow),
         params=c.params,
         macs=c.macs,
         macs_fvcore=c.macs_fvcore,
@@ -379,7 +386,24 @@ def block_row(block: Block, flow: BlockFlow, c: Costs, activation_bytes: int) ->
         len_in=flow.len_in,
         len_kv_no_cls=prod(flow.grid_kv),
         share=c.share,
+        scope=_scope(block),
+        windows=prod(flow.grid_kv) // prod(block.window) if block.window is not None else 1,
+        window_q=block.window_q,
+        window_kv=block.window,
     )
+
+
+def _attention_size(block: Block, flow: BlockFlow) -> tuple[int, int]:
+    """L_Q x L_K of one attention matrix per head: one window's when windowed."""
+    if block.window is None or block.window_q is None:
+        return flow.len_q, flow.len_kv
+    return prod(block.window_q), prod(block.window)
+
+
+def _scope(block: Block) -> str:
+    if block.window is None:
+        return "global"
+    return f"{block.scope}+lag" if block.scope_from else block.scope
 
 
 def stage_row(model: Model, stage: Any, rows: list[BlockRow]) -> StageRow:

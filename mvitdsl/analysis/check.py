@@ -45,6 +45,14 @@ def divisors_near(grid: Dims3, stride: Dims3) -> list[Dims3]:
     return out
 
 
+def strides_before(model: Model, block: Block) -> Dims3:
+    """The product of the Q strides of the blocks before `block`."""
+    t = h = w = 1
+    for b in model.blocks[: block.index]:
+        t, h, w = t * b.pool_q.stride[0], h * b.pool_q.stride[1], w * b.pool_q.stride[2]
+    return (t, h, w)
+
+
 def setting_span(model: Model, key: str) -> Span:
     """Where the spec sets `key` (the key of a table); the whole model when it does not."""
     return model.setting_loc(key).span()
@@ -176,6 +184,8 @@ class Checker:
                 "choose an input size divisible by the strides, or 'rel_pos none'",
             )
             return
+        if block.window is not None and self.check_window(block, flow):
+            return
         if flow.grid_skip != flow.grid_q:
             self.r.error(
                 "E301",
@@ -186,6 +196,58 @@ class Checker:
                 self.row_span(block.stage, "stride_q"),
                 f"use an odd Q kernel, e.g. {self.fmt((3, 3, 3))}, or the s+1 rule",
             )
+
+    def scope_span(self, block: Block) -> Span:
+        """The `scope=` cell of the stage whose scope the block uses, else the attention line."""
+        stage = block.scope_from or block.stage
+        for s in self.model.stages:
+            if s.name == stage and "scope" in s.columns:
+                return s.columns["scope"].span()
+        return self.setting_span("attention")
+
+    def check_window(self, block: Block, flow: BlockFlow) -> bool:
+        """Mask-unit windows must tile the block's K/V grid and, divided by its Q stride, the Q
+        grid: the mask unit divisible by the Q strides before the block, the window by the
+        block's stride, the grid by the window; no K/V pooling or relative positions inside."""
+        m, w, wq = self.model, block.window, block.window_q
+        assert w is not None and wq is not None
+        before = strides_before(m, block)
+        lag = f" (the scope of stage '{block.scope_from}': a stage's first block keeps it)"
+        where = f"block {block.index}{lag if block.scope_from else ''}"
+        unit = m.attention.mask_unit or (1, 1, 1)
+        by_unit = block.scope == "mask_unit"
+        problem = hint = ""
+        if by_unit and any(u % s for u, s in zip(unit, before)):
+            problem = (
+                f"{where}: mask unit {self.fmt(unit)} is not divisible by the Q strides "
+                f"before it, {self.fmt(before)}"
+            )
+            hint = "use a larger mask unit, or 'scope=global' in this stage"
+        elif any(n % s for n, s in zip(w, block.pool_q.stride)):
+            problem = (
+                f"{where}: window {self.fmt(w)} is not divisible by its Q stride "
+                f"{self.fmt(block.pool_q.stride)}"
+            )
+            hint = "use a larger mask unit, or 'scope=global' in the previous stage"
+        elif any(n % s for n, s in zip(flow.grid_in, w)):
+            grid = self.fmt(flow.grid_in)
+            problem = f"{where}: grid {grid} is not divisible by window {self.fmt(w)}"
+            hint = "choose an input size whose grids the mask unit divides"
+        elif block.pool_kv.exists or flow.rel_pos is not None:
+            problem = f"{where}: windowed attention needs no K/V pooling and no relative positions"
+            hint = "write 'pool_kv off' and 'rel_pos none', or 'scope=global'"
+        elif any(n % s for n, s in zip(flow.grid_q, wq)) or [
+            n // s for n, s in zip(flow.grid_q, wq)
+        ] != [n // s for n, s in zip(flow.grid_in, w)]:
+            problem = (
+                f"{where}: Q grid {self.fmt(flow.grid_q)} does not split into the same windows "
+                f"as the K/V grid {self.fmt(flow.grid_in)}"
+            )
+            hint = "pool Q with kernel = stride and padding 0 ('kernel_q', 'pool_pad zero')"
+        if not problem:
+            return False
+        self.r.error("E309", problem, self.scope_span(block), hint)
+        return True
 
     def rel_pos_collapses(self, sizes: tuple[int, int, int]) -> bool:
         t, h, w = sizes

@@ -52,9 +52,12 @@ def rel_pos(axis: str) -> str:
     return f"attn.rel_pos_{axis}"
 
 
-Source = Literal["torchvision", "slowfast", "timm"]
+Source = Literal["torchvision", "slowfast", "timm", "hiera"]
 Shape = tuple[int, ...]
-SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm")
+SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera")
+# facebookresearch/hiera: MAE checkpoints carry the pretraining decoder and mask token, which
+# the encoder the spec makes does not have; they are left out, not reported.
+_HIERA_DROPPED = ("decoder_", "mask_token", "multi_scale_fusion_heads.")
 
 
 # ---------------------------------------------------------------- what the spec makes
@@ -156,6 +159,8 @@ _STEM_RULES: dict[str, str] = {
     "pos_embed_class": "pos_encoding.class_pos",
     "head.projection.weight": "head.1.weight",
     "head.projection.bias": "head.1.bias",
+    "head.norm.weight": "norm.weight",  # timm's Hiera: mean, then the norm
+    "head.norm.bias": "norm.bias",
     "head.fc.weight": "head.1.weight",
     "head.fc.bias": "head.1.bias",
 }
@@ -175,6 +180,8 @@ def rename(name: str, source: Source, model: Model) -> str:
     """Our (torchvision) name for one entry of a `source` state_dict; unknown names pass through."""
     if source == "torchvision":
         return name
+    if source == "hiera" and name.startswith("encoder_norm."):
+        return "norm." + name.removeprefix("encoder_norm.")  # MAE checkpoints' final norm
     if name in _STEM_RULES:
         return _STEM_RULES[name]
     m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", name) if source == "timm" else None
@@ -190,10 +197,29 @@ def rename(name: str, source: Source, model: Model) -> str:
     return name
 
 
+def dropped(name: str, source: Source) -> bool:
+    """Entries of a source that the spec's model never has (Hiera's MAE decoder)."""
+    return source == "hiera" and name.startswith(_HIERA_DROPPED)
+
+
+def _is_hiera(names: list[str]) -> bool:
+    """facebookresearch/hiera: its MAE names, or `head.projection` over blocks with neither a
+    cls token nor pooling convs (SlowFast's MViT has one or the other)."""
+    if any(n.startswith(("encoder_norm.", "decoder_")) for n in names):
+        return True
+    return (
+        "head.projection.weight" in names
+        and "cls_token" not in names
+        and not any(".attn.pool_" in n or ".attn.rel_pos" in n for n in names)
+    )
+
+
 def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
-    if any(n.startswith("stages.") for n in names):
+    if any(n.startswith("stages.") for n in names) or "head.norm.weight" in names:
         return "timm"
+    if _is_hiera(names):
+        return "hiera"
     if any(n.startswith(("patch_embed.", "head.projection", "cls_token")) for n in names) or any(
         ".mlp.fc1." in n for n in names
     ):

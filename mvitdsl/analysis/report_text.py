@@ -151,7 +151,9 @@ def render_blocks(report: Report) -> str:
     """The stage details, then one line per block: what it really takes and emits, attention
     size, memory, cost."""
     video = report.model.video
-    lines = [render_stages(report), "", _BLOCK_HEAD]
+    windowed = any(b.window_kv is not None for b in report.blocks)
+    head = _BLOCK_HEAD + ("  scope (L_Q x L_K: one window's)" if windowed else "")
+    lines = [render_stages(report), "", head]
     lines += [_block_line(b, video) for b in report.blocks]
     lines += [_share_line(report), _memory_line(report)]
     return "\n".join(lines)
@@ -159,12 +161,23 @@ def render_blocks(report: Report) -> str:
 
 def _block_line(b: BlockRow, video: bool) -> str:
     g = [_dims(v, video) for v in (b.grid_in, b.grid_q, b.grid_kv)]
-    return (
+    line = (
         f"{b.index:>5}  {b.stage:<8} {f'{b.dim_in}>{b.dim_out}':>11} {b.heads:>5} "
         f"{b.head_dim:>4} {g[0]:>11} {g[1]:>11} {g[2]:>11} "
-        f"{f'{b.len_q}x{b.len_kv}':>13} {b.params:>11,} {b.macs / 1e9:>7.3f} "
+        f"{f'{b.attention[0]}x{b.attention[1]}':>13} {b.params:>11,} {b.macs / 1e9:>7.3f} "
         f"{b.activation_bytes / 2**20:>8.1f}"
     )
+    return line + _scope_cell(b, video)
+
+
+def _scope_cell(b: BlockRow, video: bool) -> str:
+    """Windowed blocks: the windows, the K/V and Q window sizes, and the lag (a stage's first
+    block attending in the previous stage's scope); nothing for global attention."""
+    if b.window_kv is None or b.window_q is None:
+        return ""
+    kv, q = _dims(b.window_kv, video), _dims(b.window_q, video)
+    lag = ", previous stage's scope" if b.scope.endswith("+lag") else ""
+    return f"  {b.windows} windows K/V {kv} Q {q}{lag}"
 
 
 def _share_line(report: Report) -> str:

@@ -143,8 +143,11 @@ class BlockEmitter(Emitter):
         k = self.pool(naming.pool("k"), k, b.pool_kv)
         v = self.pool(naming.pool("v"), v, b.pool_kv)
         q = self.pool(naming.pool("q"), q, b.pool_q)
-        mask = self.rel_pos(q) if flow.rel_pos is not None else None
-        o = self.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=hd**-0.5)
+        if b.window is not None:
+            o = self.windowed(q, k, v)
+        else:
+            mask = self.rel_pos(q) if flow.rel_pos is not None else None
+            o = self.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=hd**-0.5)
         o = self.residual_pool(o, q)
         # (B, heads, L_q, hd) -> (B, L_q, A)
         o = self.method("transpose", o, 1, 2)
@@ -153,6 +156,17 @@ class BlockEmitter(Emitter):
         if att.dropout > 0:
             o = self.module(naming.ATTN_DROPOUT, nn.Dropout(att.dropout), o)
         return o
+
+    def windowed(self, q: fx.Node, k: fx.Node, v: fx.Node) -> fx.Node:
+        """Attention inside mask-unit windows, in raster layout: partition Q (its grid, the Q
+        window) and K/V (theirs, the K/V window) into the same windows, attend, merge back."""
+        b, flow = self.block, self.flow
+        assert b.window is not None and b.window_q is not None
+        qw = self.fn(runtime.window_partition, q, flow.grid_q, b.window_q)
+        kw = self.fn(runtime.window_partition, k, flow.grid_kv, b.window)
+        vw = self.fn(runtime.window_partition, v, flow.grid_kv, b.window)
+        o = self.fn(F.scaled_dot_product_attention, qw, kw, vw, scale=b.head_dim**-0.5)
+        return self.fn(runtime.window_merge, o, b.heads, flow.grid_q, b.window_q)
 
     def pool(self, target: str, x: fx.Node, pool: Pool) -> fx.Node:
         """Pool one of q, k, v: (B, L, A) -> (B, heads, L', hd); cls bypasses it.

@@ -103,3 +103,24 @@ def per_channel(weight: Tensor, channels: int) -> Tensor:
 def records_grad(*tensors: Tensor) -> bool:
     """Whether autograd records an op on these tensors (training, not inference)."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def window_partition(x: Tensor, grid: Any, window: Any) -> Tensor:
+    """Raster tokens (B, heads, T*H*W, d) -> windows (B, heads * n_windows, wt*wh*ww, d).
+
+    Windows tile the (T, H, W) grid in raster order; heads and windows share one batch-like dim,
+    so attention is a plain 4-D scaled_dot_product_attention."""
+    b, h, _, d = x.shape
+    (t, hh, w), (wt, wh, ww) = grid, window
+    x = x.reshape(b, h, t // wt, wt, hh // wh, wh, w // ww, ww, d)
+    x = x.permute(0, 1, 2, 4, 6, 3, 5, 7, 8)
+    return x.reshape(b, -1, wt * wh * ww, d)
+
+
+def window_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
+    """window_partition's inverse: (B, heads * n_windows, wt*wh*ww, d) -> (B, heads, THW, d)."""
+    b, _, _, d = x.shape
+    (t, hh, w), (wt, wh, ww) = grid, window
+    x = x.reshape(b, heads, t // wt, hh // wh, w // ww, wt, wh, ww, d)
+    x = x.permute(0, 1, 2, 5, 3, 6, 4, 7, 8)
+    return x.reshape(b, heads, t * hh * w, d)

@@ -19,6 +19,7 @@ from ..analysis.naming import (
     Source,
     block_param_shapes,
     detect_source,
+    dropped,
     expected_shapes,
     fits,
     rename,
@@ -83,6 +84,8 @@ def convert_state_dict(
     want = expected_shapes(model)
     out: dict[str, Any] = {}
     for name, tensor in state_dict.items():
+        if dropped(name, source):
+            continue
         ours = rename(name, source, model)
         shape = want.get(ours)
         if not hasattr(tensor, "shape"):  # a step counter or the like: kept, a strict load names it
@@ -268,7 +271,7 @@ def compare_shapes(
     """Rename a checkpoint's names and shapes into ours and list every difference."""
     source = source or detect_source(list(found))
     want = expected_shapes(model)
-    ours = {rename(k, source, model): tuple(v) for k, v in found.items()}
+    ours = {rename(k, source, model): tuple(v) for k, v in found.items() if not dropped(k, source)}
     out: list[Mismatch] = []
     for name, shape in want.items():
         loc, about = _owner(model, name)

@@ -59,7 +59,9 @@ def add_attention(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Sha
             f" + rel. pos ({'t, h, w' if s.video else 'h, w'})" if b.rel_pos == "decomposed" else ""
         ),
         "softmax",
-        f"L_Q×L_K = {row.len_q}×{row.len_kv} per head",
+        f"L_Q×L_K = {row.attention[0]}×{row.attention[1]} per head"
+        + (" and window" if row.window_kv is not None else ""),
+        window_text(row, s),
     )
     g.node("scores", scores, fillcolor="#fff2b3")
     residual = b.residual_pool != "none"
@@ -68,7 +70,8 @@ def add_attention(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Sha
         lines("attention × V̂", "+ Q̂ (residual pooling)" if residual else ""),
         fillcolor="#fff2b3",
     )
-    g.edge("scores", "mix", label=f"{b.heads} × {row.len_q}×{row.len_kv}")
+    per = f"{row.windows} × " if row.window_kv is not None else ""
+    g.edge("scores", "mix", label=f"{b.heads} × {per}{row.attention[0]}×{row.attention[1]}")
     for name, pool in (("Q", b.pool_q), ("K", b.pool_kv), ("V", b.pool_kv)):
         src = "qkv"
         if pool.exists:
@@ -152,3 +155,14 @@ def add_mlp(g: graphviz.Digraph, m: Model, b: Block, row: BlockRow, s: Shapes) -
         g.edge("mlp_proj", "add2", label=s.size(row.grid_q, b.dim_out))
     else:
         g.edge("add1", "add2", label=s.size(row.grid_q, b.dim_out))
+
+
+def window_text(row: BlockRow, s: Shapes) -> str:
+    """A windowed block's windows: how many, K/V and Q sizes, and the lag; empty when global."""
+    if row.window_kv is None or row.window_q is None:
+        return ""
+    lag = " (previous stage's scope)" if row.scope.endswith("+lag") else ""
+    return (
+        f"{row.windows} mask-unit windows: K/V {s.grid(row.window_kv)}, "
+        f"Q {s.grid(row.window_q)}{lag}"
+    )

@@ -20,7 +20,7 @@ import graphviz
 
 from ..analysis.analyze import BlockRow, Checked, Report, analyze
 from ..ir import Block, Model, Stage
-from .block import block_graph, default_block
+from .block import block_graph, default_block, window_text
 from .diagram import Shapes, colour, lines, new_graph, node_count, plural, title
 from .ops import op_graph
 from .table import table_graph, table_markdown
@@ -77,7 +77,8 @@ def add_stem(g: graphviz.Digraph, model: Model, s: Shapes) -> str:
 def add_head(g: graphviz.Digraph, model: Model, s: Shapes, previous: str, row: BlockRow) -> None:
     h = model.head
     pool = "cls token" if h.pool == "cls" else "mean"
-    steps = ", ".join(t for t in ("norm" if h.norm else "", pool, "linear") if t)
+    order = ("norm", pool) if h.order == "norm_pool" else (pool, "norm")  # Hiera: mean, norm
+    steps = ", ".join(t for t in (*order, "linear") if t and (t != "norm" or h.norm))
     g.node("head", lines("head", f"{steps} → {h.classes} classes"), fillcolor="#eeeeee")
     g.edge(previous, "head", label=s.size(row.grid_q, row.dim_out))
 
@@ -180,6 +181,7 @@ def signature(block: Block, row: BlockRow) -> tuple[Any, ...]:
         row.grid_in,
         row.grid_q,
         row.grid_kv,
+        block.window,
     )
 
 
@@ -212,6 +214,7 @@ def run_label(report: Report, run: list[int], s: Shapes) -> str:
         f"{name} · {change} · {plural(first.heads, 'head')}",
         q,
         f"K/V {s.grid(first.grid_kv)} · L_Q×L_K {first.len_q}×{first.len_kv}",
+        window_text(first, s),
     )
 
 

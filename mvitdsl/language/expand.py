@@ -22,6 +22,7 @@ def expand(
     blocks: list[ir.Block] = []
     stages: list[ir.Stage] = []
     dim_in = embed_dim
+    strides_before: ir.Dims3 = ONE  # the product of the Q strides of the blocks so far
     for index, s, row, j in _stage_blocks(rows):
         opts = options(att, drop_path, row)
         stride_q = row.stride_q if j == 0 else ONE
@@ -30,7 +31,9 @@ def expand(
         stride_kv = (row.stride_kv or kv_running) if opts["pool_kv"] else ONE
         widths = _widths(att, rows, s, j, dim_in)
         rate = opts["drop_path"] * index / (total - 1) if total > 1 else 0.0
-        blocks.append(_block(opts, row, index, widths, stride_q, stride_kv, rate))
+        block = _block(opts, row, index, widths, stride_q, stride_kv, rate)
+        blocks.append(_scoped(block, att, drop_path, rows, s, j, strides_before))
+        strides_before = _times(strides_before, stride_q)
         dim_in = widths[2]
         if j == 0:
             stages.append(_stage(row, index, bool(opts["pool_kv"])))
@@ -45,6 +48,35 @@ def options(att: ir.Attention, drop_path: float, row: StageDraft) -> dict[str, A
         out["pool_kv"] = True
     out.update({k: v for k, v in row.cells.items() if v is not None})
     return out
+
+
+def _times(a: ir.Dims3, b: ir.Dims3) -> ir.Dims3:
+    return (a[0] * b[0], a[1] * b[1], a[2] * b[2])
+
+
+def _scoped(
+    block: ir.Block,
+    att: ir.Attention,
+    drop_path: float,
+    rows: list[StageDraft],
+    s: int,
+    j: int,
+    strides_before: ir.Dims3,
+) -> ir.Block:
+    """The block's attention scope: a stage's first block keeps the previous stage's scope
+    (Hiera's one-block lag); a mask-unit scope attends in the mask unit divided by the Q strides
+    applied before the block (the checker reports a mask unit they do not divide)."""
+    lag = j == 0 and s > 0 and bool(options(att, drop_path, rows[s])["scope_lag"])
+    opts = options(att, drop_path, rows[s - 1 if lag else s])
+    if opts["scope"] == "mask_unit" and att.mask_unit is not None:
+        window = _divide(att.mask_unit, strides_before)
+    elif opts["scope"] == "window" and opts["window"] is not None:
+        window = opts["window"]
+    else:
+        return block
+    scope_from = rows[s - 1].name if lag else ""
+    update = {"scope": opts["scope"], "window": window, "scope_from": scope_from}
+    return block.model_copy(update=update)
 
 
 def _stage_blocks(rows: list[StageDraft]) -> Iterator[tuple[int, int, StageDraft, int]]:

@@ -86,6 +86,7 @@ class Lowering:
         train, norm = self.values("train"), self.values("norm")
         self.check_cells(attention)
         self.check_head(tokens, head)
+        self.check_scope(attention, tokens)
         if self.r.diagnostics:
             return None
         stages, blocks = expand(d.rows, attention, patch.dim, float(train["drop_path"]))
@@ -134,6 +135,49 @@ class Lowering:
                     "with 'dim_change attention' a stage changes width in its first block: "
                     "add a one-block stage at the new width",
                 )
+
+    def check_scope(self, attention: ir.Attention, tokens: ir.Tokens) -> None:
+        """`scope mask_unit` needs a mask unit, and no cls token to split off (E210)."""
+        self.check_windows(attention)
+        rows = [r for r in self.d.rows if r.cells.get("scope") in ("mask_unit", "window")]
+        where = [r.columns["scope"].span() for r in rows]
+        if attention.scope in ("mask_unit", "window"):
+            where.insert(0, self.d.where.get("attention", self.model_loc()).span())
+        if not where:
+            return
+        unit_rows = [r for r in rows if r.cells.get("scope") == "mask_unit"]
+        if attention.mask_unit is None and (unit_rows or attention.scope == "mask_unit"):
+            first = unit_rows[0].columns["scope"].span() if unit_rows else where[0]
+            self.r.error(
+                "E210",
+                "'scope mask_unit' attends inside mask units, but the model sets no 'mask_unit'",
+                first,
+                "add 'mask_unit 8x8' (in tokens of the patch grid) to 'attention'",
+            )
+        elif tokens.cls:
+            self.r.error(
+                "E210",
+                "windowed attention needs a model without a cls token (windows tile the grid)",
+                where[0],
+                "write 'tokens no_cls', or 'scope global'",
+            )
+
+    def check_windows(self, attention: ir.Attention) -> None:
+        """`scope window` needs a `window` size for the stage (E210)."""
+        for row in self.d.rows:
+            scope = row.cells.get("scope") or attention.scope
+            if scope == "window" and (row.cells.get("window") or attention.window) is None:
+                span = row.columns.get("scope", row.loc)
+                self.r.error(
+                    "E210",
+                    f"stage '{row.name}' attends in windows ('scope window') of no size",
+                    span.span(),
+                    "add a 'window=HxW' cell (in tokens of the stage's grid), or "
+                    "'window HxW' to 'attention'",
+                )
+
+    def model_loc(self) -> ir.Loc:
+        return loc(self.model.span, self.sources.get(self.model.file, ""))
 
     def check_head(self, tokens: ir.Tokens, head: ir.Head) -> None:
         """`head cls` needs a cls token to classify from (E210)."""

@@ -118,6 +118,27 @@ def _table(t: Table) -> list[str]:
     return [head, f"    {'# name':<10} {columns}", *(_row(r) for r in t.rows), "  }"]
 
 
+def _scopes(model: Model) -> list[str]:
+    """Comment lines under the stage table: each windowed block's K/V and Q windows, and the
+    blocks that keep the previous stage's scope (a stage's first block); none when all global."""
+    if all(b.window is None for b in model.blocks):
+        return []
+    video = model.input.kind == "video"
+
+    def size(v: tuple[int, int, int]) -> str:
+        return "x".join(str(n) for n in (v if video else v[1:]))
+
+    out = ["  # attention scope per block (a stage's first block keeps the previous stage's):"]
+    for b in model.blocks:
+        if b.window is None or b.window_q is None:
+            scope = "global"
+        else:
+            scope = f"mask_unit, window K/V {size(b.window)} Q {size(b.window_q)}"
+        lag = f" (scope of {b.scope_from})" if b.scope_from else ""
+        out.append(f"  #   block {b.index:<3} {b.stage:<10} {scope}{lag}")
+    return out
+
+
 def render_resolved(spec: Spec) -> str:
     """The resolved spec as text: every setting and stage row with the file:line that set it."""
     model = spec.model
@@ -130,7 +151,7 @@ def render_resolved(spec: Spec) -> str:
     present = set()
     for s in spec.statements:
         present.add(s.key)
-        lines += _setting(s, model) if isinstance(s, Setting) else _table(s)
+        lines += _setting(s, model) if isinstance(s, Setting) else _table(s) + _scopes(model)
     for key in OPTIONAL:
         if key not in present:
             lines += render_setting(key, [(t, "default") for t in _defaults(key, set(), model)])

@@ -306,6 +306,48 @@ SETTINGS: tuple[Setting, ...] = (
                 per_stage=True,
             ),
             Option(
+                "scope",
+                "word",
+                "global",
+                "what a query attends to: every token (global), the tokens of its mask-unit "
+                "window (Hiera), or of a fixed `window` (HieraDet); a stage's first block keeps "
+                "the previous stage's scope",
+                "attention mask_unit 8x8, scope mask_unit",
+                choices=("global", "mask_unit", "window"),
+                per_stage=True,
+            ),
+            Option(
+                "scope_lag",
+                "switch",
+                True,
+                "a stage's first block keeps the previous stage's scope (Hiera, HieraDet); "
+                "`scope_lag=off` on a row that continues a stage makes per-block exceptions "
+                "(e.g. one global block) by splitting the stage",
+                "s3b  1  576  8  1x1  scope=global scope_lag=off",
+                per_stage=True,
+            ),
+            Option(
+                "window",
+                "size",
+                None,
+                "with `scope window`: the window, in tokens of the grid the block's K/V see "
+                "(the Q window is it over the block's Q stride)",
+                "s2  2  192  2  2x2  scope=window window=14x14",
+                range=COUNT,
+                per_stage=True,
+                default_text="none",
+            ),
+            Option(
+                "mask_unit",
+                "size",
+                None,
+                "the mask unit in tokens at the patch grid; the window of `scope mask_unit` is "
+                "the mask unit divided by the Q strides applied before the block",
+                "attention mask_unit 8x8, scope mask_unit",
+                range=COUNT,
+                default_text="none",
+            ),
+            Option(
                 "dropout",
                 "number",
                 0.0,
