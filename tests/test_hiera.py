@@ -107,6 +107,7 @@ VIDEO_ARGS = dict(
 
 pytest.importorskip("torch")
 import torch  # noqa: E402
+
 timm = pytest.importorskip("timm")
 
 from timm.models.hiera import Hiera  # noqa: E402
