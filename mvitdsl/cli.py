@@ -72,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--source",
-        choices=("torchvision", "slowfast", "timm"),
+        choices=("torchvision", "slowfast", "timm", "pytorchvideo"),
         default=None,
         help="the checkpoint's naming (default: guessed from its names)",
     )

@@ -16,6 +16,7 @@ Dims3 = tuple[int, int, int]
 PoolMode = Literal["conv", "avg", "max"]
 RelPos = Literal["none", "decomposed"]
 ResidualPool = Literal["none", "tokens", "all"]
+Qkv = Literal["fused", "separate"]
 
 
 def default_kernel(stride: Dims3) -> Dims3:
@@ -107,6 +108,13 @@ class Block(Node):
     residual_pool: ResidualPool
     drop_path: float
     loc: Loc
+    qkv: Qkv = "fused"  # one Linear to 3A, or separate q, k, v Linears
+    pool_first: bool = False  # pool the input (its own heads) before the separate projections
+
+    @property
+    def pool_head_dim(self) -> int:
+        """The channels per head the Q/K/V pools see: the input's with pool-first."""
+        return self.dim_in // self.heads if self.pool_first else self.head_dim
 
     @property
     def head_dim(self) -> int:
@@ -159,6 +167,8 @@ class Attention(Node):
     qkv_bias: bool
     dropout: float
     loc: Loc
+    qkv: Qkv = "fused"
+    pool_first: bool = False
 
 
 class Head(Node):
@@ -193,6 +203,7 @@ class Model(Node):
     drop_path: float
     norm_eps: float
     budget: Budget
+    pool_norm_eps: float | None = None  # the Q/K/V pools' LayerNorms; None: norm_eps
     source_file: str
     loc: Loc  # the `model` line
     where: dict[str, Loc] = {}  # where each written setting is (a table: its key)

@@ -161,7 +161,7 @@ def linear(tokens: int, d_in: int, d_out: int, bias: bool = True) -> tuple[int, 
 
 
 def pool_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
-    hd, heads = block.head_dim, block.heads
+    hd, heads = block.pool_head_dim, block.heads
     params = macs = norm = 0
     for pool, grid, length, count in (
         (block.pool_q, flow.grid_q, flow.len_q, 1),
@@ -178,6 +178,8 @@ def pool_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
 def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     a, hd, heads = block.dim_attn, block.head_dim, block.heads
     qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, block.qkv_bias)
+    if block.pool_first:  # the projections see the pooled tokens
+        qkv_m = block.dim_in * a * (flow.len_q + 2 * flow.len_kv)
     proj_p, proj_m = linear(flow.len_q, a, a)
     matmuls = 2 * heads * flow.len_q * flow.len_kv * hd
     rel_p = rel_m = 0

@@ -130,15 +130,14 @@ class BlockEmitter(Emitter):
 
     def attention(self, x: fx.Node) -> fx.Node:
         b, flow, att = self.block, self.flow, self.model.attention
-        hd, a = b.head_dim, b.dim_attn
-        qkv = self.module("attn.qkv", nn.Linear(b.dim_in, 3 * a, bias=b.qkv_bias), x)
-        # (B, L, 3A) -> (B, L, 3, A) -> q, k, v as (B, L, A) views, read channels-last by the
-        # pools; unbind's backward is one stack, not three zero-filled copies of qkv
-        qkv = self.method("unbind", self.method("unflatten", qkv, 2, (3, a)), 2)
-        q, k, v = (self.fn(operator.getitem, qkv, i) for i in range(3))
-        k = self.pool("attn.pool_k", k, b.pool_kv)
-        v = self.pool("attn.pool_v", v, b.pool_kv)
-        q = self.pool("attn.pool_q", q, b.pool_q)
+        hd = b.head_dim
+        if b.pool_first:
+            q, k, v = self.pool_first_qkv(x)
+        else:
+            q, k, v = self.qkv(x)
+            k = self.pool("attn.pool_k", k, b.pool_kv)
+            v = self.pool("attn.pool_v", v, b.pool_kv)
+            q = self.pool("attn.pool_q", q, b.pool_q)
         mask = self.rel_pos(q) if flow.rel_pos is not None else None
         o = self.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=hd**-0.5)
         o = self.residual_pool(o, q)
@@ -150,13 +149,43 @@ class BlockEmitter(Emitter):
             o = self.module("attn.project.1", nn.Dropout(att.dropout), o)
         return o
 
-    def pool(self, target: str, x: fx.Node, pool: Pool) -> fx.Node:
-        """Pool one of q, k, v: (B, L, A) -> (B, heads, L', hd); cls bypasses it.
+    def qkv(self, x: fx.Node) -> tuple[fx.Node, fx.Node, fx.Node]:
+        """q, k, v as (B, L, A): views of one fused Linear, or three separate Linears."""
+        b, a = self.block, self.block.dim_attn
+        if b.qkv == "separate":
+            return (
+                self.module("attn.q", nn.Linear(b.dim_in, a, bias=b.qkv_bias), x),
+                self.module("attn.k", nn.Linear(b.dim_in, a, bias=b.qkv_bias), x),
+                self.module("attn.v", nn.Linear(b.dim_in, a, bias=b.qkv_bias), x),
+            )
+        qkv = self.module("attn.qkv", nn.Linear(b.dim_in, 3 * a, bias=b.qkv_bias), x)
+        # (B, L, 3A) -> (B, L, 3, A) -> q, k, v as (B, L, A) views, read channels-last by the
+        # pools; unbind's backward is one stack, not three zero-filled copies of qkv
+        qkv = self.method("unbind", self.method("unflatten", qkv, 2, (3, a)), 2)
+        q, k, v = (self.fn(operator.getitem, qkv, i) for i in range(3))
+        return q, k, v
+
+    def pool_first_qkv(self, x: fx.Node) -> tuple[fx.Node, fx.Node, fx.Node]:
+        """Pool-first (pytorchvideo, SlowFast POOL_FIRST): pool the normed input, split into
+        the block's heads, then project each of q, k, v: -> (B, heads, L', hd)."""
+        b = self.block
+        out = []
+        for which, pool in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
+            t = self.pool(f"attn.pool_{which}", x, pool, b.pool_head_dim)
+            t = self.method("flatten", self.method("transpose", t, 1, 2), 2)  # (B, L', C_in)
+            linear = nn.Linear(b.dim_in, b.dim_attn, bias=b.qkv_bias)
+            t = self.module(f"attn.{which}", linear, t)
+            t = self.method("unflatten", t, 2, (b.heads, b.head_dim))
+            out.append(self.method("transpose", t, 1, 2))
+        return out[0], out[1], out[2]
+
+    def pool(self, target: str, x: fx.Node, pool: Pool, hd: int | None = None) -> fx.Node:
+        """Pool one of q, k, v: (B, L, heads * hd) -> (B, heads, L', hd); cls bypasses it.
 
         The pool runs channels-last on all heads at once (one depthwise conv over A channels,
         the per-head kernel shared), so the only copy is the channels-last input."""
         b, flow = self.block, self.flow
-        heads, hd = b.heads, b.head_dim
+        heads, hd = b.heads, hd or b.head_dim
         if pool.exists:
             cls, t = self.split_cls(x, 1, flow.len_in)
             t = self.channels_last(t, flow.grid_in)
@@ -168,7 +197,9 @@ class BlockEmitter(Emitter):
         # (B, L', A) -> (B, L', heads, hd) [-> LayerNorm(hd)] -> (B, heads, L', hd)
         x = self.method("unflatten", x, 2, (heads, hd))
         if pool.exists and pool.mode == "conv":
-            x = self.layer_norm(target + ".norm_act.0", hd, x)
+            eps = self.model.pool_norm_eps
+            norm = nn.LayerNorm(hd, eps=self.model.norm_eps if eps is None else eps)
+            x = self.module(target + ".norm_act.0", norm, x)
         return self.method("transpose", x, 1, 2)
 
     def channels_last(self, t: fx.Node, grid: Dims3) -> fx.Node:

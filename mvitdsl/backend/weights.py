@@ -22,9 +22,9 @@ from ..ir import Block, Loc, Model
 if TYPE_CHECKING:
     from ..spec import Spec
 
-Source = Literal["torchvision", "slowfast", "timm"]
+Source = Literal["torchvision", "slowfast", "timm", "pytorchvideo"]
 Shape = tuple[int, ...]
-SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm")
+SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "pytorchvideo")
 
 
 # ---------------------------------------------------------------- what the spec makes
@@ -71,20 +71,18 @@ def block_param_shapes(
     model: Model, b: Block, rel_pos: tuple[int, int, int] | None
 ) -> dict[str, Shape]:
     """One block's entries, names relative to `blocks.{i}.`."""
-    hd, a = b.head_dim, b.dim_attn
-    out: dict[str, Shape] = {
-        "norm1.weight": (b.dim_in,),
-        "norm1.bias": (b.dim_in,),
-        "attn.qkv.weight": (3 * a, b.dim_in),
-    }
-    if b.qkv_bias:
-        out["attn.qkv.bias"] = (3 * a,)
+    hd, a, phd = b.head_dim, b.dim_attn, b.pool_head_dim
+    out: dict[str, Shape] = {"norm1.weight": (b.dim_in,), "norm1.bias": (b.dim_in,)}
+    for name, width in (("qkv", 3 * a),) if b.qkv == "fused" else (("q", a), ("k", a), ("v", a)):
+        out[f"attn.{name}.weight"] = (width, b.dim_in)
+        if b.qkv_bias:
+            out[f"attn.{name}.bias"] = (width,)
     out["attn.project.0.weight"], out["attn.project.0.bias"] = (a, a), (a,)
     for which, pool in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
         if pool.exists and pool.mode == "conv":
-            out[f"attn.pool_{which}.pool.weight"] = (hd, 1, *_grid(model, pool.kernel))
-            out[f"attn.pool_{which}.norm_act.0.weight"] = (hd,)
-            out[f"attn.pool_{which}.norm_act.0.bias"] = (hd,)
+            out[f"attn.pool_{which}.pool.weight"] = (phd, 1, *_grid(model, pool.kernel))
+            out[f"attn.pool_{which}.norm_act.0.weight"] = (phd,)
+            out[f"attn.pool_{which}.norm_act.0.bias"] = (phd,)
     for axis, length in zip("thw", rel_pos or (0, 0, 0)):
         if length:
             out[f"attn.rel_pos_{axis}"] = (length, hd)
@@ -123,6 +121,23 @@ _STEM_RULES: dict[str, str] = {
 }
 
 
+# pytorchvideo's create_multiscale_vision_transformers: its own stem, position and head names;
+# inside a block SlowFast's (separate attn.q / attn.k / attn.v, as ours with `qkv separate`).
+_PYTORCHVIDEO_RULES: dict[str, str] = {
+    "patch_embed.patch_model.weight": "conv_proj.weight",
+    "patch_embed.patch_model.bias": "conv_proj.bias",
+    "cls_positional_encoding.cls_token": "pos_encoding.class_token",
+    "cls_positional_encoding.pos_embed": "pos_encoding.pos_embed",
+    "cls_positional_encoding.pos_embed_spatial": "pos_encoding.spatial_pos",
+    "cls_positional_encoding.pos_embed_temporal": "pos_encoding.temporal_pos",
+    "cls_positional_encoding.pos_embed_class": "pos_encoding.class_pos",
+    "norm_embed.weight": "norm.weight",
+    "norm_embed.bias": "norm.bias",
+    "head.proj.weight": "head.1.weight",
+    "head.proj.bias": "head.1.bias",
+}
+
+
 def _block_inner(name: str) -> str:
     for pattern, repl in _BLOCK_RULES:
         name = re.sub(pattern, repl, name)
@@ -137,6 +152,8 @@ def rename(name: str, source: Source, model: Model) -> str:
     """Our (torchvision) name for one entry of a `source` state_dict; unknown names pass through."""
     if source == "torchvision":
         return name
+    if source == "pytorchvideo" and name in _PYTORCHVIDEO_RULES:
+        return _PYTORCHVIDEO_RULES[name]
     if name in _STEM_RULES:
         return _STEM_RULES[name]
     m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", name) if source == "timm" else None
@@ -156,6 +173,8 @@ def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
     if any(n.startswith("stages.") for n in names):
         return "timm"
+    if any(n.startswith(("patch_embed.patch_model.", "cls_positional_encoding.")) for n in names):
+        return "pytorchvideo"
     if any(n.startswith(("patch_embed.", "head.projection", "cls_token")) for n in names) or any(
         ".mlp.fc1." in n for n in names
     ):
@@ -186,7 +205,8 @@ def _unwrap(state_dict: dict[str, Any]) -> dict[str, Any]:
 def convert_state_dict(
     state_dict: dict[str, Any], source: Source | None = None, *, spec: Spec | Model
 ) -> dict[str, Any]:
-    """A torchvision / SlowFast / timm state_dict in mvitdsl's (torchvision) naming and shapes.
+    """A torchvision / SlowFast / timm / pytorchvideo state_dict in mvitdsl's (torchvision)
+    naming and shapes.
 
     Names the spec does not know are kept as they are, so a strict load names them.
     """

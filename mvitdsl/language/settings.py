@@ -306,6 +306,25 @@ SETTINGS: tuple[Setting, ...] = (
                 per_stage=True,
             ),
             Option(
+                "qkv",
+                "word",
+                "fused",
+                "the q, k, v projections: one fused Linear (torchvision, timm) or three "
+                "(separate: pytorchvideo, SlowFast SEPARATE_QKV)",
+                "attention qkv separate",
+                choices=("fused", "separate"),
+                per_stage=True,
+            ),
+            Option(
+                "pool_first",
+                "switch",
+                False,
+                "pool the normed input before separate q, k, v projections (pytorchvideo, "
+                "SlowFast POOL_FIRST; the pools work on the input width's heads)",
+                "attention qkv separate, pool_first on",
+                per_stage=True,
+            ),
+            Option(
                 "dropout",
                 "number",
                 0.0,
@@ -404,6 +423,16 @@ SETTINGS: tuple[Setting, ...] = (
                 "norm eps 1e-5",
                 range=Range(0, 1, lo_open=True),
                 key="norm_eps",
+            ),
+            Option(
+                "pool_eps",
+                "number",
+                None,
+                "epsilon of the LayerNorms after the Q, K, V conv pools (pytorchvideo: 1e-5)",
+                "norm eps 1e-6, pool_eps 1e-5",
+                range=Range(0, 1, lo_open=True),
+                key="pool_norm_eps",
+                default_text="eps",
             ),
         ),
     ),

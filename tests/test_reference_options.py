@@ -1,0 +1,140 @@
+"""The options of the references: separate q/k/v projections and pool-first against
+pytorchvideo 0.1.5's MViT builder (weights converted from its names), and the checkpoints of
+pytorchvideo and SlowFast (separate-qkv names) loading strictly through convert_state_dict."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import mvitdsl  # noqa: E402
+from mvitdsl.backend.weights import convert_state_dict, detect_source  # noqa: E402
+
+PTV_SPEC = """\
+model ptv_tiny {
+  input      video 3x8x32x32
+  patch      conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 8
+  tokens     cls, position separable
+  attention  pool MODE 3x3x3, stride_kv adaptive 1x4x4, qkv separate, pool_first FIRST
+  norm       eps 1e-6, pool_eps 1e-5
+  stages {
+    s0  1   8  1  1x1x1
+    s1  2  16  2  1x2x2
+    s2  1  32  4  1x2x2
+  }
+  head       norm, cls, classes 5
+}
+"""
+
+
+def _pytorchvideo(mode: str, pool_first: bool) -> torch.nn.Module:
+    pytest.importorskip("pytorchvideo")
+    from pytorchvideo.models.vision_transformers import create_multiscale_vision_transformers
+
+    torch.manual_seed(0)
+    ref = create_multiscale_vision_transformers(
+        spatial_size=32,
+        temporal_size=8,
+        depth=4,
+        patch_embed_dim=8,
+        num_heads=1,
+        embed_dim_mul=[[1, 2.0], [3, 2.0]],
+        atten_head_mul=[[1, 2.0], [3, 2.0]],
+        pool_q_stride_size=[[1, 1, 2, 2], [3, 1, 2, 2]],
+        pool_kv_stride_adaptive=[1, 4, 4],
+        pool_kvq_kernel=[3, 3, 3],
+        pooling_mode=mode,
+        pool_first=pool_first,
+        head_num_classes=5,
+    )
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return ref.eval()
+
+
+@pytest.mark.parametrize("mode", ["conv", "avg", "max"])
+@pytest.mark.parametrize("pool_first", [False, True])
+def test_separate_qkv_and_pool_first_match_pytorchvideo(mode, pool_first):
+    ref = _pytorchvideo(mode, pool_first)
+    text = PTV_SPEC.replace("MODE", mode).replace("FIRST", "on" if pool_first else "off")
+    spec = mvitdsl.load_spec(text)
+    assert mvitdsl.analyze(spec).params == sum(p.numel() for p in ref.parameters())
+    assert detect_source(list(ref.state_dict())) == "pytorchvideo"
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), spec=spec), strict=True)
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        want, got = ref(x), gm(x)
+    scale = float(want.abs().max())
+    assert float((got - want).abs().max()) <= 1e-4 * scale
+
+
+def test_a_pytorchvideo_checkpoint_loads_strictly():
+    """pytorchvideo's names (patch_model, cls_positional_encoding, norm_embed, head.proj),
+    wrapped as its trainer saves them, load strictly and run."""
+    ref = _pytorchvideo("conv", True)
+    spec = mvitdsl.load_spec(PTV_SPEC.replace("MODE", "conv").replace("FIRST", "on"))
+    state = convert_state_dict({"model_state": ref.state_dict()}, "pytorchvideo", spec=spec)
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(state, strict=True)
+
+
+def test_a_slowfast_separate_qkv_checkpoint_loads_strictly():
+    """SlowFast's names with SEPARATE_QKV (attn.q / attn.k / attn.v) and POOL_FIRST, built
+    from its key names and shapes (SlowFast does not install here)."""
+    spec = mvitdsl.load_spec(PTV_SPEC.replace("MODE", "conv").replace("FIRST", "on"))
+    ours = mvitdsl.build(spec).state_dict()
+    to_slowfast = {
+        "conv_proj.": "patch_embed.proj.",
+        "pos_encoding.class_token": "cls_token",
+        "pos_encoding.spatial_pos": "pos_embed_spatial",
+        "pos_encoding.temporal_pos": "pos_embed_temporal",
+        "pos_encoding.class_pos": "pos_embed_class",
+        ".attn.project.0.": ".attn.proj.",
+        ".pool.weight": ".weight",
+        "head.1.": "head.projection.",
+        ".mlp.0.": ".mlp.fc1.",
+        ".mlp.3.": ".mlp.fc2.",
+        ".project.": ".proj.",
+    }
+    slowfast = {}
+    for name, tensor in ours.items():
+        for a, b in to_slowfast.items():
+            name = name.replace(a, b)
+        name = name.replace(".attn.pool_q.norm_act.0.", ".attn.norm_q.")
+        name = name.replace(".attn.pool_k.norm_act.0.", ".attn.norm_k.")
+        name = name.replace(".attn.pool_v.norm_act.0.", ".attn.norm_v.")
+        if name in ("cls_token", "pos_embed_class"):
+            tensor = tensor.reshape(1, 1, -1)
+        elif name.startswith("pos_embed_"):
+            tensor = tensor.unsqueeze(0)
+        slowfast[name] = tensor.clone()
+    assert "blocks.1.attn.q.weight" in slowfast and "blocks.1.attn.norm_q.weight" in slowfast
+    assert detect_source(list(slowfast)) == "slowfast"
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict({"model_state": slowfast}, spec=spec), strict=True)
+    for name, tensor in gm.state_dict().items():
+        torch.testing.assert_close(tensor, ours[name].reshape(tensor.shape))
+
+
+def test_qkv_and_pool_first_are_per_stage_cells():
+    text = PTV_SPEC.replace("MODE", "conv").replace(", qkv separate, pool_first FIRST", "")
+    text = text.replace("s1  2  16  2  1x2x2", "s1  2  16  2  1x2x2  qkv=separate")
+    text = text.replace("s2  1  32  4  1x2x2", "s2  1  32  4  1x2x2  pool_first=on")
+    m = mvitdsl.load_spec(text).model
+    assert [(b.qkv, b.pool_first) for b in m.blocks] == [
+        ("fused", False),
+        ("separate", False),
+        ("separate", False),
+        ("separate", True),
+    ]
+    gm = mvitdsl.build(mvitdsl.load_spec(text))
+    names = gm.state_dict()
+    assert "blocks.0.attn.qkv.weight" in names and "blocks.1.attn.q.weight" in names
+    assert tuple(names["blocks.3.attn.pool_q.pool.weight"].shape)[0] == 32 // 4  # input heads
+    assert mvitdsl.analyze(mvitdsl.load_spec(text)).params == sum(
+        p.numel() for p in gm.parameters()
+    )
