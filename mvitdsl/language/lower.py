@@ -100,7 +100,7 @@ class Lowering:
             head=head,
             drop_path=float(train["drop_path"]),
             norm_eps=float(norm["norm_eps"]),
-            pool_norm_eps=_float_or_none(norm.get("pool_norm_eps")),
+            pool_norm_eps=float(norm.get("pool_norm_eps") or norm["norm_eps"]),
             budget=ir.Budget(**{k: float(v) for k, v in self.values("budget").items()}),
             source_file=self.model.file,
             loc=loc(self.model.span, self.sources.get(self.model.file, "")),
@@ -154,7 +154,3 @@ class Lowering:
         values["dropout"] = float(values["dropout"])
         values.setdefault("stride_kv_adaptive", False)
         return ir.Attention(**values, loc=self.d.where.get("attention", where))
-
-
-def _float_or_none(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
