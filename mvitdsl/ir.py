@@ -73,7 +73,7 @@ class Tokens(Node):
     """Token options: a cls token, and the kind of absolute position embedding."""
 
     cls: bool
-    position: Literal["none", "separable", "joint"]
+    position: Literal["none", "separable", "joint", "sincos"]
     loc: Loc
 
 
@@ -110,6 +110,7 @@ class Block(Node):
     loc: Loc
     qkv: Qkv = "fused"  # one Linear to 3A, or separate q, k, v Linears
     pool_first: bool = False  # pool the input (its own heads) before the separate projections
+    layer_scale: float = 0.0  # the initial gammas of the two branches; 0: no layer scale
 
     @property
     def pool_head_dim(self) -> int:
@@ -169,6 +170,7 @@ class Attention(Node):
     loc: Loc
     qkv: Qkv = "fused"
     pool_first: bool = False
+    layer_scale: float = 0.0
 
 
 class Head(Node):

@@ -364,7 +364,7 @@ class Counts:
         )
 
 
-def count(family: str, n: int, start: int = 0) -> Counts:
+def count(family: str, n: int, start: int = 0, progress: bool = False) -> Counts:
     out = Counts(family)
     for seed in range(start, start + n):
         try:
@@ -372,12 +372,15 @@ def count(family: str, n: int, start: int = 0) -> Counts:
         except Exception:
             outcome, detail = "crash", traceback.format_exc()
         out.add(seed, outcome, detail)
+        if progress and (seed - start + 1) % 50 == 0:
+            print(out.line(), flush=True)
     return out
 
 
 def write_counts(results: list[Counts]) -> None:
     COUNTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    data = {
+    data = json.loads(COUNTS_FILE.read_text()) if COUNTS_FILE.exists() else {}
+    data |= {
         r.family: {
             "generated": r.generated,
             "expressible": r.expressible,
@@ -392,7 +395,7 @@ def write_counts(results: list[Counts]) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     tv, tm = (int(a) for a in (sys.argv[1:3] if len(sys.argv) > 2 else ("20", "20")))
-    results = [count("torchvision", tv), count("timm", tm)]
+    results = [count(f, n, progress=True) for f, n in (("torchvision", tv), ("timm", tm)) if n]
     for r in results:
         print(r.line())
         for outcome, examples in r.examples.items():

@@ -138,3 +138,111 @@ def test_qkv_and_pool_first_are_per_stage_cells():
     assert mvitdsl.analyze(mvitdsl.load_spec(text)).params == sum(
         p.numel() for p in gm.parameters()
     )
+
+
+# ---------------------------------------------------------------- SlowFast: sin-cos, layer scale
+
+
+def _slowfast_1d(embed_dim, pos):  # slowfast/models/utils.py, get_1d_sincos_pos_embed_from_grid
+    import numpy as np
+
+    omega = np.arange(embed_dim // 2, dtype=float)
+    omega /= embed_dim / 2.0
+    omega = 1.0 / 10000**omega
+    out = np.einsum("m,d->md", pos.reshape(-1), omega)
+    return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+
+def _slowfast_3d(embed_dim, grid_size, t_size, cls_token=False):  # get_3d_sincos_pos_embed
+    import numpy as np
+
+    spatial, temporal = embed_dim // 4 * 3, embed_dim // 4
+    grid = np.stack(
+        np.meshgrid(np.arange(grid_size, dtype=np.float32), np.arange(grid_size, dtype=np.float32)),
+        axis=0,
+    )
+    grid = grid.reshape([2, 1, grid_size, grid_size])
+    emb_s = np.concatenate(
+        [_slowfast_1d(spatial // 2, grid[0]), _slowfast_1d(spatial // 2, grid[1])], axis=1
+    )
+    emb_t = _slowfast_1d(temporal, np.arange(t_size, dtype=np.float32))
+    emb_t = np.repeat(emb_t[:, np.newaxis, :], grid_size**2, axis=1)
+    emb_s = np.repeat(emb_s[np.newaxis, :, :], t_size, axis=0)
+    table = np.concatenate([emb_t, emb_s], axis=-1).reshape([-1, embed_dim])
+    if cls_token:
+        table = np.concatenate([np.zeros([1, embed_dim]), table], axis=0)
+    return table
+
+
+SINCOS_SPEC = """\
+model sincos_tiny {
+  input      video 3x4x32x32
+  patch      conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 32
+  tokens     cls, position sincos
+  attention  pool conv 3x3x3, stride_kv adaptive 1x4x4
+  stages {
+    s0  1  32  1  1x1x1
+    s1  1  64  2  1x2x2
+  }
+  head       norm, cls, classes 5
+}
+"""
+
+
+def test_sincos_positions_are_slowfasts_table_and_fixed():
+    from mvitdsl.backend.runtime import sincos_positions
+
+    for dim, grid, t, cls in ((32, 8, 2, True), (16, 4, 3, False), (96, 14, 8, True)):
+        want = torch.from_numpy(_slowfast_3d(dim, grid, t, cls_token=cls)).float()
+        got = sincos_positions(dim, (t, grid, grid), cls)
+        assert float((got - want).abs().max()) < 1e-6
+    spec = mvitdsl.load_spec(SINCOS_SPEC)
+    gm = mvitdsl.build(spec).eval()
+    assert "pos_encoding.pos_embed" not in dict(gm.named_parameters())  # fixed: a buffer
+    assert mvitdsl.analyze(spec).params == sum(p.numel() for p in gm.parameters())
+    # the same model with a learned joint table set to SlowFast's values: equal logits
+    joint = mvitdsl.build(mvitdsl.load_spec(SINCOS_SPEC.replace("sincos", "joint"))).eval()
+    state = gm.state_dict()
+    state["pos_encoding.pos_embed"] = torch.from_numpy(_slowfast_3d(32, 8, 2, True)).float()[None]
+    joint.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), joint(x), atol=1e-5, rtol=0)
+
+
+def test_sincos_needs_a_width_divisible_by_16():
+    with pytest.raises(mvitdsl.SpecError) as info:
+        mvitdsl.load_spec(SINCOS_SPEC.replace("-> 32", "-> 24").replace("s0  1  32", "s0  1  24"))
+    assert [d.code for d in info.value.diagnostics] == ["E307"]
+
+
+def test_layer_scale_is_slowfasts_gamma_on_both_branches():
+    """SlowFast's block: x = x_res + gamma_1 * attn(x); x = x + gamma_2 * mlp(x), gammas
+    initialised to LAYER_SCALE_INIT_VALUE. The same as scaling the attention projection's and
+    the MLP output's rows (weights and biases) of a model without layer scale."""
+    text = PTV_SPEC.replace("MODE", "conv").replace("FIRST", "off")
+    scaled = text.replace("qkv separate,", "qkv separate, layer_scale 0.1,")
+    spec = mvitdsl.load_spec(scaled)
+    gm = mvitdsl.build(spec).eval()
+    assert mvitdsl.analyze(spec).params == sum(p.numel() for p in gm.parameters())
+    state = gm.state_dict()
+    assert torch.equal(state["blocks.0.gamma_1"], torch.full((8,), 0.1))
+    assert tuple(state["blocks.0.gamma_2"].shape) == (16,)  # the block's output width
+    g = torch.Generator().manual_seed(5)
+    for name in state:
+        state[name] = state[name] + torch.randn(state[name].shape, generator=g) * 0.05
+    gm.load_state_dict(state, strict=True)
+    plain = mvitdsl.build(mvitdsl.load_spec(text)).eval()
+    folded = {k: v.clone() for k, v in state.items() if "gamma" not in k}
+    for i in range(len(spec.model.blocks)):
+        for branch, gamma in (("attn.project.0", "gamma_1"), ("mlp.3", "gamma_2")):
+            g_ = state[f"blocks.{i}.{gamma}"]
+            folded[f"blocks.{i}.{branch}.weight"] *= g_[:, None]
+            folded[f"blocks.{i}.{branch}.bias"] *= g_
+    plain.load_state_dict(folded, strict=True)
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), plain(x), atol=1e-5, rtol=0)
+    # SlowFast's names (gamma_1, gamma_2) are ours: a SlowFast checkpoint keeps them
+    gammas = {k: v for k, v in state.items() if "gamma" in k}
+    assert convert_state_dict(gammas, "slowfast", spec=spec).keys() == gammas.keys()

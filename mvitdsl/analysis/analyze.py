@@ -188,8 +188,9 @@ def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
         used = sum(n for n, size in zip(flow.grid_kv, flow.rel_pos) if size)
         rel_m = heads * prod(flow.grid_q) * used * hd
     norm = flow.len_in * block.dim_in
+    gamma = a if block.layer_scale else 0
     return Costs(
-        params=qkv_p + proj_p + rel_p + 2 * block.dim_in,
+        params=qkv_p + proj_p + rel_p + 2 * block.dim_in + gamma,
         attn_macs=qkv_m + proj_m + matmuls + rel_m,
         norm_elems=norm,
     )
@@ -202,8 +203,9 @@ def mlp_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     if block.has_project:
         rows = flow.len_in if model.attention.dim_change == "attention" else flow.len_q
         proj_p, proj_m = linear(rows, block.dim_in, block.dim_out)
+    gamma = block.dim_out if block.layer_scale else 0
     return Costs(
-        params=fc1_p + fc2_p + proj_p + 2 * block.dim_attn,
+        params=fc1_p + fc2_p + proj_p + 2 * block.dim_attn + gamma,
         mlp_macs=fc1_m + fc2_m + proj_m,
         norm_elems=flow.len_q * block.dim_attn,
     )

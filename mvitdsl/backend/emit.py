@@ -105,12 +105,21 @@ class BlockEmitter(Emitter):
         res = self.module("project", nn.Linear(b.dim_in, b.dim_out), x_norm) if v2_proj else x
         if b.has_skip_pool:
             res = self.skip_pool(res, b.dim_attn)
+        attn = self.layer_scale("gamma_1", b.dim_attn, attn)
         x = self.fn(operator.add, res, self.drop_path(attn))
         x_norm2 = self.layer_norm("norm2", b.dim_attn, x)
         v1_proj = b.has_project and m.attention.dim_change == "mlp"
         res2 = self.module("project", nn.Linear(b.dim_in, b.dim_out), x_norm2) if v1_proj else x
-        x = self.fn(operator.add, res2, self.drop_path(self.mlp(x_norm2)))
+        mlp = self.layer_scale("gamma_2", b.dim_out, self.mlp(x_norm2))
+        x = self.fn(operator.add, res2, self.drop_path(mlp))
         return self.finish(x, b.loc, f"Block{b.index}")
+
+    def layer_scale(self, target: str, dim: int, x: fx.Node) -> fx.Node:
+        """SlowFast's layer scale: x * gamma, gamma learned, initialised to the set value."""
+        if not self.block.layer_scale:
+            return x
+        gamma = nn.Parameter(torch.full((dim,), self.block.layer_scale))
+        return self.fn(operator.mul, x, self.attr(target, gamma))
 
     def drop_path(self, x: fx.Node) -> fx.Node:
         if self.block.drop_path == 0.0:
@@ -327,6 +336,9 @@ class ModelEmitter(Emitter):
         if m.tokens.position == "joint":
             table = nn.Parameter(torch.zeros(1, t * h * w + int(cls), d))
             return self.attr("pos_encoding.pos_embed", table)
+        if m.tokens.position == "sincos":  # fixed: a buffer, not a parameter
+            fixed = runtime.sincos_positions(d, (t, h, w), cls).unsqueeze(0)
+            return self.attr("pos_encoding.pos_embed", fixed)
         temporal = self.attr("pos_encoding.temporal_pos", nn.Parameter(torch.zeros(t, d)))
         spatial = self.attr("pos_encoding.spatial_pos", nn.Parameter(torch.zeros(h * w, d)))
         pos = self.fn(torch.repeat_interleave, temporal, h * w, dim=0)

@@ -57,7 +57,7 @@ def stem_shapes(model: Model) -> dict[str, Shape]:
     if cls:
         out["pos_encoding.class_token"] = (d,)
     t, h, w = shapes.patch_nominal(model)
-    if model.tokens.position == "joint":
+    if model.tokens.position in ("joint", "sincos"):  # sincos: a fixed buffer, same name
         out["pos_encoding.pos_embed"] = (1, t * h * w + int(cls), d)
     elif model.tokens.position == "separable":
         out["pos_encoding.spatial_pos"] = (h * w, d)
@@ -91,6 +91,8 @@ def block_param_shapes(
     out["mlp.3.weight"], out["mlp.3.bias"] = (b.dim_out, b.mlp_hidden), (b.dim_out,)
     if b.has_project:
         out["project.weight"], out["project.bias"] = (b.dim_out, b.dim_in), (b.dim_out,)
+    if b.layer_scale:
+        out["gamma_1"], out["gamma_2"] = (a,), (b.dim_out,)
     return out
 
 

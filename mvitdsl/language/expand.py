@@ -106,6 +106,7 @@ def _block(
         loc=row.loc,
         qkv="separate" if opts["pool_first"] else opts["qkv"],
         pool_first=opts["pool_first"],
+        layer_scale=float(opts["layer_scale"]),
     )
 
 

@@ -152,5 +152,6 @@ class Lowering:
         values = self.values("attention")
         values["mlp_ratio"] = float(values["mlp_ratio"])
         values["dropout"] = float(values["dropout"])
+        values["layer_scale"] = float(values["layer_scale"])
         values.setdefault("stride_kv_adaptive", False)
         return ir.Attention(**values, loc=self.d.where.get("attention", where))
