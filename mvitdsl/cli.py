@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="CHECKPOINT",
         default=None,
         help="compare a checkpoint's names and shapes with the spec (.pt or "
-        ".safetensors; torchvision, SlowFast or timm names)",
+        ".safetensors; torchvision, SlowFast, timm or pytorchvideo names)",
     )
     check.add_argument(
         "--source",

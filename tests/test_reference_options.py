@@ -246,3 +246,20 @@ def test_layer_scale_is_slowfasts_gamma_on_both_branches():
     # SlowFast's names (gamma_1, gamma_2) are ours: a SlowFast checkpoint keeps them
     gammas = {k: v for k, v in state.items() if "gamma" in k}
     assert convert_state_dict(gammas, "slowfast", spec=spec).keys() == gammas.keys()
+
+
+def test_check_against_converts_pytorchvideo_names(tmp_path, capsys):
+    from mvitdsl.cli import main
+
+    spec_file = tmp_path / "ptv.mv"
+    spec_file.write_text(PTV_SPEC.replace("MODE", "conv").replace("FIRST", "on"))
+    ref = _pytorchvideo("conv", True)
+    ckpt = tmp_path / "ptv.pt"
+    torch.save({"model_state": ref.state_dict()}, ckpt)
+    assert main(["check", str(spec_file), "--against", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "pytorchvideo" in out and "mismatch" not in out.lower().replace("0 mismatches", "")
+    broken = {k: v for k, v in ref.state_dict().items() if k != "blocks.1.attn.q.weight"}
+    torch.save(broken, ckpt)
+    assert main(["check", str(spec_file), "--against", str(ckpt)]) != 0
+    assert "blocks.1.attn.q.weight" in capsys.readouterr().err
