@@ -27,6 +27,10 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q -r "$req" 2> >(grep -v "is ignored" >&2)
   touch "$venv/.complete"
 fi
+# test-only references (pytorchvideo's MViT builder), without their video-decoding deps
+if ! "$venv/bin/python" -c "import pytorchvideo, fvcore" 2>/dev/null; then
+  "$venv/bin/pip" install -q --no-deps -r requirements/refs.txt 2> >(grep -v "is ignored" >&2) || true
+fi
 "$venv/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
 ln -sfn "$venv" .venv
 echo "setup: ready (.venv -> $venv)"
