@@ -5,7 +5,9 @@
 Every case ends as one outcome: `equal`, `not_expressible` (the language cannot write it; the
 reason is kept), `rejected` (the reference itself does not run it: not counted as generated),
 `params` (analyze().params differs), `load` (a strict load failed) or `logits` (outputs differ
-by more than 1e-4 of the output scale). `python tests/differential.py TV TIMM` prints counts.
+by more than 1e-4 of the output scale). `python tests/differential.py TV TIMM` draws until TV
+torchvision and TIMM timm configs are generated, prints the counts and writes them to
+build/differential_counts.json.
 """
 
 from __future__ import annotations
@@ -365,14 +367,18 @@ class Counts:
 
 
 def count(family: str, n: int, start: int = 0, progress: bool = False) -> Counts:
+    """Draw seeds from `start` until `n` configs the reference runs were generated (draws the
+    reference itself rejects do not count; at most 3n draws)."""
     out = Counts(family)
-    for seed in range(start, start + n):
+    seed = start
+    while out.generated < n and seed < start + 3 * n:
         try:
             outcome, detail = run(family, seed)
         except Exception:
             outcome, detail = "crash", traceback.format_exc()
         out.add(seed, outcome, detail)
-        if progress and (seed - start + 1) % 50 == 0:
+        seed += 1
+        if progress and outcome != "rejected" and out.generated % 50 == 0:
             print(out.line(), flush=True)
     return out
 
