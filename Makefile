@@ -44,6 +44,7 @@ bench: setup
 # bytes) and the checker-equals-execution properties; counts go to build/*_counts.json.
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests -k property
+	$(PY) tests/differential.py 1000 500
 
 diagrams: setup
 	$(MVITDSL) draw specs/mvit_b.mv --level stage -o docs/img/mvit_b_stage.svg

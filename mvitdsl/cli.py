@@ -163,11 +163,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="CHECKPOINT",
         default=None,
         help="compare a checkpoint's names and shapes with the spec (.pt or "
-        ".safetensors; torchvision, SlowFast, timm or facebookresearch/hiera names)",
+        ".safetensors; torchvision, SlowFast, timm, pytorchvideo or facebookresearch/hiera names)",
     )
     check.add_argument(
         "--source",
-        choices=("torchvision", "slowfast", "timm", "hiera"),
+        choices=("torchvision", "slowfast", "timm", "hiera", "pytorchvideo"),
         default=None,
         help="the checkpoint's naming (default: guessed from its names)",
     )

@@ -16,6 +16,7 @@ Dims3 = tuple[int, int, int]
 PoolMode = Literal["conv", "avg", "max"]
 RelPos = Literal["none", "decomposed"]
 ResidualPool = Literal["none", "tokens", "all"]
+Qkv = Literal["fused", "separate"]
 
 
 def default_kernel(stride: Dims3) -> Dims3:
@@ -83,7 +84,7 @@ class Tokens(Node):
     """Token options: a cls token, and the kind of absolute position embedding."""
 
     cls: bool
-    position: Literal["none", "separable", "joint"]
+    position: Literal["none", "separable", "joint", "sincos"]
     loc: Loc
 
 
@@ -118,6 +119,15 @@ class Block(Node):
     residual_pool: ResidualPool
     drop_path: float
     loc: Loc
+    qkv: Qkv = "fused"  # one Linear to 3A, or separate q, k, v Linears
+    pool_first: bool = False  # pool the input (its own heads) before the separate projections
+    layer_scale: float = 0.0  # the initial gammas of the two branches; 0: no layer scale
+
+    @property
+    def pool_head_dim(self) -> int:
+        """The channels per head the Q/K/V pools see: the input's with pool-first."""
+        return self.dim_in // self.heads if self.pool_first else self.head_dim
+
     scope: Literal["global", "mask_unit", "window"] = "global"  # the scope in effect
     window: Dims3 | None = None  # the K/V window the block attends in (None: global)
     scope_from: str = ""  # the stage whose scope the block uses, when not its own (the lag)
@@ -185,6 +195,9 @@ class Attention(Node):
     window: Dims3 | None = None  # the fixed window of `scope window`
     scope_lag: bool = True  # a stage's first block keeps the previous stage's scope
     mask_unit: Dims3 | None = None  # Hiera's mask unit, in tokens of the patch grid
+    qkv: Qkv = "fused"
+    pool_first: bool = False
+    layer_scale: float = 0.0
 
 
 class Head(Node):
@@ -227,6 +240,7 @@ class Model(Node):
     drop_path: float
     norm_eps: float
     budget: Budget
+    pool_norm_eps: float | None = None  # the Q/K/V pools' LayerNorms; None: norm_eps
     source_file: str
     loc: Loc  # the `model` line
     where: dict[str, Loc] = {}  # where each written setting is (a table: its key)

@@ -31,6 +31,10 @@ if [ ! -f "$shared/.complete" ]; then
   "$shared/bin/pip" install -q -r "$req" 2> >(grep -v "is ignored" >&2)
   touch "$shared/.complete"
 fi
+# test-only references (pytorchvideo's MViT builder), without their video-decoding deps
+if ! "$shared/bin/python" -c "import pytorchvideo, fvcore" 2>/dev/null; then
+  "$shared/bin/pip" install -q --no-deps -r requirements/refs.txt 2> >(grep -v "is ignored" >&2) || true
+fi
 
 # A .venv symlink (older set-ups pointed it at the shared environment) becomes a real folder.
 [ -L .venv ] && rm -f .venv

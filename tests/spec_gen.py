@@ -117,6 +117,9 @@ def _cells(draw: Any, parts: int, dim_change: str, last: bool) -> str:
         "residual_pool": st.sampled_from(["none", "tokens", "all"]),
         "qkv_bias": st.sampled_from(["on", "off"]),
         "drop_path": st.sampled_from(["0", "0.1"]),
+        "qkv": st.sampled_from(["fused", "separate"]),
+        "pool_first": st.sampled_from(["on", "off"]),
+        "layer_scale": st.sampled_from(["0", "0.1"]),
     }
     if dim_change == "mlp" and last:
         options["dim_out"] = st.sampled_from(["4", "8", "12"])

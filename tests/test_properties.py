@@ -103,7 +103,9 @@ def runtime_verdict(text: str) -> str:
         if (l_out - cls) * prod(block.pool_q.stride) != l_in - cls:
             return "partial-windows"  # the grid is not the input grid divided by the stride
         stage = next(s for s in m.stages if s.name == block.stage)
-        if gm.blocks[block.index].attn.qkv.out_features != 3 * stage.dim:
+        attn = gm.blocks[block.index].attn
+        width = attn.q.out_features if hasattr(attn, "q") else attn.qkv.out_features // 3
+        if width != stage.dim:
             return "width"  # attention runs at another width than the stage table says
     return "fine"
 

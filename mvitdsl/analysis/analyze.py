@@ -188,7 +188,7 @@ def linear(tokens: int, d_in: int, d_out: int, bias: bool = True) -> tuple[int, 
 
 
 def pool_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
-    hd, heads = block.head_dim, block.heads
+    hd, heads = block.pool_head_dim, block.heads
     params = macs = norm = 0
     for pool, grid, length, count in (
         (block.pool_q, flow.grid_q, flow.len_q, 1),
@@ -205,6 +205,8 @@ def pool_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
 def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     a, hd, heads = block.dim_attn, block.head_dim, block.heads
     qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, block.qkv_bias)
+    if block.pool_first:  # the projections see the pooled tokens
+        qkv_m = block.dim_in * a * (flow.len_q + 2 * flow.len_kv)
     proj_p, proj_m = linear(flow.len_q, a, a)
     # each query attends to its window's K/V tokens (all of them when global)
     attended = prod(block.window) if block.window is not None else flow.len_kv
@@ -215,8 +217,9 @@ def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
         used = sum(n for n, size in zip(flow.grid_kv, flow.rel_pos) if size)
         rel_m = heads * prod(flow.grid_q) * used * hd
     norm = flow.len_in * block.dim_in
+    gamma = a if block.layer_scale else 0
     return Costs(
-        params=qkv_p + proj_p + rel_p + 2 * block.dim_in,
+        params=qkv_p + proj_p + rel_p + 2 * block.dim_in + gamma,
         attn_macs=qkv_m + proj_m + matmuls + rel_m,
         norm_elems=norm,
     )
@@ -229,8 +232,9 @@ def mlp_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     if block.has_project:
         rows = flow.len_in if model.attention.dim_change == "attention" else flow.len_q
         proj_p, proj_m = linear(rows, block.dim_in, block.dim_out)
+    gamma = block.dim_out if block.layer_scale else 0
     return Costs(
-        params=fc1_p + fc2_p + proj_p + 2 * block.dim_attn,
+        params=fc1_p + fc2_p + proj_p + 2 * block.dim_attn + gamma,
         mlp_macs=fc1_m + fc2_m + proj_m,
         norm_elems=flow.len_q * block.dim_attn,
     )

@@ -21,7 +21,7 @@ def fmt(grid: tuple[Any, ...]) -> str:
 def positions_fit(position: str, grid: Dims3, nominal: Dims3) -> bool:
     """Whether the absolute positions, sized from input // stride, line up with the tokens:
     joint needs the same count; separable the same T and the same H*W."""
-    if position == "joint":
+    if position in ("joint", "sincos"):
         return grid[0] * grid[1] * grid[2] == nominal[0] * nominal[1] * nominal[2]
     if position == "separable":
         return grid[0] == nominal[0] and grid[1] * grid[2] == nominal[1] * nominal[2]
@@ -117,6 +117,14 @@ class Checker:
                 self.setting_span("tokens"),
                 "choose an input size divisible by the "
                 "patch stride and an odd kernel with pad kernel//2, or 'position none'",
+            )
+        if m.tokens.position == "sincos" and m.patch.dim % 16:
+            self.r.error(
+                "E307",
+                f"'position sincos' needs an embedding width divisible by 16 (a quarter for "
+                f"time, three for space, each half sin, half cos); the width is {m.patch.dim}",
+                self.setting_span("tokens"),
+                "choose a patch width divisible by 16, or 'position joint'",
             )
         if m.attention.dim_change == "mlp" and m.stages and m.patch.dim != m.stages[0].dim:
             self.r.error(

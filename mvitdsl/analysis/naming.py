@@ -21,6 +21,7 @@ SPATIAL_POS = "pos_encoding.spatial_pos"  # separable positions: (H*W, D), (T, D
 TEMPORAL_POS = "pos_encoding.temporal_pos"
 CLASS_POS = "pos_encoding.class_pos"
 NORM1, NORM2 = "norm1", "norm2"  # inside a block
+ATTN = "attn"
 QKV = "attn.qkv"
 ATTN_PROJECT, ATTN_DROPOUT = "attn.project.0", "attn.project.1"
 MLP_FC1, MLP_ACT, MLP_DROP1, MLP_FC2, MLP_DROP2 = "mlp.0", "mlp.1", "mlp.2", "mlp.3", "mlp.4"
@@ -52,9 +53,9 @@ def rel_pos(axis: str) -> str:
     return f"attn.rel_pos_{axis}"
 
 
-Source = Literal["torchvision", "slowfast", "timm", "hiera"]
+Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo"]
 Shape = tuple[int, ...]
-SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera")
+SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera", "pytorchvideo")
 # facebookresearch/hiera: MAE checkpoints carry the pretraining decoder and mask token, which
 # the encoder the spec makes does not have; they are left out, not reported.
 _HIERA_DROPPED = ("decoder_", "mask_token", "multi_scale_fusion_heads.")
@@ -89,6 +90,9 @@ def stem_shapes(model: Model) -> dict[str, Shape]:
         f"{CONV_PROJ}.weight": (d, model.input.channels, *_grid(model, p.kernel)),
         f"{CONV_PROJ}.bias": (d,),
     }
+    if model.tokens.position == "sincos":  # a fixed buffer (not a parameter) under pos_embed
+        t, h, w = shapes.patch_nominal(model)
+        out[POS_EMBED] = (1, t * h * w + int(model.tokens.cls), d)
     return out | position_shapes(model)
 
 
@@ -112,20 +116,20 @@ def block_param_shapes(
     model: Model, b: Block, rel_sizes: tuple[int, int, int] | None
 ) -> dict[str, Shape]:
     """One block's entries, names relative to `blocks.{i}.`."""
-    hd, a = b.head_dim, b.dim_attn
-    out: dict[str, Shape] = {
-        f"{NORM1}.weight": (b.dim_in,),
-        f"{NORM1}.bias": (b.dim_in,),
-        f"{QKV}.weight": (3 * a, b.dim_in),
-    }
-    if b.qkv_bias:
-        out[f"{QKV}.bias"] = (3 * a,)
+    hd, a, phd = b.head_dim, b.dim_attn, b.pool_head_dim
+    out: dict[str, Shape] = {f"{NORM1}.weight": (b.dim_in,), f"{NORM1}.bias": (b.dim_in,)}
+    fused = ((QKV, 3 * a),)
+    separate = ((f"{ATTN}.q", a), (f"{ATTN}.k", a), (f"{ATTN}.v", a))
+    for name, width in fused if b.qkv == "fused" else separate:
+        out[f"{name}.weight"] = (width, b.dim_in)
+        if b.qkv_bias:
+            out[f"{name}.bias"] = (width,)
     out[f"{ATTN_PROJECT}.weight"], out[f"{ATTN_PROJECT}.bias"] = (a, a), (a,)
     for which, p in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
         if p.exists and p.mode == "conv":
-            out[f"{pool(which)}{POOL_CONV}.weight"] = (hd, 1, *_grid(model, p.kernel))
-            out[f"{pool(which)}{POOL_NORM}.weight"] = (hd,)
-            out[f"{pool(which)}{POOL_NORM}.bias"] = (hd,)
+            out[f"{pool(which)}{POOL_CONV}.weight"] = (phd, 1, *_grid(model, p.kernel))
+            out[f"{pool(which)}{POOL_NORM}.weight"] = (phd,)
+            out[f"{pool(which)}{POOL_NORM}.bias"] = (phd,)
     for axis, length in zip("thw", rel_sizes or (0, 0, 0)):
         if length:
             out[rel_pos(axis)] = (length, hd)
@@ -134,6 +138,8 @@ def block_param_shapes(
     out[f"{MLP_FC2}.weight"], out[f"{MLP_FC2}.bias"] = (b.dim_out, b.mlp_hidden), (b.dim_out,)
     if b.has_project:
         out[f"{PROJECT}.weight"], out[f"{PROJECT}.bias"] = (b.dim_out, b.dim_in), (b.dim_out,)
+    if b.layer_scale:
+        out["gamma_1"], out["gamma_2"] = (a,), (b.dim_out,)
     return out
 
 
@@ -166,6 +172,23 @@ _STEM_RULES: dict[str, str] = {
 }
 
 
+# pytorchvideo's create_multiscale_vision_transformers: its own stem, position and head names;
+# inside a block SlowFast's (separate attn.q / attn.k / attn.v, as ours with `qkv separate`).
+_PYTORCHVIDEO_RULES: dict[str, str] = {
+    "patch_embed.patch_model.weight": "conv_proj.weight",
+    "patch_embed.patch_model.bias": "conv_proj.bias",
+    "cls_positional_encoding.cls_token": "pos_encoding.class_token",
+    "cls_positional_encoding.pos_embed": "pos_encoding.pos_embed",
+    "cls_positional_encoding.pos_embed_spatial": "pos_encoding.spatial_pos",
+    "cls_positional_encoding.pos_embed_temporal": "pos_encoding.temporal_pos",
+    "cls_positional_encoding.pos_embed_class": "pos_encoding.class_pos",
+    "norm_embed.weight": "norm.weight",
+    "norm_embed.bias": "norm.bias",
+    "head.proj.weight": "head.1.weight",
+    "head.proj.bias": "head.1.bias",
+}
+
+
 def _block_inner(name: str) -> str:
     for pattern, repl in _BLOCK_RULES:
         name = re.sub(pattern, repl, name)
@@ -182,6 +205,8 @@ def rename(name: str, source: Source, model: Model) -> str:
         return name
     if source == "hiera" and name.startswith("encoder_norm."):
         return "norm." + name.removeprefix("encoder_norm.")  # MAE checkpoints' final norm
+    if source == "pytorchvideo" and name in _PYTORCHVIDEO_RULES:
+        return _PYTORCHVIDEO_RULES[name]
     if name in _STEM_RULES:
         return _STEM_RULES[name]
     m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", name) if source == "timm" else None
@@ -218,6 +243,8 @@ def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
     if any(n.startswith("stages.") for n in names) or "head.norm.weight" in names:
         return "timm"
+    if any(n.startswith(("patch_embed.patch_model.", "cls_positional_encoding.")) for n in names):
+        return "pytorchvideo"
     if _is_hiera(names):
         return "hiera"
     if any(n.startswith(("patch_embed.", "head.projection", "cls_token")) for n in names) or any(

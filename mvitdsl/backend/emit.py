@@ -107,14 +107,23 @@ class BlockEmitter(Emitter):
         res = self.module(naming.PROJECT, nn.Linear(b.dim_in, b.dim_out), x_norm) if v2_proj else x
         if b.has_skip_pool:
             res = self.skip_pool(res, b.dim_attn)
+        attn = self.layer_scale("gamma_1", b.dim_attn, attn)
         x = self.fn(operator.add, res, self.drop_path(attn))
         x_norm2 = self.layer_norm(naming.NORM2, b.dim_attn, x)
         v1_proj = b.has_project and m.attention.dim_change == "mlp"
         res2 = (
             self.module(naming.PROJECT, nn.Linear(b.dim_in, b.dim_out), x_norm2) if v1_proj else x
         )
-        x = self.fn(operator.add, res2, self.drop_path(self.mlp(x_norm2)))
+        mlp = self.layer_scale("gamma_2", b.dim_out, self.mlp(x_norm2))
+        x = self.fn(operator.add, res2, self.drop_path(mlp))
         return self.finish(x, b.loc, f"Block{b.index}")
+
+    def layer_scale(self, target: str, dim: int, x: fx.Node) -> fx.Node:
+        """SlowFast's layer scale: x * gamma, gamma learned, initialised to the set value."""
+        if not self.block.layer_scale:
+            return x
+        gamma = nn.Parameter(torch.full((dim,), self.block.layer_scale))
+        return self.fn(operator.mul, x, self.attr(target, gamma))
 
     def drop_path(self, x: fx.Node) -> fx.Node:
         if self.block.drop_path == 0.0:
@@ -134,15 +143,14 @@ class BlockEmitter(Emitter):
 
     def attention(self, x: fx.Node) -> fx.Node:
         b, flow, att = self.block, self.flow, self.model.attention
-        hd, a = b.head_dim, b.dim_attn
-        qkv = self.module(naming.QKV, nn.Linear(b.dim_in, 3 * a, bias=b.qkv_bias), x)
-        # (B, L, 3A) -> (B, L, 3, A) -> q, k, v as (B, L, A) views, read channels-last by the
-        # pools; unbind's backward is one stack, not three zero-filled copies of qkv
-        qkv = self.method("unbind", self.method("unflatten", qkv, 2, (3, a)), 2)
-        q, k, v = (self.fn(operator.getitem, qkv, i) for i in range(3))
-        k = self.pool(naming.pool("k"), k, b.pool_kv)
-        v = self.pool(naming.pool("v"), v, b.pool_kv)
-        q = self.pool(naming.pool("q"), q, b.pool_q)
+        hd = b.head_dim
+        if b.pool_first:
+            q, k, v = self.pool_first_qkv(x)
+        else:
+            q, k, v = self.qkv(x)
+            k = self.pool(naming.pool("k"), k, b.pool_kv)
+            v = self.pool(naming.pool("v"), v, b.pool_kv)
+            q = self.pool(naming.pool("q"), q, b.pool_q)
         if b.window is not None:
             o = self.windowed(q, k, v)
         else:
@@ -168,13 +176,43 @@ class BlockEmitter(Emitter):
         o = self.fn(F.scaled_dot_product_attention, qw, kw, vw, scale=b.head_dim**-0.5)
         return self.fn(runtime.window_merge, o, b.heads, flow.grid_q, b.window_q)
 
-    def pool(self, target: str, x: fx.Node, pool: Pool) -> fx.Node:
-        """Pool one of q, k, v: (B, L, A) -> (B, heads, L', hd); cls bypasses it.
+    def qkv(self, x: fx.Node) -> tuple[fx.Node, fx.Node, fx.Node]:
+        """q, k, v as (B, L, A): views of one fused Linear, or three separate Linears."""
+        b, a = self.block, self.block.dim_attn
+        if b.qkv == "separate":
+            return (
+                self.module("attn.q", nn.Linear(b.dim_in, a, bias=b.qkv_bias), x),
+                self.module("attn.k", nn.Linear(b.dim_in, a, bias=b.qkv_bias), x),
+                self.module("attn.v", nn.Linear(b.dim_in, a, bias=b.qkv_bias), x),
+            )
+        qkv = self.module(naming.QKV, nn.Linear(b.dim_in, 3 * a, bias=b.qkv_bias), x)
+        # (B, L, 3A) -> (B, L, 3, A) -> q, k, v as (B, L, A) views, read channels-last by the
+        # pools; unbind's backward is one stack, not three zero-filled copies of qkv
+        qkv = self.method("unbind", self.method("unflatten", qkv, 2, (3, a)), 2)
+        q, k, v = (self.fn(operator.getitem, qkv, i) for i in range(3))
+        return q, k, v
+
+    def pool_first_qkv(self, x: fx.Node) -> tuple[fx.Node, fx.Node, fx.Node]:
+        """Pool-first (pytorchvideo, SlowFast POOL_FIRST): pool the normed input, split into
+        the block's heads, then project each of q, k, v: -> (B, heads, L', hd)."""
+        b = self.block
+        out = []
+        for which, pool in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
+            t = self.pool(naming.pool(which), x, pool, b.pool_head_dim)
+            t = self.method("flatten", self.method("transpose", t, 1, 2), 2)  # (B, L', C_in)
+            linear = nn.Linear(b.dim_in, b.dim_attn, bias=b.qkv_bias)
+            t = self.module(f"attn.{which}", linear, t)
+            t = self.method("unflatten", t, 2, (b.heads, b.head_dim))
+            out.append(self.method("transpose", t, 1, 2))
+        return out[0], out[1], out[2]
+
+    def pool(self, target: str, x: fx.Node, pool: Pool, hd: int | None = None) -> fx.Node:
+        """Pool one of q, k, v: (B, L, heads * hd) -> (B, heads, L', hd); cls bypasses it.
 
         The pool runs channels-last on all heads at once (one depthwise conv over A channels,
         the per-head kernel shared), reading a view of x."""
         b, flow = self.block, self.flow
-        heads, hd = b.heads, b.head_dim
+        heads, hd = b.heads, hd or b.head_dim
         if pool.exists:
             cls, t = self.split_cls(x, 1, flow.len_in)
             t = self.channels_last(t, flow.grid_in)
@@ -186,7 +224,9 @@ class BlockEmitter(Emitter):
         # (B, L', A) -> (B, L', heads, hd) [-> LayerNorm(hd)] -> (B, heads, L', hd)
         x = self.method("unflatten", x, 2, (heads, hd))
         if pool.exists and pool.mode == "conv":
-            x = self.layer_norm(target + naming.POOL_NORM, hd, x)
+            eps = self.model.pool_norm_eps
+            norm = nn.LayerNorm(hd, eps=self.model.norm_eps if eps is None else eps)
+            x = self.module(target + naming.POOL_NORM, norm, x)
         return self.method("transpose", x, 1, 2)
 
     def channels_last(self, t: fx.Node, grid: Dims3) -> fx.Node:
@@ -316,6 +356,9 @@ class ModelEmitter(Emitter):
         t, h, w = shapes.patch_nominal(m)
         if m.tokens.position == "joint":
             return self.table(naming.POS_EMBED)
+        if m.tokens.position == "sincos":  # fixed: a buffer, not a parameter
+            fixed = runtime.sincos_positions(d, (t, h, w), m.tokens.cls).unsqueeze(0)
+            return self.attr(naming.POS_EMBED, fixed)
         temporal = self.table(naming.TEMPORAL_POS)
         spatial = self.table(naming.SPATIAL_POS)
         pos = self.fn(torch.repeat_interleave, temporal, h * w, dim=0)

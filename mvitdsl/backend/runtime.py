@@ -124,3 +124,27 @@ def window_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
     x = x.reshape(b, heads, t // wt, hh // wh, w // ww, wt, wh, ww, d)
     x = x.permute(0, 1, 2, 5, 3, 6, 4, 7, 8)
     return x.reshape(b, heads, t * hh * w, d)
+
+
+def _sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
+    """SlowFast's get_1d_sincos_pos_embed_from_grid: (M,) -> (M, dim), sin then cos."""
+    omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0)
+    omega = 1.0 / 10000**omega
+    out = positions.reshape(-1, 1).double() * omega.reshape(1, -1)
+    return torch.cat([torch.sin(out), torch.cos(out)], dim=1)
+
+
+def sincos_positions(dim: int, grid: tuple[int, int, int], cls: bool) -> torch.Tensor:
+    """SlowFast's get_3d_sincos_pos_embed for a T x H x W grid: (cls +) THW rows of
+    [temporal (dim/4) | spatial (3dim/4: the w coordinate's half, then h's)], the cls row 0."""
+    t, h, w = grid
+    spatial, temporal = dim // 4 * 3, dim // 4
+    gw, gh = torch.meshgrid(torch.arange(w), torch.arange(h), indexing="xy")  # (h, w) each
+    emb = torch.cat([_sincos_1d(spatial // 2, gw), _sincos_1d(spatial // 2, gh)], dim=1)
+    emb_t = _sincos_1d(temporal, torch.arange(t))
+    table = torch.cat(
+        [emb_t.repeat_interleave(h * w, dim=0), emb.repeat(t, 1)], dim=1
+    )  # (T*H*W, dim)
+    if cls:
+        table = torch.cat([torch.zeros(1, dim, dtype=table.dtype), table])
+    return table.float()

@@ -64,7 +64,8 @@ def _unwrap(state_dict: dict[str, Any]) -> dict[str, Any]:
 def convert_state_dict(
     state_dict: dict[str, Any], source: Source | None = None, *, spec: HasModel | Model
 ) -> dict[str, Any]:
-    """A torchvision / SlowFast / timm state_dict in mvitdsl's (torchvision) naming and shapes.
+    """A torchvision / SlowFast / timm / pytorchvideo state_dict in mvitdsl's (torchvision)
+    naming and shapes.
 
     Names the spec does not know are kept as they are, so a strict load names them.
     """

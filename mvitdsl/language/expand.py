@@ -136,6 +136,9 @@ def _block(
         residual_pool=opts["residual_pool"],
         drop_path=drop_path,
         loc=row.loc,
+        qkv="separate" if opts["pool_first"] else opts["qkv"],
+        pool_first=opts["pool_first"],
+        layer_scale=float(opts["layer_scale"]),
     )
 
 

@@ -101,6 +101,7 @@ class Lowering:
             head=head,
             drop_path=float(train["drop_path"]),
             norm_eps=float(norm["norm_eps"]),
+            pool_norm_eps=float(norm.get("pool_norm_eps") or norm["norm_eps"]),
             budget=ir.Budget(**{k: float(v) for k, v in self.values("budget").items()}),
             source_file=self.model.file,
             outputs=self.outputs_ir([s.name for s in stages]),
@@ -212,5 +213,6 @@ class Lowering:
         values = self.values("attention")
         values["mlp_ratio"] = float(values["mlp_ratio"])
         values["dropout"] = float(values["dropout"])
+        values["layer_scale"] = float(values["layer_scale"])
         values.setdefault("stride_kv_adaptive", False)
         return ir.Attention(**values, loc=self.d.where.get("attention", where))

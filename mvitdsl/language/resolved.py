@@ -40,6 +40,8 @@ def _value(model: Model, key: str, field: str) -> Any:
     """The value in effect of one option field of a setting, read from the IR."""
     if key == "train":
         return model.drop_path
+    if key == "norm" and field == "pool_norm_eps":
+        return model.pool_norm_eps if model.pool_norm_eps is not None else model.norm_eps
     if key == "norm":
         return model.norm_eps
     return getattr(getattr(model, key), field)

@@ -174,9 +174,10 @@ SETTINGS: tuple[Setting, ...] = (
                 "word",
                 "none",
                 "absolute positions: none, separable "
-                "(temporal + spatial, torchvision v1) or joint (one table)",
+                "(temporal + spatial, torchvision v1), joint (one table) or sincos (a fixed "
+                "3-D sin-cos table, SlowFast USE_FIXED_SINCOS_POS; width a multiple of 16)",
                 "tokens cls, position joint",
-                choices=("none", "separable", "joint"),
+                choices=("none", "separable", "joint", "sincos"),
             ),
         ),
     ),
@@ -348,6 +349,35 @@ SETTINGS: tuple[Setting, ...] = (
                 default_text="none",
             ),
             Option(
+                "qkv",
+                "word",
+                "fused",
+                "the q, k, v projections: one fused Linear (torchvision, timm) or three "
+                "(separate: pytorchvideo, SlowFast SEPARATE_QKV)",
+                "attention qkv separate",
+                choices=("fused", "separate"),
+                per_stage=True,
+            ),
+            Option(
+                "pool_first",
+                "switch",
+                False,
+                "pool the normed input before separate q, k, v projections (pytorchvideo, "
+                "SlowFast POOL_FIRST; the pools work on the input width's heads)",
+                "attention qkv separate, pool_first on",
+                per_stage=True,
+            ),
+            Option(
+                "layer_scale",
+                "number",
+                0.0,
+                "layer scale: learned per-channel gammas, initialised to this value, that "
+                "multiply the attention and MLP branches (SlowFast LAYER_SCALE_INIT_VALUE; 0: off)",
+                "attention layer_scale 1e-4",
+                range=Range(0, 1e6),
+                per_stage=True,
+            ),
+            Option(
                 "dropout",
                 "number",
                 0.0,
@@ -446,6 +476,16 @@ SETTINGS: tuple[Setting, ...] = (
                 "norm eps 1e-5",
                 range=Range(0, 1, lo_open=True),
                 key="norm_eps",
+            ),
+            Option(
+                "pool_eps",
+                "number",
+                None,
+                "epsilon of the LayerNorms after the Q, K, V conv pools (pytorchvideo: 1e-5)",
+                "norm eps 1e-6, pool_eps 1e-5",
+                range=Range(0, 1, lo_open=True),
+                key="pool_norm_eps",
+                default_text="eps",
             ),
         ),
     ),
