@@ -20,11 +20,11 @@ test: setup lint
 
 lint: setup
 	$(PY) -m ruff check mvitdsl tests benchmarks examples
-	$(PY) -m ruff format --check mvitdsl
+	$(PY) -m ruff format --check mvitdsl tests
 	$(PY) -m mypy
 
 format: setup
-	$(PY) -m ruff format mvitdsl
+	$(PY) -m ruff format mvitdsl tests
 	$(PY) -m ruff check --fix mvitdsl tests
 
 # Regenerates every golden file (IR, fx code, DOT, diagnostics and docs/DIAGNOSTICS.md);

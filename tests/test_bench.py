@@ -30,18 +30,45 @@ def test_bench_json_has_the_shared_keys(capsys: pytest.CaptureFixture[str]) -> N
     pytest.importorskip("torch")
     from mvitdsl.cli import main
 
-    rc = main(["bench", TINY, "--batch", "2", "--reps", "2", "--train", "--dtype", "bf16",
-               "--format", "json", "--peak-tflops", "1.0"])
+    rc = main(
+        [
+            "bench",
+            TINY,
+            "--batch",
+            "2",
+            "--reps",
+            "2",
+            "--train",
+            "--dtype",
+            "bf16",
+            "--format",
+            "json",
+            "--peak-tflops",
+            "1.0",
+        ]
+    )
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
-    for key in ("schema", "params", "gmacs", "gmacs_fvcore", "activation_gib", "clips_per_s",
-                "latency_ms_median", "peak_mem_gib", "tflops", "mfu", "stages_ms"):
+    for key in (
+        "schema",
+        "params",
+        "gmacs",
+        "gmacs_fvcore",
+        "activation_gib",
+        "clips_per_s",
+        "latency_ms_median",
+        "peak_mem_gib",
+        "tflops",
+        "mfu",
+        "stages_ms",
+    ):
         assert key in r, key
     assert r["mode"] == "train" and r["dtype"] == "bf16 autocast"
     assert r["peak_source"].startswith("vendor")
     assert r["mfu"] == pytest.approx(r["tflops"] / 1.0)
     assert r["tflops"] == pytest.approx(
-        2 * 3 * r["gmacs"] * 1e9 * r["batch"] / (r["latency_ms_median"] / 1e3) / 1e12)
+        2 * 3 * r["gmacs"] * 1e9 * r["batch"] / (r["latency_ms_median"] / 1e3) / 1e12
+    )
     assert set(r["stages_ms"]) >= {"stem", "scale2", "scale3"}
 
 
@@ -49,8 +76,18 @@ def test_bench_text_against_torchvision(capsys: pytest.CaptureFixture[str]) -> N
     pytest.importorskip("torchvision")
     from mvitdsl.cli import main
 
-    rc = main(["bench", str(ROOT / "specs" / "mvit_b.mv"), "--input", "3x4x64x64",
-               "--reps", "1", "--against", "torchvision"])
+    rc = main(
+        [
+            "bench",
+            str(ROOT / "specs" / "mvit_b.mv"),
+            "--input",
+            "3x4x64x64",
+            "--reps",
+            "1",
+            "--against",
+            "torchvision",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "clips/s" in out and "torchvision mvit_v1_b" in out and "ratio" in out

@@ -103,10 +103,17 @@ CASES: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "expect params 22036, gmacs 0.0004",
         [("  }\n}\n", "  }\n  expect params 22036, gmacs 0.0004\n}\n")],
     ),
-    "E309": ("`attention mask_unit 3x3` with `scope=mask_unit` on an 8x8 grid",
-             [("tokens cls", "tokens no_cls"),
-              ("  stages {", "  attention pool max, kernel_q 2x2, pool_pad zero, mask_unit 3x3\n  stages {"),
-              ("8  2  1x1\n", "8  2  1x1  scope=mask_unit\n")]),
+    "E309": (
+        "`attention mask_unit 3x3` with `scope=mask_unit` on an 8x8 grid",
+        [
+            ("tokens cls", "tokens no_cls"),
+            (
+                "  stages {",
+                "  attention pool max, kernel_q 2x2, pool_pad zero, mask_unit 3x3\n  stages {",
+            ),
+            ("8  2  1x1\n", "8  2  1x1  scope=mask_unit\n"),
+        ],
+    ),
     # rename_vocab: off (the old spelling of stride_kv, still read)
     "W001": (
         "attention kv_stride 2x2  (the old spelling of stride_kv; still read)",

@@ -72,12 +72,15 @@ model ugly {  # model comment
 """
 
 
+WHERE_KEYS = ("loc", "source_file", "where", "columns")  # where things were written
+
+
 def meaning(model: mvitdsl.ir.Model) -> Any:
     """The IR without where things were written (locations and the file name)."""
 
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in ("loc", "source_file")}
+            return {k: strip(v) for k, v in value.items() if k not in WHERE_KEYS}
         if isinstance(value, list | tuple):
             return [strip(v) for v in value]
         return value

@@ -51,8 +51,9 @@ def perturbed(model: nn.Module) -> nn.Module:
     return model.eval()  # no dropout, no stochastic depth: a deterministic backward
 
 
-def grads(model: nn.Module, x: torch.Tensor, autocast: torch.dtype | None = None
-          ) -> dict[str, torch.Tensor]:
+def grads(
+    model: nn.Module, x: torch.Tensor, autocast: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
         out = model(x)
@@ -81,8 +82,9 @@ def cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return float(torch.nn.functional.cosine_similarity(fa, fb, dim=0))
 
 
-@pytest.mark.parametrize(("spec_name", "builder"),
-                         [("mvit_b", "mvit_v1_b"), ("mvitv2_s", "mvit_v2_s")])
+@pytest.mark.parametrize(
+    ("spec_name", "builder"), [("mvit_b", "mvit_v1_b"), ("mvitv2_s", "mvit_v2_s")]
+)
 def test_gradients_match_torchvision(spec_name: str, builder: str) -> None:
     """With the CPU layer and without it (the semantic graph); and bf16 autocast vs fp32."""
     torch.manual_seed(0)

@@ -55,8 +55,11 @@ model image_test {
   head       norm, mean, classes 10
 }
 """
-SPECS = {"v1_video": (V1_VIDEO, (3, 4, 32, 32)), "v2_video": (V2_VIDEO, (3, 4, 32, 32)),
-         "image": (IMAGE, (3, 32, 32))}
+SPECS = {
+    "v1_video": (V1_VIDEO, (3, 4, 32, 32)),
+    "v2_video": (V2_VIDEO, (3, 4, 32, 32)),
+    "image": (IMAGE, (3, 32, 32)),
+}
 
 
 def model_and_input(which: str, **build: object) -> tuple[nn.Module, torch.Tensor]:
@@ -66,8 +69,9 @@ def model_and_input(which: str, **build: object) -> tuple[nn.Module, torch.Tenso
     return gm, torch.randn(2, *size, generator=torch.Generator().manual_seed(1))
 
 
-def train_steps(gm: nn.Module, x: torch.Tensor, dtype: torch.dtype | None, steps: int = 3
-                ) -> list[float]:
+def train_steps(
+    gm: nn.Module, x: torch.Tensor, dtype: torch.dtype | None, steps: int = 3
+) -> list[float]:
     """SGD steps under autocast (fp16 through a GradScaler); the losses."""
     opt = torch.optim.SGD(gm.parameters(), lr=0.05)
     scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)

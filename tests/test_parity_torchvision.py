@@ -61,4 +61,4 @@ def test_every_node_points_back_to_the_spec(pair):
                 or "mvit_b.mv" in node.meta["stack_trace"]
             ), node
     text = gm.blocks[1].print_readable(print_output=False)
-    assert "mvit_b.mv:11" in text and "scale3" in text
+    assert "mvit_b.mv:12" in text and "scale3" in text

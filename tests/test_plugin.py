@@ -63,7 +63,7 @@ def test_plugin_collects_one_item_per_spec_and_fails_with_the_diagnostic(tmp_pat
         assert f"PASSED specs/{name}.mv::check" in r.stdout
     assert "FAILED specs/wrong.mv::check" in r.stdout
     assert "error[E308]: expected params 67000, computed 67946" in r.stdout
-    assert "specs/wrong.mv:14:21: error[E308]" in r.stdout and "1 error in" in r.stdout
+    assert "specs/wrong.mv:15:21: error[E308]" in r.stdout and "1 error in" in r.stdout
     assert "Traceback" not in r.stdout
 
 

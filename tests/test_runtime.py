@@ -84,8 +84,9 @@ def test_pool_conv_op_passes_opcheck(stride: tuple[int, ...]) -> None:
     x = torch.randn(2, 6, 3, 6, 6).transpose(1, 4).contiguous().transpose(1, 4)
     w = torch.randn(3, 1, 3, 3, 3)
     x.requires_grad_(True), w.requires_grad_(True)
-    result = torch.library.opcheck(torch.ops.mvitdsl.pool_conv.default,
-                                   (x, w, list(stride), [1, 1, 1]))
+    result = torch.library.opcheck(
+        torch.ops.mvitdsl.pool_conv.default, (x, w, list(stride), [1, 1, 1])
+    )
     assert set(result.values()) == {"SUCCESS"}, result
 
 
@@ -104,8 +105,9 @@ def test_registration_is_idempotent() -> None:
     """An artifact and mvitdsl (or two loads of the layer) may share one process."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("optimize_again", optimize.__file__,
-                                                  submodule_search_locations=None)
+    spec = importlib.util.spec_from_file_location(
+        "optimize_again", optimize.__file__, submodule_search_locations=None
+    )
     assert spec is not None
     before = torch.ops.mvitdsl.pool_conv.default
     optimize._register()  # a second call defines nothing
