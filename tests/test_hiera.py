@@ -3,6 +3,7 @@ exact costs, and logits equal to timm's Hiera."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -348,8 +349,8 @@ def test_explicit_windows_equal_mask_units_where_they_agree() -> None:
     """`scope window` with a stage's window (HieraDet's window_spec) and the same one-block lag:
     Hiera-T written with explicit 8x8 and 4x4 windows is Hiera-T."""
     text = (SPECS / "hiera_t_image.mv").read_text()
-    text = text.replace("1x1      scope=mask_unit", "1x1      scope=window window=8x8")
-    text = text.replace("2x2      scope=mask_unit", "2x2      scope=window window=4x4")
+    text = re.sub(r"1x1( +)scope=mask_unit", r"1x1\1scope=window window=8x8", text)
+    text = re.sub(r"2x2( +)scope=mask_unit", r"2x2\1scope=window window=4x4", text)
     assert text.count("scope=window") == 2
     explicit = load_spec(text=text).model
     units = load_spec(SPECS / "hiera_t_image.mv").model

@@ -372,7 +372,7 @@ def test_feature_artifact_keeps_feature_info(tmp_path):
 def test_shipped_specs_by_name(tmp_path, monkeypatch, capsys):
     spec = mvitdsl.load_spec(name="mvit_b")
     assert spec.name == "mvit_b"
-    with pytest.raises(FileNotFoundError, match="shipped: mvit_b"):
+    with pytest.raises(FileNotFoundError, match="shipped: .*mvit_b"):
         mvitdsl.load_spec(name="nope")
     monkeypatch.chdir(tmp_path)
     assert main(["check", "mvitv2_t_image"]) == 0

@@ -478,6 +478,8 @@ def import_artifact(path: str | Path) -> types.ModuleType:
     import sys
 
     path = Path(path).resolve()
+    for name in [m for m in sys.modules if m == path.name or m.startswith(path.name + ".")]:
+        del sys.modules[name]  # an earlier artifact of the same name: its model.py is not ours
     spec = importlib.util.spec_from_file_location(
         path.name, path / "__init__.py", submodule_search_locations=[str(path)]
     )
