@@ -105,10 +105,41 @@ def render() -> str:
         '`model child extends "parent.mv" parent { ... }` starts from the parent\'s statements;',
         "a child setting overrides the parent's clause by clause (by the option word; `cls` /",
         "`no_cls`, `norm` / `no_norm` and `cls` / `mean` replace each other), and a child",
-        "stage row replaces the parent's row of the same name, cells included.",
+        "stage row replaces the parent's row of the same name, cells included. A child row must",
+        "name a parent stage (E211, with a did-you-mean hint) unless it starts with `add`",
+        "(`add scale6  1  768  8  1x2x2` appends a stage); `drop scale5` removes one.",
         "",
+        *STATEMENTS,
     ]
     return "\n".join(out)
+
+
+# The two statements read by their own hooks, outside the settings table: `outputs`
+# (language/read.py, Reader.outputs) and `expect` (language/expect.py; not inherited).
+STATEMENTS = [
+    "## `outputs`",
+    "",
+    "Feature maps after these stages instead of logits: an ordered dict of (B, C, T, H, W) maps",
+    "(images: (B, C, H, W)), the blocks after the last output and the head pruned; `norm` adds a",
+    "LayerNorm per map (`{stage}_norm`). `build(features=...)` overrides it. Unknown stage: E203.",
+    "",
+    "```",
+    "outputs    scale2, scale3, scale4, scale5, norm",
+    "```",
+    "",
+    "## `expect`",
+    "",
+    "Figures the spec states about itself, checked after analysis at the spec's own input size",
+    "to the digits written (`gmacs 70.6` holds for 70.55..70.65; `params` exactly): `params`,",
+    "`gmacs` (matmul-only), `gmacs_fvcore`, `output` (the last stage's C x T x H x W, images",
+    "C x H x W). A figure that differs is E308 with the computed value. Not inherited through",
+    "`extends`: a child states its own, or none.",
+    "",
+    "```",
+    "expect     params 36610672, gmacs 70.599, gmacs_fvcore 70.804, output 768x8x7x7",
+    "```",
+    "",
+]
 
 
 if __name__ == "__main__":
