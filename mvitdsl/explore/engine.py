@@ -2,12 +2,12 @@
 the real shape rules, the cost model and the budget rules. Never imports torch.
 
 Speed, without a second implementation of any rule:
-- the base is parsed and lowered once; each distinct (PATH, value) is read once by the real
-  `Lowering` on the base with that one value, and what it changed in the reader's draft (or its
-  diagnostics) is kept; a variant's draft is the base's with those changes patched in, and the
-  real `Lowering.finish` (defaults, stage expansion, the IR) runs on it. Values are read atom by
+- the base is parsed and read once; each distinct (PATH, value) is read once by the real
+  reader (`Lowering.read_value`), and what it changed in the base's draft (or its diagnostics)
+  is kept; a variant's draft is the base's with those changes patched in, and the real
+  `Lowering.finish` (defaults, stage expansion, the IR) runs on it. Values are read atom by
   atom, so their effects are independent; a test holds the result equal to lowering each
-  variant's whole tree, and the Evaluator falls back to that if Lowering changes shape;
+  variant's whole tree (`fast=False`);
 - the checker's rules run per block over flows memoised on the block's own fields (pools and the
   grids it sees) instead of a fresh networkx graph, and a block whose rules passed on the same
   fields is not re-run; a variant with a diagnostic is re-checked on its own tree for exact spans;
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -48,8 +47,6 @@ from .axes import Axis, Derived, Where, text_of, value_of
 from .expr import Env, ExprError, InexactError, Value, evaluate
 
 GIB = 2**30
-# Whether the checker and the budget rule take the IR (spans from its locations) or the Spec.
-_ON_IR = "model" in inspect.signature(Checker.__init__).parameters
 
 # Codes of the sweep's own reasons (spec diagnostics keep theirs: E302, E306 ...).
 SWEEP_CODES = {
@@ -103,11 +100,7 @@ class _SweepChecker(Checker):
         flows: list[tuple[ir.Block, BlockFlow, int]],
         passed: set[int],
     ) -> None:
-        init: Any = Checker.__init__
-        if _ON_IR:  # the checker that reads its spans from the IR's locations
-            init(self, spec.model, spec.sources)
-        else:
-            init(self, spec)
+        super().__init__(spec.model, spec.sources)
         self.flows, self.passed = flows, passed
 
     def run(self) -> None:
@@ -154,20 +147,17 @@ class Evaluator:
         self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
         self._last_flows: list[tuple[ir.Block, BlockFlow, int]] = []
         self._single: dict[tuple[overrides.Target, str], Single] = {}
-        # The fast path needs Lowering's draft (`d`) and its last step (`finish`); without them
-        # every variant is lowered from its whole tree, which gives the same rows, slower.
-        self.fast = fast and callable(getattr(Lowering, "finish", None))
-        if self.fast:
-            self._lowering = Lowering(base.ast, base.statements, base.sources)
-            self._lowering.run()
-            self._draft: Any = getattr(self._lowering, "d", None)
-            self.fast = self._draft is not None and hasattr(self._lowering, "reader")
+        # fast=False lowers every variant from its whole tree: the same rows, slower (the test
+        # that holds the fast path to it).
+        self.fast = fast
+        self._lowering = Lowering(base.ast, base.statements, base.sources)
+        self._draft = self._lowering.read()
 
     # -- paths
     def target(self, path: str) -> overrides.Target:
         t = self.targets.get(path)
         if t is None:
-            t = self.targets[path] = overrides.resolve(path, self.base.statements)
+            t = self.targets[path] = overrides.locate(path, self.base.statements)
         return t
 
     def base_value(self, path: str) -> Value:
@@ -290,14 +280,8 @@ class Evaluator:
         if out.diagnostics:
             out.diagnostics = _ordered(out.diagnostics)
             return None
-        draft = patch(self._draft, deltas, self._patched)
         lowering = self._lowering
-        lowering.d = lowering.reader.d = draft
-        lowering.r.diagnostics.clear()  # finish may report rules between values (E210)
-        try:
-            model = lowering.finish()
-        finally:
-            lowering.d = lowering.reader.d = self._draft
+        model = lowering.finish(patch(self._draft, deltas, self._patched))
         if lowering.r.diagnostics or model is None:
             out.diagnostics = _ordered(list(lowering.r.diagnostics))
             return None
@@ -306,16 +290,13 @@ class Evaluator:
     def read_single(self, target: overrides.Target, text: str) -> Single:
         """The real reader on the base with this one value: its diagnostics, or what it changed
         in the draft (values are read atom by atom, so their effects are independent)."""
-        base = self.base
         try:
-            statements = overrides.apply(base.statements, {target: text}, base.ast.span)
+            reading = self._lowering.read_value(target, text)
         except overrides.PathError as e:
             return Single([Diagnostic("S102", str(e))], [])
-        lowering = Lowering(base.ast, statements, base.sources)
-        lowering.run()
-        if lowering.r.diagnostics:
-            return Single(list(lowering.r.diagnostics), [])
-        return Single([], draft_delta(self._draft, lowering.d))
+        if reading.diagnostics:
+            return Single(reading.diagnostics, [])
+        return Single([], draft_delta(self._draft, reading.draft))
 
     def check(self, spec: Spec) -> None:
         """The shape rules, as mvitdsl.check runs them (the budget rule comes with the costs)."""
@@ -385,12 +366,7 @@ class Evaluator:
         out.activation_gib = elems * self.batch * self.nbytes / GIB
         out.attention_share = total.share["attention"]
         try:
-            totals = cast(Any, _Totals(total.params, elems * 4))
-            rule: Any = check_budget
-            if _ON_IR:
-                rule(model, totals, spec.sources)
-            else:
-                rule(spec, totals)
+            check_budget(model, cast(Any, _Totals(total.params, elems * 4)), spec.sources)
         except SpecError as e:
             out.diagnostics = list(e.diagnostics)
             return

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..diagnostics import Reporter, did_you_mean
 from ..language.lower import Lowering
-from ..language.overrides import PathError, resolve
+from ..language.overrides import PathError, locate
 from ..language.parse import parse
 from ..language.syntax import Atom, Table
 from ..spec import Spec, check_spec
@@ -124,7 +124,7 @@ def _directive(
         try:
             paths = _paths(key, str(value.value))
             for p in paths:
-                resolve(p, statements)
+                locate(p, statements)
         except (AxisError, ExprError, PathError) as e:
             r.error("E203", str(e), value.span)
             return

@@ -1,17 +1,16 @@
-"""A cursor over a clause's atoms that reads words, numbers and sizes, reporting what is wrong;
-and the options built on it, each setting one key of a dict to the value it reads."""
+"""A cursor over a clause's atoms that reads words, numbers and sizes (lexical.py says what
+each is; the parser made the atoms), reporting what is wrong with a span and a hint."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from .. import ir
 from ..diagnostics import Reporter, Span, did_you_mean
-from .settings import Range
+from .settings import MAX_INT, Range
 from .syntax import Atom
 
-MAX_INT = 1_000_000  # widths, sizes, strides, classes: anything larger is a typo
+__all__ = ["MAX_INT", "Atoms", "dims3", "pad3"]
 
 
 def dims3(value: tuple[int, ...] | None) -> ir.Dims3 | None:
@@ -53,21 +52,6 @@ class Atoms:
             self.r.error("E203", f"unknown {what} '{atom.text}'", atom.span, hint)
             return None
         return str(atom.value)
-
-    def number(self, what: str, lo: float, hi: float, integer: bool = True) -> Any:
-        atom = self.take(what)
-        if atom is None:
-            return None
-        if atom.kind != "number" or (integer and not isinstance(atom.value, int)):
-            kind = "a whole number" if integer else "a number"
-            self.r.error("E204", f"{what} must be {kind}, not '{atom.text}'", atom.span)
-            return None
-        value = atom.value
-        assert isinstance(value, (int, float))
-        if not lo <= value <= hi:
-            self.r.error("E205", f"{what} {atom.text} is out of range [{lo:g}, {hi:g}]", atom.span)
-            return None
-        return value
 
     def ranged(self, what: str, rng: Range, integer: bool = False) -> Any:
         """A number inside a declared range (open or closed at either end)."""
@@ -130,32 +114,3 @@ class Atoms:
                 "E203", f"unexpected '{extra.text}' here", extra.span, "separate options with ','"
             )
             self.i = len(self.atoms)
-
-
-# An option reads its value(s) from the cursor just past its name; those below store what they
-# read in `into[key]` (None where it was wrong, so that the caller can tell).
-Option = Callable[[Atoms], None]
-
-
-def set_flag(into: dict[str, Any], key: str, value: Any) -> Option:
-    """An option without a value: its presence sets `key`."""
-    return lambda at: into.__setitem__(key, value)
-
-
-def set_word(into: dict[str, Any], key: str, choices: tuple[str, ...], what: str) -> Option:
-    return lambda at: into.__setitem__(key, at.word(choices, what))
-
-
-def set_switch(into: dict[str, Any], key: str) -> Option:
-    return lambda at: into.__setitem__(key, at.word(("on", "off"), key) == "on")
-
-
-def set_number(
-    into: dict[str, Any], key: str, what: str, lo: float, hi: float, integer: bool = False
-) -> Option:
-    return lambda at: into.__setitem__(key, at.number(what, lo, hi, integer))
-
-
-def set_dims(into: dict[str, Any], key: str, what: str, parts: int) -> Option:
-    """A size of `parts` numbers (H x W for images), stored as (T, H, W)."""
-    return lambda at: into.__setitem__(key, dims3(at.size(what, parts)))

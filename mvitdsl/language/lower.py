@@ -7,50 +7,71 @@ point: `extends` in merge.py, the settings' vocabulary in read.py, blocks in exp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .. import ir
-from ..diagnostics import Reporter, Span, did_you_mean
-from . import settings
+from ..diagnostics import Diagnostic, Reporter, Span, did_you_mean
+from . import overrides, settings
 from .expand import expand
 from .merge import merge
-from .read import Reader, loc
+from .read import Draft, Reader, loc
 from .syntax import Model
 
-__all__ = ["DEFAULT_BUDGET", "Lowering", "merge"]
+__all__ = ["DEFAULT_BUDGET", "Lowering", "Reading", "merge"]
 
 # Guard rails: a spec above either is refused before anything is allocated (E306), unless its
 # `budget` setting raises the limit. Activations: a training step at batch 1 in fp32.
 DEFAULT_BUDGET: dict[str, float] = settings.defaults("budget")
 
-_EXAMPLES = {
-    "input": "add 'input video 3x16x224x224'",
-    "patch": "add 'patch conv 3x7x7 stride 2x4x4 pad 1x3x3 -> 96'",
-    "stages": "add a 'stages { ... }' table with one row per stage",
-}
+
+@dataclass(frozen=True)
+class Reading:
+    """What reading the statements gave: the draft, and the errors found on the way."""
+
+    draft: Draft
+    diagnostics: list[Diagnostic]
 
 
 class Lowering:
-    """One lowering run over a resolved AST; collects diagnostics in `reporter`."""
+    """One lowering run over a resolved AST; collects diagnostics in `r`.
+
+    `run` is `read` then `finish`. The sweep uses the two halves: `read_value` reads the base
+    with one value replaced, and `finish` turns a draft (the base's, with such values patched
+    in) into the IR."""
 
     def __init__(self, model: Model, statements: tuple[Any, ...], sources: dict[str, str]) -> None:
         self.model = model
         self.statements = statements
         self.sources = sources
         self.r = Reporter(sources)
-        self.reader = Reader(self.r, sources)
-        self.d = self.reader.d
+        self.d = Draft()  # the draft being finished
 
     def run(self) -> ir.Model | None:
-        ordered = sorted(self.statements, key=lambda s: s.key != "input")  # sizes need the kind
-        for statement in ordered:
-            self.reader.statement(statement)
-        self.require()
+        draft = self.read()
         if self.r.diagnostics:
             return None
-        return self.finish()
+        return self.finish(draft)
 
-    def require(self) -> None:
+    def read(self) -> Draft:
+        """The statements read into a draft, required statements checked (errors in `r`)."""
+        reader = Reader(self.r, self.sources)
+        ordered = sorted(self.statements, key=lambda s: s.key != "input")  # sizes need the kind
+        for statement in ordered:
+            reader.statement(statement)
+        self.require(reader.d)
+        return reader.d
+
+    def read_value(self, target: overrides.Target, text: str) -> Reading:
+        """The statements read with one value replaced: a PATH's target (overrides.locate)
+        and the value's text. PathError when the text is not a value of the language."""
+        statements = overrides.apply(self.statements, {target: text}, self.model.span)
+        other = Lowering(self.model, statements, self.sources)
+        draft = other.read()
+        return Reading(draft, list(other.r.diagnostics))
+
+    def require(self, draft: Draft) -> None:
+        """Each required statement is written (E202), the stages table has rows (E207)."""
         span = Span(
             self.model.file,
             self.model.span.line,
@@ -59,13 +80,11 @@ class Lowering:
             self.model.span.column + 5,
         )
         given = {s.key for s in self.statements}  # a wrong one was reported where it stands
-        for key in ("input", "patch", "stages"):
+        for key, hint in settings.required().items():
             if key not in given:
-                self.r.error(
-                    "E202", f"model '{self.model.name}' has no '{key}'", span, _EXAMPLES[key]
-                )
-        if self.d.stages_span is not None and not self.d.rows and not self.r.diagnostics:
-            self.r.error("E207", "the stages table has no rows", self.d.stages_span)
+                self.r.error("E202", f"model '{self.model.name}' has no '{key}'", span, hint)
+        if draft.stages_span is not None and not draft.rows and not self.r.diagnostics:
+            self.r.error("E207", "the stages table has no rows", draft.stages_span)
 
     # ------------------------------------------------------------ defaults and expansion
 
@@ -75,8 +94,11 @@ class Lowering:
         out.update({k: v for k, v in self.d.values.get(key, {}).items() if v is not None})
         return out
 
-    def finish(self) -> ir.Model | None:
-        d = self.d
+    def finish(self, draft: Draft) -> ir.Model | None:
+        """Defaults, rules between values (E210) and stage expansion: a draft read without
+        errors -> the IR, or None with the errors in `r` (which this call starts afresh)."""
+        self.r.diagnostics = []
+        self.d = d = draft
         assert d.input is not None
         patch_loc = d.where["patch"]
         attention = self.attention_ir(patch_loc)
@@ -123,7 +145,7 @@ class Lowering:
                     did_you_mean(name, stage_names) or "stages are " + ", ".join(stage_names),
                 )
         ordered = tuple(n for n in stage_names if n in {name for name, _ in names})
-        return ir.Outputs(stages=ordered, norm=norm, loc=self.reader.loc(span))
+        return ir.Outputs(stages=ordered, norm=norm, loc=loc(span, self.sources.get(span.file, "")))
 
     def check_cells(self, attention: ir.Attention) -> None:
         """Cells that do not apply where they are written (E210)."""

@@ -9,13 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..diagnostics import Reporter, did_you_mean
-from .read import RENAMED_OPTIONS
+from . import settings
 from .syntax import Clause, Row, Setting, Table
 
 ADD, DROP = "add", "drop"  # the words that start a child's row that adds or removes a stage
-
-# Flags that exclude each other: a child's `cls` replaces the parent's `no_cls`, and so on.
-_EXCLUSIVE = {"tokens": (("cls", "no_cls"),), "head": (("cls", "mean"), ("norm", "no_norm"))}
 
 
 def merge(
@@ -78,12 +75,14 @@ def _row_name(row: Row) -> str:
 def _clause_key(clause: Clause) -> str:
     first = clause.atoms[0]
     word = str(first.value)
-    return RENAMED_OPTIONS.get(word, word) if first.kind == "name" else f"#{first.text}"
+    return settings.RENAMED_OPTIONS.get(word, word) if first.kind == "name" else f"#{first.text}"
 
 
 def _merge_setting(base: Setting, child: Setting) -> Setting:
     clauses = {_clause_key(c): c for c in base.clauses}
-    groups = _EXCLUSIVE.get(base.key, ())
+    # flags that exclude each other: a child's `cls` replaces the parent's `no_cls`, and so on
+    known = settings.BY_KEY.get(base.key)
+    groups = known.exclusive() if known is not None else ()
     for c in child.clauses:
         for group in groups:
             if _clause_key(c) in group:

@@ -1,44 +1,26 @@
 """Overrides on the syntax tree: a PATH (`scale4.blocks`, `attention.mlp_ratio`) names one value
-of a resolved spec; `apply` replaces it, and `child_text` writes the spec that extends the base
-with only the changed setting clauses and stage rows (so `extends` + merge give the same tree).
+of a resolved spec; `locate` finds it, `apply` replaces it, and `child_text` writes the spec that
+extends the base with only the changed setting clauses and stage rows (so `extends` + merge give
+the same tree).
 
-PATH words: `STAGE.COLUMN` for a stage row (columns: blocks, dim, heads, stride_q, stride_kv) and
-`SETTING.OPTION` for a setting (`attention.mlp_ratio`, `train.drop_path`, `head.classes`), with
-these names for values that have no word of their own: `input.size` (the size after the input's
-kind), `patch.dim` (the width after '->'), `patch.kernel` (after 'conv'), `patch.padding`.
+PATH words come from the one table (settings.py), never from a list of their own here:
+`STAGE.COLUMN` for a stage row's column (settings.COLUMNS, and a column's older word),
+`STAGE.CELL` for a per-stage `key=value` cell by its own name (`scale3.pool_kv`, written or not),
+and `SETTING.OPTION` for a setting's option by its word, an older spelling, or the word the table
+gives a value without a word of its own (`Option.path`: `input.size`, `patch.dim` for `->`,
+`patch.kernel`, `patch.padding`). Flags that set one field are varied together by that field or
+any of their words, with one of the words as the value (`tokens.cls=no_cls`, `head.pool=mean`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..diagnostics import Span, did_you_mean
-from . import syntax
-from .syntax import Atom, Clause, Row, Setting, Table
-
-# Per-stage `key=value` cells after a row's columns (`scale3 2 192 2 1x2x2 mlp_ratio=2`), where
-# the language has them: `scale3.mlp_ratio` then names the cell, written or not.
-_CELL: Any = getattr(syntax, "Cell", None)
-
-STAGE_COLUMNS = ("blocks", "dim", "heads", "stride_q", "stride_kv")
-# Older words still understood (GLOSSARY.md): the stride columns, and two attention options.
-_COLUMN_ALIASES = {"pool_q": "stride_q", "pool_kv": "stride_kv"}  # rename_vocab: keep
-_SPELLINGS = {  # rename_vocab: off
-    "stride_kv": ("stride_kv", "kv_stride"),
-    "kv_stride": ("stride_kv", "kv_stride"),
-    "pool_q_blocks": ("pool_q_blocks", "pool_q"),
-    "pool_q": ("pool_q_blocks", "pool_q"),
-}  # rename_vocab: on
-# Options written as one clause of several words: where one option's value ends.
-_CLAUSE_WORDS = {"patch": ("conv", "stride", "pad", "->")}
-# PATH words for values without a word of their own: (setting, name) -> option word.
-_ALIASES = {("patch", "dim"): "->", ("patch", "kernel"): "conv", ("patch", "padding"): "pad"}
-_SIZE = re.compile(r"^[0-9]+([x×][0-9]+)+$")
-_NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from . import lexical, settings
+from .syntax import Atom, Cell, Clause, Row, Setting, Table
 
 
 class PathError(ValueError):
@@ -47,107 +29,140 @@ class PathError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    """Where a PATH points: a stage row's column or a setting's option."""
+    """Where a PATH points: a stage row's column or cell, or a setting's option."""
 
     path: str
     kind: Literal["column", "cell", "option"]
     key: str  # the stage's name, or the setting's key
-    word: str  # the column, or the option word as the spec writes it ('->' for patch.dim)
+    word: str  # the column, the cell's key, or the option's PATH word (`dim` for patch's `->`)
 
 
 def make_atom(text: str, span: Span) -> Atom:
     """One word of the spec language from its text: a size, a number or a name."""
     text = text.strip()
-    if _SIZE.match(text):
-        return Atom("size", tuple(int(p) for p in text.replace("×", "x").split("x")), text, span)
-    if _NUMBER.match(text):
-        value: Any = float(text) if any(c in text for c in ".eE") else int(text)
-        return Atom("number", value, text, span)
-    if _NAME.match(text):
-        return Atom("name", text, text, span)
-    raise PathError(f"'{text}' is not a value of the spec language (a number, a size or a word)")
+    try:
+        value = lexical.word_value(text)
+    except ValueError as e:
+        raise PathError(str(e)) from None
+    if isinstance(value, tuple):
+        return Atom("size", value, text, span)
+    if isinstance(value, str):
+        return Atom("name", value, text, span)
+    return Atom("number", value, text, span)
+
+
+def path_word(o: settings.Option) -> str:
+    """The word a PATH names an option by: its `path`, a flag's field, else its word."""
+    return o.path or (o.field if o.kind == "flag" else o.word)
+
+
+def options_at(target: Target) -> tuple[settings.Option, ...]:
+    """The options a setting target stands for (a flag group's words, or `video` and `image`)."""
+    return tuple(o for o in settings.BY_KEY[target.key].options if path_word(o) == target.word)
 
 
 def _table(statements: tuple[Any, ...], key: str) -> Table | None:
-    for s in statements:
-        if isinstance(s, Table) and s.key == key:
-            return s
-    return None
+    return next((s for s in statements if isinstance(s, Table) and s.key == key), None)
 
 
 def _setting(statements: tuple[Any, ...], key: str) -> Setting | None:
-    for s in statements:
-        if isinstance(s, Setting) and s.key == key:
-            return s
-    return None
+    return next((s for s in statements if isinstance(s, Setting) and s.key == key), None)
 
 
-def _row(table: Table, name: str) -> Row | None:
-    for row in table.rows:
-        if row.atoms and row.atoms[0].value == name:
-            return row
-    return None
+def _row(table: Table | None, name: str) -> Row | None:
+    rows = table.rows if table is not None else ()
+    return next((r for r in rows if r.atoms and r.atoms[0].value == name), None)
 
 
-def resolve(path: str, statements: tuple[Any, ...]) -> Target:
+_COLUMNS = settings.COLUMNS[1:]  # the name column is how a PATH finds the row, not a value
+
+
+def locate(path: str, statements: tuple[Any, ...]) -> Target:
     """The Target a PATH names in these (resolved) statements; PathError with a hint if none."""
     head, dot, word = path.partition(".")
     if not dot or not head or not word or "." in word:
         raise PathError(f"'{path}' is not a PATH: write STAGE.COLUMN or SETTING.OPTION")
     stages = _table(statements, "stages")
-    if stages is not None and _row(stages, head) is not None:
-        word = _COLUMN_ALIASES.get(word, word)
-        if word in STAGE_COLUMNS:
-            return Target(path, "column", head, word)
-        near = did_you_mean(word, STAGE_COLUMNS)
-        if _CELL is not None and near is None and _NAME.match(word):
-            return Target(path, "cell", head, word)  # the reader says whether the key exists
-        hint = near or "columns are " + ", ".join(STAGE_COLUMNS)
-        raise PathError(f"'{path}': stage '{head}' has no column '{word}'; {hint}")
+    if _row(stages, head) is not None:
+        return _stage_target(path, head, word)
     if head == "input" and word == "kind":
         raise PathError("'input.kind' cannot be varied: a sweep keeps the kind of input")
-    settings = [s.key for s in statements if isinstance(s, Setting)]
-    rows = [str(r.atoms[0].value) for r in stages.rows] if stages is not None else []
-    known = ("input", "patch", "tokens", "attention", "head", "train", "norm", "budget")
-    if head not in settings and head not in known:
-        hint = did_you_mean(head, [*rows, *settings]) or "stages are " + ", ".join(rows)
+    setting = settings.BY_KEY.get(head)
+    if setting is None:
+        rows = [str(r.atoms[0].value) for r in stages.rows] if stages is not None else []
+        hint = did_you_mean(head, [*rows, *settings.BY_KEY]) or "stages are " + ", ".join(rows)
         raise PathError(f"'{path}': no stage or setting '{head}'; {hint}")
-    return Target(path, "option", head, _ALIASES.get((head, word), word))
+    word = setting.renamed().get(word, word)
+    found = [o for o in setting.options if word in (o.word, path_word(o))]
+    if not found:
+        words = list(dict.fromkeys(path_word(o) for o in setting.options))
+        hint = did_you_mean(word, words) or "options are " + ", ".join(words)
+        raise PathError(f"'{path}': setting '{head}' has no option '{word}'; {hint}")
+    return Target(path, "option", head, path_word(found[0]))
 
 
-def _option_run(key: str, clause: Clause, word: str) -> tuple[int, int] | None:
-    """(start, end) of the atoms holding `word`'s value in the clause, or None if it is absent."""
-    atoms = clause.atoms
-    if key == "input" and word == "size":
-        return (1, len(atoms)) if atoms and atoms[0].kind == "name" else None
-    spellings = _SPELLINGS.get(word, (word,))
-    for i, atom in enumerate(atoms):
-        if atom.kind in ("name", "arrow") and atom.text in spellings:
-            end = i + 1
-            stops = _CLAUSE_WORDS.get(key, ())
-            while end < len(atoms) and not (stops and atoms[end].text in stops):
-                end += 1
-            return i + 1, end
+def _stage_target(path: str, stage: str, word: str) -> Target:
+    for column in _COLUMNS:
+        if word == column.word or word in column.old:
+            return Target(path, "column", stage, column.word)
+    cells = settings.stage_cells()
+    if word in cells:
+        return Target(path, "cell", stage, word)
+    words = [*(c.word for c in _COLUMNS), *cells]
+    hint = did_you_mean(word, words) or "columns are " + ", ".join(c.word for c in _COLUMNS)
+    raise PathError(f"'{path}': stage '{stage}' has no column or cell '{word}'; {hint}")
+
+
+def _extent(o: settings.Option, atoms: tuple[Atom, ...], i: int) -> int:
+    """How many atoms after an option's word at i hold its value, as read.py reads them."""
+    if o.kind == "flag":
+        return 0
+    rest = atoms[i + 1 :]
+    if o.word == "pool":  # `pool MODE [KERNEL]`
+        return 1 + (len(rest) > 1 and rest[1].kind == "size")
+    if o.word == "stride_kv":  # `stride_kv [adaptive] SIZE`
+        return 1 + (bool(rest) and rest[0].kind == "name" and rest[0].value == "adaptive")
+    return 1
+
+
+def _runs(key: str, clause: Clause) -> list[tuple[settings.Option, int, int]]:
+    """Each option written in the clause: (option, index of its word, end of its value)."""
+    setting = settings.BY_KEY[key]
+    renamed = setting.renamed()
+    by_word = {o.word: o for o in setting.options}
+    atoms, i, out = clause.atoms, 0, []
+    while i < len(atoms) and atoms[i].kind in ("name", "arrow"):
+        o = by_word.get(renamed.get(atoms[i].text, atoms[i].text))
+        if o is None:
+            break  # not an option: the reader reports it; nothing after it is located
+        end = min(len(atoms), i + 1 + _extent(o, atoms, i))
+        out.append((o, i, end))
+        i = end
+    return out
+
+
+def _option_run(target: Target, clause: Clause) -> tuple[int, int] | None:
+    """(start, end) of the target's value in the clause; for a flag, its word; None if absent."""
+    words = options_at(target)
+    for o, i, end in _runs(target.key, clause):
+        if o in words:
+            return (i, i + 1) if o.kind == "flag" else (i + 1, end)
     return None
 
 
 def read(target: Target, statements: tuple[Any, ...]) -> Atom | None:
     """The atom the base spec holds at a target (None where the spec leaves it to a default)."""
     if target.kind == "cell":
-        stages = _table(statements, "stages")
-        row = _row(stages, target.key) if stages is not None else None
-        cell = next((c for c in _cells(row) if c.key == target.word), None) if row else None
+        row = _row(_table(statements, "stages"), target.key)
+        cell = next((c for c in row.cells if c.key == target.word), None) if row else None
         return cell.value if cell is not None else None
     if target.kind == "column":
-        stages = _table(statements, "stages")
-        row = _row(stages, target.key) if stages is not None else None
-        i = 1 + STAGE_COLUMNS.index(target.word)
+        row = _row(_table(statements, "stages"), target.key)
+        i = settings.COLUMN_WORDS.index(target.word)
         return row.atoms[i] if row is not None and i < len(row.atoms) else None
     setting = _setting(statements, target.key)
-    if setting is None:
-        return None
-    for clause in setting.clauses:
-        run = _option_run(target.key, clause, target.word)
+    for clause in setting.clauses if setting is not None else ():
+        run = _option_run(target, clause)
         if run is not None and run[1] > run[0]:
             return clause.atoms[run[1] - 1]
     return None
@@ -160,59 +175,62 @@ def _replace_in_run(atoms: tuple[Atom, ...], start: int, end: int, new: Atom) ->
         return (*atoms[:start], new, *atoms[start:])
     same = [i for i in range(start, end) if atoms[i].kind == new.kind]
     i = same[-1] if same else end - 1
-    return (*atoms[:i], Atom(new.kind, new.value, new.text, atoms[i].span), *atoms[i + 1 :])
+    return (*atoms[:i], _at(new, atoms[i].span), *atoms[i + 1 :])
 
 
-def _cells(row: Row | None) -> tuple[Any, ...]:
-    return tuple(getattr(row, "cells", ()))
+def _at(atom: Atom, span: Span) -> Atom:
+    return Atom(atom.kind, atom.value, atom.text, span)
 
 
 def row_words(row: Row) -> tuple[str, ...]:
     """A row as the spec writes it: its columns, then its `key=value` cells."""
-    return (*(a.text for a in row.atoms), *(f"{c.key}={c.value.text}" for c in _cells(row)))
+    return (*(a.text for a in row.atoms), *(c.text for c in row.cells))
 
 
 def _set_cell(row: Row, target: Target, new: Atom) -> Row:
-    cells = list(_cells(row))
+    cells = list(row.cells)
     for n, c in enumerate(cells):
         if c.key == target.word:
-            cells[n] = replace(c, value=Atom(new.kind, new.value, new.text, c.value.span))
+            cells[n] = replace(c, value=_at(new, c.value.span))
             break
     else:
-        cells.append(
-            _CELL(target.word, row.span, Atom(new.kind, new.value, new.text, row.span), row.span)
-        )
-    changes: dict[str, Any] = {"cells": tuple(cells)}
-    return replace(row, **changes)
+        cells.append(Cell(target.word, row.span, _at(new, row.span), row.span))
+    return replace(row, cells=tuple(cells))
 
 
-def _set_column(table: Table, target: Target, new: Atom) -> Table:
+def _set_column(row: Row, target: Target, new: Atom) -> Row:
+    i = settings.COLUMN_WORDS.index(target.word)
+    atoms = row.atoms
+    if i < len(atoms):
+        atoms = (*atoms[:i], _at(new, atoms[i].span), *atoms[i + 1 :])
+    elif i == len(atoms):
+        atoms = (*atoms, _at(new, row.span))
+    else:
+        raise PathError(f"'{target.path}': stage '{target.key}' has no earlier columns")
+    return replace(row, atoms=atoms)  # its cells stay
+
+
+def _set_stage(table: Table, target: Target, new: Atom) -> Table:
     rows = []
     for row in table.rows:
-        if row.atoms[0].value == target.key and target.kind == "cell":
-            row = _set_cell(row, target, new)
-        elif row.atoms[0].value == target.key:
-            i = 1 + STAGE_COLUMNS.index(target.word)
-            atoms = row.atoms
-            if i < len(atoms):
-                atoms = (
-                    *atoms[:i],
-                    Atom(new.kind, new.value, new.text, atoms[i].span),
-                    *atoms[i + 1 :],
-                )
-            elif i == len(atoms):
-                atoms = (*atoms, Atom(new.kind, new.value, new.text, row.span))
-            else:
-                raise PathError(f"'{target.path}': stage '{target.key}' has no earlier columns")
-            row = replace(row, atoms=atoms)  # its cells, where the language has them, stay
+        if row.atoms[0].value == target.key:
+            row = (
+                _set_cell(row, target, new)
+                if target.kind == "cell"
+                else _set_column(row, target, new)
+            )
         rows.append(row)
     return Table(table.key, table.key_span, tuple(rows), table.span)
 
 
 def _set_option(setting: Setting, target: Target, new: Atom) -> Setting:
+    options = options_at(target)
+    flags = {o.word for o in options if o.kind == "flag"}
+    if flags and (new.kind != "name" or new.value not in flags):
+        raise PathError(f"'{target.path}' takes one of {', '.join(sorted(flags))}")
     clauses = list(setting.clauses)
     for n, clause in enumerate(clauses):
-        run = _option_run(setting.key, clause, target.word)
+        run = _option_run(target, clause)
         if run is not None:
             atoms = _replace_in_run(clause.atoms, run[0], run[1], new)
             clauses[n] = Clause(atoms, clause.span)
@@ -220,12 +238,12 @@ def _set_option(setting: Setting, target: Target, new: Atom) -> Setting:
     else:
         if setting.key == "input":
             raise PathError(f"'{target.path}': the input setting has no '{target.word}'")
-        word = Atom(
-            "arrow" if target.word == "->" else "name", target.word, target.word, setting.span
-        )
-        clauses.append(
-            Clause((word, Atom(new.kind, new.value, new.text, setting.span)), setting.span)
-        )
+        word = options[0].word
+        written = (_at(new, setting.span),)
+        if not flags:
+            kind = "arrow" if word == "->" else "name"
+            written = (Atom(kind, word, word, setting.span), *written)
+        clauses.append(Clause(written, setting.span))
     return Setting(setting.key, setting.key_span, tuple(clauses), setting.span)
 
 
@@ -235,19 +253,13 @@ def apply(
     """The statements with each target's value replaced by the given text."""
     out = list(statements)
     for target, text in values.items():
-        index = next(
-            (
-                i
-                for i, s in enumerate(out)
-                if s.key == ("stages" if target.kind != "option" else target.key)
-            ),
-            None,
-        )
+        key = "stages" if target.kind != "option" else target.key
+        index = next((i for i, s in enumerate(out) if s.key == key), None)
         new = make_atom(text, model_span)
         if target.kind in ("column", "cell"):
             if index is None or not isinstance(out[index], Table):
                 raise PathError(f"'{target.path}': the spec has no stages table")
-            out[index] = _set_column(out[index], target, new)
+            out[index] = _set_stage(out[index], target, new)
         elif index is None:
             blank = Setting(target.key, model_span, (), model_span)
             out.append(_set_option(blank, target, new))

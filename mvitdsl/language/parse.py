@@ -12,6 +12,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Reporter, Span
+from . import lexical
 from .syntax import Atom, Cell, Clause, Model, Parent, Row, Setting, Statement, Table
 
 MAX_SOURCE_BYTES = 1_000_000
@@ -51,10 +52,15 @@ def _grammar_path() -> Path:
     raise FileNotFoundError("grammars/mvit.lark is missing from the installation")
 
 
+def grammar_text() -> str:
+    """grammars/mvit.lark with the value terminals of lexical.py appended (stated once there)."""
+    return _grammar_path().read_text(encoding="utf-8") + "\n" + lexical.grammar_terminals() + "\n"
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     return Lark(
-        _grammar_path().read_text(),
+        grammar_text(),
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
@@ -302,11 +308,9 @@ class _ToAst(Transformer[Token, Model]):
         span = _token_span(self.file, token)
         text = str(token)
         if token.type == "NUMBER":
-            value: Any = float(text) if any(c in text for c in ".eE") else int(text)
-            return Atom("number", value, text, span)
+            return Atom("number", lexical.number_value(text), text, span)
         if token.type == "SIZE":
-            parts = tuple(int(p) for p in text.replace("×", "x").split("x"))
-            return Atom("size", parts, text, span)
+            return Atom("size", lexical.size_parts(text), text, span)
         if token.type == "STRING":
             return Atom("string", text[1:-1], text, span)
         if token.type == "ARROW":

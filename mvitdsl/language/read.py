@@ -11,19 +11,15 @@ from typing import Any
 from .. import ir
 from ..diagnostics import Reporter, Span, did_you_mean
 from . import settings as S
-from .atoms import MAX_INT, Atoms, dims3, pad3
+from .atoms import Atoms, dims3, pad3
 from .syntax import Cell, Row, Setting, Table
 
-MAX_BLOCKS = 512
 
-# Option words renamed by issue 12 (GLOSSARY): the old spelling still reads, with warning W001.
-RENAMED_OPTIONS = {"kv_stride": "stride_kv", "pool_q": "pool_q_blocks"}  # rename_vocab: keep
-
-
-def renamed(word: str, options: dict[str, S.Option], span: Span, r: Reporter) -> str:
-    """The current spelling of an option word; an old one is accepted with a warning."""
-    new = RENAMED_OPTIONS.get(word)
-    if new is None or new not in options:
+def renamed(word: str, setting: S.Setting, span: Span, r: Reporter) -> str:
+    """The current spelling of an option word; an old one (settings.py's `old`) is accepted
+    with warning W001."""
+    new = setting.renamed().get(word)
+    if new is None:
         return word
     r.warning("W001", f"'{word}' is now spelled '{new}'", span, f"write '{new}'")
     return new
@@ -131,7 +127,7 @@ class Reader:
         for clause in s.clauses:
             atoms = Atoms(clause.atoms, clause.span, self.r)
             while (first := atoms.peek()) is not None:
-                key = renamed(str(first.value), options, first.span, self.r)
+                key = renamed(str(first.value), setting, first.span, self.r)
                 if first.kind not in ("name", "arrow") or key not in options:
                     self.r.error(
                         "E203",
@@ -232,8 +228,10 @@ class Reader:
     # -- stages { name blocks dim heads stride_q [stride_kv | off] [key=value ...] }
     def stages(self, t: Table) -> None:
         self.d.stages_span = t.key_span
-        if len(t.rows) > 64:
-            self.r.error("E205", f"{len(t.rows)} stage rows; at most 64 are supported", t.key_span)
+        if len(t.rows) > S.MAX_ROWS:
+            self.r.error(
+                "E205", f"{len(t.rows)} stage rows; at most {S.MAX_ROWS} are supported", t.key_span
+            )
             return
         names: set[str] = set()
         for row in t.rows:
@@ -246,6 +244,7 @@ class Reader:
             self.d.rows.append(stage)
 
     def stage_row(self, row: Row) -> StageDraft | None:
+        """One row: its positional columns read by settings.COLUMNS, then its cells."""
         atoms = Atoms(row.atoms, row.span, self.r)
         errors = len(self.r.diagnostics)
         first = atoms.take("stage name")
@@ -254,31 +253,27 @@ class Reader:
                 "E207",
                 "a stage row starts with the stage's name",
                 row.span,
-                "columns: name blocks dim heads stride_q [stride_kv]",
+                "columns: " + " ".join(f"[{c.word}]" if c.optional else c.word for c in S.COLUMNS),
             )
             return None
-        depth = atoms.number("blocks", 1, MAX_BLOCKS)
-        dim = atoms.number("dim", 1, MAX_INT)
-        heads = atoms.number("heads", 1, 4096)
-        stride_q = dims3(atoms.size("stride_q", self.parts))
-        kv, kv_off = self.kv_column(atoms)
+        values = {c.word: self.column(c, atoms) for c in S.COLUMNS[1:]}
         atoms.done()
+        kv_off = values["stride_kv"] == "off"
         cells = self.cells(row.cells)
         if kv_off:
             cells["pool_kv"] = False
-        if len(self.r.diagnostics) > errors or None in (depth, dim, heads, stride_q):
+        needed = [values[c.word] for c in S.COLUMNS[1:] if not c.optional]
+        if len(self.r.diagnostics) > errors or None in needed:
             return None
-        assert stride_q is not None
-        names = [name for name, _ in S.COLUMNS]
-        columns = {names[i]: self.loc(a.span) for i, a in enumerate(row.atoms[: len(names)])}
+        columns = {c.word: self.loc(a.span) for c, a in zip(S.COLUMNS, row.atoms)}
         columns.update({c.key: self.loc(c.span) for c in row.cells})
         return StageDraft(
             str(first.value),
-            depth,
-            dim,
-            heads,
-            stride_q,
-            kv,
+            values["blocks"],
+            values["dim"],
+            values["heads"],
+            values["stride_q"],
+            None if kv_off else values["stride_kv"],
             kv_off,
             self.loc(row.span),
             row.span,
@@ -306,12 +301,16 @@ class Reader:
             self.option(known[cell.key][1], Atoms((cell.value,), cell.span, self.r), out)
         return out
 
-    def kv_column(self, atoms: Atoms) -> tuple[ir.Dims3 | None, bool]:
-        """(K/V stride, off) from a row's optional last column: a size, `off`, or nothing."""
+    def column(self, c: S.Column, atoms: Atoms) -> Any:
+        """One positional column's value by its declaration; None where it is wrong or absent."""
+        if c.kind == "integer":
+            assert c.range is not None
+            return atoms.ranged(c.word, c.range, integer=True)
+        if c.kind == "size":
+            return dims3(atoms.size(c.word, self.parts))
+        # the optional K/V column: a size, `off` (no K/V pooling), or nothing
         nxt = atoms.peek()
         if nxt is not None and nxt.kind == "name" and nxt.value == "off":
             atoms.i += 1
-            return None, True
-        if nxt is not None:
-            return dims3(atoms.size("stride_kv", self.parts)), False
-        return None, False
+            return "off"
+        return dims3(atoms.size(c.word, self.parts)) if nxt is not None else None

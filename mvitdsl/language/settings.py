@@ -1,11 +1,14 @@
-"""Every setting of the language, declared once, as data.
+"""Every word of the language, declared once, as data: the one table.
 
-Each option of each setting has a kind, its choices or range, its default, a one-line doc and an
-example. The reader (read.py) reads values by these declarations, the lowering (lower.py) fills
-defaults from them, the resolved printer (resolved.py) spells the defaults out from them, and
-docs/LANGUAGE.md is generated from them (`make docs`; tests/test_language_doc.py fails when it
-is stale). An option marked `per_stage` may also be written as a `key=value` cell in a stage row,
-where it overrides the model-wide value for that stage's blocks.
+Each option of each setting has a kind, its choices or range, its default, a one-line doc, an
+example, its older spellings and the word a sweep PATH may also name it by; the stage table's
+columns have their kinds and limits. Every consumer reads this table: the reader (read.py:
+values, columns, cells, old spellings with W001), the lowering (lower.py: required settings,
+defaults), merge's exclusive flags (merge.py), the resolved printer (resolved.py), `fmt`
+(old spellings rewritten), sweep PATHs and their aliases (overrides.py), and docs/LANGUAGE.md
+(docs.py, `make docs`; tests/test_language_doc.py fails when it is stale). An option marked
+`per_stage` may also be written as a `key=value` cell in a stage row, where it overrides the
+model-wide value for that stage's blocks. What a number, a size and a name are: lexical.py.
 """
 
 from __future__ import annotations
@@ -51,10 +54,17 @@ class Option:
     key: str = ""  # the Draft / IR key it sets; the word when empty
     what: str = ""  # what messages call the value; the word when empty
     default_text: str = ""  # how the docs state the default when it is not a plain value
+    old: tuple[str, ...] = ()  # older spellings: still read, with warning W001; fmt rewrites them
+    path: str = ""  # the word a sweep PATH also names the value by (`patch.dim` for `->`)
 
     @property
     def field(self) -> str:
         return self.key or self.word
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """The word and its older spellings."""
+        return (self.word, *self.old)
 
     @property
     def name(self) -> str:
@@ -73,6 +83,18 @@ class Setting:
 
     def option(self, word: str) -> Option:
         return next(o for o in self.options if o.word == word)
+
+    def renamed(self) -> dict[str, str]:
+        """Old spelling -> option word, for the options renamed in this setting."""
+        return {old: o.word for o in self.options for old in o.old}
+
+    def exclusive(self) -> tuple[tuple[str, ...], ...]:
+        """Flags that set one field and so exclude each other (`cls` / `no_cls`)."""
+        fields = dict.fromkeys(o.field for o in self.options if o.kind == "flag")
+        groups = (
+            tuple(o.word for o in self.options if o.kind == "flag" and o.field == f) for f in fields
+        )
+        return tuple(g for g in groups if len(g) > 1)
 
 
 UNIT = Range(0, 1, hi_open=True)  # probabilities that must leave something: dropout, drop path
@@ -93,6 +115,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "input video 3x16x224x224",
                 range=COUNT,
                 key="kind",
+                path="size",
             ),
             Option(
                 "image",
@@ -102,6 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "input image 3x224x224",
                 range=COUNT,
                 key="kind",
+                path="size",
             ),
             Option(
                 "grid_rounding",
@@ -128,6 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
                 range=COUNT,
                 key="kernel",
                 default_text="required",
+                path="kernel",
             ),
             Option(
                 "stride",
@@ -147,6 +172,7 @@ SETTINGS: tuple[Setting, ...] = (
                 range=Range(0, MAX_INT),
                 key="padding",
                 default_text="0",
+                path="padding",
             ),
             Option(
                 "->",
@@ -158,6 +184,7 @@ SETTINGS: tuple[Setting, ...] = (
                 key="dim",
                 what="embed dim",
                 default_text="the first stage's dim",
+                path="dim",
             ),
         ),
         required=True,
@@ -224,6 +251,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "attention pool_q_blocks all",
                 choices=("first", "all"),
                 per_stage=True,
+                old=("pool_q",),  # issue 12  # rename_vocab: keep
             ),
             Option(
                 "stride_kv",
@@ -233,6 +261,7 @@ SETTINGS: tuple[Setting, ...] = (
                 "attention stride_kv adaptive 1x8x8",
                 range=COUNT,
                 default_text="1 (no K/V stride)",
+                old=("kv_stride",),  # issue 12  # rename_vocab: keep
             ),
             Option(
                 "pool_kv",
@@ -516,15 +545,48 @@ SETTINGS: tuple[Setting, ...] = (
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 
+# Old spelling -> option word, over every setting (W001 when read; `fmt` rewrites them).
+RENAMED_OPTIONS: dict[str, str] = {k: v for s in SETTINGS for k, v in s.renamed().items()}
+
+MAX_BLOCKS = 512
+MAX_ROWS = 64
+
+
+@dataclass(frozen=True)
+class Column:
+    """A positional column of the stage table: its kind and limits."""
+
+    word: str
+    kind: Literal["name", "integer", "size", "stride_kv"]
+    doc: str
+    range: Range | None = None
+    old: tuple[str, ...] = ()  # older words a sweep PATH still names the column by
+    optional: bool = False
+
+
 # The stage table: positional columns, then `key=value` cells.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("name", "the stage's name (a child spec overrides a row by it)"),
-    ("blocks", "number of blocks, 1 to 512"),
-    ("dim", "the stage's width"),
-    ("heads", "attention heads"),
-    ("stride_q", "the Q stride of the stage's first block (1x1x1: none)"),
-    ("stride_kv", "optional: the K/V stride (a size), or `off` for no K/V pooling"),
+COLUMNS: tuple[Column, ...] = (
+    Column("name", "name", "the stage's name (a child spec overrides a row by it)"),
+    Column("blocks", "integer", "number of blocks", Range(1, MAX_BLOCKS)),
+    Column("dim", "integer", "the stage's width", COUNT),
+    Column("heads", "integer", "attention heads", Range(1, 4096)),
+    Column(
+        "stride_q",
+        "size",
+        "the Q stride of the stage's first block (1x1x1: none)",
+        COUNT,
+        old=("pool_q",),  # the column's PATH word before issue 12  # rename_vocab: keep
+    ),
+    Column(
+        "stride_kv",
+        "stride_kv",
+        "optional: the K/V stride (a size), or `off` for no K/V pooling (the cell `pool_kv=off`)",
+        COUNT,
+        optional=True,
+    ),
 )
+COLUMN_WORDS: tuple[str, ...] = tuple(c.word for c in COLUMNS)
+STAGES_HINT = "add a 'stages { ... }' table with one row per stage"
 
 # Cells that only a stage row has (not a model-wide option).
 ROW_CELLS: tuple[Option, ...] = (
@@ -540,6 +602,13 @@ ROW_CELLS: tuple[Option, ...] = (
         default_text="the next stage's dim",
     ),
 )
+
+
+def required() -> dict[str, str]:
+    """The statements a model must write, in the order they are reported, each with a hint."""
+    out = {s.key: f"add '{s.example}'" for s in SETTINGS if s.required}
+    out["stages"] = STAGES_HINT
+    return out
 
 
 def stage_cells() -> dict[str, tuple[str, Option]]:
