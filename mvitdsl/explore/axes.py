@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from math import prod
 from typing import Literal
 
+from ..language import lexical
 from .expr import Node, Value, parse_expr
 
 Mode = Literal["grid", "random", "zip"]
 MAX_RANGE = 1_000_000
-_SIZE = re.compile(r"\d+(x\d+)+")
 _RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*(?::\s*(\d+))?\s*$")
 
 
@@ -55,23 +55,21 @@ class Where:
 
 
 def value_of(text: str) -> Value:
-    """The Python value of a value text: int, float, size tuple or word."""
-    if _SIZE.fullmatch(text):
-        return tuple(int(p) for p in text.split("x"))
+    """The Python value of a value text: int, float, size tuple or word (lexical.py says which);
+    a derived value below zero (`-3`) is a negative number, which the spec language refuses."""
     try:
-        return int(text)
+        return lexical.word_value(text)
     except ValueError:
         pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    if text.startswith("-") and lexical.is_number(text[1:]):
+        return -lexical.number_value(text[1:])
+    return text
 
 
 def text_of(value: Value) -> str:
     """The spec language's text of a value (sizes joined by x, floats as short as exact)."""
     if isinstance(value, tuple):
-        return "x".join(str(v) for v in value)
+        return lexical.size_text(value)
     if isinstance(value, float):
         return f"{value:g}" if float(f"{value:g}") == value else repr(value)
     return str(value)

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
 
+from ..language import lexical
+
 Value = Union[int, float, str, tuple[int, ...]]
 Env = Callable[[str], Value]
 
@@ -29,8 +31,8 @@ MAX_EXPR_CHARS = 400
 MAX_DEPTH = 32
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<size>\d+(?:x\d+)+)|(?P<number>\d+\.\d*(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
-    r"|(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)|(?P<op>//|<=|>=|==|!=|[-+*/%()<>]))"
+    rf"\s*(?:(?P<size>{lexical.SIZE})|(?P<number>{lexical.NUMBER})"
+    rf"|(?P<name>{lexical.NAME}(?:\.{lexical.NAME})?)|(?P<op>//|<=|>=|==|!=|[-+*/%()<>]))"
 )
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
@@ -152,9 +154,9 @@ class _Parser:
         self.i += 1
         kind, word = tok
         if kind == "number":
-            return Node("num", (float(word) if any(c in word for c in ".eE") else int(word),))
+            return Node("num", (lexical.number_value(word),))
         if kind == "size":
-            return Node("num", (tuple(int(p) for p in word.split("x")),))
+            return Node("num", (lexical.size_parts(word),))
         if kind == "name":
             return Node("path" if "." in word else "word", (word,))
         if word == "(":

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import CODES, Diagnostic
-from ..language import overrides
+from ..language import lexical, overrides
 from ..spec import Spec, load_spec
 from .axes import (
     Axis,
@@ -150,16 +150,18 @@ def _read_csv(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _number(text: str | None) -> Any:
+    """A joined CSV cell: a number as the language writes it, else a measured float that the
+    language has no word for (`-0.5`, `nan`), else the text."""
     if text is None or text == "":
         return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    if lexical.is_number(text):
+        return lexical.number_value(text)
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _axes(vary: Mapping[Any, Any] | Sequence[str]) -> list[Axis]:

@@ -65,7 +65,9 @@ def _table(options: tuple[S.Option, ...], stage_column: bool) -> list[str]:
         cells = [f"`{o.word}`", _values(o), _default(o)]
         if stage_column:
             cells.append(f"`{o.word}=`" if o.per_stage else "")
-        cells += [o.doc, f"`{o.example}`"]
+        old = ", ".join(f"`{w}`" for w in o.old)
+        cells += [o.doc + (f" (older spelling {old}: read with warning W001)" if old else "")]
+        cells.append(f"`{o.example}`")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -83,9 +85,9 @@ def render() -> str:
         "One row per stage: positional columns, then optional `key=value` cells that override a",
         "model-wide option for that stage's blocks (no spaces around `=`).",
         "",
-        "| column | meaning |",
-        "|---|---|",
-        *(f"| `{name}` | {doc} |" for name, doc in S.COLUMNS),
+        "| column | values | meaning |",
+        "|---|---|---|",
+        *(f"| `{c.word}` | {_column_values(c)} | {c.doc} |" for c in S.COLUMNS),
         "",
         "Cells (each option marked per-stage above, and these of the row only):",
         "",
@@ -110,8 +112,49 @@ def render() -> str:
         "(`add scale6  1  768  8  1x2x2` appends a stage); `drop scale5` removes one.",
         "",
         *STATEMENTS,
+        *_paths(),
     ]
     return "\n".join(out)
+
+
+def _column_values(c: S.Column) -> str:
+    if c.kind == "name":
+        return "a name"
+    if c.kind == "integer" and c.range is not None:
+        return f"a whole number in {c.range}"
+    size = "a size, each >= 1"
+    return size if c.kind == "size" else f"{size}, or `off`, or nothing"
+
+
+def _paths() -> list[str]:
+    """The sweep's PATH words, from the same table (language/overrides.py reads them)."""
+    lines = [
+        "## Sweep PATHs",
+        "",
+        "`mvitdsl sweep --vary PATH=VALUES` names one value: `STAGE.COLUMN` (a column above),",
+        "`STAGE.CELL` (any per-stage cell by its own name, written in the row or not:",
+        "`scale3.pool_kv=off`), or `SETTING.OPTION` by the option's word or the words below.",
+        "Flags that set one field are varied by that field, a flag word as the value",
+        "(`tokens.cls=no_cls`). The input's kind is not varied.",
+        "",
+        "| PATH | names |",
+        "|---|---|",
+    ]
+    for s in S.SETTINGS:
+        named: dict[str, list[str]] = {}
+        for o in s.options:
+            if o.path:
+                named.setdefault(o.path, []).append(f"`{o.word}`")
+        for path, words in named.items():
+            lines.append(f"| `{s.key}.{path}` | the value after {' or '.join(words)} |")
+        for group in s.exclusive():
+            field = s.option(group[0]).field
+            words = " \\| ".join(f"`{w}`" for w in group)
+            lines.append(f"| `{s.key}.{field}` | one of {words} |")
+    for c in S.COLUMNS:
+        for old in c.old:
+            lines.append(f"| `STAGE.{old}` | the `{c.word}` column (an older word) |")
+    return [*lines, ""]
 
 
 # The two statements read by their own hooks, outside the settings table: `outputs`

@@ -4,8 +4,10 @@ The grammar ignores comments, so the layout is rebuilt from the AST's spans and 
 every statement on its own line, setting values in one column, a setting's continuation lines
 (kept where the author broke them, or added past 100 characters) aligned under its first value,
 stage-table columns aligned together with the comment header row just above the rows, sizes
-written `3x7x7`, one space between the words of a clause and `, ` between clauses. Cells are taken
-from the source text, so any cell the grammar accepts (`key=value` too) is just another cell.
+written `3x7x7`, old spellings of option words (settings.py's `old`, read with warning W001)
+rewritten to the current ones, one space between the words of a clause and `, ` between
+clauses. Cells are taken from the source text, so any cell the grammar accepts (`key=value`
+too) is just another cell.
 The result is checked to parse to the same tree as the input before it is returned.
 """
 
@@ -21,14 +23,14 @@ from pathlib import Path
 from lark import Token, Tree
 
 from ..diagnostics import Span, SpecError
+from . import lexical, settings
 from .parse import _parser, parse
 from .syntax import Model, Setting, Table
 
 WIDTH = 100
 INDENT = "  "
 KEY_WIDTH = 9  # values start in one column, at least past `attention`, the longest common key
-SIZE = re.compile(r"[0-9]+(?:[x×][0-9]+)+")
-NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+NUMBER = lexical.NUMBER_RE
 LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_./=-]*")
 
 
@@ -78,7 +80,14 @@ def _comment(line: str) -> str | None:
 
 def canonical_word(word: str) -> str:
     """Sizes as `3x7x7` (also inside `key=value`); every other word as written."""
-    return SIZE.sub(lambda m: m.group(0).replace("×", "x"), word) if '"' not in word else word
+    return lexical.canonical_sizes(word) if '"' not in word else word
+
+
+def renamed_words(key: str, words: list[str]) -> list[str]:
+    """A setting clause's words with old spellings of its options in the current spelling."""
+    setting = settings.BY_KEY.get(key)
+    renamed = setting.renamed() if setting is not None else {}
+    return [renamed.get(w, w) for w in words]
 
 
 QUOTED_OR_WORD = re.compile(r'[^\s"]*"[^"\n]*"[^\s"]*|[^\s"]+')  # a "quoted string" is one word
@@ -144,7 +153,8 @@ def _setting_lines(s: Setting, src: Source, width: int) -> list[Line]:
     for clause in s.clauses:
         if groups[-1] and clause.span.line > last_line:
             groups.append([])
-        groups[-1].append((" ".join(cells(src.slice(clause.span))), clause.span))
+        words = renamed_words(s.key, cells(src.slice(clause.span)))
+        groups[-1].append((" ".join(words), clause.span))
         last_line = clause.span.end_line
     out: list[Line] = []
     for g, group in enumerate(groups):
@@ -297,17 +307,23 @@ def _tidy(items: list[tuple[tuple[int, int], str, str]]) -> list[str]:
 
 
 def _tree(text: str) -> Tree[Token]:
-    """The parse tree with sizes spelled canonically; equal trees mean equal specs."""
-    return _canonical(_parser().parse(text))
+    """The parse tree with sizes and option words spelled canonically; equal trees mean equal
+    specs (an old spelling reads as the current one)."""
+    return _canonical(_parser().parse(text), {})
 
 
-def _canonical(tree: Tree[Token]) -> Tree[Token]:
+def _canonical(tree: Tree[Token], renamed: dict[str, str]) -> Tree[Token]:
+    if tree.data == "setting" and tree.children and isinstance(tree.children[0], Token):
+        setting = settings.BY_KEY.get(str(tree.children[0]))
+        renamed = setting.renamed() if setting is not None else {}
     children: list[Tree[Token] | Token] = []
     for child in tree.children:
         if isinstance(child, Tree):
-            children.append(_canonical(child))
+            children.append(_canonical(child, renamed if tree.data != "table" else {}))
         elif isinstance(child, Token) and child.type == "SIZE":
-            children.append(Token("SIZE", child.replace("×", "x")))
+            children.append(Token("SIZE", lexical.canonical_sizes(child)))
+        elif isinstance(child, Token) and child.type == "NAME" and tree.data == "clause":
+            children.append(Token("NAME", renamed.get(str(child), str(child))))
         else:
             children.append(child)
     return Tree(tree.data, children)

@@ -116,7 +116,7 @@ def _row(row: Row) -> str:
 
 def _table(t: Table) -> list[str]:
     head = _line(f"  {t.key} {{", _where(t.key_span.file, t.key_span.line))
-    columns = " ".join(f"{c:>6}" for c in ("blocks", "dim", "heads", "stride_q", "stride_kv"))
+    columns = " ".join(f"{c:>6}" for c in settings.COLUMN_WORDS[1:])
     return [head, f"    {'# name':<10} {columns}", *(_row(r) for r in t.rows), "  }"]
 
 
