@@ -236,7 +236,7 @@ def _set_option(setting: Setting, target: Target, new: Atom) -> Setting:
             clauses[n] = Clause(atoms, clause.span)
             break
     else:
-        if setting.key == "input":
+        if any(o.field == "kind" for o in options):  # a size is written after the kind
             raise PathError(f"'{target.path}': the input setting has no '{target.word}'")
         word = options[0].word
         written = (_at(new, setting.span),)
