@@ -78,7 +78,9 @@ def base() -> Lowering:
 
 
 @pytest.mark.parametrize(("key", "option"), _options(), ids=lambda x: getattr(x, "word", x))
-def test_every_option_is_varied_by_its_own_name(key: str, option: settings.Option, base: Lowering):
+def test_every_option_is_varied_by_its_own_name(
+    key: str, option: settings.Option, base: Lowering
+) -> None:
     path = f"{key}.{option.word}"
     target = overrides.locate(path, base.statements)
     text = sample(option)
@@ -103,7 +105,7 @@ def test_every_option_is_varied_by_its_own_name(key: str, option: settings.Optio
 @pytest.mark.parametrize(("cell", "option"), _cells(), ids=lambda x: getattr(x, "word", x))
 def test_every_stage_cell_is_varied_by_its_own_name(
     cell: str, option: settings.Option, base: Lowering
-):
+) -> None:
     path = f"{STAGE}.{cell}"
     target = overrides.locate(path, base.statements)
     assert (target.kind, target.word) == ("cell", cell)
@@ -118,7 +120,7 @@ def test_every_stage_cell_is_varied_by_its_own_name(
 
 
 @pytest.mark.parametrize("column", settings.COLUMNS[1:], ids=lambda c: c.word)
-def test_every_column_is_varied_by_its_own_name(column: settings.Column, base: Lowering):
+def test_every_column_is_varied_by_its_own_name(column: settings.Column, base: Lowering) -> None:
     target = overrides.locate(f"{STAGE}.{column.word}", base.statements)
     assert (target.kind, target.word) == ("column", column.word)
     size = column.kind in ("size", "stride_kv")
@@ -129,7 +131,7 @@ def test_every_column_is_varied_by_its_own_name(column: settings.Column, base: L
     assert getattr(row, field) == ((1, 2, 2) if size else 3)
 
 
-def test_pool_kv_is_the_cell_not_the_stride_kv_column(capsys: pytest.CaptureFixture[str]):
+def test_pool_kv_is_the_cell_not_the_stride_kv_column(capsys: pytest.CaptureFixture[str]) -> None:
     spec = load_spec(MVIT_B)
     target = overrides.locate("scale3.pool_kv", spec.statements)
     assert (target.kind, target.word) == ("cell", "pool_kv")
@@ -150,7 +152,7 @@ def test_pool_kv_is_the_cell_not_the_stride_kv_column(capsys: pytest.CaptureFixt
         {"patch.->": "96,192", "head.norm": "no_norm,norm"},
     ],
 )
-def test_fast_path_equals_lowering_for_flags_and_cells(vary: dict[str, str]):
+def test_fast_path_equals_lowering_for_flags_and_cells(vary: dict[str, str]) -> None:
     from mvitdsl.explore.run import SweepRun
 
     fast = list(mvitdsl.sweep(MVIT_B, vary=vary, pareto=None))
@@ -160,7 +162,7 @@ def test_fast_path_equals_lowering_for_flags_and_cells(vary: dict[str, str]):
     assert any(r["ok"] for r in fast)
 
 
-def test_flags_take_one_of_their_words():
+def test_flags_take_one_of_their_words() -> None:
     spec = load_spec(MVIT_B)
     target = overrides.locate("tokens.no_cls", spec.statements)
     assert (target.kind, target.key, target.word) == ("option", "tokens", "cls")
@@ -169,7 +171,7 @@ def test_flags_take_one_of_their_words():
         overrides.apply(spec.statements, {target: "mean"}, spec.ast.span)
 
 
-def test_unknown_words_are_refused_from_the_table():
+def test_unknown_words_are_refused_from_the_table() -> None:
     spec = load_spec(MVIT_B)
     with pytest.raises(overrides.PathError, match="did you mean 'mlp_ratio'"):
         overrides.locate("attention.mlp_ration", spec.statements)
@@ -179,7 +181,7 @@ def test_unknown_words_are_refused_from_the_table():
         overrides.locate("input.kind", spec.statements)
 
 
-def test_a_window_value_after_scope_mask_unit_is_its_own():
+def test_a_window_value_after_scope_mask_unit_is_its_own() -> None:
     # `scope mask_unit` names a value, not the `mask_unit` option: the PATH finds the option
     text = (SPECS / "hiera_t_image.mv").read_text()
     spec = mvitdsl.load_spec(text=text)
@@ -198,7 +200,7 @@ def _renamed() -> list[tuple[str, settings.Option, str]]:
 @pytest.mark.parametrize(("key", "option", "old"), _renamed(), ids=lambda x: str(x))
 def test_old_spellings_load_with_w001_and_fmt_rewrites_them(
     key: str, option: settings.Option, old: str
-):
+) -> None:
     base = MVIT_B.read_text()
     clause = f"{option.word} {sample(option)}"
     text = base.replace("  head ", f"  {key} {clause}\n  head ", 1)
@@ -212,18 +214,18 @@ def test_old_spellings_load_with_w001_and_fmt_rewrites_them(
     assert formatted == format_text(text)  # the old spelling formats as the new one
 
 
-def test_renamed_words_are_declared_in_the_table():
+def test_renamed_words_are_declared_in_the_table() -> None:
     assert {old: o.word for _, o, old in _renamed()} == settings.RENAMED_OPTIONS
     assert settings.RENAMED_OPTIONS  # issue 12's renames: the cases above are not empty
 
 
-def test_merge_exclusive_groups_come_from_the_table():
+def test_merge_exclusive_groups_come_from_the_table() -> None:
     assert settings.BY_KEY["tokens"].exclusive() == (("cls", "no_cls"),)
     assert set(settings.BY_KEY["head"].exclusive()) == {("norm", "no_norm"), ("cls", "mean")}
 
 
 @pytest.mark.parametrize("key", list(settings.required()))
-def test_required_statements_come_from_the_table(key: str):
+def test_required_statements_come_from_the_table(key: str) -> None:
     text = MVIT_B.read_text()
     lines = text.splitlines()
     if key == "stages":
@@ -242,7 +244,7 @@ def test_required_statements_come_from_the_table(key: str):
 # ---------------------------------------------------------------- the lexical module
 
 
-def test_the_grammar_terminals_are_the_lexical_patterns():
+def test_the_grammar_terminals_are_the_lexical_patterns() -> None:
     patterns = {t.name: t.pattern.value for t in _parser().terminals}
     assert patterns["NAME"] == lexical.NAME
     assert patterns["SIZE"] == lexical.SIZE
@@ -261,7 +263,7 @@ def test_the_grammar_terminals_are_the_lexical_patterns():
         ("mlp_ratio", "name", "mlp_ratio"),
     ],
 )
-def test_parser_and_lexical_agree_on_each_word(text: str, kind: str, value: Any):
+def test_parser_and_lexical_agree_on_each_word(text: str, kind: str, value: Any) -> None:
     model = parse(f"model m {{\n  head dropout {text}\n}}\n")
     atom = model.statements[0].clauses[0].atoms[1]  # type: ignore[union-attr]
     assert (atom.kind, atom.value) == (kind, value) == (kind, lexical.word_value(text))
@@ -281,7 +283,7 @@ def test_parser_and_lexical_agree_on_each_word(text: str, kind: str, value: Any)
         ("-3x224x224", "is not a size"),
     ],
 )
-def test_parse_size_says_what_is_wrong(text: str, message: str | None):
+def test_parse_size_says_what_is_wrong(text: str, message: str | None) -> None:
     if message is None:
         assert len(lexical.parse_size(text)) in (3, 4)
     else:
@@ -289,7 +291,7 @@ def test_parse_size_says_what_is_wrong(text: str, message: str | None):
             lexical.parse_size(text)
 
 
-def test_words_that_are_not_values_are_refused_everywhere():
+def test_words_that_are_not_values_are_refused_everywhere() -> None:
     for text in ("1;2", "-1", "1.", "1x", "2x3x"):
         with pytest.raises(ValueError):
             lexical.word_value(text)
@@ -297,7 +299,7 @@ def test_words_that_are_not_values_are_refused_everywhere():
             overrides.make_atom(text, parse("model m {\n}\n").span)
 
 
-def test_lowering_halves_equal_run(tmp_path: Path):
+def test_lowering_halves_equal_run(tmp_path: Path) -> None:
     spec = load_spec(MVIT_B)
     lowering = Lowering(spec.ast, spec.statements, spec.sources)
     draft = lowering.read()

@@ -149,8 +149,8 @@ def _paths() -> list[str]:
             lines.append(f"| `{s.key}.{path}` | the value after {' or '.join(words)} |")
         for group in s.exclusive():
             field = s.option(group[0]).field
-            words = " \\| ".join(f"`{w}`" for w in group)
-            lines.append(f"| `{s.key}.{field}` | one of {words} |")
+            choices = " \\| ".join(f"`{w}`" for w in group)
+            lines.append(f"| `{s.key}.{field}` | one of {choices} |")
     for c in S.COLUMNS:
         for old in c.old:
             lines.append(f"| `STAGE.{old}` | the `{c.word}` column (an older word) |")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ..diagnostics import Span, did_you_mean
 from . import lexical, settings
-from .syntax import Atom, Cell, Clause, Row, Setting, Table
+from .syntax import Atom, AtomKind, Cell, Clause, Row, Setting, Table
 
 
 class PathError(ValueError):
@@ -239,10 +239,9 @@ def _set_option(setting: Setting, target: Target, new: Atom) -> Setting:
         if any(o.field == "kind" for o in options):  # a size is written after the kind
             raise PathError(f"'{target.path}': the input setting has no '{target.word}'")
         word = options[0].word
-        written = (_at(new, setting.span),)
-        if not flags:
-            kind = "arrow" if word == "->" else "name"
-            written = (Atom(kind, word, word, setting.span), *written)
+        value = _at(new, setting.span)
+        kind: AtomKind = "arrow" if word == "->" else "name"
+        written = (value,) if flags else (Atom(kind, word, word, setting.span), value)
         clauses.append(Clause(written, setting.span))
     return Setting(setting.key, setting.key_span, tuple(clauses), setting.span)
 
