@@ -181,13 +181,20 @@ def test_unknown_words_are_refused_from_the_table() -> None:
         overrides.locate("input.kind", spec.statements)
 
 
-def test_a_window_value_after_scope_mask_unit_is_its_own() -> None:
-    # `scope mask_unit` names a value, not the `mask_unit` option: the PATH finds the option
+def test_an_option_written_after_a_value_of_its_word_is_found() -> None:
+    # `scope mask_unit` holds the word as a value: the PATH names the `mask_unit` option after it
     text = (SPECS / "hiera_t_image.mv").read_text()
-    spec = mvitdsl.load_spec(text=text)
+    moved = text.replace("mask_unit 8x8, scope global", "scope mask_unit, mask_unit 8x8")
+    assert moved != text
+    spec = mvitdsl.load_spec(text=moved, check=False)
     target = overrides.locate("attention.mask_unit", spec.statements)
     atom = overrides.read(target, spec.statements)
-    assert atom is not None and atom.kind == "size"
+    assert atom is not None and atom.value == (8, 8)
+    changed = overrides.apply(spec.statements, {target: "4x4"}, spec.ast.span)
+    lowering = Lowering(spec.ast, changed, spec.sources)
+    model = lowering.run()
+    assert lowering.r.diagnostics == [] and model is not None
+    assert model.attention.mask_unit == (1, 4, 4) and model.attention.scope == "mask_unit"
 
 
 # ---------------------------------------------------------------- renamed words

@@ -79,7 +79,12 @@ def render() -> str:
         out += [f"## `{s.key}`{' (required)' if s.required else ''}", "", s.doc + ".", ""]
         out += ["```", s.example, "```", ""]
         out += _table(s.options, any(o.per_stage for o in s.options)) + [""]
-    out += [
+    return "\n".join([*out, *_stages(), *STATEMENTS, *_paths()])
+
+
+def _stages() -> list[str]:
+    """The stage table's section: its columns, cells and `extends` rules, from the table."""
+    return [
         "## `stages` (required)",
         "",
         "One row per stage: positional columns, then optional `key=value` cells that override a",
@@ -111,10 +116,7 @@ def render() -> str:
         "name a parent stage (E211, with a did-you-mean hint) unless it starts with `add`",
         "(`add scale6  1  768  8  1x2x2` appends a stage); `drop scale5` removes one.",
         "",
-        *STATEMENTS,
-        *_paths(),
     ]
-    return "\n".join(out)
 
 
 def _column_values(c: S.Column) -> str:
