@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from conftest import SPECS
+from hypothesis import given
+from hypothesis import strategies as st
 
 import mvitdsl
 from mvitdsl.cli import main
@@ -313,3 +315,23 @@ def test_lowering_halves_equal_run(tmp_path: Path) -> None:
     assert lowering.r.diagnostics == []
     assert lowering.finish(draft) == spec.model
     assert Lowering(spec.ast, spec.statements, spec.sources).run() == spec.model
+
+
+_WORDS = [
+    *(f"{s.key}.{o.word}" for s in settings.SETTINGS for o in s.options),
+    *(f"{STAGE}.{w}" for w in (*settings.COLUMN_WORDS, *settings.stage_cells())),
+]
+
+
+@given(
+    st.one_of(st.sampled_from(_WORDS), st.text(max_size=30)),
+    st.one_of(st.sampled_from(["off", "2", "1x2x2", "0.5", "avg", "cls"]), st.text(max_size=12)),
+)
+def test_property_any_path_and_value_fail_cleanly(base: Lowering, path: str, text: str) -> None:
+    """A PATH and a value text: a Target and a reading, or PathError; never anything else."""
+    try:
+        target = overrides.locate(path, base.statements)
+        reading = base.read_value(target, text)
+    except overrides.PathError:
+        return
+    assert all(d.span is not None for d in reading.diagnostics)

@@ -5,7 +5,8 @@ Enters: the text of a `.mv` file (and its parents, through `extends`). Leaves: t
 and stages expanded to blocks; mistakes leave as located diagnostics. Order: parse -> merge
 (inheritance) -> read (settings' vocabulary into a Draft) -> expand (stage rows -> blocks)
 -> lower (IR assembly);
-`resolved` prints the merged spec back with the file:line of every value. `settings` declares
-every setting's options once (kind, choices or range, default, doc); `docs` writes
-docs/LANGUAGE.md from it.
+`resolved` prints the merged spec back with the file:line of every value. `settings` is the one
+table: every setting's options, the stage columns and cells, old spellings and PATH words,
+declared once and read by every step here (and `docs` writes docs/LANGUAGE.md from it);
+`lexical` says what a number, a size and a name are, for the grammar and every other reader.
 """
