@@ -190,7 +190,7 @@ def test_an_option_written_after_a_value_of_its_word_is_found() -> None:
     assert moved != text
     spec = mvitdsl.load_spec(text=moved, check=False)
     target = overrides.locate("attention.mask_unit", spec.statements)
-    atom = overrides.read(target, spec.statements)
+    atom = overrides.written(target, spec.statements)
     assert atom is not None and atom.value == (8, 8)
     changed = overrides.apply(spec.statements, {target: "4x4"}, spec.ast.span)
     lowering = Lowering(spec.ast, changed, spec.sources)

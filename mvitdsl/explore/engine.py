@@ -161,7 +161,7 @@ class Evaluator:
         return t
 
     def base_value(self, path: str) -> Value:
-        atom = overrides.read(self.target(path), self.base.statements)
+        atom = overrides.written(self.target(path), self.base.statements)
         if atom is None:
             raise ExprError(f"the base spec does not write '{path}'; vary or --set it")
         return atom.value

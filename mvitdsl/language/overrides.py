@@ -1,7 +1,7 @@
 """Overrides on the syntax tree: a PATH (`scale4.blocks`, `attention.mlp_ratio`) names one value
-of a resolved spec; `locate` finds it, `apply` replaces it, and `child_text` writes the spec that
-extends the base with only the changed setting clauses and stage rows (so `extends` + merge give
-the same tree).
+of a resolved spec; `locate` finds it, `written` is the atom the spec writes there, `apply`
+replaces it, and `child_text` writes the spec that extends the base with only the changed
+setting clauses and stage rows (so `extends` + merge give the same tree).
 
 PATH words come from the one table (settings.py), never from a list of their own here:
 `STAGE.COLUMN` for a stage row's column (settings.COLUMNS, and a column's older word),
@@ -150,7 +150,7 @@ def _option_run(target: Target, clause: Clause) -> tuple[int, int] | None:
     return None
 
 
-def read(target: Target, statements: tuple[Any, ...]) -> Atom | None:
+def written(target: Target, statements: tuple[Any, ...]) -> Atom | None:
     """The atom the base spec holds at a target (None where the spec leaves it to a default)."""
     if target.kind == "cell":
         row = _row(_table(statements, "stages"), target.key)
