@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ..diagnostics import Span, did_you_mean
 from . import lexical, settings
+from .read import value_extent
 from .syntax import Atom, AtomKind, Cell, Clause, Row, Setting, Table
 
 
@@ -113,18 +114,6 @@ def _stage_target(path: str, stage: str, word: str) -> Target:
     raise PathError(f"'{path}': stage '{stage}' has no column or cell '{word}'; {hint}")
 
 
-def _extent(o: settings.Option, atoms: tuple[Atom, ...], i: int) -> int:
-    """How many atoms after an option's word at i hold its value, as read.py reads them."""
-    if o.kind == "flag":
-        return 0
-    rest = atoms[i + 1 :]
-    if o.word == "pool":  # `pool MODE [KERNEL]`
-        return 1 + (len(rest) > 1 and rest[1].kind == "size")
-    if o.word == "stride_kv":  # `stride_kv [adaptive] SIZE`
-        return 1 + (bool(rest) and rest[0].kind == "name" and rest[0].value == "adaptive")
-    return 1
-
-
 def _runs(key: str, clause: Clause) -> list[tuple[settings.Option, int, int]]:
     """Each option written in the clause: (option, index of its word, end of its value)."""
     setting = settings.BY_KEY[key]
@@ -135,7 +124,7 @@ def _runs(key: str, clause: Clause) -> list[tuple[settings.Option, int, int]]:
         o = by_word.get(renamed.get(atoms[i].text, atoms[i].text))
         if o is None:
             break  # not an option: the reader reports it; nothing after it is located
-        end = min(len(atoms), i + 1 + _extent(o, atoms, i))
+        end = min(len(atoms), i + 1 + value_extent(o, atoms, i))
         out.append((o, i, end))
         i = end
     return out

@@ -12,7 +12,7 @@ from .. import ir
 from ..diagnostics import Reporter, Span, did_you_mean
 from . import settings as S
 from .atoms import Atoms, dims3, pad3
-from .syntax import Cell, Row, Setting, Table
+from .syntax import Atom, Cell, Row, Setting, Table
 
 
 def renamed(word: str, setting: S.Setting, span: Span, r: Reporter) -> str:
@@ -23,6 +23,19 @@ def renamed(word: str, setting: S.Setting, span: Span, r: Reporter) -> str:
         return word
     r.warning("W001", f"'{word}' is now spelled '{new}'", span, f"write '{new}'")
     return new
+
+
+def value_extent(o: S.Option, atoms: tuple[Atom, ...], i: int) -> int:
+    """How many atoms after an option's word at i hold its value, as Reader.option reads them
+    (the sweep's PATHs find a value by it)."""
+    if o.kind == "flag":
+        return 0
+    rest = atoms[i + 1 :]
+    if o.word == "pool":  # `pool MODE [KERNEL]`
+        return 1 + (len(rest) > 1 and rest[1].kind == "size")
+    if o.word == "stride_kv":  # `stride_kv [adaptive] SIZE`
+        return 1 + (bool(rest) and rest[0].kind == "name" and rest[0].value == "adaptive")
+    return 1
 
 
 def loc(span: Span, source: str = "") -> ir.Loc:
