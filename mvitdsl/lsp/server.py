@@ -160,6 +160,7 @@ def make_server() -> SpecServer:
 def _protocol_stdout() -> BinaryIO:
     """The real stdout for the protocol; fd 1 and sys.stdout then point at stderr, so a stray
     print (ours, a library's, a C extension's) cannot corrupt the stream."""
+    out: BinaryIO
     try:
         out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
