@@ -4,6 +4,7 @@ are not UTF-8, a stray print)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -293,3 +294,19 @@ def test_a_stray_print_goes_to_stderr() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=True)
     assert done.stdout == b"protocol"
     assert b"stray" in done.stderr and b"c-level" in done.stderr
+
+
+def test_a_slow_check_does_not_hold_up_the_protocol() -> None:
+    # ~10,000 lines: seconds of checking on the worker thread; shutdown and exit are answered
+    # meanwhile, so the process ends before any diagnostics of that document are sent
+    slow = "model m {\n" + "  input video 3x4x32x32\n" * 9_990 + "}\n"
+    item = {"uri": "file:///tmp/slow.mv", "languageId": "mvitdsl", "version": 1, "text": slow}
+    opened = json.dumps({"jsonrpc": "2.0", "method": "textDocument/didOpen",
+                         "params": {"textDocument": item}}).encode()  # fmt: skip
+    exit_ = _frame(b'{"jsonrpc":"2.0","method":"exit"}')
+    messages = INITIALIZE + _frame(opened) + _request(2, "shutdown") + exit_
+    done = subprocess.run(SERVER, input=messages, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    bodies = _frames(done.stdout)
+    assert any(b'"id": 2' in b for b in bodies)
+    assert not any(b"publishDiagnostics" in b for b in bodies)

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from ..diagnostics import Diagnostic, SpecError
 from ..language.parse import parse
@@ -52,12 +53,12 @@ def uri_to_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         return None
-    return Path(unquote(parsed.path))
+    return Path(url2pathname(parsed.path))
 
 
 def path_to_uri(path: Path) -> str:
     """A file:// URI of a local path."""
-    return "file://" + quote(str(path.resolve()))
+    return path.resolve().as_uri()
 
 
 @contextmanager

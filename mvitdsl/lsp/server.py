@@ -1,8 +1,9 @@
 """The language server: pygls over stdio, each handler a thin call into the pure functions.
 
 Diagnostics are published per file after the user stops typing (DEBOUNCE_S), with the document
-version they were computed from. Every handler is guarded: whatever a document holds, the server
-answers (None at worst) and keeps running; nothing but the protocol goes to stdout.
+version they were computed from. The pipeline runs on one worker thread, so the protocol is read
+while a spec is checked. Every handler is guarded: whatever a document holds, the server answers
+(None at worst) and keeps running; nothing but the protocol goes to stdout.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types as lsp
@@ -24,6 +26,7 @@ from .diagnose import format_edits, lsp_diagnostics
 from .document import Document, check_document, uri_to_path
 from .hover import hover
 from .navigate import definition, inlay_hints, symbols
+from .worker import Worker
 
 DEBOUNCE_S = 0.3
 log = logging.getLogger("mvitdsl.lsp")
@@ -31,35 +34,51 @@ R = TypeVar("R")
 P = TypeVar("P")
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A document checked at one version of its text."""
+
+    version: int | None
+    text: str
+    doc: Document
+
+
 class SpecServer(LanguageServer):
-    """The pygls server, with the last checked Document of each open file."""
+    """The pygls server, with the last checked version of each open file."""
 
     def __init__(self) -> None:
         super().__init__("mvitdsl", __version__)
-        self.checked: dict[str, tuple[int | None, str, Document]] = {}
-        self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.checked: dict[str, Checked] = {}
+        self.pending: dict[str, asyncio.Task[None]] = {}
+        self.worker = Worker()
 
-    def document(self, uri: str) -> Document | None:
-        """The open document at `uri`, checked (once per version); None if it is not open."""
+    async def check(self, uri: str) -> Checked | None:
+        """The open document at `uri`, checked once per version; None if it is not open."""
         if uri not in self.workspace.text_documents:
             return None
         text_document = self.workspace.get_text_document(uri)
         text, version = text_document.source, text_document.version
         cached = self.checked.get(uri)
-        if cached is not None and cached[0] == version and cached[1] == text:
-            return cached[2]
-        doc = check_document(text, uri_to_path(uri))
-        self.checked[uri] = (version, text, doc)
-        return doc
+        if cached is not None and (cached.version, cached.text) == (version, text):
+            return cached
+        doc = await self.worker.run(check_document, text, uri_to_path(uri))
+        checked = Checked(version, text, doc)
+        if uri in self.workspace.text_documents:  # not closed meanwhile
+            self.checked[uri] = checked
+        return checked
 
 
-def guarded(fn: Callable[[SpecServer, P], R]) -> Callable[[SpecServer, P], R | None]:
+def guarded(
+    fn: Callable[[SpecServer, P], Awaitable[R]],
+) -> Callable[[SpecServer, P], Awaitable[R | None]]:
     """The handler, answering None (and logging to stderr) instead of raising."""
 
     @functools.wraps(fn)
-    def run(ls: SpecServer, params: P) -> R | None:
+    async def run(ls: SpecServer, params: P) -> R | None:
         try:
-            return fn(ls, params)
+            return await fn(ls, params)
+        except asyncio.CancelledError:
+            raise
         except Exception:  # one bad request must not end the session
             log.exception("%s failed", fn.__name__)
             return None
@@ -67,39 +86,47 @@ def guarded(fn: Callable[[SpecServer, P], R]) -> Callable[[SpecServer, P], R | N
     return run
 
 
-def publish(ls: SpecServer, uri: str) -> None:
-    """Check the document now and send all its diagnostics, with its version."""
-    ls.pending.pop(uri, None)
-    doc = ls.document(uri)
-    if doc is None:
-        return
-    version = ls.checked[uri][0]
-    params = lsp.PublishDiagnosticsParams(
-        uri=uri, diagnostics=lsp_diagnostics(doc), version=version
-    )
-    ls.text_document_publish_diagnostics(params)
+async def publish(ls: SpecServer, uri: str, delay: float) -> None:
+    """After `delay` seconds, check the document and send all its diagnostics with its
+    version (a newer change cancels this first)."""
+    try:
+        await asyncio.sleep(delay)
+        checked = await ls.check(uri)
+        if checked is None:
+            return
+        diagnostics = await ls.worker.run(lsp_diagnostics, checked.doc)
+        params = lsp.PublishDiagnosticsParams(
+            uri=uri, diagnostics=diagnostics, version=checked.version
+        )
+        ls.text_document_publish_diagnostics(params)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("checking %s failed", uri)
+    finally:
+        if ls.pending.get(uri) is asyncio.current_task():
+            del ls.pending[uri]
 
 
 def schedule(ls: SpecServer, uri: str, delay: float) -> None:
     """Publish after `delay` seconds unless the document changes again first."""
     if (old := ls.pending.pop(uri, None)) is not None:
         old.cancel()
-    loop = asyncio.get_running_loop()
-    ls.pending[uri] = loop.call_later(delay, guarded(publish), ls, uri)
+    ls.pending[uri] = asyncio.ensure_future(publish(ls, uri, delay))
 
 
 @guarded
-def did_open(ls: SpecServer, params: lsp.DidOpenTextDocumentParams) -> None:
+async def did_open(ls: SpecServer, params: lsp.DidOpenTextDocumentParams) -> None:
     schedule(ls, params.text_document.uri, 0.0)
 
 
 @guarded
-def did_change(ls: SpecServer, params: lsp.DidChangeTextDocumentParams) -> None:
+async def did_change(ls: SpecServer, params: lsp.DidChangeTextDocumentParams) -> None:
     schedule(ls, params.text_document.uri, DEBOUNCE_S)
 
 
 @guarded
-def did_close(ls: SpecServer, params: lsp.DidCloseTextDocumentParams) -> None:
+async def did_close(ls: SpecServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     if (old := ls.pending.pop(uri, None)) is not None:
         old.cancel()
@@ -109,33 +136,37 @@ def did_close(ls: SpecServer, params: lsp.DidCloseTextDocumentParams) -> None:
 
 def _at(
     fn: Callable[[Document, lsp.Position], R],
-) -> Callable[[SpecServer, lsp.TextDocumentPositionParams], R | None]:
+) -> Callable[[SpecServer, lsp.TextDocumentPositionParams], Awaitable[R | None]]:
     """A handler of a request at a position in a document."""
 
-    def run(ls: SpecServer, params: lsp.TextDocumentPositionParams) -> R | None:
-        doc = ls.document(params.text_document.uri)
-        return fn(doc, params.position) if doc is not None else None
+    async def run(ls: SpecServer, params: lsp.TextDocumentPositionParams) -> R | None:
+        checked = await ls.check(params.text_document.uri)
+        if checked is None:
+            return None
+        return await ls.worker.run(fn, checked.doc, params.position)
 
     run.__name__ = fn.__name__
     return guarded(run)
 
 
 @guarded
-def on_format(ls: SpecServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit] | None:
-    doc = ls.document(params.text_document.uri)
-    return format_edits(doc.text) if doc is not None else None
+async def on_format(
+    ls: SpecServer, params: lsp.DocumentFormattingParams
+) -> list[lsp.TextEdit] | None:
+    checked = await ls.check(params.text_document.uri)
+    return await ls.worker.run(format_edits, checked.text) if checked is not None else None
 
 
 @guarded
-def on_symbols(ls: SpecServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
-    doc = ls.document(params.text_document.uri)
-    return symbols(doc) if doc is not None else []
+async def on_symbols(ls: SpecServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
+    checked = await ls.check(params.text_document.uri)
+    return symbols(checked.doc) if checked is not None else []
 
 
 @guarded
-def on_inlay_hints(ls: SpecServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
-    doc = ls.document(params.text_document.uri)
-    return inlay_hints(doc, params.range) if doc is not None else []
+async def on_inlay_hints(ls: SpecServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
+    checked = await ls.check(params.text_document.uri)
+    return inlay_hints(checked.doc, params.range) if checked is not None else []
 
 
 def make_server() -> SpecServer:
