@@ -33,8 +33,10 @@ INIT: dict[str, lsp.InitializeResult] = {}
 ASYNC = pytest.mark.asyncio(loop_scope="module")  # one server for the module's tests
 
 
-# pytest_lsp.fixture carries no types
-@pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=SERVER))  # type: ignore[untyped-decorator]
+CONFIG = ClientServerConfig(server_command=SERVER)
+
+
+@pytest_lsp.fixture(scope="module", config=CONFIG)  # type: ignore[untyped-decorator]  # no types
 async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     params = lsp.InitializeParams(capabilities=pytest_lsp.client_capabilities("visual-studio-code"))
     INIT["result"] = await lsp_client.initialize_session(params)
