@@ -95,6 +95,8 @@ def test_completion_offers_choices_before_options() -> None:
     cells = [i.label for i in complete(doc, _pos(12, 34))]  # after scale4's columns
     assert "kernel_q=" in cells and "dim_out=" in cells
     assert [i.label for i in complete(check_document(""), _pos(0, 0))] == ["model"]
+    expect = [i.label for i in complete(doc, _pos(17, 13))]  # in the `expect` line
+    assert expect == ["params", "gmacs", "gmacs_fvcore", "output"]
 
 
 def test_definition_outside_extends_and_rows_is_none() -> None:

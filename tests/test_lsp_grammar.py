@@ -96,10 +96,10 @@ def test_the_grammar_scopes_every_word_of_a_shipped_spec(path: Path) -> None:
     tokens = [tokenise(line) for line in text.split("\n")]
     for line, column, word, scope in _expected(text, str(path)):
         assert _scope(tokens, line, column) == scope, f"{path.name}:{line}:{column} {word!r}"
-    for n, line in enumerate(text.split("\n")):
-        if line.lstrip().startswith("#"):
-            start = len(line) - len(line.lstrip())
-            assert tokens[n][start] == (line.lstrip(), "comment.line.number-sign.mvitdsl")
+    for n, source in enumerate(text.split("\n")):
+        if source.lstrip().startswith("#"):
+            start = len(source) - len(source.lstrip())
+            assert tokens[n][start] == (source.lstrip(), "comment.line.number-sign.mvitdsl")
 
 
 def test_row_words_cells_and_sizes_in_a_table() -> None:

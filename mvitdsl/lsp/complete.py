@@ -10,6 +10,8 @@ from lsprotocol import types as lsp
 
 from ..catalog import describe, names, shipped_path
 from ..language import settings as S
+from ..language.expect import KEY as EXPECT
+from ..language.expect import WORDS as EXPECT_WORDS
 from .context import code, context_at
 from .document import Document, load_parent, row_name, table
 from .hover import OTHER_KEYS, option_text, setting_text
@@ -51,6 +53,11 @@ def setting_items() -> list[lsp.CompletionItem]:
 
 def option_items(key: str, words: list[str]) -> list[lsp.CompletionItem]:
     """The setting's option words; after an option that takes a word, its choices first."""
+    if key == EXPECT:
+        return [
+            lsp.CompletionItem(label=w, kind=Kind.Field, detail=doc, insert_text=f"{w} ")
+            for w, doc in EXPECT_WORDS.items()
+        ]
     setting = S.BY_KEY.get(key)
     if setting is None:
         return []
