@@ -312,3 +312,11 @@ def test_a_slow_check_does_not_hold_up_the_protocol() -> None:
     bodies = _frames(done.stdout)
     assert any(b'"id": 2' in b for b in bodies)
     assert not any(b"publishDiagnostics" in b for b in bodies)
+
+
+def test_without_pygls_one_line_says_what_to_install() -> None:
+    code = "import sys; sys.modules['pygls'] = None\nfrom mvitdsl.lsp import main\nsys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("mvitdsl lsp needs pygls: pip install 'mvitdsl[lsp]'")
+    assert "Traceback" not in done.stderr
