@@ -38,7 +38,8 @@ CONFIG = ClientServerConfig(server_command=SERVER)
 
 @pytest_lsp.fixture(scope="module", config=CONFIG)  # type: ignore[untyped-decorator]  # no types
 async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
-    params = lsp.InitializeParams(capabilities=pytest_lsp.client_capabilities("visual-studio-code"))
+    # Neovim 0.11 offers utf-8 first; the server answers in UTF-16 all the same
+    params = lsp.InitializeParams(capabilities=pytest_lsp.client_capabilities("neovim"))
     INIT["result"] = await lsp_client.initialize_session(params)
     yield
     await lsp_client.shutdown_session()
@@ -90,6 +91,7 @@ async def test_initialize_states_the_features(client: LanguageClient) -> None:
     assert caps.hover_provider and caps.definition_provider and caps.inlay_hint_provider
     assert caps.document_formatting_provider and caps.document_symbol_provider
     assert caps.completion_provider is not None
+    assert caps.position_encoding == lsp.PositionEncodingKind.Utf16
 
 
 @ASYNC
@@ -107,6 +109,16 @@ async def test_diagnostics_appear_then_clear_with_the_version(
     _change(client, uri, GOOD, version=2)
     second = await _published(client)
     assert (second.uri, second.version, list(second.diagnostics)) == (uri, 2, [])
+
+
+@ASYNC
+async def test_positions_count_utf16_units(client: LanguageClient, tmp_path: Path) -> None:
+    uri = path_to_uri(tmp_path / "emoji.mv")
+    _open(client, uri, 'model m extends "🙂🙂.mv" p {\n}\n')
+    [d] = (await _published(client)).diagnostics
+    assert d.code == "E209"  # no such file; the clause after two smileys (2 units each)
+    clause = 'extends "🙂🙂.mv" p'
+    assert (d.range.start.character, d.range.end.character) == (8, 8 + len(clause) + 2)
 
 
 @ASYNC

@@ -13,12 +13,13 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from .. import __version__
 from .complete import complete
@@ -43,11 +44,24 @@ class Checked:
     doc: Document
 
 
+class SpecProtocol(LanguageServerProtocol):
+    """pygls' protocol, always in UTF-16 positions: every client speaks them, positions.py
+    converts the spans to them (pygls would take a client's first choice, e.g. Neovim's utf-8)."""
+
+    @lsp_method(lsp.INITIALIZE)
+    def lsp_initialize(
+        self, params: lsp.InitializeParams
+    ) -> Generator[Any, Any, lsp.InitializeResult]:
+        if params.capabilities.general is not None:
+            params.capabilities.general.position_encodings = None
+        return (yield from super().lsp_initialize(params))
+
+
 class SpecServer(LanguageServer):
     """The pygls server, with the last checked version of each open file."""
 
     def __init__(self) -> None:
-        super().__init__("mvitdsl", __version__)
+        super().__init__("mvitdsl", __version__, protocol_cls=SpecProtocol)
         self.checked: dict[str, Checked] = {}
         self.pending: dict[str, asyncio.Task[None]] = {}
         self.worker = Worker()
