@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lsprotocol import types as lsp
 
 from mvitdsl.diagnostics import CODES, Span
+from mvitdsl.language.parse import MAX_SOURCE_BYTES
 from mvitdsl.lsp.complete import complete
 from mvitdsl.lsp.context import context_at
 from mvitdsl.lsp.diagnose import format_edits, lsp_diagnostics
@@ -71,6 +73,19 @@ def test_a_spec_that_does_not_parse_gets_its_diagnostics() -> None:
     assert doc.spec is None and doc.diagnostics
     assert [d.code for d in lsp_diagnostics(doc)] == [d.code for d in doc.diagnostics]
     assert symbols(doc) == [] and inlay_hints(doc) == [] and format_edits(doc.text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("# big\n" * (MAX_SOURCE_BYTES // 6 + 1), "E103"), ("model x {\ud800}\n", "E104")],
+    ids=["past the size limit", "a lone surrogate"],
+)
+def test_huge_or_undecodable_text_gets_its_diagnostic(text: str, code: str) -> None:
+    doc = check_document(text)
+    assert [d.code for d in lsp_diagnostics(doc)] == [code]
+    assert hover(doc, _pos(3, 3)) is None and symbols(doc) == []
+    assert format_edits(text) == []
+    assert isinstance(complete(doc, _pos(10**6, 0)), list)  # the words a line start takes
 
 
 def test_hover_on_an_option_a_choice_a_cell_and_a_code() -> None:
