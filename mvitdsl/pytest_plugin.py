@@ -46,6 +46,12 @@ class SpecFile(pytest.File):
 class SpecItem(pytest.Item):
     """Loads the spec as `mvitdsl check` does: parse, lower, shape rules, budget, `expect`."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # as pytest's own items (Function, DoctestItem) have: other plugins' runtest hooks read
+        # it (pytest-lsp 1.0's hook wrapper fails every item that lacks it)
+        self.funcargs: dict[str, object] = {}
+
     def runtest(self) -> None:
         from .spec import load_spec
 

@@ -39,6 +39,7 @@ LAYER = {
     "catalog": 4,  # the shipped specs: loads them through the driver
     "explore": 4,  # sweeps: a driver of many variants (language, analysis, spec)
     "pytest_plugin": 4,  # checks specs through the driver
+    "lsp": 4,  # the language server: a driver over load_spec, fmt and the settings table
 }
 # Same-layer imports that are allowed, (importer, imported): everything else within a layer is.
 FORBIDDEN_SIBLINGS = {("backend", "draw"), ("diagnostics", "ir")}
