@@ -18,7 +18,7 @@ CODE = re.compile(r"[EW][0-9]{3}")
 # Keys the settings table does not hold (a table, the feature maps, the stated figures).
 OTHER_KEYS = {
     "stages": "the stage table: one row per stage, "
-    + ", ".join(name for name, _ in S.COLUMNS)
+    + ", ".join(column.word for column in S.COLUMNS)
     + ", then key=value cells",
     "outputs": "the stages (or `norm`) whose feature maps the model returns instead of logits",
     "expect": "figures the spec states about itself (params, gmacs, gmacs_fvcore, output), "
