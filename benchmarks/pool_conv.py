@@ -6,7 +6,7 @@ For each (heads, grid, stride) of MViT's pools at the training size (2, 3, 8, 12
 depthwise conv over all heads (the emitter's form), forward + backward, reading q as the
 strided channels-last view of a (B, L, 3A) qkv output, as the emitted graph does. "aten" is
 F.conv2d/3d with autograd's (oneDNN's) backward; "ours" is the op mvitdsl::pool_conv (which
-backend/optimize.pool_conv uses for 3-D pools only, as these figures say). Prints the median ms of
+backend/kernels.pool_conv uses for 3-D pools only, as these figures say). Prints the median ms of
 both (alternated) and the peak RSS growth of one step of each in a fresh process.
 """
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mvitdsl.backend import optimize  # noqa: E402,F401  registers mvitdsl::pool_conv
+from mvitdsl.backend import kernels  # noqa: E402,F401  registers mvitdsl::pool_conv
 
 HEAD_DIM = 96
 VIDEO = [  # (heads, grid, stride) of mvitv2_s / mvit_b pools at 8x128x128
@@ -54,8 +54,9 @@ MALLOC_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THR
 
 def step_fn(heads: int, grid: tuple[int, ...], stride: tuple[int, ...], ours: bool):  # noqa: ANN201
     a = heads * HEAD_DIM
-    qkv = torch.randn(2, 1 + grid[0] * grid[1] * (grid[2] if len(grid) == 3 else 1), 3 * a,
-                      requires_grad=True)
+    qkv = torch.randn(
+        2, 1 + grid[0] * grid[1] * (grid[2] if len(grid) == 3 else 1), 3 * a, requires_grad=True
+    )
     weight = torch.randn(HEAD_DIM, 1, *(3,) * len(grid), requires_grad=True)
     conv = F.conv3d if len(grid) == 3 else F.conv2d
 
@@ -91,9 +92,21 @@ def _mib(key: str) -> float:
 
 
 def peak(case: tuple, ours: bool, threads: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--child",
-                          json.dumps(case), str(int(ours))], capture_output=True, text=True,
-                         check=True, env=MALLOC_ENV)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--threads",
+            str(threads),
+            "--child",
+            json.dumps(case),
+            str(int(ours)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=MALLOC_ENV,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -106,8 +119,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.child:
         return peak_child(args.child[0], args.child[1] == "1")
-    print(f"torch {torch.__version__}, {args.threads} thread(s); forward + backward of one "
-          "pooling conv, median ms; peak RSS growth of one step, MiB")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s); forward + backward of one "
+        "pooling conv, median ms; peak RSS growth of one step, MiB"
+    )
     for heads, grid, stride in VIDEO + IMAGE:
         steps = {o: step_fn(heads, grid, stride, o) for o in (False, True)}
         times: dict[bool, list[float]] = {False: [], True: []}
@@ -119,9 +134,12 @@ def main() -> None:
                     times[ours_].append(time.perf_counter() - start)
         aten, ours = (statistics.median(times[d]) * 1e3 for d in (False, True))
         mem = [peak((heads, grid, stride), d, args.threads) for d in (False, True)]
-        print(f"{heads} heads {'x'.join(map(str, grid)):>8} stride {'x'.join(map(str, stride)):>5}"
-              f"  aten {aten:6.2f} ms  ours {ours:6.2f} ms  speed-up {aten / ours:4.2f}x  "
-              f"peak aten {mem[0]:5.1f} ours {mem[1]:5.1f} MiB", flush=True)
+        print(
+            f"{heads} heads {'x'.join(map(str, grid)):>8} stride {'x'.join(map(str, stride)):>5}"
+            f"  aten {aten:6.2f} ms  ours {ours:6.2f} ms  speed-up {aten / ours:4.2f}x  "
+            f"peak aten {mem[0]:5.1f} ours {mem[1]:5.1f} MiB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
