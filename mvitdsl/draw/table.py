@@ -17,6 +17,7 @@ Cells = tuple[str, tuple[str, ...], str, str]  # stage, operator lines, repeat, 
 def table_cells_of(row: TableRow, s: Shapes) -> Cells:
     """One row of analysis.table laid out as the paper draws it: a stage's operators one per
     line with its repeat beside them; the patch conv's kernel, width and stride."""
+    ops: tuple[str, ...]
     if row.kernel is not None and row.stride is not None:
         ops = (f"conv {s.grid(row.kernel)}, {row.channels}", f"stride {s.grid(row.stride)}")
     elif row.blocks is not None:
