@@ -101,20 +101,27 @@ def run(args: argparse.Namespace) -> int:
         )
         return 3
     exported = _write(gm, spec, args, out, load_report)
-    if text:
+    _say_written(args, out, exported, numel, load_report)
+    return 0
+
+
+def _say_written(
+    args: argparse.Namespace, out: Path, exported: list[Path], numel: int, load_report: Any
+) -> None:
+    """What was written: one line of text, or the JSON body."""
+    if args.format == "text":
         files = ", ".join(sorted(p.name for p in out.iterdir() if p.name != "__pycache__"))
         weights = "weights from " + str(args.weights) if args.weights else "random weights"
         print(
             f"\nwrote {out}/ ({files}): {weights}; import it from {out.parent}/ with "
             f"`from {out.name} import build, load`"
         )
-    else:
-        written = [str(out)] + [str(out / p.name) for p in exported]
-        body = {"ok": True, "written": written, "params": numel}
-        if load_report is not None:
-            body["load_report"] = load_report.to_dict()
-        print(json.dumps(body, indent=2, default=str))
-    return 0
+        return
+    written = [str(out)] + [str(out / p.name) for p in exported]
+    body = {"ok": True, "written": written, "params": numel}
+    if load_report is not None:
+        body["load_report"] = load_report.to_dict()
+    print(json.dumps(body, indent=2, default=str))
 
 
 def _build(spec: Spec, args: argparse.Namespace, out: Path, text: bool) -> Any:
