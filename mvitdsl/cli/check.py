@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..analysis.analyze import analyze
-from ..analysis.naming import SOURCES
+from ..analysis.naming import SOURCES, Source
 from ..analysis.report_text import render_blocks, render_table
 from ..diagnostics import SpecError
 from ..spec import Spec, load_spec
@@ -127,7 +127,7 @@ def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:
     return status
 
 
-def check_against(spec: Spec, checkpoint: Path, source: str | None, as_json: bool) -> int:
+def check_against(spec: Spec, checkpoint: Path, source: Source | None, as_json: bool) -> int:
     """`check --against`: the checkpoint's names and shapes next to the spec's; exit 1 on a
     mismatch."""
     from ..backend.weights import comparison_data, render_comparison

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..spec import Spec, load_spec
 
@@ -27,7 +27,8 @@ EXAMPLES = """examples:
 
 DTYPES = ("fp32", "bf16", "fp16")
 
-Subparsers = argparse._SubParsersAction  # the `add_subparsers()` object each command adds to
+# the `add_subparsers()` object each command adds its parser to
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

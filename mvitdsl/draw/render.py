@@ -274,7 +274,8 @@ class DotMissing(RuntimeError):
 def render(g: graphviz.Digraph, fmt: str) -> bytes:
     """The diagram rendered by `dot` as `fmt` (svg, png, pdf); DotFailed / DotMissing if not."""
     try:
-        return g.pipe(format=fmt)
+        data: bytes = g.pipe(format=fmt)
+        return data
     except graphviz.CalledProcessError as e:
         raise DotFailed(e.stderr) from e
     except graphviz.ExecutableNotFound as e:
