@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from ..catalog import shipped_path
 from ..spec import Spec, load_spec
 
 # The version of every JSON shape `mvitdsl` prints (tests/golden/*.json pin each): bump it when a
@@ -96,8 +97,6 @@ def load(args: argparse.Namespace) -> Spec:
     """args.spec (a file, or the name of a shipped spec) loaded at args.input; warnings printed."""
     path = Path(args.spec)
     if not path.exists():
-        from ..catalog import shipped_path
-
         path = shipped_path(args.spec) or path  # a bare name that is not a file: a shipped spec
     spec = load_spec(path, input_size=args.input)
     print_warnings(spec)
