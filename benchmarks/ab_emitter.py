@@ -29,19 +29,10 @@ from mvitdsl.backend.emit import emit  # noqa: E402
 
 def emitter_at(rev: str) -> ModuleType:
     """mvitdsl/emit.py as of `rev`, its relative imports made absolute, imported standalone."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:mvitdsl/emit.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    source = re.sub(
-        r"^from \.(\w*) import",
-        lambda m: f"from mvitdsl{'.' + m[1] if m[1] else ''} import",
-        source,
-        flags=re.M,
-    )
+    source = subprocess.run(["git", "show", f"{rev}:mvitdsl/emit.py"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    source = re.sub(r"^from \.(\w*) import", lambda m: f"from mvitdsl{'.' + m[1] if m[1] else ''}"
+                    " import", source, flags=re.M)
     path = Path(tempfile.mkdtemp()) / "emit_at_rev.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("emit_at_rev", path)
@@ -88,12 +79,10 @@ def main() -> None:
     w = {k: statistics.median(v) for k, v in wall.items()}
     c = {k: statistics.median(v) for k, v in cpu.items()}
     what = "train step" if args.train else "eval forward"
-    print(
-        f"{args.spec} {what} {size}, {args.threads} thread(s): before ({args.rev}) "
-        f"{w['before']:.3f} s wall / {c['before']:.3f} s CPU; after {w['after']:.3f} / "
-        f"{c['after']:.3f}; speed-up {w['before'] / w['after']:.2f}x wall, "
-        f"{c['before'] / c['after']:.2f}x CPU"
-    )
+    print(f"{args.spec} {what} {size}, {args.threads} thread(s): before ({args.rev}) "
+          f"{w['before']:.3f} s wall / {c['before']:.3f} s CPU; after {w['after']:.3f} / "
+          f"{c['after']:.3f}; speed-up {w['before'] / w['after']:.2f}x wall, "
+          f"{c['before'] / c['after']:.2f}x CPU")
 
 
 if __name__ == "__main__":

@@ -42,12 +42,8 @@ def cold_check_seconds(path: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        r = subprocess.run(
-            [sys.executable, "-m", "mvitdsl", "check", str(path)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
+        r = subprocess.run([sys.executable, "-m", "mvitdsl", "check", str(path)],
+                           capture_output=True, text=True, cwd=ROOT)
         times.append(time.perf_counter() - start)
         if r.returncode != 0:
             raise SystemExit(f"check failed:\n{r.stderr}")
@@ -55,10 +51,8 @@ def cold_check_seconds(path: Path, runs: int) -> list[float]:
 
 
 def torch_free(path: Path) -> bool:
-    script = (
-        f"import sys; from mvitdsl.cli import main; main(['check', {str(path)!r}]); "
-        "print('torch' in sys.modules)"
-    )
+    script = (f"import sys; from mvitdsl.cli import main; main(['check', {str(path)!r}]); "
+              "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     return r.stdout.strip().endswith("False")
 
@@ -76,32 +70,22 @@ def main() -> None:
     rate, cold = statistics.median(rates), statistics.median(colds)
     result = {
         "spec": str(args.spec.relative_to(ROOT) if args.spec.is_relative_to(ROOT) else args.spec),
-        "specs_per_s_median": round(rate, 1),
-        "specs_per_s_min": round(min(rates), 1),
-        "specs_per_s_target": TARGET_SPECS_PER_S,
-        "specs_per_s_ratio": round(rate / 200, 2),
-        "cold_check_s_median": round(cold, 3),
-        "cold_check_s_max": round(max(colds), 3),
-        "cold_check_s_target": TARGET_COLD_S,
-        "cold_check_ratio": round(TARGET_COLD_S / cold, 2),
+        "specs_per_s_median": round(rate, 1), "specs_per_s_min": round(min(rates), 1),
+        "specs_per_s_target": TARGET_SPECS_PER_S, "specs_per_s_ratio": round(rate / 200, 2),
+        "cold_check_s_median": round(cold, 3), "cold_check_s_max": round(max(colds), 3),
+        "cold_check_s_target": TARGET_COLD_S, "cold_check_ratio": round(TARGET_COLD_S / cold, 2),
         "check_imports_torch": not torch_free(args.spec),
-        "rounds": args.rounds,
-        "per_round": args.per_round,
-        "cold_runs": args.runs,
+        "rounds": args.rounds, "per_round": args.per_round, "cold_runs": args.runs,
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(
-        f"{result['spec']}: parse + check + analyze in process: {rate:.0f} specs/s median "
-        f"(min {min(rates):.0f}; {args.rounds} rounds x {args.per_round}); target "
-        f"{TARGET_SPECS_PER_S:.0f}, ratio {rate / TARGET_SPECS_PER_S:.2f}x"
-    )
-    print(
-        f"cold `mvitdsl check`: {cold:.3f} s median (max {max(colds):.3f}; {args.runs} runs); "
-        f"target {TARGET_COLD_S} s, ratio {TARGET_COLD_S / cold:.2f}x; torch imported: "
-        f"{result['check_imports_torch']}"
-    )
+    print(f"{result['spec']}: parse + check + analyze in process: {rate:.0f} specs/s median "
+          f"(min {min(rates):.0f}; {args.rounds} rounds x {args.per_round}); target "
+          f"{TARGET_SPECS_PER_S:.0f}, ratio {rate / TARGET_SPECS_PER_S:.2f}x")
+    print(f"cold `mvitdsl check`: {cold:.3f} s median (max {max(colds):.3f}; {args.runs} runs); "
+          f"target {TARGET_COLD_S} s, ratio {TARGET_COLD_S / cold:.2f}x; torch imported: "
+          f"{result['check_imports_torch']}")
 
 
 if __name__ == "__main__":

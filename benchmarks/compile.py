@@ -21,9 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import mvitdsl  # noqa: E402
+from mvitdsl.backend.passes import optimize as layer  # noqa: E402
 from mvitdsl.backend.bench import BenchOptions, step, time_alternating  # noqa: E402
 from mvitdsl.backend.export import input_shape  # noqa: E402
-from mvitdsl.backend.passes import optimize as layer  # noqa: E402
 
 
 def main() -> None:
@@ -34,17 +34,9 @@ def main() -> None:
     p.add_argument("--train", action="store_true")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument(
-        "--variants",
-        nargs="+",
-        default=[
-            "eager",
-            "eager-semantic",
-            "compile-eager",
-            "compile-inductor",
-            "compile-inductor-semantic",
-        ],
-    )
+    p.add_argument("--variants", nargs="+",
+                   default=["eager", "eager-semantic", "compile-eager", "compile-inductor",
+                            "compile-inductor-semantic"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.input.split("x")) if args.input else None
@@ -70,11 +62,8 @@ def main() -> None:
     mode = "train step" if args.train else "eval"
     print(f"{args.spec} {mode} batch {args.batch} {args.threads} threads, reps {args.reps}:")
     for name, t in med.items():
-        print(
-            f"  {name:<28} {t:8.4f} s   eager/this {med['eager'] / t:5.2f}x"
-            if "eager" in med
-            else f"  {name:<28} {t:8.4f} s"
-        )
+        print(f"  {name:<28} {t:8.4f} s   eager/this {med['eager'] / t:5.2f}x"
+              if "eager" in med else f"  {name:<28} {t:8.4f} s")
 
 
 if __name__ == "__main__":

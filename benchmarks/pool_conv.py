@@ -54,9 +54,8 @@ MALLOC_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THR
 
 def step_fn(heads: int, grid: tuple[int, ...], stride: tuple[int, ...], ours: bool):  # noqa: ANN201
     a = heads * HEAD_DIM
-    qkv = torch.randn(
-        2, 1 + grid[0] * grid[1] * (grid[2] if len(grid) == 3 else 1), 3 * a, requires_grad=True
-    )
+    qkv = torch.randn(2, 1 + grid[0] * grid[1] * (grid[2] if len(grid) == 3 else 1), 3 * a,
+                      requires_grad=True)
     weight = torch.randn(HEAD_DIM, 1, *(3,) * len(grid), requires_grad=True)
     conv = F.conv3d if len(grid) == 3 else F.conv2d
 
@@ -92,21 +91,9 @@ def _mib(key: str) -> float:
 
 
 def peak(case: tuple, ours: bool, threads: int) -> float:
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--threads",
-            str(threads),
-            "--child",
-            json.dumps(case),
-            str(int(ours)),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=MALLOC_ENV,
-    )
+    out = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--child",
+                          json.dumps(case), str(int(ours))], capture_output=True, text=True,
+                         check=True, env=MALLOC_ENV)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -119,10 +106,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.child:
         return peak_child(args.child[0], args.child[1] == "1")
-    print(
-        f"torch {torch.__version__}, {args.threads} thread(s); forward + backward of one "
-        "pooling conv, median ms; peak RSS growth of one step, MiB"
-    )
+    print(f"torch {torch.__version__}, {args.threads} thread(s); forward + backward of one "
+          "pooling conv, median ms; peak RSS growth of one step, MiB")
     for heads, grid, stride in VIDEO + IMAGE:
         steps = {o: step_fn(heads, grid, stride, o) for o in (False, True)}
         times: dict[bool, list[float]] = {False: [], True: []}
@@ -134,12 +119,9 @@ def main() -> None:
                     times[ours_].append(time.perf_counter() - start)
         aten, ours = (statistics.median(times[d]) * 1e3 for d in (False, True))
         mem = [peak((heads, grid, stride), d, args.threads) for d in (False, True)]
-        print(
-            f"{heads} heads {'x'.join(map(str, grid)):>8} stride {'x'.join(map(str, stride)):>5}"
-            f"  aten {aten:6.2f} ms  ours {ours:6.2f} ms  speed-up {aten / ours:4.2f}x  "
-            f"peak aten {mem[0]:5.1f} ours {mem[1]:5.1f} MiB",
-            flush=True,
-        )
+        print(f"{heads} heads {'x'.join(map(str, grid)):>8} stride {'x'.join(map(str, stride)):>5}"
+              f"  aten {aten:6.2f} ms  ours {ours:6.2f} ms  speed-up {aten / ours:4.2f}x  "
+              f"peak aten {mem[0]:5.1f} ours {mem[1]:5.1f} MiB", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Profile one CPU eval forward of the compiled model and torchvision's, same weights.
 
-.venv/bin/python benchmarks/profile_cpu.py [mvit_b|mvitv2_s] [T]
+    .venv/bin/python benchmarks/profile_cpu.py [mvit_b|mvitv2_s] [T]
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import mvitdsl  # noqa: E402
 
-REFS = {
-    "mvit_b": torchvision.models.video.mvit_v1_b,
-    "mvitv2_s": torchvision.models.video.mvit_v2_s,
-}
+REFS = {"mvit_b": torchvision.models.video.mvit_v1_b,
+        "mvitv2_s": torchvision.models.video.mvit_v2_s}
 
 
 def main() -> None:

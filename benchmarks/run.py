@@ -65,9 +65,8 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def alternate(
-    fns: dict[str, Callable[[], object]], reps: int, device: str = "cpu", warmup: int = 1
-) -> dict[str, float]:
+def alternate(fns: dict[str, Callable[[], object]], reps: int, device: str = "cpu",
+              warmup: int = 1) -> dict[str, float]:
     """Median seconds per call of each fn, alternating (mvitdsl.backend.bench.time_alternating,
     the one timing loop), and the median process CPU seconds under "<key>/cpu"."""
     timings = time_alternating(fns, reps, device, warmup=warmup)
@@ -76,20 +75,14 @@ def alternate(
     return out
 
 
-def eval_fn(
-    model: nn.Module, x: torch.Tensor, autocast: torch.dtype | None = None
-) -> Callable[[], object]:
+def eval_fn(model: nn.Module, x: torch.Tensor, autocast: torch.dtype | None = None
+            ) -> Callable[[], object]:
     model.eval()
 
     def run() -> object:
-        with (
-            torch.inference_mode(),
-            torch.autocast(
-                x.device.type, dtype=autocast or torch.float32, enabled=autocast is not None
-            ),
-        ):
+        with torch.inference_mode(), torch.autocast(x.device.type, dtype=autocast or torch.float32,
+                                                    enabled=autocast is not None):
             return model(x)
-
     return run
 
 
@@ -105,23 +98,15 @@ def train_fn(model: nn.Module, x: torch.Tensor, classes: int = 400) -> Callable[
         loss.backward()
         opt.step()
         return loss
-
     return run
 
 
 def row(label: str, medians: dict[str, float], unit: str = "s") -> dict[str, object]:
     tv, ours = medians["torchvision"], medians["compiled"]
-    line = (
-        f"{label:<46} torchvision {tv:9.4f} {unit}  compiled {ours:9.4f} {unit}  "
-        f"ratio {tv / ours:5.2f}x"
-    )
-    out: dict[str, object] = {
-        "what": label,
-        "torchvision": tv,
-        "compiled": ours,
-        "ratio": tv / ours,
-        "unit": unit,
-    }
+    line = (f"{label:<46} torchvision {tv:9.4f} {unit}  compiled {ours:9.4f} {unit}  "
+            f"ratio {tv / ours:5.2f}x")
+    out: dict[str, object] = {"what": label, "torchvision": tv, "compiled": ours,
+                              "ratio": tv / ours, "unit": unit}
     if "compiled/cpu" in medians and unit == "s":
         cpu_ratio = medians["torchvision/cpu"] / medians["compiled/cpu"]
         line += f"  (CPU-time ratio {cpu_ratio:5.2f}x)"
@@ -181,13 +166,8 @@ def cpu_memory(name: str, reps: int) -> dict[str, object]:
     peaks: dict[str, list[float]] = {"torchvision": [], "compiled": []}
     for _ in range(reps):
         for which in peaks:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child-memory", name, which],
-                capture_output=True,
-                text=True,
-                check=True,
-                env=MALLOC_ENV,
-            )
+            out = subprocess.run([sys.executable, __file__, "--child-memory", name, which],
+                                 capture_output=True, text=True, check=True, env=MALLOC_ENV)
             got = json.loads(out.stdout.strip().splitlines()[-1])
             peaks[which].append(got["peak_mib"] - got["base_mib"])
     med = {k: statistics.median(v) for k, v in peaks.items()}
@@ -210,15 +190,9 @@ def cuda_bench(name: str, reps: int, batch: int) -> list[dict[str, object]]:
     macs = mvitdsl.analyze(mvitdsl.load_spec(ROOT / "specs" / f"{name}.mv")).macs * batch
     out = []
     for label, dtype in (("bf16 autocast", torch.bfloat16), ("fp32", torch.float32)):
-        med = alternate(
-            {
-                "torchvision": eval_fn(ref, x, dtype if dtype != torch.float32 else None),
-                "compiled": eval_fn(gm, x, dtype if dtype != torch.float32 else None),
-            },
-            reps,
-            "cuda",
-            warmup=3,
-        )
+        med = alternate({"torchvision": eval_fn(ref, x, dtype if dtype != torch.float32 else None),
+                         "compiled": eval_fn(gm, x, dtype if dtype != torch.float32 else None)},
+                        reps, "cuda", warmup=3)
         med = {k: med[k] for k in ("torchvision", "compiled")}  # wall clock only on a GPU
         clips = {k: batch / v for k, v in med.items()}
         r = row(f"cuda eval {label} {name} batch {batch} (s/batch)", med)
@@ -226,13 +200,10 @@ def cuda_bench(name: str, reps: int, batch: int) -> list[dict[str, object]]:
         r["clips_per_s"] = clips
         r["matmul_fraction"] = {k: 2 * macs / v / peak for k, v in med.items()}
         r["measured_matmul_peak_tflops"] = peak / 1e12
-        print(
-            f"    clips/s tv {clips['torchvision']:.1f} compiled {clips['compiled']:.1f}; "
-            f"fraction of measured {dtype} matmul peak ({peak / 1e12:.0f} TFLOP/s): "
-            f"tv {r['matmul_fraction']['torchvision']:.3f} "  # type: ignore[index]
-            f"compiled {r['matmul_fraction']['compiled']:.3f}",
-            flush=True,
-        )  # type: ignore[index]
+        print(f"    clips/s tv {clips['torchvision']:.1f} compiled {clips['compiled']:.1f}; "
+              f"fraction of measured {dtype} matmul peak ({peak / 1e12:.0f} TFLOP/s): "
+              f"tv {r['matmul_fraction']['torchvision']:.3f} "  # type: ignore[index]
+              f"compiled {r['matmul_fraction']['compiled']:.3f}", flush=True)  # type: ignore[index]
         out.append(r)
     out.append(cuda_memory(name, ref, gm, x))
     return out
@@ -256,12 +227,8 @@ def cuda_memory(name: str, ref: nn.Module, gm: nn.Module, x: torch.Tensor) -> di
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--specs", nargs="+", default=list(REFERENCES))
-    p.add_argument(
-        "--only",
-        nargs="+",
-        default=["cpu-eval", "cpu-train", "cpu-memory", "cuda"],
-        choices=["cpu-eval", "cpu-train", "cpu-memory", "cuda"],
-    )
+    p.add_argument("--only", nargs="+", default=["cpu-eval", "cpu-train", "cpu-memory", "cuda"],
+                   choices=["cpu-eval", "cpu-train", "cpu-memory", "cuda"])
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--cuda-batch", type=int, default=8)
@@ -271,11 +238,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.child_memory:
         return peak_rss_child(*args.child_memory)
-    print(
-        f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
-        f"{args.threads} threads, reps {args.reps}; ratio = torchvision / compiled",
-        flush=True,
-    )
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+          f"{args.threads} threads, reps {args.reps}; ratio = torchvision / compiled", flush=True)
     rows: list[dict[str, object]] = []
     for name in args.specs:
         if "cpu-eval" in args.only:

@@ -33,10 +33,8 @@ def main() -> None:
         ref, gm = pair(name, (3, 8, 128, 128))
         x = torch.randn(2, 3, 8, 128, 128)
         tv, ours = saved_mib(ref, x), saved_mib(gm, x)
-        print(
-            f"{name} (2,3,8,128,128): saved for backward torchvision {tv:.1f} MiB, "
-            f"compiled {ours:.1f} MiB, ratio {tv / ours:.3f}x"
-        )
+        print(f"{name} (2,3,8,128,128): saved for backward torchvision {tv:.1f} MiB, "
+              f"compiled {ours:.1f} MiB, ratio {tv / ours:.3f}x")
 
 
 if __name__ == "__main__":
