@@ -9,6 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch import fx  # noqa: E402
+
 import mvitdsl  # noqa: E402
 from mvitdsl.backend.passes.checkpoint import checkpoint, checkpointed_blocks  # noqa: E402
 from mvitdsl.backend.passes.features import features  # noqa: E402
@@ -23,7 +25,7 @@ def spec() -> Spec:
     return mvitdsl.load_spec(TINY)
 
 
-def _fresh(spec: Spec) -> torch.fx.GraphModule:
+def _fresh(spec: Spec) -> fx.GraphModule:
     return mvitdsl.build(spec, device="meta", optimize=False)
 
 
@@ -46,15 +48,16 @@ def test_checkpoint_and_features_rewrite_the_top_graph(spec: Spec) -> None:
     assert [n.args[0].target for n in calls] == ["blocks.0"]
     last = spec.model.stages[-1].name
     gm = features(spec.model, [last])(_fresh(spec))
-    assert [i["name"] for i in gm.feature_info] == [last]
+    info: list[dict[str, object]] = gm.feature_info  # type: ignore[assignment]
+    assert [i["name"] for i in info] == [last]
 
 
 def test_optimize_and_semantic_are_inverse_passes(spec: Spec) -> None:
     gm = _fresh(spec)
-    codes = [m.code for m in gm.modules() if isinstance(m, torch.fx.GraphModule)]
+    codes = [m.code for m in gm.modules() if isinstance(m, fx.GraphModule)]
     assert is_optimized(optimize(gm))
     assert not is_optimized(semantic(gm))
-    assert [m.code for m in gm.modules() if isinstance(m, torch.fx.GraphModule)] == codes
+    assert [m.code for m in gm.modules() if isinstance(m, fx.GraphModule)] == codes
 
 
 def test_a_factory_refuses_bad_arguments_before_any_graph(spec: Spec) -> None:
