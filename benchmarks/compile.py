@@ -21,9 +21,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import mvitdsl  # noqa: E402
-from mvitdsl.backend import optimize as layer  # noqa: E402
 from mvitdsl.backend.bench import BenchOptions, step, time_alternating  # noqa: E402
 from mvitdsl.backend.export import input_shape  # noqa: E402
+from mvitdsl.backend.passes import optimize as layer  # noqa: E402
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ For each (heads, grid, stride) of MViT's pools at the training size (2, 3, 8, 12
 depthwise conv over all heads (the emitter's form), forward + backward, reading q as the
 strided channels-last view of a (B, L, 3A) qkv output, as the emitted graph does. "aten" is
 F.conv2d/3d with autograd's (oneDNN's) backward; "ours" is the op mvitdsl::pool_conv (which
-backend/optimize.pool_conv uses for 3-D pools only, as these figures say). Prints the median ms of
+backend/kernels.pool_conv uses for 3-D pools only, as these figures say). Prints the median ms of
 both (alternated) and the peak RSS growth of one step of each in a fresh process.
 """
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mvitdsl.backend import optimize  # noqa: E402,F401  registers mvitdsl::pool_conv
+from mvitdsl.backend import kernels  # noqa: E402,F401  registers mvitdsl::pool_conv
 
 HEAD_DIM = 96
 VIDEO = [  # (heads, grid, stride) of mvitv2_s / mvit_b pools at 8x128x128

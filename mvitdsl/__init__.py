@@ -74,8 +74,8 @@ def build(
     `gm.head[1] = nn.Linear(...)` swaps the classifier, as on torchvision's models.
     Weights are initialised from torch's global RNG: seed it with torch.manual_seed first.
     Raises SpecError, or TypeError / ValueError with a message for an argument it cannot use.
-    `optimize` applies the CPU optimisation layer (backend/optimize.py) over the semantic graph:
-    "auto" when built for the CPU, True, or False for the semantic graph alone. Its choices
+    `optimize` applies the CPU optimisation layer (backend/passes/optimize.py) over the semantic
+    graph: "auto" when built for the CPU, True, or False for the semantic graph alone. Its choices
     are made on the tensors at run time, so `.to("cuda")` and autocast stay correct.
     """
     from .backend.build import build_module

@@ -1,15 +1,10 @@
-"""The shipped specs: specs/*.mv, in the wheel as mvitdsl/specs/ (pyproject force-include).
-
-    mvitdsl list                       name, params, GMACs, source of every shipped spec
-    mvitdsl check mvit_b               a bare name that is not a file is the shipped spec
-    mvitdsl.load_spec(name="mvit_b")
-
-Never imports torch.
+"""The shipped specs' files by name: specs/*.mv, in the wheel as mvitdsl/specs/ (pyproject
+force-include). Below `spec.py` (`load_spec(name="mvit_b")`, `mvitdsl check mvit_b`); the listing
+(`mvitdsl list`) is the command's, in cli/list.py. Imports nothing of ours.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -40,17 +35,6 @@ def shipped_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One line of `mvitdsl list`."""
-
-    name: str
-    params: int
-    gmacs: float
-    input: str
-    source: str
-
-
 def describe(path: Path) -> str:
     """The spec's first comment line: where the architecture comes from."""
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -59,26 +43,3 @@ def describe(path: Path) -> str:
         if line.strip():
             break
     return ""
-
-
-def entries() -> list[Entry]:
-    """Every shipped spec, loaded and analysed."""
-    from .analysis.analyze import analyze
-    from .spec import load_spec
-
-    out = []
-    for name in names():
-        path = specs_dir() / f"{name}.mv"
-        spec = load_spec(path)
-        report = analyze(spec)
-        c, (t, h, w) = spec.model.input.channels, spec.model.input.size
-        size = f"{c}x{t}x{h}x{w}" if spec.model.input.kind == "video" else f"{c}x{h}x{w}"
-        out.append(Entry(name, report.params, report.macs / 1e9, size, describe(path)))
-    return out
-
-
-def render_list(rows: list[Entry]) -> str:
-    lines = [f"{'name':<18} {'input':<14} {'params':>13} {'GMACs':>9}  source"]
-    for e in rows:
-        lines.append(f"{e.name:<18} {e.input:<14} {e.params:>13,} {e.gmacs:>9.3f}  {e.source[:60]}")
-    return "\n".join(lines)

@@ -11,6 +11,7 @@ from .analysis.analyze import Report, analyze
 from .analysis.budget import check_budget
 from .analysis.check import check_model
 from .analysis.expect import check_expectations
+from .catalog import names, shipped_path
 from .diagnostics import Diagnostic, Reporter, SpecError
 from .language.atoms import MAX_INT
 from .language.expect import Expectation, read_expect, split_expect
@@ -121,8 +122,6 @@ def load_spec(
 
 def shipped(name: str) -> Path:
     """The file of the shipped spec `name`; FileNotFoundError naming the shipped ones if none."""
-    from .catalog import names, shipped_path
-
     path = shipped_path(name)
     if path is None:
         raise FileNotFoundError(f"no shipped spec {name!r}; shipped: {', '.join(names())}")

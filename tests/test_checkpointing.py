@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 import torch  # noqa: E402
 
 import mvitdsl  # noqa: E402
-from mvitdsl.backend.passes import checkpointed_blocks  # noqa: E402
+from mvitdsl.backend.passes.checkpoint import checkpointed_blocks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = {"tiny": ROOT / "examples" / "tiny.mv", "mvitv2_s": ROOT / "specs" / "mvitv2_s.mv"}

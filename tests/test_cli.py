@@ -92,3 +92,29 @@ def test_compile_writes_an_artifact(tmp_path):
         "spec.mv",
         "weights.safetensors",
     ]
+
+
+def test_every_command_is_one_module_laid_out_the_same_way():
+    """cli/ holds one module per command, each with add_parser(subparsers) and run(args)."""
+    from mvitdsl import cli as entry
+
+    folder = Path(entry.__file__).parent
+    helpers = {"__init__", "__main__", "common"}
+    modules = {p.stem for p in folder.glob("*.py")} - helpers
+    assert modules == {m.__name__.rsplit(".", 1)[1] for m in entry.COMMANDS}
+    assert modules == {"check", "compile", "list", "bench", "draw", "fmt", "sweep", "diff", "lsp"}
+    for command in entry.COMMANDS:
+        assert callable(command.add_parser) and callable(command.run), command.__name__
+
+
+def test_source_choices_of_check_and_compile_are_the_dialect_table():
+    import argparse
+
+    from mvitdsl.analysis.naming import SOURCES
+    from mvitdsl.cli import parser
+
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("check", "compile"):
+        (source,) = [a for a in sub.choices[command]._actions if "--source" in a.option_strings]
+        assert tuple(source.choices) == SOURCES, command
+    assert {"hiera", "pytorchvideo"} <= set(SOURCES)

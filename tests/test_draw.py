@@ -232,7 +232,7 @@ MAGIC = {".svg": b"<svg", ".png": b"\x89PNG", ".pdf": b"%PDF"}
 @pytest.mark.parametrize("suffix", sorted(MAGIC))
 def test_renders_by_file_extension(tmp_path, suffix):
     need_dot()
-    from mvitdsl.draw import write
+    from mvitdsl.cli.draw import write
 
     for level in ("stage", "block"):
         from mvitdsl.draw import draw
@@ -249,7 +249,7 @@ def test_cli_renders_table_and_default_path(tmp_path):
     assert r.returncode == 0, r.stderr
     svg = (tmp_path / "t.svg").read_text()
     assert "MHPA(384)" in svg and "384×8×14×14" in svg
-    from mvitdsl.draw import default_out
+    from mvitdsl.cli.draw import default_out
 
     assert default_out(load("mvit_b"), "stage", False) == Path("build/mvit_b.stage.svg")
     assert default_out(load("mvit_b"), "block", True) == Path("build/mvit_b.table.svg")
@@ -258,7 +258,8 @@ def test_cli_renders_table_and_default_path(tmp_path):
 def test_largest_spec_stage_png_is_readable_at_natural_size(tmp_path):
     """At graphviz's 96 dpi a 10 pt font is 13 px tall; the picture must not need shrinking."""
     need_dot()
-    from mvitdsl.draw import draw, write
+    from mvitdsl.cli.draw import write
+    from mvitdsl.draw import draw
 
     out = tmp_path / "l.png"
     assert write(draw(load("mvitv2_l_image"), "stage"), out) == 0

@@ -87,7 +87,7 @@ def test_artifact_runs_on_cuda_in_bf16(pair, tmp_path: Path) -> None:
 def test_cpu_built_model_moved_to_cuda_trains_under_bf16_autocast() -> None:
     """The CPU layer decides on the tensors: after .to("cuda") the pools use aten (cuDNN),
     and its registered op's CUDA kernel is aten's too; gradients agree with fp32 (cosine)."""
-    from mvitdsl.backend import optimize as layer
+    from mvitdsl.backend.passes import optimize as layer
 
     spec = mvitdsl.load_spec(ROOT / "specs" / "mvit_b.mv", input_size=(3, 8, 128, 128))
     torch.manual_seed(0)

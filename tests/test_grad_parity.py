@@ -17,7 +17,7 @@ timm = pytest.importorskip("timm")
 from torch import nn  # noqa: E402
 
 import mvitdsl  # noqa: E402
-from mvitdsl.backend import optimize as layer  # noqa: E402
+from mvitdsl.backend.passes import optimize as layer  # noqa: E402
 from mvitdsl.backend.weights import convert_state_dict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

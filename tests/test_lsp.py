@@ -332,3 +332,14 @@ def test_without_pygls_one_line_says_what_to_install() -> None:
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("mvitdsl lsp needs pygls: pip install 'mvitdsl[lsp]'")
     assert "Traceback" not in done.stderr
+
+
+def test_the_command_line_serves_the_same_protocol() -> None:
+    """`mvitdsl lsp` (cli/lsp.py) is the same server as `python -m mvitdsl.lsp`."""
+    command = [sys.executable, "-m", "mvitdsl", "lsp"]
+    messages = INITIALIZE + _request(2, "shutdown") + _frame(b'{"jsonrpc":"2.0","method":"exit"}')
+    done = subprocess.run(command, input=messages, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    bodies = _frames(done.stdout)
+    assert b'"id": 1' in bodies[0] and b"textDocumentSync" in bodies[0]
+    assert any(b'"id": 2' in b for b in bodies)

@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import mvitdsl  # noqa: E402
-from mvitdsl.backend import optimize as layer  # noqa: E402
+from mvitdsl.backend.passes import optimize as layer  # noqa: E402
 
 V1_VIDEO = """
 model v1_video_test {

@@ -13,7 +13,7 @@ torchvision = pytest.importorskip("torchvision")
 import torch.nn.functional as F  # noqa: E402
 
 import mvitdsl  # noqa: E402
-from mvitdsl.backend import optimize, runtime  # noqa: E402
+from mvitdsl.backend import kernels, runtime  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def test_cpu_layer_copies_channels_last_only_without_autograd() -> None:
     x = torch.randn(2, 3, 4, 5, 16)[..., :8].permute(0, 4, 1, 2, 3)  # strided (B, C, T, H, W)
     w = torch.randn(4, 1, 3, 3, 3)
     with torch.no_grad():
-        out = optimize.pool_conv(x, w, (1, 1, 1), (1, 1, 1))
+        out = kernels.pool_conv(x, w, (1, 1, 1), (1, 1, 1))
     assert out.is_contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(out, runtime.depthwise_conv(x, w, (1, 1, 1), (1, 1, 1)))
 

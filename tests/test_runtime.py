@@ -13,7 +13,7 @@ import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mvitdsl.backend import optimize, runtime  # noqa: E402
+from mvitdsl.backend import kernels, runtime  # noqa: E402
 
 
 @st.composite
@@ -67,13 +67,13 @@ def test_depthwise_backward_equals_autograd_through_conv(case: tuple) -> None:
 def test_cpu_layer_uses_the_op_only_while_training_video() -> None:
     x = torch.randn(2, 4, 3, 6, 6, requires_grad=True)
     w = torch.randn(2, 1, 3, 3, 3, requires_grad=True)  # 2 heads of 2 channels
-    out = optimize.pool_conv(x, w, (1, 2, 2), (1, 1, 1))
+    out = kernels.pool_conv(x, w, (1, 2, 2), (1, 1, 1))
     assert "pool_conv" in type(out.grad_fn).__name__.lower()
     with torch.no_grad():
-        plain = optimize.pool_conv(x, w, (1, 2, 2), (1, 1, 1))
+        plain = kernels.pool_conv(x, w, (1, 2, 2), (1, 1, 1))
     assert plain.grad_fn is None
     torch.testing.assert_close(plain, out.detach(), rtol=0, atol=0)
-    image = optimize.pool_conv(x[:, :, 0], w[:, :, 0], (2, 2), (1, 1))
+    image = kernels.pool_conv(x[:, :, 0], w[:, :, 0], (2, 2), (1, 1))
     assert type(image.grad_fn).__name__ == "ConvolutionBackward0"  # oneDNN's 2-D backward
     semantic = runtime.depthwise_conv(x, w, (1, 2, 2), (1, 1, 1))
     torch.testing.assert_close(out, semantic, rtol=0, atol=0)
@@ -95,8 +95,8 @@ def test_pool_conv_backward_default_kernel_equals_cpu_kernel() -> None:
     x = torch.randn(2, 6, 4, 7, 7, dtype=torch.float64)
     w = torch.randn(3, 1, 3, 3, 3, dtype=torch.float64)
     grad = torch.randn(2, 6, 4, 4, 4, dtype=torch.float64)
-    cpu = optimize._cpu_backward(grad, x, w, [1, 2, 2], [1, 1, 1])
-    aten = optimize._aten_backward(grad, x, w, [1, 2, 2], [1, 1, 1])
+    cpu = kernels._cpu_backward(grad, x, w, [1, 2, 2], [1, 1, 1])
+    aten = kernels._aten_backward(grad, x, w, [1, 2, 2], [1, 1, 1])
     for a, b in zip(cpu, aten):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
 
@@ -106,9 +106,9 @@ def test_registration_is_idempotent() -> None:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "optimize_again", optimize.__file__, submodule_search_locations=None
+        "kernels_again", kernels.__file__, submodule_search_locations=None
     )
     assert spec is not None
     before = torch.ops.mvitdsl.pool_conv.default
-    optimize._register()  # a second call defines nothing
+    kernels._register()  # a second call defines nothing
     assert torch.ops.mvitdsl.pool_conv.default is before

@@ -1,5 +1,5 @@
-"""The analysis report as text for `mvitdsl check`: the paper's Table 2, then (with --blocks) the
-stage details and one line per block. Reads a Report; computes no costs of its own.
+"""The analysis report as text for `mvitdsl check`: the paper's Table 2 (rows from `table`), then
+(with --blocks) the stage details and one line per block. Reads a Report; computes no costs.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..ir import Dims3, spatial
+from .table import TableRow, table_rows
 
 if TYPE_CHECKING:
     from .analyze import BlockRow, Report, StageRow
@@ -46,13 +47,8 @@ def _cost_cells(params: int, macs: int) -> tuple[str, str]:
 
 def render_table(report: Report) -> str:
     """The paper's Table 2 layout: stage, operators, output size, blocks, heads, params, GMACs."""
-    rows = [
-        _HEADER,
-        *_input_rows(report),
-        *(_stage_row(st, report.model.video) for st in report.stages),
-        _head_row(report),
-        _total_row(report),
-    ]
+    video = report.model.video
+    rows = [_HEADER, *(_cells(r, video) for r in table_rows(report)), _total_row(report)]
     return _title(report) + "\n" + "\n".join(_layout(rows)) + _outputs_lines(report)
 
 
@@ -77,34 +73,17 @@ def _title(report: Report) -> str:
     )
 
 
-def _input_rows(report: Report) -> tuple[Row, Row]:
-    """The data row and the patch (stem) row."""
-    m, p = report.model, report.model.patch
-    video = m.video
-    data = ("data", f"{m.input.kind}", _size(m.input.channels, m.input.size, video), "", "", "", "")
-    conv = f"conv {_dims(p.kernel, video)}, stride {_dims(p.stride, video)}"
-    grid = _size(p.dim, report.blocks[0].grid_in, video)
-    patch = ("patch", conv, grid, "", "", *_cost_cells(report.stem.params, report.stem.macs))
-    return data, patch
-
-
-def _stage_row(st: StageRow, video: bool) -> Row:
-    size = _size(st.dim, st.grid, video)
-    return (
-        st.name,
-        st.operators,
-        size,
-        str(st.blocks),
-        str(st.heads),
-        *_cost_cells(st.params, st.macs),
-    )
-
-
-def _head_row(report: Report) -> Row:
-    h = report.model.head
-    pool = "cls token" if h.pool == "cls" else "mean"
-    ops = f"norm, {pool}, linear" if h.norm else f"{pool}, linear"
-    return ("head", ops, str(h.classes), "", "", *_cost_cells(report.head.params, report.head.macs))
+def _cells(row: TableRow, video: bool) -> Row:
+    """One row of analysis.table as text cells."""
+    if row.kernel is not None and row.stride is not None:
+        ops = f"conv {_dims(row.kernel, video)}, stride {_dims(row.stride, video)}"
+    else:
+        ops = ", ".join(row.operators)
+    size = str(row.channels) if row.grid is None else _size(row.channels, row.grid, video)
+    blocks = "" if row.blocks is None else str(row.blocks)
+    heads = "" if row.heads is None else str(row.heads)
+    costs = ("", "") if row.params is None else _cost_cells(row.params, row.macs or 0)
+    return (row.stage, ops, size, blocks, heads, *costs)
 
 
 def _total_row(report: Report) -> Row:

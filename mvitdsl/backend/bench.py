@@ -1,5 +1,5 @@
-"""`mvitdsl bench`: a spec's measured speed on this device, and the one timing loop of the code
-base (benchmarks/run.py and `make bench` use `time_alternating` too).
+"""A spec's measured speed on this device (what `mvitdsl bench` prints: cli/bench.py), and the
+one timing loop of the code base (benchmarks/run.py and `make bench` use `time_alternating` too).
 
 Throughput (clips or images per second), latency median and spread, peak memory (the CUDA
 allocator's, or the RSS high-water mark on the CPU), the time per stage (one instrumented
@@ -12,7 +12,6 @@ short dense matmul probe at that dtype, or a vendor figure given with --peak-tfl
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,7 +66,7 @@ class BenchOptions:
     threads: int | None = None
     peak_tflops: float | None = None
     against: str | None = None
-    progress: bool = True
+    progress: Callable[[str], None] | None = None  # told each step (the CLI prints them)
 
 
 @dataclass
@@ -297,7 +296,7 @@ def stage_times_ms(
 def run(spec: Spec, opts: BenchOptions) -> dict[str, Any]:
     """Build, warm up, measure; a JSON-ready dict (keys shared with `mvitdsl check --format
     json` where they mean the same: schema, params, gmacs, gmacs_fvcore, activation_gib)."""
-    say = _progress if opts.progress else (lambda _: None)
+    say = opts.progress or (lambda _: None)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     report = analyze(spec.model, batch=opts.batch, dtype=opts.dtype)
@@ -390,36 +389,3 @@ def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def _progress(line: str) -> None:
-    if sys.stderr.isatty():  # one line, rewritten
-        print(f"\r\033[K[bench] {line}", end="", file=sys.stderr, flush=True)
-    else:
-        print(f"[bench] {line}", file=sys.stderr, flush=True)
-
-
-def render_text(r: dict[str, Any]) -> str:
-    unit = "clips" if len(r["input"]) == 4 else "images"
-    lines = [
-        f"{r['spec']}: {r['mode']} {r['dtype']} batch {r['batch']} input "
-        f"{'x'.join(map(str, r['input']))} on {r['device']}"
-        + (" (torch.compile)" if r["compile"] else ""),
-        f"  {r['clips_per_s']:.2f} {unit}/s; latency median {r['latency_ms_median']:.1f} ms "
-        f"(min {r['latency_ms_min']:.1f}, max {r['latency_ms_max']:.1f}, IQR "
-        f"{r['latency_ms_iqr']:.1f}; {r['reps']} reps)",
-        f"  peak memory {r['peak_mem_gib']:.3f} GiB ({r['peak_mem_source']})",
-        f"  {r['tflops']:.3f} TFLOP/s achieved ({r['gmacs']:.1f} GMACs x 2"
-        f"{' x 3 (training)' if r['mode'] == 'train' else ''}); peak {r['peak_tflops']:.3f} "
-        f"TFLOP/s ({r['peak_source']}); fraction {r['mfu']:.1%}",
-    ]
-    if r["stages_ms"]:
-        parts = ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items())
-        lines.append(f"  per stage (ms, one instrumented pass): {parts}")
-    if "against" in r:
-        a = r["against"]
-        lines.append(
-            f"  {a['reference']}: {a['latency_ms_median']:.1f} ms median; ratio "
-            f"{a['ratio']:.2f}x (reference / mvitdsl, alternated, same weights)"
-        )
-    return "\n".join(lines)

@@ -1,5 +1,6 @@
 """IR -> a GraphModule on a device, in a dtype, with chosen blocks checkpointed: what
-`mvitdsl.build` runs once the driver has a checked model.
+`mvitdsl.build` runs once the driver has a checked model. The graph rewrites are the passes of
+`passes/` (features, checkpoint, optimize), each `pass(gm) -> gm`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from torch import fx
 
 from ..analysis.naming import expected_shapes
 from ..ir import Model
-from . import optimize as layer
 from .emit import emit
-from .features import to_features
 from .finetune import indexable_head
 from .load import load_into
-from .passes import checkpoint_blocks, checkpointed_blocks
+from .passes.checkpoint import checkpoint as checkpoint_pass
+from .passes.checkpoint import checkpointed_blocks
+from .passes.features import features as features_pass
+from .passes.optimize import optimize as optimize_pass
+from .passes.optimize import wanted
 
 
 def build_module(
@@ -51,9 +54,9 @@ def build_module(
     if device is not None or dtype is not None:
         gm = gm.to(device=device, dtype=dtype)
     if checkpoint is not False:
-        gm = checkpoint_blocks(gm, chosen)
-    if layer.wanted(optimize, device):  # the CPU optimisation layer over the semantic graph
-        gm = layer.optimize(gm)
+        gm = checkpoint_pass(chosen)(gm)
+    if wanted(optimize, device):  # the CPU optimisation layer over the semantic graph
+        gm = optimize_pass(gm)
     return gm
 
 
@@ -73,7 +76,7 @@ def finish(
     if feature_norm is None:
         feature_norm = outputs is not None and outputs.norm
     if features is not None and features is not False:
-        gm = to_features(gm, model, features, norm=feature_norm)
+        gm = features_pass(model, features, norm=feature_norm)(gm)
     else:
         indexable_head(gm)
     if weights is not None:

@@ -17,7 +17,7 @@ from torch import fx
 from torch.export import Dim, ExportedProgram
 
 from ..ir import Model
-from .optimize import semantic_graph
+from .passes.optimize import semantic_graph
 
 MAX_BATCH = 1024
 

@@ -89,7 +89,8 @@ def depthwise_conv(x: Tensor, weight: Tensor, stride: Any, padding: Any) -> Tens
     """A pooling conv: one filter per channel, no bias, 2-D or 3-D, the filters shared by the
     heads: `weight` is (head_dim, 1, *kernel) and channel c of x (heads x head_dim of them)
     uses filter c % head_dim, as torchvision's per-head Conv3d(head_dim, head_dim, groups).
-    (backend/optimize.py swaps in a CPU-tuned version when the model is built for the CPU.)"""
+    (The optimize pass, backend/passes/optimize.py, swaps in a CPU-tuned version when the
+    model is built for the CPU.)"""
     conv = F.conv3d if x.dim() == 5 else F.conv2d
     return conv(x, per_channel(weight, x.shape[1]), None, stride, padding, 1, x.shape[1])
 

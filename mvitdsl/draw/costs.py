@@ -7,7 +7,6 @@ software versions in the metadata.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,11 +74,3 @@ def plot_costs(specs: Sequence[Any], path: Path) -> None:
         fig.tight_layout()
         _save(fig, path)
         plt.close(fig)
-
-
-def run_costs_command(args: argparse.Namespace, specs: Sequence[Any]) -> int:
-    """`mvitdsl draw A.mv [B.mv ...] --costs -o FILE.svg|png` (the specs loaded by the driver)."""
-    out = args.out or Path(f"{specs[0].name}_costs.svg")
-    plot_costs(specs, out)
-    print(f"wrote {out}")
-    return 0

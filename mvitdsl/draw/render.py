@@ -2,31 +2,26 @@
 
 Levels: model (one node per stage), stage (clusters, repeated blocks folded), block (one MHPA
 block as in the MViT paper's Figure 3, in draw_block), op (the emitted fx graph of one block, in
-draw_ops). This module holds the model and stage levels, `draw()` and the `mvitdsl draw` command;
-the house style is in diagram, the table in stage_table. Only these drawing modules import
-graphviz; torch is imported only by the op level.
-Exit codes of `mvitdsl draw`: 0 written, 2 bad arguments, 3 `dot` failed, 4 `dot` missing
-(the .dot file is written instead and the message says how to install Graphviz).
+draw_ops). This module holds the model and stage levels, `draw()` and `render()` (a diagram
+through Graphviz's `dot`); the house style is in diagram, the table in table. The `mvitdsl draw`
+command (file names, exit codes) is cli/draw.py. Only these drawing modules import graphviz;
+torch is imported only by the op level.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import graphviz
 
 from ..analysis.analyze import BlockRow, Checked, Report, analyze
 from ..ir import Block, Model, Stage
 from .block import block_graph, default_block, window_text
-from .diagram import Shapes, colour, lines, new_graph, node_count, plural, title
+from .diagram import Shapes, colour, lines, new_graph, plural, title
 from .ops import op_graph
-from .table import table_graph, table_markdown
 
-if TYPE_CHECKING:
-    import argparse
+Digraph = graphviz.Digraph  # what every level returns (named for the command's signatures)
 
 
 class Spec(Checked, Protocol):
@@ -34,14 +29,6 @@ class Spec(Checked, Protocol):
 
     @property
     def name(self) -> str: ...
-
-
-FORMATS = (".svg", ".png", ".pdf", ".dot")
-EXIT_OK, EXIT_USAGE, EXIT_RENDER, EXIT_NO_DOT = 0, 2, 3, 4
-INSTALL_HINT = (
-    "install Graphviz (Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew "
-    "install graphviz), then run: dot -T{fmt} {dot} -o {out}"
-)
 
 
 # ---------------------------------------------------------------- shared pieces: stem and head
@@ -253,7 +240,7 @@ def stage_graph(report: Report, rankdir: str = "TB") -> graphviz.Digraph:
     return g
 
 
-# ---------------------------------------------------------------- the command
+# ---------------------------------------------------------------- every level, and rendering
 
 
 def draw(
@@ -272,65 +259,24 @@ def draw(
     return makers[level]()
 
 
-def default_out(spec: Spec, level: str, table: bool) -> Path:
-    return Path("build") / f"{spec.name}.{'table' if table else level}.svg"
+class DotFailed(RuntimeError):
+    """Graphviz's `dot` ran and failed; `stderr` is what it said."""
+
+    def __init__(self, stderr: object) -> None:
+        super().__init__(f"Graphviz failed: {stderr!r}")
+        self.stderr = stderr
 
 
-def usage_error(args: argparse.Namespace, spec: Spec) -> str | None:
-    """Why these arguments cannot be drawn, or None."""
-    out = args.out
-    allowed = (*FORMATS, ".md") if args.table else FORMATS
-    if out is not None and out.suffix.lower() not in allowed:
-        return f"cannot write '{out}': the file name must end in {', '.join(allowed)}"
-    n = len(spec.model.blocks)
-    if args.block is not None and not 0 <= args.block < n:
-        return f"--block {args.block} is out of range: {spec.name} has blocks 0 to {n - 1}"
-    return None
+class DotMissing(RuntimeError):
+    """Graphviz's `dot` program is not installed."""
 
 
-def write(g: graphviz.Digraph, out: Path) -> int:
-    """Render by the file extension; without `dot`, write the .dot file and say so (exit 4)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fmt = out.suffix.lower()[1:]
-    if fmt == "dot":
-        out.write_text(g.source, encoding="utf-8")
-        return EXIT_OK
+def render(g: graphviz.Digraph, fmt: str) -> bytes:
+    """The diagram rendered by `dot` as `fmt` (svg, png, pdf); DotFailed / DotMissing if not."""
     try:
-        data = g.pipe(format=fmt)
+        data: bytes = g.pipe(format=fmt)
+        return data
     except graphviz.CalledProcessError as e:
-        print(f"mvitdsl draw: Graphviz failed to render {out}: {e.stderr!r}", file=sys.stderr)
-        return EXIT_RENDER
-    except graphviz.ExecutableNotFound:
-        dot = out.with_suffix(".dot")
-        dot.write_text(g.source, encoding="utf-8")
-        print(
-            f"mvitdsl draw: Graphviz's `dot` program was not found; wrote {dot} instead.\n"
-            + INSTALL_HINT.format(fmt=fmt, dot=dot, out=out),
-            file=sys.stderr,
-        )
-        return EXIT_NO_DOT
-    out.write_bytes(data)
-    return EXIT_OK
-
-
-def run_draw_command(spec: Spec, args: argparse.Namespace) -> int:
-    """`mvitdsl draw`: draw or tabulate `spec` into args.out (default build/<model>.<level>.svg)."""
-    problem = usage_error(args, spec)
-    if problem:
-        print(f"mvitdsl draw: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    out = args.out or default_out(spec, args.level, args.table)
-    if args.table and out.suffix.lower() == ".md":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(table_markdown(analyze(spec)), encoding="utf-8")
-        print(f"wrote {out}")
-        return EXIT_OK
-    g = (
-        table_graph(analyze(spec))
-        if args.table
-        else draw(spec, args.level, rankdir=args.rankdir, block=args.block)
-    )
-    code = write(g, out)
-    if code == EXIT_OK:
-        print(f"wrote {out}" + ("" if args.table else f" ({plural(node_count(g), 'node')})"))
-    return code
+        raise DotFailed(e.stderr) from e
+    except graphviz.ExecutableNotFound as e:
+        raise DotMissing(str(e)) from e

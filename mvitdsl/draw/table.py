@@ -1,4 +1,5 @@
-"""The stage table laid out as the MViT paper's Table 2: rows, Markdown, and a graphviz image."""
+"""The stage table laid out as the MViT paper's Table 2 (rows from analysis.table): Markdown,
+and a graphviz image."""
 
 from __future__ import annotations
 
@@ -6,37 +7,31 @@ import html
 
 import graphviz
 
-from ..analysis.analyze import Report, operators
-from ..ir import Dims3
+from ..analysis.analyze import Report
+from ..analysis.table import TableRow, table_rows
 from .diagram import FONT, Shapes
 
-TableRow = tuple[str, tuple[str, ...], str, str]
+Cells = tuple[str, tuple[str, ...], str, str]  # stage, operator lines, repeat, output size
 
 
-def table_rows(report: Report) -> list[TableRow]:
-    """(stage, operator lines, repeat, output size) rows, laid out as the MViT paper's Table 2."""
-    m, s = report.model, Shapes(report.model)
-    p, h = m.patch, m.head
+def table_cells_of(row: TableRow, s: Shapes) -> Cells:
+    """One row of analysis.table laid out as the paper draws it: a stage's operators one per
+    line with its repeat beside them; the patch conv's kernel, width and stride."""
+    ops: tuple[str, ...]
+    if row.kernel is not None and row.stride is not None:
+        ops = (f"conv {s.grid(row.kernel)}, {row.channels}", f"stride {s.grid(row.stride)}")
+    elif row.blocks is not None:
+        ops = row.operators
+    else:
+        ops = (", ".join(row.operators),)
+    repeat = "" if row.blocks is None else f"×{row.blocks}"
+    size = str(row.channels) if row.grid is None else f"{row.channels}×{s.grid(row.grid)}"
+    return row.stage, ops, repeat, size
 
-    def size(dim: int, grid: Dims3) -> str:
-        return f"{dim}×{s.grid(grid)}"
 
-    rows: list[TableRow] = [
-        ("data", (m.input.kind,), "", size(m.input.channels, m.input.size)),
-        (
-            "patch",
-            (f"conv {s.grid(p.kernel)}, {p.dim}", f"stride {s.grid(p.stride)}"),
-            "",
-            size(p.dim, report.blocks[0].grid_in),
-        ),
-    ]
-    for st in report.stages:
-        ops = tuple(operators(m, st.dim, st.name).split(", "))
-        rows.append((st.name, ops, f"×{st.blocks}", size(st.dim, st.grid)))
-    pool = "cls token" if h.pool == "cls" else "mean"
-    steps = ", ".join(t for t in ("norm" if h.norm else "", pool, "linear") if t)
-    rows.append(("head", (steps,), "", str(h.classes)))
-    return rows
+def _rows(report: Report) -> list[Cells]:
+    s = Shapes(report.model)
+    return [table_cells_of(row, s) for row in table_rows(report)]
 
 
 def table_caption(report: Report) -> str:
@@ -54,13 +49,13 @@ def table_markdown(report: Report) -> str:
         "| stage | operators | output sizes |",
         "|---|---|---|",
     ]
-    for stage, ops, repeat, size in table_rows(report):
+    for stage, ops, repeat, size in _rows(report):
         text = f"[{', '.join(ops)}] {repeat}" if repeat else ", ".join(ops)
         out.append(f"| {stage} | {text} | {size} |")
     return "\n".join(out) + "\n"
 
 
-def table_cells(row: TableRow, sides: str) -> str:
+def table_cells(row: Cells, sides: str) -> str:
     """One HTML-like table row; a repeated stage gets the paper's brackets (cell ruled L and R)."""
     stage, ops, repeat, size = row
     text = "".join(f'{html.escape(o)}<BR ALIGN="LEFT"/>' for o in ops)
@@ -86,7 +81,7 @@ def table_graph(report: Report) -> graphviz.Digraph:
         + "".join(f'<TD BORDER="1" SIDES="TB" ALIGN="LEFT">{h}</TD>' for h in head)
         + "</TR>",
     ]
-    rows = table_rows(report)
+    rows = _rows(report)
     for n, row in enumerate(rows):
         cells.append(table_cells(row, ' BORDER="1" SIDES="B"' if n == len(rows) - 1 else ""))
     g.node(

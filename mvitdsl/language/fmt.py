@@ -1,4 +1,4 @@
-"""`mvitdsl fmt`: one canonical layout for .mv text, comments kept in place.
+"""One canonical layout for .mv text, comments kept in place (`mvitdsl fmt`: cli/fmt.py).
 
 The grammar ignores comments, so the layout is rebuilt from the AST's spans and the source text:
 every statement on its own line, setting values in one column, a setting's continuation lines
@@ -13,16 +13,13 @@ The result is checked to parse to the same tree as the input before it is return
 
 from __future__ import annotations
 
-import difflib
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from lark import Token, Tree
 
-from ..diagnostics import Span, SpecError
+from ..diagnostics import Span
 from . import lexical, settings
 from .parse import _parser, parse
 from .syntax import Model, Setting, Table
@@ -327,56 +324,3 @@ def _canonical(tree: Tree[Token], renamed: dict[str, str]) -> Tree[Token]:
         else:
             children.append(child)
     return Tree(tree.data, children)
-
-
-# ---------------------------------------------------------------- the command
-
-
-def spec_files(paths: Iterable[Path]) -> list[Path]:
-    """The .mv files named, with folders searched for them (sorted, each once)."""
-    out: list[Path] = []
-    for path in paths:
-        found = sorted(path.rglob("*.mv")) if path.is_dir() else [path]
-        out += [p for p in found if p not in out]
-    return out
-
-
-def run_fmt_files(paths: Iterable[Path], *, check: bool = False, diff: bool = False) -> int:
-    """`mvitdsl fmt`: rewrite files in place, or with check/diff only report; 0 when nothing
-    is (or was) out of layout, 1 when a file would change (check) or does not parse."""
-    status = 0
-    changed: list[Path] = []
-    for path in spec_files(paths):
-        try:
-            text = path.read_text(encoding="utf-8")
-            new = format_text(text, str(path))
-        except SpecError as e:
-            print(e.render(), file=sys.stderr)
-            print(f"mvitdsl fmt: cannot format {path}", file=sys.stderr)
-            status = 1
-            continue
-        except (OSError, UnicodeDecodeError) as e:
-            print(f"mvitdsl fmt: cannot read {path}: {e}", file=sys.stderr)
-            status = 1
-            continue
-        if new == text:
-            continue
-        changed.append(path)
-        if diff:
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    text.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
-                    f"{path} (before)",
-                    f"{path} (formatted)",
-                )
-            )
-        if not (check or diff):
-            path.write_text(new, encoding="utf-8")
-    if check:
-        for path in changed:
-            print(f"would reformat {path}", file=sys.stderr)
-        status = status or int(bool(changed))
-    elif not diff and changed:
-        print(f"reformatted {len(changed)} file{'s' * (len(changed) != 1)}", file=sys.stderr)
-    return status

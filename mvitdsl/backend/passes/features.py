@@ -1,6 +1,7 @@
-"""Multi-scale feature outputs: the built GraphModule rewired to return an ordered dict of maps.
+"""The features pass: the built GraphModule rewired to return an ordered dict of feature maps.
 
     gm = mvitdsl.build(spec, features=["scale2", "scale3", "scale4", "scale5"])
+    gm = features(model, ["scale2", "scale3"], norm=True)(gm)    # the pass build runs
     maps = gm(x)            # {"scale2": (B, C, T, H, W), ...}; (B, C, H, W) for images
     gm.feature_info         # [{"name", "module", "num_chs", "reduction", "temporal_stride"}]
 
@@ -14,21 +15,29 @@ the final norm and the head are pruned. `norm=True` adds one LayerNorm per outpu
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 from torch import fx, nn
 
-from ..analysis.outputs import Selection, feature_info, select_stages
-from ..ir import Model
+from ...analysis.outputs import Selection, feature_info, select_stages
+from ...ir import Model
+from . import Pass
 
-__all__ = ["feature_info", "select_stages", "to_features"]
+
+def features(model: Model, stages: Selection, *, norm: bool = False) -> Pass:
+    """The pass rewiring a GraphModule built from `model` (in place) to return the maps after
+    `stages` (names or indices); a bad selection is a ValueError here, before any graph."""
+    infos = feature_info(model, select_stages(model, stages))
+
+    def run(gm: fx.GraphModule) -> fx.GraphModule:
+        return _rewire(gm, model, infos, norm)
+
+    return run
 
 
-def to_features(
-    gm: fx.GraphModule, model: Model, features: Selection, *, norm: bool = False
+def _rewire(
+    gm: fx.GraphModule, model: Model, infos: list[dict[str, Any]], norm: bool
 ) -> fx.GraphModule:
-    """Rewire a GraphModule built from `model` (in place) to return the feature dict."""
-    stages = select_stages(model, features)
-    infos = feature_info(model, stages)
     by_target = {n.target: n for n in gm.graph.nodes if n.op == "call_module"}
     g = gm.graph
     outputs: dict[str, fx.Node] = {}
@@ -55,5 +64,5 @@ def to_features(
     g.lint()
     gm.delete_all_unused_submodules()
     gm.recompile()
-    gm.feature_info = infos  # type: ignore[assignment]
+    gm.feature_info = [dict(i) for i in infos]  # type: ignore[assignment]
     return gm

@@ -1,11 +1,10 @@
-"""The optimisation layer: device-specific replacements for nodes of the semantic graph.
+"""The CPU-tuned replacements that the optimize pass (passes/optimize.py) swaps into the
+semantic graph, and the registered op they use.
 
 The emitter writes the reference semantics with standard torch ops (`runtime`: a depthwise
-`F.conv3d`/`F.conv2d` for the pools, a functional relative-position bias, SDPA, LayerNorm).
-`optimize(gm)` (applied by `build(..., optimize="auto")` when the model is built for the CPU)
-swaps two of those calls for functions of this module, recording the semantic target in the
-node's meta so `semantic(gm)` can undo it (artifacts and exports are written from the
-semantic graph):
+`F.conv3d`/`F.conv2d` for the pools, a functional relative-position bias, SDPA, LayerNorm). The
+pass `optimize` retargets two of those calls to functions of this module (and `semantic` undoes
+it: artifacts and exports are written from the semantic graph):
 
 - `pool_conv` for `runtime.depthwise_conv`: in inference a dense channels-last copy before
   the conv; while training a 3-D pool, the registered op `mvitdsl::pool_conv`, whose
@@ -22,14 +21,13 @@ registered ops are opaque to it). Each branch computes the same numbers as the s
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, fx
+from torch import Tensor
 
 from . import runtime
 
@@ -180,71 +178,6 @@ def rel_pos_bias(
         body.add_(bias_t)  # (torch.add(..., out=body) would be one pass less, but dynamo
         # refuses a non-contiguous out=, and this layer must trace as it runs)
     return out
-
-
-REPLACEMENTS: dict[Any, Any] = {
-    runtime.depthwise_conv: pool_conv,
-    runtime.rel_pos_bias: rel_pos_bias,
-}
-_SEMANTIC = "mvitdsl_semantic_target"
-
-
-def wanted(optimize: bool | str, device: Any) -> bool:
-    """Whether `build(..., optimize=)` applies the layer: "auto" for CPU builds only (the
-    CUDA path is aten/cuDNN until a GPU measurement says otherwise)."""
-    if optimize == "auto":
-        return device is None or torch.device(device).type == "cpu"
-    if isinstance(optimize, str):
-        raise ValueError(f"optimize: expected True, False or 'auto', got {optimize!r}")
-    return bool(optimize)
-
-
-def _graphs(gm: fx.GraphModule) -> list[fx.GraphModule]:
-    return [m for m in gm.modules() if isinstance(m, fx.GraphModule)]
-
-
-def optimize(gm: fx.GraphModule) -> fx.GraphModule:
-    """Swap the semantic calls for this layer's (in place); idempotent."""
-    for sub in _graphs(gm):
-        changed = False
-        for node in sub.graph.nodes:
-            if node.op == "call_function" and node.target in REPLACEMENTS:
-                node.meta[_SEMANTIC] = node.target
-                node.target = REPLACEMENTS[node.target]
-                changed = True
-        if changed:
-            sub.recompile()
-    return gm
-
-
-def semantic(gm: fx.GraphModule) -> fx.GraphModule:
-    """Undo `optimize` (in place): the graph of standard ops that artifacts and exports get."""
-    for sub in _graphs(gm):
-        changed = False
-        for node in sub.graph.nodes:
-            if _SEMANTIC in node.meta:
-                node.target = node.meta.pop(_SEMANTIC)
-                changed = True
-        if changed:
-            sub.recompile()
-    return gm
-
-
-def is_optimized(gm: fx.GraphModule) -> bool:
-    return any(_SEMANTIC in n.meta for sub in _graphs(gm) for n in sub.graph.nodes)
-
-
-@contextlib.contextmanager
-def semantic_graph(gm: fx.GraphModule) -> Iterator[fx.GraphModule]:
-    """gm as its semantic graph for the duration (writing an artifact, exporting), then as it
-    was."""
-    optimized = is_optimized(gm)
-    semantic(gm)
-    try:
-        yield gm
-    finally:
-        if optimized:
-            optimize(gm)
 
 
 # -- the CPU backward of a depthwise pool conv

@@ -1,7 +1,7 @@
-"""fx passes over built models, each `pass(GraphModule, ...) -> GraphModule`, in place.
+"""The checkpoint pass: chosen blocks recomputed in backward (activation checkpointing); the
+parameter names stay torchvision's because only the top graph's call changes.
 
-- `checkpoint_blocks`: recompute chosen blocks in backward (activation checkpointing); the
-  parameter names stay torchvision's because only the top graph's call changes.
+    gm = checkpoint(checkpointed_blocks(model, "scale4"))(gm)
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from collections.abc import Iterable
 import torch.utils.checkpoint
 from torch import fx
 
-from ..ir import Model
+from ...ir import Model
+from . import Pass
 
 Selection = bool | str | Iterable[str | int]
 
@@ -38,9 +39,18 @@ def checkpointed_blocks(model: Model, selection: Selection) -> set[int]:
     return chosen
 
 
-def checkpoint_blocks(gm: fx.GraphModule, indices: Iterable[int]) -> fx.GraphModule:
-    """Call `blocks.{i}` through torch.utils.checkpoint (non-reentrant, RNG state preserved)."""
-    wanted = {f"blocks.{i}" for i in indices}
+def checkpoint(indices: Iterable[int]) -> Pass:
+    """The pass calling `blocks.{i}` for each index through torch.utils.checkpoint
+    (non-reentrant, RNG state preserved)."""
+    wanted = frozenset(f"blocks.{i}" for i in indices)
+
+    def run(gm: fx.GraphModule) -> fx.GraphModule:
+        return _checkpoint(gm, wanted)
+
+    return run
+
+
+def _checkpoint(gm: fx.GraphModule, wanted: frozenset[str]) -> fx.GraphModule:
     for node in list(gm.graph.nodes):
         if node.op != "call_module" or node.target not in wanted:
             continue

@@ -1,18 +1,19 @@
-"""`mvitdsl sweep` and `mvitdsl diff`: their argparse parts and what they run (no torch)."""
+"""`mvitdsl sweep`: evaluate variants of a spec (exact costs, budgets, Pareto front) from
+--vary / --set / --where or a sweep file; rows as a table, CSV or JSON lines (no torch)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import SpecError
+from .common import DTYPES, Subparsers
 
 if TYPE_CHECKING:
-    from .run import SweepRun
+    from ..explore.run import SweepRun
 
 SWEEP_EPILOG = """\
 PATH: STAGE.COLUMN (scale4.blocks, scale3.dim, scale5.heads, scale3.stride_q, scale3.stride_kv) or
@@ -24,7 +25,7 @@ Example: mvitdsl sweep specs/mvit_b.mv --vary scale4.blocks=6..16:2 --vary scale
 """
 
 
-def add_parsers(sub: Any) -> None:
+def add_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "sweep",
         help="evaluate variants of a spec: exact costs, budgets, Pareto front",
@@ -48,7 +49,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--max-gmacs", type=float, default=None, help="matmul-only GMACs")
     p.add_argument("--max-activation-gib", type=float, default=None)
     p.add_argument("--batch", type=int, default=1, help="batch size for activation memory")
-    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--dtype", default="fp32", choices=DTYPES)
     p.add_argument("--format", choices=("text", "csv", "jsonl"), default="text")
     p.add_argument(
         "--pareto",
@@ -71,82 +72,86 @@ def add_parsers(sub: Any) -> None:
         help="write each kept variant as DIR/<id>.mv extending the base",
     )
     p.add_argument("--kept", action="store_true", help="list kept variants only")
-    p.set_defaults(run=run_sweep)
-
-    d = sub.add_parser("diff", help="settings, stage rows and costs that differ between two specs")
-    d.add_argument("spec", help="spec A")
-    d.add_argument("other", help="spec B")
-    d.add_argument("--format", choices=("text", "json"), default="text")
-    d.set_defaults(run=run_diff)
+    p.set_defaults(run=run)
 
 
-def run_sweep(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from ..explore.axes import AxisError
+    from ..explore.expr import ExprError
     from ..language.overrides import PathError
-    from .axes import AxisError
-    from .engine import Budgets
-    from .expr import ExprError
-    from .output import write_csv, write_jsonl, write_table
-    from .run import SweepRun
-    from .sweepfile import is_sweep_file, read_sweep_file
 
     try:
-        kw: dict[str, Any] = {}
-        if is_sweep_file(args.spec):  # the file's sweep table, then the command line's additions
-            kw = read_sweep_file(args.spec)
-        pareto = args.pareto or kw.pop("pareto", "params,gmacs")
-        run = SweepRun(
-            kw.pop("base", args.spec),
-            [*kw.pop("vary", []), *args.vary],
-            [*kw.pop("set", []), *args.derive],
-            [*kw.pop("where", []), *args.where],
-            mode=args.mode or kw.pop("mode", "grid"),
-            samples=args.samples if args.samples is not None else kw.pop("samples", None),
-            seed=args.seed if args.seed is not None else kw.pop("seed", 0),
-            max_variants=args.max_variants,
-            budgets=Budgets(
-                _first(args.max_params, kw.pop("max_params", None)),
-                _first(args.max_gmacs, kw.pop("max_gmacs", None)),
-                _first(args.max_activation_gib, kw.pop("max_activation_gib", None)),
-            ),
-            batch=args.batch,
-            dtype=args.dtype,
-            pareto=None if pareto == "none" else pareto,
-            join=args.join,
-            emit=args.emit,
-            emit_parent=kw.pop("emit_parent", None),
-        )
+        sweep = sweep_run(args)
     except SpecError:
         raise  # a spec mistake (also a ValueError): rendered by the CLI, exit 1
     except (AxisError, ExprError, PathError, ValueError) as e:
         print(f"mvitdsl sweep: {e}", file=sys.stderr)
         return 2
     if args.plot is not None and (
-        len(run.objectives) < 2 or args.plot.suffix.lower() not in (".svg", ".png")
+        len(sweep.objectives) < 2 or args.plot.suffix.lower() not in (".svg", ".png")
     ):
         print("mvitdsl sweep: --plot FILE.svg|png draws two --pareto objectives", file=sys.stderr)
         return 2
     plotted: list[dict[str, Any]] = []
-    rows = (r for r in _collect(run, plotted, args.plot is not None) if r["ok"] or not args.kept)
     try:
-        if args.format == "jsonl":
-            write_jsonl(rows, sys.stdout)
-        elif args.format == "csv":
-            write_csv(run, rows, sys.stdout)
-        else:
-            write_table(run, rows, sys.stdout)
+        _write_rows(sweep, args, plotted)
     except (ExprError, ValueError) as e:
         print(f"mvitdsl sweep: {e}", file=sys.stderr)
         return 2
     out = sys.stdout if args.format == "text" else sys.stderr
     if args.format == "text":
         print(file=out)
-    print(run.summary.line(), file=out)
+    print(sweep.summary.line(), file=out)
     if args.plot is not None:
-        from .plot import plot_front
+        from ..explore.plot import plot_front
 
-        plot_front(run, plotted, args.plot)
+        plot_front(sweep, plotted, args.plot)
         print(f"wrote {args.plot}", file=out)
     return 0
+
+
+def sweep_run(args: argparse.Namespace) -> SweepRun:
+    """The sweep the arguments ask for: a sweep file's table, then the command line's additions."""
+    from ..explore.engine import Budgets
+    from ..explore.run import SweepRun
+    from ..explore.sweepfile import is_sweep_file, read_sweep_file
+
+    kw: dict[str, Any] = read_sweep_file(args.spec) if is_sweep_file(args.spec) else {}
+    pareto = args.pareto or kw.pop("pareto", "params,gmacs")
+    return SweepRun(
+        kw.pop("base", args.spec),
+        [*kw.pop("vary", []), *args.vary],
+        [*kw.pop("set", []), *args.derive],
+        [*kw.pop("where", []), *args.where],
+        mode=args.mode or kw.pop("mode", "grid"),
+        samples=args.samples if args.samples is not None else kw.pop("samples", None),
+        seed=args.seed if args.seed is not None else kw.pop("seed", 0),
+        max_variants=args.max_variants,
+        budgets=Budgets(
+            _first(args.max_params, kw.pop("max_params", None)),
+            _first(args.max_gmacs, kw.pop("max_gmacs", None)),
+            _first(args.max_activation_gib, kw.pop("max_activation_gib", None)),
+        ),
+        batch=args.batch,
+        dtype=args.dtype,
+        pareto=None if pareto == "none" else pareto,
+        join=args.join,
+        emit=args.emit,
+        emit_parent=kw.pop("emit_parent", None),
+    )
+
+
+def _write_rows(sweep: SweepRun, args: argparse.Namespace, plotted: list[dict[str, Any]]) -> None:
+    """The rows on stdout in args.format (kept ones only with --kept)."""
+    from ..explore.output import write_csv, write_jsonl, write_table
+
+    rows = (r for r in _collect(sweep, plotted, args.plot is not None) if r["ok"] or not args.kept)
+    if args.format == "jsonl":
+        write_jsonl(rows, sys.stdout)
+    elif args.format == "csv":
+        write_csv(sweep, rows, sys.stdout)
+    else:
+        write_table(sweep, rows, sys.stdout)
 
 
 def _first(*values: float | None) -> float | None:
@@ -161,16 +166,3 @@ def _collect(run: SweepRun, plotted: list[dict[str, Any]], keep: bool) -> Iterat
                 {k: row.get(k) for k in ("id", "pareto", *(o.column for o in run.objectives))}
             )
         yield row
-
-
-def run_diff(args: argparse.Namespace) -> int:
-    from ..analysis.diff import diff_specs, render_diff
-    from ..spec import load_spec
-
-    a, b = load_spec(Path(args.spec)), load_spec(Path(args.other))
-    result = diff_specs(a, b)
-    if args.format == "json":
-        print(json.dumps(result, indent=2))
-    else:
-        print(render_diff(result))
-    return 0

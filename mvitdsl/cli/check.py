@@ -1,0 +1,162 @@
+"""`mvitdsl check`: the stage table (or JSON), --blocks, --resolved, --against a checkpoint,
+--weights' load report, and several specs at once (as pre-commit calls it). Never imports torch
+(except to read a .pt checkpoint for --against / --weights)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..analysis.analyze import analyze
+from ..analysis.naming import SOURCES, Source
+from ..analysis.report_text import render_blocks, render_table
+from ..diagnostics import SpecError
+from ..spec import Spec, load_spec
+from .common import (
+    DTYPES,
+    EXAMPLES,
+    MAX_FLAG_INT,
+    Help,
+    Subparsers,
+    add_spec_args,
+    int_in,
+    json_text,
+    load,
+    warnings_json,
+)
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "check",
+        help="check a spec and print its stage table",
+        epilog=EXAMPLES,
+        formatter_class=Help,
+    )
+    add_spec_args(p)
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="how to print the result"
+    )
+    p.add_argument("--blocks", action="store_true", help="also print one line per block")
+    p.add_argument(
+        "--batch",
+        type=int_in(1, MAX_FLAG_INT, "--batch"),
+        default=1,
+        help="batch size for the memory estimate (>= 1)",
+    )
+    p.add_argument(
+        "--dtype", default="fp32", choices=DTYPES, help="element type for the memory estimate"
+    )
+    p.add_argument(
+        "--resolved",
+        action="store_true",
+        help="print the spec with inheritance resolved and where each value is set",
+    )
+    p.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKPOINT",
+        default=None,
+        help="compare a checkpoint's names and shapes with the spec (.pt or "
+        ".safetensors; torchvision, SlowFast, timm, pytorchvideo or facebookresearch/hiera names)",
+    )
+    add_source_flag(p)
+    p.add_argument("more", nargs="*", metavar="SPEC", help="more specs: each is reported")
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="CKPT",
+        help="print the load report of these weights (what build(weights=) would load, "
+        "resize, initialise, ignore); exit 1 if they do not fit",
+    )
+    p.add_argument("--classes", type=int, default=None, help="with --weights: a new head")
+    p.set_defaults(run=run)
+
+
+def add_source_flag(p: argparse.ArgumentParser) -> None:
+    """--source: a checkpoint's naming, one of the dialects analysis.naming knows (check and
+    compile offer the same)."""
+    p.add_argument(
+        "--source",
+        choices=SOURCES,
+        default=None,
+        help="the checkpoint's naming (default: guessed from its names)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.more:
+        return check_each([args.spec, *args.more], args.input)
+    spec = load(args)
+    if args.resolved:
+        from ..language.resolved import render_resolved
+
+        print(render_resolved(spec))
+        return 0
+    if args.weights is not None:
+        return check_weights(spec, args.weights, args.source, args.classes, args.format == "json")
+    if args.against is not None:
+        return check_against(spec, args.against, args.source, args.format == "json")
+    report = analyze(spec, batch=args.batch, dtype=args.dtype)
+    if args.format == "json":
+        print(json_text("check", True, report=report.to_dict(), warnings=warnings_json(spec)))
+        return 0
+    print(render_table(report))
+    if args.blocks or args.batch != 1 or args.dtype != "fp32":
+        print()
+        print(render_blocks(report))
+    return 0
+
+
+def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:
+    """`mvitdsl check A.mv B.mv ...` (as pre-commit calls it): one line per good spec, the
+    diagnostics of each bad one; exit 1 if any is bad."""
+    status = 0
+    for file in files:
+        try:
+            report = analyze(load_spec(Path(file), input_size=size))
+        except SpecError as e:
+            n = len(e.diagnostics)
+            print(f"{e.render()}\n{n} error{'s' * (n != 1)} in {file}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{file}: ok ({report.params:,} params, {report.macs / 1e9:.3f} GMACs)")
+    return status
+
+
+def check_against(spec: Spec, checkpoint: Path, source: Source | None, as_json: bool) -> int:
+    """`check --against`: the checkpoint's names and shapes next to the spec's; exit 1 on a
+    mismatch."""
+    from ..backend.weights import comparison_data, render_comparison
+
+    if as_json:
+        data = comparison_data(spec, checkpoint, source)
+        print(json_text("against", not data["mismatches"], **data, warnings=warnings_json(spec)))
+        return 1 if data["mismatches"] else 0
+    text, mismatches = render_comparison(spec, checkpoint, source)
+    print(text, file=sys.stderr if mismatches else sys.stdout)
+    return 1 if mismatches else 0
+
+
+def check_weights(
+    spec: Spec, weights: str, source: str | None, classes: int | None, as_json: bool
+) -> int:
+    """`check --weights`: the load report without building the model."""
+    from .. import with_classes
+    from ..backend.load import WeightsError, plan_report
+
+    if classes is not None:
+        spec = with_classes(spec, classes)
+    try:
+        report = plan_report(spec.model, weights, source, new_head=classes is not None)
+    except WeightsError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps({"ok": True, "load_report": report.to_dict()}, indent=2, default=str))
+    else:
+        print(report.render())
+    return 0
