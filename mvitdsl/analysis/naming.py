@@ -9,8 +9,12 @@ import re
 from typing import Literal
 
 from ..ir import Block, Model
+from ..ops import attention, mlp, project
+from ..ops import block as ops_block
+from ..ops.base import BlockFlow
+from ..ops.base import Shape as Shape
 from . import shapes
-from .graph import blocks_in_order, build_graph
+from .graph import with_flows
 
 # ---------------------------------------------------------------- our names
 
@@ -20,13 +24,12 @@ POS_EMBED = "pos_encoding.pos_embed"  # joint positions (1, L, D)
 SPATIAL_POS = "pos_encoding.spatial_pos"  # separable positions: (H*W, D), (T, D), (D,)
 TEMPORAL_POS = "pos_encoding.temporal_pos"
 CLASS_POS = "pos_encoding.class_pos"
-NORM1, NORM2 = "norm1", "norm2"  # inside a block
-ATTN = "attn"
-QKV = "attn.qkv"
-ATTN_PROJECT, ATTN_DROPOUT = "attn.project.0", "attn.project.1"
-MLP_FC1, MLP_ACT, MLP_DROP1, MLP_FC2, MLP_DROP2 = "mlp.0", "mlp.1", "mlp.2", "mlp.3", "mlp.4"
-PROJECT = "project"  # the residual projection where a block changes width
-DROP_PATH = "drop_path"
+# Inside a block, the names are each op's own (ops/); these are the ones other modules use.
+NORM1, NORM2, DROP_PATH = ops_block.NORM1, mlp.NORM2, ops_block.DROP_PATH
+QKV, ATTN_PROJECT, ATTN_DROPOUT = attention.QKV, attention.ATTN_PROJECT, attention.ATTN_DROPOUT
+MLP_FC1, MLP_FC2, PROJECT = mlp.MLP_FC1, mlp.MLP_FC2, project.PROJECT
+POOL_CONV, POOL_NORM = attention.POOL_CONV, attention.POOL_NORM
+pool, rel_pos = attention.pool_name, attention.rel_pos_name
 NORM = "norm"  # the final norm
 HEAD_DROPOUT, HEAD_FC = "head.0", "head.1"
 
@@ -35,26 +38,12 @@ def block(index: int) -> str:
     return f"blocks.{index}"
 
 
-def pool(which: str) -> str:
-    """The pooling of q, k or v: its conv at `.pool`, its LayerNorm at `.norm_act.0`."""
-    return f"attn.pool_{which}"
-
-
-POOL_CONV, POOL_NORM = ".pool", ".norm_act.0"
-
-
 def is_position_table(name: str) -> bool:
     """Absolute position embeddings and relative-position tables (initialised like linears)."""
     return name.startswith("pos_encoding.") or ".rel_pos_" in name
 
 
-def rel_pos(axis: str) -> str:
-    """A decomposed relative-position table, axis t, h or w."""
-    return f"attn.rel_pos_{axis}"
-
-
 Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo"]
-Shape = tuple[int, ...]
 SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera", "pytorchvideo")
 # facebookresearch/hiera: MAE checkpoints carry the pretraining decoder and mask token, which
 # the encoder the spec makes does not have; they are left out, not reported.
@@ -64,11 +53,12 @@ _HIERA_DROPPED = ("decoder_", "mask_token", "multi_scale_fusion_heads.")
 # ---------------------------------------------------------------- what the spec makes
 
 
-def expected_shapes(model: Model) -> dict[str, Shape]:
-    """Every state_dict entry the emitted module will have, in torchvision naming, with shapes."""
+def expected_shapes(model: Model, flows: tuple[BlockFlow, ...] | None = None) -> dict[str, Shape]:
+    """Every state_dict entry the emitted module will have, in torchvision naming, with shapes
+    (`flows`: the block flows, when already computed)."""
     out = stem_shapes(model)
-    for b, flow in blocks_in_order(build_graph(model)):
-        for name, shape in block_param_shapes(model, b, flow.rel_pos).items():
+    for b, flow in with_flows(model, flows):
+        for name, shape in block_param_shapes(model, b, flow).items():
             out[f"{block(b.index)}.{name}"] = shape
     c = model.blocks[-1].dim_out
     if model.head.norm:
@@ -112,35 +102,9 @@ def position_shapes(model: Model) -> dict[str, Shape]:
     return out
 
 
-def block_param_shapes(
-    model: Model, b: Block, rel_sizes: tuple[int, int, int] | None
-) -> dict[str, Shape]:
-    """One block's entries, names relative to `blocks.{i}.`."""
-    hd, a, phd = b.head_dim, b.dim_attn, b.pool_head_dim
-    out: dict[str, Shape] = {f"{NORM1}.weight": (b.dim_in,), f"{NORM1}.bias": (b.dim_in,)}
-    fused = ((QKV, 3 * a),)
-    separate = ((f"{ATTN}.q", a), (f"{ATTN}.k", a), (f"{ATTN}.v", a))
-    for name, width in fused if b.qkv == "fused" else separate:
-        out[f"{name}.weight"] = (width, b.dim_in)
-        if b.qkv_bias:
-            out[f"{name}.bias"] = (width,)
-    out[f"{ATTN_PROJECT}.weight"], out[f"{ATTN_PROJECT}.bias"] = (a, a), (a,)
-    for which, p in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
-        if p.exists and p.mode == "conv":
-            out[f"{pool(which)}{POOL_CONV}.weight"] = (phd, 1, *_grid(model, p.kernel))
-            out[f"{pool(which)}{POOL_NORM}.weight"] = (phd,)
-            out[f"{pool(which)}{POOL_NORM}.bias"] = (phd,)
-    for axis, length in zip("thw", rel_sizes or (0, 0, 0)):
-        if length:
-            out[rel_pos(axis)] = (length, hd)
-    out[f"{NORM2}.weight"], out[f"{NORM2}.bias"] = (a,), (a,)
-    out[f"{MLP_FC1}.weight"], out[f"{MLP_FC1}.bias"] = (b.mlp_hidden, a), (b.mlp_hidden,)
-    out[f"{MLP_FC2}.weight"], out[f"{MLP_FC2}.bias"] = (b.dim_out, b.mlp_hidden), (b.dim_out,)
-    if b.has_project:
-        out[f"{PROJECT}.weight"], out[f"{PROJECT}.bias"] = (b.dim_out, b.dim_in), (b.dim_out,)
-    if b.layer_scale:
-        out["gamma_1"], out["gamma_2"] = (a,), (b.dim_out,)
-    return out
+def block_param_shapes(model: Model, b: Block, flow: BlockFlow) -> dict[str, Shape]:
+    """One block's entries, names relative to `blocks.{i}.`: its ops' (ops/)."""
+    return ops_block.shapes(model, b, flow)
 
 
 # ---------------------------------------------------------------- renaming

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import graphviz
 
-from ..analysis.analyze import BlockRow, Checked, Report, analyze
+from ..analysis.analyze import BlockRow, Report, Reported, analyze
 from ..ir import Block, Model, Stage
 from .block import block_graph, default_block, window_text
 from .diagram import Shapes, colour, lines, new_graph, node_count, plural, title
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import argparse
 
 
-class Spec(Checked, Protocol):
+class Spec(Reported, Protocol):
     """A checked spec (mvitdsl.spec.Spec): drawing reads its model, report and name."""
 
     @property
@@ -181,7 +181,7 @@ def signature(block: Block, row: BlockRow) -> tuple[Any, ...]:
         row.grid_in,
         row.grid_q,
         row.grid_kv,
-        block.window,
+        row.window_kv,
     )
 
 
