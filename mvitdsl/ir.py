@@ -12,9 +12,15 @@ from . import ops
 from .nodes import Dims3, Loc, Node, Pool, PoolMode, default_kernel, spatial, with_t
 from .ops import AttentionOp, BlockOp
 from .ops.attention import Qkv, RelPos, ResidualPool
+from .ops.head import Head
+from .ops.patch import Patch
+from .ops.positions import Tokens
 
 __all__ = [  # the building blocks live in nodes.py, the op records in ops/: one import here
     "Dims3",
+    "Head",
+    "Patch",
+    "Tokens",
     "Loc",
     "Node",
     "Pool",
@@ -35,24 +41,6 @@ class Input(Node):
     channels: int
     size: Dims3
     grid_rounding: Literal["exact", "ceil"] = "exact"
-    loc: Loc
-
-
-class Patch(Node):
-    """The patch embedding: a strided convolution that cuts the input into tokens."""
-
-    kernel: Dims3
-    stride: Dims3
-    padding: Dims3
-    dim: int
-    loc: Loc
-
-
-class Tokens(Node):
-    """Token options: a cls token, and the kind of absolute position embedding."""
-
-    cls: bool
-    position: Literal["none", "separable", "joint", "sincos"]
     loc: Loc
 
 
@@ -153,17 +141,6 @@ class Attention(Node):
     qkv: Qkv = "fused"
     pool_first: bool = False
     layer_scale: float = 0.0
-
-
-class Head(Node):
-    """The classifier: LayerNorm, cls token or mean over the patch tokens, dropout, linear."""
-
-    norm: bool
-    pool: Literal["cls", "mean"]
-    order: Literal["norm_pool", "pool_norm"] = "norm_pool"
-    dropout: float
-    classes: int
-    loc: Loc
 
 
 class Outputs(Node):

@@ -334,7 +334,7 @@ def test_every_ir_field_is_in_the_glossary() -> None:
 # records from the written settings) that reads one is branching on an op instead of asking it.
 OP_FLAG_READS = re.compile(
     r"\.(pool_first|layer_scale|residual_pool|scope_from|window|pool_head_dim)\b"
-    r"|\.(qkv|scope|rel_pos)\s*[!=]="
+    r"|\.(qkv|scope|rel_pos|position)\s*[!=]="
 )
 
 
@@ -363,6 +363,7 @@ def test_no_stage_outside_ops_branches_on_an_op_flag() -> None:
         "def f(op):\n    return op.scope != 'global'\n",
         "def f(op):\n    return op.rel_pos == 'decomposed'\n",
         "def f(b):\n    return b.window is None\n",
+        "def f(m):\n    return m.tokens.position == 'joint'\n",
     ],
 )
 def test_an_op_flag_read_is_caught(tmp_path: Path, code: str) -> None:

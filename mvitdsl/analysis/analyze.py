@@ -14,9 +14,10 @@ from typing import Any, Protocol
 
 from ..ir import Block, Dims3, HasModel, Model
 from ..ops import block as ops_block
+from ..ops import head, patch, positions
 from ..ops.base import Costs as Costs  # one home: the op rules sum them
 from ..ops.base import linear as linear
-from . import naming, shapes
+from . import shapes
 from .graph import BlockFlow, block_flows
 
 
@@ -153,21 +154,13 @@ def block_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
 
 
 def stem_costs(model: Model) -> Costs:
-    p, d = model.patch, model.patch.dim
-    grid = shapes.patch_grid(model)
-    params = model.input.channels * d * prod(p.kernel) + d
-    macs = prod(grid) * d * model.input.channels * prod(p.kernel)
-    params += sum(prod(shape) for shape in naming.position_shapes(model).values())
-    return Costs(params=params, other_macs=macs)
+    """The patch embedding, and the cls token and learned position tables."""
+    tables = sum(prod(shape) for shape in positions.learned_shapes(model).values())
+    return patch.costs(model) + Costs(params=tables)
 
 
 def head_costs(model: Model, grid: Dims3) -> Costs:
-    c = model.blocks[-1].dim_out
-    fc_p, fc_m = linear(1, c, model.head.classes)
-    norm_p = 2 * c if model.head.norm else 0
-    normed = shapes.tokens(grid, model.tokens.cls) if model.head.order == "norm_pool" else 1
-    norm_e = normed * c if model.head.norm else 0
-    return Costs(params=fc_p + norm_p, other_macs=fc_m, norm_elems=norm_e)
+    return head.costs(model, grid)
 
 
 # ---------------------------------------------------------------- activation memory

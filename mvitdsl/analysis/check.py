@@ -11,22 +11,13 @@ from typing import Any
 from ..diagnostics import Reporter, Span
 from ..ir import Block, Dims3, Model, Pool, spatial
 from ..ops import block as ops_block
+from ..ops import patch, positions
 from . import shapes
 from .graph import BlockFlow, with_flows
 
 
 def fmt(grid: tuple[Any, ...]) -> str:
     return "x".join(f"{v:g}" if isinstance(v, float) else str(v) for v in grid)
-
-
-def positions_fit(position: str, grid: Dims3, nominal: Dims3) -> bool:
-    """Whether the absolute positions, sized from input // stride, line up with the tokens:
-    joint needs the same count; separable the same T and the same H*W."""
-    if position in ("joint", "sincos"):
-        return grid[0] * grid[1] * grid[2] == nominal[0] * nominal[1] * nominal[2]
-    if position == "separable":
-        return grid[0] == nominal[0] and grid[1] * grid[2] == nominal[1] * nominal[2]
-    return True
 
 
 def divisors_near(grid: Dims3, stride: Dims3) -> list[Dims3]:
@@ -105,34 +96,10 @@ class Checker:
                 flow_ok = len(self.r.diagnostics) == errors
 
     def check_stem(self) -> None:
+        """The patch embedding's rules, the positions', and the first stage's width."""
         m = self.model
-        grid, nom = shapes.patch_grid(m), shapes.patch_nominal(m)
-        if min(grid) < 1:
-            self.r.error(
-                "E303",
-                f"the patch embedding leaves a {self.fmt(grid)} grid from a "
-                f"{self.fmt(m.input.size)} input",
-                self.setting_span("patch"),
-                "use a smaller kernel or stride, or a larger input",
-            )
-        elif not positions_fit(m.tokens.position, grid, nom):
-            self.r.error(
-                "E307",
-                f"the patch embedding makes a {self.fmt(grid)} token grid, but "
-                f"'position {m.tokens.position}' is sized for {self.fmt(nom)} (input size "
-                f"{self.fmt(m.input.size)} // patch stride {self.fmt(m.patch.stride)})",
-                self.setting_span("tokens"),
-                "choose an input size divisible by the "
-                "patch stride and an odd kernel with pad kernel//2, or 'position none'",
-            )
-        if m.tokens.position == "sincos" and m.patch.dim % 16:
-            self.r.error(
-                "E307",
-                f"'position sincos' needs an embedding width divisible by 16 (a quarter for "
-                f"time, three for space, each half sin, half cos); the width is {m.patch.dim}",
-                self.setting_span("tokens"),
-                "choose a patch width divisible by 16, or 'position joint'",
-            )
+        patch.check(self)
+        positions.check(self, shapes.patch_grid(m))
         if m.attention.dim_change == "mlp" and m.stages and m.patch.dim != m.stages[0].dim:
             self.r.error(
                 "E305",

@@ -9,29 +9,24 @@ import re
 from typing import Literal
 
 from ..ir import Block, Model
-from ..ops import attention, mlp, project
+from ..ops import attention, head, mlp, patch, pools, positions, project
 from ..ops import block as ops_block
 from ..ops.base import BlockFlow
 from ..ops.base import Shape as Shape
-from . import shapes
 from .graph import with_flows
 
 # ---------------------------------------------------------------- our names
 
-CONV_PROJ = "conv_proj"  # the patch embedding
-CLASS_TOKEN = "pos_encoding.class_token"
-POS_EMBED = "pos_encoding.pos_embed"  # joint positions (1, L, D)
-SPATIAL_POS = "pos_encoding.spatial_pos"  # separable positions: (H*W, D), (T, D), (D,)
-TEMPORAL_POS = "pos_encoding.temporal_pos"
-CLASS_POS = "pos_encoding.class_pos"
-# Inside a block, the names are each op's own (ops/); these are the ones other modules use.
+# The names are each op's own (ops/); these are the ones other modules use.
+CONV_PROJ = patch.CONV_PROJ
+CLASS_TOKEN, POS_EMBED, CLASS_POS = positions.CLASS_TOKEN, positions.POS_EMBED, positions.CLASS_POS
+SPATIAL_POS, TEMPORAL_POS = positions.SPATIAL_POS, positions.TEMPORAL_POS
+NORM, HEAD_DROPOUT, HEAD_FC = head.NORM, head.HEAD_DROPOUT, head.HEAD_FC
 NORM1, NORM2, DROP_PATH = ops_block.NORM1, mlp.NORM2, ops_block.DROP_PATH
 QKV, ATTN_PROJECT, ATTN_DROPOUT = attention.QKV, attention.ATTN_PROJECT, attention.ATTN_DROPOUT
 MLP_FC1, MLP_FC2, PROJECT = mlp.MLP_FC1, mlp.MLP_FC2, project.PROJECT
-POOL_CONV, POOL_NORM = attention.POOL_CONV, attention.POOL_NORM
-pool, rel_pos = attention.pool_name, attention.rel_pos_name
-NORM = "norm"  # the final norm
-HEAD_DROPOUT, HEAD_FC = "head.0", "head.1"
+POOL_CONV, POOL_NORM = pools.POOL_CONV, pools.POOL_NORM
+pool, rel_pos = pools.pool_name, attention.rel_pos_name
 
 
 def block(index: int) -> str:
@@ -60,46 +55,18 @@ def expected_shapes(model: Model, flows: tuple[BlockFlow, ...] | None = None) ->
     for b, flow in with_flows(model, flows):
         for name, shape in block_param_shapes(model, b, flow).items():
             out[f"{block(b.index)}.{name}"] = shape
-    c = model.blocks[-1].dim_out
-    if model.head.norm:
-        out[f"{NORM}.weight"], out[f"{NORM}.bias"] = (c,), (c,)
-    out[f"{HEAD_FC}.weight"], out[f"{HEAD_FC}.bias"] = (
-        (model.head.classes, c),
-        (model.head.classes,),
-    )
-    return out
-
-
-def _grid(model: Model, dims: tuple[int, int, int]) -> Shape:
-    return model.spatial(dims)
+    return out | head.shapes(model)
 
 
 def stem_shapes(model: Model) -> dict[str, Shape]:
-    p, d = model.patch, model.patch.dim
-    out: dict[str, Shape] = {
-        f"{CONV_PROJ}.weight": (d, model.input.channels, *_grid(model, p.kernel)),
-        f"{CONV_PROJ}.bias": (d,),
-    }
-    if model.tokens.position == "sincos":  # a fixed buffer (not a parameter) under pos_embed
-        t, h, w = shapes.patch_nominal(model)
-        out[POS_EMBED] = (1, t * h * w + int(model.tokens.cls), d)
-    return out | position_shapes(model)
+    """The patch embedding's, then the positions' (a fixed sincos buffer, the cls token and the
+    learned tables)."""
+    return patch.shapes(model) | positions.buffer_shapes(model) | positions.learned_shapes(model)
 
 
 def position_shapes(model: Model) -> dict[str, Shape]:
-    """The cls token and the absolute position tables, sized from the nominal patch grid: the one
-    home of their layout (the emitter creates them, the analysis counts them, from this)."""
-    d, cls = model.patch.dim, model.tokens.cls
-    out: dict[str, Shape] = {CLASS_TOKEN: (d,)} if cls else {}
-    t, h, w = shapes.patch_nominal(model)
-    if model.tokens.position == "joint":
-        out[POS_EMBED] = (1, t * h * w + int(cls), d)
-    elif model.tokens.position == "separable":
-        out[SPATIAL_POS] = (h * w, d)
-        out[TEMPORAL_POS] = (t, d)
-        if cls:
-            out[CLASS_POS] = (d,)
-    return out
+    """The cls token and the learned position tables (ops/positions.py lays them out)."""
+    return positions.learned_shapes(model)
 
 
 def block_param_shapes(model: Model, b: Block, flow: BlockFlow) -> dict[str, Shape]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..ir import Dims3, Model
 from ..ir import default_kernel as default_kernel  # the skip pool's kernel rule, one home in ir
+from ..ops import patch
 from ..ops.base import grid_out as grid_out
 from ..ops.base import nominal as nominal
 from ..ops.base import pooled as pooled
@@ -13,9 +14,8 @@ from ..ops.base import window_out as window_out
 
 
 def patch_grid(model: Model) -> Dims3:
-    p = model.patch
-    return grid_out(model.input.size, p.kernel, p.stride, p.padding)
+    return patch.grid(model)
 
 
 def patch_nominal(model: Model) -> Dims3:
-    return nominal(model.input.size, model.patch.stride)
+    return patch.nominal_grid(model)

@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from ..analysis import naming, shapes
+from ..analysis import naming
 from ..analysis.graph import BlockFlow, with_flows
 from ..ir import Block, Dims3, Loc, Model
 from ..ops import block as ops_block
-from . import runtime
+from ..ops import head, patch, positions
 
 Arg = Any
 
@@ -58,6 +58,9 @@ class Emitter:
         gm = fx.GraphModule(self.modules, self.graph, class_name=class_name)
         gm.graph.lint()  # every node well-formed, every target present: fail here, not at run time
         return gm
+
+    def graph_loc(self, node: fx.Node, loc: Loc) -> None:
+        node.meta["stack_trace"] = stack_trace(loc, self.model.name)
 
     def grid(self, g: Dims3) -> Any:  # (T, H, W) for video, (H, W) for images
         return self.model.spatial(g)
@@ -116,88 +119,17 @@ class ModelEmitter(Emitter):
     def emit(self) -> fx.GraphModule:
         m = self.model
         x = self.graph.placeholder("x")
-        x = self.stem(x)
+        x = positions.emit(self, patch.emit(self, x))  # stem: patches, cls token, positions
         blocks = []
         for block, flow in with_flows(m, self.flows):
             gm = BlockEmitter(m, block, flow).emit()
             x = self.module(naming.block(block.index), gm, x)
             x.meta["stack_trace"] = stack_trace(block.loc, m.name)
             blocks.append(gm)
-        x = self.head(x)
+        x = head.emit(self, x)
         gm = self.finish(x, m.head.loc, _class_name(m.name))
         gm.blocks = nn.ModuleList(blocks)  # so that gm.blocks[i] works
         return gm
-
-    def stem(self, x: fx.Node) -> fx.Node:
-        m, p = self.model, self.model.patch
-        conv = nn.Conv3d if self.nd == 3 else nn.Conv2d
-        x = self.module(
-            naming.CONV_PROJ,
-            conv(
-                m.input.channels,
-                p.dim,
-                self.grid(p.kernel),
-                stride=self.grid(p.stride),
-                padding=self.grid(p.padding),
-            ),
-            x,
-        )
-        self.graph_loc(x, p.loc)
-        # (B, D, T', H', W') -> (B, T'H'W', D)
-        x = self.method("flatten", x, 2)
-        x = self.method("transpose", x, 1, 2)
-        if m.tokens.cls:
-            token = self.table(naming.CLASS_TOKEN)
-            token = self.method("reshape", token, 1, 1, p.dim)
-            batch = self.method("size", x, 0)
-            token = self.method("expand", token, batch, -1, -1)
-            x = self.fn(torch.cat, [token, x], dim=1)
-        if m.tokens.position != "none":
-            x = self.fn(operator.add, x, self.positions())
-        return x
-
-    def table(self, name: str) -> fx.Node:
-        """A cls token or position table, shaped as naming.position_shapes lays it out."""
-        shape = naming.position_shapes(self.model)[name]
-        return self.attr(name, nn.Parameter(torch.zeros(shape)))
-
-    def positions(self) -> fx.Node:
-        """Absolute positions (1, L, D): joint, or temporal + spatial (+ class) as torchvision."""
-        m, d = self.model, self.model.patch.dim
-        t, h, w = shapes.patch_nominal(m)
-        if m.tokens.position == "joint":
-            return self.table(naming.POS_EMBED)
-        if m.tokens.position == "sincos":  # fixed: a buffer, not a parameter
-            fixed = runtime.sincos_positions(d, (t, h, w), m.tokens.cls).unsqueeze(0)
-            return self.attr(naming.POS_EMBED, fixed)
-        temporal = self.table(naming.TEMPORAL_POS)
-        spatial = self.table(naming.SPATIAL_POS)
-        pos = self.fn(torch.repeat_interleave, temporal, h * w, dim=0)
-        pos = self.fn(operator.add, pos, self.method("repeat", spatial, t, 1))
-        if m.tokens.cls:
-            class_pos = self.table(naming.CLASS_POS)
-            pos = self.fn(torch.cat, [self.method("reshape", class_pos, 1, d), pos], dim=0)
-        return self.method("unsqueeze", pos, 0)
-
-    def head(self, x: fx.Node) -> fx.Node:
-        m = self.model
-        c = m.blocks[-1].dim_out
-        norm_first = m.head.order == "norm_pool"
-        if m.head.norm and norm_first:
-            x = self.layer_norm(naming.NORM, c, x)
-        if m.head.pool == "cls":
-            x = self.fn(operator.getitem, x, (slice(None), 0))
-        else:  # the mean over the patch tokens: the cls token is not averaged in (as timm)
-            if m.tokens.cls:
-                x = self.fn(operator.getitem, x, (slice(None), slice(1, None)))
-            x = self.method("mean", x, 1)
-        if m.head.norm and not norm_first:
-            x = self.layer_norm(naming.NORM, c, x)
-        x = self.module(naming.HEAD_DROPOUT, nn.Dropout(m.head.dropout), x)
-        return self.module(naming.HEAD_FC, nn.Linear(c, m.head.classes), x)
-
-    def graph_loc(self, node: fx.Node, loc: Loc) -> None:
-        node.meta["stack_trace"] = stack_trace(loc, self.model.name)
 
 
 def _class_name(name: str) -> str:

@@ -199,15 +199,12 @@ class Rules:
     draw: dict[str, DrawRule] = field(default_factory=dict)  # HOOKS -> drawing
 
 
-class Emits(Protocol):
-    """What an op's emit function may call on the block emitter (backend.emit.BlockEmitter)."""
+class EmitsModel(Protocol):
+    """What an op's emit function may call on an emitter (backend.emit.Emitter)."""
 
     model: Model
-    block: Block
-    flow: BlockFlow
     nd: int
 
-    def graph_input(self) -> Value: ...
     def module(self, target: str, module: Any, *args: Value) -> Value: ...
     def fn(self, target: Any, *args: Value, **kwargs: Value) -> Value: ...
     def method(self, name: str, *args: Value) -> Value: ...
@@ -216,3 +213,13 @@ class Emits(Protocol):
     def layer_norm(self, target: str, dim: int, x: Value) -> Value: ...
     def split_cls(self, x: Value, dim: int, length: int | None = None) -> tuple[Value, Value]: ...
     def join_cls(self, cls: Value, x: Value, dim: int) -> Value: ...
+    def graph_loc(self, node: Value, loc: Any) -> None: ...
+
+
+class Emits(EmitsModel, Protocol):
+    """What a block op's emit function may call on the block emitter (BlockEmitter)."""
+
+    block: Block
+    flow: BlockFlow
+
+    def graph_input(self) -> Value: ...
