@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..nodes import Dims3, Pool
+from ..nodes import Dims3, Node, Pool
 
 if TYPE_CHECKING:
     from ..ir import Block, Model
@@ -188,7 +188,7 @@ class Rules:
     """One op kind: its IR record and its rule for each pipeline stage (None: takes no part)."""
 
     kind: str
-    record: type
+    record: type[Node]
     flow: FlowRule | None = None
     costs: CostRule | None = None
     saved: SavedRule | None = None  # activation elements a training step keeps
