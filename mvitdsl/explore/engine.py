@@ -8,11 +8,10 @@ Speed, without a second implementation of any rule:
   real `Lowering.finish` (defaults, stage expansion, the IR) runs on it. Values are read atom by
   atom, so their effects are independent; a test holds the result equal to lowering each
   variant's whole tree, and the Evaluator falls back to that if Lowering changes shape;
-- the checker's rules run per block over flows memoised on the block's own fields (its ops,
-  widths and the grids it sees) instead of a fresh networkx graph, and a block whose rules
-  passed on the same fields is not re-run; a variant with a diagnostic is re-checked on its
-  own tree for exact spans;
-- block costs are memoised on the block's fields (the flow key and the output width).
+- the checker's rules run per block over flows memoised on the block's own fields (pools and the
+  grids it sees) instead of a fresh networkx graph, and a block whose rules passed on the same
+  fields is not re-run; a variant with a diagnostic is re-checked on its own tree for exact spans;
+- block costs are memoised on the block's fields (widths, heads, MLP width, flow key).
 The memos live in the Evaluator (one sweep), never in a module-global cache. Measured: about
 2,400 variants per CPU-second over mvit_b; half of it is `Lowering.finish` building the
 pydantic IR, which a 10,000/s goal would have to skip (benchmarks/sweep.py).
@@ -328,13 +327,17 @@ class Evaluator:
         checker.r.raise_if_any()
 
     def flows(self, model: ir.Model) -> list[tuple[ir.Block, BlockFlow, int]]:
-        ctx = (model.tokens.cls, model.input.kind, model.input.grid_rounding)
+        ctx = (
+            model.tokens.cls,
+            model.attention.rel_pos,
+            model.input.kind,
+            model.input.grid_rounding,
+        )
         grid, nom = shapes.patch_grid(model), shapes.patch_nominal(model)
         out = []
         for block in model.blocks:
-            # the flow is the ops' shape rules over the grid: the ops (a stage cell such as
-            # `rel_pos=` is in them) and the widths they read are the key
-            key = (ctx, block.ops, block.dim_in, block.dim_attn, block.heads, grid, nom)
+            q, kv = block.pool_q, block.pool_kv
+            key = (ctx, q.mode, q.kernel, q.stride, kv.mode, kv.kernel, kv.stride, grid, nom)
             kid = self._ids.get(key)  # a small int per distinct key: hashed once, not per use
             if kid is None:
                 kid = self._ids[key] = len(self._ids)
@@ -356,7 +359,8 @@ class Evaluator:
         ctx = (att.qkv_bias, att.dim_change)
         costs = self._costs
         for block, flow, kid in flows:
-            ckey = (kid, ctx, block.dim_out)  # the flow key holds the ops and the other widths
+            ckey = (kid, ctx, block.dim_in, block.dim_attn, block.dim_out, block.heads,
+                    block.mlp_hidden)  # fmt: skip
             memo = costs.get(ckey)
             if memo is None:
                 c = block_costs(model, block, flow)
