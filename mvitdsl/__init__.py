@@ -102,6 +102,7 @@ def build(
         features=features,
         feature_norm=feature_norm,
         optimize=optimize,
+        flows=spec.report.flows if spec.report is not None else None,
     )
 
 

@@ -6,58 +6,32 @@ Grids and strides are always (T, H, W); image models have T = 1 and `input.kind 
 from __future__ import annotations
 
 from math import prod
-from typing import Literal
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from . import ops
+from .nodes import Dims3, Loc, Node, Pool, PoolMode, default_kernel, spatial, with_t
+from .ops import AttentionOp, BlockOp
+from .ops.attention import Qkv, RelPos, ResidualPool
+from .ops.head import Head
+from .ops.patch import Patch
+from .ops.positions import Tokens
 
-from .diagnostics import Span
-
-Dims3 = tuple[int, int, int]
-PoolMode = Literal["conv", "avg", "max"]
-RelPos = Literal["none", "decomposed"]
-ResidualPool = Literal["none", "tokens", "all"]
-Qkv = Literal["fused", "separate"]
-
-
-def default_kernel(stride: Dims3) -> Dims3:
-    """SlowFast's pooling kernel for a stride: s + 1 where s > 1, else s. The one home of the
-    rule: Q and K/V pools without a written kernel, and the residual's skip max-pool."""
-    k = tuple(s + 1 if s > 1 else s for s in stride)
-    return (k[0], k[1], k[2])
-
-
-def spatial(dims: tuple[int, ...], video: bool) -> tuple[int, ...]:
-    """A (T, H, W) grid, kernel or stride as the model's convolutions see it and as the spec writes
-    it: all three for video, (H, W) for images (whose T is always 1). The one home of that rule."""
-    return tuple(dims) if video else tuple(dims[1:])
-
-
-def with_t(size: tuple[int, ...], video: bool) -> tuple[int, ...]:
-    """The inverse: (C, T, H, W) from a video size, (C, 1, H, W) from an image's (C, H, W)."""
-    return tuple(size) if video else (size[0], 1, *size[-2:])
-
-
-class Node(BaseModel):
-    """Base of every IR model: immutable, no unknown fields."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Loc(Node):
-    """Where in the spec a value was set (file, line, column); carried into fx node metadata."""
-
-    file: str
-    line: int
-    column: int
-    text: str = ""
-    end_line: int = 0  # 0: the end is not known (a point)
-    end_column: int = 0
-
-    def span(self) -> Span:
-        """The located region, for diagnostics (a point is one character wide)."""
-        if self.end_line:
-            return Span(self.file, self.line, self.column, self.end_line, self.end_column)
-        return Span(self.file, self.line, self.column, self.line, self.column + 1)
+__all__ = [  # the building blocks live in nodes.py, the op records in ops/: one import here
+    "Dims3",
+    "Head",
+    "Patch",
+    "Tokens",
+    "Loc",
+    "Node",
+    "Pool",
+    "PoolMode",
+    "Qkv",
+    "RelPos",
+    "ResidualPool",
+    "default_kernel",
+    "spatial",
+    "with_t",
+]
 
 
 class Input(Node):
@@ -70,39 +44,10 @@ class Input(Node):
     loc: Loc
 
 
-class Patch(Node):
-    """The patch embedding: a strided convolution that cuts the input into tokens."""
-
-    kernel: Dims3
-    stride: Dims3
-    padding: Dims3
-    dim: int
-    loc: Loc
-
-
-class Tokens(Node):
-    """Token options: a cls token, and the kind of absolute position embedding."""
-
-    cls: bool
-    position: Literal["none", "separable", "joint", "sincos"]
-    loc: Loc
-
-
-class Pool(Node):
-    """One pooling of Q, K, V or the residual; absent when kernel and stride are all 1."""
-
-    mode: PoolMode
-    kernel: Dims3
-    stride: Dims3
-    padding: Dims3
-
-    @property
-    def exists(self) -> bool:
-        return not (prod(self.kernel) == 1 and prod(self.stride) == 1)
-
-
 class Block(Node):
-    """One MHPA block with everything the emitter needs; the unit of the block graph."""
+    """One block: its widths and heads, and the ops it holds (ops/: attention of one kind, the
+    MLP, and where present the residual projection, the skip pool and layer scale), in the
+    order their state-dict names come."""
 
     index: int
     stage: str
@@ -110,35 +55,32 @@ class Block(Node):
     dim_attn: int
     dim_out: int
     heads: int
-    mlp_hidden: int
-    pool_q: Pool
-    pool_kv: Pool
-    pool_skip: Pool  # the residual's max-pool where Q is strided (kernel 1 elsewhere)
-    qkv_bias: bool
-    rel_pos: RelPos
-    residual_pool: ResidualPool
     drop_path: float
     loc: Loc
-    qkv: Qkv = "fused"  # one Linear to 3A, or separate q, k, v Linears
-    pool_first: bool = False  # pool the input (its own heads) before the separate projections
-    layer_scale: float = 0.0  # the initial gammas of the two branches; 0: no layer scale
+    ops: tuple[BlockOp, ...]
 
     @property
-    def pool_head_dim(self) -> int:
-        """The channels per head the Q/K/V pools see: the input's with pool-first."""
-        return self.dim_in // self.heads if self.pool_first else self.head_dim
-
-    scope: Literal["global", "mask_unit", "window"] = "global"  # the scope in effect
-    window: Dims3 | None = None  # the K/V window the block attends in (None: global)
-    scope_from: str = ""  # the stage whose scope the block uses, when not its own (the lag)
+    def attention_op(self) -> AttentionOp:
+        """The block's attention (pooling, or windowed)."""
+        return next(op for op in self.ops if isinstance(op, ops.attention.AttentionOptions))
 
     @property
-    def window_q(self) -> Dims3 | None:
-        """The Q window: the K/V window divided by the block's Q stride."""
-        if self.window is None:
-            return None
-        w, s = self.window, self.pool_q.stride
-        return (max(w[0] // s[0], 1), max(w[1] // s[1], 1), max(w[2] // s[2], 1))
+    def pool_q(self) -> Pool:
+        return self.attention_op.pool_q
+
+    @property
+    def pool_kv(self) -> Pool:
+        return self.attention_op.pool_kv
+
+    @property
+    def pool_skip(self) -> Pool:
+        """The residual's max-pool where Q is strided (kernel 1 elsewhere)."""
+        found = next((op.pool for op in self.ops if isinstance(op, ops.SkipPool)), None)
+        return found or Pool(mode="max", kernel=(1, 1, 1), stride=(1, 1, 1), padding=(0, 0, 0))
+
+    @property
+    def mlp_hidden(self) -> int:
+        return next(op.hidden for op in self.ops if isinstance(op, ops.Mlp))
 
     @property
     def head_dim(self) -> int:
@@ -162,7 +104,8 @@ class Stage(Node):
     dim: int
     heads: int
     stride_q: Dims3
-    stride_kv: Dims3 | None
+    stride_kv_written: Dims3 | None  # the row's stride_kv column: None when it writes none (the
+    # running K/V stride applies; each block's is its pool_kv), (1, 1, 1) with K/V pooling off
     loc: Loc
     columns: dict[str, Loc] = {}  # where each column and `key=value` cell of the row is
 
@@ -198,17 +141,6 @@ class Attention(Node):
     qkv: Qkv = "fused"
     pool_first: bool = False
     layer_scale: float = 0.0
-
-
-class Head(Node):
-    """The classifier: LayerNorm, cls token or mean over the patch tokens, dropout, linear."""
-
-    norm: bool
-    pool: Literal["cls", "mean"]
-    order: Literal["norm_pool", "pool_norm"] = "norm_pool"
-    dropout: float
-    classes: int
-    loc: Loc
 
 
 class Outputs(Node):
@@ -263,3 +195,32 @@ class Model(Node):
     def spatial(self, dims: Dims3) -> tuple[int, ...]:
         """`dims` as this model's convolutions see them: (T, H, W), or (H, W) for images."""
         return spatial(dims, self.video)
+
+
+# ---------------------------------------------------------------- what later stages read of a spec
+# The driver's mvitdsl.spec.Spec has all of these; a later stage names the narrowest it needs, so
+# no stage imports the driver.
+
+
+class HasModel(Protocol):
+    """Anything that carries a lowered model (a checked spec)."""
+
+    @property
+    def model(self) -> Model: ...
+
+
+class NamedModel(HasModel, Protocol):
+    """A lowered model and the spec's name (bench, drawing)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class SpecSource(NamedModel, Protocol):
+    """A lowered model with the resolved statements it came from and its path (diff, the
+    resolved printer)."""
+
+    @property
+    def statements(self) -> tuple[Any, ...]: ...
+    @property
+    def path(self) -> str: ...

@@ -11,6 +11,7 @@ from .analysis.analyze import Report, analyze
 from .analysis.budget import check_budget
 from .analysis.check import check_model
 from .analysis.expect import check_expectations
+from .analysis.graph import block_flows
 from .catalog import names, shipped_path
 from .diagnostics import Diagnostic, Reporter, SpecError
 from .language.atoms import MAX_INT
@@ -166,8 +167,9 @@ def check_spec(spec: Spec) -> Report:
     """The shape rules, then, on a model whose shapes hold, the budget rule on its cost model
     and the figures the spec states (`expect`); returns that cost model (the report at batch 1,
     fp32), or raises SpecError."""
-    check_model(spec.model, spec.sources)
-    report = analyze(spec.model)
+    flows = block_flows(spec.model)  # the block graph's shapes, once: the later stages share them
+    check_model(spec.model, spec.sources, flows)
+    report = analyze(spec.model, flows=flows)
     check_budget(spec.model, report, spec.sources)
     check_expectations(spec, report)
     return report

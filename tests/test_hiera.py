@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SPECS
 
 import mvitdsl
 from mvitdsl import analyze, load_spec
+from mvitdsl.ir import Block
+from mvitdsl.ops import window
 
 TINY_HIERA = """
 model hiera_small_test {
@@ -37,11 +40,23 @@ def test_hiera_tiny_costs_and_grids() -> None:
     assert [s.grid[1:] for s in report.stages] == [(56, 56), (28, 28), (14, 14), (7, 7)]
 
 
+def _window(b: Block) -> tuple[Any, Any, str]:
+    """A block's (K/V window, Q window, the stage whose scope it keeps): (None, None, "") when
+    it attends globally."""
+    w = window.of(b)
+    return (w.window_kv, w.window_q, w.scope_from) if w is not None else (None, None, "")
+
+
+def _scope(b: Block) -> str:
+    w = window.of(b)
+    return w.scope if w is not None else "global"
+
+
 def test_scope_lags_one_block() -> None:
     """A stage's first block attends in the previous stage's scope: windows 8, 8/4, 4, 4/2, then
     global; the K/V window is the mask unit over the Q strides applied before the block."""
     model = load_spec(SPECS / "hiera_t_image.mv").model
-    windows = [(b.window, b.window_q) for b in model.blocks]
+    windows = [_window(b)[:2] for b in model.blocks]
     assert windows[:5] == [
         ((1, 8, 8), (1, 8, 8)),
         ((1, 8, 8), (1, 4, 4)),
@@ -50,7 +65,7 @@ def test_scope_lags_one_block() -> None:
         (None, None),
     ]
     assert all(w == (None, None) for w in windows[4:])
-    assert [b.scope_from for b in model.blocks[:4]] == ["", "scale2", "", "scale3"]
+    assert [_window(b)[2] for b in model.blocks[:4]] == ["", "scale2", "", "scale3"]
     b1 = model.blocks[1]
     assert b1.pool_q.kernel == b1.pool_q.stride == (1, 2, 2)
     assert b1.pool_q.padding == (0, 0, 0) and not b1.pool_kv.exists
@@ -354,10 +369,8 @@ def test_explicit_windows_equal_mask_units_where_they_agree() -> None:
     assert text.count("scope=window") == 2
     explicit = load_spec(text=text).model
     units = load_spec(SPECS / "hiera_t_image.mv").model
-    assert [(b.window, b.window_q, b.scope_from) for b in explicit.blocks] == [
-        (b.window, b.window_q, b.scope_from) for b in units.blocks
-    ]
-    assert {b.scope for b in explicit.blocks} == {"window", "global"}
+    assert [_window(b) for b in explicit.blocks] == [_window(b) for b in units.blocks]
+    assert {_scope(b) for b in explicit.blocks} == {"window", "global"}
     assert analyze(explicit).macs == analyze(units).macs
 
 
@@ -409,11 +422,11 @@ def test_scope_lag_off_splits_a_stage_for_per_block_exceptions() -> None:
         "    s3w 1  128  4  1x1  scope=window window=2x2 scope_lag=off\n",
     )
     blocks = load_spec(text=text).model.blocks
-    assert [(b.stage, b.scope, b.window) for b in blocks[3:]] == [
+    assert [(b.stage, _scope(b), _window(b)[0]) for b in blocks[3:]] == [
         ("s3", "mask_unit", (1, 2, 2)),  # the stage's first block: s2's scope (the lag)
         ("s3", "window", (1, 2, 2)),
         ("s3g", "global", None),
         ("s3w", "window", (1, 2, 2)),
     ]
     lagging = load_spec(text=text.replace(" scope_lag=off", "")).model.blocks
-    assert (lagging[5].scope, lagging[6].scope) == ("window", "global")  # each row lags
+    assert (_scope(lagging[5]), _scope(lagging[6])) == ("window", "global")  # each row lags

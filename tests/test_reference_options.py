@@ -126,7 +126,7 @@ def test_qkv_and_pool_first_are_per_stage_cells():
     text = text.replace("s1  2  16  2  1x2x2", "s1  2  16  2  1x2x2  qkv=separate")
     text = text.replace("s2  1  32  4  1x2x2", "s2  1  32  4  1x2x2  pool_first=on")
     m = mvitdsl.load_spec(text=text).model
-    assert [(b.qkv, b.pool_first) for b in m.blocks] == [
+    assert [(b.attention_op.qkv, b.attention_op.pool_first) for b in m.blocks] == [
         ("fused", False),
         ("separate", False),
         ("separate", False),

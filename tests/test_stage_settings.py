@@ -38,14 +38,16 @@ def test_a_cell_overrides_the_model_wide_value_for_its_stage_only():
     ).replace("  stages {", "  attention pool max 3x3, mlp_ratio 3\n  stages {")
     m = mvitdsl.load_spec(text=text).model
     first, *second = m.blocks
-    assert (first.pool_q.mode, first.mlp_hidden, first.qkv_bias, first.rel_pos) == (
+    att = first.attention_op
+    assert (first.pool_q.mode, first.mlp_hidden, att.qkv_bias, att.rel_pos) == (
         "max",
         24,
         True,
         "none",
     )
     for b in second:
-        assert (b.pool_kv.mode, b.mlp_hidden, b.qkv_bias, b.rel_pos) == (
+        att = b.attention_op
+        assert (b.pool_kv.mode, b.mlp_hidden, att.qkv_bias, att.rel_pos) == (
             "avg",
             32,
             False,

@@ -12,59 +12,23 @@ from dataclasses import asdict, dataclass, field
 from math import prod
 from typing import Any, Protocol
 
-from ..ir import Block, Dims3, Model
-from . import naming, shapes
-from .graph import BlockFlow, blocks_in_order, build_graph
+from ..ir import Block, Dims3, HasModel, Model
+from ..ops import block as ops_block
+from ..ops import head, patch, positions
+from ..ops.base import Costs as Costs  # one home: the op rules sum them
+from ..ops.base import linear as linear
+from . import shapes
+from .graph import BlockFlow, block_flows
 
 
-class Checked(Protocol):
+class Reported(HasModel, Protocol):
     """A checked spec (mvitdsl.spec.Spec): its model, and the report the checks already made."""
 
-    @property
-    def model(self) -> Model: ...
     @property
     def report(self) -> Report | None: ...
 
 
 DTYPE_BYTES = {"fp32": 4, "float32": 4, "bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2}
-
-
-@dataclass(frozen=True)
-class Costs:
-    """Parameters and multiply-adds of one part of the model, split by kind of work."""
-
-    params: int = 0
-    attn_macs: int = 0  # qkv, attention matmuls, relative positions, output projection
-    mlp_macs: int = 0  # MLP and the residual projection
-    pool_macs: int = 0  # Q/K/V conv pooling
-    other_macs: int = 0  # stem and head
-    norm_elems: int = 0  # elements normalised by LayerNorm (fvcore counts 5 per element)
-
-    @property
-    def macs(self) -> int:
-        return self.attn_macs + self.mlp_macs + self.pool_macs + self.other_macs
-
-    @property
-    def macs_fvcore(self) -> int:
-        return self.macs + 5 * self.norm_elems
-
-    @property
-    def share(self) -> dict[str, float]:
-        """Fractions of the matmul-only MACs: attention, MLP, pooling, stem and head."""
-        total = self.macs or 1
-        return {
-            "attention": self.attn_macs / total,
-            "mlp": self.mlp_macs / total,
-            "pooling": self.pool_macs / total,
-            "stem_head": self.other_macs / total,
-        }
-
-    def __add__(self, other: Costs) -> Costs:
-        return Costs(*(a + b for a, b in zip(_fields(self), _fields(other))))
-
-
-def _fields(c: Costs) -> tuple[int, ...]:
-    return (c.params, c.attn_macs, c.mlp_macs, c.pool_macs, c.other_macs, c.norm_elems)
 
 
 @dataclass(frozen=True)
@@ -138,6 +102,7 @@ class Report:
     activation_bytes: int = 0
     outputs: list[dict[str, Any]] = field(default_factory=list)  # feature maps (`outputs`)
     feature_params: int | None = None  # the feature model's parameters, with `outputs`
+    flows: tuple[BlockFlow, ...] = ()  # the shapes through each block, handed down (not JSON)
 
     @property
     def params(self) -> int:
@@ -157,6 +122,7 @@ class Report:
         """The report as JSON data, in the one vocabulary of every JSON output (GLOSSARY):
         `params`, `gmacs`, `gmacs_fvcore`, `activation_gib`, beside the exact integers."""
         data = asdict(self)
+        del data["flows"]  # the same facts as the block rows, for the later stages
         data["model"] = self.model.name
         data["params"], data["macs"], data["macs_fvcore"] = self.params, self.macs, self.macs_fvcore
         data["share"] = self.totals.share
@@ -182,108 +148,27 @@ def with_units(row: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- costs per part
 
 
-def linear(tokens: int, d_in: int, d_out: int, bias: bool = True) -> tuple[int, int]:
-    """(params, MACs) of a Linear applied to `tokens` rows."""
-    return d_in * d_out + (d_out if bias else 0), tokens * d_in * d_out
-
-
-def pool_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
-    hd, heads = block.pool_head_dim, block.heads
-    params = macs = norm = 0
-    for pool, grid, length, count in (
-        (block.pool_q, flow.grid_q, flow.len_q, 1),
-        (block.pool_kv, flow.grid_kv, flow.len_kv, 2),
-    ):
-        if not pool.exists or pool.mode != "conv":
-            continue
-        params += count * (hd * prod(pool.kernel) + 2 * hd)
-        macs += count * heads * prod(grid) * hd * prod(pool.kernel)
-        norm += count * heads * length * hd
-    return Costs(params=params, pool_macs=macs, norm_elems=norm)
-
-
-def attention_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
-    a, hd, heads = block.dim_attn, block.head_dim, block.heads
-    qkv_p, qkv_m = linear(flow.len_in, block.dim_in, 3 * a, block.qkv_bias)
-    if block.pool_first:  # the projections see the pooled tokens
-        qkv_m = block.dim_in * a * (flow.len_q + 2 * flow.len_kv)
-    proj_p, proj_m = linear(flow.len_q, a, a)
-    # each query attends to its window's K/V tokens (all of them when global)
-    attended = prod(block.window) if block.window is not None else flow.len_kv
-    matmuls = 2 * heads * flow.len_q * attended * hd
-    rel_p = rel_m = 0
-    if flow.rel_pos is not None:
-        rel_p = sum(flow.rel_pos) * hd
-        used = sum(n for n, size in zip(flow.grid_kv, flow.rel_pos) if size)
-        rel_m = heads * prod(flow.grid_q) * used * hd
-    norm = flow.len_in * block.dim_in
-    gamma = a if block.layer_scale else 0
-    return Costs(
-        params=qkv_p + proj_p + rel_p + 2 * block.dim_in + gamma,
-        attn_macs=qkv_m + proj_m + matmuls + rel_m,
-        norm_elems=norm,
-    )
-
-
-def mlp_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
-    fc1_p, fc1_m = linear(flow.len_q, block.dim_attn, block.mlp_hidden)
-    fc2_p, fc2_m = linear(flow.len_q, block.mlp_hidden, block.dim_out)
-    proj_p = proj_m = 0
-    if block.has_project:
-        rows = flow.len_in if model.attention.dim_change == "attention" else flow.len_q
-        proj_p, proj_m = linear(rows, block.dim_in, block.dim_out)
-    gamma = block.dim_out if block.layer_scale else 0
-    return Costs(
-        params=fc1_p + fc2_p + proj_p + 2 * block.dim_attn + gamma,
-        mlp_macs=fc1_m + fc2_m + proj_m,
-        norm_elems=flow.len_q * block.dim_attn,
-    )
-
-
 def block_costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
-    return (
-        attention_costs(model, block, flow)
-        + mlp_costs(model, block, flow)
-        + pool_costs(model, block, flow)
-    )
+    """A block's parameters and MACs: the sum of its ops' (ops/)."""
+    return ops_block.costs(model, block, flow)
 
 
 def stem_costs(model: Model) -> Costs:
-    p, d = model.patch, model.patch.dim
-    grid = shapes.patch_grid(model)
-    params = model.input.channels * d * prod(p.kernel) + d
-    macs = prod(grid) * d * model.input.channels * prod(p.kernel)
-    params += sum(prod(shape) for shape in naming.position_shapes(model).values())
-    return Costs(params=params, other_macs=macs)
+    """The patch embedding, and the cls token and learned position tables."""
+    tables = sum(prod(shape) for shape in positions.learned_shapes(model).values())
+    return patch.costs(model) + Costs(params=tables)
 
 
 def head_costs(model: Model, grid: Dims3) -> Costs:
-    c = model.blocks[-1].dim_out
-    fc_p, fc_m = linear(1, c, model.head.classes)
-    norm_p = 2 * c if model.head.norm else 0
-    normed = shapes.tokens(grid, model.tokens.cls) if model.head.order == "norm_pool" else 1
-    norm_e = normed * c if model.head.norm else 0
-    return Costs(params=fc_p + norm_p, other_macs=fc_m, norm_elems=norm_e)
+    return head.costs(model, grid)
 
 
 # ---------------------------------------------------------------- activation memory
 
 
 def activation_elems(block: Block, flow: BlockFlow) -> int:
-    """Elements a training step keeps for backward in one block (an estimate, per sample):
-    inputs of each linear, norm and pooling, the attention matrix, and the MLP hidden."""
-    a, h, hd = block.dim_attn, block.heads, block.head_dim
-    saved = 2 * flow.len_in * block.dim_in  # block input, norm1 output
-    saved += flow.len_in * 3 * a  # qkv
-    saved += h * hd * (2 * flow.len_q + 4 * flow.len_kv)  # pooled q, k, v before/after norm
-    attended = prod(block.window) if block.window is not None else flow.len_kv
-    saved += h * flow.len_q * attended  # attention probabilities (per window when windowed)
-    saved += 3 * flow.len_q * a  # attention output, residual sum, norm2 output
-    saved += 2 * flow.len_q * block.mlp_hidden  # MLP hidden before and after GELU
-    if flow.rel_pos is not None:
-        saved += h * flow.len_q * flow.len_kv  # the relative-position logits (the attn mask)
-        saved += 3 * h * flow.len_q * hd  # the queries, copied once per einsum over t, h, w
-    return saved
+    """Elements a training step keeps for backward in one block (an estimate, per sample)."""
+    return ops_block.saved(block, flow)
 
 
 # ---------------------------------------------------------------- the report
@@ -298,11 +183,18 @@ def operators(model: Model, dim: int, stage: str | None = None) -> str:
     return f"MHPA({dim}), MLP({round(dim * ratio)})"
 
 
-def analyze(spec: Checked | Model, *, batch: int = 1, dtype: str = "fp32") -> Report:
+def analyze(
+    spec: Reported | Model,
+    *,
+    batch: int = 1,
+    dtype: str = "fp32",
+    flows: tuple[BlockFlow, ...] | None = None,
+) -> Report:
     """Shapes, parameters and MACs per stage and per block; no torch import.
 
     `batch` (>= 1) and `dtype` ("fp32", "bf16", "fp16") size the activation memory; a bad value
-    is a TypeError / ValueError with a message."""
+    is a TypeError / ValueError with a message. `flows`: the block flows already computed
+    (graph.block_flows), handed down instead of computed again."""
     model = spec if isinstance(spec, Model) else getattr(spec, "model", None)
     if not isinstance(model, Model):
         raise TypeError(f"analyze takes a Spec from load_spec, not {type(spec).__name__}")
@@ -313,22 +205,23 @@ def analyze(spec: Checked | Model, *, batch: int = 1, dtype: str = "fp32") -> Re
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype= must be one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
     if isinstance(spec, Model):
-        return _analyze(spec, batch, dtype)
+        return _analyze(spec, batch, dtype, flows)
     made = spec.report  # a checked spec carries the report its budget check made (batch 1, fp32)
     if made is not None and (made.batch, made.dtype) == (batch, dtype):
         return made
-    return _analyze(model, batch, dtype)
+    return _analyze(model, batch, dtype, made.flows if made is not None else flows)
 
 
 MAX_BATCH = 1_000_000
 
 
-def _analyze(model: Model, batch: int, dtype: str) -> Report:
+def _analyze(model: Model, batch: int, dtype: str, flows: tuple[BlockFlow, ...] | None) -> Report:
     nbytes = DTYPE_BYTES[dtype]
     rows: list[BlockRow] = []
     stem = total = stem_costs(model)
     grid = shapes.patch_grid(model)
-    for block, flow in blocks_in_order(build_graph(model)):
+    flows = block_flows(model) if flows is None else flows
+    for block, flow in zip(model.blocks, flows):
         c = block_costs(model, block, flow)
         total, grid = total + c, flow.grid_out
         rows.append(block_row(block, flow, c, activation_elems(block, flow) * batch * nbytes))
@@ -346,16 +239,19 @@ def _analyze(model: Model, batch: int, dtype: str) -> Report:
         batch=batch,
         dtype=dtype,
         activation_bytes=sum(r.activation_bytes for r in rows) + 2 * stem_elems * batch * nbytes,
-        **_outputs_extra(model, stem, rows),
+        flows=flows,
+        **_outputs_extra(model, stem, rows, flows),
     )
 
 
-def _outputs_extra(model: Model, stem: Costs, rows: list[BlockRow]) -> dict[str, Any]:
+def _outputs_extra(
+    model: Model, stem: Costs, rows: list[BlockRow], flows: tuple[BlockFlow, ...]
+) -> dict[str, Any]:
     """With an `outputs` setting: the maps, and the feature model's parameters (the blocks
     after the last output and the head pruned, a LayerNorm per map with `norm`)."""
     from .outputs import spec_outputs
 
-    info = spec_outputs(model)
+    info = spec_outputs(model, flows)
     if not info or model.outputs is None:
         return {}
     last = max(int(i["module"].split(".")[1]) for i in info)
@@ -381,7 +277,6 @@ def block_row(block: Block, flow: BlockFlow, c: Costs, activation_bytes: int) ->
         len_q=flow.len_q,
         len_kv=flow.len_kv,
         len_q_no_cls=prod(flow.grid_q),
-        attention=_attention_size(block, flow),
         params=c.params,
         macs=c.macs,
         macs_fvcore=c.macs_fvcore,
@@ -390,24 +285,8 @@ def block_row(block: Block, flow: BlockFlow, c: Costs, activation_bytes: int) ->
         len_in=flow.len_in,
         len_kv_no_cls=prod(flow.grid_kv),
         share=c.share,
-        scope=_scope(block),
-        windows=prod(flow.grid_kv) // prod(block.window) if block.window is not None else 1,
-        window_q=block.window_q,
-        window_kv=block.window,
+        **ops_block.row(block, flow),  # attention, scope, windows, window_q, window_kv
     )
-
-
-def _attention_size(block: Block, flow: BlockFlow) -> tuple[int, int]:
-    """L_Q x L_K of one attention matrix per head: one window's when windowed."""
-    if block.window is None or block.window_q is None:
-        return flow.len_q, flow.len_kv
-    return prod(block.window_q), prod(block.window)
-
-
-def _scope(block: Block) -> str:
-    if block.window is None:
-        return "global"
-    return f"{block.scope}+lag" if block.scope_from else block.scope
 
 
 def stage_row(model: Model, stage: Any, rows: list[BlockRow]) -> StageRow:

@@ -10,22 +10,14 @@ from typing import Any
 
 from ..diagnostics import Reporter, Span
 from ..ir import Block, Dims3, Model, Pool, spatial
+from ..ops import block as ops_block
+from ..ops import patch, positions
 from . import shapes
-from .graph import BlockFlow, blocks_in_order, build_graph
+from .graph import BlockFlow, with_flows
 
 
 def fmt(grid: tuple[Any, ...]) -> str:
     return "x".join(f"{v:g}" if isinstance(v, float) else str(v) for v in grid)
-
-
-def positions_fit(position: str, grid: Dims3, nominal: Dims3) -> bool:
-    """Whether the absolute positions, sized from input // stride, line up with the tokens:
-    joint needs the same count; separable the same T and the same H*W."""
-    if position in ("joint", "sincos"):
-        return grid[0] * grid[1] * grid[2] == nominal[0] * nominal[1] * nominal[2]
-    if position == "separable":
-        return grid[0] == nominal[0] and grid[1] * grid[2] == nominal[1] * nominal[2]
-    return True
 
 
 def divisors_near(grid: Dims3, stride: Dims3) -> list[Dims3]:
@@ -64,8 +56,14 @@ class Checker:
     Runs on the IR alone: the places to point at are the IR's locations (`Model.where`, each
     stage's `columns`); `sources` only supplies the lines that the rendered diagnostics quote."""
 
-    def __init__(self, model: Model, sources: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        sources: dict[str, str] | None = None,
+        flows: tuple[BlockFlow, ...] | None = None,
+    ) -> None:
         self.model = model
+        self.known_flows = flows  # handed down by the driver (None: computed here)
         self.r = Reporter(sources or {})
         self.heads_seen: set[tuple[str, int, int]] = set()
 
@@ -90,7 +88,7 @@ class Checker:
         if self.r.diagnostics:
             return
         flow_ok = True  # after one broken grid, later grids are consequences: not reported
-        for block, flow in blocks_in_order(build_graph(self.model)):
+        for block, flow in with_flows(self.model, self.known_flows):
             self.check_heads(block)
             if flow_ok:
                 errors = len(self.r.diagnostics)
@@ -98,34 +96,10 @@ class Checker:
                 flow_ok = len(self.r.diagnostics) == errors
 
     def check_stem(self) -> None:
+        """The patch embedding's rules, the positions', and the first stage's width."""
         m = self.model
-        grid, nom = shapes.patch_grid(m), shapes.patch_nominal(m)
-        if min(grid) < 1:
-            self.r.error(
-                "E303",
-                f"the patch embedding leaves a {self.fmt(grid)} grid from a "
-                f"{self.fmt(m.input.size)} input",
-                self.setting_span("patch"),
-                "use a smaller kernel or stride, or a larger input",
-            )
-        elif not positions_fit(m.tokens.position, grid, nom):
-            self.r.error(
-                "E307",
-                f"the patch embedding makes a {self.fmt(grid)} token grid, but "
-                f"'position {m.tokens.position}' is sized for {self.fmt(nom)} (input size "
-                f"{self.fmt(m.input.size)} // patch stride {self.fmt(m.patch.stride)})",
-                self.setting_span("tokens"),
-                "choose an input size divisible by the "
-                "patch stride and an odd kernel with pad kernel//2, or 'position none'",
-            )
-        if m.tokens.position == "sincos" and m.patch.dim % 16:
-            self.r.error(
-                "E307",
-                f"'position sincos' needs an embedding width divisible by 16 (a quarter for "
-                f"time, three for space, each half sin, half cos); the width is {m.patch.dim}",
-                self.setting_span("tokens"),
-                "choose a patch width divisible by 16, or 'position joint'",
-            )
+        patch.check(self)
+        positions.check(self, shapes.patch_grid(m))
         if m.attention.dim_change == "mlp" and m.stages and m.patch.dim != m.stages[0].dim:
             self.r.error(
                 "E305",
@@ -156,45 +130,11 @@ class Checker:
         return any(s.first == block.index for s in self.model.stages)
 
     def check_block(self, block: Block, flow: BlockFlow) -> None:
-        q = block.pool_q
-        # K/V strides may exceed the grid (everything pools to one token); only Q sets the grid.
-        if self.check_fit(block, flow.grid_in, q.stride):
-            return
-        for name, pool, grid in (("Q", q, flow.grid_q), ("K/V", block.pool_kv, flow.grid_kv)):
-            span = self.pool_span(block, name)
-            if min(grid) < 1:
-                self.r.error(
-                    "E303",
-                    f"{name} pooling of block {block.index} leaves a "
-                    f"{self.fmt(grid)} grid from {self.fmt(flow.grid_in)}",
-                    span,
-                    "use a smaller kernel or a larger input",
-                )
-                return
-            if self.avg_window_too_big(pool, flow.grid_in):
-                self.r.error(
-                    "E304",
-                    f"{name} avg pooling kernel {self.fmt(pool.kernel)} of "
-                    f"block {block.index} is larger than its {self.fmt(flow.grid_in)} "
-                    "input grid",
-                    span,
-                    "PyTorch's avg_pool3d needs the grid at least as large as the "
-                    "kernel; use a smaller kernel, or max or conv pooling",
-                )
-                return
-        if flow.rel_pos is not None and self.rel_pos_collapses(flow.rel_pos):
-            self.r.error(
-                "E303",
-                f"block {block.index}: relative positions are sized from the "
-                f"bookkeeping grid {self.fmt(flow.nominal_in)} (input // strides, as "
-                "torchvision does), which leaves an empty table",
-                self.row_span(block.stage, "stride_q"),
-                "choose an input size divisible by the strides, or 'rel_pos none'",
-            )
-            return
-        if block.window is not None and self.check_window(block, flow):
+        """The rules of the block's ops (ops/), then the residual add's: both branches meet."""
+        if ops_block.check(self, block, flow):
             return
         if flow.grid_skip != flow.grid_q:
+            q = block.pool_q
             self.r.error(
                 "E301",
                 f"block {block.index}: attention output grid "
@@ -205,57 +145,16 @@ class Checker:
                 f"use an odd Q kernel, e.g. {self.fmt((3, 3, 3))}, or the s+1 rule",
             )
 
-    def scope_span(self, block: Block) -> Span:
+    def strides_before(self, block: Block) -> Dims3:
+        return strides_before(self.model, block)
+
+    def scope_span(self, block: Block, scope_from: str) -> Span:
         """The `scope=` cell of the stage whose scope the block uses, else the attention line."""
-        stage = block.scope_from or block.stage
+        stage = scope_from or block.stage
         for s in self.model.stages:
             if s.name == stage and "scope" in s.columns:
                 return s.columns["scope"].span()
         return self.setting_span("attention")
-
-    def check_window(self, block: Block, flow: BlockFlow) -> bool:
-        """Mask-unit windows must tile the block's K/V grid and, divided by its Q stride, the Q
-        grid: the mask unit divisible by the Q strides before the block, the window by the
-        block's stride, the grid by the window; no K/V pooling or relative positions inside."""
-        m, w, wq = self.model, block.window, block.window_q
-        assert w is not None and wq is not None
-        before = strides_before(m, block)
-        lag = f" (the scope of stage '{block.scope_from}': a stage's first block keeps it)"
-        where = f"block {block.index}{lag if block.scope_from else ''}"
-        unit = m.attention.mask_unit or (1, 1, 1)
-        by_unit = block.scope == "mask_unit"
-        problem = hint = ""
-        if by_unit and any(u % s for u, s in zip(unit, before)):
-            problem = (
-                f"{where}: mask unit {self.fmt(unit)} is not divisible by the Q strides "
-                f"before it, {self.fmt(before)}"
-            )
-            hint = "use a larger mask unit, or 'scope=global' in this stage"
-        elif any(n % s for n, s in zip(w, block.pool_q.stride)):
-            problem = (
-                f"{where}: window {self.fmt(w)} is not divisible by its Q stride "
-                f"{self.fmt(block.pool_q.stride)}"
-            )
-            hint = "use a larger mask unit, or 'scope=global' in the previous stage"
-        elif any(n % s for n, s in zip(flow.grid_in, w)):
-            grid = self.fmt(flow.grid_in)
-            problem = f"{where}: grid {grid} is not divisible by window {self.fmt(w)}"
-            hint = "choose an input size whose grids the mask unit divides"
-        elif block.pool_kv.exists or flow.rel_pos is not None:
-            problem = f"{where}: windowed attention needs no K/V pooling and no relative positions"
-            hint = "write 'pool_kv off' and 'rel_pos none', or 'scope=global'"
-        elif any(n % s for n, s in zip(flow.grid_q, wq)) or [
-            n // s for n, s in zip(flow.grid_q, wq)
-        ] != [n // s for n, s in zip(flow.grid_in, w)]:
-            problem = (
-                f"{where}: Q grid {self.fmt(flow.grid_q)} does not split into the same windows "
-                f"as the K/V grid {self.fmt(flow.grid_in)}"
-            )
-            hint = "pool Q with kernel = stride and padding 0 ('kernel_q', 'pool_pad zero')"
-        if not problem:
-            return False
-        self.r.error("E309", problem, self.scope_span(block), hint)
-        return True
 
     def rel_pos_collapses(self, sizes: tuple[int, int, int]) -> bool:
         t, h, w = sizes
@@ -305,8 +204,13 @@ class Checker:
         return True
 
 
-def check_model(model: Model, sources: dict[str, str] | None = None) -> None:
-    """Raise SpecError with every shape problem of the model, or return quietly."""
-    checker = Checker(model, sources)
+def check_model(
+    model: Model,
+    sources: dict[str, str] | None = None,
+    flows: tuple[BlockFlow, ...] | None = None,
+) -> None:
+    """Raise SpecError with every shape problem of the model, or return quietly (`flows`: the
+    block flows, when already computed)."""
+    checker = Checker(model, sources, flows)
     checker.run()
     checker.r.raise_if_any()

@@ -4,27 +4,12 @@ never imports torch."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from ..ir import Model
+from ..ir import SpecSource
 from ..language.overrides import row_words
 from ..language.syntax import Clause, Row, Setting, Table
 from .analyze import Report, analyze
-
-
-class Spec(Protocol):
-    """What the diff reads of a checked spec (mvitdsl.spec.Spec has it); analysis never imports
-    the driver."""
-
-    @property
-    def model(self) -> Model: ...
-    @property
-    def statements(self) -> tuple[Any, ...]: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-
 
 SCHEMA = 1  # the JSON shape's version; `kind` names the shape (GLOSSARY.md)
 GIB = 2**30
@@ -43,7 +28,7 @@ def _at(span: Any) -> str:
     return f"{span.file}:{span.line}"
 
 
-def _settings(spec: Spec) -> dict[tuple[str, str], tuple[str, str]]:
+def _settings(spec: SpecSource) -> dict[tuple[str, str], tuple[str, str]]:
     """(setting, clause's first word) -> (clause text, file:line)."""
     out = {}
     for s in spec.statements:
@@ -53,7 +38,7 @@ def _settings(spec: Spec) -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
-def _rows(spec: Spec) -> dict[str, tuple[str, str]]:
+def _rows(spec: SpecSource) -> dict[str, tuple[str, str]]:
     """stage name -> (row text, file:line), in table order."""
     out: dict[str, tuple[str, str]] = {}
     for s in spec.statements:
@@ -107,7 +92,7 @@ def _stage_costs(report: Report) -> dict[str, dict[str, Any]]:
     }
 
 
-def diff_specs(a: Spec, b: Spec) -> dict[str, Any]:
+def diff_specs(a: SpecSource, b: SpecSource) -> dict[str, Any]:
     """What differs between two specs: settings, stage rows, and costs per stage and in total."""
     settings = _changes(_settings(a), _settings(b))
     for s in settings:

@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from .analyze import Report
 
 
-class Spec(Protocol):
-    """What the rule reads of a checked spec (mvitdsl.spec.Spec has it)."""
+class Stated(Protocol):
+    """A spec's stated figures (`expect`) and its sources, for the carets (mvitdsl.spec.Spec
+    has them)."""
 
     @property
     def sources(self) -> dict[str, str]: ...
@@ -53,7 +54,7 @@ def written(e: Expectation, value: float | tuple[int, ...], more: int = 0) -> st
     return f"{value:.{max(decimals, 3) + more}f}"
 
 
-def check_expectations(spec: Spec, report: Report) -> None:
+def check_expectations(spec: Stated, report: Report) -> None:
     """Raise SpecError naming each stated figure the analysis does not reproduce."""
     r = Reporter(spec.sources)
     for e in spec.expectations:

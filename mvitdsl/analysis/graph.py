@@ -5,68 +5,43 @@ The graph holds what the checker and the analysis infer; the IR itself is never 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import networkx as nx
 
 from ..ir import Block, Dims3, Model
+from ..ops import block as ops_block
+from ..ops.base import BlockFlow as BlockFlow  # the flow record lives beside the op rules
 from . import shapes
 
 
-@dataclass(frozen=True)
-class BlockFlow:
-    """The shape flow through one block; grids are (T, H, W), lengths include the cls token."""
-
-    grid_in: Dims3
-    nominal_in: Dims3
-    grid_q: Dims3
-    grid_kv: Dims3
-    grid_skip: Dims3
-    nominal_out: Dims3
-    len_in: int
-    len_q: int
-    len_kv: int
-    rel_pos: tuple[int, int, int] | None
-
-    @property
-    def grid_out(self) -> Dims3:
-        return self.grid_q
-
-
 def block_flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> BlockFlow:
-    cls = model.tokens.cls
-    grid_q = shapes.pooled(grid_in, block.pool_q)
-    grid_kv = shapes.pooled(grid_in, block.pool_kv)
-    grid_skip = shapes.pooled(grid_in, block.pool_skip) if block.has_skip_pool else grid_in
-    rel = None
-    if block.rel_pos == "decomposed":
-        rel = shapes.rel_pos_sizes(block, nominal_in, model.video)
-    return BlockFlow(
-        grid_in=grid_in,
-        nominal_in=nominal_in,
-        grid_q=grid_q,
-        grid_kv=grid_kv,
-        grid_skip=grid_skip,
-        nominal_out=shapes.nominal(nominal_in, block.pool_q.stride),
-        len_in=shapes.tokens(grid_in, cls),
-        len_q=shapes.tokens(grid_q, cls),
-        len_kv=shapes.tokens(grid_kv, cls),
-        rel_pos=rel,
-    )
+    """The shapes through one block, from its ops' shape rules."""
+    return ops_block.flow(model, block, grid_in, nominal_in)
 
 
-def build_graph(model: Model) -> nx.DiGraph:
-    """A chain patch -> block0 -> ... -> head; each block node carries `block` and `shapes`."""
-    g = nx.DiGraph(name=model.name)
+def block_flows(model: Model) -> tuple[BlockFlow, ...]:
+    """The shapes through every block, in order: computed once (spec.check_spec), then handed
+    down to the checker, the analysis (Report.flows), naming, emission and drawing."""
     grid, nom = shapes.patch_grid(model), shapes.patch_nominal(model)
-    g.add_node("patch", kind="patch", grid_out=grid, dim_out=model.patch.dim)
-    previous = "patch"
+    out = []
     for block in model.blocks:
         flow = block_flow(model, block, grid, nom)
+        out.append(flow)
+        grid, nom = flow.grid_out, flow.nominal_out
+    return tuple(out)
+
+
+def build_graph(model: Model, flows: tuple[BlockFlow, ...] | None = None) -> nx.DiGraph:
+    """A chain patch -> block0 -> ... -> head; each block node carries `block` and `shapes`."""
+    flows = block_flows(model) if flows is None else flows
+    g = nx.DiGraph(name=model.name)
+    grid = shapes.patch_grid(model)
+    g.add_node("patch", kind="patch", grid_out=grid, dim_out=model.patch.dim)
+    previous = "patch"
+    for block, flow in zip(model.blocks, flows):
         name = f"block{block.index}"
         g.add_node(name, kind="block", block=block, shapes=flow)
         g.add_edge(previous, name, grid=grid, dim=block.dim_in, length=flow.len_in)
-        previous, grid, nom = name, flow.grid_out, flow.nominal_out
+        previous, grid = name, flow.grid_out
     g.add_node("head", kind="head", classes=model.head.classes)
     g.add_edge(
         previous,
@@ -83,3 +58,10 @@ def blocks_in_order(g: nx.DiGraph) -> list[tuple[Block, BlockFlow]]:
     return [
         (g.nodes[n]["block"], g.nodes[n]["shapes"]) for n in order if g.nodes[n]["kind"] == "block"
     ]
+
+
+def with_flows(
+    model: Model, flows: tuple[BlockFlow, ...] | None = None
+) -> list[tuple[Block, BlockFlow]]:
+    """Each block with its flow: the handed-down flows, else computed here."""
+    return list(zip(model.blocks, block_flows(model) if flows is None else flows))

@@ -9,38 +9,28 @@ import re
 from typing import Literal
 
 from ..ir import Block, Model
-from . import shapes
-from .graph import blocks_in_order, build_graph
+from ..ops import attention, head, mlp, patch, pools, positions, project
+from ..ops import block as ops_block
+from ..ops.base import BlockFlow
+from ..ops.base import Shape as Shape
+from .graph import with_flows
 
 # ---------------------------------------------------------------- our names
 
-CONV_PROJ = "conv_proj"  # the patch embedding
-CLASS_TOKEN = "pos_encoding.class_token"
-POS_EMBED = "pos_encoding.pos_embed"  # joint positions (1, L, D)
-SPATIAL_POS = "pos_encoding.spatial_pos"  # separable positions: (H*W, D), (T, D), (D,)
-TEMPORAL_POS = "pos_encoding.temporal_pos"
-CLASS_POS = "pos_encoding.class_pos"
-NORM1, NORM2 = "norm1", "norm2"  # inside a block
-ATTN = "attn"
-QKV = "attn.qkv"
-ATTN_PROJECT, ATTN_DROPOUT = "attn.project.0", "attn.project.1"
-MLP_FC1, MLP_ACT, MLP_DROP1, MLP_FC2, MLP_DROP2 = "mlp.0", "mlp.1", "mlp.2", "mlp.3", "mlp.4"
-PROJECT = "project"  # the residual projection where a block changes width
-DROP_PATH = "drop_path"
-NORM = "norm"  # the final norm
-HEAD_DROPOUT, HEAD_FC = "head.0", "head.1"
+# The names are each op's own (ops/); these are the ones other modules use.
+CONV_PROJ = patch.CONV_PROJ
+CLASS_TOKEN, POS_EMBED, CLASS_POS = positions.CLASS_TOKEN, positions.POS_EMBED, positions.CLASS_POS
+SPATIAL_POS, TEMPORAL_POS = positions.SPATIAL_POS, positions.TEMPORAL_POS
+NORM, HEAD_DROPOUT, HEAD_FC = head.NORM, head.HEAD_DROPOUT, head.HEAD_FC
+NORM1, NORM2, DROP_PATH = ops_block.NORM1, mlp.NORM2, ops_block.DROP_PATH
+QKV, ATTN_PROJECT, ATTN_DROPOUT = attention.QKV, attention.ATTN_PROJECT, attention.ATTN_DROPOUT
+MLP_FC1, MLP_FC2, PROJECT = mlp.MLP_FC1, mlp.MLP_FC2, project.PROJECT
+POOL_CONV, POOL_NORM = pools.POOL_CONV, pools.POOL_NORM
+pool, rel_pos = pools.pool_name, attention.rel_pos_name
 
 
 def block(index: int) -> str:
     return f"blocks.{index}"
-
-
-def pool(which: str) -> str:
-    """The pooling of q, k or v: its conv at `.pool`, its LayerNorm at `.norm_act.0`."""
-    return f"attn.pool_{which}"
-
-
-POOL_CONV, POOL_NORM = ".pool", ".norm_act.0"
 
 
 def is_position_table(name: str) -> bool:
@@ -48,13 +38,7 @@ def is_position_table(name: str) -> bool:
     return name.startswith("pos_encoding.") or ".rel_pos_" in name
 
 
-def rel_pos(axis: str) -> str:
-    """A decomposed relative-position table, axis t, h or w."""
-    return f"attn.rel_pos_{axis}"
-
-
 Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo"]
-Shape = tuple[int, ...]
 SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera", "pytorchvideo")
 # facebookresearch/hiera: MAE checkpoints carry the pretraining decoder and mask token, which
 # the encoder the spec makes does not have; they are left out, not reported.
@@ -64,83 +48,30 @@ _HIERA_DROPPED = ("decoder_", "mask_token", "multi_scale_fusion_heads.")
 # ---------------------------------------------------------------- what the spec makes
 
 
-def expected_shapes(model: Model) -> dict[str, Shape]:
-    """Every state_dict entry the emitted module will have, in torchvision naming, with shapes."""
+def expected_shapes(model: Model, flows: tuple[BlockFlow, ...] | None = None) -> dict[str, Shape]:
+    """Every state_dict entry the emitted module will have, in torchvision naming, with shapes
+    (`flows`: the block flows, when already computed)."""
     out = stem_shapes(model)
-    for b, flow in blocks_in_order(build_graph(model)):
-        for name, shape in block_param_shapes(model, b, flow.rel_pos).items():
+    for b, flow in with_flows(model, flows):
+        for name, shape in block_param_shapes(model, b, flow).items():
             out[f"{block(b.index)}.{name}"] = shape
-    c = model.blocks[-1].dim_out
-    if model.head.norm:
-        out[f"{NORM}.weight"], out[f"{NORM}.bias"] = (c,), (c,)
-    out[f"{HEAD_FC}.weight"], out[f"{HEAD_FC}.bias"] = (
-        (model.head.classes, c),
-        (model.head.classes,),
-    )
-    return out
-
-
-def _grid(model: Model, dims: tuple[int, int, int]) -> Shape:
-    return model.spatial(dims)
+    return out | head.shapes(model)
 
 
 def stem_shapes(model: Model) -> dict[str, Shape]:
-    p, d = model.patch, model.patch.dim
-    out: dict[str, Shape] = {
-        f"{CONV_PROJ}.weight": (d, model.input.channels, *_grid(model, p.kernel)),
-        f"{CONV_PROJ}.bias": (d,),
-    }
-    if model.tokens.position == "sincos":  # a fixed buffer (not a parameter) under pos_embed
-        t, h, w = shapes.patch_nominal(model)
-        out[POS_EMBED] = (1, t * h * w + int(model.tokens.cls), d)
-    return out | position_shapes(model)
+    """The patch embedding's, then the positions' (a fixed sincos buffer, the cls token and the
+    learned tables)."""
+    return patch.shapes(model) | positions.buffer_shapes(model) | positions.learned_shapes(model)
 
 
 def position_shapes(model: Model) -> dict[str, Shape]:
-    """The cls token and the absolute position tables, sized from the nominal patch grid: the one
-    home of their layout (the emitter creates them, the analysis counts them, from this)."""
-    d, cls = model.patch.dim, model.tokens.cls
-    out: dict[str, Shape] = {CLASS_TOKEN: (d,)} if cls else {}
-    t, h, w = shapes.patch_nominal(model)
-    if model.tokens.position == "joint":
-        out[POS_EMBED] = (1, t * h * w + int(cls), d)
-    elif model.tokens.position == "separable":
-        out[SPATIAL_POS] = (h * w, d)
-        out[TEMPORAL_POS] = (t, d)
-        if cls:
-            out[CLASS_POS] = (d,)
-    return out
+    """The cls token and the learned position tables (ops/positions.py lays them out)."""
+    return positions.learned_shapes(model)
 
 
-def block_param_shapes(
-    model: Model, b: Block, rel_sizes: tuple[int, int, int] | None
-) -> dict[str, Shape]:
-    """One block's entries, names relative to `blocks.{i}.`."""
-    hd, a, phd = b.head_dim, b.dim_attn, b.pool_head_dim
-    out: dict[str, Shape] = {f"{NORM1}.weight": (b.dim_in,), f"{NORM1}.bias": (b.dim_in,)}
-    fused = ((QKV, 3 * a),)
-    separate = ((f"{ATTN}.q", a), (f"{ATTN}.k", a), (f"{ATTN}.v", a))
-    for name, width in fused if b.qkv == "fused" else separate:
-        out[f"{name}.weight"] = (width, b.dim_in)
-        if b.qkv_bias:
-            out[f"{name}.bias"] = (width,)
-    out[f"{ATTN_PROJECT}.weight"], out[f"{ATTN_PROJECT}.bias"] = (a, a), (a,)
-    for which, p in (("q", b.pool_q), ("k", b.pool_kv), ("v", b.pool_kv)):
-        if p.exists and p.mode == "conv":
-            out[f"{pool(which)}{POOL_CONV}.weight"] = (phd, 1, *_grid(model, p.kernel))
-            out[f"{pool(which)}{POOL_NORM}.weight"] = (phd,)
-            out[f"{pool(which)}{POOL_NORM}.bias"] = (phd,)
-    for axis, length in zip("thw", rel_sizes or (0, 0, 0)):
-        if length:
-            out[rel_pos(axis)] = (length, hd)
-    out[f"{NORM2}.weight"], out[f"{NORM2}.bias"] = (a,), (a,)
-    out[f"{MLP_FC1}.weight"], out[f"{MLP_FC1}.bias"] = (b.mlp_hidden, a), (b.mlp_hidden,)
-    out[f"{MLP_FC2}.weight"], out[f"{MLP_FC2}.bias"] = (b.dim_out, b.mlp_hidden), (b.dim_out,)
-    if b.has_project:
-        out[f"{PROJECT}.weight"], out[f"{PROJECT}.bias"] = (b.dim_out, b.dim_in), (b.dim_out,)
-    if b.layer_scale:
-        out["gamma_1"], out["gamma_2"] = (a,), (b.dim_out,)
-    return out
+def block_param_shapes(model: Model, b: Block, flow: BlockFlow) -> dict[str, Shape]:
+    """One block's entries, names relative to `blocks.{i}.`: its ops' (ops/)."""
+    return ops_block.shapes(model, b, flow)
 
 
 # ---------------------------------------------------------------- renaming

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..ir import Model
-from .graph import blocks_in_order, build_graph
+from ..ops.base import BlockFlow
+from .graph import with_flows
 
 Selection = Sequence[str | int] | int
 
@@ -35,17 +36,19 @@ def select_stages(model: Model, features: Selection) -> list[str]:
     return sorted(set(chosen), key=names.index)
 
 
-def feature_info(model: Model, stages: list[str]) -> list[dict[str, Any]]:
+def feature_info(
+    model: Model, stages: list[str], flows: tuple[BlockFlow, ...] | None = None
+) -> list[dict[str, Any]]:
     """Channels, spatial reduction and temporal stride of each output (timm's keys), the block
     it is taken after (`module`) and its grid."""
-    flows = {b.index: f for b, f in blocks_in_order(build_graph(model))}
+    by_index = {b.index: f for b, f in with_flows(model, flows)}
     t_in, h_in, _ = model.input.size
     out = []
     for stage in model.stages:
         if stage.name not in stages:
             continue
         last = stage.first + stage.depth - 1
-        grid = flows[last].grid_out
+        grid = by_index[last].grid_out
         info: dict[str, Any] = {
             "name": stage.name,
             "module": f"blocks.{last}",
@@ -59,6 +62,6 @@ def feature_info(model: Model, stages: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def spec_outputs(model: Model) -> list[dict[str, Any]]:
+def spec_outputs(model: Model, flows: tuple[BlockFlow, ...] | None = None) -> list[dict[str, Any]]:
     """feature_info of the spec's `outputs` setting ([] without one)."""
-    return feature_info(model, list(model.outputs.stages)) if model.outputs else []
+    return feature_info(model, list(model.outputs.stages), flows) if model.outputs else []

@@ -16,25 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..analysis.analyze import analyze
-from ..ir import Model
+from ..ir import NamedModel
 from .export import input_shape
-
-
-class Spec(Protocol):
-    """What bench reads of a checked spec (mvitdsl.spec.Spec has it); the backend never imports
-    the driver."""
-
-    @property
-    def model(self) -> Model: ...
-    @property
-    def name(self) -> str: ...
-
 
 SCHEMA = 1  # the JSON shape's version; `kind` names the shape (as every JSON output)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -164,14 +153,14 @@ def step(model: nn.Module, x: torch.Tensor, opts: BenchOptions) -> Callable[[], 
 # -- the models
 
 
-def build_model(spec: Spec, opts: BenchOptions) -> nn.Module:
+def build_model(spec: NamedModel, opts: BenchOptions) -> nn.Module:
     from .build import build_module
 
     dtype = DTYPES[opts.dtype] if opts.pure else None
     return build_module(spec.model, device=opts.device, dtype=dtype, optimize=opts.optimize)
 
 
-def reference_model(spec: Spec, source: str, opts: BenchOptions) -> nn.Module:
+def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Module:
     """The reference implementation at the spec's input size, with the spec model's layout
     of weights loaded afterwards by the caller."""
     size = input_shape(spec.model)
@@ -201,7 +190,7 @@ def reference_model(spec: Spec, source: str, opts: BenchOptions) -> nn.Module:
     return model.to(device=opts.device, dtype=dtype)  # type: ignore[no-any-return]
 
 
-def load_reference_weights(gm: nn.Module, ref: nn.Module, spec: Spec, source: str) -> None:
+def load_reference_weights(gm: nn.Module, ref: nn.Module, spec: NamedModel, source: str) -> None:
     from .weights import convert_state_dict
 
     state = ref.state_dict()
@@ -247,7 +236,7 @@ def _status_kib(status: Path, key: str) -> int:
 
 
 def stage_times_ms(
-    gm: nn.Module, spec: Spec, fn: Callable[[], object], device: str
+    gm: nn.Module, spec: NamedModel, fn: Callable[[], object], device: str
 ) -> dict[str, float]:
     """Milliseconds per stage in one call, from hooks around the stage's first and last block
     (CUDA synchronised); `stem` and `head` are what lies before and after the blocks."""
@@ -293,7 +282,7 @@ def stage_times_ms(
 # -- the whole measurement
 
 
-def run(spec: Spec, opts: BenchOptions) -> dict[str, Any]:
+def run(spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
     """Build, warm up, measure; a JSON-ready dict (keys shared with `mvitdsl check --format
     json` where they mean the same: schema, params, gmacs, gmacs_fvcore, activation_gib)."""
     say = opts.progress or (lambda _: None)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import fx
 
+from ..analysis.graph import BlockFlow
 from ..analysis.naming import expected_shapes
 from ..ir import Model
 from .emit import emit
@@ -38,18 +39,20 @@ def build_module(
     features: Any = None,
     feature_norm: bool | None = None,
     optimize: bool | str = "auto",
+    flows: tuple[BlockFlow, ...] | None = None,
 ) -> fx.GraphModule:
     """Emit `model` with fresh weights (or `weights`, converted and resized: see build's doc);
-    on "meta" a 667M-parameter model costs nothing. Bad arguments: TypeError / ValueError."""
+    on "meta" a 667M-parameter model costs nothing. Bad arguments: TypeError / ValueError.
+    `flows`: the block flows of the spec's report (computed here when None)."""
     device = _device_arg(device)
     dtype = _dtype_arg(dtype)
     _checkpoint_arg(checkpoint)
     chosen = checkpointed_blocks(model, checkpoint) if checkpoint is not False else []
-    if _big(model):
+    if _big(model, flows):
         print(f"mvitdsl: building {model.name} ...", file=sys.stderr, flush=True)
     # Create the parameters where they will live.
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        gm = emit(model)
+        gm = emit(model, flows)  # the block flows of the spec's report, handed down
     gm = finish(gm, model, weights, source, new_head, features, feature_norm)
     if device is not None or dtype is not None:
         gm = gm.to(device=device, dtype=dtype)
@@ -89,8 +92,8 @@ def finish(
 BIG_MODEL_PARAMS = 100_000_000  # building takes seconds from here on: say so on stderr
 
 
-def _big(model: Model) -> bool:
-    return sum(prod(s) for s in expected_shapes(model).values()) >= BIG_MODEL_PARAMS
+def _big(model: Model, flows: tuple[BlockFlow, ...] | None) -> bool:
+    return sum(prod(s) for s in expected_shapes(model, flows).values()) >= BIG_MODEL_PARAMS
 
 
 def _device_arg(device: Any) -> Any:

@@ -11,7 +11,7 @@ import torch
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..analysis import shapes
-from ..analysis.graph import blocks_in_order, build_graph
+from ..analysis.graph import BlockFlow, with_flows
 from ..ir import Model
 from .emit import emit
 
@@ -26,12 +26,15 @@ class Op:
     inputs: tuple[tuple[str, str], ...]  # (input node's name, its shape as 1×8×96 or "")
 
 
-def block_ops(model: Model, index: int) -> tuple[Op, ...]:
-    """The nodes of block `index`'s emitted graph, shapes propagated with batch 1 on meta."""
+def block_ops(
+    model: Model, index: int, flows: tuple[BlockFlow, ...] | None = None
+) -> tuple[Op, ...]:
+    """The nodes of block `index`'s emitted graph, shapes propagated with batch 1 on meta
+    (`flows`: the report's block flows, handed down)."""
     with torch.device("meta"):
-        gm = emit(model).get_submodule(f"blocks.{index}")
+        gm = emit(model, flows).get_submodule(f"blocks.{index}")
     assert isinstance(gm, torch.fx.GraphModule)  # the emitter builds every block as one
-    block, flow = blocks_in_order(build_graph(model))[index]
+    block, flow = with_flows(model, flows)[index]
     length = shapes.tokens(flow.grid_in, model.tokens.cls)
     ShapeProp(gm).propagate(torch.empty(1, length, block.dim_in, device="meta"))
     return tuple(

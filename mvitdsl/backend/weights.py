@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from ..analysis.naming import (
     SOURCES,
@@ -25,7 +25,7 @@ from ..analysis.naming import (
     rename,
     stem_shapes,
 )
-from ..ir import Loc, Model
+from ..ir import HasModel, Loc, Model
 
 __all__ = [  # the names computed from the IR live in mvitdsl.analysis.naming (no torch)
     "SOURCES",
@@ -40,13 +40,6 @@ __all__ = [  # the names computed from the IR live in mvitdsl.analysis.naming (n
     "rename",
     "stem_shapes",
 ]
-
-
-class HasModel(Protocol):
-    """A checked spec (mvitdsl.spec.Spec), or anything else that carries a lowered model."""
-
-    @property
-    def model(self) -> Model: ...
 
 
 def _model(spec: HasModel | Model) -> Model:

@@ -30,7 +30,7 @@ def op_graph(report: Report, index: int, rankdir: str = "TB") -> graphviz.Digrap
         rankdir,
         f"{report.name} block {index}: emitted fx graph (shapes with batch 1)",
     )
-    for op in block_ops(report.model, index):
+    for op in block_ops(report.model, index, report.flows or None):
         g.node(f"op_{op.name}", lines(op.name, op.text), fillcolor=OP_FILL.get(op.op, "white"))
         for name, shape in op.inputs:
             g.edge(f"op_{name}", f"op_{op.name}", label=shape)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import graphviz
 
-from ..analysis.analyze import BlockRow, Checked, Report, analyze
+from ..analysis.analyze import BlockRow, Report, Reported, analyze
 from ..ir import Block, Model, Stage
 from .block import block_graph, default_block, window_text
 from .diagram import Shapes, colour, lines, new_graph, plural, title
@@ -24,7 +24,7 @@ from .ops import op_graph
 Digraph = graphviz.Digraph  # what every level returns (named for the command's signatures)
 
 
-class Spec(Checked, Protocol):
+class Spec(Reported, Protocol):
     """A checked spec (mvitdsl.spec.Spec): drawing reads its model, report and name."""
 
     @property
@@ -168,7 +168,7 @@ def signature(block: Block, row: BlockRow) -> tuple[Any, ...]:
         row.grid_in,
         row.grid_q,
         row.grid_kv,
-        block.window,
+        row.window_kv,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .. import ir
+from .. import ir, ops
 from .read import StageDraft
 
 Widths = tuple[int, int, int]  # a block's (dim_in, dim_attn, dim_out)
@@ -74,9 +74,15 @@ def _scoped(
         window = opts["window"]
     else:
         return block
-    scope_from = rows[s - 1].name if lag else ""
-    update = {"scope": opts["scope"], "window": window, "scope_from": scope_from}
-    return block.model_copy(update=update)
+    pooling = block.attention_op
+    windowed = ops.WindowAttention(
+        **pooling.model_dump(exclude={"kind"}),
+        scope=opts["scope"],
+        window_kv=window,
+        scope_from=rows[s - 1].name if lag else "",
+    )
+    swapped = tuple(windowed if op is pooling else op for op in block.ops)
+    return block.model_copy(update={"ops": swapped})
 
 
 def _stage_blocks(rows: list[StageDraft]) -> Iterator[tuple[int, int, StageDraft, int]]:
@@ -117,9 +123,8 @@ def _block(
     stride_kv: ir.Dims3,
     drop_path: float,
 ) -> ir.Block:
-    """One block's plan: widths, heads, MLP width, pools and its drop-path rate."""
+    """One block's plan: widths, heads, its drop-path rate, and its ops."""
     dim_in, dim_attn, dim_out = widths
-    pool_q = _pool_q(opts, stride_q)
     return ir.Block(
         index=index,
         stage=row.name,
@@ -127,19 +132,37 @@ def _block(
         dim_attn=dim_attn,
         dim_out=dim_out,
         heads=row.heads,
-        mlp_hidden=int(dim_attn * opts["mlp_ratio"]),
-        pool_q=pool_q,
-        pool_kv=_pool_kv(opts, stride_kv),
-        pool_skip=_pool_skip(opts, pool_q),
-        qkv_bias=opts["qkv_bias"],
-        rel_pos=opts["rel_pos"],
-        residual_pool=opts["residual_pool"],
         drop_path=drop_path,
         loc=row.loc,
-        qkv="separate" if opts["pool_first"] else opts["qkv"],
-        pool_first=opts["pool_first"],
-        layer_scale=float(opts["layer_scale"]),
+        ops=_ops(opts, widths, stride_q, stride_kv),
     )
+
+
+def _ops(
+    opts: dict[str, Any], widths: Widths, stride_q: ir.Dims3, stride_kv: ir.Dims3
+) -> tuple[ops.BlockOp, ...]:
+    """Attention, the MLP, and where they apply the projection, skip pool and layer scale, in
+    the order their state-dict names come."""
+    pool_q = _pool_q(opts, stride_q)
+    out: list[ops.BlockOp] = [
+        ops.PoolingAttention(
+            pool_q=pool_q,
+            pool_kv=_pool_kv(opts, stride_kv),
+            qkv_bias=opts["qkv_bias"],
+            rel_pos=opts["rel_pos"],
+            residual_pool=opts["residual_pool"],
+            qkv="separate" if opts["pool_first"] else opts["qkv"],
+            pool_first=opts["pool_first"],
+        ),
+        ops.Mlp(hidden=int(widths[1] * opts["mlp_ratio"])),
+    ]
+    if widths[0] != widths[2]:
+        out.append(ops.Project(branch=opts["dim_change"]))
+    if pool_q.stride != ONE:
+        out.append(ops.SkipPool(pool=_pool_skip(opts, pool_q)))
+    if opts["layer_scale"]:
+        out.append(ops.LayerScale(init=float(opts["layer_scale"])))
+    return tuple(out)
 
 
 def _pool(opts: dict[str, Any], kernel: ir.Dims3, stride: ir.Dims3) -> ir.Pool:
@@ -162,8 +185,6 @@ def _pool_kv(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
 def _pool_skip(opts: dict[str, Any], q: ir.Pool) -> ir.Pool:
     """The residual's max-pool where Q is strided: s+1 kernel with k//2 padding, or `like_q`:
     the Q pool's kernel and stride with padding 0."""
-    if q.stride == ONE:
-        return ir.Pool(mode="max", kernel=ONE, stride=ONE, padding=(0, 0, 0))
     if opts["skip_pool"] == "like_q":
         return ir.Pool(mode="max", kernel=q.kernel, stride=q.stride, padding=(0, 0, 0))
     kernel = ir.default_kernel(q.stride)
@@ -178,7 +199,7 @@ def _stage(row: StageDraft, first: int, pool_kv: bool) -> ir.Stage:
         dim=row.dim,
         heads=row.heads,
         stride_q=row.stride_q,
-        stride_kv=row.stride_kv if pool_kv else ONE,
+        stride_kv_written=row.stride_kv if pool_kv else ONE,
         loc=row.loc,
         columns=row.columns,
     )

@@ -4,25 +4,12 @@ same model."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from ..ir import Model
+from ..ir import Model, SpecSource
+from ..ops import window
 from . import settings
 from .syntax import Clause, Row, Setting, Table
-
-
-class Spec(Protocol):
-    """What the printer reads (mvitdsl.spec.Spec has it); the language never imports the driver."""
-
-    @property
-    def model(self) -> Model: ...
-    @property
-    def statements(self) -> tuple[Any, ...]: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-
 
 KEY_WIDTH = 11
 COMMENT_COLUMN = 60
@@ -123,7 +110,8 @@ def _table(t: Table) -> list[str]:
 def _scopes(model: Model) -> list[str]:
     """Comment lines under the stage table: each windowed block's K/V and Q windows, and the
     blocks that keep the previous stage's scope (a stage's first block); none when all global."""
-    if all(b.window is None for b in model.blocks):
+    windows = [window.of(b) for b in model.blocks]
+    if all(w is None for w in windows):
         return []
     video = model.input.kind == "video"
 
@@ -131,17 +119,18 @@ def _scopes(model: Model) -> list[str]:
         return "x".join(str(n) for n in (v if video else v[1:]))
 
     out = ["  # attention scope per block (a stage's first block keeps the previous stage's):"]
-    for b in model.blocks:
-        if b.window is None or b.window_q is None:
-            scope = "global"
-        else:
-            scope = f"mask_unit, window K/V {size(b.window)} Q {size(b.window_q)}"
-        lag = f" (scope of {b.scope_from})" if b.scope_from else ""
+    for b, w in zip(model.blocks, windows):
+        scope = (
+            "global"
+            if w is None
+            else f"mask_unit, window K/V {size(w.window_kv)} Q {size(w.window_q)}"
+        )
+        lag = f" (scope of {w.scope_from})" if w is not None and w.scope_from else ""
         out.append(f"  #   block {b.index:<3} {b.stage:<10} {scope}{lag}")
     return out
 
 
-def render_resolved(spec: Spec) -> str:
+def render_resolved(spec: SpecSource) -> str:
     """The resolved spec as text: every setting and stage row with the file:line that set it."""
     model = spec.model
     files = dict.fromkeys([spec.path, *(s.span.file for s in spec.statements)])

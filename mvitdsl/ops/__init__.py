@@ -1,0 +1,50 @@
+"""The op registry: one module per op kind a block can hold, each with its IR record and its
+rule for every pipeline stage (shape flow, costs, state-dict names, checks, emission, drawing).
+
+Adding an op kind: one module (record + rules), its record in `BlockOp`, one line in
+`REGISTRY`, tests. The pipeline stages reach the ops through `ops.block` only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from . import attention, layer_scale, mlp, project, skip, window
+from .attention import PoolingAttention
+from .base import Rules
+from .layer_scale import LayerScale
+from .mlp import Mlp
+from .project import Project
+from .skip import SkipPool
+from .window import WindowAttention
+
+BlockOp = Annotated[
+    PoolingAttention | WindowAttention | SkipPool | Project | Mlp | LayerScale,
+    Field(discriminator="kind"),
+]
+AttentionOp = PoolingAttention | WindowAttention
+
+REGISTRY: dict[str, Rules] = {
+    rules.kind: rules
+    for rules in (
+        attention.RULES,
+        window.RULES,
+        skip.RULES,
+        project.RULES,
+        mlp.RULES,
+        layer_scale.RULES,
+    )
+}
+
+__all__ = [
+    "REGISTRY",
+    "AttentionOp",
+    "BlockOp",
+    "LayerScale",
+    "Mlp",
+    "PoolingAttention",
+    "Project",
+    "SkipPool",
+    "WindowAttention",
+]

@@ -1,0 +1,159 @@
+"""Windowed attention (Hiera's mask units, or a fixed window): the pooled q, k, v of pooling
+attention, partitioned into windows that tile the grid, attended per window, merged back."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..nodes import Dims3
+from . import attention
+from .base import BlockFlow, Costs, Emits, Labels, Rules, Sketch, Value
+
+if TYPE_CHECKING:
+    from ..ir import Block, Model
+
+
+class WindowAttention(attention.AttentionOptions):
+    """Attention inside windows: the K/V window, the Q window (it divided by the Q stride)."""
+
+    kind: Literal["window_attention"] = "window_attention"
+    scope: Literal["mask_unit", "window"] = "mask_unit"  # how the window was set
+    window_kv: Dims3  # the K/V window the block attends in
+    scope_from: str = ""  # the stage whose scope the block uses, when not its own (the lag)
+
+    @property
+    def window_q(self) -> Dims3:
+        """The Q window: the K/V window divided by the block's Q stride."""
+        w, s = self.window_kv, self.pool_q.stride
+        return (max(w[0] // s[0], 1), max(w[1] // s[1], 1), max(w[2] // s[2], 1))
+
+
+def of(block: Block) -> WindowAttention | None:
+    """The block's windowed attention, None when it attends globally."""
+    op = block.attention_op
+    return op if isinstance(op, WindowAttention) else None
+
+
+def costs(model: Model, block: Block, op: WindowAttention, flow: BlockFlow) -> Costs:
+    # each query attends to its window's K/V tokens
+    return attention.attention_costs(block, op, flow, prod(op.window_kv))
+
+
+def saved(block: Block, op: WindowAttention, flow: BlockFlow) -> int:
+    return attention.saved_elems(block, flow, prod(op.window_kv))
+
+
+def scope(op: WindowAttention) -> str:
+    return f"{op.scope}+lag" if op.scope_from else op.scope
+
+
+def row(block: Block, op: WindowAttention, flow: BlockFlow) -> dict[str, Any]:
+    """L_Q x L_K of one window per head, the count of windows, the windows and the scope."""
+    return {
+        "attention": (prod(op.window_q), prod(op.window_kv)),
+        "scope": scope(op),
+        "windows": prod(flow.grid_kv) // prod(op.window_kv),
+        "window_q": op.window_q,
+        "window_kv": op.window_kv,
+    }
+
+
+def check(c: Any, block: Block, op: WindowAttention, flow: BlockFlow) -> bool:
+    """Pooling attention's rules, then the windows' (E309)."""
+    return attention.check(c, block, op, flow) or check_window(c, block, op, flow)
+
+
+def _problem(c: Any, block: Block, op: WindowAttention, flow: BlockFlow) -> tuple[str, str]:
+    """Mask-unit windows must tile the block's K/V grid and, divided by its Q stride, the Q
+    grid: the mask unit divisible by the Q strides before the block, the window by the
+    block's stride, the grid by the window; no K/V pooling or relative positions inside."""
+    w, wq, stride = op.window_kv, op.window_q, op.pool_q.stride
+    before = c.strides_before(block)
+    unit = c.model.attention.mask_unit or (1, 1, 1)
+    if op.scope == "mask_unit" and any(u % s for u, s in zip(unit, before)):
+        return (
+            f"mask unit {c.fmt(unit)} is not divisible by the Q strides before it, {c.fmt(before)}",
+            "use a larger mask unit, or 'scope=global' in this stage",
+        )
+    if any(n % s for n, s in zip(w, stride)):
+        return (
+            f"window {c.fmt(w)} is not divisible by its Q stride {c.fmt(stride)}",
+            "use a larger mask unit, or 'scope=global' in the previous stage",
+        )
+    if any(n % s for n, s in zip(flow.grid_in, w)):
+        return (
+            f"grid {c.fmt(flow.grid_in)} is not divisible by window {c.fmt(w)}",
+            "choose an input size whose grids the mask unit divides",
+        )
+    if op.pool_kv.exists or flow.rel_pos is not None:
+        return (
+            "windowed attention needs no K/V pooling and no relative positions",
+            "write 'pool_kv off' and 'rel_pos none', or 'scope=global'",
+        )
+    q_windows = [n // s for n, s in zip(flow.grid_q, wq)]
+    if any(n % s for n, s in zip(flow.grid_q, wq)) or q_windows != [
+        n // s for n, s in zip(flow.grid_in, w)
+    ]:
+        return (
+            f"Q grid {c.fmt(flow.grid_q)} does not split into the same windows "
+            f"as the K/V grid {c.fmt(flow.grid_in)}",
+            "pool Q with kernel = stride and padding 0 ('kernel_q', 'pool_pad zero')",
+        )
+    return "", ""
+
+
+def check_window(c: Any, block: Block, op: WindowAttention, flow: BlockFlow) -> bool:
+    problem, hint = _problem(c, block, op, flow)
+    if not problem:
+        return False
+    lag = f" (the scope of stage '{op.scope_from}': a stage's first block keeps it)"
+    where = f"block {block.index}{lag if op.scope_from else ''}"
+    c.r.error("E309", f"{where}: {problem}", c.scope_span(block, op.scope_from), hint)
+    return True
+
+
+def emit_attend(e: Emits, op: WindowAttention, x: Value, normed: Value) -> Value:
+    """Attention inside windows, in raster layout: partition Q (its grid, the Q window) and
+    K/V (theirs, the K/V window) into the same windows, attend, merge back."""
+    import torch.nn.functional as F
+
+    from ..backend.runtime import window_merge, window_partition
+
+    b, flow = e.block, e.flow
+    q, k, v = attention.emit_pooled_qkv(e, op, x)
+    qw = e.fn(window_partition, q, flow.grid_q, op.window_q)
+    kw = e.fn(window_partition, k, flow.grid_kv, op.window_kv)
+    vw = e.fn(window_partition, v, flow.grid_kv, op.window_kv)
+    o = e.fn(F.scaled_dot_product_attention, qw, kw, vw, scale=b.head_dim**-0.5)
+    o = e.fn(window_merge, o, b.heads, flow.grid_q, op.window_q)
+    return attention.emit_output(e, op, o, q)
+
+
+def window_text(windows: int, kv: Dims3, q: Dims3, lag: bool, s: Labels) -> str:
+    """A windowed block's windows: how many, K/V and Q sizes, and the lag."""
+    after = " (previous stage's scope)" if lag else ""
+    return f"{windows} mask-unit windows: K/V {s.grid(kv)}, Q {s.grid(q)}{after}"
+
+
+def draw_attend(
+    block: Block, op: WindowAttention, flow: BlockFlow, s: Labels, src: str, dim: int
+) -> Sketch:
+    windows = prod(flow.grid_kv) // prod(op.window_kv)
+    size = (prod(op.window_q), prod(op.window_kv))
+    text = window_text(windows, op.window_kv, op.window_q, bool(op.scope_from), s)
+    return attention.sketch(block, op, flow, s, src, size, f"{windows} × ", text)
+
+
+RULES = Rules(
+    kind="window_attention",
+    record=WindowAttention,
+    flow=attention.flow,
+    costs=costs,
+    saved=saved,
+    shapes=attention.shapes,
+    check=check,
+    row=row,
+    emit={"attend": emit_attend},
+    draw={"attend": draw_attend},
+)
