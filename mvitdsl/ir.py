@@ -128,7 +128,7 @@ class Attention(Node):
     pool_pad: Literal["half", "zero"]
     skip_pool: Literal["s_plus_1", "like_q"]
     mlp_ratio: float
-    dim_change: Literal["mlp", "attention"]
+    dim_change: Literal["mlp", "attention", "merge"]
     rel_pos: RelPos
     residual_pool: ResidualPool
     qkv_bias: bool
@@ -141,6 +141,7 @@ class Attention(Node):
     qkv: Qkv = "fused"
     pool_first: bool = False
     layer_scale: float = 0.0
+    shift: Literal["none", "alternate"] = "none"  # Swin's shifted windows on every other block
 
 
 class Outputs(Node):

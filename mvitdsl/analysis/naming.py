@@ -84,6 +84,7 @@ _BLOCK_RULES: tuple[tuple[str, str], ...] = (
     (r"^mlp\.fc1\.", "mlp.0."),
     (r"^mlp\.fc2\.", "mlp.3."),
     (r"^(proj|shortcut_proj_attn|shortcut_proj_mlp)\.", "project."),
+    (r"^attn\.relative_position_bias_table$", "attn.rel_pos_table"),  # timm's Swin
 )
 
 _STEM_RULES: dict[str, str] = {
@@ -100,6 +101,8 @@ _STEM_RULES: dict[str, str] = {
     "head.norm.bias": "norm.bias",
     "head.fc.weight": "head.1.weight",
     "head.fc.bias": "head.1.bias",
+    "patch_embed.norm.weight": "patch_norm.weight",  # timm's Swin
+    "patch_embed.norm.bias": "patch_norm.bias",
 }
 
 
@@ -140,13 +143,17 @@ def rename(name: str, source: Source, model: Model) -> str:
         return _PYTORCHVIDEO_RULES[name]
     if name in _STEM_RULES:
         return _STEM_RULES[name]
-    m = re.match(r"^stages\.(\d+)\.blocks\.(\d+)\.(.*)$", name) if source == "timm" else None
+    m = re.match(r"^(?:stages|layers)\.(\d+)\.blocks\.(\d+)\.(.*)$", name)
+    m = m if source == "timm" else None
     if m is not None:
         offsets = _stage_offsets(model)
         stage, j = int(m.group(1)), int(m.group(2))
         if stage < len(offsets):
             return f"blocks.{offsets[stage] + j}.{_block_inner(m.group(3))}"
         return name
+    m = re.match(r"^layers\.(\d+)\.downsample\.(.*)$", name) if source == "timm" else None
+    if m is not None and int(m.group(1)) < len(model.stages):  # timm's Swin: a stage's merging
+        return f"blocks.{model.stages[int(m.group(1))].first}.merge.{m.group(2)}"
     m = re.match(r"^blocks\.(\d+)\.(.*)$", name)
     if m is not None:
         return f"blocks.{m.group(1)}.{_block_inner(m.group(2))}"
@@ -172,7 +179,7 @@ def _is_hiera(names: list[str]) -> bool:
 
 def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
-    if any(n.startswith("stages.") for n in names) or "head.norm.weight" in names:
+    if any(n.startswith(("stages.", "layers.")) for n in names) or "head.norm.weight" in names:
         return "timm"
     if any(n.startswith(("patch_embed.patch_model.", "cls_positional_encoding.")) for n in names):
         return "pytorchvideo"

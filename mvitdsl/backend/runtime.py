@@ -149,3 +149,88 @@ def sincos_positions(dim: int, grid: tuple[int, int, int], cls: bool) -> torch.T
     if cls:
         table = torch.cat([torch.zeros(1, dim, dtype=table.dtype), table])
     return table.float()
+
+
+# ---------------------------------------------------------------- shifted windows (Swin)
+
+
+def _grid_hw(grid: Any) -> tuple[int, int]:
+    return int(grid[-2]), int(grid[-1])
+
+
+def shifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
+    """Raster tokens (B, H*W, C) -> windows (B, n_windows, wh*ww, C), after rolling the grid
+    up and left by `shift` (Swin's cyclic shift; (0, 0): none)."""
+    b, _, c = x.shape
+    (h, w), (wh, ww) = _grid_hw(grid), _grid_hw(window)
+    x = x.reshape(b, h, w, c)
+    if any(shift):
+        x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+    x = x.reshape(b, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (h // wh) * (w // ww), wh * ww, c)
+
+
+def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
+    """shifted_windows' inverse: (B, n_windows, wh*ww, C) -> (B, H*W, C), rolled back."""
+    b, _, _, c = x.shape
+    (h, w), (wh, ww) = _grid_hw(grid), _grid_hw(window)
+    x = x.reshape(b, h // wh, w // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+    if any(shift):
+        x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
+    return x.reshape(b, h * w, c)
+
+
+_SWIN_CACHE: dict[tuple[Any, ...], Tensor] = {}
+
+
+def relative_index(window: Any, device: torch.device) -> Tensor:
+    """(N, N) rows of the bias table for each (query, key) pair of a wh x ww window: the
+    offset (dh, dw), each shifted to start at 0, as dh * (2 ww - 1) + dw."""
+    key = ("index", _grid_hw(window), str(device))
+    if key not in _SWIN_CACHE:
+        wh, ww = _grid_hw(window)
+        hs, ws = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+        hs, ws = hs.flatten(), ws.flatten()
+        dh = hs[:, None] - hs[None, :] + wh - 1
+        dw = ws[:, None] - ws[None, :] + ww - 1
+        _SWIN_CACHE[key] = (dh * (2 * ww - 1) + dw).to(device)
+    return _SWIN_CACHE[key]
+
+
+def shift_mask(grid: Any, window: Any, shift: Any, device: torch.device) -> Tensor:
+    """(n_windows, N, N): -100 between tokens that the cyclic shift brought from different
+    regions of the grid (they are not neighbours), 0 elsewhere (Swin's value, not -inf)."""
+    key = ("mask", _grid_hw(grid), _grid_hw(window), tuple(shift), str(device))
+    if key not in _SWIN_CACHE:
+        (h, w), (wh, ww) = _grid_hw(grid), _grid_hw(window)
+        # region of each row and column: [0, H - wh), [H - wh, H - shift), [H - shift, H)
+        rows = (torch.arange(h) >= h - wh).long() + (torch.arange(h) >= h - shift[0]).long()
+        cols = (torch.arange(w) >= w - ww).long() + (torch.arange(w) >= w - shift[1]).long()
+        region = (rows[:, None] * 3 + cols[None, :]).float()
+        cells = shifted_windows(region.reshape(1, h * w, 1), grid, window, (0, 0))[0, :, :, 0]
+        differ = cells[:, :, None] != cells[:, None, :]
+        _SWIN_CACHE[key] = torch.zeros(differ.shape).masked_fill(differ, -100.0).to(device)
+    return _SWIN_CACHE[key]
+
+
+def window_bias(
+    table: Tensor, grid: Any, window: Any, shift: Any, heads: int, windows: int
+) -> Tensor:
+    """The additive attention bias of every window: the relative-position bias (heads, N, N)
+    from `table` ((2wh-1)(2ww-1), heads), plus the shift mask per window: (n, heads, N, N)."""
+    index = relative_index(window, table.device)
+    bias = table[index].permute(2, 0, 1)  # (heads, N, N)
+    if not any(shift):
+        return bias.unsqueeze(0).expand(windows, -1, -1, -1)
+    return bias.unsqueeze(0) + shift_mask(grid, window, shift, table.device).unsqueeze(1).to(
+        table.dtype
+    )
+
+
+def merge_patches(x: Tensor, grid: Any, stride: Any) -> Tensor:
+    """Swin's patch merging: (B, H*W, C) -> (B, H/sh * W/sw, sh*sw*C), each token the
+    concatenation of its sh x sw neighbours, the row offset varying fastest."""
+    b, _, c = x.shape
+    (h, w), (sh, sw) = _grid_hw(grid), _grid_hw(stride)
+    x = x.reshape(b, h // sh, sh, w // sw, sw, c).permute(0, 1, 3, 4, 2, 5)
+    return x.reshape(b, (h // sh) * (w // sw), sh * sw * c)

@@ -73,15 +73,28 @@ def _scoped(
     elif opts["scope"] == "window" and opts["window"] is not None:
         window = opts["window"]
     else:
+        window = None
+    own = options(att, drop_path, rows[s])
+    if own["rel_pos"] == "table" or own["shift"] != "none":
+        shifted = own["shift"] == "alternate" and j % 2 == 1
+        return _swapped(block, ops.SwinAttention, window=window, shift=shifted)
+    if window is None:
         return block
-    pooling = block.attention_op
-    windowed = ops.WindowAttention(
-        **pooling.model_dump(exclude={"kind"}),
+    return _swapped(
+        block,
+        ops.WindowAttention,
         scope=opts["scope"],
         window_kv=window,
         scope_from=rows[s - 1].name if lag else "",
     )
-    swapped = tuple(windowed if op is pooling else op for op in block.ops)
+
+
+def _swapped(block: ir.Block, kind: Any, **fields: Any) -> ir.Block:
+    """The block with its pooling attention replaced by a windowed kind (same options)."""
+    pooling = block.attention_op
+    extra = {"table": pooling.rel_pos == "table"} if kind is ops.SwinAttention else {}
+    made = kind(**pooling.model_dump(exclude={"kind"}), **fields, **extra)
+    swapped = tuple(made if op is pooling else op for op in block.ops)
     return block.model_copy(update={"ops": swapped})
 
 
@@ -143,8 +156,10 @@ def _ops(
 ) -> tuple[ops.BlockOp, ...]:
     """Attention, the MLP, and where they apply the projection, skip pool and layer scale, in
     the order their state-dict names come."""
-    pool_q = _pool_q(opts, stride_q)
-    out: list[ops.BlockOp] = [
+    merging = opts["dim_change"] == "merge" and (stride_q != ONE or widths[0] != widths[2])
+    pool_q = _pool_q(opts, ONE if opts["dim_change"] == "merge" else stride_q)
+    out: list[ops.BlockOp] = [ops.PatchMerge(stride=stride_q)] if merging else []
+    out += [
         ops.PoolingAttention(
             pool_q=pool_q,
             pool_kv=_pool_kv(opts, stride_kv),
@@ -156,7 +171,7 @@ def _ops(
         ),
         ops.Mlp(hidden=int(widths[1] * opts["mlp_ratio"])),
     ]
-    if widths[0] != widths[2]:
+    if widths[0] != widths[2] and not merging:
         out.append(ops.Project(branch=opts["dim_change"]))
     if pool_q.stride != ONE:
         out.append(ops.SkipPool(pool=_pool_skip(opts, pool_q)))

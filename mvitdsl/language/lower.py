@@ -221,6 +221,7 @@ class Lowering:
             padding=p["padding"],
             dim=p["dim"] or self.d.rows[0].dim,
             loc=where,
+            norm=bool(p["norm"]),
         )
 
     def head_ir(self, tokens: ir.Tokens, where: ir.Loc) -> ir.Head:

@@ -186,6 +186,13 @@ SETTINGS: tuple[Setting, ...] = (
                 default_text="the first stage's dim",
                 path="dim",
             ),
+            Option(
+                "norm",
+                "switch",
+                False,
+                "a LayerNorm over the tokens after the convolution (Swin)",
+                "patch conv 4x4 stride 4x4 -> 96, norm on",
+            ),
         ),
         required=True,
     ),
@@ -304,17 +311,19 @@ SETTINGS: tuple[Setting, ...] = (
                 "word",
                 "mlp",
                 "where a stage changes width: the last block's "
-                "MLP (v1) or the first block's attention (v2)",
+                "MLP (v1), the first block's attention (v2), or patch merging before the first "
+                "block (Swin: each stride_q neighbourhood concatenated, LayerNorm, Linear)",
                 "attention dim_change attention",
-                choices=("mlp", "attention"),
+                choices=("mlp", "attention", "merge"),
             ),
             Option(
                 "rel_pos",
                 "word",
                 "none",
-                "MViTv2's decomposed relative positions",
+                "relative positions: MViTv2's decomposed tables, or Swin's bias table "
+                "(one learned bias per head and window offset; needs `scope window`)",
                 "attention rel_pos decomposed",
-                choices=("none", "decomposed"),
+                choices=("none", "decomposed", "table"),
                 per_stage=True,
             ),
             Option(
@@ -366,6 +375,17 @@ SETTINGS: tuple[Setting, ...] = (
                 range=COUNT,
                 per_stage=True,
                 default_text="none",
+            ),
+            Option(
+                "shift",
+                "word",
+                "none",
+                "with `scope window`: Swin's shifted windows: every other block of a stage rolls "
+                "the grid by half a window and masks the tokens the roll made neighbours (not "
+                "where the grid is one window)",
+                "attention scope window, window 7x7, shift alternate",
+                choices=("none", "alternate"),
+                per_stage=True,
             ),
             Option(
                 "mask_unit",

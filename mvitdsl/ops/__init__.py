@@ -10,26 +10,37 @@ from typing import Annotated
 
 from pydantic import Field
 
-from . import attention, layer_scale, mlp, project, skip, window
+from . import attention, layer_scale, merge, mlp, project, skip, swin, window
 from .attention import PoolingAttention
 from .base import Rules
 from .layer_scale import LayerScale
+from .merge import PatchMerge
 from .mlp import Mlp
 from .project import Project
 from .skip import SkipPool
+from .swin import SwinAttention
 from .window import WindowAttention
 
 BlockOp = Annotated[
-    PoolingAttention | WindowAttention | SkipPool | Project | Mlp | LayerScale,
+    PoolingAttention
+    | WindowAttention
+    | SwinAttention
+    | PatchMerge
+    | SkipPool
+    | Project
+    | Mlp
+    | LayerScale,
     Field(discriminator="kind"),
 ]
-AttentionOp = PoolingAttention | WindowAttention
+AttentionOp = PoolingAttention | WindowAttention | SwinAttention
 
 REGISTRY: dict[str, Rules] = {
     rules.kind: rules
     for rules in (
         attention.RULES,
         window.RULES,
+        swin.RULES,
+        merge.RULES,
         skip.RULES,
         project.RULES,
         mlp.RULES,
@@ -43,8 +54,10 @@ __all__ = [
     "BlockOp",
     "LayerScale",
     "Mlp",
+    "PatchMerge",
     "PoolingAttention",
     "Project",
     "SkipPool",
+    "SwinAttention",
     "WindowAttention",
 ]

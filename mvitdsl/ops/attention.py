@@ -30,7 +30,7 @@ from .pools import sketch as pools_sketch
 if TYPE_CHECKING:
     from ..ir import Block, Model
 
-RelPos = Literal["none", "decomposed"]
+RelPos = Literal["none", "decomposed", "table"]  # table: Swin's bias table (ops/swin.py)
 ResidualPool = Literal["none", "tokens", "all"]
 Qkv = Literal["fused", "separate"]
 

@@ -69,10 +69,16 @@ class BlockFlow:
     len_q: int
     len_kv: int
     rel_pos: tuple[int, int, int] | None
+    grid_entered: Dims3 | None = None  # the grid the branches see, when an op at `enter` changes it
 
     @property
     def grid_out(self) -> Dims3:
         return self.grid_q
+
+    @property
+    def grid_branches(self) -> Dims3:
+        """The grid norm1 and the attention see: the input's, or the entered one."""
+        return self.grid_entered or self.grid_in
 
 
 @dataclass(frozen=True)
@@ -179,8 +185,17 @@ RowRule = Callable[["Block", Any, BlockFlow], dict[str, Any]]
 EmitRule = Callable[[Any, Any, Value, Value], Value]
 DrawRule = Callable[["Block", Any, BlockFlow, Labels, str, int], Sketch]
 
-# The places of the pre-norm residual block where an op takes part, in the order they run.
-HOOKS = ("attend", "shortcut_attention", "scale_attention", "shortcut_mlp", "mlp", "scale_mlp")
+# The places of the pre-norm residual block where an op takes part, in the order they run
+# (`enter`: before norm1, mapping the block input to the attention width; patch merging).
+HOOKS = (
+    "enter",
+    "attend",
+    "shortcut_attention",
+    "scale_attention",
+    "shortcut_mlp",
+    "mlp",
+    "scale_mlp",
+)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> Block
     """The shapes through one block: each op's shape rule over the input grid."""
     fields: dict[str, Any] = {"grid_q": grid_in, "grid_kv": grid_in, "grid_skip": grid_in}
     fields["rel_pos"] = None
+    fields["nominal_out"] = nominal(nominal_in, block.pool_q.stride)
     for op in block.ops:
         rule = rules(op).flow
         if rule is not None:
@@ -45,7 +46,6 @@ def flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> Block
     return BlockFlow(
         grid_in=grid_in,
         nominal_in=nominal_in,
-        nominal_out=nominal(nominal_in, block.pool_q.stride),
         len_in=tokens(grid_in, cls),
         len_q=tokens(fields["grid_q"], cls),
         len_kv=tokens(fields["grid_kv"], cls),
@@ -53,9 +53,23 @@ def flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> Block
     )
 
 
+def entered(block: Block) -> bool:
+    """Whether an op maps the block input to the attention width before norm1 (`enter`)."""
+    return any("enter" in rules(op).emit for op in block.ops)
+
+
+def norm1_dim(block: Block) -> int:
+    return block.dim_attn if entered(block) else block.dim_in
+
+
+def norm1_len(model: Model, flow: BlockFlow) -> int:
+    return tokens(flow.grid_branches, model.tokens.cls)
+
+
 def costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
     """The block's parameters and MACs: norm1 (the skeleton's), then each op's."""
-    total = Costs(params=2 * block.dim_in, norm_elems=flow.len_in * block.dim_in)
+    d = norm1_dim(block)
+    total = Costs(params=2 * d, norm_elems=norm1_len(model, flow) * d)
     for op in block.ops:
         rule = rules(op).costs
         if rule is not None:
@@ -76,9 +90,21 @@ def saved(block: Block, flow: BlockFlow) -> int:
 
 
 def shapes(model: Model, block: Block, flow: BlockFlow) -> dict[str, Shape]:
-    """The block's state-dict entries, names relative to `blocks.{i}.`."""
-    out: dict[str, Shape] = {f"{NORM1}.weight": (block.dim_in,), f"{NORM1}.bias": (block.dim_in,)}
-    for op in block.ops:
+    """The block's state-dict entries, names relative to `blocks.{i}.`, in the order the
+    emitted module registers them (ops at `enter` come before norm1)."""
+    d = norm1_dim(block)
+    entering = tuple(op for op in block.ops if "enter" in rules(op).emit)
+    out = _op_shapes(model, block, flow, entering)
+    out[f"{NORM1}.weight"], out[f"{NORM1}.bias"] = (d,), (d,)
+    rest = tuple(op for op in block.ops if op not in entering)
+    return out | _op_shapes(model, block, flow, rest)
+
+
+def _op_shapes(
+    model: Model, block: Block, flow: BlockFlow, ops: tuple[Any, ...]
+) -> dict[str, Shape]:
+    out: dict[str, Shape] = {}
+    for op in ops:
         rule = rules(op).shapes
         if rule is not None:
             out.update(rule(model, block, op, flow))
@@ -118,8 +144,8 @@ def emit_block(e: Emits) -> Value:
     import operator
 
     b = e.block
-    x = e.graph_input()
-    x_norm = e.layer_norm(NORM1, b.dim_in, x)
+    x = emit_hook(e, "enter", e.graph_input(), None)
+    x_norm = e.layer_norm(NORM1, norm1_dim(b), x)
     attn = emit_hook(e, "attend", x_norm, x_norm)
     res = emit_hook(e, "shortcut_attention", x, x_norm)
     attn = emit_hook(e, "scale_attention", attn, x_norm)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..ir import Model
 
 CONV_PROJ = "conv_proj"
+PATCH_NORM = "patch_norm"
 
 
 class Patch(Node):
@@ -23,6 +24,7 @@ class Patch(Node):
     padding: Dims3
     dim: int
     loc: Loc
+    norm: bool = False  # a LayerNorm over the tokens (Swin)
 
 
 def grid(model: Model) -> Dims3:
@@ -38,16 +40,22 @@ def nominal_grid(model: Model) -> Dims3:
 
 def costs(model: Model) -> Costs:
     p, d, c = model.patch, model.patch.dim, model.input.channels
-    params = c * d * prod(p.kernel) + d
-    return Costs(params=params, other_macs=prod(grid(model)) * d * c * prod(p.kernel))
+    params = c * d * prod(p.kernel) + d + (2 * d if p.norm else 0)
+    normed = prod(grid(model)) * d if p.norm else 0
+    return Costs(
+        params=params, other_macs=prod(grid(model)) * d * c * prod(p.kernel), norm_elems=normed
+    )
 
 
 def shapes(model: Model) -> dict[str, Shape]:
     p, d = model.patch, model.patch.dim
-    return {
+    out: dict[str, Shape] = {
         f"{CONV_PROJ}.weight": (d, model.input.channels, *model.spatial(p.kernel)),
         f"{CONV_PROJ}.bias": (d,),
     }
+    if p.norm:
+        out[f"{PATCH_NORM}.weight"], out[f"{PATCH_NORM}.bias"] = (d,), (d,)
+    return out
 
 
 def check(c: Any) -> bool:
@@ -81,4 +89,5 @@ def emit(e: EmitsModel, x: Value) -> Value:
     e.graph_loc(x, p.loc)
     # (B, D, T', H', W') -> (B, T'H'W', D)
     x = e.method("flatten", x, 2)
-    return e.method("transpose", x, 1, 2)
+    x = e.method("transpose", x, 1, 2)
+    return e.layer_norm(PATCH_NORM, p.dim, x) if p.norm else x

@@ -1,0 +1,183 @@
+"""Shifted-window attention (Swin, Liu et al. 2021): q, k, v inside non-overlapping windows of
+the grid, every other block on the grid rolled by half a window (with a mask between tokens the
+roll made neighbours), and a learned relative-position bias table per head. Its record, shape
+rule, costs, names, checks, emission and drawing."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..nodes import Dims3
+from . import attention, merge
+from .base import BlockFlow, Costs, Emits, Labels, Rules, Shape, Sketch, Value, linear
+
+if TYPE_CHECKING:
+    from ..ir import Block, Model
+
+BIAS_TABLE = "attn.rel_pos_table"
+
+
+class SwinAttention(attention.AttentionOptions):
+    """Attention in fixed windows, shifted by half a window where `shift` (and the grid is
+    larger than the window), with Swin's relative-position bias table where `table`."""
+
+    kind: Literal["swin_attention"] = "swin_attention"
+    window: Dims3 | None  # None: the spec asked for a shift or a table without windows
+    shift: bool = False
+    table: bool = True
+
+
+def shift_of(op: SwinAttention, grid: Dims3) -> Dims3:
+    """Half the window along each axis the grid is larger than the window (Swin's rule: a grid
+    of one window is not shifted)."""
+    w = op.window or (1, 1, 1)
+    if not op.shift:
+        return (0, 0, 0)
+    return (0, *(k // 2 if n > k else 0 for n, k in zip(grid[1:], w[1:])))  # type: ignore[return-value]
+
+
+def flow(model: Model, block: Block, op: SwinAttention, grid: Dims3, nom: Dims3) -> dict[str, Any]:
+    """Q and K/V see the grid after the block's patch merging (ops/merge.py), if any."""
+    g = merge.entered(block, grid)
+    return {"grid_q": g, "grid_kv": g, "rel_pos": None}
+
+
+def table_rows(op: SwinAttention) -> int:
+    w = op.window or (1, 1, 1)
+    return (2 * w[1] - 1) * (2 * w[2] - 1)
+
+
+def costs(model: Model, block: Block, op: SwinAttention, flow: BlockFlow) -> Costs:
+    """qkv and the projection over the tokens, each query against its window's tokens."""
+    a, n = block.dim_attn, flow.len_q
+    qkv_p, qkv_m = linear(n, a, 3 * a, op.qkv_bias)
+    proj_p, proj_m = linear(n, a, a)
+    matmuls = 2 * block.heads * n * prod(op.window or (1, 1, 1)) * block.head_dim
+    table = table_rows(op) * block.heads if op.table else 0
+    return Costs(params=qkv_p + proj_p + table, attn_macs=qkv_m + proj_m + matmuls)
+
+
+def saved(block: Block, op: SwinAttention, flow: BlockFlow) -> int:
+    """qkv, the windowed q, k, v and the attention probabilities."""
+    a, n = block.dim_attn, flow.len_q
+    return 3 * n * a + 3 * n * a + block.heads * n * prod(op.window or (1, 1, 1))
+
+
+def shapes(model: Model, block: Block, op: SwinAttention, flow: BlockFlow) -> dict[str, Shape]:
+    a = block.dim_attn
+    out: dict[str, Shape] = {f"{attention.QKV}.weight": (3 * a, a)}
+    if op.qkv_bias:
+        out[f"{attention.QKV}.bias"] = (3 * a,)
+    if op.table:
+        out[BIAS_TABLE] = (table_rows(op), block.heads)
+    out[f"{attention.ATTN_PROJECT}.weight"] = (a, a)
+    out[f"{attention.ATTN_PROJECT}.bias"] = (a,)
+    return out
+
+
+def row(block: Block, op: SwinAttention, flow: BlockFlow) -> dict[str, Any]:
+    w = op.window or flow.grid_q
+    shifted = any(shift_of(op, flow.grid_q))
+    return {
+        "attention": (prod(w), prod(w)),
+        "scope": "shifted_window" if shifted else "window",
+        "windows": prod(flow.grid_q) // prod(w),
+        "window_q": w,
+        "window_kv": w,
+    }
+
+
+def _problem(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> tuple[str, str, str]:
+    """(code, message, hint) of the first rule the block breaks, or empty strings."""
+    if op.window is None:
+        return (
+            "E210",
+            f"block {block.index}: 'shift' and 'rel_pos table' need windows ('scope window')",
+            "write 'scope window, window 7x7' in 'attention' (or the stage row)",
+        )
+    if c.model.video:
+        return ("E210", "shifted windows are for images", "write 'input image CxHxW'")
+    g, w = flow.grid_q, op.window
+    if any(k > n for k, n in zip(w, g)):
+        return (
+            "E309",
+            f"block {block.index}: window {c.fmt(w)} is larger than the grid {c.fmt(g)}",
+            f"write 'window={c.fmt(g)}' in stage '{block.stage}', or use a larger input",
+        )
+    if any(n % k for n, k in zip(g, w)):
+        return (
+            "E309",
+            f"block {block.index}: grid {c.fmt(g)} is not divisible by window {c.fmt(w)}",
+            "choose an input size whose grids the window divides",
+        )
+    return "", "", ""
+
+
+def check(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> bool:
+    """Windows that exist, fit the grid and tile it (E210, E309); heads that divide the width
+    are the checker's."""
+    code, problem, hint = _problem(c, block, op, flow)
+    if not code:
+        return False
+    c.r.error(code, problem, c.scope_span(block, ""), hint)
+    return True
+
+
+def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
+    """x (B, L, A) -> (B, L, A): roll, partition into windows, attend with the bias table and
+    the shift mask, merge, roll back."""
+    import operator
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from ..backend import runtime
+
+    b, g, w = e.block, e.flow.grid_q, op.window or (1, 1, 1)
+    shift, windows, a = shift_of(op, g)[1:], prod(g) // prod(w), b.dim_attn
+    t = e.fn(runtime.shifted_windows, x, g[1:], w[1:], shift)  # (B, nW, N, A)
+    qkv = e.module(attention.QKV, nn.Linear(a, 3 * a, bias=op.qkv_bias), t)
+    # (B, nW, N, 3A) -> (3, B, nW, heads, N, hd)
+    qkv = e.method("unflatten", qkv, 3, (3, b.heads, b.head_dim))
+    qkv = e.method("unbind", e.method("permute", qkv, 3, 0, 1, 4, 2, 5), 0)
+    q, k, v = (e.fn(operator.getitem, qkv, i) for i in range(3))
+    mask = None
+    if op.table:
+        table = e.attr(BIAS_TABLE, nn.Parameter(torch.zeros(table_rows(op), b.heads)))
+        mask = e.fn(runtime.window_bias, table, g[1:], w[1:], shift, b.heads, windows)
+    o = e.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=b.head_dim**-0.5)
+    o = e.method("flatten", e.method("transpose", o, 2, 3), 3)  # (B, nW, N, A)
+    o = e.fn(runtime.unshifted_windows, o, g[1:], w[1:], shift)
+    o = e.module(attention.ATTN_PROJECT, nn.Linear(a, a), o)
+    if e.model.attention.dropout > 0:
+        o = e.module(attention.ATTN_DROPOUT, nn.Dropout(e.model.attention.dropout), o)
+    return o
+
+
+def draw_attend(
+    block: Block, op: SwinAttention, flow: BlockFlow, s: Labels, src: str, dim: int
+) -> Sketch:
+    w = op.window or flow.grid_q
+    windows = prod(flow.grid_q) // prod(w)
+    shifted = any(shift_of(op, flow.grid_q))
+    how = "shifted windows (rolled by half a window, masked)" if shifted else "windows"
+    bias = " + bias table" if op.table else ""
+    text = f"{windows} {how}: {s.grid(w)}{bias}"
+    size = (prod(w), prod(w))
+    return attention.sketch(block, op, flow, s, src, size, f"{windows} × ", text)
+
+
+RULES = Rules(
+    kind="swin_attention",
+    record=SwinAttention,
+    flow=flow,
+    costs=costs,
+    saved=saved,
+    shapes=shapes,
+    check=check,
+    row=row,
+    emit={"attend": emit_attend},
+    draw={"attend": draw_attend},
+)
