@@ -37,11 +37,13 @@ def block_graph(report: Report, index: int, rankdir: str = "TB") -> graphviz.Dig
         ),
     )
     g.node("x", "block input", shape="plaintext", style="")
+    entry = ops_block.draw_hook(b, flow, s, "enter", "x", b.dim_in)  # e.g. patch merging
+    render(g, entry.items)
     g.node("norm1", "LayerNorm")
-    g.edge("x", "norm1", label=s.size(row.grid_in, b.dim_in))
-    attend = ops_block.draw_hook(b, flow, s, "attend", "norm1", b.dim_in)
+    g.edge(entry.end, "norm1", label=s.size(flow.grid_branches, entry.dim))
+    attend = ops_block.draw_hook(b, flow, s, "attend", "norm1", entry.dim)
     render(g, attend.items)
-    shortcut = ops_block.draw_hook(b, flow, s, "shortcut_attention", "x", b.dim_in)
+    shortcut = ops_block.draw_hook(b, flow, s, "shortcut_attention", entry.end, entry.dim)
     render(g, shortcut.items)
     g.node("add1", "+", **ADD)
     g.edge(attend.end, "add1", label=s.size(row.grid_q, b.dim_attn))

@@ -41,6 +41,7 @@ from ..analysis.graph import BlockFlow, block_flow
 from ..diagnostics import Diagnostic, Span, SpecError
 from ..language import overrides
 from ..language.lower import Lowering
+from ..ops import block as ops_block
 from ..spec import Spec
 from .axes import Axis, Derived, Where, text_of, value_of
 from .expr import Env, ExprError, InexactError, Value, evaluate
@@ -318,7 +319,8 @@ class Evaluator:
         out = []
         for block in model.blocks:
             q, kv = block.pool_q, block.pool_kv
-            key = (ctx, q.mode, q.kernel, q.stride, kv.mode, kv.kernel, kv.stride, grid, nom)
+            enter = ops_block.entering(block)  # e.g. patch merging: it sets the grid too
+            key = (ctx, q.mode, q.kernel, q.stride, kv.mode, kv.kernel, kv.stride, grid, nom, enter)
             kid = self._ids.get(key)  # a small int per distinct key: hashed once, not per use
             if kid is None:
                 kid = self._ids[key] = len(self._ids)

@@ -53,9 +53,13 @@ def flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> Block
     )
 
 
+def entering(block: Block) -> tuple[Any, ...]:
+    """The ops that map the block input to the attention width before norm1 (`enter`)."""
+    return tuple(op for op in block.ops if "enter" in rules(op).emit)
+
+
 def entered(block: Block) -> bool:
-    """Whether an op maps the block input to the attention width before norm1 (`enter`)."""
-    return any("enter" in rules(op).emit for op in block.ops)
+    return bool(entering(block))
 
 
 def norm1_dim(block: Block) -> int:
@@ -93,10 +97,10 @@ def shapes(model: Model, block: Block, flow: BlockFlow) -> dict[str, Shape]:
     """The block's state-dict entries, names relative to `blocks.{i}.`, in the order the
     emitted module registers them (ops at `enter` come before norm1)."""
     d = norm1_dim(block)
-    entering = tuple(op for op in block.ops if "enter" in rules(op).emit)
-    out = _op_shapes(model, block, flow, entering)
+    first = entering(block)
+    out = _op_shapes(model, block, flow, first)
     out[f"{NORM1}.weight"], out[f"{NORM1}.bias"] = (d,), (d,)
-    rest = tuple(op for op in block.ops if op not in entering)
+    rest = tuple(op for op in block.ops if op not in first)
     return out | _op_shapes(model, block, flow, rest)
 
 

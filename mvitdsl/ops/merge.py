@@ -103,7 +103,10 @@ def draw_enter(
         f"concat → LayerNorm {c4} → Linear {c4} → {block.dim_attn}",
     )
     return Sketch(
-        (DrawNode("merge", label, {"fillcolor": "#d9f0d3"}), DrawEdge(src, "merge", "")),
+        (
+            DrawNode("merge", label, {"fillcolor": "#d9f0d3"}),
+            DrawEdge(src, "merge", s.size(flow.grid_in, dim)),
+        ),
         "merge",
         block.dim_attn,
     )

@@ -5,6 +5,7 @@ rule, costs, names, checks, emission and drawing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import prod
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -133,11 +134,11 @@ def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
     import torch.nn.functional as F
     from torch import nn
 
-    from ..backend import runtime
+    from ..backend.runtime import shifted_windows, unshifted_windows, window_bias
 
     b, g, w = e.block, e.flow.grid_q, op.window or (1, 1, 1)
     shift, windows, a = shift_of(op, g)[1:], prod(g) // prod(w), b.dim_attn
-    t = e.fn(runtime.shifted_windows, x, g[1:], w[1:], shift)  # (B, nW, N, A)
+    t = e.fn(shifted_windows, x, g[1:], w[1:], shift)  # (B, nW, N, A)
     qkv = e.module(attention.QKV, nn.Linear(a, 3 * a, bias=op.qkv_bias), t)
     # (B, nW, N, 3A) -> (3, B, nW, heads, N, hd)
     qkv = e.method("unflatten", qkv, 3, (3, b.heads, b.head_dim))
@@ -146,10 +147,10 @@ def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
     mask = None
     if op.table:
         table = e.attr(BIAS_TABLE, nn.Parameter(torch.zeros(table_rows(op), b.heads)))
-        mask = e.fn(runtime.window_bias, table, g[1:], w[1:], shift, b.heads, windows)
+        mask = e.fn(window_bias, table, g[1:], w[1:], shift, b.heads, windows)
     o = e.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=b.head_dim**-0.5)
     o = e.method("flatten", e.method("transpose", o, 2, 3), 3)  # (B, nW, N, A)
-    o = e.fn(runtime.unshifted_windows, o, g[1:], w[1:], shift)
+    o = e.fn(unshifted_windows, o, g[1:], w[1:], shift)
     o = e.module(attention.ATTN_PROJECT, nn.Linear(a, a), o)
     if e.model.attention.dropout > 0:
         o = e.module(attention.ATTN_DROPOUT, nn.Dropout(e.model.attention.dropout), o)
@@ -166,7 +167,10 @@ def draw_attend(
     bias = " + bias table" if op.table else ""
     text = f"{windows} {how}: {s.grid(w)}{bias}"
     size = (prod(w), prod(w))
-    return attention.sketch(block, op, flow, s, src, size, f"{windows} × ", text)
+    # the attention sees the merged tokens at the attention width
+    seen = block.model_copy(update={"dim_in": block.dim_attn})
+    at = replace(flow, grid_in=flow.grid_branches)
+    return attention.sketch(seen, op, at, s, src, size, f"{windows} × ", text)
 
 
 RULES = Rules(

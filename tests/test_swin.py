@@ -1,0 +1,145 @@
+"""Swin in the language (ops/swin.py, ops/merge.py): parameter counts of the shipped specs equal
+timm's on the meta device, swin_t's logits and every gradient equal timm's with perturbed
+weights at 224, the settings' located diagnostics, and drawing and sweeping a Swin spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
+timm = pytest.importorskip("timm")
+
+from test_grad_parity import assert_grads_match, grads, perturbed  # noqa: E402
+from torch import nn  # noqa: E402
+
+import mvitdsl  # noqa: E402
+from mvitdsl import analyze, load_spec  # noqa: E402
+from mvitdsl.backend.weights import convert_state_dict  # noqa: E402
+from mvitdsl.diagnostics import SpecError  # noqa: E402
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+TIMM = {
+    "swin_t": "swin_tiny_patch4_window7_224",
+    "swin_s": "swin_small_patch4_window7_224",
+    "swin_b": "swin_base_patch4_window7_224",
+}
+
+
+def timm_params(name: str) -> int:
+    with torch.device("meta"):
+        ref = timm.create_model(name)
+    return sum(p.numel() for p in ref.parameters())
+
+
+@pytest.mark.parametrize("spec_name", sorted(TIMM))
+def test_params_equal_timm_on_meta(spec_name: str) -> None:
+    """The analysis's count, the built module's and timm's are one number."""
+    spec = load_spec(SPECS / f"{spec_name}.mv")
+    with torch.device("meta"):
+        gm = mvitdsl.build(spec)
+    ours = sum(p.numel() for p in gm.parameters())
+    assert analyze(spec).params == ours == timm_params(TIMM[spec_name])
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def swin_t_pair() -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    """Ours and timm's Swin-T with the same perturbed weights (timm's state_dict converted
+    with source='timm'), and a 224 input."""
+    spec = load_spec(SPECS / "swin_t.mv")
+    ref = perturbed(timm.create_model(TIMM["swin_t"]))
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
+    return gm, ref, torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+
+
+def test_swin_t_logits_equal_timm() -> None:
+    """Logits <= 1e-4 relative at 224 (the gradients: the full test, and the small twin below)."""
+    gm, ref, x = swin_t_pair()
+    with torch.no_grad():
+        assert relative(gm(x), ref(x)) <= 1e-4
+
+
+@pytest.mark.full
+def test_swin_t_gradients_equal_timm() -> None:
+    """Every parameter's gradient after one backward at 224 (smaller twin:
+    test_a_small_swin_equals_timm_and_draws_and_sweeps)."""
+    gm, ref, x = swin_t_pair()
+    spec = load_spec(SPECS / "swin_t.mv")
+    want = convert_state_dict(grads(ref, x), "timm", spec=spec)
+    assert_grads_match(grads(gm, x), want)
+
+
+SMALL = """model swin_small_test {
+  input      image 3x64x64
+  patch      conv 4x4 stride 4x4 -> 32, norm on
+  tokens     no_cls, position none
+  attention  pool_kv off, dim_change merge, scope window, window 4x4, shift alternate,
+             rel_pos table
+  stages {
+    s1  2  32  2  1x1
+    s2  2  64  4  2x2
+  }
+  head       norm, mean, classes 10
+  norm       eps 1e-5
+}
+"""
+
+
+def small_timm() -> nn.Module:
+    made: nn.Module = timm.models.swin_transformer.SwinTransformer(
+        img_size=64, patch_size=4, window_size=4, embed_dim=32, depths=(2, 2),
+        num_heads=(2, 4), num_classes=10,
+    )  # fmt: skip
+    return made
+
+
+def test_a_small_swin_equals_timm_and_draws_and_sweeps(tmp_path: Path) -> None:
+    """A two-stage Swin (shifted windows in both stages: the grids are larger than the window)
+    equals timm's class, logits and gradients (the smaller twin of the 224 test); its block
+    and stage drawings name the merging and the shift; a sweep over its depth and width
+    measures every variant."""
+    path = tmp_path / "swin_small_test.mv"
+    path.write_text(SMALL)
+    spec = load_spec(path)
+    ref = perturbed(small_timm())
+    gm = mvitdsl.build(spec).eval()
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert relative(gm(x), ref(x)) <= 1e-4
+    assert_grads_match(grads(gm, x), convert_state_dict(grads(ref, x), "timm", spec=spec))
+    from mvitdsl.draw import draw
+
+    merging = draw(spec, "block", block=2).source
+    assert "patch merging 2×2" in merging and "merge -> norm1" in merging
+    assert "shifted windows" in draw(spec, "block", block=3).source
+    assert "s2" in draw(spec, "stage").source
+    rows = list(mvitdsl.sweep(spec, vary={"s2.blocks": "2,4", "s2.dim": "64,128"}))
+    assert len(rows) == 4 and all(r["ok"] and r["params"] > 0 for r in rows)
+    assert rows[0]["params"] == analyze(spec).params  # 2 blocks, width 64: the base itself
+
+
+BAD = {
+    "window larger than the grid": ("window 4x4", "window 32x32", "E309", "larger than the grid"),
+    "window not dividing": ("window 4x4", "window 3x3", "E309", "not divisible by window"),
+    "shift without windows": ("scope window, window 4x4, ", "", "E210", "need windows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_swin_settings_report_located_diagnostics(case: str, tmp_path: Path) -> None:
+    old, new, code, words = BAD[case]
+    path = tmp_path / "bad.mv"
+    path.write_text(SMALL.replace(old, new))
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    found = [d for d in e.value.diagnostics if d.code == code]
+    assert found and words in found[0].message and found[0].span is not None
+    assert found[0].span.line in (4, 5)  # the attention line that asks for it
