@@ -36,6 +36,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "mvitv2_b_image": ("timm", "mvitv2_base"),
     "mvitv2_l_image": ("timm", "mvitv2_large"),
     "mvitv2_h_image": ("timm", "mvitv2_huge"),
+    "swin_t": ("timm", "swin_tiny_patch4_window7_224"),
+    "swin_s": ("timm", "swin_small_patch4_window7_224"),
+    "swin_b": ("timm", "swin_base_patch4_window7_224"),
 }
 
 

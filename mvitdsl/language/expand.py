@@ -63,22 +63,22 @@ def _scoped(
     j: int,
     strides_before: ir.Dims3,
 ) -> ir.Block:
-    """The block's attention scope: a stage's first block keeps the previous stage's scope
+    """The block's attention scope: Swin's shifted windows (a shift or a bias table asked for:
+    the stage's own window, no lag); else a stage's first block keeps the previous stage's scope
     (Hiera's one-block lag); a mask-unit scope attends in the mask unit divided by the Q strides
     applied before the block (the checker reports a mask unit they do not divide)."""
-    lag = j == 0 and s > 0 and bool(options(att, drop_path, rows[s])["scope_lag"])
+    own = options(att, drop_path, rows[s])
+    if own["rel_pos"] == "table" or own["shift"] != "none":  # Swin: its own stage's window
+        window = own["window"] if own["scope"] == "window" else None
+        shifted = own["shift"] == "alternate" and j % 2 == 1
+        return _swapped(block, ops.SwinAttention, window=window, shift=shifted)
+    lag = j == 0 and s > 0 and bool(own["scope_lag"])
     opts = options(att, drop_path, rows[s - 1 if lag else s])
     if opts["scope"] == "mask_unit" and att.mask_unit is not None:
         window = _divide(att.mask_unit, strides_before)
     elif opts["scope"] == "window" and opts["window"] is not None:
         window = opts["window"]
     else:
-        window = None
-    own = options(att, drop_path, rows[s])
-    if own["rel_pos"] == "table" or own["shift"] != "none":
-        shifted = own["shift"] == "alternate" and j % 2 == 1
-        return _swapped(block, ops.SwinAttention, window=window, shift=shifted)
-    if window is None:
         return block
     return _swapped(
         block,
