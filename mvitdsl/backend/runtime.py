@@ -234,3 +234,15 @@ def merge_patches(x: Tensor, grid: Any, stride: Any) -> Tensor:
     (h, w), (sh, sw) = _grid_hw(grid), _grid_hw(stride)
     x = x.reshape(b, h // sh, sh, w // sw, sw, c).permute(0, 1, 3, 4, 2, 5)
     return x.reshape(b, (h // sh) * (w // sw), sh * sw * c)
+
+
+def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
+    """Attention inside each window: q, k, v (B, n_windows, heads, N, d), `bias` (n_windows,
+    heads, N, N) added to the scores of every sample; windows folded into the batch, so the
+    kernel sees 4-D inputs (its fused CPU path) -> (B, n_windows, heads, N, d)."""
+    b, n = q.shape[:2]
+    q, k, v = q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1)
+    if bias is not None:
+        bias = bias.expand(b, *bias.shape).flatten(0, 1)
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    return o.unflatten(0, (b, n))

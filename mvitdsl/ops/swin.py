@@ -131,10 +131,14 @@ def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
     import operator
 
     import torch
-    import torch.nn.functional as F
     from torch import nn
 
-    from ..backend.runtime import shifted_windows, unshifted_windows, window_bias
+    from ..backend.runtime import (
+        shifted_windows,
+        unshifted_windows,
+        window_attention,
+        window_bias,
+    )
 
     b, g, w = e.block, e.flow.grid_q, op.window or (1, 1, 1)
     shift, windows, a = shift_of(op, g)[1:], prod(g) // prod(w), b.dim_attn
@@ -148,7 +152,7 @@ def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
     if op.table:
         table = e.attr(BIAS_TABLE, nn.Parameter(torch.zeros(table_rows(op), b.heads)))
         mask = e.fn(window_bias, table, g[1:], w[1:], shift, b.heads, windows)
-    o = e.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=b.head_dim**-0.5)
+    o = e.fn(window_attention, q, k, v, mask, b.head_dim**-0.5)
     o = e.method("flatten", e.method("transpose", o, 2, 3), 3)  # (B, nW, N, A)
     o = e.fn(unshifted_windows, o, g[1:], w[1:], shift)
     o = e.module(attention.ATTN_PROJECT, nn.Linear(a, a), o)
