@@ -104,7 +104,7 @@ def test_a_small_swin_equals_timm_and_draws_and_sweeps(tmp_path: Path) -> None:
     """A two-stage Swin (shifted windows in both stages: the grids are larger than the window)
     equals timm's class, logits and gradients (the smaller twin of the 224 test); its block
     and stage drawings name the merging and the shift; a sweep over its depth and width
-    measures every variant."""
+    measures every variant; `outputs` gives its feature maps."""
     path = tmp_path / "swin_small_test.mv"
     path.write_text(SMALL)
     spec = load_spec(path)
@@ -124,6 +124,15 @@ def test_a_small_swin_equals_timm_and_draws_and_sweeps(tmp_path: Path) -> None:
     rows = list(mvitdsl.sweep(spec, vary={"s2.blocks": "2,4", "s2.dim": "64,128"}))
     assert len(rows) == 4 and all(r["ok"] and r["params"] > 0 for r in rows)
     assert rows[0]["params"] == analyze(spec).params  # 2 blocks, width 64: the base itself
+    features = load_spec(
+        text=SMALL.replace("  norm       eps", "  outputs    s1, s2\n  norm       eps")
+    )
+    with torch.no_grad():
+        maps = mvitdsl.build(features).eval()(x)
+    assert {k: tuple(v.shape) for k, v in maps.items()} == {
+        "s1": (2, 32, 16, 16),
+        "s2": (2, 64, 8, 8),
+    }
 
 
 BAD = {
