@@ -36,6 +36,11 @@ PUBLISHED: dict[str, tuple[int | None, float | None, float | None]] = {
     "hiera_l_image.mv": (213_739_912, None, None),
     "hiera_h_image.mv": (672_779_752, None, None),
     "hiera_b_16x224.mv": (51_092_560, None, None),
+    # timm's swin_{tiny,small,base}_patch4_window7_224 (params: numel of timm's model; the
+    # paper's 4.5, 8.7, 15.4 GFLOPs are these MACs rounded)
+    "swin_t.mv": (28_288_354, None, None),
+    "swin_s.mv": (49_606_258, None, None),
+    "swin_b.mv": (87_768_224, None, None),
 }
 
 
