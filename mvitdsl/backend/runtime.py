@@ -245,4 +245,4 @@ def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale
     if bias is not None:
         bias = bias.expand(b, *bias.shape).flatten(0, 1)
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
-    return o.unflatten(0, (b, n))
+    return o.reshape(b, n, *o.shape[1:])
