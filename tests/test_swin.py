@@ -5,8 +5,11 @@ weights at 224, the settings' located diagnostics, and drawing and sweeping a Sw
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("torch")
 import torch  # noqa: E402
@@ -152,3 +155,51 @@ def test_swin_settings_report_located_diagnostics(case: str, tmp_path: Path) -> 
     found = [d for d in e.value.diagnostics if d.code == code]
     assert found and words in found[0].message and found[0].span is not None
     assert found[0].span.line in (4, 5)  # the attention line that asks for it
+
+
+@st.composite
+def swin_texts(draw: Any) -> str:
+    """A small Swin spec, windows and grids drawn freely (many do not fit), a shift or a bias
+    table sometimes without windows, and some widths the heads do not divide."""
+    size, patch = draw(st.sampled_from([16, 24, 32, 48])), draw(st.sampled_from([2, 4]))
+    window = draw(st.integers(1, 6))
+    windowed = f"scope window, window {window}x{window}, "
+    scope = draw(st.sampled_from([windowed, windowed, windowed, "", "scope global, "]))
+    asks = draw(
+        st.sampled_from(["shift alternate, rel_pos table", "rel_pos table", "shift alternate"])
+    )
+    rows = [
+        f"    s{i}  {draw(st.integers(1, 3))}  {draw(st.sampled_from([8, 12, 16]))}"
+        f"  {draw(st.sampled_from([1, 2, 4]))}  {'2x2' if i else '1x1'}"
+        for i in range(draw(st.integers(1, 3)))
+    ]
+    return "\n".join([
+        "model swin_property {",
+        f"  input      image 3x{size}x{size}",
+        f"  patch      conv {patch}x{patch} stride {patch}x{patch}, norm on",
+        "  tokens     no_cls, position none",
+        f"  attention  pool_kv off, dim_change merge, {scope}{asks}",
+        "  stages {", *rows, "  }",
+        "  head       norm, mean, classes 3",
+        "  norm       eps 1e-5",
+        "}", "",
+    ])  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(swin_texts())
+def test_random_swin_specs_check_or_report_and_build_what_they_count(text: str) -> None:
+    """Every drawn Swin spec is accepted, and then the built module (meta device) has the
+    analysed parameter count and runs at its input size; or it is refused with located
+    diagnostics of the window, stride, width and option rules, never a crash."""
+    try:
+        spec = load_spec(text=text)
+    except SpecError as e:
+        assert {d.code for d in e.diagnostics} <= {"E210", "E300", "E302", "E303", "E309"}, text
+        assert all(d.span is not None for d in e.diagnostics)
+        return
+    with torch.device("meta"):
+        gm = mvitdsl.build(spec)
+        out = gm(torch.empty(2, 3, *spec.model.input.size[1:]))
+    assert sum(p.numel() for p in gm.parameters()) == analyze(spec).params
+    assert tuple(out.shape) == (2, 3)
