@@ -47,6 +47,7 @@ LAYER = {
     "explore": 4,  # sweeps: a driver of many variants (language, analysis, spec)
     "pytest_plugin": 4,  # checks specs through the driver
     "lsp": 4,  # the language server: a driver over load_spec, fmt and the settings table
+    "report": 4,  # the HTML report: a driver over load_spec, the table rows and draw/
 }
 # Same-layer imports that are allowed, (importer, imported): everything else within a layer is.
 FORBIDDEN_SIBLINGS = {

@@ -9,8 +9,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import DTYPES, MAX_FLAG_INT, Help, Subparsers, int_in, parse_size
+
+if TYPE_CHECKING:
+    from ..report import Entry
 
 SUFFIXES = (".html", ".htm")
 
@@ -21,18 +25,40 @@ def add_parser(sub: Subparsers) -> None:
         help="one HTML page: stage table, diagrams, costs, blocks (or a sweep's front)",
         formatter_class=Help,
     )
-    p.add_argument("inputs", nargs="+", metavar="SPEC", help="specs (files or shipped names), "
-                   "or one sweep's JSON Lines (`mvitdsl sweep ... --format jsonl`)")  # fmt: skip
-    p.add_argument("-o", "--out", type=Path, default=None,
-                   help="the page to write (.html; None: build/<name>.report.html)")  # fmt: skip
-    p.add_argument("--input", type=parse_size, default=None,
-                   help="override the specs' input size (CxTxHxW or CxHxW); None keeps each's")  # fmt: skip
-    p.add_argument("--batch", type=int_in(1, MAX_FLAG_INT, "--batch"), default=1,
-                   help="batch size for the memory estimate")  # fmt: skip
-    p.add_argument("--dtype", choices=DTYPES, default="fp32",
-                   help="element type for the memory estimate")  # fmt: skip
-    p.add_argument("--force", action="store_true",
-                   help="overwrite the output even if it is not a page this command wrote")  # fmt: skip
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="SPEC",
+        help="specs (files or shipped names), "
+        "or one sweep's JSON Lines (`mvitdsl sweep ... --format jsonl`)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=None,
+        help="the page to write (.html; None: build/<name>.report.html)",
+    )
+    p.add_argument(
+        "--input",
+        type=parse_size,
+        default=None,
+        help="override the specs' input size (CxTxHxW or CxHxW); None keeps each's",
+    )
+    p.add_argument(
+        "--batch",
+        type=int_in(1, MAX_FLAG_INT, "--batch"),
+        default=1,
+        help="batch size for the memory estimate",
+    )
+    p.add_argument(
+        "--dtype", choices=DTYPES, default="fp32", help="element type for the memory estimate"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite the output even if it is not a page this command wrote",
+    )
     p.set_defaults(run=run)
 
 
@@ -60,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _entries(args: argparse.Namespace) -> list:  # type: ignore[type-arg]
+def _entries(args: argparse.Namespace) -> list[Entry]:
     from ..report import load_entry
 
     return [load_entry(a, args.input, args.batch, args.dtype) for a in args.inputs]

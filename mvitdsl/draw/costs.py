@@ -8,7 +8,6 @@ software versions in the metadata.
 from __future__ import annotations
 
 import io
-
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path

@@ -37,7 +37,7 @@ def spec_page(entries: Sequence[Entry]) -> str:
     body = [
         f"<h1>mvitdsl report: {esc(', '.join(names))}</h1>",
         f"<ul>{contents}</ul>",
-        "<h2 id=\"costs\">Costs per stage</h2>" + costs_figure(good) if good else "",
+        '<h2 id="costs">Costs per stage</h2>' + costs_figure(good) if good else "",
         *(entry_section(e, f"s{k}") for k, e in enumerate(entries)),
     ]
     data: dict[str, Any] = {

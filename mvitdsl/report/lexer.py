@@ -37,16 +37,16 @@ CHOICES = tuple(
 )
 
 
-class MvitdslLexer(RegexLexer):
+class MvitdslLexer(RegexLexer):  # type: ignore[misc]  # Pygments ships no types
     """mvitdsl model specs (.mv): settings, options and their choices, the stage table."""
 
     name = "mvitdsl"
-    aliases = ["mvitdsl", "mv"]  # noqa: RUF012 (Pygments reads these class attributes)
-    filenames = ["*.mv"]  # noqa: RUF012
-    mimetypes = ["text/x-mvitdsl"]  # noqa: RUF012
+    aliases = ["mvitdsl", "mv"]
+    filenames = ["*.mv"]
+    mimetypes = ["text/x-mvitdsl"]
     url = "https://github.com/mvitdsl/mvitdsl"
 
-    tokens = {  # noqa: RUF012
+    tokens = {
         "root": [
             (rf"^([ \t]*)({'|'.join(STATEMENTS)}|add|drop)\b", bygroups(Whitespace, Keyword)),
             (r"\n", Whitespace),  # alone, so that the next line's start is seen by `^`

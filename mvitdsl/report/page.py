@@ -26,11 +26,13 @@ table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; }
 table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
 tr:target { background: #fff3b0; }
 figure { margin: 1em 0; overflow-x: auto; } figure svg { max-width: 100%; height: auto; }
+.figures { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 1.5em;
+           align-items: start; }
+.figures svg { width: 100%; }
 figcaption { color: #555; font-size: 0.9em; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 13px; }
 pre.diagnostics { background: #fff0f0; border-left: 4px solid #c00; }
 .bad { color: #b00; } .front { font-weight: bold; }
-.figures { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
 """
 
 # Sort a table by the clicked header: numbers by value (a cell's data-v), words as text.
@@ -49,7 +51,8 @@ document.querySelectorAll("table.sortable th").forEach(function (th, col) {
     var rows = Array.prototype.slice.call(body.rows);
     rows.sort(function (a, b) {
       var x = key(a), y = key(b);
-      var c = typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === "number" ? -1 : 1);
+      var c = typeof x !== typeof y ? (typeof x === "number" ? -1 : 1)
+        : x < y ? -1 : x > y ? 1 : 0;
       return up ? c : -c;
     });
     rows.forEach(function (tr) { body.appendChild(tr); });
@@ -81,7 +84,7 @@ def table(
 ) -> str:
     """An HTML table; numeric columns right-aligned; `row_ids` give each row an id (links)."""
     numeric = [any(r[i].value is not None for r in rows) for i in range(len(heads))]
-    head = "".join(f'<th{" class=n" * n}>{esc(h)}</th>' for h, n in zip(heads, numeric))
+    head = "".join(f"<th{' class=n' * n}>{esc(h)}</th>" for h, n in zip(heads, numeric))
     body = []
     for k, row in enumerate(rows):
         rid = f' id="{esc(row_ids[k])}"' if row_ids else ""

@@ -94,11 +94,9 @@ def _point(x: float, y: float, p: dict[str, Any], label: bool) -> str:
     ident = esc(p["id"])
     colour = "#c0392b" if p["pareto"] else "#2c6fbb"
     fill = colour if p["ok"] else "white"
-    text = (
-        f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" fill="{colour}">{ident}</text>' if label else ""
-    )
+    text = f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" fill="{colour}">{ident}</text>' if label else ""
     return (
         f'<a href="#row-{ident}" class="point"><title>{ident}: {p["params"]:,} params, '
-        f'{float(p["gmacs"]):.3f} GMACs</title>'
+        f"{float(p['gmacs']):.3f} GMACs</title>"
         f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{fill}" stroke="{colour}"/>{text}</a>'
     )

@@ -27,6 +27,7 @@ LEVELS = ("model", "stage", "block")
 class Entry:
     """One spec named on the command line: checked (`spec`, `report`) or failed (`error`)."""
 
+    label: str  # what the command line named: a file or a shipped spec's name
     file: str
     source: str  # the spec's text, for the listing
     spec: Spec | None = None
@@ -38,9 +39,7 @@ class Entry:
         return self.spec.name if self.spec else Path(self.file).stem
 
 
-def load_entry(
-    arg: str, input_size: tuple[int, ...] | None, batch: int, dtype: str
-) -> Entry:
+def load_entry(arg: str, input_size: tuple[int, ...] | None, batch: int, dtype: str) -> Entry:
     """A spec file or a shipped spec's name, checked; a SpecError is kept for the page,
     a missing file raises FileNotFoundError."""
     path = Path(arg)
@@ -55,8 +54,8 @@ def load_entry(
     try:
         spec = load_spec(path, input_size=input_size)
     except SpecError as e:
-        return Entry(str(path), source, error=e)
-    return Entry(str(path), source, spec, analyze(spec, batch=batch, dtype=dtype))
+        return Entry(arg, str(path), source, error=e)
+    return Entry(arg, str(path), source, spec, analyze(spec, batch=batch, dtype=dtype))
 
 
 def entry_data(e: Entry) -> dict[str, Any]:
@@ -72,7 +71,7 @@ def entry_data(e: Entry) -> dict[str, Any]:
 
 def entry_section(e: Entry, prefix: str) -> str:
     """One spec's section; ids start with `prefix`."""
-    title = f'<h2 id="{prefix}">{esc(e.name)} <small>{esc(e.file)}</small></h2>'
+    title = f'<h2 id="{prefix}">{esc(e.name)} <small>{esc(e.label)}</small></h2>'
     if e.error is not None or e.spec is None or e.report is None:
         n = len(e.error.diagnostics) if e.error else 0
         rendered = e.error.render() if e.error else ""
@@ -111,8 +110,10 @@ def stage_table(r: Report, ident: str) -> str:
         rows.append(
             [
                 Cell(stage),
-                Cell("<br>".join(esc(o) for o in ops) + (f" {esc(repeat)}" if repeat else ""),
-                     html=True),
+                Cell(
+                    "<br>".join(esc(o) for o in ops) + (f" {esc(repeat)}" if repeat else ""),
+                    html=True,
+                ),
                 Cell(size),
                 _number(row.blocks),
                 _number(row.heads),
@@ -182,7 +183,9 @@ def costs_figure(specs: Sequence[Spec]) -> str:
     from ..draw.costs import costs_svg
 
     names = ", ".join(s.name for s in specs)
-    return figure("costs-figure", inline_svg(costs_svg(specs), "costs"), f"costs per stage: {names}")
+    return figure(
+        "costs-figure", inline_svg(costs_svg(specs), "costs"), f"costs per stage: {names}"
+    )
 
 
 def listing(source: str, prefix: str) -> str:

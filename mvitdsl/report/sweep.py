@@ -125,11 +125,7 @@ def _float(v: float | None, digits: int) -> Cell:
 
 def plotted(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with both plot coordinates (params, GMACs) as finite numbers."""
-    return [
-        r
-        for r in rows
-        if r.get("params") is not None and r.get("gmacs") is not None
-    ]
+    return [r for r in rows if r.get("params") is not None and r.get("gmacs") is not None]
 
 
 def front_figure(rows: Sequence[dict[str, Any]]) -> str:
@@ -145,7 +141,7 @@ def front_figure(rows: Sequence[dict[str, Any]]) -> str:
 def sweep_section(rows: Sequence[dict[str, Any]], file: str) -> str:
     ok = sum(r["ok"] for r in rows)
     return (
-        f"<h2 id=\"sweep\">sweep <small>{esc(file)}</small></h2>"
+        f'<h2 id="sweep">sweep <small>{esc(file)}</small></h2>'
         f"<p>{len(rows)} variants: {ok} kept, {len(rows) - ok} refused.</p>"
         + front_figure(rows)
         + "<h3>Variants</h3>"
