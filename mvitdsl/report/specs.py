@@ -71,7 +71,8 @@ def entry_data(e: Entry) -> dict[str, Any]:
 
 def entry_section(e: Entry, prefix: str) -> str:
     """One spec's section; ids start with `prefix`."""
-    title = f'<h2 id="{prefix}">{esc(e.name)} <small>{esc(e.label)}</small></h2>'
+    named = f" <small>{esc(e.label)}</small>" if e.label != e.name else ""
+    title = f'<h2 id="{prefix}">{esc(e.name)}{named}</h2>'
     if e.error is not None or e.spec is None or e.report is None:
         n = len(e.error.diagnostics) if e.error else 0
         rendered = e.error.render() if e.error else ""
