@@ -4,9 +4,11 @@ test over arbitrary JSON Lines, the Pygments lexer; and the page in a real headl
 
 from __future__ import annotations
 
+import io
 import json
 import sys
-from contextlib import redirect_stdout
+import tempfile
+from contextlib import redirect_stderr, redirect_stdout
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -27,6 +29,7 @@ BROKEN = "model broken {\n  input video 3x16x224x224\n  patch conv 3x7x7 stride 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SWEEP = ["sweep", str(SPECS / "mvit_b.mv"), "--vary", "scale4.blocks=4,8",
          "--vary", "scale3.dim=128,192", "--max-params", "30e6", "--format", "jsonl"]  # fmt: skip
+TINY = str(SPECS.parent / "examples" / "tiny.mv")  # a quick page where any spec will do
 LEVELS = ("model", "stage", "block")
 
 
@@ -125,9 +128,9 @@ def test_a_spec_that_fails_gets_its_diagnostics_with_carets(pages):
 
 def test_memory_line_follows_batch_and_dtype(tmp_path):
     out = tmp_path / "m.html"
-    assert main(["report", "mvit_b", "-o", str(out), "--batch", "8", "--dtype", "bf16"]) == 0
+    assert main(["report", TINY, "-o", str(out), "--batch", "8", "--dtype", "bf16"]) == 0
     text = out.read_text()
-    assert "at batch 8, bf16" in text and "input size 3x16x224x224" in text
+    assert "at batch 8, bf16" in text and "input size 3x4x32x32" in text
 
 
 def test_sweep_page_links_each_point_to_its_row(pages):
@@ -191,14 +194,14 @@ def test_output_that_is_not_ours_is_never_overwritten(tmp_path, capsys):
     notes.write_text("<html>my notes</html>")
     folder.mkdir()
     for out in (notes, folder, tmp_path / "r.txt"):
-        code, err = run(["report", "mvit_b", "-o", str(out)], capsys)
+        code, err = run(["report", TINY, "-o", str(out)], capsys)
         assert code == 2 and "mvitdsl report:" in err, err
     assert notes.read_text() == "<html>my notes</html>"
-    assert main(["report", "mvit_b", "-o", str(page)]) == 0
-    assert main(["report", "mvit_b", "-o", str(page)]) == 0  # our own page: replaced
-    assert main(["report", "mvit_b", "-o", str(notes), "--force"]) == 0
+    assert main(["report", TINY, "-o", str(page)]) == 0
+    assert main(["report", TINY, "-o", str(page)]) == 0  # our own page: replaced
+    assert main(["report", TINY, "-o", str(notes), "--force"]) == 0
     assert "mvitdsl report" in notes.read_text()
-    code, err = run(["report", "mvit_b", str(tmp_path / "s.jsonl"), "-o", str(page)], capsys)
+    code, err = run(["report", TINY, str(tmp_path / "s.jsonl"), "-o", str(page)], capsys)
     assert code == 2 and "not both" in err
 
 
@@ -237,6 +240,31 @@ def test_property_any_jsonl_gives_a_page_or_one_error(tmp_lines):
     assert_well_formed(Page(sweep_page(rows, "s.jsonl")))
 
 
+@given(st.lists(lines, max_size=4))
+def test_property_report_command_on_any_jsonl(tmp_lines):
+    """Through the command: exit 0 and a well-formed page, or exit 1 and one line on stderr."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep, out = Path(tmp) / "s.jsonl", Path(tmp) / "s.html"
+        sweep.write_text("\n".join(tmp_lines), encoding="utf-8", errors="surrogatepass")
+        err = io.StringIO()
+        with redirect_stderr(err), redirect_stdout(io.StringIO()):
+            code = main(["report", str(sweep), "-o", str(out)])
+        if code == 0:
+            assert_well_formed(Page(out.read_text(encoding="utf-8")))
+        else:
+            assert code == 1 and len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
+            assert not out.exists()
+
+
+def test_numbers_json_cannot_hold_are_refused():
+    row = json.dumps(_row("a")).replace('"gmacs": 1.5', '"gmacs": 1e400')
+    with pytest.raises(SweepError, match="s.jsonl:1: not JSON"):
+        read_sweep(row, "s.jsonl")
+    nested = json.dumps({**_row("b"), "x": [1.0]}).replace("1.0]", "-1e999]")
+    with pytest.raises(SweepError, match="too large"):
+        read_sweep(nested, "s.jsonl")
+
+
 # ---------------------------------------------------------------- the lexer
 
 
@@ -272,6 +300,12 @@ def test_lexer_reads_every_shipped_spec_back():
 # ---------------------------------------------------------------- in a real browser
 
 SEVERE = "SEVERE"
+# (id, width, height) of each figure's picture as laid out; a table column's sort values
+FIGURE_SIZES = """return Array.from(document.querySelectorAll("figure")).map(function (f) {
+  var r = f.querySelector("svg").getBoundingClientRect(); return [f.id, r.width, r.height]; });"""
+COLUMN = """var id = arguments[0], col = arguments[1] - 1;
+return Array.from(document.querySelectorAll("#" + id + " tbody tr"))
+  .map(function (tr) { return +tr.children[col].getAttribute("data-v"); });"""
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (scripts/setup.sh)")
@@ -282,14 +316,12 @@ def test_pages_in_headless_chromium(pages, tmp_path):
 
     with chromium(tmp_path / "profile") as driver:
         driver.get((pages / "specs.html").as_uri())
-        for figure in driver.find_elements(By.CSS_SELECTOR, "figure"):
-            svg = figure.find_element(By.TAG_NAME, "svg")
-            assert svg.size["width"] > 0 and svg.size["height"] > 0, figure.get_attribute("id")
+        sizes = driver.execute_script(FIGURE_SIZES)
+        assert len(sizes) == 4 and all(w > 0 and h > 0 for _, w, h in sizes), sizes
         header = driver.find_element(By.XPATH, "//table[@id='s0-blocks']//th[text()='params']")
         for order in (sorted, lambda v: sorted(v, reverse=True)):
             header.click()
-            cells = driver.find_elements(By.CSS_SELECTOR, "#s0-blocks tbody tr td:nth-child(9)")
-            values = [int(c.get_attribute("data-v")) for c in cells]
+            values = driver.execute_script(COLUMN, "s0-blocks", 9)
             assert values == order(values) and len(values) == 16
         assert colours(driver.get_screenshot_as_png()) > 1
         errors = [e for e in driver.get_log("browser") if e["level"] == SEVERE]
@@ -300,3 +332,14 @@ def test_pages_in_headless_chromium(pages, tmp_path):
         assert driver.execute_script("return location.hash") == f"#{target}"
         errors += [e for e in driver.get_log("browser") if e["level"] == SEVERE]
     assert not errors, errors
+
+
+def test_blank_screenshot_has_one_colour():
+    """The screenshot check can fail: a one-colour PNG counts one colour, two count two."""
+    import numpy as np
+    from matplotlib import pyplot as plt
+
+    for picture, n in ((np.ones((8, 8, 3)), 1), (np.eye(8)[..., None].repeat(3, axis=2), 2)):
+        buffer = io.BytesIO()
+        plt.imsave(buffer, picture, format="png")
+        assert colours(buffer.getvalue()) == n

@@ -29,7 +29,7 @@ def read_sweep(text: str, file: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line, parse_constant=_no_constant)
+            row = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
         except (ValueError, RecursionError) as e:
             raise SweepError(f"{file}:{n}: not JSON ({str(e).splitlines()[0][:80]})") from None
         problem = row_problem(row)
@@ -46,6 +46,14 @@ def read_sweep(text: str, file: str) -> list[dict[str, Any]]:
 
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; 1e400 (read as infinity) is refused, as NaN is."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is too large a number")
+    return value
 
 
 def row_problem(row: Any) -> str | None:
