@@ -343,3 +343,9 @@ def test_blank_screenshot_has_one_colour():
         buffer = io.BytesIO()
         plt.imsave(buffer, picture, format="png")
         assert colours(buffer.getvalue()) == n
+
+
+def test_without_pygments_it_says_which_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pygments", None)  # as if not installed
+    code, err = run(["report", TINY, "-o", str(tmp_path / "r.html")], capsys)
+    assert code == 1 and "needs pygments" in err and "mvitdsl[report]" in err

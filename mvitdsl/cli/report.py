@@ -63,9 +63,20 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ImportError as e:  # the drawing and highlighting packages are an extra
+        print(
+            f"mvitdsl report: needs {e.name or 'a package'} (pip install 'mvitdsl[report]')",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..report import read_sweep, spec_page, sweep_page
 
-    sweeps = [a for a in args.inputs if a.endswith((".jsonl", ".ndjson"))]
+    sweeps = [a for a in args.inputs if a.lower().endswith((".jsonl", ".ndjson"))]
     if sweeps and len(args.inputs) > 1:
         return _usage("give specs or one sweep's .jsonl, not both or two sweeps")
     out = args.out or _default_out(args.inputs[0])
