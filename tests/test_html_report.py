@@ -349,3 +349,15 @@ def test_without_pygments_it_says_which_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pygments", None)  # as if not installed
     code, err = run(["report", TINY, "-o", str(tmp_path / "r.html")], capsys)
     assert code == 1 and "needs pygments" in err and "mvitdsl[report]" in err
+
+
+def test_report_never_imports_torch(tmp_path):
+    import subprocess
+
+    script = (
+        "import sys\nfrom mvitdsl.cli import main\n"
+        f"assert main(['report', {TINY!r}, '-o', {str(tmp_path / 'r.html')!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
