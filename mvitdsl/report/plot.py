@@ -11,7 +11,7 @@ from typing import Any
 from .page import esc
 
 W, H = 720, 440
-LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 50
+LEFT, RIGHT, TOP, BOTTOM = 70, 90, 20, 50  # room on the right for the last point's label
 LABEL_ALL = 30  # label every point up to this many; beyond, only the front's
 
 
@@ -58,11 +58,25 @@ def front_svg(points: Sequence[dict[str, Any]]) -> str:
     if len(front) > 1:
         line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in front)
         parts.append(f'<polyline points="{line}" fill="none" stroke="#c0392b" stroke-width="1.5"/>')
+    parts.append(LEGEND)
     label_all = len(points) <= LABEL_ALL
     for x, y, p in zip(xs, ys, points):
         parts.append(_point(sx(x), sy(y), p, label_all or p["pareto"]))
     parts.append("</svg>")
     return "".join(parts)
+
+
+LEGEND = "".join(
+    f'<circle cx="{LEFT + 14}" cy="{TOP + 12 + 16 * k}" r="4.5" fill="{fill}" stroke="{stroke}"/>'
+    f'<text x="{LEFT + 24}" y="{TOP + 16 + 16 * k}">{text}</text>'
+    for k, (fill, stroke, text) in enumerate(
+        (
+            ("#c0392b", "#c0392b", "on the Pareto front"),
+            ("#2c6fbb", "#2c6fbb", "kept"),
+            ("white", "#2c6fbb", "refused (a budget or a rule)"),
+        )
+    )
+)
 
 
 def _axes(x0: float, x1: float, y0: float, y1: float, sx: Any, sy: Any) -> list[str]:
