@@ -61,7 +61,7 @@ class Page(HTMLParser):
         elif tag == "table":
             self._table = a["id"]
             self.rows[a["id"]] = 0
-        elif tag == "tr" and self._table and self.getpos():
+        elif tag == "tr" and self._table:
             self.rows[self._table] += 1
         self._script = tag == "script" and a.get("type") == "application/json"
 
