@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import torch.nn.functional as F  # noqa: E402
+from torch.fx.passes.shape_prop import ShapeProp  # noqa: E402
 
 import mvitdsl  # noqa: E402
 from mvitdsl.backend import optimize, runtime  # noqa: E402
@@ -35,6 +36,31 @@ def test_mvitv2_s_eval_logits_match_torchvision() -> None:
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
 
 
+POOLS = (runtime.depthwise_conv, F.max_pool3d, F.max_pool2d)
+
+
+def pool_reads(gm: torch.fx.GraphModule, x: torch.Tensor) -> list[tuple[int, object, tuple]]:
+    """(block, pool op, TensorMetadata of what it reads) for every pooling op, from a run on
+    the meta device with fx's ShapeProp inside each block (shapes and strides, no data)."""
+    inputs: dict[int, tuple] = {}
+    hooks = [
+        b.register_forward_pre_hook(lambda m, a, i=i: inputs.__setitem__(i, a))
+        for i, b in enumerate(gm.blocks)
+    ]
+    with torch.no_grad():
+        gm(x)
+    for h in hooks:
+        h.remove()
+    reads = []
+    for i, block in enumerate(gm.blocks):
+        with torch.no_grad():
+            ShapeProp(block).propagate(*inputs[i])
+        for node in block.graph.nodes:
+            if node.op == "call_function" and node.target in POOLS:
+                reads.append((i, node.target, node.args[0].meta["tensor_meta"]))
+    return reads
+
+
 @pytest.mark.parametrize("name", ["mvit_b", "mvitv2_s"])
 def test_pools_read_channels_last_views_not_head_split_copies(name: str) -> None:
     """q/k/v conv pools: a channels-last view of a (B, L, A) slice of qkv; skip max-pools:
@@ -42,14 +68,19 @@ def test_pools_read_channels_last_views_not_head_split_copies(name: str) -> None
     spec = mvitdsl.load_spec(ROOT / "specs" / f"{name}.mv")
     gm = mvitdsl.build(spec, device="meta")
     convs = skips = 0
-    for block in gm.blocks:
-        for node in block.graph.nodes:
-            if node.op == "call_function" and node.target is runtime.depthwise_conv:
-                assert node.args[0].target == "unflatten", node  # a view of (B, L, A)
-                convs += 1
-            if node.op == "call_function" and node.target is F.max_pool3d:
-                assert node.args[0].target == "unflatten", node
-                skips += 1
+    for node in (n for b in gm.blocks for n in b.graph.nodes):
+        if node.op == "call_function" and node.target in POOLS:
+            assert node.args[0].target == "unflatten", node  # a view of (B, L, A)
+    for i, op, meta in pool_reads(gm, torch.empty(2, 3, 16, 224, 224, device="meta")):
+        channels = meta.shape[1]
+        assert len(meta.shape) == 5 and meta.stride[1] == 1, (i, meta)  # channels-last
+        if op is runtime.depthwise_conv:  # all heads at once, read in place from qkv's output
+            assert channels == gm.blocks[i].attn.qkv.out_features // 3, (i, meta)
+            assert meta.stride[-1] == 3 * channels, (i, meta)
+            convs += 1
+        else:  # the skip pool reads the block input itself
+            assert op is F.max_pool3d and meta.stride[-1] == channels, (i, meta)
+            skips += 1
     assert convs == sum(b.pool_q.exists + 2 * b.pool_kv.exists for b in spec.model.blocks) > 16
     assert skips == sum(b.has_skip_pool for b in spec.model.blocks) == 3
 
@@ -64,9 +95,15 @@ def test_cpu_layer_copies_channels_last_only_without_autograd() -> None:
 
 
 def test_image_pools_are_channels_last_2d() -> None:
+    """The image path pools 4-D (B, A, H, W) channels-last views: 2-D ops, channel stride 1."""
     spec = mvitdsl.load_spec(ROOT / "specs" / "mvitv2_t_image.mv")
     gm = mvitdsl.build(spec, device="meta", optimize=False).eval()
     convs = [n for b in gm.blocks for n in b.graph.nodes if n.target is runtime.depthwise_conv]
     assert convs and all(n.args[0].target == "unflatten" for n in convs)
+    reads = pool_reads(gm, torch.empty(2, 3, 224, 224, device="meta"))
+    assert sum(op is runtime.depthwise_conv for _, op, _ in reads) == len(convs)
+    for i, op, meta in reads:
+        assert op is not F.max_pool3d and len(meta.shape) == 4, (i, op, meta)  # 2-D pools
+        assert meta.stride[1] == 1 and meta.stride[-1] >= meta.shape[1], (i, meta)  # NHWC
     with torch.no_grad():
         assert gm(torch.empty(2, 3, 224, 224, device="meta")).shape == (2, 1000)
