@@ -1,9 +1,11 @@
 """The emitter's layout choices (channels-last pooling over all heads at once) keep parity:
-MViTv2-S against torchvision's mvit_v2_s, and the graph has the layout it promises."""
+MViTv2-S against torchvision's mvit_v2_s (at 3x4x64x64; the `full` twin at 16x224x224), and
+the graph has the layout it promises."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -19,17 +21,38 @@ from mvitdsl.backend import optimize, runtime  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_mvitv2_s_eval_logits_match_torchvision() -> None:
+def mvit_v2_s_at(size: tuple[int, ...]) -> torch.nn.Module:
+    """torchvision's mvit_v2_s built for a (C, T, H, W) clip (its builder pins 16x224x224)."""
+    from torchvision.models.video import mvit as tvm
+
+    original = tvm._mvit
+
+    def sized(**kw):
+        kw["temporal_size"], kw["spatial_size"] = size[1], (size[2], size[3])
+        return original(**kw)
+
+    with mock.patch.object(tvm, "_mvit", sized):
+        return tvm.mvit_v2_s()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param((3, 4, 64, 64), id="small"),
+        pytest.param((3, 16, 224, 224), id="full", marks=pytest.mark.full),
+    ],
+)
+def test_mvitv2_s_eval_logits_match_torchvision(size: tuple[int, ...]) -> None:
     torch.manual_seed(0)
-    ref = torchvision.models.video.mvit_v2_s().eval()
+    ref = mvit_v2_s_at(size).eval()
     # torchvision initialises rel-pos tables to zero: give them values so they are tested
     with torch.no_grad():
         for name, p in ref.named_parameters():
             if "rel_pos" in name:
                 p.normal_(0, 0.02)
-    gm = mvitdsl.build(mvitdsl.load_spec(ROOT / "specs" / "mvitv2_s.mv")).eval()
+    gm = mvitdsl.build(mvitdsl.load_spec(ROOT / "specs" / "mvitv2_s.mv", input_size=size)).eval()
     gm.load_state_dict(ref.state_dict(), strict=True)
-    x = torch.randn(2, 3, 16, 224, 224, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, *size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ours, theirs = gm(x), ref(x)
     assert ours.shape == (2, 400)
