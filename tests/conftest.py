@@ -67,6 +67,24 @@ def mvit_b_spec():
     return mvitdsl.load_spec(SPECS / "mvit_b.mv")
 
 
+# Built once per worker and shared by the files that run there: torchvision's video MViTs at
+# seed 0 (their state dicts; read them, never write into them).
+@pytest.fixture(scope="session")
+def mvit_v1_b_state():
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    return torchvision.models.video.mvit_v1_b().state_dict()
+
+
+@pytest.fixture(scope="session")
+def mvit_v2_s_state():
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    return torchvision.models.video.mvit_v2_s().state_dict()
+
+
 # `make test` runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: a file's tests stay on
 # one worker (its module fixtures, a built model or files written once, are made once and
 # its counts written whole), and files go out in this order: the longest first (measured with
