@@ -11,6 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
+from torch import nn  # noqa: E402
+
 import mvitdsl  # noqa: E402
 
 SIZES = [
@@ -19,7 +21,7 @@ SIZES = [
 ]
 
 
-def mvit_v1_b_at(size: tuple[int, ...] | None) -> torch.nn.Module:
+def mvit_v1_b_at(size: tuple[int, ...] | None) -> nn.Module:
     """torchvision's mvit_v1_b, at its own 16x224x224 (None) or built for another clip size."""
     from torchvision.models.video import mvit as tvm
 

@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import torch.nn.functional as F  # noqa: E402
-from torch.fx.passes.shape_prop import ShapeProp  # noqa: E402
+from torch import fx, nn  # noqa: E402
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata  # noqa: E402
 
 import mvitdsl  # noqa: E402
 from mvitdsl.backend import optimize, runtime  # noqa: E402
@@ -21,7 +22,7 @@ from mvitdsl.backend import optimize, runtime  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def mvit_v2_s_at(size: tuple[int, ...]) -> torch.nn.Module:
+def mvit_v2_s_at(size: tuple[int, ...]) -> nn.Module:
     """torchvision's mvit_v2_s built for a (C, T, H, W) clip (its builder pins 16x224x224)."""
     from torchvision.models.video import mvit as tvm
 
@@ -62,7 +63,7 @@ def test_mvitv2_s_eval_logits_match_torchvision(size: tuple[int, ...]) -> None:
 POOLS = (runtime.depthwise_conv, F.max_pool3d, F.max_pool2d)
 
 
-def pool_reads(gm: torch.fx.GraphModule, x: torch.Tensor) -> list[tuple[int, object, tuple]]:
+def pool_reads(gm: fx.GraphModule, x: object) -> list[tuple[int, object, TensorMetadata]]:
     """(block, pool op, TensorMetadata of what it reads) for every pooling op, from a run on
     the meta device with fx's ShapeProp inside each block (shapes and strides, no data)."""
     inputs: dict[int, tuple] = {}
@@ -74,7 +75,7 @@ def pool_reads(gm: torch.fx.GraphModule, x: torch.Tensor) -> list[tuple[int, obj
         gm(x)
     for h in hooks:
         h.remove()
-    reads = []
+    reads: list[tuple[int, object, TensorMetadata]] = []
     for i, block in enumerate(gm.blocks):
         with torch.no_grad():
             ShapeProp(block).propagate(*inputs[i])
