@@ -91,21 +91,25 @@ def mvit_v2_s_state():
 # `--durations`), so that the two workers finish together. A hint only: a file missing here
 # runs after these, in collection order.
 LONGEST_FIRST = (
+    "test_export.py",
     "test_entrances.py",
     "test_artifact.py",
-    "test_export.py",
-    "test_workflow_examples.py",
-    "test_distributed.py",
-    "test_weights.py",
-    "test_mixed_precision.py",
     "test_family.py",
+    "test_workflow_examples.py",
     "test_workflows.py",
-    "test_plugin.py",
     "test_hiera.py",
+    "test_weights.py",
     "test_grad_parity.py",
-    "test_sweep.py",
-    "test_fmt.py",
+    "test_distributed.py",
+    "test_plugin.py",
+    "test_setup.py",
+    "test_examples.py",
+    "test_timm_parity.py",
+    "test_cli.py",
     "test_properties.py",
+    "test_draw.py",
+    "test_mixed_precision.py",
+    "test_sweep.py",
 )
 
 
