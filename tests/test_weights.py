@@ -112,11 +112,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def mvitv2_s_checkpoints(tmp_path_factory) -> dict[str, Path]:
+def mvitv2_s_checkpoints(tmp_path_factory, mvit_v2_s_state) -> dict[str, Path]:
     from safetensors.torch import save_file
 
-    torch.manual_seed(0)
-    sd = torchvision.models.video.mvit_v2_s().state_dict()
+    sd = mvit_v2_s_state
     folder = tmp_path_factory.mktemp("ckpt")
     torch.save(sd, folder / "tv.pt")
     torch.save({"model_state": to_slowfast(sd)}, folder / "slowfast.pyth")
