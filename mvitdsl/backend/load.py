@@ -332,6 +332,15 @@ def load_into(
     return LoadReport(w.origin, dialect, model.name, tuple(entries), w.sha256, meta)
 
 
+def nonfinite_names(gm: nn.Module) -> list[str]:
+    """The module's floating-point tensors that hold NaN or Inf (after loading weights)."""
+    return [
+        k
+        for k, v in gm.state_dict().items()
+        if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
+
+
 def plan_report(
     model: Model, weights: Any, source: str | None = None, *, new_head: bool = False
 ) -> LoadReport:

@@ -160,13 +160,9 @@ def _build(spec: Spec, args: argparse.Namespace, out: Path, text: bool) -> Any:
 def warn_nonfinite(gm: Any) -> None:
     """A warning on stderr naming the loaded tensors that hold NaN or Inf (as check --against
     lists them): the artifact is still written, the user decides."""
-    import torch
+    from ..backend.load import nonfinite_names
 
-    bad = [
-        k
-        for k, v in gm.state_dict().items()
-        if v.is_floating_point() and not bool(torch.isfinite(v).all())
-    ]
+    bad = nonfinite_names(gm)
     if bad:
         print(
             f"mvitdsl: warning: {len(bad)} loaded tensor{'s' * (len(bad) != 1)} hold NaN or Inf "
