@@ -35,7 +35,7 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 # --- shipped spec names wherever a spec is taken -------------------------------------------
 
 
-def test_diff_and_sweep_take_shipped_spec_names(capsys):
+def test_diff_and_sweep_take_shipped_spec_names(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, "diff", "mvit_b", "mvitv2_s", "--format", "json")
     assert code == 0, err
     assert json.loads(out)
@@ -44,7 +44,7 @@ def test_diff_and_sweep_take_shipped_spec_names(capsys):
     assert "2 variants" in out or "variants" in out
 
 
-def test_extends_a_shipped_spec_by_name(tmp_path, capsys):
+def test_extends_a_shipped_spec_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     child = tmp_path / "child.mv"
     child.write_text("model small extends mvitv2_s {\n  head       norm, classes 10\n}\n")
     code, out, err = cli(capsys, "check", str(child))
@@ -52,7 +52,9 @@ def test_extends_a_shipped_spec_by_name(tmp_path, capsys):
     assert "small" in out
 
 
-def test_an_unknown_parents_hint_does_not_lead_to_a_second_error(tmp_path, capsys):
+def test_an_unknown_parents_hint_does_not_lead_to_a_second_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     child = tmp_path / "child.mv"
     child.write_text("model small extends nosuch {\n  head       norm, classes 10\n}\n")
     code, _, err = cli(capsys, "check", str(child))
@@ -81,8 +83,8 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_checkpoint_that_does_not_fit_says_the_closest_shipped_spec_first(
-    tiny_checkpoint, capsys
-):
+    tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = cli(capsys, "check", "mvit_b", "--against", str(tiny_checkpoint))
     assert code == 1
     lines = err.splitlines()
@@ -95,7 +97,7 @@ def test_a_checkpoint_that_does_not_fit_says_the_closest_shipped_spec_first(
     assert len(err_all.splitlines()) > 100 and "--verbose" not in err_all
 
 
-def test_shipped_fit_names_the_matching_spec():
+def test_shipped_fit_names_the_matching_spec() -> None:
     from mvitdsl.analysis.naming import expected_shapes
     from mvitdsl.cli.common import shipped_fit
     from mvitdsl.spec import load_spec
@@ -105,8 +107,8 @@ def test_shipped_fit_names_the_matching_spec():
 
 
 def test_compile_weights_that_do_not_fit_are_summarised_and_folded(
-    tiny_checkpoint, tmp_path, capsys
-):
+    tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = cli(
         capsys, "compile", "mvit_b", "--weights", str(tiny_checkpoint), "-o", str(tmp_path / "o")
     )
@@ -118,7 +120,9 @@ def test_compile_weights_that_do_not_fit_are_summarised_and_folded(
 # --- check --batch/--dtype: the memory line, not the per-block dump -----------------------
 
 
-def test_check_batch_prints_the_memory_line_without_the_blocks(capsys):
+def test_check_batch_prints_the_memory_line_without_the_blocks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = cli(capsys, "check", "mvit_b", "--batch", "8", "--dtype", "bf16")
     assert code == 0
     assert "activation memory for a training step at batch 8, bf16" in out
@@ -130,7 +134,7 @@ def test_check_batch_prints_the_memory_line_without_the_blocks(capsys):
 # --- bench: a real peak memory on the CPU, flags in range ---------------------------------
 
 
-def test_cpu_peak_memory_sees_an_allocation_the_warm_heap_would_hide():
+def test_cpu_peak_memory_sees_an_allocation_the_warm_heap_would_hide() -> None:
     import torch
 
     from mvitdsl.backend.bench import peak_memory_gib
@@ -156,7 +160,9 @@ def test_cpu_peak_memory_sees_an_allocation_the_warm_heap_would_hide():
     ("flag", "value"),
     [("--reps", "0"), ("--threads", "0"), ("--warmup", "-1"), ("--batch", "0")],
 )
-def test_bench_flags_out_of_range_fail_with_one_line(flag, value, capsys):
+def test_bench_flags_out_of_range_fail_with_one_line(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as e:
         parser().parse_args(["bench", "mvit_b", flag, value])
     assert e.value.code == 2
@@ -170,7 +176,7 @@ def test_bench_flags_out_of_range_fail_with_one_line(flag, value, capsys):
     flag=st.sampled_from(["--reps", "--threads", "--warmup", "--batch"]),
     value=st.integers(-(10**9), 10**9),
 )
-def test_property_bench_number_flags_are_in_range_or_refused(flag, value):
+def test_property_bench_number_flags_are_in_range_or_refused(flag: str, value: int) -> None:
     lo = 0 if flag == "--warmup" else 1
     try:
         args = parser().parse_args(["bench", "mvit_b", flag, str(value)])
@@ -183,7 +189,7 @@ def test_property_bench_number_flags_are_in_range_or_refused(flag, value):
 # --- output: | head, list, help ---------------------------------------------------------------
 
 
-def test_a_closed_pipe_ends_quietly():
+def test_a_closed_pipe_ends_quietly() -> None:
     r = subprocess.run(
         f"{sys.executable} -m mvitdsl list | head -n 1",
         shell=True,
@@ -195,7 +201,7 @@ def test_a_closed_pipe_ends_quietly():
     assert r.stderr == ""
 
 
-def test_list_does_not_cut_words(capsys):
+def test_list_does_not_cut_words(capsys: pytest.CaptureFixture[str]) -> None:
     from mvitdsl.catalog import describe, names, specs_dir
 
     code, out, _ = cli(capsys, "list")
@@ -211,7 +217,7 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
-def test_help_shows_each_default_once():
+def test_help_shows_each_default_once() -> None:
     for name, sub in _subparsers().items():
         text = sub.format_help()
         assert "(default: None)" not in text, name
@@ -220,7 +226,7 @@ def test_help_shows_each_default_once():
         assert not re.search(r"default[^()]*\)\s*\(default:", flat), (name, flat)
 
 
-def test_draw_help_says_costs_takes_several_specs():
+def test_draw_help_says_costs_takes_several_specs() -> None:
     text = " ".join(_subparsers()["draw"].format_help().split())
     assert "spec [SPEC ...]" in text, text
     assert re.search(r"--costs per-stage bars .* takes several specs", text), text
@@ -230,8 +236,8 @@ def test_draw_help_says_costs_takes_several_specs():
 
 
 def test_compile_writes_with_the_users_umask_and_names_nan_or_inf_weights(
-    tiny_checkpoint, tmp_path
-):
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     spec = tmp_path / "tiny.mv"
     spec.write_text(TINY)
     out = tmp_path / "art"
@@ -252,7 +258,7 @@ def test_compile_writes_with_the_users_umask_and_names_nan_or_inf_weights(
     assert warning and "head.1.bias" in warning[0] and "norm.weight" in warning[0]
 
 
-def test_the_load_report_folds_identical_lines():
+def test_the_load_report_folds_identical_lines() -> None:
     from mvitdsl.backend.load import LoadEntry, LoadReport
 
     entries = tuple(
@@ -265,7 +271,7 @@ def test_the_load_report_folds_identical_lines():
     assert "blocks.{0..15}.attn.rel_pos_h" in resized[0] and "16 tensors" in resized[0]
 
 
-def test_the_resize_message_names_no_cls_row_for_a_model_without_one():
+def test_the_resize_message_names_no_cls_row_for_a_model_without_one() -> None:
     import torch
 
     import mvitdsl
@@ -287,7 +293,9 @@ def test_the_resize_message_names_no_cls_row_for_a_model_without_one():
 # --- the README's JSON layout ---------------------------------------------------------------
 
 
-def test_the_readmes_json_keys_are_where_the_output_has_them(capsys):
+def test_the_readmes_json_keys_are_where_the_output_has_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     readme = (ROOT / "README.md").read_text()
     m = re.search(r"--format json\s+# the same report for tools \(schema 1:\s*#?([^)]*)\)", readme)
     assert m, "the README's check --format json line"
@@ -301,7 +309,7 @@ def test_the_readmes_json_keys_are_where_the_output_has_them(capsys):
             node = node[part]
 
 
-def test_the_language_server_follows_extends_of_a_shipped_spec(tmp_path):
+def test_the_language_server_follows_extends_of_a_shipped_spec(tmp_path: Path) -> None:
     from lsprotocol import types as lsp
 
     from mvitdsl.lsp.document import check_document
