@@ -157,18 +157,36 @@ def test_cpu_peak_memory_sees_an_allocation_the_warm_heap_would_hide() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"),
-    [("--reps", "0"), ("--threads", "0"), ("--warmup", "-1"), ("--batch", "0")],
+    ("command", "flag", "value"),
+    [
+        ("bench", "--reps", "0"),
+        ("bench", "--threads", "0"),
+        ("bench", "--warmup", "-1"),
+        ("bench", "--batch", "0"),
+        ("sweep", "--batch", "0"),
+        ("sweep", "--samples", "0"),
+        ("sweep", "--max-variants", "0"),
+        ("check", "--classes", "0"),
+        ("compile", "--classes", "-3"),
+    ],
 )
-def test_bench_flags_out_of_range_fail_with_one_line(
-    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+def test_number_flags_out_of_range_fail_with_one_line(
+    command: str, flag: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as e:
-        parser().parse_args(["bench", "mvit_b", flag, value])
+        parser().parse_args([command, "mvit_b", flag, value])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert f"{flag} must be" in err
-    assert err.strip().splitlines()[-1].startswith("mvitdsl bench: error:")
+    assert err.strip().splitlines()[-1].startswith(f"mvitdsl {command}: error:")
+
+
+def test_bench_options_refuse_what_the_flags_refuse() -> None:
+    from mvitdsl.backend.bench import BenchOptions
+
+    for bad in ({"reps": 0}, {"warmup": -1}, {"threads": 0}, {"batch": 0}):
+        with pytest.raises(ValueError, match="must be a whole number"):
+            BenchOptions(**bad)  # type: ignore[arg-type]
 
 
 @settings(max_examples=60, deadline=None)

@@ -75,7 +75,12 @@ def add_parser(sub: Subparsers) -> None:
         help="print the load report of these weights (what build(weights=) would load, "
         "resize, initialise, ignore); exit 1 if they do not fit",
     )
-    p.add_argument("--classes", type=int, default=None, help="with --weights: a new head")
+    p.add_argument(
+        "--classes",
+        type=int_in(1, MAX_FLAG_INT, "--classes"),
+        default=None,
+        help="with --weights: a new head",
+    )
     add_verbose_flag(p)
     p.set_defaults(run=run)
 

@@ -14,7 +14,17 @@ from ..analysis.analyze import analyze
 from ..analysis.report_text import render_table
 from ..spec import Spec
 from .check import add_source_flag
-from .common import Help, Subparsers, add_spec_args, add_verbose_flag, load, misfit_text, progress
+from .common import (
+    MAX_FLAG_INT,
+    Help,
+    Subparsers,
+    add_spec_args,
+    add_verbose_flag,
+    int_in,
+    load,
+    misfit_text,
+    progress,
+)
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -52,7 +62,12 @@ def _weights_flags(p: argparse.ArgumentParser) -> None:
     )
     add_source_flag(p)
     add_verbose_flag(p)
-    p.add_argument("--classes", type=int, default=None, help="a new classifier with N classes")
+    p.add_argument(
+        "--classes",
+        type=int_in(1, MAX_FLAG_INT, "--classes"),
+        default=None,
+        help="a new classifier with N classes",
+    )
     p.add_argument(
         "--features",
         nargs="+",

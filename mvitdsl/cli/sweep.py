@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import SpecError
-from .common import DTYPES, Subparsers, spec_path
+from .common import DTYPES, MAX_FLAG_INT, Subparsers, int_in, spec_path
 
 if TYPE_CHECKING:
     from ..explore.run import SweepRun
@@ -45,13 +45,23 @@ def add_parser(sub: Subparsers) -> None:
         default=None,
         help="grid (default), random (with --samples) or zip",
     )
-    p.add_argument("--samples", type=int, default=None, help="random mode: how many variants")
+    p.add_argument(
+        "--samples",
+        type=int_in(1, MAX_FLAG_INT, "--samples"),
+        default=None,
+        help="random mode: how many variants",
+    )
     p.add_argument("--seed", type=int, default=None, help="random mode's seed (default 0)")
-    p.add_argument("--max-variants", type=int, default=10**6)
+    p.add_argument("--max-variants", type=int_in(1, 10**9, "--max-variants"), default=10**6)
     p.add_argument("--max-params", type=float, default=None)
     p.add_argument("--max-gmacs", type=float, default=None, help="matmul-only GMACs")
     p.add_argument("--max-activation-gib", type=float, default=None)
-    p.add_argument("--batch", type=int, default=1, help="batch size for activation memory")
+    p.add_argument(
+        "--batch",
+        type=int_in(1, MAX_FLAG_INT, "--batch"),
+        default=1,
+        help="batch size for activation memory",
+    )
     p.add_argument("--dtype", default="fp32", choices=DTYPES)
     p.add_argument("--format", choices=("text", "csv", "jsonl"), default="text")
     p.add_argument(
