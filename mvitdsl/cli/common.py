@@ -140,7 +140,10 @@ def shipped_fit(found: dict[str, tuple[int, ...]], source: Source | None) -> str
 
     counts: dict[str, int] = {}
     for name in names():
-        _, mismatches = compare_shapes(load_spec(name=name).model, found, source)
+        try:
+            _, mismatches = compare_shapes(load_spec(name=name).model, found, source)
+        except (KeyError, ValueError):  # names this spec's naming cannot read: no candidate
+            continue
         counts[name] = len(mismatches)
     if not counts:
         return "no shipped specs to compare with"
