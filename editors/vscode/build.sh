@@ -9,6 +9,10 @@ cd "$(dirname "$0")"
 key=$(sha256sum package-lock.json | cut -c1-12)
 root="${MVITDSL_VENV_ROOT:-$HOME/.cache/mvitdsl}"
 cache="$root/npm-$key"
+mkdir -p "$root"
+# one build at a time (parallel test workers, two clones): npm ci, the link and the .vsix
+exec 9>"$root/npm-build.lock"
+flock 9
 if [ ! -f "$cache/.complete" ]; then
   echo "vscode: npm ci into $cache (once per lockfile)"
   rm -rf "$cache"
