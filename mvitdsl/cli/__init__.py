@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -42,10 +43,32 @@ COMMANDS: tuple[ModuleType, ...] = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse argv, run the command; a spec error or an OSError/ValueError becomes exit 1."""
+    """Parse argv, run the command; a spec error or an OSError/ValueError becomes exit 1, a
+    reader that stopped reading (`| head`) ends it quietly."""
     args = parser().parse_args(argv)
     try:
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away: stop without a word, as `cat | head` does (128 + SIGPIPE).
+    stdout is pointed at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, its failures turned into messages and exit codes."""
+    try:
         return int(args.run(args))
+    except BrokenPipeError:
+        raise
     except SpecError as e:
         if getattr(args, "format", "text") == "json":
             print(json_text(_kind(args), False, diagnostics=[d.to_json() for d in e.diagnostics]))
