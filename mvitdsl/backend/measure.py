@@ -106,7 +106,11 @@ def _call(conn: Any, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]) -
 def _context() -> Any:
     if sys.platform.startswith("linux"):
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["mvitdsl.backend.measure"])
+        # imported once by the server, not by every child: the optimiser's first use imports
+        # torch._dynamo (seconds), the build and optuna (the record's versions) too
+        ctx.set_forkserver_preload(
+            ["mvitdsl.backend.measure", "mvitdsl.backend.build", "optuna", "torch._dynamo"]
+        )
         return ctx
     return multiprocessing.get_context("spawn")
 
