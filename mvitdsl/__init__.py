@@ -162,7 +162,6 @@ def sweep(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SweepRun:
             print(row["id"], row["params"], row["gmacs"], row["pareto"])
     """
     from .explore.run import SweepRun
-    from .explore.search import SearchResult
 
     return SweepRun(base, vary, **kw)
 

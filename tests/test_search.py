@@ -314,7 +314,9 @@ NAMES = st.sampled_from([*ANALYTIC, *MEASURED, "pkg.mod:fn", "m:accuracy"])
 
 @settings(max_examples=40, deadline=None)
 @given(name=NAMES, direction=st.sampled_from(["", ":min", ":max"]), junk=st.text(max_size=12))
-def test_objective_specs_parse_or_are_refused_in_words(name: str, direction: str, junk: str) -> None:
+def test_objective_specs_parse_or_are_refused_in_words(
+    name: str, direction: str, junk: str
+) -> None:
     goal = parse_goal(name + direction)
     assert goal.name == name and parse_goal(str(goal)) == goal
     assert goal.maximise == (direction == ":max" or (not direction and name == "m:accuracy"))
@@ -342,4 +344,3 @@ def test_storage_paths_in_missing_folders_are_refused(folder: str) -> None:
     missing = Path(tempfile.gettempdir()) / "mvitdsl-no-such-folder" / folder.strip("/") / "s.j"
     with pytest.raises(SearchError, match="does not exist"):
         open_storage(str(missing))
-

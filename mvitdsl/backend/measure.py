@@ -36,14 +36,12 @@ from .export import input_shape
 
 def versions() -> dict[str, str]:
     """The software a measurement ran on."""
-    import optuna
-
-    from .. import __version__
+    from importlib.metadata import version
 
     return {
-        "mvitdsl": __version__,
+        "mvitdsl": version("mvitdsl"),
         "torch": torch.__version__,
-        "optuna": optuna.__version__,
+        "optuna": version("optuna"),
         "python": platform.python_version(),
     }
 
@@ -91,7 +89,11 @@ def _peak_child(model: Model, device: str, batch: int, dtype: str) -> dict[str, 
     gm, x = _built(model, device, batch)
     step = train_step(gm, x, BenchOptions(device=device, dtype=dtype, batch=batch, train=True))
     gib, source = peak_memory_gib(step, device)
-    return {"peak_memory_gib": gib, "peak_memory_source": source, **_where(model, device, batch, dtype)}
+    return {
+        "peak_memory_gib": gib,
+        "peak_memory_source": source,
+        **_where(model, device, batch, dtype),
+    }
 
 
 def _call(conn: Any, fn: Callable[..., dict[str, Any]], args: tuple[Any, ...]) -> None:

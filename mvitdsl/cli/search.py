@@ -53,7 +53,9 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
     p.add_argument("--plot", type=Path, default=None, help="draw the front: FILE.svg or FILE.png")
-    p.add_argument("--emit", type=Path, default=None, metavar="DIR", help="the front as DIR/<id>.mv")
+    p.add_argument(
+        "--emit", type=Path, default=None, metavar="DIR", help="the front as DIR/<id>.mv"
+    )
     p.set_defaults(run=run)
 
 
@@ -123,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"mvitdsl search: {e}", file=sys.stderr)
         return 2
     except UserObjectiveError as e:
-        print(f"mvitdsl search: {e} (the trial failed; the study keeps the others)", file=sys.stderr)
+        print(
+            f"mvitdsl search: {e} (the trial failed; the study keeps the others)", file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         print("mvitdsl search: interrupted; finished trials are kept, run again to resume",

@@ -123,7 +123,9 @@ def measure(
             try:
                 out[g.name] = m.user_value(users[g.name], model, bench.device)
             except Exception as e:  # the user's code: reported in one line, the trial failed
-                raise UserObjectiveError(f"objective {g.name} raised {type(e).__name__}: {e}") from e
+                raise UserObjectiveError(
+                    f"objective {g.name} raised {type(e).__name__}: {e}"
+                ) from e
     return out
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -157,8 +156,7 @@ class Worker:
             combo = tuple(i for _ in run.axes)
         else:
             combo = tuple(
-                a.values.index(trial.suggest_categorical(a.label, list(a.values)))
-                for a in run.axes
+                a.values.index(trial.suggest_categorical(a.label, list(a.values))) for a in run.axes
             )
         return run.evaluator.assign(run.axes, combo, run.derived)
 

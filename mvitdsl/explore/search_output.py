@@ -61,10 +61,12 @@ def rows_of(study: optuna.Study, goals: Sequence[Goal]) -> tuple[list[dict[str, 
     dominates (a variant counted once, however often it was proposed)."""
     rows = [row_of(t, goals) for t in study.get_trials(deepcopy=False)]
     points: dict[str, tuple[float, ...]] = {}
+    objectives = [g.objective for g in goals]
     for r in rows:
         values = [r.get(g.column) for g in goals]
-        if r["feasible"] and all(isinstance(v, (int, float)) for v in values):
-            points.setdefault(r["id"], oriented([float(v) for v in values], [g.objective for g in goals]))  # type: ignore[arg-type]
+        numbers = [float(v) for v in values if isinstance(v, (int, float))]
+        if r["feasible"] and len(numbers) == len(goals):
+            points.setdefault(r["id"], oriented(numbers, objectives))
     front = brute_force(points.items())
     for r in rows:
         r["pareto"] = r["id"] in front and not r["cached"]
@@ -72,17 +74,19 @@ def rows_of(study: optuna.Study, goals: Sequence[Goal]) -> tuple[list[dict[str, 
 
 
 def status(row: dict[str, Any]) -> str:
+    """The table's last column: ok, over a budget, a rejection's codes, excluded, lost."""
+    cached = " (cached)" * bool(row["cached"])
     if row["state"] == "COMPLETE":
         over = [k for k, v in row["constraints"].items() if v > 0]
-        return ("over " + ",".join(over) if over else "ok") + (" (cached)" * row["cached"])
+        return ("over " + ",".join(over) if over else "ok") + cached
     if "lost" in row:
         return f"lost: {row['lost']}"
     if "excluded" in row:
         return "excluded by --where"
     if row.get("diagnostics"):
         codes = ",".join(dict.fromkeys(d["code"] for d in row["diagnostics"]))
-        return codes + (" (cached)" * row["cached"])
-    return row["state"].lower()
+        return codes + cached
+    return str(row["state"]).lower()
 
 
 def summary(result: SearchResult) -> str:

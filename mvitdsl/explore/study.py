@@ -79,7 +79,10 @@ def open_study(
     """The study `name`, created with these objectives or loaded when it agrees with them."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the table says what happened
     want = identity(goals, space)
-    directions = ["maximize" if g.maximise else "minimize" for g in goals]
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE if g.maximise else optuna.study.StudyDirection.MINIMIZE
+        for g in goals
+    ]
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
