@@ -55,8 +55,8 @@ def variant_id(assigned: Mapping[str, str], canonical: Callable[[str], str] | No
     writes a value text so (a sweep passes a memoised one)."""
     write = canonical or (lambda text: text_of(value_of(text)))
     items = sorted((path, write(text)) for path, text in assigned.items())
-    canonical = json.dumps(items, separators=(",", ":"))
-    return hashlib.sha1(canonical.encode()).hexdigest()[:10]
+    text = json.dumps(items, separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)

@@ -259,4 +259,4 @@ class Lowering:
             return kind(**fields)
         if made is None:
             made = self.memo[key] = kind(**fields)
-        return made  # type: ignore[no-any-return]
+        return made
