@@ -37,45 +37,28 @@ from ..analysis.analyze import (
     stem_costs,
 )
 from ..analysis.budget import check_budget
-from ..analysis.check import Checker
 from ..analysis.graph import BlockFlow, block_flow
-from ..diagnostics import Diagnostic, Span, SpecError
+from ..diagnostics import Diagnostic, SpecError
 from ..language import overrides
 from ..language.lower import Lowering
 from ..spec import Spec
 from .axes import Axis, Derived, Where, text_of, value_of
 from .expr import Env, ExprError, InexactError, Value, evaluate
-from .outcome import SWEEP_CODES, Budgets, Outcome, Single, in_source_order, variant_id
+from .outcome import (
+    SWEEP_CODES,
+    Budgets,
+    Outcome,
+    Single,
+    in_source_order,
+    over_budget,
+    variant_id,
+)
 from .patch import Delta, draft_delta, patch
+from .sweepcheck import SweepChecker
 
 __all__ = ["SWEEP_CODES", "Budgets", "Evaluator", "Outcome", "Single", "variant_id"]
 
 GIB = 2**30
-
-
-class _SweepChecker(Checker):
-    """The checker's rules, run over flows computed once per distinct block instead of over a
-    fresh networkx graph; a block whose rules passed before on the same fields is not re-run."""
-
-    def __init__(
-        self,
-        spec: Spec,
-        flows: list[tuple[ir.Block, BlockFlow, int]],
-        passed: set[int],
-    ) -> None:
-        super().__init__(spec.model, spec.sources)
-        self.flows, self.passed = flows, passed
-
-    def run(self) -> None:
-        flow_ok = True  # as Checker.run: after one broken grid, later grids are consequences
-        for block, flow, key in self.flows:
-            self.check_heads(block)
-            if flow_ok and key not in self.passed:
-                errors = len(self.r.diagnostics)
-                self.check_block(block, flow)
-                flow_ok = len(self.r.diagnostics) == errors
-                if flow_ok:
-                    self.passed.add(key)
 
 
 @dataclass(frozen=True)
@@ -105,7 +88,8 @@ class Evaluator:
         self._ids: dict[tuple[Any, ...], int] = {}
         self._stem_head: dict[tuple[Any, ...], tuple[Costs, int]] = {}
         self._flows: dict[int, BlockFlow] = {}
-        self._seen: dict[tuple[Any, ...], tuple[ir.Block, int]] = {}  # by block identity
+        self._seen: dict[tuple[int, int], tuple[ir.Block, int, int]] = {}  # by block identity
+        self._numbers: dict[tuple[Any, ...], int] = {}
         self._costs_of: dict[tuple[Any, ...], tuple[int, ...]] = {}  # by block identity
         self._value_of: dict[str, Value] = {}
         self._stem_passed: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -284,7 +268,7 @@ class Evaluator:
 
     def check(self, spec: Spec) -> None:
         """The shape rules, as mvitdsl.check runs them (the budget rule comes with the costs)."""
-        checker = _SweepChecker(spec, [], self._passed)
+        checker = SweepChecker(spec, [], self._passed)
         m = spec.model
         # the stem's rules read the input, patch and tokens (objects the lowering's memo
         # shares between variants) and the first stage's width: passed once, not re-run
@@ -308,16 +292,30 @@ class Evaluator:
             model.input.grid_rounding,
         )
         grid, nom = shapes.patch_grid(model), shapes.patch_nominal(model)
+        state = self.number((grid, nom, ctx))  # what a block's flow starts from, as one int
         out = []
         for block in model.blocks:
             # variants share block objects (the lowering's memo): one lookup by identity; the
             # value holds the block, so its id is never reused while the entry lives
-            seen = self._seen.get((id(block), grid, nom, ctx))
-            kid = seen[1] if seen is not None else self.flow_id(model, block, ctx, grid, nom)
+            seen = self._seen.get((id(block), state))
+            if seen is None:
+                kid = self.flow_id(model, block, ctx, grid, nom)
+                after = self._flows[kid]
+                seen = self._seen[(id(block), state)] = (
+                    block, kid, self.number((after.grid_out, after.nominal_out, ctx)),
+                )  # fmt: skip
+            _, kid, state = seen
             flow = self._flows[kid]
             out.append((block, flow, kid))
             grid, nom = flow.grid_out, flow.nominal_out
         return out
+
+    def number(self, key: tuple[Any, ...]) -> int:
+        """A small int for a key used in many others (hashed once, then compared as an int)."""
+        n = self._numbers.get(key)
+        if n is None:
+            n = self._numbers[key] = len(self._numbers)
+        return n
 
     def flow_id(
         self, model: ir.Model, block: ir.Block, ctx: tuple[Any, ...], grid: Any, nom: Any
@@ -329,7 +327,6 @@ class Evaluator:
         if kid is None:
             kid = self._ids[key] = len(self._ids)
             self._flows[kid] = block_flow(model, block, grid, nom)
-        self._seen[(id(block), grid, nom, ctx)] = (block, kid)
         return kid
 
     def measure(self, spec: Spec, out: Outcome) -> None:
@@ -342,10 +339,11 @@ class Evaluator:
         # Sums of plain integers: params, attention, mlp, pooling MACs, norm elements, saved.
         params = attn = mlp = pool = norm = elems = 0
         ctx = (att.qkv_bias, att.dim_change)
+        c = self.number(ctx)
         for block, flow, kid in flows:
-            memo = self._costs_of.get((id(block), kid, ctx))  # flows() keeps the block alive
+            memo = self._costs_of.get((id(block), kid, c))  # flows() keeps the block alive
             if memo is None:
-                memo = self._costs_of[(id(block), kid, ctx)] = self.block_costs(
+                memo = self._costs_of[(id(block), kid, c)] = self.block_costs(
                     model, block, flow, kid, ctx
                 )
             params += memo[0]
@@ -368,7 +366,7 @@ class Evaluator:
         except SpecError as e:
             out.diagnostics = list(e.diagnostics)
             return
-        out.diagnostics = self.over_budget(out, spec.ast.span)
+        out.diagnostics = over_budget(self.budgets, out)
         out.ok = not out.diagnostics
 
     def block_costs(
@@ -400,17 +398,3 @@ class Evaluator:
                 2 * stem_tokens * p.dim,
             )
         return hit
-
-    def over_budget(self, out: Outcome, span: Span) -> list[Diagnostic]:
-        b, diags = self.budgets, []
-        checks = (
-            ("params", out.params, b.params, "parameters"),
-            ("gmacs", out.gmacs, b.gmacs, "GMACs (matmul-only)"),
-            ("activation_gib", out.activation_gib, b.activation_gib, "GiB of activations"),
-        )
-        for name, value, limit, words in checks:
-            if limit is not None and value is not None and value > limit:
-                amount = f"{value:,.0f}" if name == "params" else f"{value:,.4g}"
-                message = f"over the {name} budget: {amount} {words} > {limit:,.6g}"
-                diags.append(Diagnostic("E306", message))
-        return diags

@@ -73,3 +73,19 @@ def in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         diagnostics,
         key=lambda d: (d.span.file, d.span.line, d.span.column) if d.span else ("", 0, 0),
     )
+
+
+def over_budget(b: Budgets, out: Outcome) -> list[Diagnostic]:
+    """E306 for each limit the variant exceeds."""
+    diags = []
+    checks = (
+        ("params", out.params, b.params, "parameters"),
+        ("gmacs", out.gmacs, b.gmacs, "GMACs (matmul-only)"),
+        ("activation_gib", out.activation_gib, b.activation_gib, "GiB of activations"),
+    )
+    for name, value, limit, words in checks:
+        if limit is not None and value is not None and value > limit:
+            amount = f"{value:,.0f}" if name == "params" else f"{value:,.4g}"
+            message = f"over the {name} budget: {amount} {words} > {limit:,.6g}"
+            diags.append(Diagnostic("E306", message))
+    return diags
