@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from ..diagnostics import SpecError
-from . import bench, check, diff, draw, fmt, lsp, report, sweep
+from . import bench, check, diff, draw, fmt, lsp, report, search, sweep
 from . import compile as compile_command
 from . import list as list_command
 from .common import EXAMPLES, JSON_SCHEMA, Help, json_text
@@ -36,6 +36,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     draw,
     fmt,
     sweep,
+    search,
     diff,
     report,
     lsp,
