@@ -151,7 +151,7 @@ def test_peak_memory_is_a_training_step_measured_in_a_fresh_process(tmp_path: Pa
     (row,) = result.rows
     record = row["peak_memory"]
     assert row["ok"] and row["peak_memory_gib"] == record["peak_memory_gib"] > 0
-    assert record["peak_memory_source"] == "RSS high-water growth"
+    assert record["peak_memory_source"].startswith("RSS high-water growth")
     assert record["input"] == [3, 4, 32, 32] and record["device"].startswith("cpu")
 
 
