@@ -48,7 +48,7 @@ class BenchOptions:
     pure: bool = False  # build(dtype=...) in bf16/fp16 instead of autocast
     batch: int = 1
     train: bool = False
-    compile: bool = False
+    compile: str = "none"  # none, regional (each block; identical blocks share one), whole
     optimize: bool | str = "auto"
     reps: int = 5
     warmup: int = 1
@@ -157,7 +157,9 @@ def build_model(spec: NamedModel, opts: BenchOptions) -> nn.Module:
     from .build import build_module
 
     dtype = DTYPES[opts.dtype] if opts.pure else None
-    return build_module(spec.model, device=opts.device, dtype=dtype, optimize=opts.optimize)
+    return build_module(
+        spec.model, device=opts.device, dtype=dtype, optimize=opts.optimize, compile=opts.compile
+    )
 
 
 def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Module:
@@ -302,9 +304,10 @@ def run(spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
         models[opts.against] = ref
     runners: dict[str, Callable[[], object]] = {}
     for key, model in models.items():
-        target: Any = torch.compile(model, fullgraph=key == "mvitdsl") if opts.compile else model
-        runners[key] = step(target, x, opts)
-    say("warming up" + (" (torch.compile)" if opts.compile else ""))
+        # ours is compiled as build(compile=) says; the reference whole, when ours is compiled
+        compiled = key != "mvitdsl" and opts.compile != "none"
+        runners[key] = step(torch.compile(model) if compiled else model, x, opts)
+    say("warming up" + (f" (torch.compile, {opts.compile})" if opts.compile != "none" else ""))
     timings = time_alternating(
         runners, opts.reps, opts.device, warmup=opts.warmup, progress=lambda s: say(s)
     )
