@@ -36,6 +36,12 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "mvitv2_b_image": ("timm", "mvitv2_base"),
     "mvitv2_l_image": ("timm", "mvitv2_large"),
     "mvitv2_h_image": ("timm", "mvitv2_huge"),
+    "hiera_t_image": ("timm", "hiera_tiny_224"),
+    "hiera_s_image": ("timm", "hiera_small_224"),
+    "hiera_b_image": ("timm", "hiera_base_224"),
+    "hiera_b_plus_image": ("timm", "hiera_base_plus_224"),
+    "hiera_l_image": ("timm", "hiera_large_224"),
+    "hiera_h_image": ("timm", "hiera_huge_224"),
 }
 
 
