@@ -17,11 +17,11 @@ torch = pytest.importorskip("torch")
 
 import mvitdsl  # noqa: E402
 from mvitdsl.backend import runtime  # noqa: E402
-from mvitdsl.backend.passes.compile import (  # noqa: E402
+from mvitdsl.backend.passes.compiled import (  # noqa: E402
     MODES,
     TensorDropPath,
     compile_arg,
-    compile_pass,
+    compiled,
     identical_blocks,
 )
 from mvitdsl.cli import main  # noqa: E402
@@ -44,7 +44,7 @@ def spec() -> Any:
 def test_identical_blocks_group_by_code_settings_and_shapes_not_drop_rate(spec: Any) -> None:
     gm = mvitdsl.build(spec, device="meta")
     assert identical_blocks(gm) == [[0], [1], [2, 3]]
-    rates = [m.p for b in gm.blocks for m in b.modules() if isinstance(m, runtime.DropPath)]
+    rates = [m.p for m in gm.modules() if isinstance(m, runtime.DropPath)]
     assert len(set(rates)) > 2  # the rates differ from block to block, the group holds anyway
 
 
@@ -64,7 +64,7 @@ def test_regional_shares_one_graph_per_group_and_equals_eager(spec: Any) -> None
     for m in eager.modules():  # no stochastic depth: eager and compiled draw different masks
         if isinstance(m, runtime.DropPath):
             m.p = 0.0
-    gm = compile_pass("regional", backend="aot_eager")(copy.deepcopy(eager))
+    gm = compiled("regional", backend="aot_eager")(copy.deepcopy(eager))
     assert gm.state_dict().keys() == eager.state_dict().keys()
     torch._dynamo.reset()
     counters.clear()

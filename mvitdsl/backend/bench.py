@@ -312,7 +312,8 @@ def run(spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
     for key, model in models.items():
         # ours is compiled as build(compile=) says; the reference whole, when ours is compiled
         compiled = key != "mvitdsl" and opts.compile != "none"
-        runners[key] = step(torch.compile(model) if compiled else model, x, opts)
+        target: Any = torch.compile(model) if compiled else model
+        runners[key] = step(target, x, opts)
     say("warming up" + (f" (torch.compile, {opts.compile})" if opts.compile != "none" else ""))
     timings = time_alternating(
         runners, opts.reps, opts.device, warmup=opts.warmup, progress=lambda s: say(s)

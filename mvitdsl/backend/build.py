@@ -22,7 +22,7 @@ from .finetune import indexable_head
 from .load import load_into
 from .passes.checkpoint import checkpoint as checkpoint_pass
 from .passes.checkpoint import checkpointed_blocks
-from .passes.compile import compile_arg, compile_pass
+from .passes.compiled import compile_arg, compiled
 from .passes.features import features as features_pass
 from .passes.optimize import optimize as optimize_pass
 from .passes.optimize import wanted
@@ -63,7 +63,7 @@ def build_module(
         gm = checkpoint_pass(chosen)(gm)
     if wanted(optimize, device):  # the CPU optimisation layer over the semantic graph
         gm = optimize_pass(gm)
-    return compile_pass(mode)(gm)  # last: it compiles the graph the passes left
+    return compiled(mode)(gm)  # last: it compiles the graph the passes left
 
 
 def finish(

@@ -1,4 +1,4 @@
-"""The compile pass: `torch.compile` over a built model, whole or by region (`build(compile=)`).
+"""The compiled pass: `torch.compile` over a built model, whole or by region (`build(compile=)`).
 
 "regional" compiles each block, one compiled callable per group of identical blocks (same
 generated code, same submodule kinds and settings, same parameter shapes): the blocks of a
@@ -39,9 +39,7 @@ def compile_arg(value: Any) -> str:
     return value
 
 
-def compile_pass(
-    mode: str, backend: str = "inductor"
-) -> Callable[[fx.GraphModule], fx.GraphModule]:
+def compiled(mode: str, backend: str = "inductor") -> Callable[[fx.GraphModule], fx.GraphModule]:
     """The pass for `mode` (see compile_arg): torch.compile with `backend`, whole or by region."""
     mode = compile_arg(mode)
 
@@ -49,8 +47,9 @@ def compile_pass(
         if mode == "whole":
             gm.compile(backend=backend)
         elif mode == "regional":
+            blocks = gm.get_submodule("blocks")
             for group in identical_blocks(gm):
-                _compile_group([gm.blocks[i] for i in group], backend)  # type: ignore[index]
+                _compile_group([blocks.get_submodule(str(i)) for i in group], backend)
         return gm
 
     return run
