@@ -60,6 +60,7 @@ def build(
     features: Any = None,
     feature_norm: bool | None = None,
     optimize: bool | str = "auto",
+    compile: bool | str = False,  # noqa: A002
 ) -> fx.GraphModule:
     """Emit the GraphModule of a checked spec, with fresh weights, on `device` in `dtype`.
 
@@ -79,6 +80,9 @@ def build(
     `optimize` applies the CPU optimisation layer (backend/passes/optimize.py) over the semantic
     graph: "auto" when built for the CPU, True, or False for the semantic graph alone. Its choices
     are made on the tensors at run time, so `.to("cuda")` and autocast stay correct.
+    `compile`: torch.compile at the first call: "regional" (each block, one compiled graph per
+    group of identical blocks: a first call in a fraction of the time), "whole" (or True: one
+    graph), False / "none" (eager). The module keeps its type and state-dict names.
     """
     from .backend.build import build_module
 
@@ -105,6 +109,7 @@ def build(
         feature_norm=feature_norm,
         optimize=optimize,
         flows=spec.report.flows if spec.report is not None else None,
+        compile=compile,
     )
 
 
@@ -134,6 +139,7 @@ def compile(  # noqa: A001
     features: Any = None,
     feature_norm: bool | None = None,
     optimize: bool | str = "auto",
+    compile: bool | str = False,  # noqa: A002
 ) -> fx.GraphModule:
     """load_spec + build in one call: `path` is a .mv file name; spec text goes through `text=`,
     a shipped spec through `name=`. The other keywords are build's (`input` is load_spec's
@@ -150,6 +156,7 @@ def compile(  # noqa: A001
         features=features,
         feature_norm=feature_norm,
         optimize=optimize,
+        compile=compile,
     )
 
 

@@ -7,8 +7,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = str(ROOT / "examples" / "tiny.mv")
@@ -100,3 +103,66 @@ def test_against_an_unknown_reference_is_an_error(capsys: pytest.CaptureFixture[
 
     assert main(["bench", TINY, "--reps", "1", "--against", "timm"]) == 2
     assert "no timm model is known for tiny" in capsys.readouterr().err
+
+
+def _table() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("table", ROOT / "benchmarks" / "table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_quick_prints_a_row_per_model_and_mode_hiera_included(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("timm")
+    table = _table()
+    argv = ["--quick", "--only", "hiera_t_image", "--modes", "eval", "--threads", "1"]
+    assert table.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and " vs " in line]
+    assert len(rows) == 1, out
+    assert "| hiera_t_image vs timm hiera_tiny_224 | eval | 1x3x64x64 |" in out
+    assert all(line.rstrip(" |").endswith("x") for line in rows)
+
+
+def test_hiera_has_a_timm_reference_and_no_torchvision_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mvitdsl.backend.bench import REFERENCES
+
+    assert REFERENCES["hiera_t_image"] == ("timm", "hiera_tiny_224")
+    assert REFERENCES["hiera_b_image"] == ("timm", "hiera_base_224")
+    hiera = str(ROOT / "specs" / "hiera_t_image.mv")
+    argv = ["bench", hiera, "--input", "3x64x64", "--reps", "1", "--against", "torchvision"]
+    from mvitdsl.cli import main
+
+    assert main(argv) == 2
+    assert "no torchvision model is known for hiera_t_image" in capsys.readouterr().err
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                ["--reps", "--threads", "--only", "--modes", "--quick", "eval", "train"]
+            ),
+            st.sampled_from(["0", "-1", "3", "x", "hiera_t_image", "mvit_b", "resnet"]),
+            st.text(max_size=6),
+        ),
+        max_size=6,
+    )
+)
+def test_property_table_options_parse_or_exit_2(argv: list[str]) -> None:
+    table = _table()
+    try:
+        args = table.parse(argv)
+    except SystemExit as e:
+        assert e.code == 2
+    else:
+        assert args.reps >= 1 and args.threads >= 1
+        assert set(args.only) <= set(table.ROWS) and set(args.modes) <= {"eval", "train"}

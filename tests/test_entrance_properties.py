@@ -391,6 +391,11 @@ def api_calls(draw: Any) -> tuple[str, dict[str, Any]]:
             st.sampled_from([False, True, "all", "s1", 0, 1, ["s1", 1]]),
             st.one_of(st.sampled_from(["s9", 99, -1, [2.5], None, {"s1": 1}]), ANY_VALUE),
         )
+        kw["compile"] = sometimes(  # compiling happens at the first call: building stays cheap
+            draw,
+            st.sampled_from([False, None, True, "none", "regional", "whole"]),
+            st.one_of(st.sampled_from(["Regional", "fast", "", "max-autotune", 1]), ANY_VALUE),
+        )
     if which == "build":
         kw["spec"] = sometimes(draw, st.sampled_from(["spec", "path"]), st.just("junk"))
         kw["input"] = sometimes(draw, GOOD_SIZES, SIZES)

@@ -13,6 +13,7 @@ from torch import fx  # noqa: E402
 
 import mvitdsl  # noqa: E402
 from mvitdsl.backend.passes.checkpoint import checkpoint, checkpointed_blocks  # noqa: E402
+from mvitdsl.backend.passes.compiled import compiled  # noqa: E402
 from mvitdsl.backend.passes.features import features  # noqa: E402
 from mvitdsl.backend.passes.optimize import is_optimized, optimize, semantic  # noqa: E402
 from mvitdsl.spec import Spec  # noqa: E402
@@ -29,7 +30,7 @@ def _fresh(spec: Spec) -> fx.GraphModule:
     return mvitdsl.build(spec, device="meta", optimize=False)
 
 
-@pytest.mark.parametrize("name", ["checkpoint", "features", "optimize", "semantic"])
+@pytest.mark.parametrize("name", ["checkpoint", "features", "optimize", "semantic", "compiled"])
 def test_each_pass_rewrites_in_place_and_returns_its_module(spec: Spec, name: str) -> None:
     model = spec.model
     passes = {
@@ -37,6 +38,7 @@ def test_each_pass_rewrites_in_place_and_returns_its_module(spec: Spec, name: st
         "features": features(model, [model.stages[-1].name]),
         "optimize": optimize,
         "semantic": semantic,
+        "compiled": compiled("regional"),  # torch.compile compiles at the first call
     }
     gm = _fresh(spec)
     assert passes[name](gm) is gm
@@ -65,3 +67,5 @@ def test_a_factory_refuses_bad_arguments_before_any_graph(spec: Spec) -> None:
         features(spec.model, ["nowhere"])
     with pytest.raises(ValueError, match="neither a stage"):
         checkpointed_blocks(spec.model, ["nowhere"])
+    with pytest.raises(ValueError, match="compile="):
+        compiled("fast")

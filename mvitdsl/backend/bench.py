@@ -40,6 +40,12 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "swin_t": ("timm", "swin_tiny_patch4_window7_224"),
     "swin_s": ("timm", "swin_small_patch4_window7_224"),
     "swin_b": ("timm", "swin_base_patch4_window7_224"),
+    "hiera_t_image": ("timm", "hiera_tiny_224"),
+    "hiera_s_image": ("timm", "hiera_small_224"),
+    "hiera_b_image": ("timm", "hiera_base_224"),
+    "hiera_b_plus_image": ("timm", "hiera_base_plus_224"),
+    "hiera_l_image": ("timm", "hiera_large_224"),
+    "hiera_h_image": ("timm", "hiera_huge_224"),
 }
 
 
@@ -52,7 +58,7 @@ class BenchOptions:
     pure: bool = False  # build(dtype=...) in bf16/fp16 instead of autocast
     batch: int = 1
     train: bool = False
-    compile: bool = False
+    compile: str = "none"  # none, regional (each block; identical blocks share one), whole
     optimize: bool | str = "auto"
     reps: int = 5
     warmup: int = 1
@@ -171,7 +177,9 @@ def build_model(spec: NamedModel, opts: BenchOptions) -> nn.Module:
     from .build import build_module
 
     dtype = DTYPES[opts.dtype] if opts.pure else None
-    return build_module(spec.model, device=opts.device, dtype=dtype, optimize=opts.optimize)
+    return build_module(
+        spec.model, device=opts.device, dtype=dtype, optimize=opts.optimize, compile=opts.compile
+    )
 
 
 def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Module:
@@ -334,9 +342,11 @@ def run(spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
         models[opts.against] = ref
     runners: dict[str, Callable[[], object]] = {}
     for key, model in models.items():
-        target: Any = torch.compile(model, fullgraph=key == "mvitdsl") if opts.compile else model
+        # ours is compiled as build(compile=) says; the reference whole, when ours is compiled
+        compiled = key != "mvitdsl" and opts.compile != "none"
+        target: Any = torch.compile(model) if compiled else model
         runners[key] = step(target, x, opts)
-    say("warming up" + (" (torch.compile)" if opts.compile else ""))
+    say("warming up" + (f" (torch.compile, {opts.compile})" if opts.compile != "none" else ""))
     timings = time_alternating(
         runners, opts.reps, opts.device, warmup=opts.warmup, progress=lambda s: say(s)
     )

@@ -22,6 +22,7 @@ from .finetune import indexable_head
 from .load import load_into
 from .passes.checkpoint import checkpoint as checkpoint_pass
 from .passes.checkpoint import checkpointed_blocks
+from .passes.compiled import compile_arg, compiled
 from .passes.features import features as features_pass
 from .passes.optimize import optimize as optimize_pass
 from .passes.optimize import wanted
@@ -40,10 +41,12 @@ def build_module(
     feature_norm: bool | None = None,
     optimize: bool | str = "auto",
     flows: tuple[BlockFlow, ...] | None = None,
+    compile: Any = False,  # noqa: A002
 ) -> fx.GraphModule:
     """Emit `model` with fresh weights (or `weights`, converted and resized: see build's doc);
     on "meta" a 667M-parameter model costs nothing. Bad arguments: TypeError / ValueError.
     `flows`: the block flows of the spec's report (computed here when None)."""
+    mode = compile_arg(compile)
     device = _device_arg(device)
     dtype = _dtype_arg(dtype)
     _checkpoint_arg(checkpoint)
@@ -60,7 +63,7 @@ def build_module(
         gm = checkpoint_pass(chosen)(gm)
     if wanted(optimize, device):  # the CPU optimisation layer over the semantic graph
         gm = optimize_pass(gm)
-    return gm
+    return compiled(mode)(gm)  # last: it compiles the graph the passes left
 
 
 def finish(

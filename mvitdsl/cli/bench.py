@@ -24,7 +24,15 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument("--pure", action="store_true", help="build(dtype=...) instead of autocast")
     p.add_argument("--batch", type=int_in(1, MAX_FLAG_INT, "--batch"), default=1)
     p.add_argument("--train", action="store_true", help="time an SGD step, not inference")
-    p.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True)")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="whole",
+        default="none",
+        choices=("none", "regional", "whole"),
+        help="torch.compile: whole (the default of a bare --compile), or regional: each block, "
+        "identical blocks sharing one compiled graph",
+    )
     p.add_argument(
         "--no-optimize", action="store_true", help="the semantic graph without the CPU layer"
     )
@@ -85,7 +93,7 @@ def render_text(r: dict[str, Any]) -> str:
     lines = [
         f"{r['spec']}: {r['mode']} {r['dtype']} batch {r['batch']} input "
         f"{'x'.join(map(str, r['input']))} on {r['device']}"
-        + (" (torch.compile)" if r["compile"] else ""),
+        + (f" (torch.compile, {r['compile']})" if r["compile"] != "none" else ""),
         f"  {r['clips_per_s']:.2f} {unit}/s; latency median {r['latency_ms_median']:.1f} ms "
         f"(min {r['latency_ms_min']:.1f}, max {r['latency_ms_max']:.1f}, IQR "
         f"{r['latency_ms_iqr']:.1f}; {r['reps']} reps)",
