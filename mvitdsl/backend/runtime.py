@@ -149,3 +149,96 @@ def sincos_positions(dim: int, grid: tuple[int, int, int], cls: bool) -> torch.T
     if cls:
         table = torch.cat([torch.zeros(1, dim, dtype=table.dtype), table])
     return table.float()
+
+
+# ---------------------------------------------------------------- sizes read at run time
+# The emitted graphs compute every token grid from the input (fx records these calls), so one
+# module runs at every size its spec's rule allows; the spec's input is only the reference.
+
+Grid = tuple[int, int, int]
+
+
+def token_grid(x: Tensor) -> Grid:
+    """The (T, H, W) grid of a feature map (B, C, [T,] H, W); T = 1 for images."""
+    size = tuple(x.shape[2:])
+    return (1, size[0], size[1]) if len(size) == 2 else (size[0], size[1], size[2])
+
+
+def pooled_grid(grid: Grid, kernel: Grid, stride: Grid, padding: Grid) -> Grid:
+    """The grid after a pooling or convolution window (PyTorch's floor rule), per dim."""
+    t, h, w = ((n + 2 * p - k) // s + 1 for n, k, s, p in zip(grid, kernel, stride, padding))
+    return (t, h, w)
+
+
+def spatial_of(grid: Grid, dims: int) -> tuple[int, ...]:
+    """The grid as a map's trailing sizes: (T, H, W) for video, (H, W) for images."""
+    return tuple(grid) if dims == 3 else (grid[1], grid[2])
+
+
+def check_size(x: Tensor, multiple: tuple[int, ...], least: tuple[int, ...], rule: str) -> Tensor:
+    """x itself when its trailing sizes follow the spec's size rule; one-line ValueError else."""
+    size = tuple(x.shape[-len(multiple) :])
+    if x.dim() != len(multiple) + 2 or any(
+        n % m or n < low for n, m, low in zip(size, multiple, least)
+    ):
+        got = "x".join(str(int(n)) for n in x.shape)
+        raise ValueError(f"input of shape {got} does not follow the size rule: {rule}")
+    return x
+
+
+def linear_rows(table: Tensor, length: int) -> Tensor:
+    """(L, D) -> (length, D), linear interpolation along L (align_corners=False, as timm)."""
+    if table.shape[0] == length:
+        return table
+    dtype = table.dtype
+    out = F.interpolate(table.float().t().unsqueeze(0), size=length, mode="linear")
+    return out.squeeze(0).t().to(dtype).contiguous()
+
+
+def bicubic_grid(table: Tensor, old: tuple[int, int], new: tuple[int, int]) -> Tensor:
+    """(N, H*W, D) -> (N, H'*W', D), bicubic with antialias as timm's resample_abs_pos_embed."""
+    if tuple(old) == tuple(new):
+        return table
+    n, _, d = table.shape
+    dtype = table.dtype
+    x = table.float().reshape(n, old[0], old[1], d).permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=new, mode="bicubic", align_corners=None, antialias=True)
+    return x.permute(0, 2, 3, 1).reshape(n, new[0] * new[1], d).to(dtype).contiguous()
+
+
+def time_linear(x: Tensor, t: int) -> Tensor:
+    """(T, P, D) -> (t, P, D), linear along T for each position P."""
+    ot, p, d = x.shape
+    if ot == t:
+        return x
+    dtype = x.dtype
+    y = x.float().permute(1, 2, 0).reshape(1, p * d, ot)
+    y = F.interpolate(y, size=t, mode="linear")
+    return y.reshape(p, d, t).permute(2, 0, 1).to(dtype).contiguous()
+
+
+def joint_at(table: Tensor, old: Grid, new: Grid, cls: bool) -> Tensor:
+    """A joint (1, [1 +] T*H*W, D) table from grid `old` to `new`: the cls row kept, space
+    bicubic per frame, then time linear per position (timm's resample for images)."""
+    if tuple(old) == tuple(new):
+        return table
+    prefix, rest = (table[:, :1], table[:, 1:]) if cls else (None, table)
+    t, h, w = new
+    ot, oh, ow = old
+    x = bicubic_grid(rest.reshape(ot, oh * ow, rest.shape[-1]), (oh, ow), (h, w))
+    out = time_linear(x, t).reshape(1, t * h * w, rest.shape[-1])
+    return out if prefix is None else torch.cat([prefix, out], dim=1)
+
+
+def separable_positions(
+    temporal: Tensor, spatial: Tensor, class_pos: Tensor | None, old: Grid, new: Grid
+) -> Tensor:
+    """torchvision's temporal (T, D) + spatial (H*W, D) (+ class) positions at grid `new`:
+    time linear, space bicubic (the load-time resize's rule): (1, [1 +] THW, D)."""
+    t, h, w = new
+    temporal = linear_rows(temporal, t)
+    spatial = bicubic_grid(spatial.unsqueeze(0), (old[1], old[2]), (h, w))[0]
+    pos = torch.repeat_interleave(temporal, h * w, dim=0) + spatial.repeat(t, 1)
+    if class_pos is not None:
+        pos = torch.cat([class_pos.reshape(1, -1), pos], dim=0)
+    return pos.unsqueeze(0)

@@ -13,6 +13,8 @@ from pathlib import Path
 from ..analysis.analyze import analyze
 from ..analysis.naming import SOURCES, Source
 from ..analysis.report_text import render_blocks, render_table
+from ..analysis.sizes import size_rule
+from ..catalog import shipped_path
 from ..diagnostics import SpecError
 from ..spec import Spec, load_spec
 from .common import (
@@ -90,6 +92,8 @@ def add_source_flag(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.more:
         return check_each([args.spec, *args.more], args.input)
+    if args.input is not None:
+        legal_input(args)
     spec = load(args)
     if args.resolved:
         from ..language.resolved import render_resolved
@@ -101,14 +105,37 @@ def run(args: argparse.Namespace) -> int:
     if args.against is not None:
         return check_against(spec, args.against, args.source, args.format == "json")
     report = analyze(spec, batch=args.batch, dtype=args.dtype)
+    rule = size_rule(spec.model)
     if args.format == "json":
-        print(json_text("check", True, report=report.to_dict(), warnings=warnings_json(spec)))
+        data = report.to_dict()
+        print(
+            json_text(
+                "check", True, report=data, warnings=warnings_json(spec), size_rule=rule.to_dict()
+            )
+        )
         return 0
     print(render_table(report))
+    print(f"size rule: {rule.text} (one built module runs at every such size)")
     if args.blocks or args.batch != 1 or args.dtype != "fp32":
         print()
         print(render_blocks(report))
     return 0
+
+
+def legal_input(args: argparse.Namespace) -> None:
+    """`--input` against the spec's size rule: ValueError naming the nearest legal sizes."""
+    size = args.input
+    path = Path(args.spec)
+    model = load_spec(path if path.exists() else shipped_path(args.spec) or path).model
+    if len(size) != (4 if model.video else 3):
+        return  # the wrong number of sizes: load_spec says so
+    grid = (size[1], size[2], size[3]) if model.video else (1, size[1], size[2])
+    rule = size_rule(model)
+    if rule.legal(grid):
+        return
+    near = ", ".join("x".join(map(str, (size[0], *model.spatial(g)))) for g in rule.nearest(grid))
+    given = "x".join(map(str, size))
+    raise ValueError(f"input {given} breaks the size rule ({rule.text}); nearest legal: {near}")
 
 
 def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:

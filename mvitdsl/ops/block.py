@@ -12,11 +12,13 @@ from .base import (
     Costs,
     DrawItem,
     Emits,
+    EmitsModel,
     Labels,
     Rules,
     Shape,
     Sketch,
     Value,
+    lcm3,
     nominal,
     tokens,
 )
@@ -51,6 +53,17 @@ def flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> Block
         len_kv=tokens(fields["grid_kv"], cls),
         **fields,
     )
+
+
+def period(block: Block) -> Dims3:
+    """What the block's input grid must be a multiple of for its grids to be exact at run
+    time (its strides, its windows): the lcm of its ops' periods."""
+    out: Dims3 = (1, 1, 1)
+    for op in block.ops:
+        rule = rules(op).period
+        if rule is not None:
+            out = lcm3(out, rule(block, op))
+    return out
 
 
 def costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
@@ -129,6 +142,13 @@ def emit_block(e: Emits) -> Value:
     mlp = emit_hook(e, "mlp", x_norm2, x_norm2)
     mlp = emit_hook(e, "scale_mlp", mlp, x_norm2)
     return e.fn(operator.add, res2, emit_drop_path(e, mlp))
+
+
+def emit_grid_out(e: EmitsModel, block: Block, grid: Value) -> Value:
+    """The run-time grid of the block's output from its input's: Q's pool."""
+    from .pools import emit_grid
+
+    return emit_grid(e, grid, block.pool_q)
 
 
 def emit_drop_path(e: Emits, x: Value) -> Value:
