@@ -234,12 +234,16 @@ def emit_pooled_qkv(e: Emits, op: AttentionOptions, x: Value) -> tuple[Value, Va
 
 def emit_output(e: Emits, op: AttentionOptions, o: Value, q: Value) -> Value:
     """Residual pooling, heads merged, the output projection and its dropout."""
+    import torch
     from torch import nn
 
     b, dropout = e.block, e.model.attention.dropout
     o = emit_residual_pool(e, op, o, q)
     # (B, heads, L_q, hd) -> (B, L_q, A)
-    o = e.method("transpose", o, 1, 2)
+    # the copy a reshape would make anyway, made explicit: with symbolic sizes torch.export
+    # cannot tell that the strided view needs it (contiguous() is dropped) and records a view
+    # the ONNX exporter refuses
+    o = e.fn(torch.clone, e.method("transpose", o, 1, 2), memory_format=torch.contiguous_format)
     o = e.method("flatten", o, 2)
     o = e.module(ATTN_PROJECT, nn.Linear(b.dim_attn, b.dim_attn), o)
     if dropout > 0:
