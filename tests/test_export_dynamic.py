@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mvitdsl
 from mvitdsl.backend import export
@@ -99,3 +101,12 @@ def test_dynamic_without_export_is_refused(tmp_path: Path, capsys: Any) -> None:
     assert main(["compile", "hiera_t_image", "-o", str(tmp_path / "a"), "--dynamic"]) == 1
     assert "--dynamic goes with --export" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(max_size=20) | st.from_regex(r"\d{1,2}\.\d{1,2}(\.\d)?(\+\w+)?", fullmatch=True))
+def test_any_version_string_is_accepted_or_refused_in_one_line(version: str) -> None:
+    try:
+        export.check_torch(version)
+    except RuntimeError as e:
+        assert "\n" not in str(e) and str(e).startswith("--dynamic needs torch >= 2.6")

@@ -50,8 +50,8 @@ def dynamic_dims(rule: SizeRule | None) -> dict[str, dict[int, Any]]:
 
 def check_torch(version: str = torch.__version__) -> None:
     """A dynamic export needs torch >= DYNAMIC_MIN_TORCH: one-line RuntimeError otherwise."""
-    major, minor = (int(v) for v in re.findall(r"\d+", version)[:2])
-    if (major, minor) < DYNAMIC_MIN_TORCH:
+    numbers = [int(v) for v in re.findall(r"\d+", version)[:2]]
+    if len(numbers) < 2 or (numbers[0], numbers[1]) < DYNAMIC_MIN_TORCH:
         need = ".".join(map(str, DYNAMIC_MIN_TORCH))
         raise RuntimeError(f"--dynamic needs torch >= {need} (symbolic T, H, W); this is {version}")
 
