@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 MVITDSL := .venv/bin/mvitdsl
 
-.PHONY: all setup main test lint format golden docs bench fuzz diagrams clean
+.PHONY: all setup main test test-all lint format golden docs bench fuzz diagrams clean
 
 all: setup main
 
@@ -15,6 +15,10 @@ main: setup
 # The README's test command, and CI's (.ci/run): lint first (ruff check, ruff format --check,
 # mypy), then the test suite.
 test: setup lint
+	$(MVITDSL) fmt --check specs examples
+	$(PY) -m pytest -q -p no:cacheprovider -m "not full"
+
+test-all: setup lint
 	$(MVITDSL) fmt --check specs examples
 	$(PY) -m pytest -q -p no:cacheprovider
 
