@@ -92,8 +92,14 @@ def add_source_flag(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.more:
         return check_each([args.spec, *args.more], args.input)
-    if args.input is not None:
-        legal_input(args)
+    problem = illegal_input(args) if args.input is not None else None
+    if problem is not None:
+        try:
+            load(args)
+        except SpecError:
+            print(f"mvitdsl: {problem}", file=sys.stderr)  # then the located diagnostics
+            raise
+        raise ValueError(problem)
     spec = load(args)
     if args.resolved:
         from ..language.resolved import render_resolved
@@ -122,20 +128,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def legal_input(args: argparse.Namespace) -> None:
-    """`--input` against the spec's size rule: ValueError naming the nearest legal sizes."""
+def illegal_input(args: argparse.Namespace) -> str | None:
+    """`--input` against the spec's size rule: None when legal, else a line naming the
+    nearest legal sizes."""
     size = args.input
     path = Path(args.spec)
     model = load_spec(path if path.exists() else shipped_path(args.spec) or path).model
     if len(size) != (4 if model.video else 3):
-        return  # the wrong number of sizes: load_spec says so
+        return None  # the wrong number of sizes: load_spec says so
     grid = (size[1], size[2], size[3]) if model.video else (1, size[1], size[2])
     rule = size_rule(model)
     if rule.legal(grid):
-        return
+        return None
     near = ", ".join("x".join(map(str, (size[0], *model.spatial(g)))) for g in rule.nearest(grid))
     given = "x".join(map(str, size))
-    raise ValueError(f"input {given} breaks the size rule ({rule.text}); nearest legal: {near}")
+    return f"input {given} breaks the size rule ({rule.text}); nearest legal: {near}"
 
 
 def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:
