@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec_gen import spec_texts
 
 import mvitdsl
 from mvitdsl.analysis.sizes import accepts, size_rule
@@ -129,3 +130,17 @@ def test_check_input_names_the_nearest_legal_sizes(capsys: Any) -> None:
     assert main(["check", "specs/hiera_t_image.mv"]) == 0
     out = capsys.readouterr().out
     assert "size rule: H and W: multiples of 32, at least 32" in out
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec_texts())
+def test_the_rule_of_any_accepted_spec_holds_its_own_size_and_its_least(text: str) -> None:
+    """For generated specs the checker accepts: the rule includes the spec's own size, and its
+    multiples and least sizes are positive (the shipped specs' least sizes are checked above)."""
+    try:
+        spec = mvitdsl.load_spec(text=text)
+    except mvitdsl.SpecError:
+        return
+    rule = size_rule(spec.model)
+    assert rule.legal(spec.model.input.size), (rule, spec.model.input.size)
+    assert all(n >= 1 for n in rule.least) and all(m >= 1 for m in rule.multiple)
