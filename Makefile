@@ -12,15 +12,21 @@ setup:
 main: setup
 	$(MVITDSL) compile specs/mvit_b.mv
 
+# The suite on two pytest-xdist workers, one torch thread each (tests/conftest.py); a file's
+# tests stay on one worker (its module fixtures are built once), the longest files go first.
+PYTEST  := $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder
+
 # The README's test command, and CI's (.ci/run): lint first (ruff check, ruff format --check,
-# mypy), then the test suite.
+# mypy), then the test suite without the `full` twins (pyproject's addopts: -m 'not full').
 test: setup lint
 	$(MVITDSL) fmt --check specs examples
-	$(PY) -m pytest -q -p no:cacheprovider -m "not full"
+	$(PYTEST)
 
+# The exhaustive run: also the full-size twin of every case `make test` runs smaller
+# (@pytest.mark.full: ONNX and checkpointing of the 16-block models, logits at 224x224, ...).
 test-all: setup lint
 	$(MVITDSL) fmt --check specs examples
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PYTEST) -m ""
 
 lint: setup
 	$(PY) -m ruff check mvitdsl tests benchmarks examples
@@ -60,6 +66,7 @@ diagrams: setup
 	$(MVITDSL) sweep specs/mvit_b.mv --vary scale4.blocks=4..16:4 --vary scale3.dim=128,192,256 \
 	  --set scale3.heads=scale3.dim/64 --max-params 40e6 --pareto gmacs,params:max \
 	  --plot docs/img/sweep_front.svg
+	$(PY) tests/browser.py mvit_b docs/img/report_mvit_b.png
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

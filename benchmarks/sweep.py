@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 import mvitdsl  # noqa: E402
 from mvitdsl.explore.output import write_jsonl  # noqa: E402
 
-TARGET_IN_PROCESS = 10_000.0
-TARGET_END_TO_END = 1_000.0
+TARGET_IN_PROCESS = 5_000.0
+TARGET_END_TO_END = 3_000.0
 # 4 x 10 x 20 x 5 = 4,000 variants; every one is checked and measured.
 VARY = ["scale2.blocks=1..4", "scale3.blocks=1..10", "scale4.blocks=1..20", "scale5.blocks=1..5"]
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from .analysis.sizes import SizeRule
     from .explore.run import SweepRun
+    from .explore.search import SearchResult
 
 __version__ = "0.1.0"
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "convert_state_dict",
     "diff",
     "load_spec",
+    "search",
     "sweep",
     "param_groups",
     "resize",
@@ -164,6 +166,22 @@ def sweep(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SweepRun:
     from .explore.run import SweepRun
 
     return SweepRun(base, vary, **kw)
+
+
+def search(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SearchResult:
+    """Search a sweep's design space with Optuna by analytic or measured objectives; the study
+    lives in `storage` (a journal file beside the base by default, or an RDB URL). Keywords:
+    `objectives`, `trials`, `storage`, `study`, `workers`, `devices`, `bench`, `budgets`,
+    `sampler`, `seed`, `emit`, and the sweep's `set`, `where`, `mode`
+    (see mvitdsl.explore.search.search).
+
+        result = mvitdsl.search("specs/mvit_b.mv", {"scale4.blocks": "6..16:2"},
+                                objectives=["params", "latency"], trials=30)
+        print(result.line(), result.front)
+    """
+    from .explore.search import search as run
+
+    return run(base, vary, **kw)
 
 
 def diff(a: Spec | str | Path, b: Spec | str | Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from .language.expect import Expectation, read_expect, split_expect
 from .language.lower import Lowering, merge
 from .language.merge import own_statements
 from .language.parse import MAX_SOURCE_BYTES, decode_source, parse
-from .language.syntax import Model
+from .language.syntax import Model, Parent
 
 MAX_INHERITANCE_DEPTH = 16
 
@@ -196,6 +196,13 @@ def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:
     return model.model_copy(update={"input": new_input})
 
 
+def parent_path(file: str, parent: Parent) -> Path:
+    """The file `extends` reads: the one it names (beside the child), or the shipped spec."""
+    if not parent.file:
+        return shipped_path(parent.name) or Path(f"{parent.name}.mv")  # parse checked the name
+    return Path(file).parent / parent.file
+
+
 def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...]:
     """The model's statements with every `extends` chain merged in, parent first."""
     reporter = Reporter(sources)
@@ -212,9 +219,13 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
             "is there a cycle of specs extending each other?",
         )
         reporter.raise_if_any()
-    path = Path(model.file).parent / parent.file
+    path = parent_path(model.file, parent)
     if not path.is_file():
-        reporter.error("E209", f"cannot find '{parent.file}' (looked at {path})", parent.span)
+        shipped = shipped_path(parent.name) is not None
+        hint = (
+            f"'{parent.name}' is a shipped spec: write extends {parent.name}" if shipped else None
+        )
+        reporter.error("E209", f"cannot find '{parent.file}' (looked at {path})", parent.span, hint)
         reporter.raise_if_any()
     try:
         text = decode_source(path.read_bytes(), str(path))

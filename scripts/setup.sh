@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything mvitdsl needs on a fresh machine; idempotent and quick when already done.
 #   - Debian's graphviz (the `dot` program) when it is missing
+#   - Debian's chromium and chromium-driver (the HTML report's browser test) when missing
+#   - Debian's postgresql (initdb, postgres) when missing: tests/test_search.py starts a throwaway
+#     server for the search's RDB storage
 #   - a shared environment with the pinned third-party requirements ONLY, kept OUTSIDE the clone
 #     and keyed by a hash of requirements/dev.txt, so fresh clones (CI) reuse it instead of a new
 #     5.5 GB copy; nothing of any clone is ever installed into it
@@ -16,6 +19,19 @@ if ! command -v dot >/dev/null 2>&1; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq graphviz >/dev/null
+fi
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "setup: installing chromium and chromium-driver from Debian (the report's browser test)"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "setup: installing postgresql (initdb, postgres) from Debian"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq postgresql >/dev/null
 fi
 
 req=requirements/dev.txt

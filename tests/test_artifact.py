@@ -25,8 +25,15 @@ from mvitdsl.backend.artifact import (  # noqa: E402
 )
 
 
-def test_moved_artifact_imports_without_mvitdsl_and_matches(mvit_b_spec, tmp_path):
-    gm = mvitdsl.build(mvit_b_spec).eval()
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param((3, 4, 64, 64), id="small"),  # the 16 blocks, on a smaller clip
+        pytest.param((3, 16, 224, 224), id="full", marks=pytest.mark.full),
+    ],
+)
+def test_moved_artifact_imports_without_mvitdsl_and_matches(mvit_b_spec, tmp_path, size):
+    gm = mvitdsl.build(mvitdsl.resize(mvit_b_spec, size)).eval()
     write_artifact(
         gm,
         tmp_path / "first" / "mvit_b",
@@ -38,7 +45,7 @@ def test_moved_artifact_imports_without_mvitdsl_and_matches(mvit_b_spec, tmp_pat
     shutil.move(str(tmp_path / "first" / "mvit_b"), moved)
     shutil.rmtree(tmp_path / "first")
     torch.manual_seed(0)
-    x = torch.randn(1, 3, 16, 224, 224)
+    x = torch.randn(1, *size)
     torch.save(x, tmp_path / "x.pt")
     with torch.no_grad():
         expected = gm(x)

@@ -204,10 +204,10 @@ EXPECTED = {
            ^^
 """,
     "E209": """\
-<spec>:1:12: error[E209]: 'extends base' names no file to read 'base' from
+<spec>:1:12: error[E209]: 'extends base' names no file and no shipped spec
    1 | model tiny extends base {
                   ^^^^^^^^^^^^
-  = hint: name the parent's file: extends "base.mv" base
+  = hint: name the parent's file (extends "base.mv" base), or a shipped spec by its name (mvitdsl list shows them)
 """,
     "E210": """\
 <spec>:7:24: error[E210]: 'dim_out' in stage 's1' needs 'dim_change mlp'

@@ -52,7 +52,8 @@ def assert_clean_failure(r: subprocess.CompletedProcess[str], code: int = 1) -> 
 def test_bad_input_sizes_are_refused_in_words(size: str):
     r = cli("check", str(MVIT_B), "--input", size)
     assert r.returncode in (1, 2), r.stderr  # 2: argparse's usage error, 1: the spec's kind
-    assert "Traceback" not in r.stderr and "--input" in r.stderr or "takes video input" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "--input" in r.stderr or "takes video input" in r.stderr, r.stderr
 
 
 def test_an_image_size_for_a_video_spec_names_the_kind():

@@ -8,7 +8,8 @@ Layers, in the direction data flows:
     2  analysis/                       IR -> facts
     3  backend/, draw/                 IR + facts -> torch / graphviz (draw may ask backend for
                                        the traced op graph; backend never imports draw)
-    4  spec, cli, __init__, __main__   the driver: the only modules that reach forward
+    4  spec, cli, __init__, __main__   the driver: the only modules that reach forward (with
+       explore/, lsp/, report/)
 torch (and its satellites) only in backend/; graphviz only in draw/. The driver may name torch
 types under TYPE_CHECKING (the signature of `build`), nothing more. ops/ may import torch and
 backend.runtime only inside its emit functions (named emit*): an op module holds its emission
@@ -47,6 +48,7 @@ LAYER = {
     "explore": 4,  # sweeps: a driver of many variants (language, analysis, spec)
     "pytest_plugin": 4,  # checks specs through the driver
     "lsp": 4,  # the language server: a driver over load_spec, fmt and the settings table
+    "report": 4,  # the HTML report: a driver over load_spec, the table rows and draw/
 }
 # Same-layer imports that are allowed, (importer, imported): everything else within a layer is.
 FORBIDDEN_SIBLINGS = {

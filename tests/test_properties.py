@@ -7,8 +7,9 @@ generated and how it ended go to build/property_counts.json.
 
 from __future__ import annotations
 
-import time
+import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from math import prod
 from typing import Any
 
@@ -151,20 +152,43 @@ def test_property_near_miss_rejections_are_real(text: str) -> None:
     check_generated("near_miss", text)
 
 
-def _hostile(test: str, text: str) -> None:
-    start = time.perf_counter()
+class Hang(BaseException):
+    """A case ran past HANG_S. A BaseException: neither the SpecError / Exception clauses below
+    nor hypothesis's shrinking catch it, so the hung case fails at once."""
+
+
+HANG_S = 60  # checking a hostile spec takes milliseconds: a minute is a hang on any machine
+
+
+@contextmanager
+def hang_guard(seconds: int = HANG_S) -> Iterator[None]:
+    """Raise Hang in the test's thread when the block runs for `seconds` (SIGALRM)."""
+
+    def hung(signum: int, frame: object) -> None:
+        raise Hang(f"a spec took more than {seconds} s to check: a hang")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
     try:
-        spec = mvitdsl.load_spec(text=text)
-        mvitdsl.analyze(spec)
-    except SpecError as e:
-        located(e, text)
-        TALLY.add(test, "rejected")
-    except Exception:
-        TALLY.add(test, "escaped")
-        raise
-    else:
-        TALLY.add(test, "accepted")
-    assert time.perf_counter() - start < 10, "a spec took more than 10 s to check (a hang?)"
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _hostile(test: str, text: str) -> None:
+    with hang_guard():
+        try:
+            spec = mvitdsl.load_spec(text=text)
+            mvitdsl.analyze(spec)
+        except SpecError as e:
+            located(e, text)
+            TALLY.add(test, "rejected")
+        except Exception:
+            TALLY.add(test, "escaped")
+            raise
+        else:
+            TALLY.add(test, "accepted")
 
 
 @given(mutated_specs(SHIPPED))

@@ -41,7 +41,8 @@ def test_memory_scales_with_batch_and_dtype(mvit_b_spec):
 
 
 def test_check_with_batch_and_dtype_shows_stage_and_block_details():
-    r = run("check", str(SPECS / "mvit_b.mv"), "--batch", "8", "--dtype", "bf16")
+    # --blocks shows the details; --batch/--dtype alone print the memory line (issue 26)
+    r = run("check", str(SPECS / "mvit_b.mv"), "--batch", "8", "--dtype", "bf16", "--blocks")
     assert r.returncode == 0, r.stderr
     assert "scale3      6,273    6,272     2   96      8x7x7      6273x393" in r.stdout
     assert "activation memory for a training step at batch 8, bf16:" in r.stdout

@@ -228,6 +228,44 @@ def test_fast_path_equals_lowering_every_variant(tmp_path: Path):
     assert {r["ok"] for r in fast} == {True, False}
 
 
+@pytest.mark.parametrize(
+    "name, vary",
+    [
+        ("mvit_b.mv", {"scale3.blocks": "1,2,3", "scale4.blocks": "1,9,11", "train.drop_path":
+                       "0,0.2", "scale3.stride_q": "1x2x2,1x3x3", "scale5.dim": "768,512"}),
+        ("hiera_t_image.mv", {"scale2.blocks": "1,2", "scale3.blocks": "1,2,3", "scale3.scope":
+                              "mask_unit,global", "scale4.scope": "global,mask_unit",
+                              "attention.mask_unit": "8x8,4x4"}),
+        ("mvitv2_s.mv", {"scale2.blocks": "1,2", "scale3.heads": "2,3", "scale4.blocks": "4,16",
+                         "scale3.mlp_ratio": "2,4", "attention.rel_pos": "off,decomposed"}),
+    ],
+)  # fmt: skip
+def test_the_memoised_lowering_builds_the_same_ir_as_a_fresh_one(
+    name: str, vary: dict[str, str]
+) -> None:
+    """Variants share stages and blocks through the lowering's memo (language/expand.py); each
+    variant's IR equals the one a fresh Lowering of its own statements builds, in random order."""
+    from mvitdsl.explore.axes import combinations
+    from mvitdsl.language.lower import Lowering
+
+    run = SweepRun(SPECS / name, vary, pareto=None)
+    ev, base = run.evaluator, run.evaluator.base
+    combos = list(combinations(run.axes, "grid"))
+    random.Random(0).shuffle(combos)
+    same = 0
+    for combo in combos[:48]:
+        out = ev.assign(run.axes, combo, run.derived)
+        targets = {ev.target(p): text for p, text in out.assigned.items()}
+        fast = ev.lower_fast(targets, out)
+        statements = overrides.apply(base.statements, targets, base.ast.span)
+        full = Lowering(base.ast, statements, base.sources).run()
+        assert (fast is None) == (full is None)
+        if fast is not None:
+            assert fast == full, out.values
+            same += 1
+    assert same > 10
+
+
 def test_emitted_files_check_to_their_own_rows(tmp_path: Path):
     vary = {
         "scale4.blocks": "6,9",

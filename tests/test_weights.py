@@ -112,11 +112,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def mvitv2_s_checkpoints(tmp_path_factory) -> dict[str, Path]:
+def mvitv2_s_checkpoints(tmp_path_factory, mvit_v2_s_state) -> dict[str, Path]:
     from safetensors.torch import save_file
 
-    torch.manual_seed(0)
-    sd = torchvision.models.video.mvit_v2_s().state_dict()
+    sd = mvit_v2_s_state
     folder = tmp_path_factory.mktemp("ckpt")
     torch.save(sd, folder / "tv.pt")
     torch.save({"model_state": to_slowfast(sd)}, folder / "slowfast.pyth")
@@ -143,7 +142,8 @@ def test_check_against_reports_each_mismatch_in_words(mvitv2_s_checkpoints):
     r = run_cli("check", "specs/mvitv2_s.mv", "--against", str(mvitv2_s_checkpoints["broken"]))
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
-    assert lines == [
+    assert lines[0] == "closest shipped spec: mvitv2_s; 2 tensors differ"  # issue 26: first
+    assert lines[1:] == [
         "specs/mvitv2_s.mv:13: shape: blocks.3.attn.qkv.weight is [576, 192] in the checkpoint "
         "but [1152, 192] in the spec (block 3, stage 'scale4': 192->384 channels, 4 heads of 96)",
         "specs/mvitv2_s.mv:13: missing: the spec makes blocks.7.attn.rel_pos_h [27, 96] (block 7,"

@@ -79,12 +79,6 @@ def test_old_grid_follows_the_new_aspect_ratio():
 
 
 @pytest.fixture(scope="module")
-def mvit_v1_b_state() -> dict[str, torch.Tensor]:
-    torch.manual_seed(0)
-    return torchvision.models.video.mvit_v1_b().state_dict()
-
-
-@pytest.fixture(scope="module")
 def mvit_b() -> mvitdsl.Spec:
     return mvitdsl.load_spec(SPECS / "mvit_b.mv")
 
@@ -124,9 +118,8 @@ def test_mvit_b_weights_at_320_pixels(mvit_b, mvit_v1_b_state):
     _unchanged_but(gm, mvit_v1_b_state, {"pos_encoding.spatial_pos"})
 
 
-def test_mvitv2_s_rel_pos_tables_at_320_pixels():
-    torch.manual_seed(0)
-    state = torchvision.models.video.mvit_v2_s().state_dict()
+def test_mvitv2_s_rel_pos_tables_at_320_pixels(mvit_v2_s_state):
+    state = mvit_v2_s_state
     spec = mvitdsl.load_spec(SPECS / "mvitv2_s.mv")
     gm = mvitdsl.build(spec, input=(3, 16, 320, 320), weights=state)
     resized = {e.name: e for e in gm.load_report.of("resized")}

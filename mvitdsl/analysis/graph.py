@@ -5,12 +5,15 @@ The graph holds what the checker and the analysis infer; the IR itself is never 
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from ..ir import Block, Dims3, Model
 from ..ops import block as ops_block
 from ..ops.base import BlockFlow as BlockFlow  # the flow record lives beside the op rules
 from . import shapes
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def block_flow(model: Model, block: Block, grid_in: Dims3, nominal_in: Dims3) -> BlockFlow:
@@ -32,6 +35,8 @@ def block_flows(model: Model) -> tuple[BlockFlow, ...]:
 
 def build_graph(model: Model, flows: tuple[BlockFlow, ...] | None = None) -> nx.DiGraph:
     """A chain patch -> block0 -> ... -> head; each block node carries `block` and `shapes`."""
+    import networkx as nx  # here, not at import: `check` and the sweep never build the graph
+
     flows = block_flows(model) if flows is None else flows
     g = nx.DiGraph(name=model.name)
     grid = shapes.patch_grid(model)
@@ -54,6 +59,8 @@ def build_graph(model: Model, flows: tuple[BlockFlow, ...] | None = None) -> nx.
 
 
 def blocks_in_order(g: nx.DiGraph) -> list[tuple[Block, BlockFlow]]:
+    import networkx as nx
+
     order = nx.topological_sort(g)
     return [
         (g.nodes[n]["block"], g.nodes[n]["shapes"]) for n in order if g.nodes[n]["kind"] == "block"

@@ -134,7 +134,7 @@ def render_blocks(report: Report) -> str:
     head = _BLOCK_HEAD + ("  scope (L_Q x L_K: one window's)" if windowed else "")
     lines = [render_stages(report), "", head]
     lines += [_block_line(b, video) for b in report.blocks]
-    lines += [_share_line(report), _memory_line(report)]
+    lines += [_share_line(report), memory_line(report)]
     return "\n".join(lines)
 
 
@@ -170,7 +170,8 @@ def _share_line(report: Report) -> str:
     return "MAC share: " + ", ".join(f"{k} {v / t.macs:.1%}" for k, v in parts)
 
 
-def _memory_line(report: Report) -> str:
+def memory_line(report: Report) -> str:
+    """The activation-memory estimate at the report's batch and dtype, one line."""
     return (
         f"activation memory for a training step at batch {report.batch}, "
         f"{report.dtype}: {report.activation_bytes / 2**30:.2f} GiB (estimate)"

@@ -407,6 +407,7 @@ def write_artifact(
             },
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        with_umask(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # only what this call wrote
         raise
@@ -440,6 +441,16 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def with_umask(folder: Path) -> None:
+    """Give the folder and what is in it the modes a plain mkdir / open would have: mkdtemp
+    makes 0700 and safetensors writes 0600, but an artifact is meant to be shared."""
+    mask = os.umask(0)
+    os.umask(mask)  # reading the umask means setting it: put it straight back
+    folder.chmod(0o777 & ~mask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _swap_in(tmp: Path, out: Path) -> None:

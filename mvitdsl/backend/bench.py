@@ -2,10 +2,11 @@
 one timing loop of the code base (benchmarks/run.py and `make bench` use `time_alternating` too).
 
 Throughput (clips or images per second), latency median and spread, peak memory (the CUDA
-allocator's, or the RSS high-water mark on the CPU), the time per stage (one instrumented
-pass, hooks around the blocks of each stage), achieved TFLOP/s (2 FLOP per analytic MAC, a
-training step counted as 3x the forward) and its fraction of the device's peak: measured by a
-short dense matmul probe at that dtype, or a vendor figure given with --peak-tflops.
+allocator's, or on the CPU the RSS high-water growth over one call after malloc_trim), the time
+per stage (one instrumented pass, hooks around the blocks of each stage), achieved TFLOP/s (2 FLOP
+per analytic MAC, a training step counted as 3x the forward) and its fraction of the device's
+peak: measured by a short dense matmul probe at that dtype, or a vendor figure given with
+--peak-tflops.
 `--against torchvision|timm` runs the reference model with the same weights, alternating.
 """
 
@@ -56,6 +57,16 @@ class BenchOptions:
     peak_tflops: float | None = None
     against: str | None = None
     progress: Callable[[str], None] | None = None  # told each step (the CLI prints them)
+
+    def __post_init__(self) -> None:
+        for what, value, lo in (
+            ("reps", self.reps, 1),
+            ("warmup", self.warmup, 0),
+            ("batch", self.batch, 1),
+            ("threads", 1 if self.threads is None else self.threads, 1),
+        ):
+            if not isinstance(value, int) or value < lo:
+                raise ValueError(f"bench {what} must be a whole number >= {lo}, not {value!r}")
 
 
 @dataclass
@@ -210,8 +221,10 @@ def matmul_peak_tflops(device: str, dtype: torch.dtype) -> float:
 
 
 def peak_memory_gib(fn: Callable[[], object], device: str) -> tuple[float, str]:
-    """Peak memory of one call: the CUDA allocator's peak, or the growth of the process' RSS
-    high-water mark on the CPU (Linux; the kernel's mark is reset first)."""
+    """Peak memory of one call: the CUDA allocator's peak, or on the CPU (Linux) the growth of
+    the process' RSS high-water mark over one call, after the C allocator has handed its cached
+    free memory back to the kernel (glibc's malloc_trim) and the kernel's mark is reset: without
+    the trim a warmed-up heap serves the call from pages already counted and the growth reads ~0."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -221,11 +234,27 @@ def peak_memory_gib(fn: Callable[[], object], device: str) -> tuple[float, str]:
     status = Path("/proc/self/status")
     if not status.exists():
         return float("nan"), "unavailable"
+    trimmed = _malloc_trim()
     Path("/proc/self/clear_refs").write_text("5")
     base = _status_kib(status, "VmRSS")
     fn()
     growth = max(0, _status_kib(status, "VmHWM") - base)
-    return growth / 2**20, "RSS high-water growth"
+    how = "RSS high-water growth" + (" after malloc_trim" if trimmed else " (no malloc_trim)")
+    return growth / 2**20, how
+
+
+def _malloc_trim() -> bool:
+    """Return the C heap's free pages to the kernel (glibc); False where there is no such call."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # musl, or no libc by that name
+        return False
+    trim(0)
+    return True
 
 
 def _status_kib(status: Path, key: str) -> int:

@@ -41,7 +41,12 @@ TORCHVISION_PREFIX = "torchvision:"
 
 
 class WeightsError(ValueError):
-    """A checkpoint that does not fit the spec; the message is the mismatch report."""
+    """A checkpoint that does not fit the spec; the message is the mismatch report, `found`
+    the checkpoint's shapes in our (torchvision) names."""
+
+    def __init__(self, message: str, found: dict[str, Shape] | None = None) -> None:
+        super().__init__(message)
+        self.found = found or {}
 
 
 @dataclass(frozen=True)
@@ -88,13 +93,14 @@ class LoadReport:
             f"  loaded       {len(loaded)} tensors, {params:,} values, as they are",
         ]
         for action in ("resized", "initialised", "ignored"):
-            for e in self.of(action):
+            for name, e, n in _folded(self.of(action)):
                 shape = (
                     f"{_fmt(e.old)} -> {_fmt(e.new)}"
                     if action == "resized"
                     else _fmt(e.new if action == "initialised" else e.old)
                 )
-                lines.append(f"  {action:<12} {e.name} {shape}: {e.reason}")
+                count = f" ({n} tensors)" if n > 1 else ""
+                lines.append(f"  {action:<12} {name} {shape}: {e.reason}{count}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,6 +121,28 @@ class LoadReport:
                 for e in self.entries
             ],
         }
+
+
+def _folded(entries: list[LoadEntry]) -> list[tuple[str, LoadEntry, int]]:
+    """Entries alike but for their block index, as one line each: `blocks.{0..15}.attn.x`
+    (or `blocks.{0,2,5}...`), the first entry, and how many there are."""
+    groups: dict[tuple[str, Shape | None, Shape | None, str], list[LoadEntry]] = {}
+    for e in entries:
+        key = re.sub(r"^blocks\.\d+\.", "blocks.*.", e.name)
+        groups.setdefault((key, e.old, e.new, e.reason), []).append(e)
+    out = []
+    for (key, *_), alike in groups.items():
+        if len(alike) == 1:
+            out.append((alike[0].name, alike[0], 1))
+            continue
+        index = [int(e.name.split(".")[1]) for e in alike]
+        span = (
+            f"{index[0]}..{index[-1]}"
+            if index == list(range(index[0], index[-1] + 1))
+            else ",".join(map(str, index))
+        )
+        out.append((key.replace("*", "{" + span + "}", 1), alike[0], len(alike)))
+    return out
 
 
 def _fmt(shape: Shape | None) -> str:
@@ -222,7 +250,8 @@ def plan(
             else:
                 entries.append(initialised)
     if bad:
-        raise WeightsError(mismatch_report(model, converted, bad, weights.origin))
+        found = {k: tuple(v.shape) for k, v in converted.items()}
+        raise WeightsError(mismatch_report(model, converted, bad, weights.origin), found)
     return out, entries
 
 
@@ -254,13 +283,14 @@ def place(
     resized = resize_entry(name, tensor, new, shapes.patch_nominal(model), model.tokens.cls)
     if tuple(resized.shape) != new:
         return None
-    return resized, LoadEntry("resized", name, old, new, f"{_how(name)}, to the spec's input size")
+    how = _how(name, model.tokens.cls)
+    return resized, LoadEntry("resized", name, old, new, f"{how}, to the spec's input size")
 
 
-def _how(name: str) -> str:
+def _how(name: str, cls: bool) -> str:
     """The interpolation a position table gets (backend/resize.py)."""
     if name.endswith("pos_embed"):
-        return "bicubic in space, linear in time; cls row kept"
+        return "bicubic in space, linear in time" + ("; cls row kept" if cls else "")
     return "linear" if "temporal" in name or "rel_pos" in name else "bicubic"
 
 
@@ -300,6 +330,15 @@ def load_into(
     dialect = w.dialect or detect_source(list(w.state))
     meta = {k: v for k, v in w.meta.items() if not (new_head and k == "categories")}
     return LoadReport(w.origin, dialect, model.name, tuple(entries), w.sha256, meta)
+
+
+def nonfinite_names(gm: nn.Module) -> list[str]:
+    """The module's floating-point tensors that hold NaN or Inf (after loading weights)."""
+    return [
+        k
+        for k, v in gm.state_dict().items()
+        if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
 
 
 def plan_report(

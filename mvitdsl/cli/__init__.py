@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from ..diagnostics import SpecError
-from . import bench, check, diff, draw, fmt, lsp, sweep
+from . import bench, check, diff, draw, fmt, lsp, report, search, sweep
 from . import compile as compile_command
 from . import list as list_command
 from .common import EXAMPLES, JSON_SCHEMA, Help, json_text
@@ -35,16 +36,40 @@ COMMANDS: tuple[ModuleType, ...] = (
     draw,
     fmt,
     sweep,
+    search,
     diff,
+    report,
     lsp,
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse argv, run the command; a spec error or an OSError/ValueError becomes exit 1."""
+    """Parse argv, run the command; a spec error or an OSError/ValueError becomes exit 1, a
+    reader that stopped reading (`| head`) ends it quietly."""
     args = parser().parse_args(argv)
     try:
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away: stop without a word, as `cat | head` does (128 + SIGPIPE).
+    stdout is pointed at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, its failures turned into messages and exit codes."""
+    try:
         return int(args.run(args))
+    except BrokenPipeError:
+        raise
     except SpecError as e:
         if getattr(args, "format", "text") == "json":
             print(json_text(_kind(args), False, diagnostics=[d.to_json() for d in e.diagnostics]))

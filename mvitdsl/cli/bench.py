@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from .common import DTYPES, Subparsers, add_spec_args, load
+from .common import DTYPES, MAX_FLAG_INT, Subparsers, add_spec_args, int_in, load
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -22,15 +22,17 @@ def add_parser(sub: Subparsers) -> None:
         help="bf16/fp16: autocast (add --pure for a model built in that dtype)",
     )
     p.add_argument("--pure", action="store_true", help="build(dtype=...) instead of autocast")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=int_in(1, MAX_FLAG_INT, "--batch"), default=1)
     p.add_argument("--train", action="store_true", help="time an SGD step, not inference")
     p.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True)")
     p.add_argument(
         "--no-optimize", action="store_true", help="the semantic graph without the CPU layer"
     )
-    p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    p.add_argument("--reps", type=int_in(1, MAX_FLAG_INT, "--reps"), default=5)
+    p.add_argument("--warmup", type=int_in(0, MAX_FLAG_INT, "--warmup"), default=1)
+    p.add_argument(
+        "--threads", type=int_in(1, MAX_FLAG_INT, "--threads"), default=None, help="CPU threads"
+    )
     p.add_argument(
         "--peak-tflops", type=float, default=None, help="a vendor peak instead of the probe"
     )

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..analysis.analyze import analyze
-from ..analysis.naming import SOURCES, Source
-from ..analysis.report_text import render_blocks, render_table
+from ..analysis.naming import SOURCES
+from ..analysis.report_text import memory_line, render_blocks, render_table
 from ..analysis.sizes import size_rule
 from ..catalog import shipped_path
 from ..diagnostics import SpecError
@@ -24,9 +24,12 @@ from .common import (
     Help,
     Subparsers,
     add_spec_args,
+    add_verbose_flag,
     int_in,
     json_text,
     load,
+    misfit_text,
+    spec_path,
     warnings_json,
 )
 
@@ -74,7 +77,13 @@ def add_parser(sub: Subparsers) -> None:
         help="print the load report of these weights (what build(weights=) would load, "
         "resize, initialise, ignore); exit 1 if they do not fit",
     )
-    p.add_argument("--classes", type=int, default=None, help="with --weights: a new head")
+    p.add_argument(
+        "--classes",
+        type=int_in(1, MAX_FLAG_INT, "--classes"),
+        default=None,
+        help="with --weights: a new head",
+    )
+    add_verbose_flag(p)
     p.set_defaults(run=run)
 
 
@@ -107,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
         print(render_resolved(spec))
         return 0
     if args.weights is not None:
-        return check_weights(spec, args.weights, args.source, args.classes, args.format == "json")
+        return check_weights(spec, args, args.format == "json")
     if args.against is not None:
-        return check_against(spec, args.against, args.source, args.format == "json")
+        return check_against(spec, args, args.format == "json")
     report = analyze(spec, batch=args.batch, dtype=args.dtype)
     rule = size_rule(spec.model)
     if args.format == "json":
@@ -122,9 +131,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(render_table(report))
     print(f"size rule: {rule.text} (one built module runs at every such size)")
-    if args.blocks or args.batch != 1 or args.dtype != "fp32":
+    if args.blocks:
         print()
         print(render_blocks(report))
+    elif args.batch != 1 or args.dtype != "fp32":
+        print(memory_line(report))
     return 0
 
 
@@ -151,7 +162,7 @@ def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:
     status = 0
     for file in files:
         try:
-            report = analyze(load_spec(Path(file), input_size=size))
+            report = analyze(load_spec(spec_path(file), input_size=size))
         except SpecError as e:
             n = len(e.diagnostics)
             print(f"{e.render()}\n{n} error{'s' * (n != 1)} in {file}", file=sys.stderr)
@@ -161,33 +172,37 @@ def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:
     return status
 
 
-def check_against(spec: Spec, checkpoint: Path, source: Source | None, as_json: bool) -> int:
+def check_against(spec: Spec, args: argparse.Namespace, as_json: bool) -> int:
     """`check --against`: the checkpoint's names and shapes next to the spec's; exit 1 on a
-    mismatch."""
-    from ..backend.weights import comparison_data, render_comparison
+    mismatch (the closest shipped spec first, the list folded unless --verbose)."""
+    from ..backend.weights import comparison_data, read_summary, render_comparison
 
+    checkpoint, source = args.against, args.source
     if as_json:
         data = comparison_data(spec, checkpoint, source)
         print(json_text("against", not data["mismatches"], **data, warnings=warnings_json(spec)))
         return 1 if data["mismatches"] else 0
     text, mismatches = render_comparison(spec, checkpoint, source)
-    print(text, file=sys.stderr if mismatches else sys.stdout)
-    return 1 if mismatches else 0
+    if not mismatches:
+        print(text)
+        return 0
+    found = read_summary(checkpoint).shapes
+    print(misfit_text(text, found, source, args.verbose), file=sys.stderr)
+    return 1
 
 
-def check_weights(
-    spec: Spec, weights: str, source: str | None, classes: int | None, as_json: bool
-) -> int:
+def check_weights(spec: Spec, args: argparse.Namespace, as_json: bool) -> int:
     """`check --weights`: the load report without building the model."""
     from .. import with_classes
     from ..backend.load import WeightsError, plan_report
 
+    classes = args.classes
     if classes is not None:
         spec = with_classes(spec, classes)
     try:
-        report = plan_report(spec.model, weights, source, new_head=classes is not None)
+        report = plan_report(spec.model, args.weights, args.source, new_head=classes is not None)
     except WeightsError as e:
-        print(e, file=sys.stderr)
+        print(misfit_text(str(e), e.found, "torchvision", args.verbose), file=sys.stderr)
         return 1
     if as_json:
         print(json.dumps({"ok": True, "load_report": report.to_dict()}, indent=2, default=str))

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from math import prod
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from ..analysis.naming import Source, expected_shapes
 from ..catalog import shipped_path
 from ..language import lexical
 from ..spec import Spec, load_spec
@@ -34,7 +36,15 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each flag's default and keeps the examples' line breaks."""
+    """Shows each flag's default once and keeps the examples' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # a help text that already says its default, an unset (None) default and an off
+        # switch need no "(default: ...)" after them
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
 
 
 def json_text(kind: str, ok: bool, **data: Any) -> str:
@@ -83,12 +93,15 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def spec_path(text: str) -> Path:
+    """A spec argument: a file, or (a bare name that is no file) the shipped spec of that name."""
+    path = Path(text)
+    return path if path.exists() else shipped_path(text) or path
+
+
 def load(args: argparse.Namespace) -> Spec:
     """args.spec (a file, or the name of a shipped spec) loaded at args.input; warnings printed."""
-    path = Path(args.spec)
-    if not path.exists():
-        path = shipped_path(args.spec) or path  # a bare name that is not a file: a shipped spec
-    spec = load_spec(path, input_size=args.input)
+    spec = load_spec(spec_path(args.spec), input_size=args.input)
     print_warnings(spec)
     return spec
 
@@ -106,3 +119,52 @@ def print_warnings(spec: Spec) -> None:
 def progress(line: str) -> None:
     """A progress line on stderr (stdout stays the result)."""
     print(f"mvitdsl: {line}", file=sys.stderr, flush=True)
+
+
+FOLD = 8  # per-tensor lines shown before "... N more (--verbose shows all)"
+
+
+def folded(lines: list[str], verbose: bool) -> list[str]:
+    """The first FOLD lines and a count of the rest, or all of them with --verbose."""
+    if verbose or len(lines) <= FOLD + 1:
+        return lines
+    rest = len(lines) - FOLD
+    return [*lines[:FOLD], f"... {rest} more (--verbose shows all)"]
+
+
+def shipped_fit(found: dict[str, tuple[int, ...]], source: Source | None) -> str:
+    """Which shipped spec a checkpoint's names and shapes fit: "matches shipped spec X: N params",
+    or "closest shipped spec: X; K tensors differ" (the one with the fewest mismatches)."""
+    from ..backend.weights import compare_shapes
+    from ..catalog import names
+
+    counts: dict[str, int] = {}
+    for name in names():
+        try:
+            _, mismatches = compare_shapes(load_spec(name=name).model, found, source)
+        except (KeyError, ValueError):  # names this spec's naming cannot read: no candidate
+            continue
+        counts[name] = len(mismatches)
+    if not counts:
+        return "no shipped specs to compare with"
+    name = min(counts, key=lambda k: counts[k])
+    n = counts[name]
+    if n == 0:
+        params = sum(prod(s) for s in expected_shapes(load_spec(name=name).model).values())
+        return f"matches shipped spec {name}: {params:,} params"
+    return f"closest shipped spec: {name}; {n} tensor{'s' * (n != 1)} differ"
+
+
+def misfit_text(
+    text: str, found: dict[str, tuple[int, ...]], source: Source | None, verbose: bool
+) -> str:
+    """A checkpoint that does not fit: which shipped spec it fits first, then the per-tensor
+    lines (folded), then the count line that ends `text`."""
+    *lines, last = text.splitlines() or [""]
+    return "\n".join([shipped_fit(found, source), *folded(lines, verbose), last])
+
+
+def add_verbose_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--verbose", action="store_true", help="list every tensor of a checkpoint that does not fit"
+    )

@@ -14,7 +14,17 @@ from ..analysis.analyze import analyze
 from ..analysis.report_text import render_table
 from ..spec import Spec
 from .check import add_source_flag
-from .common import Help, Subparsers, add_spec_args, load, progress
+from .common import (
+    MAX_FLAG_INT,
+    Help,
+    Subparsers,
+    add_spec_args,
+    add_verbose_flag,
+    int_in,
+    load,
+    misfit_text,
+    progress,
+)
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -57,7 +67,13 @@ def _weights_flags(p: argparse.ArgumentParser) -> None:
         "the input size",
     )
     add_source_flag(p)
-    p.add_argument("--classes", type=int, default=None, help="a new classifier with N classes")
+    add_verbose_flag(p)
+    p.add_argument(
+        "--classes",
+        type=int_in(1, MAX_FLAG_INT, "--classes"),
+        default=None,
+        help="a new classifier with N classes",
+    )
     p.add_argument(
         "--features",
         nargs="+",
@@ -101,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if gm is None:
         return 1
     load_report = getattr(gm, "load_report", None)
+    if load_report is not None:
+        warn_nonfinite(gm)
     if load_report is not None and text:
         print()
         print(load_report.render())
@@ -154,11 +172,30 @@ def _build(spec: Spec, args: argparse.Namespace, out: Path, text: bool) -> Any:
             feature_norm=args.feature_norm,
         )
     except (WeightsError, ValueError) as e:
-        if text:
+        if text and isinstance(e, WeightsError):
+            print(
+                f"mvitdsl: {misfit_text(str(e), e.found, 'torchvision', args.verbose)}",
+                file=sys.stderr,
+            )
+        elif text:
             print(f"mvitdsl: {e}", file=sys.stderr)
         else:
             print(json.dumps({"ok": False, "error": str(e)}, indent=2))
         return None
+
+
+def warn_nonfinite(gm: Any) -> None:
+    """A warning on stderr naming the loaded tensors that hold NaN or Inf (as check --against
+    lists them): the artifact is still written, the user decides."""
+    from ..backend.load import nonfinite_names
+
+    bad = nonfinite_names(gm)
+    if bad:
+        print(
+            f"mvitdsl: warning: {len(bad)} loaded tensor{'s' * (len(bad) != 1)} hold NaN or Inf "
+            f"values: {', '.join(bad)}",
+            file=sys.stderr,
+        )
 
 
 def _write(

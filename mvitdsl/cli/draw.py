@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..spec import Spec, load_spec
-from .common import MAX_FLAG_INT, Help, Subparsers, add_spec_args, int_in, load
+from .common import MAX_FLAG_INT, Help, Subparsers, add_spec_args, int_in, load, spec_path
 
 if TYPE_CHECKING:
     from ..draw.render import Digraph
@@ -55,11 +55,18 @@ def add_parser(sub: Subparsers) -> None:
         help="block index for --level block/op, 0 to the model's last (None: a typical one)",
     )
     p.add_argument("--table", action="store_true", help="draw the paper-style stage table")
-    p.add_argument("more", nargs="*", default=[], help=argparse.SUPPRESS)
+    p.add_argument(
+        "more",
+        nargs="*",
+        default=[],
+        metavar="SPEC",
+        help="with --costs: more specs, drawn side by side",
+    )
     p.add_argument(
         "--costs",
         action="store_true",
-        help="per-stage bars of params, GMACs and activation memory (several specs side by side)",
+        help="per-stage bars of params, GMACs and activation memory; takes several specs "
+        "(draw --costs A.mv B.mv ...) side by side",
     )
     p.set_defaults(run=run)
 
@@ -106,7 +113,7 @@ def draw_costs(files: list[str], size: tuple[int, ...] | None, out: Path | None)
     """`mvitdsl draw A.mv [B.mv ...] --costs -o FILE.svg|png`: per-stage bars (matplotlib)."""
     from ..draw.costs import plot_costs
 
-    specs = [load_spec(Path(p), input_size=size) for p in files]
+    specs = [load_spec(spec_path(p), input_size=size) for p in files]
     out = out or Path(f"{specs[0].name}_costs.svg")
     plot_costs(specs, out)
     print(f"wrote {out}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from dataclasses import dataclass
 
 from ..analysis.analyze import analyze
@@ -51,8 +52,15 @@ def entries() -> list[Entry]:
     return out
 
 
+SOURCE_WIDTH = 60  # the source column wraps at word boundaries (never cuts a word)
+
+
 def render_list(rows: list[Entry]) -> str:
+    """The table; a long source continues on lines of its own, under its column."""
     lines = [f"{'name':<18} {'input':<14} {'params':>13} {'GMACs':>9}  source"]
+    indent = " " * (18 + 1 + 14 + 1 + 13 + 1 + 9 + 2)
     for e in rows:
-        lines.append(f"{e.name:<18} {e.input:<14} {e.params:>13,} {e.gmacs:>9.3f}  {e.source[:60]}")
+        source = textwrap.wrap(e.source, SOURCE_WIDTH, break_long_words=False) or [""]
+        lines.append(f"{e.name:<18} {e.input:<14} {e.params:>13,} {e.gmacs:>9.3f}  {source[0]}")
+        lines += [indent + more for more in source[1:]]
     return "\n".join(lines)

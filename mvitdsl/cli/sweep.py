@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import SpecError
-from .common import DTYPES, Subparsers
+from .common import DTYPES, MAX_FLAG_INT, Subparsers, int_in, spec_path
 
 if TYPE_CHECKING:
     from ..explore.run import SweepRun
@@ -32,7 +32,10 @@ def add_parser(sub: Subparsers) -> None:
         epilog=SWEEP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("spec", help="the base .mv file, or a sweep file (a .mv with a sweep table)")
+    p.add_argument(
+        "spec",
+        help="the base .mv file or shipped spec name, or a sweep file (a .mv with a sweep table)",
+    )
     p.add_argument("--vary", action="append", default=[], metavar="PATH=VALUES")
     p.add_argument("--set", action="append", default=[], metavar="PATH=EXPR", dest="derive")
     p.add_argument("--where", action="append", default=[], metavar="EXPR")
@@ -42,13 +45,23 @@ def add_parser(sub: Subparsers) -> None:
         default=None,
         help="grid (default), random (with --samples) or zip",
     )
-    p.add_argument("--samples", type=int, default=None, help="random mode: how many variants")
+    p.add_argument(
+        "--samples",
+        type=int_in(1, MAX_FLAG_INT, "--samples"),
+        default=None,
+        help="random mode: how many variants",
+    )
     p.add_argument("--seed", type=int, default=None, help="random mode's seed (default 0)")
-    p.add_argument("--max-variants", type=int, default=10**6)
+    p.add_argument("--max-variants", type=int_in(1, 10**9, "--max-variants"), default=10**6)
     p.add_argument("--max-params", type=float, default=None)
     p.add_argument("--max-gmacs", type=float, default=None, help="matmul-only GMACs")
     p.add_argument("--max-activation-gib", type=float, default=None)
-    p.add_argument("--batch", type=int, default=1, help="batch size for activation memory")
+    p.add_argument(
+        "--batch",
+        type=int_in(1, MAX_FLAG_INT, "--batch"),
+        default=1,
+        help="batch size for activation memory",
+    )
     p.add_argument("--dtype", default="fp32", choices=DTYPES)
     p.add_argument("--format", choices=("text", "csv", "jsonl"), default="text")
     p.add_argument(
@@ -116,10 +129,11 @@ def sweep_run(args: argparse.Namespace) -> SweepRun:
     from ..explore.run import SweepRun
     from ..explore.sweepfile import is_sweep_file, read_sweep_file
 
-    kw: dict[str, Any] = read_sweep_file(args.spec) if is_sweep_file(args.spec) else {}
+    path = str(spec_path(args.spec))  # a shipped spec's name is its file
+    kw: dict[str, Any] = read_sweep_file(path) if is_sweep_file(path) else {}
     pareto = args.pareto or kw.pop("pareto", "params,gmacs")
     return SweepRun(
-        kw.pop("base", args.spec),
+        kw.pop("base", path),
         [*kw.pop("vary", []), *args.vary],
         [*kw.pop("set", []), *args.derive],
         [*kw.pop("where", []), *args.where],

@@ -7,6 +7,7 @@ software versions in the metadata.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,23 @@ def _save(fig: Any, path: Path) -> None:
 def plot_costs(specs: Sequence[Any], path: Path) -> None:
     """Per-stage grouped bars of params, GMACs (matmul-only) and activation memory, one colour
     per spec, side by side."""
+    with _matplotlib() as plt:
+        fig = _costs_figure(plt, specs)
+        _save(fig, path)
+        plt.close(fig)
+
+
+def costs_svg(specs: Sequence[Any]) -> bytes:
+    """The bars of `plot_costs` as SVG bytes (the HTML report inlines them)."""
+    buffer = io.BytesIO()
+    with _matplotlib() as plt:
+        fig = _costs_figure(plt, specs)
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def _costs_figure(plt: Any, specs: Sequence[Any]) -> Any:
     from ..analysis.analyze import analyze
 
     reports = [analyze(s) for s in specs]
@@ -59,18 +77,16 @@ def plot_costs(specs: Sequence[Any], path: Path) -> None:
         ("activation memory (GiB, batch 1 fp32)", lambda st: st.activation_bytes / 2**30),
     )
     width = 0.8 / max(len(reports), 1)
-    with _matplotlib() as plt:
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-        for ax, (title, value) in zip(axes, panels):
-            for k, report in enumerate(reports):
-                by_name = {st.name: st for st in report.stages}
-                heights = [value(by_name[n]) if n in by_name else 0.0 for n in stages]
-                xs = [i + (k - (len(reports) - 1) / 2) * width for i in range(len(stages))]
-                ax.bar(xs, heights, width, label=report.name, color=f"C{k}")
-            ax.set_xticks(range(len(stages)), stages)
-            ax.set_title(title)
-            ax.grid(True, axis="y", lw=0.3)
-        axes[0].legend(fontsize=8)
-        fig.tight_layout()
-        _save(fig, path)
-        plt.close(fig)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    for ax, (title, value) in zip(axes, panels):
+        for k, report in enumerate(reports):
+            by_name = {st.name: st for st in report.stages}
+            heights = [value(by_name[n]) if n in by_name else 0.0 for n in stages]
+            xs = [i + (k - (len(reports) - 1) / 2) * width for i in range(len(stages))]
+            ax.bar(xs, heights, width, label=report.name, color=f"C{k}")
+        ax.set_xticks(range(len(stages)), stages)
+        ax.set_title(title)
+        ax.grid(True, axis="y", lw=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -8,21 +8,22 @@ Speed, without a second implementation of any rule:
   `Lowering.finish` (defaults, stage expansion, the IR) runs on it. Values are read atom by
   atom, so their effects are independent; a test holds the result equal to lowering each
   variant's whole tree (`fast=False`);
+- the Evaluator's Lowering keeps a memo (`Lowering.memo`, language/expand.py): a stage's blocks
+  and each block are built once per distinct set of what they are built from, so variants share
+  block objects and most of the IR is never rebuilt or re-validated (a test holds each IR equal
+  to a fresh lowering's); flows and costs are then looked up by block identity;
 - the checker's rules run per block over flows memoised on the block's own fields (pools and the
   grids it sees) instead of a fresh networkx graph, and a block whose rules passed on the same
   fields is not re-run; a variant with a diagnostic is re-checked on its own tree for exact spans;
 - block costs are memoised on the block's fields (widths, heads, MLP width, flow key).
-The memos live in the Evaluator (one sweep), never in a module-global cache. Measured: about
-2,400 variants per CPU-second over mvit_b; half of it is `Lowering.finish` building the
-pydantic IR, which a 10,000/s goal would have to skip (benchmarks/sweep.py).
+The memos live in the Evaluator (one sweep), never in a module-global cache. benchmarks/sweep.py
+measures the speed (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from .. import ir
@@ -36,83 +37,28 @@ from ..analysis.analyze import (
     stem_costs,
 )
 from ..analysis.budget import check_budget
-from ..analysis.check import Checker
 from ..analysis.graph import BlockFlow, block_flow
-from ..diagnostics import Diagnostic, Span, SpecError
+from ..diagnostics import Diagnostic, SpecError
 from ..language import overrides
 from ..language.lower import Lowering
 from ..spec import Spec
 from .axes import Axis, Derived, Where, text_of, value_of
 from .expr import Env, ExprError, InexactError, Value, evaluate
+from .outcome import (
+    SWEEP_CODES,
+    Budgets,
+    Outcome,
+    Single,
+    in_source_order,
+    over_budget,
+    variant_id,
+)
 from .patch import Delta, draft_delta, patch
+from .sweepcheck import SweepChecker
+
+__all__ = ["SWEEP_CODES", "Budgets", "Evaluator", "Outcome", "Single", "variant_id"]
 
 GIB = 2**30
-
-# Codes of the sweep's own reasons (spec diagnostics keep theirs: E302, E306 ...).
-SWEEP_CODES = {
-    "S100": "a derived value is not a whole number",
-    "S101": "a derived value or constraint cannot be evaluated",
-    "S102": "a value is not a word of the spec language",
-}
-
-
-@dataclass(frozen=True)
-class Budgets:
-    """The sweep's limits (None: no limit); E306 when a variant exceeds one."""
-
-    params: float | None = None
-    gmacs: float | None = None
-    activation_gib: float | None = None
-
-
-@dataclass
-class Outcome:
-    """What one variant is: its values, its costs if it could be measured, its verdict."""
-
-    id: str
-    values: dict[str, Value]
-    assigned: dict[str, str]  # PATH -> value text, every path the variant sets
-    ok: bool = False
-    params: int | None = None
-    gmacs: float | None = None
-    gmacs_fvcore: float | None = None
-    activation_gib: float | None = None
-    attention_share: float | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    statements: tuple[Any, ...] = ()
-
-
-def variant_id(assigned: Mapping[str, str]) -> str:
-    """A stable id: the first 10 hex digits of the SHA-1 of the canonical overrides (paths
-    sorted, values as the language writes them: `2.50` and `2.5` are one value)."""
-    items = sorted((path, text_of(value_of(text))) for path, text in assigned.items())
-    canonical = json.dumps(items, separators=(",", ":"))
-    return hashlib.sha1(canonical.encode()).hexdigest()[:10]
-
-
-class _SweepChecker(Checker):
-    """The checker's rules, run over flows computed once per distinct block instead of over a
-    fresh networkx graph; a block whose rules passed before on the same fields is not re-run."""
-
-    def __init__(
-        self,
-        spec: Spec,
-        flows: list[tuple[ir.Block, BlockFlow, int]],
-        passed: set[int],
-    ) -> None:
-        super().__init__(spec.model, spec.sources)
-        self.flows, self.passed = flows, passed
-
-    def run(self) -> None:
-        flow_ok = True  # as Checker.run: after one broken grid, later grids are consequences
-        for block, flow, key in self.flows:
-            self.check_heads(block)
-            if flow_ok and key not in self.passed:
-                errors = len(self.r.diagnostics)
-                self.check_block(block, flow)
-                flow_ok = len(self.r.diagnostics) == errors
-                if flow_ok:
-                    self.passed.add(key)
 
 
 @dataclass(frozen=True)
@@ -142,6 +88,12 @@ class Evaluator:
         self._ids: dict[tuple[Any, ...], int] = {}
         self._stem_head: dict[tuple[Any, ...], tuple[Costs, int]] = {}
         self._flows: dict[int, BlockFlow] = {}
+        self._seen: dict[tuple[int, int], tuple[ir.Block, int, int]] = {}  # by block identity
+        self._numbers: dict[tuple[Any, ...], int] = {}
+        self._costs_of: dict[tuple[Any, ...], tuple[int, ...]] = {}  # by block identity
+        self._value_of: dict[str, Value] = {}
+        self._stem_passed: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._canonical: dict[str, str] = {}
         self._costs: dict[tuple[Any, ...], tuple[int, ...]] = {}
         self._passed: set[int] = set()
         self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
@@ -151,7 +103,9 @@ class Evaluator:
         # that holds the fast path to it).
         self.fast = fast
         self._lowering = Lowering(base.ast, base.statements, base.sources)
+        self._lowering.memo = {}  # blocks shared between variants (language/expand.py)
         self._draft = self._lowering.read()
+        self._last_model: ir.Model | None = None  # whose flows _last_flows are
 
     # -- paths
     def target(self, path: str) -> overrides.Target:
@@ -173,7 +127,7 @@ class Evaluator:
         assigned: dict[str, str] = {}
         for axis, i in zip(axes, combo):
             text = axis.values[i]
-            values[axis.label] = value_of(text)
+            values[axis.label] = self.value(text)
             for path in axis.paths:
                 assigned[path] = text
         out = Outcome("", values, assigned)
@@ -189,8 +143,22 @@ class Evaluator:
                 break
             values[d.label] = value
             assigned[d.path] = text_of(value)
-        out.id = variant_id(assigned)
+        out.id = variant_id(assigned, self.canonical)
         return out
+
+    def value(self, text: str) -> Value:
+        """value_of, once per distinct text of a sweep (values are immutable)."""
+        v = self._value_of.get(text)
+        if v is None:
+            v = self._value_of[text] = value_of(text)
+        return v
+
+    def canonical(self, text: str) -> str:
+        """A value's text as the language writes it (the variant id's), once per distinct text."""
+        c = self._canonical.get(text)
+        if c is None:
+            c = self._canonical[text] = text_of(value_of(text))
+        return c
 
     def env(self, assigned: Mapping[str, str]) -> Env:
         def lookup(path: str) -> Value:
@@ -232,7 +200,7 @@ class Evaluator:
             lowering = Lowering(base.ast, out.statements, base.sources)
             model = lowering.run()
             if lowering.r.diagnostics or model is None:
-                out.diagnostics = _ordered(lowering.r.diagnostics)
+                out.diagnostics = in_source_order(lowering.r.diagnostics)
                 return out
         # Spans of replaced values are the base's own, so the base's tree locates every
         # diagnostic except where a value was added; then the variant's own tree is built.
@@ -278,12 +246,12 @@ class Evaluator:
             out.diagnostics += single.diagnostics
             deltas += single.deltas
         if out.diagnostics:
-            out.diagnostics = _ordered(out.diagnostics)
+            out.diagnostics = in_source_order(out.diagnostics)
             return None
         lowering = self._lowering
         model = lowering.finish(patch(self._draft, deltas, self._patched))
         if lowering.r.diagnostics or model is None:
-            out.diagnostics = _ordered(list(lowering.r.diagnostics))
+            out.diagnostics = in_source_order(list(lowering.r.diagnostics))
             return None
         return model
 
@@ -300,10 +268,19 @@ class Evaluator:
 
     def check(self, spec: Spec) -> None:
         """The shape rules, as mvitdsl.check runs them (the budget rule comes with the costs)."""
-        checker = _SweepChecker(spec, [], self._passed)
-        checker.check_stem()
+        checker = SweepChecker(spec, [], self._passed)
+        m = spec.model
+        # the stem's rules read the input, patch and tokens (objects the lowering's memo
+        # shares between variants) and the first stage's width: passed once, not re-run
+        stem = (id(m.input), id(m.patch), id(m.tokens), m.attention.dim_change,
+                m.stages[0].dim if m.stages else None)  # fmt: skip
+        if stem not in self._stem_passed:
+            checker.check_stem()
+            if not checker.r.diagnostics:
+                self._stem_passed[stem] = (m.input, m.patch, m.tokens)  # keeps the ids alive
         if not checker.r.diagnostics:
             checker.flows = self._last_flows = self.flows(spec.model)
+            self._last_model = spec.model
             checker.run()
         checker.r.raise_if_any()
 
@@ -315,41 +292,60 @@ class Evaluator:
             model.input.grid_rounding,
         )
         grid, nom = shapes.patch_grid(model), shapes.patch_nominal(model)
+        state = self.number((grid, nom, ctx))  # what a block's flow starts from, as one int
         out = []
         for block in model.blocks:
-            q, kv = block.pool_q, block.pool_kv
-            key = (ctx, q.mode, q.kernel, q.stride, kv.mode, kv.kernel, kv.stride, grid, nom)
-            kid = self._ids.get(key)  # a small int per distinct key: hashed once, not per use
-            if kid is None:
-                kid = self._ids[key] = len(self._ids)
-                self._flows[kid] = block_flow(model, block, grid, nom)
+            # variants share block objects (the lowering's memo): one lookup by identity; the
+            # value holds the block, so its id is never reused while the entry lives
+            seen = self._seen.get((id(block), state))
+            if seen is None:
+                kid = self.flow_id(model, block, ctx, grid, nom)
+                after = self._flows[kid]
+                seen = self._seen[(id(block), state)] = (
+                    block, kid, self.number((after.grid_out, after.nominal_out, ctx)),
+                )  # fmt: skip
+            _, kid, state = seen
             flow = self._flows[kid]
             out.append((block, flow, kid))
             grid, nom = flow.grid_out, flow.nominal_out
         return out
+
+    def number(self, key: tuple[Any, ...]) -> int:
+        """A small int for a key used in many others (hashed once, then compared as an int)."""
+        n = self._numbers.get(key)
+        if n is None:
+            n = self._numbers[key] = len(self._numbers)
+        return n
+
+    def flow_id(
+        self, model: ir.Model, block: ir.Block, ctx: tuple[Any, ...], grid: Any, nom: Any
+    ) -> int:
+        """The number of the block's flow at this grid (computed once per distinct key)."""
+        q, kv = block.pool_q, block.pool_kv
+        key = (ctx, q.mode, q.kernel, q.stride, kv.mode, kv.kernel, kv.stride, grid, nom)
+        kid = self._ids.get(key)  # a small int per distinct key: hashed once, not per use
+        if kid is None:
+            kid = self._ids[key] = len(self._ids)
+            self._flows[kid] = block_flow(model, block, grid, nom)
+        return kid
 
     def measure(self, spec: Spec, out: Outcome) -> None:
         """Costs (the same arithmetic as mvitdsl.analyze), then the budget rules."""
         model = spec.model
         att = model.attention
         flows = self._last_flows
-        if not flows or flows[0][0] is not model.blocks[0]:
+        if not flows or self._last_model is not model:  # blocks may be shared between models
             flows = self.flows(model)
         # Sums of plain integers: params, attention, mlp, pooling MACs, norm elements, saved.
         params = attn = mlp = pool = norm = elems = 0
         ctx = (att.qkv_bias, att.dim_change)
-        costs = self._costs
+        c = self.number(ctx)
         for block, flow, kid in flows:
-            ckey = (kid, ctx, block.dim_in, block.dim_attn, block.dim_out, block.heads,
-                    block.mlp_hidden)  # fmt: skip
-            memo = costs.get(ckey)
+            memo = self._costs_of.get((id(block), kid, c))  # flows() keeps the block alive
             if memo is None:
-                c = block_costs(model, block, flow)
-                memo = costs[ckey] = (
-                    c.params, c.attn_macs, c.mlp_macs, c.pool_macs, c.norm_elems,
-                    activation_elems(block, flow),
-                )  # fmt: skip
-                assert c.other_macs == 0, "a block's MACs are attention, MLP or pooling"
+                memo = self._costs_of[(id(block), kid, c)] = self.block_costs(
+                    model, block, flow, kid, ctx
+                )
             params += memo[0]
             attn += memo[1]
             mlp += memo[2]
@@ -370,8 +366,24 @@ class Evaluator:
         except SpecError as e:
             out.diagnostics = list(e.diagnostics)
             return
-        out.diagnostics = self.over_budget(out, spec.ast.span)
+        out.diagnostics = over_budget(self.budgets, out)
         out.ok = not out.diagnostics
+
+    def block_costs(
+        self, model: ir.Model, block: ir.Block, flow: BlockFlow, kid: int, ctx: tuple[Any, ...]
+    ) -> tuple[int, ...]:
+        """A block's costs, memoised on the fields they read."""
+        ckey = (kid, ctx, block.dim_in, block.dim_attn, block.dim_out, block.heads,
+                block.mlp_hidden)  # fmt: skip
+        memo = self._costs.get(ckey)
+        if memo is None:
+            c = block_costs(model, block, flow)
+            memo = self._costs[ckey] = (
+                c.params, c.attn_macs, c.mlp_macs, c.pool_macs, c.norm_elems,
+                activation_elems(block, flow),
+            )  # fmt: skip
+            assert c.other_macs == 0, "a block's MACs are attention, MLP or pooling"
+        return memo
 
     def stem_head(self, model: ir.Model, grid: ir.Dims3) -> tuple[Costs, int]:
         """Stem and head costs and the stem's saved elements, memoised on the fields they read."""
@@ -386,33 +398,3 @@ class Evaluator:
                 2 * stem_tokens * p.dim,
             )
         return hit
-
-    def over_budget(self, out: Outcome, span: Span) -> list[Diagnostic]:
-        b, diags = self.budgets, []
-        checks = (
-            ("params", out.params, b.params, "parameters"),
-            ("gmacs", out.gmacs, b.gmacs, "GMACs (matmul-only)"),
-            ("activation_gib", out.activation_gib, b.activation_gib, "GiB of activations"),
-        )
-        for name, value, limit, words in checks:
-            if limit is not None and value is not None and value > limit:
-                amount = f"{value:,.0f}" if name == "params" else f"{value:,.4g}"
-                message = f"over the {name} budget: {amount} {words} > {limit:,.6g}"
-                diags.append(Diagnostic("E306", message))
-        return diags
-
-
-@dataclass(frozen=True)
-class Single:
-    """What one value does on its own: diagnostics, or its changes to the base's draft."""
-
-    diagnostics: list[Diagnostic]
-    deltas: list[Delta]
-
-
-def _ordered(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    """In source order, as SpecError lists them."""
-    return sorted(
-        diagnostics,
-        key=lambda d: (d.span.file, d.span.line, d.span.column) if d.span else ("", 0, 0),
-    )

@@ -11,9 +11,12 @@ from .engine import Outcome
 from .run import SweepRun
 
 
-def plot_front(run: SweepRun, points: Sequence[dict[str, Any]], path: Path) -> None:
+def plot_front(
+    run: SweepRun, points: Sequence[dict[str, Any]], path: Path, title: str | None = None
+) -> None:
     """Every kept variant (dots), the front of the first two objectives as a step line, the base
-    starred, and any budget on those axes dashed."""
+    starred, and any budget on those axes dashed; with a title (a search's), the front's points
+    are labelled with their ids."""
     objectives = run.objectives[:2]
     if len(objectives) < 2:
         raise ValueError("--plot draws the first two --pareto objectives; name two")
@@ -27,14 +30,14 @@ def plot_front(run: SweepRun, points: Sequence[dict[str, Any]], path: Path) -> N
     ]
     xs = [p[ox.column] * sx for p in usable]
     ys = [p[oy.column] * sy for p in usable]
-    front = sorted((p[ox.column] * sx, p[oy.column] * sy) for p in usable if p["pareto"])
+    front = sorted((p[ox.column] * sx, p[oy.column] * sy, p["id"]) for p in usable if p["pareto"])
     base = Outcome("base", {}, {})
     run.evaluator.measure(run.base, base)
     with _matplotlib() as plt:
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         ax.scatter(xs, ys, s=10, color="0.65", label=f"variants ({len(usable)})", zorder=2)
         if front:
-            fx, fy = zip(*front)
+            fx, fy, ids = zip(*front)
             ax.plot(
                 fx,
                 fy,
@@ -46,6 +49,8 @@ def plot_front(run: SweepRun, points: Sequence[dict[str, Any]], path: Path) -> N
                 label=f"Pareto front ({len(front)})",
                 zorder=3,
             )
+            for x, y, label in zip(fx, fy, ids) if title is not None else ():
+                ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         bx, by = getattr(base, ox.column, None), getattr(base, oy.column, None)
         if isinstance(bx, (int, float)) and isinstance(by, (int, float)):
             ax.scatter(
@@ -68,7 +73,7 @@ def plot_front(run: SweepRun, points: Sequence[dict[str, Any]], path: Path) -> N
                 ax.axhline(limit * sy, ls="--", color="0.3", lw=1, label=f"{column} budget")
         ax.set_xlabel(f"{lx} ({'max' if ox.maximise else 'min'})")
         ax.set_ylabel(f"{ly} ({'max' if oy.maximise else 'min'})")
-        ax.set_title(f"sweep over {run.base.name}: {run.summary.line()}", fontsize=8)
+        ax.set_title(title or f"sweep over {run.base.name}: {run.summary.line()}", fontsize=8)
         ax.grid(True, lw=0.3)
         ax.legend(loc="best", fontsize=8)
         fig.tight_layout()

@@ -3,8 +3,7 @@ option resolved (a row's `key=value` cells over the model-wide `attention` and `
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import ir, ops
 from .read import StageDraft
@@ -13,31 +12,118 @@ Widths = tuple[int, int, int]  # a block's (dim_in, dim_attn, dim_out)
 ONE: ir.Dims3 = (1, 1, 1)
 
 
+class Running(NamedTuple):
+    """What the blocks before a stage hand to it: the next block's index, the width, the
+    running K/V stride and the product of the Q strides so far."""
+
+    first: int
+    dim_in: int
+    kv: ir.Dims3
+    strides: ir.Dims3
+
+
 def expand(
-    rows: list[StageDraft], att: ir.Attention, embed_dim: int, drop_path: float
+    rows: list[StageDraft],
+    att: ir.Attention,
+    embed_dim: int,
+    drop_path: float,
+    memo: dict[Any, Any] | None = None,
 ) -> tuple[tuple[ir.Stage, ...], tuple[ir.Block, ...]]:
-    """The stage table -> one Block per block, with strides, kernels, widths resolved."""
+    """The stage table -> one Block per block, with strides, kernels, widths resolved. `memo`
+    (a sweep's, over many variants of one base) keeps each stage's blocks by everything they
+    are built from, so a stage that another variant already has is not built again."""
     total = sum(r.depth for r in rows)
-    kv_running = att.stride_kv or ONE
-    blocks: list[ir.Block] = []
+    stage_opts, keys = _stage_options(rows, att, drop_path, memo)
+    state = Running(0, embed_dim, att.stride_kv or ONE, ONE)
     stages: list[ir.Stage] = []
-    dim_in = embed_dim
-    strides_before: ir.Dims3 = ONE  # the product of the Q strides of the blocks so far
-    for index, s, row, j in _stage_blocks(rows):
-        opts = options(att, drop_path, row)
+    blocks: list[ir.Block] = []
+    for s in range(len(rows)):
+        key, made = None, None
+        if memo is not None:
+            after = rows[s + 1].dim if s + 1 < len(rows) else None
+            spread = total if stage_opts[s]["drop_path"] else 0  # rates depend on the depth
+            key = ("blocks", keys[s][1], keys[s - 1][0] if s else -1, after, spread, state)
+            made = memo.get(key)
+        if made is None:
+            made = _expand_stage(rows, s, att, (stage_opts, keys), total, state, memo)
+            if memo is not None:
+                memo[key] = made
+        stage, stage_blocks, state = made
+        if stage is not None:
+            stages.append(stage)
+        blocks.extend(stage_blocks)
+    return tuple(stages), tuple(blocks)
+
+
+def _expand_stage(
+    rows: list[StageDraft],
+    s: int,
+    att: ir.Attention,
+    stage: tuple[list[dict[str, Any]], list[tuple[int, int]]],
+    total: int,
+    state: Running,
+    memo: dict[Any, Any] | None,
+) -> tuple[ir.Stage | None, tuple[ir.Block, ...], Running]:
+    """One row's blocks (and its Stage), from what the blocks before it hand to it; with a memo,
+    a block another variant has (the same position, widths, strides and options) is reused."""
+    stage_opts, keys = stage
+    row, opts = rows[s], stage_opts[s]
+    index, dim_in, kv_running, strides_before = state
+    made: list[ir.Block] = []
+    for j in range(row.depth):
         stride_q = row.stride_q if j == 0 else ONE
         if att.stride_kv_adaptive and j == 0 and stride_q != ONE:
             kv_running = _divide(kv_running, stride_q)
         stride_kv = (row.stride_kv or kv_running) if opts["pool_kv"] else ONE
         widths = _widths(att, rows, s, j, dim_in)
-        rate = opts["drop_path"] * index / (total - 1) if total > 1 else 0.0
-        block = _block(opts, row, index, widths, stride_q, stride_kv, rate)
-        blocks.append(_scoped(block, att, drop_path, rows, s, j, strides_before))
+        at = index + j
+        rate = opts["drop_path"] * at / (total - 1) if total > 1 else 0.0
+        key = None
+        if memo is not None:
+            lag = keys[s - 1][0] if j == 0 and s > 0 else -1  # the previous stage's scope
+            key = (keys[s][0], lag, at, widths, stride_q, stride_kv, rate, strides_before)
+        block = memo.get(key) if memo is not None else None
+        if block is None:
+            block = _block(opts, row, at, widths, stride_q, stride_kv, rate)
+            block = _scoped(block, att, stage_opts, rows, s, j, strides_before)
+            if memo is not None:
+                memo[key] = block
+        made.append(block)
         strides_before = _times(strides_before, stride_q)
         dim_in = widths[2]
-        if j == 0:
-            stages.append(_stage(row, index, bool(opts["pool_kv"])))
-    return tuple(stages), tuple(blocks)
+    built = _stage(row, index, bool(opts["pool_kv"])) if row.depth else None
+    return built, tuple(made), Running(index + row.depth, dim_in, kv_running, strides_before)
+
+
+def _stage_options(
+    rows: list[StageDraft], att: ir.Attention, drop_path: float, memo: dict[Any, Any] | None
+) -> tuple[list[dict[str, Any]], list[tuple[int, int]]]:
+    """Each stage's options (once per stage, not per block) and, with a memo, its key. Drafts are
+    read-only and a sweep's variants share the rows they do not change, so a row is known by its
+    identity (the entry holds the row: its id is not reused while the memo lives)."""
+    if memo is None:
+        return [options(att, drop_path, r) for r in rows], []
+    number = memo.setdefault(("attention", att, drop_path), len(memo))
+    opts, keys = [], []
+    for r in rows:
+        hit = memo.get(("row", number, id(r)))
+        if hit is None:
+            o = options(att, drop_path, r)
+            hit = memo[("row", number, id(r))] = (r, o, _stage_key(memo, o, r))
+        opts.append(hit[1])
+        keys.append(hit[2])
+    return opts, keys
+
+
+def _stage_key(memo: dict[Any, Any], opts: dict[str, Any], row: StageDraft) -> tuple[int, int]:
+    """Two small numbers, so that keys hash fast: one for what a row's blocks are built from
+    besides their position and widths (its options, name, heads, location), one for all of the
+    row that its blocks and Stage are built from (also its depth, width, strides, columns)."""
+    frozen = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(opts.items()))
+    blocks = ("stage blocks", frozen, row.name, row.heads, row.loc)
+    whole = (blocks, row.depth, row.dim, row.stride_q, row.stride_kv, row.kv_off,
+             tuple(sorted(row.columns.items())))  # fmt: skip
+    return memo.setdefault(blocks, len(memo)), memo.setdefault(whole, len(memo))
 
 
 def options(att: ir.Attention, drop_path: float, row: StageDraft) -> dict[str, Any]:
@@ -57,7 +143,7 @@ def _times(a: ir.Dims3, b: ir.Dims3) -> ir.Dims3:
 def _scoped(
     block: ir.Block,
     att: ir.Attention,
-    drop_path: float,
+    stage_opts: list[dict[str, Any]],
     rows: list[StageDraft],
     s: int,
     j: int,
@@ -66,8 +152,8 @@ def _scoped(
     """The block's attention scope: a stage's first block keeps the previous stage's scope
     (Hiera's one-block lag); a mask-unit scope attends in the mask unit divided by the Q strides
     applied before the block (the checker reports a mask unit they do not divide)."""
-    lag = j == 0 and s > 0 and bool(options(att, drop_path, rows[s])["scope_lag"])
-    opts = options(att, drop_path, rows[s - 1 if lag else s])
+    lag = j == 0 and s > 0 and bool(stage_opts[s]["scope_lag"])
+    opts = stage_opts[s - 1 if lag else s]
     if opts["scope"] == "mask_unit" and att.mask_unit is not None:
         window = _divide(att.mask_unit, strides_before)
     elif opts["scope"] == "window" and opts["window"] is not None:
@@ -83,15 +169,6 @@ def _scoped(
     )
     swapped = tuple(windowed if op is pooling else op for op in block.ops)
     return block.model_copy(update={"ops": swapped})
-
-
-def _stage_blocks(rows: list[StageDraft]) -> Iterator[tuple[int, int, StageDraft, int]]:
-    """(block index, stage index, stage row, index inside the stage) for every block."""
-    index = 0
-    for s, row in enumerate(rows):
-        for j in range(row.depth):
-            yield index, s, row, j
-            index += 1
 
 
 def _widths(att: ir.Attention, rows: list[StageDraft], s: int, j: int, dim_in: int) -> Widths:

@@ -8,7 +8,7 @@ point: `extends` in merge.py, the settings' vocabulary in read.py, blocks in exp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import ir
 from ..diagnostics import Diagnostic, Reporter, Span, did_you_mean
@@ -17,6 +17,8 @@ from .expand import expand
 from .merge import merge
 from .read import Draft, Reader, loc
 from .syntax import Model
+
+N = TypeVar("N", bound=ir.Node)
 
 __all__ = ["DEFAULT_BUDGET", "Lowering", "Reading", "merge"]
 
@@ -46,6 +48,9 @@ class Lowering:
         self.sources = sources
         self.r = Reporter(sources)
         self.d = Draft()  # the draft being finished
+        # stages' blocks already built, by what they are built from: a sweep's Lowering keeps
+        # one over its variants (explore/engine.py); None builds every block
+        self.memo: dict[Any, Any] | None = None
 
     def run(self) -> ir.Model | None:
         draft = self.read()
@@ -103,7 +108,7 @@ class Lowering:
         patch_loc = d.where["patch"]
         attention = self.attention_ir(patch_loc)
         patch = self.patch_ir(patch_loc)
-        tokens = ir.Tokens(**self.values("tokens"), loc=d.where.get("tokens", patch_loc))
+        tokens = self.node(ir.Tokens, **self.values("tokens"), loc=d.where.get("tokens", patch_loc))
         head = self.head_ir(tokens, d.where.get("head", patch_loc))
         train, norm = self.values("train"), self.values("norm")
         self.check_cells(attention)
@@ -111,7 +116,9 @@ class Lowering:
         self.check_scope(attention, tokens)
         if self.r.diagnostics:
             return None
-        stages, blocks = expand(d.rows, attention, patch.dim, float(train["drop_path"]))
+        stages, blocks = expand(
+            d.rows, attention, patch.dim, float(train["drop_path"]), memo=self.memo
+        )
         return ir.Model(
             name=self.model.name,
             input=d.input,
@@ -124,7 +131,7 @@ class Lowering:
             drop_path=float(train["drop_path"]),
             norm_eps=float(norm["norm_eps"]),
             pool_norm_eps=float(norm.get("pool_norm_eps") or norm["norm_eps"]),
-            budget=ir.Budget(**{k: float(v) for k, v in self.values("budget").items()}),
+            budget=self.node(ir.Budget, **{k: float(v) for k, v in self.values("budget").items()}),
             source_file=self.model.file,
             outputs=self.outputs_ir([s.name for s in stages]),
             loc=loc(self.model.span, self.sources.get(self.model.file, "")),
@@ -215,7 +222,8 @@ class Lowering:
     def patch_ir(self, where: ir.Loc) -> ir.Patch:
         """The patch embedding; stride defaults to the kernel, width to the first stage's."""
         p = self.values("patch")
-        return ir.Patch(
+        return self.node(
+            ir.Patch,
             kernel=p["kernel"] or (1, 1, 1),
             stride=p["stride"] or p["kernel"] or (1, 1, 1),
             padding=p["padding"],
@@ -229,7 +237,7 @@ class Lowering:
         if "pool" not in self.d.values.get("head", {}):
             v["pool"] = "cls" if tokens.cls else "mean"
         v["dropout"] = float(v["dropout"])
-        return ir.Head(**v, loc=where)
+        return self.node(ir.Head, **v, loc=where)
 
     def attention_ir(self, where: ir.Loc) -> ir.Attention:
         values = self.values("attention")
@@ -237,4 +245,18 @@ class Lowering:
         values["dropout"] = float(values["dropout"])
         values["layer_scale"] = float(values["layer_scale"])
         values.setdefault("stride_kv_adaptive", False)
-        return ir.Attention(**values, loc=self.d.where.get("attention", where))
+        return self.node(ir.Attention, **values, loc=self.d.where.get("attention", where))
+
+    def node(self, kind: type[N], **fields: Any) -> N:
+        """kind(**fields); with a memo, the same object for the same fields (a sweep's variants
+        then share it, and what is worked out from it can be looked up by identity)."""
+        if self.memo is None:
+            return kind(**fields)
+        key = (kind, tuple((k, type(v), v) for k, v in fields.items()))  # 1 and 1.0 apart
+        try:
+            made = self.memo.get(key)
+        except TypeError:  # a field that cannot be hashed: built, not shared
+            return kind(**fields)
+        if made is None:
+            made = self.memo[key] = kind(**fields)
+        return made

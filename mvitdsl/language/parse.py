@@ -11,6 +11,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from ..catalog import shipped_path
 from ..diagnostics import Reporter, Span
 from . import lexical
 from .syntax import Atom, Cell, Clause, Model, Parent, Row, Setting, Statement, Table
@@ -132,14 +133,16 @@ def parse(source: str, file: str = "<spec>") -> Model:
 
 
 def _check_parent(model: Model, reporter: Reporter) -> None:
-    """`extends NAME` without a file can never be resolved: say so where it is written."""
+    """`extends NAME` without a file names a shipped spec (`mvitdsl list`); any other name can
+    never be resolved: say so where it is written."""
     parent = model.parent
-    if parent is not None and not parent.file:
+    if parent is not None and not parent.file and shipped_path(parent.name) is None:
         reporter.error(
             "E209",
-            f"'extends {parent.name}' names no file to read '{parent.name}' from",
+            f"'extends {parent.name}' names no file and no shipped spec",
             parent.span,
-            f'name the parent\'s file: extends "{parent.name}.mv" {parent.name}',
+            f'name the parent\'s file (extends "{parent.name}.mv" {parent.name}), or a shipped '
+            "spec by its name (mvitdsl list shows them)",
         )
 
 

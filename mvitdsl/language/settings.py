@@ -13,6 +13,7 @@ model-wide value for that stage's blocks. What a number, a size and a name are: 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -619,7 +620,14 @@ def stage_cells() -> dict[str, tuple[str, Option]]:
 
 
 def defaults(key: str) -> dict[str, Any]:
-    """The default of every field of a setting (flags: the default of their field)."""
+    """The default of every field of a setting (flags: the default of their field); a fresh
+    dict, the caller's to change."""
+    return dict(_defaults(key))
+
+
+@functools.cache
+def _defaults(key: str) -> dict[str, Any]:
+    # read once per setting: the table is constant (a sweep lowers thousands of variants)
     out: dict[str, Any] = {}
     for o in BY_KEY[key].options:
         if o.kind == "flag":

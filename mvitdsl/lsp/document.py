@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from ..catalog import shipped_path
 from ..diagnostics import Diagnostic, SpecError
 from ..language.parse import parse
 from ..language.syntax import Model, Row, Table
@@ -92,10 +93,11 @@ def check_document(text: str, path: Path | None = None) -> Document:
 
 
 def parent_file(doc: Document) -> Path | None:
-    """The file named by the document's `extends`, if it names one."""
-    if doc.ast is None or doc.ast.parent is None or not doc.ast.parent.file:
+    """The file the document's `extends` reads: the one it names, or the shipped spec."""
+    if doc.ast is None or doc.ast.parent is None:
         return None
-    return doc.folder / doc.ast.parent.file
+    parent = doc.ast.parent
+    return doc.folder / parent.file if parent.file else shipped_path(parent.name)
 
 
 def load_parent(doc: Document) -> Spec | None:

@@ -1,0 +1,27 @@
+"""User objectives for tests/test_search.py (`--objective search_objectives:NAME`): each is
+called with the built model."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def weights(model: Any) -> float:
+    """The number of parameters, counted on the built module."""
+    return float(sum(p.numel() for p in model.parameters()))
+
+
+def boom(model: Any) -> float:
+    raise ValueError("boom")
+
+
+def slow(model: Any) -> float:
+    """A marker file in $SEARCH_MARKS when it starts, then half a second's sleep: a stand-in for a
+    proxy training that a test can kill in the middle of."""
+    marks = Path(os.environ["SEARCH_MARKS"])
+    (marks / f"{time.time_ns()}-{os.getpid()}").touch()
+    time.sleep(0.5)
+    return weights(model)
