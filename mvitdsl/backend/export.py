@@ -53,7 +53,8 @@ def check_torch(version: str = torch.__version__) -> None:
     numbers = [int(v) for v in re.findall(r"\d+", version)[:2]]
     if len(numbers) < 2 or (numbers[0], numbers[1]) < DYNAMIC_MIN_TORCH:
         need = ".".join(map(str, DYNAMIC_MIN_TORCH))
-        raise RuntimeError(f"--dynamic needs torch >= {need} (symbolic T, H, W); this is {version}")
+        shown = " ".join(version.split()) or repr(version)  # one line, whatever the string
+        raise RuntimeError(f"--dynamic needs torch >= {need} (symbolic T, H, W); this is {shown}")
 
 
 def export_program(
