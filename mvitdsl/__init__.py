@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import torch
     from torch import fx
 
+    from .analysis.sizes import SizeRule
     from .explore.run import SweepRun
     from .explore.search import SearchResult
 
@@ -43,6 +44,7 @@ __all__ = [
     "sweep",
     "param_groups",
     "resize",
+    "size_rule",
     "__version__",
 ]
 
@@ -194,6 +196,14 @@ def diff(a: Spec | str | Path, b: Spec | str | Path) -> dict[str, Any]:
     from .analysis.diff import diff_specs
 
     return diff_specs(_spec(a), _spec(b))
+
+
+def size_rule(spec: Spec | str | Path) -> SizeRule:
+    """The input sizes one built module runs at (`.text`, `.legal(grid)`, `.nearest(grid)`):
+    every grid is computed from the input at run time; the spec's input is the reference."""
+    from .analysis.sizes import size_rule as rule_of
+
+    return rule_of(_spec(spec).model)
 
 
 def _spec(s: Spec | str | Path) -> Spec:

@@ -19,9 +19,9 @@ def boom(model: Any) -> float:
 
 
 def slow(model: Any) -> float:
-    """A marker file in $SEARCH_MARKS when it starts, then half a second's sleep: a stand-in for a
-    proxy training that a test can kill in the middle of."""
+    """A marker file in $SEARCH_MARKS when it starts, then $SEARCH_SLEEP seconds' sleep (half a
+    second unless set): a stand-in for a proxy training that a test can kill in the middle of."""
     marks = Path(os.environ["SEARCH_MARKS"])
     (marks / f"{time.time_ns()}-{os.getpid()}").touch()
-    time.sleep(0.5)
+    time.sleep(float(os.environ.get("SEARCH_SLEEP", "0.5")))
     return weights(model)

@@ -216,10 +216,13 @@ def test_a_wrong_input_shape_gets_one_line(tmp_path):
         input_size=(3, 32, 32),
     )
     gm = import_artifact(tmp_path / "tiny_art").build()
+    ref = gm(torch.randn(1, 3, 32, 32)).shape
+    assert gm(torch.randn(1, 3, 64, 64)).shape == ref  # any size the rule allows (issue 21)
+    rule = mvitdsl.size_rule(spec).text
     with pytest.raises(ValueError) as info:
-        gm(torch.randn(1, 3, 64, 64))
-    assert str(info.value) == "tiny expects (B, 3, 32, 32), got (1, 3, 64, 64)"
-    with pytest.raises(ValueError, match=r"^tiny expects \(B, 3, 32, 32\), got \(3, 32, 32\)$"):
+        gm(torch.randn(1, 3, 36, 64))
+    assert str(info.value) == f"input of shape 1x3x36x64 does not follow the size rule: {rule}"
+    with pytest.raises(ValueError, match=r"^tiny expects \(B, 3, H, W\), got \(3, 32, 32\)$"):
         gm(torch.randn(3, 32, 32))
 
 

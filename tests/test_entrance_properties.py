@@ -349,6 +349,7 @@ def api_calls(draw: Any) -> tuple[str, dict[str, Any]]:
                 "compile",
                 "analyze",
                 "convert_state_dict",
+                "size_rule",
             ]
         )
     )
@@ -396,8 +397,9 @@ def api_calls(draw: Any) -> tuple[str, dict[str, Any]]:
             st.sampled_from([False, None, True, "none", "regional", "whole"]),
             st.one_of(st.sampled_from(["Regional", "fast", "", "max-autotune", 1]), ANY_VALUE),
         )
-    if which == "build":
+    if which in ("build", "size_rule"):
         kw["spec"] = sometimes(draw, st.sampled_from(["spec", "path"]), st.just("junk"))
+    if which == "build":
         kw["input"] = sometimes(draw, GOOD_SIZES, SIZES)
     if which == "resize":
         kw["size"] = sometimes(draw, GOOD_SIZES.filter(lambda v: v is not None), SIZES)
@@ -439,6 +441,9 @@ def call_api(which: str, kw: dict[str, Any]) -> Any:
         return mvitdsl.build(spec, **kw)
     if which == "analyze":
         return mvitdsl.analyze(tiny, batch=kw["batch"], dtype=kw["dtype"])
+    if which == "size_rule":
+        spec = {"spec": tiny, "path": FOLDER["root"] / "tiny.mv", "junk": 3.5}[kw.pop("spec")]
+        return mvitdsl.size_rule(spec)
     sd = torch.load(FOLDER["pt"], weights_only=True)
     state = {
         "real": sd,

@@ -203,3 +203,19 @@ def test_random_swin_specs_check_or_report_and_build_what_they_count(text: str) 
         out = gm(torch.empty(2, 3, *spec.model.input.size[1:]))
     assert sum(p.numel() for p in gm.parameters()) == analyze(spec).params
     assert tuple(out.shape) == (2, 3)
+
+
+def test_a_swin_module_states_and_enforces_its_fixed_size() -> None:
+    """Swin's shifted windows and masks are laid out when the module is built, so its size rule
+    is the spec's own size only: `check` says so, and a forward at another size (one the
+    strides alone would allow) raises one line naming the rule, not a reshape error."""
+    spec = load_spec(text=SMALL)
+    rule = mvitdsl.size_rule(spec)
+    assert rule.fixed and rule.legal((1, 64, 64)) and not rule.legal((1, 128, 128))
+    assert rule.nearest((1, 100, 100)) == [(1, 64, 64)]
+    assert rule.text.startswith("H 64 and W 64 only")
+    gm = mvitdsl.build(spec).eval()
+    with torch.no_grad():
+        assert gm(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+        with pytest.raises(ValueError, match="does not follow the size rule: H 64 and W 64 only"):
+            gm(torch.randn(1, 3, 128, 128))

@@ -105,11 +105,13 @@ def _init_weights(gm: nn.Module) -> None:
 
 
 def _check_input(module: nn.Module, args: tuple) -> None:
-    """Forward pre-hook: the input must be (B, *INPUT_SIZE)."""
+    """Forward pre-hook: the input must be (B, C, [T,] H, W) with INPUT_SIZE's channels; the
+    graph itself checks T, H and W against the spec's size rule."""
     x = args[0] if args else None
     shape = tuple(getattr(x, "shape", ()))
-    if INPUT_SIZE and (len(shape) != len(INPUT_SIZE) + 1 or shape[1:] != INPUT_SIZE):
-        want = ", ".join(map(str, ("B", *INPUT_SIZE)))
+    if INPUT_SIZE and (len(shape) != len(INPUT_SIZE) + 1 or shape[1] != INPUT_SIZE[0]):
+        axes = ("T", "H", "W")[4 - len(INPUT_SIZE) :]
+        want = ", ".join(("B", str(INPUT_SIZE[0]), *axes))
         got = tuple(shape) if hasattr(x, "shape") else type(x).__name__
         raise ValueError(f"{MODEL_NAME} expects ({want}), got {got}")
 

@@ -15,9 +15,11 @@ from torch import fx, nn
 
 from ..analysis import naming
 from ..analysis.graph import BlockFlow, with_flows
+from ..analysis.sizes import size_rule
 from ..ir import Block, Dims3, Loc, Model
 from ..ops import block as ops_block
 from ..ops import head, patch, positions
+from .runtime import check_size
 
 Arg = Any
 
@@ -35,6 +37,13 @@ class Emitter:
         self.graph = fx.Graph()
         self.modules: dict[str, Any] = {}
         self.nd = model.spatial_dims
+        self.grid_at: fx.Node | None = None  # the run-time token grid (T, H, W) here
+        self.memo: dict[Any, fx.Node] = {}  # run-time sizes computed once per graph
+
+    def grid_node(self) -> fx.Node:
+        """The run-time (T, H, W) token grid of the tokens being emitted."""
+        assert self.grid_at is not None, "no token grid yet: the patch embedding sets it"
+        return self.grid_at
 
     def module(self, target: str, module: nn.Module, *args: Arg) -> fx.Node:
         self.modules[target] = module
@@ -70,25 +79,15 @@ class Emitter:
     def layer_norm(self, target: str, dim: int, x: fx.Node) -> fx.Node:
         return self.module(target, nn.LayerNorm(dim, eps=self.model.norm_eps), x)
 
-    def split_cls(
-        self,
-        x: fx.Node,
-        dim: int,
-        length: int | None = None,
-    ) -> tuple[fx.Node | None, fx.Node]:
+    def split_cls(self, x: fx.Node, dim: int) -> tuple[fx.Node | None, fx.Node]:
         """(cls token, the other tokens) along the sequence dim; (None, x) without cls.
-        Given the length, one split_with_sizes: its backward is one cat, not two zero-filled
-        full-size tensors as for two slices."""
+        One split_with_sizes (the length read at run time): its backward is one cat, not two
+        zero-filled full-size tensors as for two slices."""
         if not self.model.tokens.cls:
             return None, x
-        if length is not None:
-            parts = self.method("split", x, [1, length - 1], dim)
-            return self.fn(operator.getitem, parts, 0), self.fn(operator.getitem, parts, 1)
-        before = (slice(None),) * dim
-        return (
-            self.fn(operator.getitem, x, before + (slice(None, 1),)),
-            self.fn(operator.getitem, x, before + (slice(1, None),)),
-        )
+        rest = self.fn(operator.sub, self.method("size", x, dim), 1)
+        parts = self.method("split", x, [1, rest], dim)
+        return self.fn(operator.getitem, parts, 0), self.fn(operator.getitem, parts, 1)
 
     def join_cls(self, cls: fx.Node | None, x: fx.Node, dim: int) -> fx.Node:
         return x if cls is None else self.fn(torch.cat, [cls, x], dim=dim)
@@ -102,7 +101,11 @@ class BlockEmitter(Emitter):
         self.block, self.flow = block, flow
 
     def graph_input(self) -> fx.Node:
-        return self.graph.placeholder("x")
+        """x, and the run-time token grid (the spec's own by default, so `blocks[i](x)` runs
+        at the reference size)."""
+        x = self.graph.placeholder("x")
+        self.grid_at = self.graph.placeholder("grid", default_value=self.flow.grid_in)
+        return x
 
     def emit(self) -> fx.GraphModule:
         b = self.block
@@ -119,17 +122,32 @@ class ModelEmitter(Emitter):
     def emit(self) -> fx.GraphModule:
         m = self.model
         x = self.graph.placeholder("x")
-        x = positions.emit(self, patch.emit(self, x))  # stem: patches, cls token, positions
+        x = self.fn(check_size, x, *_rule_args(m))  # one line naming the rule, not deep in torch
+        x, self.grid_at = patch.emit(self, x)
+        x = positions.emit(self, x)  # stem: patches, cls token, positions
         blocks = []
         for block, flow in with_flows(m, self.flows):
             gm = BlockEmitter(m, block, flow).emit()
-            x = self.module(naming.block(block.index), gm, x)
+            grid_out = ops_block.emit_grid_out(self, block, self.grid_at, flow)
+            x = self.module(naming.block(block.index), gm, x, self.grid_at)
             x.meta["stack_trace"] = stack_trace(block.loc, m.name)
+            x.meta[GRID_OUT] = self.grid_at = grid_out  # the features pass unflattens with it
             blocks.append(gm)
         x = head.emit(self, x)
         gm = self.finish(x, m.head.loc, _class_name(m.name))
         gm.blocks = nn.ModuleList(blocks)  # so that gm.blocks[i] works
         return gm
+
+
+GRID_OUT = "mvitdsl_grid_out"  # a block call's meta: the run-time grid of its output
+
+
+def _rule_args(model: Model) -> tuple[Any, ...]:
+    """check_size's arguments: multiples and least sizes of the input's axes, the rule's text,
+    and `True` where the size is fixed (the spec's own only)."""
+    rule = size_rule(model)
+    fixed = (True,) if rule.fixed else ()
+    return (model.spatial(rule.multiple), model.spatial(rule.least), rule.text, *fixed)
 
 
 def _class_name(name: str) -> str:

@@ -2,12 +2,15 @@
 
     mvitdsl compile specs/mvit_b.mv --export onnx pt2 -o build/mvit_b
 
-Both keep the batch dimension dynamic; ONNX goes through the dynamo exporter and is checked
-against eager in onnxruntime by the tests.
+Both keep the batch dimension dynamic; with `--dynamic` (`dynamic=True`) also T, H and W, as
+symbolic multiples of the spec's size rule (`analysis/sizes.py`), so one program serves every
+legal size. ONNX goes through the dynamo exporter and is checked against eager in onnxruntime
+by the tests (tests/test_export_dynamic.py at three sizes).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,13 @@ import torch
 from torch import fx
 from torch.export import Dim, ExportedProgram
 
+from ..analysis.sizes import SizeRule
 from ..ir import Model
 from .passes.optimize import semantic_graph
 
 MAX_BATCH = 1024
+MAX_SIZE = 8192  # the largest T, H or W a dynamic export serves
+DYNAMIC_MIN_TORCH = (2, 6)  # derived dims (32 * Dim) and the dynamo ONNX exporter of a program
 
 
 def input_shape(model: Model) -> tuple[int, ...]:
@@ -32,15 +38,35 @@ def example_input(input_size: tuple[int, ...], batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, *input_size)
 
 
-def _dynamic_batch() -> dict[str, dict[int, Dim]]:
-    return {"x": {0: Dim("batch", min=1, max=MAX_BATCH)}}
+def dynamic_dims(rule: SizeRule | None) -> dict[str, dict[int, Any]]:
+    """The input's dynamic axes: the batch, and with a size rule each of T, H, W as a multiple
+    of the rule's (`m * Dim`), from its least size up to MAX_SIZE."""
+    dims: dict[int, Any] = {0: Dim("batch", min=1, max=MAX_BATCH)}
+    if rule is not None:
+        for i, (axis, m, low) in enumerate(rule.axes()):
+            dims[2 + i] = m * Dim(axis.lower(), min=max(1, low // m), max=MAX_SIZE // m)
+    return {"x": dims}
 
 
-def export_program(gm: fx.GraphModule, x: torch.Tensor) -> ExportedProgram:
-    """torch.export of the eval-mode model with a dynamic batch dimension."""
+def check_torch(version: str = torch.__version__) -> None:
+    """A dynamic export needs torch >= DYNAMIC_MIN_TORCH: one-line RuntimeError otherwise."""
+    numbers = [int(v) for v in re.findall(r"\d+", version)[:2]]
+    if len(numbers) < 2 or (numbers[0], numbers[1]) < DYNAMIC_MIN_TORCH:
+        need = ".".join(map(str, DYNAMIC_MIN_TORCH))
+        shown = " ".join(version.split()) or repr(version)  # one line, whatever the string
+        raise RuntimeError(f"--dynamic needs torch >= {need} (symbolic T, H, W); this is {shown}")
+
+
+def export_program(
+    gm: fx.GraphModule, x: torch.Tensor, rule: SizeRule | None = None
+) -> ExportedProgram:
+    """torch.export of the eval-mode model with a dynamic batch dimension, and with `rule`
+    (dynamic sizes) symbolic T, H, W following it."""
+    if rule is not None:
+        check_torch()
     gm = gm.eval()
     with torch.no_grad(), semantic_graph(gm):  # exports carry the semantic graph
-        return torch.export.export(gm, (x,), dynamic_shapes=_dynamic_batch())
+        return torch.export.export(gm, (x,), dynamic_shapes=dynamic_dims(rule))
 
 
 def write_pt2(program: ExportedProgram, path: Path) -> Path:
@@ -128,10 +154,12 @@ def write_exports(
     out_dir: Path,
     formats: tuple[str, ...],
     name: str,
+    rule: SizeRule | None = None,
 ) -> list[Path]:
-    """Export once with torch.export and write each requested format into out_dir."""
+    """Export once with torch.export and write each requested format into out_dir; with a
+    size rule, T, H, W symbolic (see export_program)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    program = export_program(gm, example_input(input_size))
+    program = export_program(gm, example_input(input_size), rule)
     written = []
     if "pt2" in formats:
         written.append(write_pt2(program, out_dir / f"{name}.pt2"))

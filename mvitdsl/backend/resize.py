@@ -2,6 +2,9 @@
 
 Done once, at load time, so the model then loads strictly and runs at its own size:
 
+The functions are runtime.py's, so a module resized at load time and one that resizes at run
+time (`runtime.joint_at`, `runtime.separable_positions`) give the same numbers.
+
 - absolute positions, separable (torchvision/SlowFast `temporal_pos` (T, D) and `spatial_pos`
   (H*W, D)): time linearly, space bicubically with antialiasing, as timm's
   `resample_abs_pos_embed`; the class position (its own entry) is kept as it is.
@@ -15,31 +18,13 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from .runtime import bicubic_grid, joint_at, linear_rows
+
+__all__ = ["bicubic_grid", "linear_rows", "resize_entry", "resize_joint", "resize_separable"]
+
 Grid = tuple[int, int, int]
-
-
-def linear_rows(table: Tensor, length: int) -> Tensor:
-    """(L, D) -> (length, D), linear interpolation along L (align_corners=False, as timm)."""
-    if table.shape[0] == length:
-        return table
-    dtype = table.dtype
-    out = F.interpolate(table.float().t().unsqueeze(0), size=length, mode="linear")
-    return out.squeeze(0).t().to(dtype).contiguous()
-
-
-def bicubic_grid(table: Tensor, old: tuple[int, int], new: tuple[int, int]) -> Tensor:
-    """(N, H*W, D) -> (N, H'*W', D), bicubic with antialias as timm's resample_abs_pos_embed."""
-    if tuple(old) == tuple(new):
-        return table
-    n, _, d = table.shape
-    dtype = table.dtype
-    x = table.float().reshape(n, old[0], old[1], d).permute(0, 3, 1, 2)
-    x = F.interpolate(x, size=new, mode="bicubic", align_corners=None, antialias=True)
-    return x.permute(0, 2, 3, 1).reshape(n, new[0] * new[1], d).to(dtype).contiguous()
 
 
 def old_spatial(tokens: int, new: tuple[int, int]) -> tuple[int, int]:
@@ -85,26 +70,10 @@ def old_joint_grid(tokens: int, new: Grid) -> Grid:
 
 
 def resize_joint(table: Tensor, new: Grid, cls: bool, old: Grid | None = None) -> Tensor:
-    """A joint (1, [1 +] T*H*W, D) table at grid `new`: cls row kept, space bicubic, time linear."""
-    prefix, rest = (table[:, :1], table[:, 1:]) if cls else (None, table)
-    t, h, w = new
-    ot, oh, ow = old or old_joint_grid(rest.shape[1], new)
-    d = rest.shape[-1]
-    x = rest.reshape(ot, oh * ow, d)
-    x = bicubic_grid(x, (oh, ow), (h, w))  # (ot, h*w, d): each frame on its own
-    if ot != t:
-        x = _time_linear(x, t)
-    out = x.reshape(1, t * h * w, d)
-    return out if prefix is None else torch.cat([prefix, out], dim=1)
-
-
-def _time_linear(x: Tensor, t: int) -> Tensor:
-    """(T, P, D) -> (t, P, D), linear along T for each position P."""
-    ot, p, d = x.shape
-    dtype = x.dtype
-    y = x.float().permute(1, 2, 0).reshape(1, p * d, ot)
-    y = F.interpolate(y, size=t, mode="linear")
-    return y.reshape(p, d, t).permute(2, 0, 1).to(dtype).contiguous()
+    """A joint (1, [1 +] T*H*W, D) table at grid `new`: cls row kept, space bicubic, time linear
+    (runtime.joint_at: the run-time resize is the same function)."""
+    rest = table.shape[1] - int(cls)
+    return joint_at(table, old or old_joint_grid(rest, new), new, cls)
 
 
 def is_position(name: str) -> bool:

@@ -10,6 +10,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def same(a: Any, b: Any) -> bool:
+    """Whether two sizes (or tuples of them) are equal; under torch.export with symbolic sizes,
+    only when that holds for every size (else the resize runs: at an equal size it is exact),
+    so an exported program keeps no guard on the example's size."""
+    from torch.fx.experimental.symbolic_shapes import statically_known_true
+
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return bool(statically_known_true(a == b))
+
+
 class DropPath(nn.Module):
     """Stochastic depth per sample ("row" mode): drop the whole residual branch of a sample."""
 
@@ -33,13 +44,26 @@ def rel_table(table: Tensor, q_size: int, k_size: int) -> Tensor:
     (q_size, k_size, head_dim). As torchvision and SlowFast do: when the table length is not
     2*max(q, k) - 1 it is linearly interpolated, and a coarser axis is scaled up."""
     length = 2 * max(q_size, k_size) - 1
-    if table.shape[0] != length:
+    if not same(table.shape[0], length):
         table = F.interpolate(table.t().unsqueeze(0), size=length, mode="linear").squeeze(0).t()
+    if not (isinstance(q_size, int) and isinstance(k_size, int)):
+        return table[_rel_index(q_size, k_size, table.device)]  # symbolic sizes (export)
     q_ratio = max(k_size / q_size, 1.0)
     k_ratio = max(q_size / k_size, 1.0)
     q_pos = torch.arange(q_size, device=table.device)[:, None] * q_ratio
     k_pos = (torch.arange(k_size, device=table.device)[None, :] + (1.0 - k_size)) * k_ratio
     return table[(q_pos - k_pos).long()]
+
+
+def _rel_index(q_size: Any, k_size: Any, device: Any) -> Tensor:
+    """rel_table's (q, k) table rows in whole numbers, for symbolic sizes (the exporters take
+    no symbolic float): q * R/q - (k + 1 - K) * R/K over one denominator, R = max(Q, K); both
+    terms are >= 0, so floor division is the float path's truncation (equal wherever the
+    float ratios are exact, as the powers of two of MViT's strides are)."""
+    big = torch.sym_max(q_size, k_size)
+    q_pos = torch.arange(q_size, device=device)[:, None] * (big * k_size)
+    k_pos = (torch.arange(k_size, device=device)[None, :] + 1 - k_size) * (big * q_size)
+    return torch.div(q_pos - k_pos, q_size * k_size, rounding_mode="floor")
 
 
 def rel_pos_terms(
@@ -81,7 +105,8 @@ def rel_pos_bias(
     bias, bias_t = rel_pos_terms(q, q_grid, k_grid, rel_pos_t, rel_pos_h, rel_pos_w, cls)
     if bias_t is not None:
         bias = bias + bias_t  # (B, h, qt, qh, qw, kt, kh, kw)
-    bias = bias.reshape(*bias.shape[:2], q_grid[0] * q_grid[1] * q_grid[2], -1)
+    q_len, k_len = q_grid[0] * q_grid[1] * q_grid[2], k_grid[0] * k_grid[1] * k_grid[2]
+    bias = bias.reshape(*bias.shape[:2], q_len, k_len)  # no -1: no guard on symbolic sizes
     return F.pad(bias, (1, 0, 1, 0)) if cls else bias
 
 
@@ -115,7 +140,8 @@ def window_partition(x: Tensor, grid: Any, window: Any) -> Tensor:
     (t, hh, w), (wt, wh, ww) = grid, window
     x = x.reshape(b, h, t // wt, wt, hh // wh, wh, w // ww, ww, d)
     x = x.permute(0, 1, 2, 4, 6, 3, 5, 7, 8)
-    return x.reshape(b, -1, wt * wh * ww, d)
+    windows = (t // wt) * (hh // wh) * (w // ww)
+    return x.reshape(b, h * windows, wt * wh * ww, d)  # no -1: no guard on symbolic sizes
 
 
 def window_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
@@ -246,3 +272,99 @@ def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale
         bias = bias.expand(b, *bias.shape).flatten(0, 1)
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
     return o.reshape(b, n, *o.shape[1:])
+
+
+# ---------------------------------------------------------------- sizes read at run time
+# The emitted graphs compute every token grid from the input (fx records these calls), so one
+# module runs at every size its spec's rule allows; the spec's input is only the reference.
+
+Grid = tuple[int, int, int]
+
+
+def token_grid(x: Tensor) -> Grid:
+    """The (T, H, W) grid of a feature map (B, C, [T,] H, W); T = 1 for images."""
+    size = tuple(x.shape[2:])
+    return (1, size[0], size[1]) if len(size) == 2 else (size[0], size[1], size[2])
+
+
+def pooled_grid(grid: Grid, kernel: Grid, stride: Grid, padding: Grid) -> Grid:
+    """The grid after a pooling or convolution window (PyTorch's floor rule), per dim."""
+    t, h, w = ((n + 2 * p - k) // s + 1 for n, k, s, p in zip(grid, kernel, stride, padding))
+    return (t, h, w)
+
+
+def spatial_of(grid: Grid, dims: int) -> tuple[int, ...]:
+    """The grid as a map's trailing sizes: (T, H, W) for video, (H, W) for images."""
+    return tuple(grid) if dims == 3 else (grid[1], grid[2])
+
+
+def check_size(
+    x: Tensor, multiple: tuple[int, ...], least: tuple[int, ...], rule: str, fixed: bool = False
+) -> Tensor:
+    """x itself when its trailing sizes follow the spec's size rule (`fixed`: exactly `least`);
+    one-line ValueError else."""
+    size = tuple(x.shape[-len(multiple) :])
+    if x.dim() != len(multiple) + 2 or any(
+        n % m or n < low or (fixed and n != low) for n, m, low in zip(size, multiple, least)
+    ):
+        got = "x".join(str(int(n)) for n in x.shape)
+        raise ValueError(f"input of shape {got} does not follow the size rule: {rule}")
+    return x
+
+
+def linear_rows(table: Tensor, length: int) -> Tensor:
+    """(L, D) -> (length, D), linear interpolation along L (align_corners=False, as timm)."""
+    if same(table.shape[0], length):
+        return table
+    dtype = table.dtype
+    out = F.interpolate(table.float().t().unsqueeze(0), size=length, mode="linear")
+    return out.squeeze(0).t().to(dtype).contiguous()
+
+
+def bicubic_grid(table: Tensor, old: tuple[int, int], new: tuple[int, int]) -> Tensor:
+    """(N, H*W, D) -> (N, H'*W', D), bicubic with antialias as timm's resample_abs_pos_embed."""
+    if same(old, new):
+        return table
+    n, _, d = table.shape
+    dtype = table.dtype
+    x = table.float().reshape(n, old[0], old[1], d).permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=new, mode="bicubic", align_corners=None, antialias=True)
+    return x.permute(0, 2, 3, 1).reshape(n, new[0] * new[1], d).to(dtype).contiguous()
+
+
+def time_linear(x: Tensor, t: int) -> Tensor:
+    """(T, P, D) -> (t, P, D), linear along T for each position P."""
+    ot, p, d = x.shape
+    if same(ot, t):
+        return x
+    dtype = x.dtype
+    y = x.float().permute(1, 2, 0).reshape(1, p * d, ot)
+    y = F.interpolate(y, size=t, mode="linear")
+    return y.reshape(p, d, t).permute(2, 0, 1).to(dtype).contiguous()
+
+
+def joint_at(table: Tensor, old: Grid, new: Grid, cls: bool) -> Tensor:
+    """A joint (1, [1 +] T*H*W, D) table from grid `old` to `new`: the cls row kept, space
+    bicubic per frame, then time linear per position (timm's resample for images)."""
+    if same(old, new):
+        return table
+    prefix, rest = (table[:, :1], table[:, 1:]) if cls else (None, table)
+    t, h, w = new
+    ot, oh, ow = old
+    x = bicubic_grid(rest.reshape(ot, oh * ow, rest.shape[-1]), (oh, ow), (h, w))
+    out = time_linear(x, t).reshape(1, t * h * w, rest.shape[-1])
+    return out if prefix is None else torch.cat([prefix, out], dim=1)
+
+
+def separable_positions(
+    temporal: Tensor, spatial: Tensor, class_pos: Tensor | None, old: Grid, new: Grid
+) -> Tensor:
+    """torchvision's temporal (T, D) + spatial (H*W, D) (+ class) positions at grid `new`:
+    time linear, space bicubic (the load-time resize's rule): (1, [1 +] THW, D)."""
+    t, h, w = new
+    temporal = linear_rows(temporal, t)
+    spatial = bicubic_grid(spatial.unsqueeze(0), (old[1], old[2]), (h, w))[0]
+    pos = torch.repeat_interleave(temporal, h * w, dim=0) + spatial.repeat(t, 1)
+    if class_pos is not None:
+        pos = torch.cat([class_pos.reshape(1, -1), pos], dim=0)
+    return pos.unsqueeze(0)

@@ -13,6 +13,8 @@ from pathlib import Path
 from ..analysis.analyze import analyze
 from ..analysis.naming import SOURCES
 from ..analysis.report_text import memory_line, render_blocks, render_table
+from ..analysis.sizes import size_rule
+from ..catalog import shipped_path
 from ..diagnostics import SpecError
 from ..spec import Spec, load_spec
 from .common import (
@@ -99,6 +101,14 @@ def add_source_flag(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.more:
         return check_each([args.spec, *args.more], args.input)
+    problem = illegal_input(args) if args.input is not None else None
+    if problem is not None:
+        try:
+            load(args)
+        except SpecError:
+            print(f"mvitdsl: {problem}", file=sys.stderr)  # then the located diagnostics
+            raise
+        raise ValueError(problem)
     spec = load(args)
     if args.resolved:
         from ..language.resolved import render_resolved
@@ -110,16 +120,41 @@ def run(args: argparse.Namespace) -> int:
     if args.against is not None:
         return check_against(spec, args, args.format == "json")
     report = analyze(spec, batch=args.batch, dtype=args.dtype)
+    rule = size_rule(spec.model)
     if args.format == "json":
-        print(json_text("check", True, report=report.to_dict(), warnings=warnings_json(spec)))
+        data = report.to_dict()
+        print(
+            json_text(
+                "check", True, report=data, warnings=warnings_json(spec), size_rule=rule.to_dict()
+            )
+        )
         return 0
     print(render_table(report))
+    how = "" if rule.fixed else " (one built module runs at every such size)"
+    print(f"size rule: {rule.text}{how}")
     if args.blocks:
         print()
         print(render_blocks(report))
     elif args.batch != 1 or args.dtype != "fp32":
         print(memory_line(report))
     return 0
+
+
+def illegal_input(args: argparse.Namespace) -> str | None:
+    """`--input` against the spec's size rule: None when legal, else a line naming the
+    nearest legal sizes."""
+    size = args.input
+    path = Path(args.spec)
+    model = load_spec(path if path.exists() else shipped_path(args.spec) or path).model
+    if len(size) != (4 if model.video else 3):
+        return None  # the wrong number of sizes: load_spec says so
+    grid = (size[1], size[2], size[3]) if model.video else (1, size[1], size[2])
+    rule = size_rule(model)
+    if rule.legal(grid):
+        return None
+    near = ", ".join("x".join(map(str, (size[0], *model.spatial(g)))) for g in rule.nearest(grid))
+    given = "x".join(map(str, size))
+    return f"input {given} breaks the size rule ({rule.text}); nearest legal: {near}"
 
 
 def check_each(files: Sequence[str], size: tuple[int, ...] | None) -> int:

@@ -46,6 +46,12 @@ def add_parser(sub: Subparsers) -> None:
         default=[],
         help="also write <model>.onnx and/or <model>.pt2 (torch.export) into it",
     )
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="with --export: symbolic T, H, W (multiples of the spec's size rule) beside the "
+        "batch, one program for every legal size (torch >= 2.6)",
+    )
     _weights_flags(p)
     p.set_defaults(run=run)
 
@@ -93,6 +99,12 @@ def _stage_keys(values: list[str] | None) -> list[str | int] | None:
 def run(args: argparse.Namespace) -> int:
     from .. import with_classes
 
+    if args.dynamic:
+        if not args.export:
+            raise ValueError("--dynamic goes with --export pt2 and/or onnx")
+        from ..backend.export import check_torch
+
+        check_torch()  # before anything is built or written
     spec = load(args)
     if args.classes is not None:
         spec = with_classes(spec, args.classes)
@@ -190,16 +202,20 @@ def _write(
     gm: Any, spec: Spec, args: argparse.Namespace, out: Path, load_report: Any
 ) -> list[Path]:
     """The artifact folder (and the --export files in it); returns the exported files."""
+    from ..analysis.sizes import size_rule
     from ..backend.artifact import write_artifact
     from ..backend.export import input_shape, write_exports
     from ..backend.load import manifest_extra
 
+    rule = size_rule(spec.model) if args.dynamic else None
+
     exported: list[Path] = []
 
     def exports(folder: Path) -> list[Path]:
-        for fmt in dict.fromkeys(args.export):
-            progress(f"exporting {fmt} ...")
-            exported.extend(write_exports(gm, input_shape(spec.model), folder, (fmt,), spec.name))
+        formats = tuple(dict.fromkeys(args.export))
+        progress(f"exporting {', '.join(formats)} ...")  # one torch.export for all of them
+        shape = input_shape(spec.model)
+        exported.extend(write_exports(gm, shape, folder, formats, spec.name, rule))
         return exported
 
     write_artifact(

@@ -20,11 +20,20 @@ from .base import (
     Shape,
     Sketch,
     Value,
+    lcm3,
     linear,
     lines,
     pooled,
 )
-from .pools import POOL_CONV, POOL_NORM, emit_pool, pool_costs, pool_head_dim, pool_name
+from .pools import (
+    POOL_CONV,
+    POOL_NORM,
+    emit_grid,
+    emit_pool,
+    pool_costs,
+    pool_head_dim,
+    pool_name,
+)
 from .pools import sketch as pools_sketch
 
 if TYPE_CHECKING:
@@ -206,7 +215,7 @@ def emit_attend(e: Emits, op: PoolingAttention, x: Value, normed: Value) -> Valu
     import torch.nn.functional as F
 
     q, k, v = emit_pooled_qkv(e, op, x)
-    mask = emit_rel_pos(e, q) if e.flow.rel_pos is not None else None
+    mask = emit_rel_pos(e, op, q) if e.flow.rel_pos is not None else None
     hd = e.block.head_dim
     o = e.fn(F.scaled_dot_product_attention, q, k, v, attn_mask=mask, scale=hd**-0.5)
     return emit_output(e, op, o, q)
@@ -225,13 +234,17 @@ def emit_pooled_qkv(e: Emits, op: AttentionOptions, x: Value) -> tuple[Value, Va
 
 def emit_output(e: Emits, op: AttentionOptions, o: Value, q: Value) -> Value:
     """Residual pooling, heads merged, the output projection and its dropout."""
+    import torch
     from torch import nn
 
-    b, flow, dropout = e.block, e.flow, e.model.attention.dropout
+    b, dropout = e.block, e.model.attention.dropout
     o = emit_residual_pool(e, op, o, q)
     # (B, heads, L_q, hd) -> (B, L_q, A)
-    o = e.method("transpose", o, 1, 2)
-    o = e.method("reshape", o, -1, flow.len_q, b.dim_attn)
+    # the copy a reshape would make anyway, made explicit: with symbolic sizes torch.export
+    # cannot tell that the strided view needs it (contiguous() is dropped) and records a view
+    # the ONNX exporter refuses
+    o = e.fn(torch.clone, e.method("transpose", o, 1, 2), memory_format=torch.contiguous_format)
+    o = e.method("flatten", o, 2)
     o = e.module(ATTN_PROJECT, nn.Linear(b.dim_attn, b.dim_attn), o)
     if dropout > 0:
         o = e.module(ATTN_DROPOUT, nn.Dropout(dropout), o)
@@ -276,7 +289,13 @@ def emit_pool_first_qkv(e: Emits, op: AttentionOptions, x: Value) -> tuple[Value
     return out[0], out[1], out[2]
 
 
-def emit_rel_pos(e: Emits, q: Value) -> Value:
+def emit_grids(e: Emits, op: AttentionOptions) -> tuple[Value, Value]:
+    """The run-time Q and K/V grids (flow's grid_q, grid_kv, computed from the input)."""
+    grid = e.grid_node()
+    return emit_grid(e, grid, op.pool_q), emit_grid(e, grid, op.pool_kv)
+
+
+def emit_rel_pos(e: Emits, op: AttentionOptions, q: Value) -> Value:
     import torch
     from torch import nn
 
@@ -289,11 +308,12 @@ def emit_rel_pos(e: Emits, q: Value) -> Value:
         if length:
             param = nn.Parameter(torch.zeros(length, hd))
             tables[axis] = e.attr(rel_pos_name(axis), param)
+    grid_q, grid_kv = emit_grids(e, op)
     return e.fn(
         rel_pos_bias,
         q,
-        flow.grid_q,
-        flow.grid_kv,
+        grid_q,
+        grid_kv,
         tables.get("t"),
         tables["h"],
         tables["w"],
@@ -308,8 +328,8 @@ def emit_residual_pool(e: Emits, op: AttentionOptions, o: Value, q: Value) -> Va
         return o
     if op.residual_pool == "all" or not e.model.tokens.cls:
         return e.fn(operator.add, o, q)
-    o_cls, o_rest = e.split_cls(o, 2, e.flow.len_q)
-    _, q_rest = e.split_cls(q, 2, e.flow.len_q)
+    o_cls, o_rest = e.split_cls(o, 2)
+    _, q_rest = e.split_cls(q, 2)
     return e.join_cls(o_cls, e.fn(operator.add, o_rest, q_rest), 2)
 
 
@@ -359,10 +379,16 @@ def sketch(
     return Sketch(tuple(items), "proj", b.dim_attn)
 
 
+def period(block: Block, op: AttentionOptions) -> Dims3:
+    """Q and K/V strides: their grids and the relative positions' bookkeeping stay exact."""
+    return lcm3(op.pool_q.stride, op.pool_kv.stride)
+
+
 RULES = Rules(
     kind="pooling_attention",
     record=PoolingAttention,
     flow=flow,
+    period=period,
     costs=costs,
     saved=saved,
     shapes=shapes,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from math import prod
+from math import lcm, prod
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..nodes import Dims3, Node, Pool
@@ -41,6 +41,11 @@ def pooled(grid: Dims3, pool: Pool) -> Dims3:
 def nominal(grid: Dims3, stride: Dims3) -> Dims3:
     """The reference implementations' bookkeeping grid, size // stride (used for positions)."""
     return (grid[0] // stride[0], grid[1] // stride[1], grid[2] // stride[2])
+
+
+def lcm3(a: Dims3, b: Dims3) -> Dims3:
+    """The per-dim least common multiple of two grids."""
+    return (lcm(a[0], b[0]), lcm(a[1], b[1]), lcm(a[2], b[2]))
 
 
 def tokens(grid: Dims3, cls: bool) -> int:
@@ -184,6 +189,7 @@ CheckRule = Callable[[Any, "Block", Any, BlockFlow], bool]
 RowRule = Callable[["Block", Any, BlockFlow], dict[str, Any]]
 EmitRule = Callable[[Any, Any, Value, Value], Value]
 DrawRule = Callable[["Block", Any, BlockFlow, Labels, str, int], Sketch]
+PeriodRule = Callable[["Block", Any], Dims3]
 
 # The places of the pre-norm residual block where an op takes part, in the order they run
 # (`enter`: before norm1, mapping the block input to the attention width; patch merging).
@@ -210,6 +216,8 @@ class Rules:
     shapes: ShapeRule | None = None  # state-dict entries, relative to `blocks.{i}.`
     check: CheckRule | None = None  # reports through the checker; True: stop the block's rules
     row: RowRule | None = None  # fields of the report's block row
+    period: PeriodRule | None = None  # what the block's input grid must be a multiple of
+    fixed_size: bool = False  # its emission fixes its grids when built (the spec's size only)
     emit: dict[str, EmitRule] = field(default_factory=dict)  # HOOKS -> emission
     draw: dict[str, DrawRule] = field(default_factory=dict)  # HOOKS -> drawing
 
@@ -219,6 +227,7 @@ class EmitsModel(Protocol):
 
     model: Model
     nd: int
+    memo: dict[Any, Value]  # run-time sizes computed once per graph
 
     def module(self, target: str, module: Any, *args: Value) -> Value: ...
     def fn(self, target: Any, *args: Value, **kwargs: Value) -> Value: ...
@@ -226,9 +235,10 @@ class EmitsModel(Protocol):
     def attr(self, target: str, value: Any) -> Value: ...
     def grid(self, g: Dims3) -> Any: ...
     def layer_norm(self, target: str, dim: int, x: Value) -> Value: ...
-    def split_cls(self, x: Value, dim: int, length: int | None = None) -> tuple[Value, Value]: ...
+    def split_cls(self, x: Value, dim: int) -> tuple[Value, Value]: ...
     def join_cls(self, cls: Value, x: Value, dim: int) -> Value: ...
     def graph_loc(self, node: Value, loc: Any) -> None: ...
+    def grid_node(self) -> Value: ...
 
 
 class Emits(EmitsModel, Protocol):

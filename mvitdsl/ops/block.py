@@ -12,11 +12,13 @@ from .base import (
     Costs,
     DrawItem,
     Emits,
+    EmitsModel,
     Labels,
     Rules,
     Shape,
     Sketch,
     Value,
+    lcm3,
     nominal,
     tokens,
 )
@@ -68,6 +70,22 @@ def norm1_dim(block: Block) -> int:
 
 def norm1_len(model: Model, flow: BlockFlow) -> int:
     return tokens(flow.grid_branches, model.tokens.cls)
+
+
+def fixed_size(block: Block) -> bool:
+    """Whether one of the block's ops lays out its grids when built (the spec's size only)."""
+    return any(rules(op).fixed_size for op in block.ops)
+
+
+def period(block: Block) -> Dims3:
+    """What the block's input grid must be a multiple of for its grids to be exact at run
+    time (its strides, its windows): the lcm of its ops' periods."""
+    out: Dims3 = (1, 1, 1)
+    for op in block.ops:
+        rule = rules(op).period
+        if rule is not None:
+            out = lcm3(out, rule(block, op))
+    return out
 
 
 def costs(model: Model, block: Block, flow: BlockFlow) -> Costs:
@@ -159,6 +177,16 @@ def emit_block(e: Emits) -> Value:
     mlp = emit_hook(e, "mlp", x_norm2, x_norm2)
     mlp = emit_hook(e, "scale_mlp", mlp, x_norm2)
     return e.fn(operator.add, res2, emit_drop_path(e, mlp))
+
+
+def emit_grid_out(e: EmitsModel, block: Block, grid: Value, flow: BlockFlow) -> Value:
+    """The run-time grid of the block's output from its input's: Q's pool (a block whose ops
+    fix their grids when built gives its built output grid)."""
+    from .pools import emit_grid
+
+    if fixed_size(block):
+        return flow.grid_out
+    return emit_grid(e, grid, block.pool_q)
 
 
 def emit_drop_path(e: Emits, x: Value) -> Value:

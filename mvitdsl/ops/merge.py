@@ -122,4 +122,5 @@ RULES = Rules(
     check=check,
     emit={"enter": emit_enter},
     draw={"enter": draw_enter},
+    fixed_size=True,  # the windows, shifts and masks are laid out for the built grid
 )

@@ -72,9 +72,11 @@ def check(c: Any) -> bool:
     return True
 
 
-def emit(e: EmitsModel, x: Value) -> Value:
-    """(B, C, T, H, W) -> (B, T'H'W', D)."""
+def emit(e: EmitsModel, x: Value) -> tuple[Value, Value]:
+    """(B, C, T, H, W) -> (B, T'H'W', D), and the token grid (T', H', W') read at run time."""
     from torch import nn
+
+    from ..backend.runtime import token_grid
 
     m, p = e.model, e.model.patch
     conv = nn.Conv3d if e.nd == 3 else nn.Conv2d
@@ -87,7 +89,9 @@ def emit(e: EmitsModel, x: Value) -> Value:
     )
     x = e.module(CONV_PROJ, made, x)
     e.graph_loc(x, p.loc)
+    grid = e.fn(token_grid, x)
     # (B, D, T', H', W') -> (B, T'H'W', D)
     x = e.method("flatten", x, 2)
     x = e.method("transpose", x, 1, 2)
-    return e.layer_norm(PATCH_NORM, p.dim, x) if p.norm else x
+    x = e.layer_norm(PATCH_NORM, p.dim, x) if p.norm else x
+    return x, grid

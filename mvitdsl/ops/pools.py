@@ -15,6 +15,7 @@ from .base import (
     DrawItem,
     DrawNode,
     Emits,
+    EmitsModel,
     Labels,
     SameRank,
     Value,
@@ -53,6 +54,28 @@ def pool_costs(block: Block, op: AttentionOptions, flow: BlockFlow) -> Costs:
     return Costs(params=params, pool_macs=macs, norm_elems=norm)
 
 
+def emit_grid(e: EmitsModel, grid: Value, pool: Pool) -> Value:
+    """The run-time grid after `pool` (`grid` itself when the pool does not exist)."""
+    from ..backend.runtime import pooled_grid
+
+    if not pool.exists:
+        return grid
+    key = ("grid", grid, pool.kernel, pool.stride, pool.padding)
+    if key not in e.memo:
+        e.memo[key] = e.fn(pooled_grid, grid, pool.kernel, pool.stride, pool.padding)
+    return e.memo[key]
+
+
+def emit_map_size(e: EmitsModel, grid: Value) -> Value:
+    """The run-time trailing sizes of a map on `grid`: (T, H, W), or (H, W) for images."""
+    from ..backend.runtime import spatial_of
+
+    key = ("map", grid)
+    if key not in e.memo:
+        e.memo[key] = e.fn(spatial_of, grid, e.nd)
+    return e.memo[key]
+
+
 def emit_pool(e: Emits, target: str, x: Value, pool: Pool, hd: int | None = None) -> Value:
     """Pool one of q, k, v: (B, L, heads * hd) -> (B, heads, L', hd); cls bypasses it.
 
@@ -60,14 +83,14 @@ def emit_pool(e: Emits, target: str, x: Value, pool: Pool, hd: int | None = None
     the per-head kernel shared), reading a view of x."""
     from torch import nn
 
-    b, flow = e.block, e.flow
+    b = e.block
     heads, hd = b.heads, hd or b.head_dim
     if pool.exists:
-        cls, t = e.split_cls(x, 1, flow.len_in)
+        cls, t = e.split_cls(x, 1)
         # (B, THW, C) -> (B, C, T, H, W): a strided channels-last view, no copy (the CPU
         # layer makes a dense copy in inference: backend/passes/optimize.py)
         t = e.method("transpose", t, 1, 2)
-        t = e.method("unflatten", t, 2, e.grid(flow.grid_in))
+        t = e.method("unflatten", t, 2, emit_map_size(e, e.grid_node()))
         t = emit_pool_op(e, target + POOL_CONV, t, pool, hd)
         # (B, A, T', H', W') channels-last -> (B, T'H'W', A): a view
         t = e.method("flatten", t, 2)

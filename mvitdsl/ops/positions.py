@@ -75,34 +75,37 @@ def emit_table(e: EmitsModel, name: str) -> Value:
 
 
 def emit_joint(e: EmitsModel) -> Value:
-    return emit_table(e, POS_EMBED)
+    """The table resized to the run-time grid when it differs from the nominal one."""
+    return emit_at_grid(e, emit_table(e, POS_EMBED))
 
 
 def emit_sincos(e: EmitsModel) -> Value:
-    """Fixed: a buffer, not a parameter."""
+    """Fixed: a buffer, not a parameter (resized as a joint table at other sizes)."""
     from ..backend.runtime import sincos_positions
 
     m = e.model
     fixed = sincos_positions(m.patch.dim, nominal_grid(m), m.tokens.cls).unsqueeze(0)
-    return e.attr(POS_EMBED, fixed)
+    return emit_at_grid(e, e.attr(POS_EMBED, fixed))
+
+
+def emit_at_grid(e: EmitsModel, table: Value) -> Value:
+    """A joint table at the run-time grid: space bicubic, time linear, cls row kept (the
+    load-time resize's function)."""
+    from ..backend.runtime import joint_at
+
+    return e.fn(joint_at, table, nominal_grid(e.model), e.grid_node(), e.model.tokens.cls)
 
 
 def emit_separable(e: EmitsModel) -> Value:
-    """temporal + spatial (+ class) as torchvision: (1, L, D)."""
-    import operator
+    """temporal + spatial (+ class) as torchvision, at the run-time grid: (1, L, D)."""
+    from ..backend.runtime import separable_positions
 
-    import torch
-
-    m, d = e.model, e.model.patch.dim
-    t, h, w = nominal_grid(m)
+    m = e.model
     temporal = emit_table(e, TEMPORAL_POS)
     spatial = emit_table(e, SPATIAL_POS)
-    pos = e.fn(torch.repeat_interleave, temporal, h * w, dim=0)
-    pos = e.fn(operator.add, pos, e.method("repeat", spatial, t, 1))
-    if m.tokens.cls:
-        class_pos = emit_table(e, CLASS_POS)
-        pos = e.fn(torch.cat, [e.method("reshape", class_pos, 1, d), pos], dim=0)
-    return e.method("unsqueeze", pos, 0)
+    class_pos = emit_table(e, CLASS_POS) if m.tokens.cls else None
+    grid = e.grid_node()
+    return e.fn(separable_positions, temporal, spatial, class_pos, nominal_grid(m), grid)
 
 
 KINDS: dict[str, Kind] = {

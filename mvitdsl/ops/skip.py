@@ -27,12 +27,14 @@ def emit_shortcut(e: Emits, op: SkipPool, x: Value, normed: Value) -> Value:
     """Max-pool the residual like Q, channels-last: (B, L_in, C) -> (B, L_q, C)."""
     import torch.nn.functional as F
 
-    flow, skip = e.flow, op.pool
-    cls, t = e.split_cls(x, 1, flow.len_in)
+    from .pools import emit_map_size
+
+    skip = op.pool
+    cls, t = e.split_cls(x, 1)
     # (B, THW, C) -> (B, C, T, H, W): a view of x (saved by norm1 anyway), so training
     # keeps no extra copy; at batch 1 it is already dense channels-last
     t = e.method("transpose", t, 1, 2)
-    t = e.method("unflatten", t, 2, e.grid(flow.grid_in))
+    t = e.method("unflatten", t, 2, emit_map_size(e, e.grid_node()))
     pool = F.max_pool3d if e.nd == 3 else F.max_pool2d
     t = e.fn(pool, t, e.grid(skip.kernel), e.grid(skip.stride), e.grid(skip.padding))
     # (B, C, T', H', W') channels-last -> (B, T'H'W', C): a view

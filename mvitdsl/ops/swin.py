@@ -188,4 +188,5 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
+    fixed_size=True,  # the windows, shifts and masks are laid out for the built grid
 )

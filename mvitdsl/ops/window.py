@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..nodes import Dims3
 from . import attention
-from .base import BlockFlow, Costs, Emits, Labels, Rules, Sketch, Value
+from .base import BlockFlow, Costs, Emits, Labels, Rules, Sketch, Value, lcm3
 
 if TYPE_CHECKING:
     from ..ir import Block, Model
@@ -120,13 +120,14 @@ def emit_attend(e: Emits, op: WindowAttention, x: Value, normed: Value) -> Value
 
     from ..backend.runtime import window_merge, window_partition
 
-    b, flow = e.block, e.flow
+    b = e.block
     q, k, v = attention.emit_pooled_qkv(e, op, x)
-    qw = e.fn(window_partition, q, flow.grid_q, op.window_q)
-    kw = e.fn(window_partition, k, flow.grid_kv, op.window_kv)
-    vw = e.fn(window_partition, v, flow.grid_kv, op.window_kv)
+    grid_q, grid_kv = attention.emit_grids(e, op)
+    qw = e.fn(window_partition, q, grid_q, op.window_q)
+    kw = e.fn(window_partition, k, grid_kv, op.window_kv)
+    vw = e.fn(window_partition, v, grid_kv, op.window_kv)
     o = e.fn(F.scaled_dot_product_attention, qw, kw, vw, scale=b.head_dim**-0.5)
-    o = e.fn(window_merge, o, b.heads, flow.grid_q, op.window_q)
+    o = e.fn(window_merge, o, b.heads, grid_q, op.window_q)
     return attention.emit_output(e, op, o, q)
 
 
@@ -145,10 +146,16 @@ def draw_attend(
     return attention.sketch(block, op, flow, s, src, size, f"{windows} × ", text)
 
 
+def period(block: Block, op: WindowAttention) -> Dims3:
+    """The strides' period and the K/V window: windows tile the grid without padding."""
+    return lcm3(attention.period(block, op), op.window_kv)
+
+
 RULES = Rules(
     kind="window_attention",
     record=WindowAttention,
     flow=attention.flow,
+    period=period,
     costs=costs,
     saved=saved,
     shapes=attention.shapes,

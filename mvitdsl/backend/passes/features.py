@@ -21,6 +21,8 @@ from torch import fx, nn
 
 from ...analysis.outputs import Selection, feature_info, select_stages
 from ...ir import Model
+from ..emit import GRID_OUT
+from ..runtime import spatial_of
 from . import Pass
 
 
@@ -55,7 +57,9 @@ def _rewire(
             with g.inserting_after(x):
                 x = g.call_method("transpose", (x, 1, 2))
             with g.inserting_after(x):
-                x = g.call_method("unflatten", (x, 2, tuple(info["grid"])))
+                size = g.call_function(spatial_of, (node.meta[GRID_OUT], model.spatial_dims))
+            with g.inserting_after(size):
+                x = g.call_method("unflatten", (x, 2, size))
         x.meta["stack_trace"] = node.meta.get("stack_trace", "")
         outputs[info["name"]] = x
     (out,) = [n for n in g.nodes if n.op == "output"]
