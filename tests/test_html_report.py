@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import mvitdsl
 from mvitdsl.cli import main
 from mvitdsl.language import settings as S
 from mvitdsl.report import SweepError, read_sweep, sweep_page
@@ -131,6 +132,8 @@ def test_memory_line_follows_batch_and_dtype(tmp_path):
     assert main(["report", TINY, "-o", str(out), "--batch", "8", "--dtype", "bf16"]) == 0
     text = out.read_text()
     assert "at batch 8, bf16" in text and "input size 3x4x32x32" in text
+    rule = mvitdsl.size_rule(mvitdsl.load_spec(TINY)).text
+    assert f"size rule: {rule}" in text  # the sizes one built module runs at
 
 
 def test_sweep_page_links_each_point_to_its_row(pages):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.analyze import Report, analyze
+from ..analysis.sizes import size_rule
 from ..analysis.table import table_rows
 from ..catalog import shipped_path
 from ..diagnostics import SpecError
@@ -131,10 +132,12 @@ def _number(value: int | None) -> Cell:
 
 
 def memory_lines(r: Report) -> str:
-    """The input size the figures are for, and activation memory at the report's batch."""
+    """The input size the figures are for, the size rule (every size one built module runs
+    at), and activation memory at the report's batch."""
     size = "x".join(str(v) for v in r.input_size if r.model.video or v != 1)
     return (
-        f"<p>input size {esc(size)} ({esc(r.model.input.kind)}); activation memory for a "
+        f"<p>input size {esc(size)} ({esc(r.model.input.kind)}); size rule: "
+        f"{esc(size_rule(r.model).text)}; activation memory for a "
         f"training step at batch {r.batch}, {esc(r.dtype)}: "
         f"<b>{r.activation_bytes / 2**30:.2f} GiB</b> (estimate)</p>"
     )
