@@ -86,33 +86,40 @@ def build(
     group of identical blocks: a first call in a fraction of the time), "whole" (or True: one
     graph), False / "none" (eager). The module keeps its type and state-dict names.
     """
-    from .backend.build import build_module
+    spec = _adjusted(_as_spec(spec), input, classes)
+    options: dict[str, Any] = {"device": device, "dtype": dtype, "checkpoint": checkpoint}
+    options |= {"weights": weights, "source": source, "features": features}
+    options |= {"feature_norm": feature_norm, "optimize": optimize, "compile": compile}
+    return _emit(spec, new_head=classes is not None, **options)
 
+
+def _as_spec(spec: Any) -> Spec:
+    """`build`'s spec argument as a Spec: a .mv file name is loaded; anything else is refused."""
     if isinstance(spec, (str, Path)):
-        spec = load_spec(spec)
-    elif not isinstance(spec, Spec):
+        return load_spec(spec)
+    if not isinstance(spec, Spec):
         raise TypeError(
             f"build takes a Spec (mvitdsl.load_spec(path)) or a .mv file name, "
             f"not {type(spec).__name__}"
         )
+    return spec
+
+
+def _adjusted(spec: Spec, input: tuple[int, ...] | None, classes: int | None) -> Spec:
+    """The spec at `build`'s input size and class count, where those are given."""
     if input is not None:
         spec = resize(spec, input)
     if classes is not None:
         spec = with_classes(spec, classes)
-    return build_module(
-        spec.model,
-        device=device,
-        dtype=dtype,
-        checkpoint=checkpoint,
-        weights=weights,
-        source=source,
-        new_head=classes is not None,
-        features=features,
-        feature_norm=feature_norm,
-        optimize=optimize,
-        flows=spec.report.flows if spec.report is not None else None,
-        compile=compile,
-    )
+    return spec
+
+
+def _emit(spec: Spec, *, new_head: bool, **options: Any) -> fx.GraphModule:
+    """The GraphModule of a prepared spec (the backend imports torch, so it is imported here)."""
+    from .backend.build import build_module
+
+    flows = spec.report.flows if spec.report is not None else None
+    return build_module(spec.model, new_head=new_head, flows=flows, **options)
 
 
 def with_classes(spec: Spec, classes: int) -> Spec:

@@ -91,6 +91,23 @@ def load_spec(
     SpecError carrying every diagnostic found, or ValueError / TypeError for a bad argument.
     Never imports torch.
     """
+    text, file = _source(path, text, name)
+    _check_bool("check", check)
+    if input_size is not None:
+        input_size = check_size_arg(input_size, "input_size")
+    model, expect = split_expect(parse(text, file))  # `expect` is the child's own
+    sources = {file: text}
+    statements = resolve(model, sources, depth=0)
+    lowered, warnings = _lower(model, statements, sources)
+    expectations = read_expect(expect, sources)
+    if input_size is not None:  # the figures stated hold at the spec's own input only
+        lowered, expectations = with_input(lowered, input_size), ()
+    spec = Spec(lowered, model, statements, sources, expectations, warnings)
+    return replace(spec, report=check_spec(spec)) if check else spec
+
+
+def _source(path: str | Path | None, text: str | None, name: str | None) -> tuple[str, str]:
+    """(text, file name) of load_spec's one source: a file, text=... or a shipped spec's name."""
     if name is not None:
         if path is not None or text is not None:
             raise TypeError("load_spec takes a file name, text=... or name=..., one of them")
@@ -100,25 +117,20 @@ def load_spec(
     if text is not None:
         if not isinstance(text, str):
             raise TypeError(f"text= must be a str, not {type(text).__name__}")
-        file = "<spec>"
-    else:
-        assert path is not None
-        text, file = read_source(path)
-    _check_bool("check", check)
-    if input_size is not None:
-        input_size = check_size_arg(input_size, "input_size")
-    model, expect = split_expect(parse(text, file))  # `expect` is the child's own
-    sources = {file: text}
-    statements = resolve(model, sources, depth=0)
+        return text, "<spec>"
+    assert path is not None
+    return read_source(path)
+
+
+def _lower(
+    model: Model, statements: tuple[Any, ...], sources: dict[str, str]
+) -> tuple[ir.Model, tuple[Diagnostic, ...]]:
+    """The IR of the resolved statements and the lowering's warnings; SpecError on any error."""
     lowering = Lowering(model, statements, sources)
     lowered = lowering.run()
     lowering.r.raise_if_any()
     assert lowered is not None
-    expectations = read_expect(expect, sources)
-    if input_size is not None:  # the figures stated hold at the spec's own input only
-        lowered, expectations = with_input(lowered, input_size), ()
-    spec = Spec(lowered, model, statements, sources, expectations, tuple(lowering.r.warnings))
-    return replace(spec, report=check_spec(spec)) if check else spec
+    return lowered, tuple(lowering.r.warnings)
 
 
 def shipped(name: str) -> Path:
@@ -210,30 +222,20 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
         own = own_statements(model.statements, reporter)
         reporter.raise_if_any()
         return own
-    parent = model.parent
-    if depth >= MAX_INHERITANCE_DEPTH:
-        reporter.error(
-            "E209",
-            f"'extends' chain deeper than {MAX_INHERITANCE_DEPTH}",
-            parent.span,
-            "is there a cycle of specs extending each other?",
-        )
-        reporter.raise_if_any()
-    path = parent_path(model.file, parent)
-    if not path.is_file():
-        shipped = shipped_path(parent.name) is not None
-        hint = (
-            f"'{parent.name}' is a shipped spec: write extends {parent.name}" if shipped else None
-        )
-        reporter.error("E209", f"cannot find '{parent.file}' (looked at {path})", parent.span, hint)
-        reporter.raise_if_any()
+    base = _read_parent(model.file, model.parent, sources, depth, reporter)
+    merged = merge(resolve(base, sources, depth + 1), model.statements, reporter)
+    reporter.raise_if_any()
+    return merged
+
+
+def _read_parent(
+    file: str, parent: Parent, sources: dict[str, str], depth: int, reporter: Reporter
+) -> Model:
+    """The model `parent` names, parsed (its text added to `sources`); E209 if it is not there."""
+    path = _parent_file(file, parent, depth, reporter)
     try:
         text = decode_source(path.read_bytes(), str(path))
-    except SpecError as e:
-        e.sources.update(sources)
-        raise
-    sources[str(path)] = text
-    try:
+        sources[str(path)] = text
         base, _ = split_expect(parse(text, str(path)))  # a parent's `expect` is not inherited
     except SpecError as e:
         e.sources.update(sources)
@@ -243,6 +245,25 @@ def resolve(model: Model, sources: dict[str, str], depth: int) -> tuple[Any, ...
             "E209", f"'{parent.file}' defines model '{base.name}', not '{parent.name}'", parent.span
         )
         reporter.raise_if_any()
-    merged = merge(resolve(base, sources, depth + 1), model.statements, reporter)
-    reporter.raise_if_any()
-    return merged
+    return base
+
+
+def _parent_file(file: str, parent: Parent, depth: int, reporter: Reporter) -> Path:
+    """The file `extends` reads; E209 for a chain too deep or a file that is not there."""
+    if depth >= MAX_INHERITANCE_DEPTH:
+        reporter.error(
+            "E209",
+            f"'extends' chain deeper than {MAX_INHERITANCE_DEPTH}",
+            parent.span,
+            "is there a cycle of specs extending each other?",
+        )
+        reporter.raise_if_any()
+    path = parent_path(file, parent)
+    if not path.is_file():
+        shipped = shipped_path(parent.name) is not None
+        hint = (
+            f"'{parent.name}' is a shipped spec: write extends {parent.name}" if shipped else None
+        )
+        reporter.error("E209", f"cannot find '{parent.file}' (looked at {path})", parent.span, hint)
+        reporter.raise_if_any()
+    return path

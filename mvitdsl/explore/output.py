@@ -31,6 +31,16 @@ def write_table(run: SweepRun, rows: Iterable[dict[str, Any]], out: IO[str]) -> 
     """id | varied values | params | GMACs (matmul) | GMACs (fvcore) | act GiB | attn % | front."""
     labels = [a.label for a in run.axes] + [d.label for d in run.derived]
     extra = _joined_columns(run)
+    heads, widths = _table_heads(labels, extra)
+    right = [False, *([True] * (len(heads) - 3)), False, False]
+    print(_line(heads, widths, right), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for row in rows:
+        print(_line(_table_cells(row, labels, extra), widths, right), file=out)
+
+
+def _table_heads(labels: list[str], extra: list[str]) -> tuple[list[str], list[int]]:
+    """The table's column heads and their widths."""
     heads = [
         "id",
         *labels,
@@ -55,24 +65,24 @@ def write_table(run: SweepRun, rows: Iterable[dict[str, Any]], out: IO[str]) -> 
         6,
         6,
     ]
-    right = [False, *([True] * (len(heads) - 3)), False, False]
-    print(_line(heads, widths, right), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for row in rows:
-        share = row["attention_share"]
-        cells = [
-            row["id"],
-            *(_cell(row["values"].get(x)) for x in labels),
-            f"{row['params']:,}" if row["params"] is not None else "",
-            _cell(row["gmacs"]),
-            _cell(row["gmacs_fvcore"]),
-            _cell(row["activation_gib"]),
-            f"{100 * share:.1f}" if share is not None else "",
-            *(_cell(row.get(x)) for x in extra),
-            "*" if row["pareto"] else "",
-            _status(row),
-        ]
-        print(_line(cells, widths, right), file=out)
+    return heads, widths
+
+
+def _table_cells(row: dict[str, Any], labels: list[str], extra: list[str]) -> list[str]:
+    """One row's cells, in the order of `_table_heads`."""
+    share = row["attention_share"]
+    return [
+        row["id"],
+        *(_cell(row["values"].get(x)) for x in labels),
+        f"{row['params']:,}" if row["params"] is not None else "",
+        _cell(row["gmacs"]),
+        _cell(row["gmacs_fvcore"]),
+        _cell(row["activation_gib"]),
+        f"{100 * share:.1f}" if share is not None else "",
+        *(_cell(row.get(x)) for x in extra),
+        "*" if row["pareto"] else "",
+        _status(row),
+    ]
 
 
 def _line(cells: Sequence[str], widths: Sequence[int], right: Sequence[bool]) -> str:

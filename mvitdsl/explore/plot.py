@@ -23,11 +23,7 @@ def plot_front(
     (ox, oy) = objectives
     lx, sx = AXES.get(ox.column, (ox.column, 1.0))
     ly, sy = AXES.get(oy.column, (oy.column, 1.0))
-    usable = [
-        p
-        for p in points
-        if isinstance(p.get(ox.column), (int, float)) and isinstance(p.get(oy.column), (int, float))
-    ]
+    usable = _usable(points, ox.column, oy.column)
     xs = [p[ox.column] * sx for p in usable]
     ys = [p[oy.column] * sy for p in usable]
     front = sorted((p[ox.column] * sx, p[oy.column] * sy, p["id"]) for p in usable if p["pareto"])
@@ -36,41 +32,9 @@ def plot_front(
     with _matplotlib() as plt:
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         ax.scatter(xs, ys, s=10, color="0.65", label=f"variants ({len(usable)})", zorder=2)
-        if front:
-            fx, fy, ids = zip(*front)
-            ax.plot(
-                fx,
-                fy,
-                drawstyle="steps-pre" if ox.maximise else "steps-post",  # the dominated edge
-                color="C3",
-                marker="o",
-                ms=4,
-                lw=1.5,
-                label=f"Pareto front ({len(front)})",
-                zorder=3,
-            )
-            for x, y, label in zip(fx, fy, ids) if title is not None else ():
-                ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        bx, by = getattr(base, ox.column, None), getattr(base, oy.column, None)
-        if isinstance(bx, (int, float)) and isinstance(by, (int, float)):
-            ax.scatter(
-                [bx * sx],
-                [by * sy],
-                marker="*",
-                s=160,
-                color="C0",
-                zorder=4,
-                label=f"base ({run.base.name})",
-            )
-        budgets = run.evaluator.budgets
-        for column in ("params", "gmacs", "activation_gib"):
-            limit = getattr(budgets, column)
-            if limit is None:
-                continue
-            if column == ox.column:
-                ax.axvline(limit * sx, ls="--", color="0.3", lw=1, label=f"{column} budget")
-            elif column == oy.column:
-                ax.axhline(limit * sy, ls="--", color="0.3", lw=1, label=f"{column} budget")
+        _draw_front(ax, front, ox.maximise, labelled=title is not None)
+        _draw_base(ax, run, base, (ox.column, sx), (oy.column, sy))
+        _draw_budgets(ax, run.evaluator.budgets, (ox.column, sx), (oy.column, sy))
         ax.set_xlabel(f"{lx} ({'max' if ox.maximise else 'min'})")
         ax.set_ylabel(f"{ly} ({'max' if oy.maximise else 'min'})")
         ax.set_title(title or f"sweep over {run.base.name}: {run.summary.line()}", fontsize=8)
@@ -79,3 +43,61 @@ def plot_front(
         fig.tight_layout()
         _save(fig, path)
         plt.close(fig)
+
+
+def _usable(points: Sequence[dict[str, Any]], x: str, y: str) -> list[dict[str, Any]]:
+    """The points with a number in both plotted columns."""
+    return [
+        p
+        for p in points
+        if isinstance(p.get(x), (int, float)) and isinstance(p.get(y), (int, float))
+    ]
+
+
+def _draw_front(ax: Any, front: list[tuple[Any, Any, Any]], maximise: bool, labelled: bool) -> None:
+    """The front as a step line over its sorted (x, y, id) points, each labelled with its id."""
+    if not front:
+        return
+    fx, fy, ids = zip(*front)
+    ax.plot(
+        fx,
+        fy,
+        drawstyle="steps-pre" if maximise else "steps-post",  # the dominated edge
+        color="C3",
+        marker="o",
+        ms=4,
+        lw=1.5,
+        label=f"Pareto front ({len(front)})",
+        zorder=3,
+    )
+    for x, y, label in zip(fx, fy, ids) if labelled else ():
+        ax.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+
+
+def _draw_base(
+    ax: Any, run: SweepRun, base: Outcome, x: tuple[str, float], y: tuple[str, float]
+) -> None:
+    """The base spec starred, where it has a number on both axes ((column, scale) each)."""
+    bx, by = getattr(base, x[0], None), getattr(base, y[0], None)
+    if isinstance(bx, (int, float)) and isinstance(by, (int, float)):
+        ax.scatter(
+            [bx * x[1]],
+            [by * y[1]],
+            marker="*",
+            s=160,
+            color="C0",
+            zorder=4,
+            label=f"base ({run.base.name})",
+        )
+
+
+def _draw_budgets(ax: Any, budgets: Any, x: tuple[str, float], y: tuple[str, float]) -> None:
+    """Each budget set on a plotted axis as a dashed line."""
+    for column in ("params", "gmacs", "activation_gib"):
+        limit = getattr(budgets, column)
+        if limit is None:
+            continue
+        if column == x[0]:
+            ax.axvline(limit * x[1], ls="--", color="0.3", lw=1, label=f"{column} budget")
+        elif column == y[0]:
+            ax.axhline(limit * y[1], ls="--", color="0.3", lw=1, label=f"{column} budget")

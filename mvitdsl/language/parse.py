@@ -209,54 +209,72 @@ def _check_size(source: str, file: str, reporter: Reporter) -> None:
 def _syntax_error(e: UnexpectedInput, source: str, file: str, reporter: Reporter) -> None:
     line, column = max(e.line, 1), max(e.column, 1)
     if isinstance(e, UnexpectedCharacters):
-        pos = e.pos_in_stream or 0
-        char = source[pos] if pos < len(source) else ""
-        number = re.match(r"-[0-9][0-9.eE+-]*", source[pos:]) if char == "-" else None
-        if number is not None:
-            reporter.error(
-                "E100",
-                f"negative number '{number.group()}': no value in a spec is below zero",
-                Span(file, line, column, line, column + len(number.group())),
-                "write the value without the minus sign; ranges are in the README's table",
-            )
-            return
+        _unexpected_character(e, source, Span(file, line, column, line, column), reporter)
+    elif isinstance(e, UnexpectedToken) and e.token.type != "$END":
+        _unexpected_token(e, Span(file, line, column, line, column), reporter)
+    else:
+        _unexpected_end(e, source, file, reporter)
+
+
+def _unexpected_character(
+    e: UnexpectedCharacters, source: str, at: Span, reporter: Reporter
+) -> None:
+    """E100: a character no token starts with (a negative number gets its own words)."""
+    line, column = at.line, at.column
+    pos = e.pos_in_stream or 0
+    char = source[pos] if pos < len(source) else ""
+    number = re.match(r"-[0-9][0-9.eE+-]*", source[pos:]) if char == "-" else None
+    if number is not None:
         reporter.error(
             "E100",
-            f"unexpected character {char!r}",
-            Span(file, line, column, line, column + 1),
-            "sizes are written like 3x7x7; comments start with '#'",
+            f"negative number '{number.group()}': no value in a spec is below zero",
+            Span(at.file, line, column, line, column + len(number.group())),
+            "write the value without the minus sign; ranges are in the README's table",
         )
-    elif isinstance(e, UnexpectedToken) and e.token.type != "$END":
-        token = e.token
-        expected = _expected_words(e.expected)
-        text = str(token).strip() or TERMINAL_WORDS.get(token.type, token.type)
-        if token.type == "_NL":
-            text = "end of line"
-        what = text if token.type == "_NL" else repr(text)
-        width = max(1, len(str(token).split("\n")[0]))
-        span = Span(file, line, column, line, column + width)
-        if set(e.expected) <= _END_OR_NL:
-            reporter.error(
-                "E101",
-                f"unexpected {what} after the end of the model",
-                span,
-                "a file holds one model; was a '}' closed too early?",
-            )
-            return
+        return
+    reporter.error(
+        "E100",
+        f"unexpected character {char!r}",
+        Span(at.file, line, column, line, column + 1),
+        "sizes are written like 3x7x7; comments start with '#'",
+    )
+
+
+def _unexpected_token(e: UnexpectedToken, at: Span, reporter: Reporter) -> None:
+    """E101: a token the grammar does not allow here (after the model's end, its own words)."""
+    token = e.token
+    expected = _expected_words(e.expected)
+    text = str(token).strip() or TERMINAL_WORDS.get(token.type, token.type)
+    if token.type == "_NL":
+        text = "end of line"
+    what = text if token.type == "_NL" else repr(text)
+    width = max(1, len(str(token).split("\n")[0]))
+    span = Span(at.file, at.line, at.column, at.line, at.column + width)
+    if set(e.expected) <= _END_OR_NL:
         reporter.error(
-            "E101", f"unexpected {what}; expected {expected}", span, _hint(token, e.expected)
+            "E101",
+            f"unexpected {what} after the end of the model",
+            span,
+            "a file holds one model; was a '}' closed too early?",
         )
-    else:
-        expected = _expected_words(getattr(e, "expected", None) or ["RBRACE"])
-        last = source.rstrip().splitlines() or [""]
-        end_line = len(last)
-        end_col = len(last[-1]) + 1
-        reporter.error(
-            "E102",
-            f"unexpected end of file; expected {expected}",
-            Span(file, end_line, end_col, end_line, end_col + 1),
-            "every '{' needs a matching '}'",
-        )
+        return
+    reporter.error(
+        "E101", f"unexpected {what}; expected {expected}", span, _hint(token, e.expected)
+    )
+
+
+def _unexpected_end(e: UnexpectedInput, source: str, file: str, reporter: Reporter) -> None:
+    """E102: the file ends inside the model; the span is just past its last character."""
+    expected = _expected_words(getattr(e, "expected", None) or ["RBRACE"])
+    last = source.rstrip().splitlines() or [""]
+    end_line = len(last)
+    end_col = len(last[-1]) + 1
+    reporter.error(
+        "E102",
+        f"unexpected end of file; expected {expected}",
+        Span(file, end_line, end_col, end_line, end_col + 1),
+        "every '{' needs a matching '}'",
+    )
 
 
 _VALUES = {"NAME", "NUMBER", "SIZE", "STRING", "ARROW"}
