@@ -16,37 +16,21 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..analysis.analyze import analyze
+from ..analysis.analyze import Report, analyze
 from ..ir import NamedModel
 from .export import input_shape
+from .memory import peak_memory_gib as peak_memory_gib
+from .reference import REFERENCES as REFERENCES
+from .reference import load_reference_weights as load_reference_weights
+from .reference import reference_model as reference_model
 
 SCHEMA = 1  # the JSON shape's version; `kind` names the shape (as every JSON output)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# spec name -> (source, model name) of the reference implementation
-REFERENCES: dict[str, tuple[str, str]] = {
-    "mvit_b": ("torchvision", "mvit_v1_b"),
-    "mvitv2_s": ("torchvision", "mvit_v2_s"),
-    "mvitv2_t_image": ("timm", "mvitv2_tiny"),
-    "mvitv2_s_image": ("timm", "mvitv2_small"),
-    "mvitv2_b_image": ("timm", "mvitv2_base"),
-    "mvitv2_l_image": ("timm", "mvitv2_large"),
-    "mvitv2_h_image": ("timm", "mvitv2_huge"),
-    "swin_t": ("timm", "swin_tiny_patch4_window7_224"),
-    "swin_s": ("timm", "swin_small_patch4_window7_224"),
-    "swin_b": ("timm", "swin_base_patch4_window7_224"),
-    "hiera_t_image": ("timm", "hiera_tiny_224"),
-    "hiera_s_image": ("timm", "hiera_small_224"),
-    "hiera_b_image": ("timm", "hiera_base_224"),
-    "hiera_b_plus_image": ("timm", "hiera_base_plus_224"),
-    "hiera_l_image": ("timm", "hiera_large_224"),
-    "hiera_h_image": ("timm", "hiera_huge_224"),
-}
 
 
 @dataclass(frozen=True)
@@ -182,43 +166,6 @@ def build_model(spec: NamedModel, opts: BenchOptions) -> nn.Module:
     )
 
 
-def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Module:
-    """The reference implementation at the spec's input size, with the spec model's layout
-    of weights loaded afterwards by the caller."""
-    size = input_shape(spec.model)
-    want = REFERENCES.get(spec.name)
-    if want is None or want[0] != source:
-        raise ValueError(f"--against {source}: no {source} model is known for {spec.name}")
-    if source == "torchvision":
-        import torchvision
-
-        video = torchvision.models.video.mvit
-        original = video._mvit
-
-        def sized(**kw: object) -> nn.Module:
-            kw.update(temporal_size=size[1], spatial_size=(size[2], size[3]))
-            return original(**kw)  # type: ignore[no-any-return]
-
-        video._mvit = sized
-        try:
-            model = getattr(torchvision.models.video, want[1])()
-        finally:
-            video._mvit = original
-    else:
-        import timm
-
-        model = timm.create_model(want[1], pretrained=False, img_size=tuple(size[1:]))
-    dtype = DTYPES[opts.dtype] if opts.pure else None
-    return model.to(device=opts.device, dtype=dtype)  # type: ignore[no-any-return]
-
-
-def load_reference_weights(gm: nn.Module, ref: nn.Module, spec: NamedModel, source: str) -> None:
-    from .weights import convert_state_dict
-
-    state = ref.state_dict()
-    gm.load_state_dict(convert_state_dict(state, source, spec=spec), strict=True)  # type: ignore[arg-type]
-
-
 # -- what is measured besides time
 
 
@@ -231,50 +178,6 @@ def matmul_peak_tflops(device: str, dtype: torch.dtype) -> float:
     return 2 * n**3 / t / 1e12
 
 
-def peak_memory_gib(fn: Callable[[], object], device: str) -> tuple[float, str]:
-    """Peak memory of one call: the CUDA allocator's peak, or on the CPU (Linux) the growth of
-    the process' RSS high-water mark over one call, after the C allocator has handed its cached
-    free memory back to the kernel (glibc's malloc_trim) and the kernel's mark is reset: without
-    the trim a warmed-up heap serves the call from pages already counted and the growth reads ~0."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        fn()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**30, "cuda allocator peak"
-    status = Path("/proc/self/status")
-    if not status.exists():
-        return float("nan"), "unavailable"
-    trimmed = _malloc_trim()
-    Path("/proc/self/clear_refs").write_text("5")
-    base = _status_kib(status, "VmRSS")
-    fn()
-    growth = max(0, _status_kib(status, "VmHWM") - base)
-    how = "RSS high-water growth" + (" after malloc_trim" if trimmed else " (no malloc_trim)")
-    return growth / 2**20, how
-
-
-def _malloc_trim() -> bool:
-    """Return the C heap's free pages to the kernel (glibc); False where there is no such call."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # musl, or no libc by that name
-        return False
-    trim(0)
-    return True
-
-
-def _status_kib(status: Path, key: str) -> int:
-    for line in status.read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
 def stage_times_ms(
     gm: nn.Module, spec: NamedModel, fn: Callable[[], object], device: str
 ) -> dict[str, float]:
@@ -284,19 +187,7 @@ def stage_times_ms(
     if blocks is None:
         return {}
     marks: dict[str, float] = {}
-    handles = []
-
-    def mark(name: str) -> Callable[..., None]:
-        def hook(*_: object) -> None:
-            sync(device)
-            marks[name] = time.perf_counter()
-
-        return hook
-
-    for stage in spec.model.stages:
-        first, last = blocks[stage.first], blocks[stage.first + stage.depth - 1]
-        handles.append(first.register_forward_pre_hook(mark(stage.name + "/start")))
-        handles.append(last.register_forward_hook(mark(stage.name + "/end")))
+    handles = _mark_stages(blocks, spec, marks, device)
     try:
         sync(device)
         start = time.perf_counter()
@@ -306,16 +197,41 @@ def stage_times_ms(
     finally:
         for h in handles:
             h.remove()
-    stages = spec.model.stages
-    if not all(s.name + "/end" in marks for s in stages):
+    if not all(s.name + "/end" in marks for s in spec.model.stages):
         return {}
+    # in training, the backward and the update come after the last block's forward
+    training = any(p.grad is not None for p in gm.parameters())
+    return _stage_table(marks, spec, start, end, "head+backward" if training else "head")
+
+
+def _mark_stages(blocks: Any, spec: NamedModel, marks: dict[str, float], device: str) -> list[Any]:
+    """Hooks that note the time into `marks` before each stage's first block and after its
+    last; the handles, to remove them."""
+
+    def mark(name: str) -> Callable[..., None]:
+        def hook(*_: object) -> None:
+            sync(device)
+            marks[name] = time.perf_counter()
+
+        return hook
+
+    handles = []
+    for stage in spec.model.stages:
+        first, last = blocks[stage.first], blocks[stage.first + stage.depth - 1]
+        handles.append(first.register_forward_pre_hook(mark(stage.name + "/start")))
+        handles.append(last.register_forward_hook(mark(stage.name + "/end")))
+    return handles
+
+
+def _stage_table(
+    marks: dict[str, float], spec: NamedModel, start: float, end: float, head: str
+) -> dict[str, float]:
+    """Milliseconds of the stem, each stage and the head (named `head`) from the marks."""
+    stages = spec.model.stages
     out = {"stem": (marks[stages[0].name + "/start"] - start) * 1e3}
     for s in stages:
         out[s.name] = (marks[s.name + "/end"] - marks[s.name + "/start"]) * 1e3
-    # in training, the backward and the update come after the last block's forward
-    out["head" if not any(p.grad is not None for p in gm.parameters()) else "head+backward"] = (
-        end - marks[stages[-1].name + "/end"]
-    ) * 1e3
+    out[head] = (end - marks[stages[-1].name + "/end"]) * 1e3
     return out
 
 
@@ -335,34 +251,49 @@ def run(spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
     size = input_shape(spec.model)
     in_dtype = DTYPES[opts.dtype] if opts.pure else torch.float32
     x = torch.randn(opts.batch, *size, device=opts.device, dtype=in_dtype)
+    runners = _runners(_models(gm, spec, opts), x, opts)
+    say("warming up" + (f" (torch.compile, {opts.compile})" if opts.compile != "none" else ""))
+    timings = time_alternating(
+        runners, opts.reps, opts.device, warmup=opts.warmup, progress=lambda s: say(s)
+    )
+    ours = timings["mvitdsl"]
+    power = _tflops(ours.median, report.macs, opts, say)  # the probe runs before the memory
+    mem, mem_source = peak_memory_gib(runners["mvitdsl"], opts.device)
+    stages = stage_times_ms(gm, spec, step(gm, x, opts), opts.device)
+    result = {**_describe(spec, opts, size, report), **_speed(ours, opts)}
+    result.update(peak_mem_gib=mem, peak_mem_source=mem_source, stages_ms=stages, **power)
+    if opts.against:
+        result["against"] = _against(timings, spec, opts)
+    return result
+
+
+def _models(gm: nn.Module, spec: NamedModel, opts: BenchOptions) -> dict[str, nn.Module]:
+    """Ours, and with --against the reference, its weights copied into ours."""
     models: dict[str, nn.Module] = {"mvitdsl": gm}
     if opts.against:
         ref = reference_model(spec, opts.against, opts)
         load_reference_weights(gm, ref, spec, opts.against)
         models[opts.against] = ref
+    return models
+
+
+def _runners(
+    models: dict[str, nn.Module], x: torch.Tensor, opts: BenchOptions
+) -> dict[str, Callable[[], object]]:
     runners: dict[str, Callable[[], object]] = {}
     for key, model in models.items():
         # ours is compiled as build(compile=) says; the reference whole, when ours is compiled
         compiled = key != "mvitdsl" and opts.compile != "none"
         target: Any = torch.compile(model) if compiled else model
         runners[key] = step(target, x, opts)
-    say("warming up" + (f" (torch.compile, {opts.compile})" if opts.compile != "none" else ""))
-    timings = time_alternating(
-        runners, opts.reps, opts.device, warmup=opts.warmup, progress=lambda s: say(s)
-    )
-    ours = timings["mvitdsl"]
-    per_step = ours.median
-    flop = 2 * report.macs * opts.batch * (3 if opts.train else 1)  # report.macs: per clip
-    tflops = flop / per_step / 1e12
-    if opts.peak_tflops is not None:
-        peak, peak_source = opts.peak_tflops, "vendor figure (--peak-tflops)"
-    else:
-        say("probing the matmul peak")
-        peak = matmul_peak_tflops(opts.device, DTYPES[opts.dtype])
-        peak_source = f"measured: dense {opts.dtype} matmul probe"
-    mem, mem_source = peak_memory_gib(runners["mvitdsl"], opts.device)
-    stages = stage_times_ms(gm, spec, step(gm, x, opts), opts.device)
-    result: dict[str, Any] = {
+    return runners
+
+
+def _describe(
+    spec: NamedModel, opts: BenchOptions, size: tuple[int, ...], report: Report
+) -> dict[str, Any]:
+    """What was measured: the spec, device, settings and the analytic sizes."""
+    return {
         "schema": SCHEMA,
         "kind": "bench",
         "spec": spec.name,
@@ -379,28 +310,45 @@ def run(spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
         "gmacs_fvcore": report.macs_fvcore / 1e9,
         "activation_gib": report.activation_bytes / 2**30,
         "reps": opts.reps,
+    }
+
+
+def _speed(ours: Timing, opts: BenchOptions) -> dict[str, Any]:
+    """Throughput and latency of ours."""
+    per_step = ours.median
+    return {
         "clips_per_s": opts.batch / per_step,
         "latency_ms_median": per_step * 1e3,
         "latency_ms_min": min(ours.seconds) * 1e3,
         "latency_ms_max": max(ours.seconds) * 1e3,
         "latency_ms_iqr": _iqr(ours.seconds) * 1e3,
-        "peak_mem_gib": mem,
-        "peak_mem_source": mem_source,
-        "stages_ms": stages,
-        "tflops": tflops,
-        "peak_tflops": peak,
-        "peak_source": peak_source,
-        "mfu": tflops / peak,
     }
-    if opts.against:
-        theirs = timings[opts.against]
-        result["against"] = {
-            "reference": f"{opts.against} {REFERENCES[spec.name][1]}",
-            "latency_ms_median": theirs.median * 1e3,
-            "clips_per_s": opts.batch / theirs.median,
-            "ratio": theirs.median / per_step,  # > 1: mvitdsl is faster
-        }
-    return result
+
+
+def _tflops(
+    per_step: float, macs: int, opts: BenchOptions, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Achieved TFLOP/s, the peak it is compared with (probed unless given) and the fraction."""
+    flop = 2 * macs * opts.batch * (3 if opts.train else 1)  # macs: per clip
+    tflops = flop / per_step / 1e12
+    if opts.peak_tflops is not None:
+        peak, peak_source = opts.peak_tflops, "vendor figure (--peak-tflops)"
+    else:
+        say("probing the matmul peak")
+        peak = matmul_peak_tflops(opts.device, DTYPES[opts.dtype])
+        peak_source = f"measured: dense {opts.dtype} matmul probe"
+    return {"tflops": tflops, "peak_tflops": peak, "peak_source": peak_source, "mfu": tflops / peak}
+
+
+def _against(timings: dict[str, Timing], spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
+    assert opts.against is not None
+    theirs, per_step = timings[opts.against], timings["mvitdsl"].median
+    return {
+        "reference": f"{opts.against} {REFERENCES[spec.name][1]}",
+        "latency_ms_median": theirs.median * 1e3,
+        "clips_per_s": opts.batch / theirs.median,
+        "ratio": theirs.median / per_step,  # > 1: mvitdsl is faster
+    }
 
 
 def _dtype_label(opts: BenchOptions) -> str:

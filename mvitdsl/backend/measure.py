@@ -6,7 +6,7 @@ Peak memory on the CPU: the child (forked from a server that imported torch once
 measurement costs a fork, not an import) builds the model and the input, resets the kernel's RSS
 high-water mark (/proc/self/clear_refs), runs one SGD step and reports the growth of VmHWM over
 the RSS before the step: what the step itself added, without the allocator caches of earlier
-variants. On CUDA it is the allocator's peak (bench.peak_memory_gib, the same function).
+variants. On CUDA it is the allocator's peak (memory.peak_memory_gib, the same function).
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""The reference implementations `mvitdsl bench --against` and benchmarks/table.py run beside a
+spec's model: which torchvision or timm model matches each shipped spec, built at the spec's input
+size, and the spec model's weights copied from it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from ..ir import NamedModel
+from .export import input_shape
+
+if TYPE_CHECKING:
+    from .bench import BenchOptions
+
+# spec name -> (source, model name) of the reference implementation
+REFERENCES: dict[str, tuple[str, str]] = {
+    "mvit_b": ("torchvision", "mvit_v1_b"),
+    "mvitv2_s": ("torchvision", "mvit_v2_s"),
+    "mvitv2_t_image": ("timm", "mvitv2_tiny"),
+    "mvitv2_s_image": ("timm", "mvitv2_small"),
+    "mvitv2_b_image": ("timm", "mvitv2_base"),
+    "mvitv2_l_image": ("timm", "mvitv2_large"),
+    "mvitv2_h_image": ("timm", "mvitv2_huge"),
+    "swin_t": ("timm", "swin_tiny_patch4_window7_224"),
+    "swin_s": ("timm", "swin_small_patch4_window7_224"),
+    "swin_b": ("timm", "swin_base_patch4_window7_224"),
+    "hiera_t_image": ("timm", "hiera_tiny_224"),
+    "hiera_s_image": ("timm", "hiera_small_224"),
+    "hiera_b_image": ("timm", "hiera_base_224"),
+    "hiera_b_plus_image": ("timm", "hiera_base_plus_224"),
+    "hiera_l_image": ("timm", "hiera_large_224"),
+    "hiera_h_image": ("timm", "hiera_huge_224"),
+}
+
+
+def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Module:
+    """The reference implementation at the spec's input size, with the spec model's layout
+    of weights loaded afterwards by the caller."""
+    from .bench import DTYPES
+
+    size = input_shape(spec.model)
+    want = REFERENCES.get(spec.name)
+    if want is None or want[0] != source:
+        raise ValueError(f"--against {source}: no {source} model is known for {spec.name}")
+    if source == "torchvision":
+        model = _torchvision_model(want[1], size)
+    else:
+        import timm
+
+        model = timm.create_model(want[1], pretrained=False, img_size=tuple(size[1:]))
+    dtype = DTYPES[opts.dtype] if opts.pure else None
+    return model.to(device=opts.device, dtype=dtype)
+
+
+def _torchvision_model(name: str, size: tuple[int, ...]) -> nn.Module:
+    """torchvision's video MViT at (C, T, H, W): its builders take no size, so the inner
+    `_mvit` is wrapped for the call to pass temporal_size and spatial_size."""
+    import torchvision
+
+    video = torchvision.models.video.mvit
+    original = video._mvit
+
+    def sized(**kw: object) -> nn.Module:
+        kw.update(temporal_size=size[1], spatial_size=(size[2], size[3]))
+        return original(**kw)  # type: ignore[no-any-return]
+
+    video._mvit = sized
+    try:
+        return getattr(torchvision.models.video, name)()  # type: ignore[no-any-return]
+    finally:
+        video._mvit = original
+
+
+def load_reference_weights(gm: nn.Module, ref: nn.Module, spec: NamedModel, source: str) -> None:
+    from .weights import convert_state_dict
+
+    state = ref.state_dict()
+    gm.load_state_dict(convert_state_dict(state, source, spec=spec), strict=True)  # type: ignore[arg-type]
