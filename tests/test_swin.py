@@ -219,3 +219,42 @@ def test_a_swin_module_states_and_enforces_its_fixed_size() -> None:
         assert gm(torch.randn(1, 3, 64, 64)).shape == (1, 10)
         with pytest.raises(ValueError, match="does not follow the size rule: H 64 and W 64 only"):
             gm(torch.randn(1, 3, 128, 128))
+
+
+TINY_SWIN = SMALL.replace("image 3x64x64", "image 3x32x32").replace("window 4x4", "window 2x2")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_swin_trains_under_autocast_on_cpu(dtype: torch.dtype) -> None:
+    """Shifted windows, the bias table and patch merging under CPU autocast (fp16 through a
+    GradScaler): finite, falling losses, fp32 parameters; bf16 gradients point where fp32's do."""
+    from test_mixed_precision import train_steps
+
+    spec = load_spec(text=TINY_SWIN)
+    torch.manual_seed(0)
+    gm = mvitdsl.build(spec)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    reference = {k: v.clone() for k, v in gm.state_dict().items()}
+    losses = train_steps(gm, x, dtype)
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in gm.parameters())
+    if dtype is torch.bfloat16:  # one step's gradients, bf16 autocast against fp32
+        gm.load_state_dict(reference)
+        flat = []
+        for enabled in (False, True):
+            gm.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+                loss = nn.functional.cross_entropy(gm(x), torch.arange(2))
+            loss.backward()
+            flat.append(torch.cat([p.grad.flatten() for p in gm.parameters()]))
+        assert nn.functional.cosine_similarity(flat[0], flat[1], dim=0) > 0.98
+
+
+def test_swin_trains_built_in_bf16() -> None:
+    from test_mixed_precision import train_steps
+
+    torch.manual_seed(0)
+    gm = mvitdsl.build(load_spec(text=TINY_SWIN), dtype=torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for p in gm.parameters())
+    losses = train_steps(gm, torch.randn(2, 3, 32, 32).bfloat16(), None)
+    assert all(torch.isfinite(torch.tensor(losses)))
