@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..catalog import shipped_path
 from ..diagnostics import did_you_mean
 from ..language.overrides import PathError, locate
 from ..spec import Spec, load_spec
@@ -206,13 +207,18 @@ def _key(row: Mapping[str, Any]) -> str:
     return f"{row['family']}:{row['id']}"
 
 
+def _file(base: str | Path) -> str | Path:
+    """A base's file: as given, or (a name that is no file) the shipped spec of that name."""
+    return base if Path(base).exists() else shipped_path(str(base)) or base
+
+
 def _named(bases: Sequence[Spec | str | Path]) -> dict[str, Spec]:
     """The bases by name; AxisError when none is given or one name comes twice."""
     if not bases:
         raise AxisError("name at least one base spec")
     out: dict[str, Spec] = {}
     for base in bases:
-        spec = base if isinstance(base, Spec) else load_spec(base)
+        spec = base if isinstance(base, Spec) else load_spec(_file(base))
         if spec.name in out:
             raise AxisError(
                 f"base '{spec.name}' given twice ({out[spec.name].path} and {spec.path})"
@@ -236,7 +242,10 @@ def make_sweep(
         return MultiSweep(listed, vary, **kw)
     kinds = _kinds(vary, kw.pop("set", ()), kw.pop("where", ()))
     if not any(split_prefix(t)[0] for k, v in kinds for t in texts(k, v)):
-        return SweepRun(listed[0], *(v for _, v in kinds), **kw)
+        base = listed[0]
+        return SweepRun(
+            base if isinstance(base, Spec) else _file(base), *(v for _, v in kinds), **kw
+        )
     specs = _named(listed)
     name = next(iter(specs))
     return SweepRun(specs[name], *(per_base(k, texts(k, v), specs)[name] for k, v in kinds), **kw)
