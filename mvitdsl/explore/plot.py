@@ -48,7 +48,8 @@ def plot_front(
 
 
 def plot_joint_front(run: MultiSweep, points: Sequence[dict[str, Any]], path: Path) -> None:
-    """A sweep over several bases: each family's kept variants and its base (starred) in its
+    """A sweep over several bases (`points`: its rows, or the kept rows' plotted fields, after
+    iteration): each family's kept variants and its base (starred) in its
     own colour, the joint front of the first two objectives as a step line with its points
     labelled by id, and any budget on those axes dashed."""
     objectives = run.objectives[:2]
@@ -56,7 +57,8 @@ def plot_joint_front(run: MultiSweep, points: Sequence[dict[str, Any]], path: Pa
         raise ValueError("--plot draws the first two --pareto objectives; name two")
     (ox, oy) = objectives
     (lx, sx), (ly, sy) = (AXES.get(o.column, (o.column, 1.0)) for o in objectives)
-    usable = _usable(points, ox.column, oy.column)
+    # rows straight from the API carry `ok`; the CLI's plotted points are the kept ones only
+    usable = [p for p in _usable(points, ox.column, oy.column) if p.get("ok", True)]
     with _matplotlib() as plt:
         fig, ax = plt.subplots(figsize=(8.8, 4.8))
         for i, (name, sub) in enumerate(run.runs.items()):
