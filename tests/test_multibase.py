@@ -19,6 +19,7 @@ import mvitdsl
 from mvitdsl.analysis.analyze import analyze
 from mvitdsl.cli import main
 from mvitdsl.explore.axes import AxisError
+from mvitdsl.explore.engine import Budgets
 from mvitdsl.explore.multi import MultiSweep, per_base
 from mvitdsl.explore.pareto import RunningFront, brute_force, flag_front, oriented
 from mvitdsl.explore.run import SweepRun
@@ -46,7 +47,7 @@ def joint(**kw: Any) -> tuple[MultiSweep, list[dict[str, Any]]]:
 # ---------------------------------------------------------------- rows, families, the front
 
 
-def test_rows_carry_their_family_and_per_base_values():
+def test_rows_carry_their_family_and_per_base_values() -> None:
     run, got = joint()
     assert [r["family"] for r in got] == ["mvitv2_t_image"] * 2 + ["hiera_t_image"] * 2 + [
         "swin_t"
@@ -63,8 +64,8 @@ def test_rows_carry_their_family_and_per_base_values():
     ]
 
 
-def test_joint_front_equals_brute_force_and_the_summary_adds_up():
-    run, got = joint(pareto="gmacs,params:max", budgets=mvitdsl.explore.engine.Budgets(gmacs=4.6))
+def test_joint_front_equals_brute_force_and_the_summary_adds_up() -> None:
+    run, got = joint(pareto="gmacs,params:max", budgets=Budgets(gmacs=4.6))
     points = [
         (f"{r['family']}:{r['id']}", oriented([r["gmacs"], r["params"]], run.objectives))
         for r in got
@@ -81,7 +82,7 @@ def test_joint_front_equals_brute_force_and_the_summary_adds_up():
     )
 
 
-def test_prefixed_text_replaces_an_unprefixed_one_for_its_base():
+def test_prefixed_text_replaces_an_unprefixed_one_for_its_base() -> None:
     out = per_base("vary", ["scale4.blocks=2,6", "swin_t:scale4.blocks=1,3"], SPEC)
     assert out == {
         "mvitv2_t_image": ["scale4.blocks=2,6"],
@@ -94,13 +95,13 @@ def test_prefixed_text_replaces_an_unprefixed_one_for_its_base():
     assert out["swin_t"] == ["scale5.blocks=1,2", "scale4.blocks=1"]
 
 
-def test_one_base_with_its_own_prefix_is_a_plain_sweep():
+def test_one_base_with_its_own_prefix_is_a_plain_sweep() -> None:
     a = mvitdsl.sweep("swin_t", {"swin_t:scale4.blocks": "2..4"}, set=["swin_t:scale5.blocks=1"])
     b = mvitdsl.sweep("swin_t", {"scale4.blocks": "2..4"}, set=["scale5.blocks=1"])
     assert isinstance(a, SweepRun) and list(a) == list(b)
 
 
-def test_flag_front_through_a_chunked_spool_equals_brute_force():
+def test_flag_front_through_a_chunked_spool_equals_brute_force() -> None:
     rng = __import__("random").Random(0)
     rows = [{"id": str(i), "x": rng.random(), "y": rng.random(), "ok": True} for i in range(40)]
     front = RunningFront()
@@ -115,7 +116,7 @@ def test_flag_front_through_a_chunked_spool_equals_brute_force():
     )
 
 
-def test_emitted_variants_go_under_their_family_and_check_to_their_rows(tmp_path: Path):
+def test_emitted_variants_go_under_their_family_and_check_to_their_rows(tmp_path: Path) -> None:
     _, got = joint(vary=["scale4.blocks=2"], emit=tmp_path)
     for row in got:
         path = Path(row["file"])
@@ -126,7 +127,7 @@ def test_emitted_variants_go_under_their_family_and_check_to_their_rows(tmp_path
 # ---------------------------------------------------------------- the command line
 
 
-def test_cli_family_column_in_every_format(capsys: pytest.CaptureFixture[str]):
+def test_cli_family_column_in_every_format(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["sweep", *BASES, "--vary", VARY[0], "--vary", VARY[1]]
     assert main([*args, "--format", "jsonl"]) == 0
     cap = capsys.readouterr()
@@ -166,14 +167,14 @@ def test_cli_bad_input_is_one_line(
     assert err.startswith("mvitdsl sweep: ") and words in err and err.count("\n") == 1, err
 
 
-def test_a_sweep_file_is_given_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_a_sweep_file_is_given_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     example = SPECS.parent / "examples" / "sweep_depth_width.mv"
     assert main(["sweep", str(example), "swin_t"]) == 2
     err = capsys.readouterr().err
     assert "is a sweep file: give it alone" in err and err.count("\n") == 1
 
 
-def test_joint_plot_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_joint_plot_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     outs = []
     for n in (1, 2):
         path = tmp_path / f"joint{n}.svg"
@@ -190,7 +191,7 @@ def test_joint_plot_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixtur
 # ---------------------------------------------------------------- sweep files with more bases
 
 
-def test_a_sweep_file_names_more_bases(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_a_sweep_file_names_more_bases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "hiera.mv").write_text((SPECS / "hiera_t_image.mv").read_text())
     sweep = tmp_path / "cross.mv"
     sweep.write_text(
@@ -215,7 +216,9 @@ def test_a_sweep_file_names_more_bases(tmp_path: Path, capsys: pytest.CaptureFix
     assert any(r["diagnostics"][0]["code"] == "E306" for r in got if not r["ok"])
 
 
-def test_sweep_file_base_mistakes_are_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_sweep_file_base_mistakes_are_located(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.mv"
     bad.write_text(
         f'model bad extends "{SPECS / "swin_t.mv"}" swin_t {{\n'
@@ -259,7 +262,7 @@ def _has(spec: Any, path: str) -> bool:
 
 @PROPERTY
 @given(st.lists(TEXTS, max_size=5))
-def test_property_per_base_is_the_documented_rule_or_one_line(texts: list[str]):
+def test_property_per_base_is_the_documented_rule_or_one_line(texts: list[str]) -> None:
     """Every text goes to the base it names (an unknown name: AxisError), or without a name to
     every base that has its path (none: AxisError), minus the labels a base's own text replaces."""
     try:
@@ -293,7 +296,7 @@ def test_property_per_base_is_the_documented_rule_or_one_line(texts: list[str]):
 )
 def test_property_joint_front_is_brute_force_in_any_base_order(
     depths: list[int], last: list[int], pareto: str, order: list[str]
-):
+) -> None:
     vary = [f"scale4.blocks={','.join(map(str, depths))}"]
     vary.append(f"swin_t:scale5.blocks={','.join(map(str, last))}")
     run = mvitdsl.sweep(order, vary, pareto=pareto)
