@@ -330,3 +330,29 @@ def test_property_cli_texts_exit_0_or_one_line(
     else:
         assert rc == 2 and err.getvalue().count("\n") == 1, err.getvalue()
         assert err.getvalue().startswith("mvitdsl sweep: ")
+
+
+# ---------------------------------------------------------------- the HTML report of such a sweep
+
+
+def test_report_of_a_multi_base_sweep_names_rows_by_family(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mvitdsl.report import SweepError, read_sweep, sweep_page
+
+    assert main(["sweep", *BASES, "--vary", VARY[0], "--format", "jsonl"]) == 0
+    text = capsys.readouterr().out
+    rows = read_sweep(text, "s.jsonl")  # one id per base: the same values give the same id
+    assert len({r["id"] for r in rows}) == 2 and len(rows) == 6
+    page = sweep_page(rows, "s.jsonl")
+    assert "<th" in page and ">family<" in page
+    for r in rows:
+        assert f'id="row-{r["family"]}:{r["id"]}"' in page
+        if r["pareto"]:
+            assert f'href="#row-{r["family"]}:{r["id"]}"' in page
+    first = text.splitlines()[0]
+    with pytest.raises(SweepError, match="a second row with id 'mvitv2_t_image:"):
+        read_sweep(first + "\n" + first, "s.jsonl")
+    bad = json.dumps({**json.loads(first), "family": "a b"})
+    with pytest.raises(SweepError, match='"family" must be a short word'):
+        read_sweep(bad, "s.jsonl")
