@@ -356,3 +356,16 @@ def test_report_of_a_multi_base_sweep_names_rows_by_family(
     bad = json.dumps({**json.loads(first), "family": "a b"})
     with pytest.raises(SweepError, match='"family" must be a short word'):
         read_sweep(bad, "s.jsonl")
+
+
+def test_search_refuses_a_sweep_file_with_more_bases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "cross.mv"
+    sweep.write_text(
+        f'model wide extends "{SPECS / "swin_t.mv"}" swin_t {{\n'
+        '  sweep {\n    base "hiera_t_image"\n    vary "scale4.blocks=2,4"\n  }\n}\n'
+    )
+    assert main(["search", str(sweep), "--trials", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "`base` rows are for mvitdsl sweep" in err and err.count("\n") == 1, err
