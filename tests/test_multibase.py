@@ -369,3 +369,17 @@ def test_search_refuses_a_sweep_file_with_more_bases(
     assert main(["search", str(sweep), "--trials", "1"]) == 2
     err = capsys.readouterr().err
     assert "`base` rows are for mvitdsl sweep" in err and err.count("\n") == 1, err
+
+
+def test_join_by_family_and_id_or_by_id_alone(tmp_path: Path) -> None:
+    _, plain = joint(vary=["scale4.blocks=2"], pareto=None)
+    ident = plain[0]["id"]  # one set of values: one id in every base
+    measured = tmp_path / "m.csv"
+    measured.write_text(f"id,top1\n{ident},70\nswin_t:{ident},81\n")
+    run, got = joint(vary=["scale4.blocks=2"], join=measured, pareto="gmacs,top1")
+    assert {r["family"]: r["top1"] for r in got} == {
+        "mvitv2_t_image": 70,
+        "hiera_t_image": 70,
+        "swin_t": 81,
+    }
+    assert [o.maximise for o in run.objectives] == [False, True]

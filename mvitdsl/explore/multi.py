@@ -117,7 +117,8 @@ class MultiSummary(Summary):
 class MultiSweep:
     """An iterable of rows over several bases, each with a `family`; `summary` is complete
     once iteration has finished. Keywords as SweepRun's, shared by every base; `emit` writes
-    DIR/<family>/<id>.mv, and `emit_parent` (a sweep file's) belongs to the first base."""
+    DIR/<family>/<id>.mv, `emit_parent` (a sweep file's) belongs to the first base, and a
+    `join` key `family:id` measures that base's row only (a bare id every base's)."""
 
     def __init__(
         self,
@@ -146,7 +147,7 @@ class MultiSweep:
                     spec,
                     *(given[k][name] for k in ("vary", "set", "where")),
                     max_variants=max_variants,
-                    join=self.joined,
+                    join=_joined_for(self.joined, name),
                     **kw,
                 )
             except (AxisError, ExprError, PathError) as e:
@@ -201,6 +202,13 @@ class MultiSweep:
             for row in run:
                 yield {"schema": row["schema"], "kind": row["kind"], "family": name, **row}
             self.summary.add(name, run.summary)
+
+
+def _joined_for(joined: Mapping[str, Mapping[str, Any]], name: str) -> dict[str, Mapping[str, Any]]:
+    """A base's measured columns by id: a bare id's for every base, a `family:id`'s for its own
+    (the same values give the same id in every base)."""
+    mine = {k.split(":", 1)[1]: v for k, v in joined.items() if k.startswith(f"{name}:")}
+    return {**{k: v for k, v in joined.items() if ":" not in k}, **mine}
 
 
 def _key(row: Mapping[str, Any]) -> str:
