@@ -19,7 +19,7 @@ from ..catalog import shipped_path
 from ..diagnostics import did_you_mean
 from ..language.overrides import PathError, locate
 from ..spec import Spec, load_spec
-from .axes import AxisError, parse_set, parse_vary, text_of
+from .axes import Axis, AxisError, Derived, parse_set, parse_vary, text_of
 from .expr import ExprError
 from .pareto import Objective, RunningFront, flag_front, oriented
 from .run import MAX_VARIANTS, Summary, SweepRun, read_join
@@ -57,9 +57,11 @@ def per_base(kind: Kind, given: Sequence[str], bases: Mapping[str, Spec]) -> dic
         if name is not None:
             out[name].append(text)
             continue
-        fits = [b for b, spec in bases.items() if _fits(kind, text, spec)]
+        why = {b: _misfit(kind, text, spec) for b, spec in bases.items()}
+        fits = [b for b, reason in why.items() if reason is None]
         if not fits:
-            raise AxisError(f"--{kind} '{text}' fits no base: {_first_error(kind, text, bases)}")
+            first = next(iter(why))
+            raise AxisError(f"--{kind} '{text}' fits no base: {first}: {why[first]}")
         for b in fits:
             if (b, _label(kind, text)) not in own:
                 out[b].append(text)
@@ -72,24 +74,14 @@ def _label(kind: Kind, text: str) -> str | None:
     return parse_set(text).label if kind == "set" else None
 
 
-def _fits(kind: Kind, text: str, spec: Spec) -> bool:
-    try:
-        for path in paths_of(kind, text):
-            locate(path, spec.statements)
-    except PathError:
-        return False
-    return True
-
-
-def _first_error(kind: Kind, text: str, bases: Mapping[str, Spec]) -> str:
-    """The first base's own words on why the text does not fit it."""
-    name, spec = next(iter(bases.items()))
+def _misfit(kind: Kind, text: str, spec: Spec) -> str | None:
+    """Why the text's paths are not all in the spec (PathError's words), or None."""
     try:
         for path in paths_of(kind, text):
             locate(path, spec.statements)
     except PathError as e:
-        return f"{name}: {e}"
-    return name  # pragma: no cover  (called only when no base fits)
+        return str(e)
+    return None
 
 
 @dataclass
@@ -117,8 +109,9 @@ class MultiSummary(Summary):
 class MultiSweep:
     """An iterable of rows over several bases, each with a `family`; `summary` is complete
     once iteration has finished. Keywords as SweepRun's, shared by every base; `emit` writes
-    DIR/<family>/<id>.mv, `emit_parent` (a sweep file's) belongs to the first base, and a
-    `join` key `family:id` measures that base's row only (a bare id every base's)."""
+    DIR/<family>/<id>.mv, `emit_parent` (a sweep file's) belongs to the first base, a `join`
+    key `family:id` measures that base's row only (a bare id every base's), `samples` (random
+    mode) is drawn per base."""
 
     def __init__(
         self,
@@ -155,26 +148,31 @@ class MultiSweep:
         self.objectives: tuple[Objective, ...] = self.runs[next(iter(specs))].objectives
         for run in self.runs.values():
             run.objectives = ()  # the joint front replaces each base's own
+        self.check_size(max_variants)
+        self.summary = MultiSummary()
+
+    def check_size(self, max_variants: int) -> None:
+        """Every base's variants together within --max-variants (each base's alone is checked
+        by its SweepRun)."""
         if self.size > max_variants:
             sizes = " + ".join(str(r.size) for r in self.runs.values())
             raise AxisError(
                 f"the sweep has {self.size:,} variants ({sizes}), more than --max-variants "
                 f"{max_variants:,}; sample it with --samples N, or raise --max-variants"
             )
-        self.summary = MultiSummary()
 
     @property
     def families(self) -> list[str]:
         return list(self.runs)
 
     @property
-    def axes(self) -> list[Any]:
+    def axes(self) -> list[Axis]:
         """Every base's axes, one per label, in order of first appearance."""
         seen = {a.label: a for r in self.runs.values() for a in r.axes}
         return list(seen.values())
 
     @property
-    def derived(self) -> list[Any]:
+    def derived(self) -> list[Derived]:
         seen = {d.label: d for r in self.runs.values() for d in r.derived}
         return list(seen.values())
 
