@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -321,8 +322,6 @@ def test_property_cli_texts_exit_0_or_one_line(
     for name, path, eq in texts:
         flags += ["--vary", (f"{name}:" if name else "") + f"{path}{eq}{'2' if eq else ''}"]
     out, err = io.StringIO(), io.StringIO()
-    from contextlib import redirect_stderr, redirect_stdout
-
     with redirect_stdout(out), redirect_stderr(err):
         rc = main(["sweep", *BASES, "--pareto", "none", "--format", "jsonl", *flags])
     if rc == 0:
@@ -383,3 +382,35 @@ def test_join_by_family_and_id_or_by_id_alone(tmp_path: Path) -> None:
         "swin_t": 81,
     }
     assert [o.maximise for o in run.objectives] == [False, True]
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.sampled_from(["hiera_t_image", "swin_t", "nowhere.mv", "mvitv2_t_image"]), max_size=3
+    ),
+    st.lists(TEXTS, min_size=1, max_size=3),
+)
+def test_property_sweep_files_with_bases_run_or_point_at_each_mistake(
+    tmp_path_factory: pytest.TempPathFactory, bases: list[str], vary: list[str]
+) -> None:
+    """A sweep file with any `base` rows and prefixed --vary texts runs (a row per base and
+    variant) or exits 1 with located diagnostics only, never a traceback."""
+    sweep = tmp_path_factory.mktemp("sf") / "cross.mv"
+    lines = [f'    base "{b}"' for b in bases] + [f'    vary "{v}"' for v in vary]
+    sweep.write_text(
+        f'model mine extends "{SPECS / "mvitv2_t_image.mv"}" mvitv2_t_image {{\n'
+        "  sweep {\n" + "\n".join(lines) + "\n  }\n}\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(["sweep", str(sweep), "--format", "jsonl", "--pareto", "none"])
+    if rc == 0:
+        got = [json.loads(x).get("family", "mine") for x in out.getvalue().splitlines()]
+        assert set(got) == {"mine", *bases}  # one base alone: a plain sweep, no family
+        assert ("family" in json.loads(out.getvalue().splitlines()[0])) == bool(bases)
+        assert len(bases) == len(set(bases)) and "nowhere.mv" not in bases
+    else:
+        assert rc == 1, err.getvalue()
+        located = [x for x in err.getvalue().splitlines() if x.startswith(f"{sweep}:")]
+        assert located and all("error[E203]" in x for x in located), err.getvalue()

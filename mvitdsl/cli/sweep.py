@@ -57,7 +57,7 @@ def add_parser(sub: Subparsers) -> None:
         "--samples",
         type=int_in(1, MAX_FLAG_INT, "--samples"),
         default=None,
-        help="random mode: how many variants",
+        help="random mode: how many variants (per base over several)",
     )
     p.add_argument("--seed", type=int, default=None, help="random mode's seed (default 0)")
     p.add_argument("--max-variants", type=int_in(1, 10**9, "--max-variants"), default=10**6)
