@@ -415,3 +415,18 @@ def test_property_sweep_files_with_bases_run_or_point_at_each_mistake(
         assert rc == 1, err.getvalue()
         located = [x for x in err.getvalue().splitlines() if x.startswith(f"{sweep}:")]
         assert located and all("error[E203]" in x for x in located), err.getvalue()
+
+
+def test_a_multi_base_sweep_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from mvitdsl.cli import main\n"
+        f"main(['sweep', *{BASES!r}, '--vary', {VARY[0]!r}, '--format', 'jsonl'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib was imported without --plot'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
