@@ -90,7 +90,8 @@ def add_parser(sub: Subparsers) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write each kept variant as DIR/<id>.mv extending the base",
+        help="write each kept variant as DIR/<id>.mv extending the base "
+        "(DIR/<family>/<id>.mv over several bases)",
     )
     p.add_argument("--kept", action="store_true", help="list kept variants only")
     p.set_defaults(run=run)
