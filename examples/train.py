@@ -35,12 +35,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=8, help="synthetic clips per rank")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="ddp")
-    p.add_argument(
-        "--checkpoint",
-        nargs="*",
-        default=None,
-        help="stages (or block indices) to recompute in backward; empty = all",
-    )
+    p.add_argument("--checkpoint", nargs="*", default=None,
+                   help="stages (or block indices) to recompute in backward; empty = all")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or CUDA)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
@@ -83,12 +79,8 @@ def make_model(args: argparse.Namespace, device: torch.device, world: int) -> nn
     return gm
 
 
-def synthetic_clips(
-    spec_path: Path,
-    n: int,
-    rank: int,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_clips(spec_path: Path, n: int, rank: int, device: torch.device,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """n random clips of the spec's input size and n random labels, different per rank."""
     from mvitdsl.backend.export import input_shape
 
@@ -134,13 +126,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         losses.append(mean_over_ranks(loss, world))
         if rank == 0:
             print(f"step {step:4d}  loss {losses[-1]:.4f}", flush=True)
-    result = {
-        "rank": rank,
-        "world": world,
-        "parallel": args.parallel,
-        "losses": losses,
-        "digest": parameter_digest(model),
-    }
+    result = {"rank": rank, "world": world, "parallel": args.parallel, "losses": losses,
+              "digest": parameter_digest(model)}
     if world > 1:
         # DDP's reducer holds the process group: free it while the group is alive, and let
         # every rank finish before any closes its connections (else gloo aborted a rank at
