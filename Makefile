@@ -66,6 +66,7 @@ diagrams: setup
 	$(MVITDSL) sweep specs/mvit_b.mv --vary scale4.blocks=4..16:4 --vary scale3.dim=128,192,256 \
 	  --set scale3.heads=scale3.dim/64 --max-params 40e6 --pareto gmacs,params:max \
 	  --plot docs/img/sweep_front.svg
+	$(PY) examples/cross_family.py docs/img/cross_family.svg
 	$(PY) tests/browser.py mvit_b docs/img/report_mvit_b.png
 
 clean:

@@ -11,6 +11,7 @@ Importing mvitdsl does not import torch; `build` and `compile` do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from torch import fx
 
     from .analysis.sizes import SizeRule
+    from .explore.multi import MultiSweep
     from .explore.run import SweepRun
     from .explore.search import SearchResult
 
@@ -169,17 +171,20 @@ def compile(  # noqa: A001
     )
 
 
-def sweep(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SweepRun:
-    """Rows (dicts) of a design-space sweep over a base spec; no torch. Keywords: `set`,
+def sweep(
+    base: Spec | str | Path | Sequence[Spec | str | Path], vary: Any = (), **kw: Any
+) -> SweepRun | MultiSweep:
+    """Rows (dicts) of a design-space sweep over a base spec, or over several (a list: rows get
+    a `family`, one joint front; `swin_t:PATH` applies to one base); no torch. Keywords: `set`,
     `where`, `mode`, `samples`, `seed`, `max_variants`, `budgets`, `batch`, `dtype`, `pareto`,
-    `join`, `emit` (see mvitdsl.explore.run.SweepRun).
+    `join`, `emit` (see mvitdsl.explore.run.SweepRun and mvitdsl.explore.multi.MultiSweep).
 
         for row in mvitdsl.sweep("specs/mvit_b.mv", vary={"scale4.blocks": "8..16:2"}):
             print(row["id"], row["params"], row["gmacs"], row["pareto"])
     """
-    from .explore.run import SweepRun
+    from .explore.multi import make_sweep
 
-    return SweepRun(base, vary, **kw)
+    return make_sweep(base, vary, **kw)
 
 
 def search(base: Spec | str | Path, vary: Any = (), **kw: Any) -> SearchResult:

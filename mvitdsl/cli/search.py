@@ -61,12 +61,15 @@ def add_parser(sub: Subparsers) -> None:
 
 def config(args: argparse.Namespace) -> Any:
     """The search the arguments ask for: a sweep file's table, then the command line's additions."""
+    from ..explore.axes import AxisError
     from ..explore.engine import Budgets
     from ..explore.objectives import Bench, parse_goals
     from ..explore.search import SearchConfig, default_storage, design
     from ..explore.sweepfile import is_sweep_file, read_sweep_file
 
     kw: dict[str, Any] = read_sweep_file(args.spec) if is_sweep_file(args.spec) else {}
+    if kw.get("bases"):  # a search's study has one base's design space
+        raise AxisError(f"{args.spec}: `base` rows are for mvitdsl sweep; a search has one base")
     base = kw.pop("base", args.spec)
     mode = kw.pop("mode", "grid")
     space = {

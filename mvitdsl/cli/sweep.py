@@ -1,5 +1,6 @@
-"""`mvitdsl sweep`: evaluate variants of a spec (exact costs, budgets, Pareto front) from
---vary / --set / --where or a sweep file; rows as a table, CSV or JSON lines (no torch)."""
+"""`mvitdsl sweep`: evaluate variants of one spec or several (exact costs, budgets, one Pareto
+front) from --vary / --set / --where or a sweep file; rows as a table, CSV or JSON lines
+(no torch)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..diagnostics import SpecError
 from .common import DTYPES, MAX_FLAG_INT, Subparsers, int_in, spec_path
 
 if TYPE_CHECKING:
+    from ..explore.multi import MultiSweep
     from ..explore.run import SweepRun
 
 SWEEP_EPILOG = """\
@@ -22,6 +24,10 @@ VALUES: a..b, a..b:step or v1,v2,...; linked paths share an axis: --vary scale2.
 Expressions (--set, --where): + - * / // % < <= > >= == != and or not ( ); '/' must divide exactly.
 Example: mvitdsl sweep specs/mvit_b.mv --vary scale4.blocks=6..16:2 --vary scale3.dim=128,192 \\
          --set scale3.heads=scale3.dim/64 --max-params 40e6 --plot front.svg
+Several bases: one joint front, a family column; BASE:PATH applies to one base, a PATH without
+a prefix to every base that has it:
+         mvitdsl sweep mvitv2_t_image swin_t --vary scale4.blocks=2..8:2 \\
+         --vary swin_t:scale5.blocks=1,2 --max-gmacs 5 --plot joint.svg
 """
 
 
@@ -34,7 +40,9 @@ def add_parser(sub: Subparsers) -> None:
     )
     p.add_argument(
         "spec",
-        help="the base .mv file or shipped spec name, or a sweep file (a .mv with a sweep table)",
+        nargs="+",
+        help="the base .mv files or shipped spec names (one joint front over several), or one "
+        "sweep file (a .mv with a sweep table)",
     )
     p.add_argument("--vary", action="append", default=[], metavar="PATH=VALUES")
     p.add_argument("--set", action="append", default=[], metavar="PATH=EXPR", dest="derive")
@@ -49,7 +57,7 @@ def add_parser(sub: Subparsers) -> None:
         "--samples",
         type=int_in(1, MAX_FLAG_INT, "--samples"),
         default=None,
-        help="random mode: how many variants",
+        help="random mode: how many variants (per base over several)",
     )
     p.add_argument("--seed", type=int, default=None, help="random mode's seed (default 0)")
     p.add_argument("--max-variants", type=int_in(1, 10**9, "--max-variants"), default=10**6)
@@ -82,7 +90,8 @@ def add_parser(sub: Subparsers) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write each kept variant as DIR/<id>.mv extending the base",
+        help="write each kept variant as DIR/<id>.mv extending the base "
+        "(DIR/<family>/<id>.mv over several bases)",
     )
     p.add_argument("--kept", action="store_true", help="list kept variants only")
     p.set_defaults(run=run)
@@ -116,27 +125,37 @@ def run(args: argparse.Namespace) -> int:
         print(file=out)
     print(sweep.summary.line(), file=out)
     if args.plot is not None:
-        from ..explore.plot import plot_front
+        from ..explore.multi import MultiSweep
+        from ..explore.plot import plot_front, plot_joint_front
 
-        plot_front(sweep, plotted, args.plot)
+        if isinstance(sweep, MultiSweep):
+            plot_joint_front(sweep, plotted, args.plot)
+        else:
+            plot_front(sweep, plotted, args.plot)
         print(f"wrote {args.plot}", file=out)
     return 0
 
 
-def sweep_run(args: argparse.Namespace) -> SweepRun:
+def sweep_run(args: argparse.Namespace) -> SweepRun | MultiSweep:
     """The sweep the arguments ask for: a sweep file's table, then the command line's additions."""
     from ..explore.engine import Budgets
-    from ..explore.run import SweepRun
+    from ..explore.multi import make_sweep
     from ..explore.sweepfile import is_sweep_file, read_sweep_file
 
-    path = str(spec_path(args.spec))  # a shipped spec's name is its file
-    kw: dict[str, Any] = read_sweep_file(path) if is_sweep_file(path) else {}
+    paths = [str(spec_path(s)) for s in args.spec]  # a shipped spec's name is its file
+    files = [p for p in paths if is_sweep_file(p)]
+    if files and len(paths) > 1:
+        raise ValueError(
+            f"{files[0]} is a sweep file: give it alone (it names more bases with base)"
+        )
+    kw: dict[str, Any] = read_sweep_file(paths[0]) if files else {}
     pareto = args.pareto or kw.pop("pareto", "params,gmacs")
-    return SweepRun(
-        kw.pop("base", path),
+    bases = [kw.pop("base", paths[0]), *kw.pop("bases", []), *paths[1:]]
+    return make_sweep(
+        bases,
         [*kw.pop("vary", []), *args.vary],
-        [*kw.pop("set", []), *args.derive],
-        [*kw.pop("where", []), *args.where],
+        set=[*kw.pop("set", []), *args.derive],
+        where=[*kw.pop("where", []), *args.where],
         mode=args.mode or kw.pop("mode", "grid"),
         samples=args.samples if args.samples is not None else kw.pop("samples", None),
         seed=args.seed if args.seed is not None else kw.pop("seed", 0),
@@ -155,7 +174,9 @@ def sweep_run(args: argparse.Namespace) -> SweepRun:
     )
 
 
-def _write_rows(sweep: SweepRun, args: argparse.Namespace, plotted: list[dict[str, Any]]) -> None:
+def _write_rows(
+    sweep: SweepRun | MultiSweep, args: argparse.Namespace, plotted: list[dict[str, Any]]
+) -> None:
     """The rows on stdout in args.format (kept ones only with --kept)."""
     from ..explore.output import write_csv, write_jsonl, write_table
 
@@ -172,11 +193,12 @@ def _first(*values: float | None) -> float | None:
     return next((float(v) for v in values if v is not None), None)
 
 
-def _collect(run: SweepRun, plotted: list[dict[str, Any]], keep: bool) -> Iterator[dict[str, Any]]:
+def _collect(
+    run: SweepRun | MultiSweep, plotted: list[dict[str, Any]], keep: bool
+) -> Iterator[dict[str, Any]]:
     """The rows, remembering the few fields the plot needs (not the rows themselves)."""
+    fields = ("id", "family", "pareto", *(o.column for o in run.objectives))
     for row in run:
         if keep and row["ok"]:
-            plotted.append(
-                {k: row.get(k) for k in ("id", "pareto", *(o.column for o in run.objectives))}
-            )
+            plotted.append({k: row.get(k) for k in fields})
         yield row

@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from typing import IO, Any, Union
 
+from .multi import MultiSweep
 from .run import SweepRun
+
+Sweep = Union[SweepRun, MultiSweep]
 
 
 def _cell(value: Any) -> str:
@@ -27,16 +30,30 @@ def _status(row: dict[str, Any]) -> str:
     return ",".join(dict.fromkeys(d["code"] for d in row["diagnostics"]))
 
 
-def write_table(run: SweepRun, rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
-    """id | varied values | params | GMACs (matmul) | GMACs (fvcore) | act GiB | attn % | front."""
+def write_table(run: Sweep, rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
+    """id | varied values | params | GMACs (matmul) | GMACs (fvcore) | act GiB | attn % | front;
+    over several bases, a `family` column after the id."""
     labels = [a.label for a in run.axes] + [d.label for d in run.derived]
     extra = _joined_columns(run)
     heads, widths = _table_heads(labels, extra)
     right = [False, *([True] * (len(heads) - 3)), False, False]
+    families = _families(run)
+    if families:
+        heads.insert(1, "family")
+        widths.insert(1, max(len(f) for f in ["family", *families]))
+        right.insert(1, False)
     print(_line(heads, widths, right), file=out)
     print("  ".join("-" * w for w in widths), file=out)
     for row in rows:
-        print(_line(_table_cells(row, labels, extra), widths, right), file=out)
+        cells = _table_cells(row, labels, extra)
+        if families:
+            cells.insert(1, row["family"])
+        print(_line(cells, widths, right), file=out)
+
+
+def _families(run: Sweep) -> list[str]:
+    """The bases' names of a sweep over several, else none (a one-base sweep has no column)."""
+    return run.families if isinstance(run, MultiSweep) else []
 
 
 def _table_heads(labels: list[str], extra: list[str]) -> tuple[list[str], list[int]]:
@@ -91,16 +108,19 @@ def _line(cells: Sequence[str], widths: Sequence[int], right: Sequence[bool]) ->
     ).rstrip()
 
 
-def _joined_columns(run: SweepRun) -> list[str]:
+def _joined_columns(run: Sweep) -> list[str]:
     return sorted({k for r in run.joined.values() for k in r})
 
 
-def write_csv(run: SweepRun, rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
-    """One line per variant; values under their PATH as written; diagnostics as `CODE: words`."""
+def write_csv(run: Sweep, rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
+    """One line per variant; values under their PATH as written; diagnostics as `CODE: words`;
+    over several bases, a `family` column after the id."""
     labels = [a.label for a in run.axes] + [d.label for d in run.derived]
     extra = _joined_columns(run)
+    family = ["family"] if _families(run) else []
     columns = [
         "id",
+        *family,
         *labels,
         "ok",
         "params",
@@ -120,6 +140,7 @@ def write_csv(run: SweepRun, rows: Iterable[dict[str, Any]], out: IO[str]) -> No
         writer.writerow(
             [
                 row["id"],
+                *(row[x] for x in family),
                 *(row["values"].get(x, "") for x in labels),
                 row["ok"],
                 row["params"],

@@ -7,8 +7,12 @@ each other, so both stay on the front.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # Columns better when larger (joined scores, bench throughput); every other column is minimised.
 MAXIMISED = ("acc", "top1", "top5", "map", "throughput", "clips_per_s", "mfu", "tflops")
@@ -66,3 +70,31 @@ def brute_force(points: Iterable[tuple[str, Sequence[float]]]) -> set[str]:
 
 def oriented(values: Sequence[float], objectives: Sequence[Objective]) -> tuple[float, ...]:
     return tuple(-v if o.maximise else v for v, o in zip(values, objectives))
+
+
+def flag_front(
+    rows: Iterable[dict[str, Any]],
+    point: Callable[[dict[str, Any]], tuple[float, ...] | None],
+    key: Callable[[dict[str, Any]], str],
+    front: RunningFront,
+    chunk: int = 4096,
+) -> Iterator[dict[str, Any]]:
+    """The rows with their final `pareto` flag: a first pass feeds `front` while the rows wait
+    in a spool file, `chunk` at a time (memory: the front and one chunk); a second pass reads
+    them back and flags them."""
+    buffer: list[dict[str, Any]] = []
+    with tempfile.TemporaryFile() as spool:
+        spilled = 0
+        for row in rows:
+            p = point(row)
+            if p is not None:
+                front.add(key(row), p)
+            buffer.append(row)
+            if len(buffer) >= chunk:
+                pickle.dump(buffer, spool, protocol=pickle.HIGHEST_PROTOCOL)
+                spilled, buffer = spilled + 1, []
+        spool.seek(0)
+        for part in itertools.chain((pickle.load(spool) for _ in range(spilled)), [buffer]):
+            for row in part:
+                row["pareto"] = key(row) in front.points
+                yield row

@@ -15,31 +15,38 @@
         max_gmacs   80
         max_activation_gib 2
         pareto      "gmacs,params:max"
+        base        "swin_t"                # more bases: a file beside this one, or a shipped name
       }
     }
 
 The model's other statements, merged over its parent, are the base; the `sweep` table says what
 varies. Its mistakes are reported like a spec's, each under the word that is wrong. Emitted
-variants extend the parent, with the sweep file's own changes written into each.
+variants extend the parent, with the sweep file's own changes written into each. With `base`
+rows the sweep runs over several bases (explore/multi.py): the model itself, named by its own
+name, and each other base as written, unchanged; `vary "swin_t:scale4.blocks=2,6"` names one.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..catalog import shipped_path
 from ..diagnostics import Reporter, did_you_mean
+from ..language import lexical
 from ..language.lower import Lowering
 from ..language.overrides import PathError, locate
 from ..language.parse import parse
 from ..language.syntax import Atom, Table
-from ..spec import Spec, check_spec
+from ..spec import Spec, check_spec, load_spec
 from ..spec import resolve as resolve_extends
 from .axes import AxisError, parse_set, parse_vary, parse_where
 from .expr import ExprError
 from .expr import paths as expr_paths
 
+_PREFIX = re.compile(rf"\s*({lexical.NAME})\s*:")  # `swin_t:scale4.blocks=2,6` (explore/multi.py)
 # directive -> (keyword of SweepRun, kind of value)
 DIRECTIVES = {
     "vary": ("vary", "string"),
@@ -52,6 +59,7 @@ DIRECTIVES = {
     "max_gmacs": ("max_gmacs", "number"),
     "max_activation_gib": ("max_activation_gib", "number"),
     "pareto": ("pareto", "string"),
+    "base": ("bases", "string"),
 }
 MODES = ("grid", "random", "zip")
 
@@ -81,10 +89,15 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
     assert lowered is not None
     base = Spec(lowered, base_ast, statements, sources)
     check_spec(base)
-    kw: dict[str, Any] = {"base": base, "vary": [], "set": [], "where": []}
-    for table in tables:
-        for row in table.rows:
-            _directive(row.atoms, kw, statements, reporter)
+    kw: dict[str, Any] = {"base": base, "bases": [], "vary": [], "set": [], "where": []}
+    rows = [row.atoms for table in tables for row in table.rows]
+    known = {base.name: statements}  # each base's statements, by name, to locate paths in
+    for atoms in rows:  # the bases first: a path may name any of them
+        if atoms[0].value == "base" and _well_formed(atoms, reporter):
+            _base(atoms[1], file, kw, known, reporter)
+    for atoms in rows:
+        if atoms[0].value != "base":
+            _directive(atoms, kw, known, reporter)
     if model.parent is not None and model.parent.file is not None:
         parent_path = Path(file).parent / model.parent.file
         parent_text = parent_path.read_text(encoding="utf-8")
@@ -98,9 +111,8 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
     return kw
 
 
-def _directive(
-    atoms: tuple[Atom, ...], kw: dict[str, Any], statements: tuple[Any, ...], r: Reporter
-) -> None:
+def _well_formed(atoms: tuple[Atom, ...], r: Reporter) -> bool:
+    """A known directive with one value of its kind, else a located E203/E204."""
     head = atoms[0]
     if head.kind != "name" or head.value not in DIRECTIVES:
         r.error(
@@ -109,12 +121,37 @@ def _directive(
             head.span,
             did_you_mean(head.text, DIRECTIVES) or "directives are " + ", ".join(DIRECTIVES),
         )
-        return
-    key, kind = DIRECTIVES[str(head.value)]
+        return False
+    kind = DIRECTIVES[str(head.value)][1]
     if len(atoms) != 2 or atoms[1].kind != kind:
         example = {"string": '"scale4.blocks=8..16:2"', "name": "grid", "number": "40e6"}[kind]
         r.error("E204", f"'{head.text}' takes one {kind}, e.g. {example}", head.span)
+        return False
+    return True
+
+
+def _base(value: Atom, file: str, kw: dict[str, Any], known: dict[str, Any], r: Reporter) -> None:
+    """`base "FILE"`: a spec beside the sweep file, or a shipped spec's name; loaded once."""
+    text = str(value.value)
+    beside = Path(file).parent / text
+    path = beside if beside.is_file() else shipped_path(text)
+    if path is None:
+        r.error("E203", f"no spec file '{text}'", value.span, "a file beside this one, or swin_t")
         return
+    spec = load_spec(path)
+    if spec.name in known:
+        r.error("E203", f"base '{spec.name}' given twice", value.span)
+        return
+    known[spec.name] = spec.statements
+    kw["bases"].append(spec)
+
+
+def _directive(
+    atoms: tuple[Atom, ...], kw: dict[str, Any], known: dict[str, Any], r: Reporter
+) -> None:
+    if not _well_formed(atoms, r):
+        return
+    key, kind = DIRECTIVES[str(atoms[0].value)]
     value = atoms[1]
     if kind == "name" and value.value not in MODES:
         hint = did_you_mean(value.text, MODES) or "modes are " + ", ".join(MODES)
@@ -122,9 +159,7 @@ def _directive(
         return
     if key in ("vary", "set", "where"):
         try:
-            paths = _paths(key, str(value.value))
-            for p in paths:
-                locate(p, statements)
+            _locate(key, str(value.value), known)
         except (AxisError, ExprError, PathError) as e:
             r.error("E203", str(e), value.span)
             return
@@ -135,7 +170,32 @@ def _directive(
         kw[key] = value.value
 
 
-def _paths(key: str, text: str) -> list[str]:
+def split_prefix(text: str) -> tuple[str | None, str]:
+    """(`base`, rest) of `base:rest`, or (None, text) when the text names no base."""
+    m = _PREFIX.match(text)
+    return (m.group(1), text[m.end() :]) if m else (None, text)
+
+
+def _locate(key: str, text: str, known: dict[str, Any]) -> None:
+    """The text's paths in the base its prefix names, or (none) in at least one base."""
+    prefix, body = split_prefix(text)
+    if prefix is not None and prefix not in known:
+        hint = did_you_mean(prefix, known) or "bases are " + ", ".join(known)
+        raise AxisError(f"no base '{prefix}'; {hint}")
+    names = [prefix] if prefix is not None else list(known)
+    errors = []
+    for name in names:
+        try:
+            for p in paths_of(key, body):
+                locate(p, known[name])
+            return
+        except PathError as e:
+            errors.append(e)
+    raise errors[0]
+
+
+def paths_of(key: str, text: str) -> list[str]:
+    """The paths a --vary, --set or --where text reads or sets."""
     if key == "vary":
         return list(parse_vary(text).paths)
     if key == "set":

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .page import esc
+from .sweep import row_key
 
 W, H = 720, 440
 LEFT, RIGHT, TOP, BOTTOM = 70, 90, 20, 50  # room on the right for the last point's label
@@ -105,7 +106,7 @@ def _axes(x0: float, x1: float, y0: float, y1: float, sx: Any, sy: Any) -> list[
 
 def _point(x: float, y: float, p: dict[str, Any], label: bool) -> str:
     """One variant: a dot (red on the front, hollow when refused) linking to its row."""
-    ident = esc(p["id"])
+    ident = esc(row_key(p))
     colour = "#c0392b" if p["pareto"] else "#2c6fbb"
     fill = colour if p["ok"] else "white"
     text = f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" fill="{colour}">{ident}</text>' if label else ""

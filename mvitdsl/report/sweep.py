@@ -35,13 +35,19 @@ def read_sweep(text: str, file: str) -> list[dict[str, Any]]:
         problem = row_problem(row)
         if problem:
             raise SweepError(f"{file}:{n}: not a sweep row: {problem}")
-        if row["id"] in seen:
-            raise SweepError(f"{file}:{n}: a second row with id '{row['id']}'")
-        seen.add(row["id"])
+        if row_key(row) in seen:
+            raise SweepError(f"{file}:{n}: a second row with id '{row_key(row)}'")
+        seen.add(row_key(row))
         rows.append(row)
     if not rows:
         raise SweepError(f"{file}: no sweep rows (write them with `mvitdsl sweep --format jsonl`)")
     return rows
+
+
+def row_key(row: dict[str, Any]) -> str:
+    """A row's name on the page: its id, or `family:id` in a sweep over several bases (one id
+    can come once per base)."""
+    return f"{row['family']}:{row['id']}" if "family" in row else str(row["id"])
 
 
 def _no_constant(name: str) -> float:
@@ -62,6 +68,8 @@ def row_problem(row: Any) -> str | None:
         return 'expected an object with "kind": "sweep"'
     if not isinstance(row.get("id"), str) or not ROW_ID.fullmatch(row["id"]):
         return '"id" must be a short word (letters, digits, _ . : -)'
+    if "family" in row and not (isinstance(row["family"], str) and ROW_ID.fullmatch(row["family"])):
+        return '"family" must be a short word (letters, digits, _ . : -)'
     values = row.get("values")
     if not isinstance(values, dict) or not all(isinstance(v, SCALAR) for v in values.values()):
         return '"values" must be an object of plain values'
@@ -96,18 +104,20 @@ def labels_of(rows: Sequence[dict[str, Any]]) -> list[str]:
 def variant_table(rows: Sequence[dict[str, Any]]) -> str:
     """Every variant, sortable by any column; row ids `row-ID` (the plot links to them)."""
     labels = labels_of(rows)
-    body = [[*_value_cells(r, labels), *_cost_cells(r)] for r in rows]
+    family = ["family"] if any("family" in r for r in rows) else []  # several bases
+    body = [[*_value_cells(r, family + labels), *_cost_cells(r)] for r in rows]
     heads = (
-        "id", *labels, "params", "GMACs", "GMACs fvcore", "act GiB", "attn %", "pareto", "status",
+        "id", *family, *labels, "params", "GMACs", "GMACs fvcore", "act GiB", "attn %", "pareto",
+        "status",
     )  # fmt: skip
-    ids = [f"row-{r['id']}" for r in rows]
+    ids = [f"row-{row_key(r)}" for r in rows]
     return table(heads, body, ident="variants", sortable=True, row_ids=ids)
 
 
 def _value_cells(r: dict[str, Any], labels: Sequence[str]) -> list[Cell]:
     cells = [Cell(r["id"])]
     for label in labels:
-        v = r["values"].get(label)
+        v = r["family"] if label == "family" else r["values"].get(label)
         number = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
         cells.append(Cell("" if v is None else str(v), number))
     return cells
