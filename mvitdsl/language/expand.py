@@ -28,15 +28,16 @@ def expand(
     embed_dim: int,
     drop_path: float,
     memo: dict[Any, Any] | None = None,
-) -> tuple[tuple[ir.Stage, ...], tuple[ir.Block, ...]]:
-    """The stage table -> one Block per block, with strides, kernels, widths resolved. `memo`
-    (a sweep's, over many variants of one base) keeps each stage's blocks by everything they
-    are built from, so a stage that another variant already has is not built again."""
+) -> tuple[tuple[ir.Stage, ...], tuple[tuple[ir.Block, ...], ...]]:
+    """The stage table -> its Stages and each row's Blocks (strides, kernels, widths resolved).
+    `memo` (a sweep's, over many variants of one base) keeps each row's blocks by everything
+    they are built from, so a row that another variant already has is not built again: its
+    tuple of blocks is then the same object (the sweep looks its costs up by identity)."""
     total = sum(r.depth for r in rows)
     stage_opts, keys = _stage_options(rows, att, drop_path, memo)
     state = Running(0, embed_dim, att.stride_kv or ONE, ONE)
     stages: list[ir.Stage] = []
-    blocks: list[ir.Block] = []
+    parts: list[tuple[ir.Block, ...]] = []
     for s in range(len(rows)):
         key, made = None, None
         if memo is not None:
@@ -51,8 +52,8 @@ def expand(
         stage, stage_blocks, state = made
         if stage is not None:
             stages.append(stage)
-        blocks.extend(stage_blocks)
-    return tuple(stages), tuple(blocks)
+        parts.append(stage_blocks)
+    return tuple(stages), tuple(parts)
 
 
 def _expand_stage(
@@ -78,22 +79,37 @@ def _expand_stage(
         widths = _widths(att, rows, s, j, dim_in)
         at = index + j
         rate = opts["drop_path"] * at / (total - 1) if total > 1 else 0.0
-        key = None
-        if memo is not None:
-            lag = keys[s - 1][0] if j == 0 and s > 0 else -1  # the previous stage's scope
-            # j: Swin's shift alternates inside the stage, whatever the block's index
-            key = (keys[s][0], lag, at, j, widths, stride_q, stride_kv, rate, strides_before)
-        block = memo.get(key) if memo is not None else None
-        if block is None:
+        if memo is None:
             block = _block(opts, row, at, widths, stride_q, stride_kv, rate)
             block = _scoped(block, att, stage_opts, rows, s, j, strides_before)
-            if memo is not None:
-                memo[key] = block
+        else:
+            lag = keys[s - 1][0] if j == 0 and s > 0 else -1  # the previous stage's scope
+            # j: Swin's shift alternates inside the stage, whatever the block's index
+            shape = ("block", keys[s][0], lag, j, widths, stride_q, stride_kv, strides_before)
+            block = memo.get((shape, at, rate))
+            if block is None:
+                block = _placed(memo, shape, at, rate)
+            if block is None:
+                block = _block(opts, row, at, widths, stride_q, stride_kv, rate)
+                block = memo[shape] = memo[(shape, at, rate)] = _scoped(
+                    block, att, stage_opts, rows, s, j, strides_before
+                )
         made.append(block)
         strides_before = _times(strides_before, stride_q)
         dim_in = widths[2]
     built = _stage(row, index, bool(opts["pool_kv"])) if row.depth else None
     return built, tuple(made), Running(index + row.depth, dim_in, kv_running, strides_before)
+
+
+def _placed(memo: dict[Any, Any], shape: tuple[Any, ...], at: int, rate: float) -> ir.Block | None:
+    """A block built before from the same shape key, at this index and drop-path rate: a copy
+    with the two fields replaced, not validated again (trusted: an int and a float, the types a
+    fresh build gives them; a test holds the IR equal to a fresh lowering's). None: not built."""
+    built = memo.get(shape)
+    if built is None:
+        return None
+    block = memo[(shape, at, rate)] = built.model_copy(update={"index": at, "drop_path": rate})
+    return block
 
 
 def _stage_options(
@@ -104,7 +120,12 @@ def _stage_options(
     identity (the entry holds the row: its id is not reused while the memo lives)."""
     if memo is None:
         return [options(att, drop_path, r) for r in rows], []
-    number = memo.setdefault(("attention", att, drop_path), len(memo))
+    # by identity (the lowering's memo shares equal Attention objects): hashing one per variant
+    # costs more than the whole lookup; the entry holds it, so its id is not reused
+    hit = memo.get(("attention", id(att), drop_path))
+    if hit is None:
+        hit = memo[("attention", id(att), drop_path)] = (len(memo), att)
+    number = hit[0]
     opts, keys = [], []
     for r in rows:
         hit = memo.get(("row", number, id(r)))

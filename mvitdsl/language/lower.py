@@ -51,6 +51,9 @@ class Lowering:
         # stages' blocks already built, by what they are built from: a sweep's Lowering keeps
         # one over its variants (explore/engine.py); None builds every block
         self.memo: dict[Any, Any] | None = None
+        # each row's blocks, as the last `finish` built them (with a memo: shared tuples)
+        self.parts: tuple[tuple[ir.Block, ...], ...] = ()
+        self._model_loc: ir.Loc | None = None
 
     def run(self) -> ir.Model | None:
         draft = self.read()
@@ -116,17 +119,20 @@ class Lowering:
         self.check_scope(attention, tokens)
         if self.r.diagnostics:
             return None
-        stages, blocks = expand(
+        stages, self.parts = expand(
             d.rows, attention, patch.dim, float(train["drop_path"]), memo=self.memo
         )
-        return ir.Model(
+        # with a memo (a sweep's), every field below is a node validated when it was made or a
+        # plain value of the field's type: the record is trusted, not validated again
+        make = ir.Model if self.memo is None else ir.Model.model_construct
+        return make(
             name=self.model.name,
             input=d.input,
             patch=patch,
             tokens=tokens,
             attention=attention,
             stages=stages,
-            blocks=blocks,
+            blocks=tuple(b for part in self.parts for b in part),
             head=head,
             drop_path=float(train["drop_path"]),
             norm_eps=float(norm["norm_eps"]),
@@ -134,7 +140,7 @@ class Lowering:
             budget=self.node(ir.Budget, **{k: float(v) for k, v in self.values("budget").items()}),
             source_file=self.model.file,
             outputs=self.outputs_ir([s.name for s in stages]),
-            loc=loc(self.model.span, self.sources.get(self.model.file, "")),
+            loc=self.model_loc(),
             where=dict(d.where),
         )
 
@@ -207,7 +213,10 @@ class Lowering:
                 )
 
     def model_loc(self) -> ir.Loc:
-        return loc(self.model.span, self.sources.get(self.model.file, ""))
+        """Where the `model` line is (made once per Lowering: a sweep finishes many drafts)."""
+        if self._model_loc is None:
+            self._model_loc = loc(self.model.span, self.sources.get(self.model.file, ""))
+        return self._model_loc
 
     def check_head(self, tokens: ir.Tokens, head: ir.Head) -> None:
         """`head cls` needs a cls token to classify from (E210)."""
