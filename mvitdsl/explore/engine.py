@@ -44,6 +44,7 @@ from .outcome import (
     Budgets,
     Outcome,
     Single,
+    VariantIds,
     in_source_order,
     over_budget,
     variant_id,
@@ -83,6 +84,7 @@ class Evaluator:
         self.walk = Walk()  # flows, costs and rules passed, row by row (explore/walk.py)
         self._value_of: dict[str, Value] = {}
         self._canonical: dict[str, str] = {}
+        self.variant_id = VariantIds(self.canonical)
         self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
         self._single: dict[tuple[overrides.Target, str], Single] = {}
         # fast=False lowers every variant from its whole tree: the same rows, slower (the test
@@ -128,7 +130,7 @@ class Evaluator:
                 break
             values[d.label] = value
             assigned[d.path] = text_of(value)
-        out.id = variant_id(assigned, self.canonical)
+        out.id = self.variant_id(assigned)
         return out
 
     def value(self, text: str) -> Value:
@@ -274,8 +276,9 @@ class Evaluator:
             params, attn, mlp = params + c[0], attn + c[1], mlp + c[2]
             pool, norm, elems = pool + c[3], norm + c[4], elems + c[5]
         grid = rows[-1].grid if rows else shapes.patch_grid(model)
-        stem_head, stem_elems = self.walk.stem_head(model, grid)
-        total = Costs(params, attn, mlp, pool, 0, norm) + stem_head
+        sh, stem_elems = self.walk.stem_head(model, grid)
+        total = Costs(params + sh.params, attn + sh.attn_macs, mlp + sh.mlp_macs,
+                      pool + sh.pool_macs, sh.other_macs, norm + sh.norm_elems)  # fmt: skip
         elems += stem_elems
         out.params = total.params
         out.gmacs = total.macs / 1e9

@@ -83,6 +83,7 @@ class Walk:
         self._costs: dict[tuple[Any, ...], tuple[int, ...]] = {}
         self._passed: dict[tuple[Any, ...], bool] = {}
         self._rows: dict[tuple[int, int], Row] = {}
+        self._steps: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._stems: dict[tuple[Any, ...], tuple[int, bool, tuple[Any, ...]]] = {}
         self._heads: dict[tuple[Any, ...], tuple[Costs, int, tuple[Any, ...]]] = {}
 
@@ -127,24 +128,40 @@ class Walk:
         return out
 
     def row(self, model: ir.Model, part: tuple[ir.Block, ...], state: int) -> Row:
-        """A row's flows, costs and verdict, block by block (each memoised on what it reads)."""
-        grid, nom, strides, c = self._state_of[state]
+        """A row's flows, costs and verdict, block by block."""
         checker = Checker(model)
         flows: list[Flow] = []
-        totals = [0, 0, 0, 0, 0, 0]
+        costs: list[tuple[int, ...]] = [(0, 0, 0, 0, 0, 0)]
         passed = True
         for block in part:
-            kid = self.flow_id(model, block, c, grid, nom)
-            flow = self._flows[kid]
-            flows.append((block, flow, kid))
-            for i, v in enumerate(self.block_costs(model, block, flow, kid)):
-                totals[i] += v
-            passed = self.passes(checker, block, flow, kid, strides) and passed
-            grid, nom = flow.grid_out, flow.nominal_out
-            q = block.pool_q.stride
-            strides = (strides[0] * q[0], strides[1] * q[1], strides[2] * q[2])
-        after = self.state(State(grid, nom, strides, c))
-        return Row(part, tuple(flows), after, grid, tuple(totals), passed)
+            step = self._steps.get((id(block.ops), block.dim_in, block.dim_attn, block.dim_out,
+                                    block.heads, state))  # fmt: skip
+            if step is None:
+                step = self.step(model, block, state, checker)
+            flows.append((block, self._flows[step[0]], step[0]))
+            costs.append(step[1])
+            passed = passed and step[2]
+            state = step[3]
+        totals = tuple(map(sum, zip(*costs)))
+        return Row(part, tuple(flows), state, self._state_of[state].grid, totals, passed)
+
+    def step(
+        self, model: ir.Model, block: ir.Block, state: int, checker: Checker
+    ) -> tuple[Any, ...]:
+        """One block from one state: its flow's number, costs, verdict and the state it leaves.
+        Keyed on the block's ops and widths, not the block: blocks at another index or
+        drop-path rate (which the rules do not read) share the tuple of ops."""
+        grid, nom, strides, c = self._state_of[state]
+        kid = self.flow_id(model, block, c, grid, nom)
+        flow = self._flows[kid]
+        costs = self.block_costs(model, block, flow, kid)
+        ok = self.passes(checker, block, flow, kid, strides)
+        q = block.pool_q.stride
+        strides = (strides[0] * q[0], strides[1] * q[1], strides[2] * q[2])
+        after = self.state(State(flow.grid_out, flow.nominal_out, strides, c))
+        key = (id(block.ops), block.dim_in, block.dim_attn, block.dim_out, block.heads, state)
+        step = self._steps[key] = (kid, costs, ok, after, block.ops)  # holds the ops: their id
+        return step
 
     # -- blocks
     def ops_number(self, block: ir.Block) -> int:
