@@ -182,7 +182,7 @@ class Evaluator:
         model = self.lower_fast(targets, out) if self.fast else None
         if out.diagnostics:
             return out
-        parts = self._lowering.parts  # each row's blocks, shared between variants
+        shapes = self._lowering.shapes  # each row's shape, shared between variants
         if model is None:  # the plain way: the whole tree lowered again
             out.statements = overrides.apply(base.statements, targets, base.ast.span)
             lowering = Lowering(base.ast, out.statements, base.sources)
@@ -190,8 +190,8 @@ class Evaluator:
             if lowering.r.diagnostics or model is None:
                 out.diagnostics = in_source_order(lowering.r.diagnostics)
                 return out
-            parts = lowering.parts
-        rows = self.walk.rows(model, parts)
+            shapes = lowering.shapes
+        rows = self.walk.rows(model, shapes)
         # Spans of replaced values are the base's own, so the base's tree locates every
         # diagnostic except where a value was added; then the variant's own tree is built.
         plain = not out.statements and not any(t.key == "budget" for t in targets)

@@ -10,10 +10,12 @@ What the rules read, and so what the keys hold (a key that lacks one gives stale
   model's input kind, grid rounding and mask unit, and the Q strides before the block;
 - the stem's rules and costs and the head's: the input, patch, tokens, attention and head
   records, the first stage's width, the last block's width and the grid entering the head.
-Model-wide values go into `Context`; a row is known by its tuple of blocks, which the lowering's
-memo shares between variants (Lowering.parts), and the state entering it (grid, bookkeeping
-grid, Q strides before it, context) as one number. Entries keyed by identity hold the object,
-so its id is never reused while the memo lives (one sweep).
+No rule reads a block's index or drop-path rate (the Q strides before a block are the walk's:
+StepChecker), so a row is known by its shape: a tuple of blocks equal to the row's but for
+those two fields, which the lowering's memo shares between the variants that differ only in
+them (Lowering.shapes), and the state entering it (grid, bookkeeping grid, Q strides before
+it, context) as one number. Model-wide values go into `Context`. Entries keyed by identity
+hold the object, so its id is never reused while the memo lives (one sweep).
 """
 
 from __future__ import annotations
@@ -53,14 +55,25 @@ class State(NamedTuple):
 
 @dataclass(frozen=True)
 class Row:
-    """One row's blocks walked from one state: what the sweep reads of them."""
+    """One row's shape walked from one state: what the sweep reads of it."""
 
-    blocks: tuple[ir.Block, ...]  # held: the memo's key is its id
-    flows: tuple[Flow, ...]
+    blocks: tuple[ir.Block, ...]  # the shape, held: the memo's key is its id
+    flows: tuple[Flow, ...]  # the shape's blocks (their index may be another variant's)
     after: int  # the state leaving the row
     grid: ir.Dims3  # the grid leaving the row
     costs: tuple[int, ...]  # params, attention, MLP, pooling MACs, norm elements, saved elements
     passed: bool  # every block's rules pass
+
+
+class StepChecker(Checker):
+    """The checker's rules for one block of a row's shape: the block may be a copy from another
+    variant at another index, so the Q strides before it are the walk's, not read from the
+    model's blocks before its index (the only rule input taken from the index)."""
+
+    strides: ir.Dims3 = ONE
+
+    def strides_before(self, block: ir.Block) -> ir.Dims3:
+        return self.strides
 
 
 def parts_of(model: ir.Model) -> tuple[tuple[ir.Block, ...], ...]:
@@ -116,7 +129,7 @@ class Walk:
 
     # -- rows
     def rows(self, model: ir.Model, parts: tuple[tuple[ir.Block, ...], ...]) -> list[Row]:
-        """Each row walked from the state the rows before it leave."""
+        """Each row (its shape, or its blocks) walked from the state the rows before it leave."""
         state, _ = self.start(model)
         out = []
         for part in parts:
@@ -129,7 +142,7 @@ class Walk:
 
     def row(self, model: ir.Model, part: tuple[ir.Block, ...], state: int) -> Row:
         """A row's flows, costs and verdict, block by block."""
-        checker = Checker(model)
+        checker = StepChecker(model)
         flows: list[Flow] = []
         costs: list[tuple[int, ...]] = [(0, 0, 0, 0, 0, 0)]
         passed = True
@@ -146,7 +159,7 @@ class Walk:
         return Row(part, tuple(flows), state, self._state_of[state].grid, totals, passed)
 
     def step(
-        self, model: ir.Model, block: ir.Block, state: int, checker: Checker
+        self, model: ir.Model, block: ir.Block, state: int, checker: StepChecker
     ) -> tuple[Any, ...]:
         """One block from one state: its flow's number, costs, verdict and the state it leaves.
         Keyed on the block's ops and widths, not the block: blocks at another index or
@@ -200,7 +213,7 @@ class Walk:
         return memo
 
     def passes(
-        self, checker: Checker, block: ir.Block, flow: BlockFlow, kid: int, strides: ir.Dims3
+        self, checker: StepChecker, block: ir.Block, flow: BlockFlow, kid: int, strides: ir.Dims3
     ) -> bool:
         """Whether the block's rules pass (their messages are not kept: a variant that fails
         is checked again whole, for its diagnostics in the checker's order)."""
@@ -208,6 +221,7 @@ class Walk:
         ok = self._passed.get(key)
         if ok is None:
             before = len(checker.r.diagnostics)
+            checker.strides = strides
             checker.heads_seen.clear()  # it reports a stage's width once: here each block counts
             checker.check_heads(block)
             checker.check_block(block, flow)

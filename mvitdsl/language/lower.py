@@ -64,8 +64,10 @@ class Lowering:
         # stages' blocks already built, by what they are built from: a sweep's Lowering keeps
         # one over its variants (explore/engine.py); None builds every block
         self.memo: dict[Any, Any] | None = None
-        # each row's blocks, as the last `finish` built them (with a memo: shared tuples)
+        # each row's blocks, and its shape (blocks but for their index and drop-path rate), as
+        # the last `finish` built them (with a memo: tuples shared between variants)
         self.parts: tuple[tuple[ir.Block, ...], ...] = ()
+        self.shapes: tuple[tuple[ir.Block, ...], ...] = ()
         self._model_loc: ir.Loc | None = None
 
     def run(self) -> ir.Model | None:
@@ -127,7 +129,9 @@ class Lowering:
         self.check_scope(s.attention, s.tokens)
         if self.r.diagnostics:
             return None
-        stages, self.parts = expand(d.rows, s.attention, s.patch.dim, s.drop_path, memo=self.memo)
+        stages, self.parts, self.shapes = expand(
+            d.rows, s.attention, s.patch.dim, s.drop_path, memo=self.memo
+        )
         return ir.Model(
             name=self.model.name,
             input=d.input,
