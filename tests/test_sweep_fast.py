@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import SPECS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mvitdsl
 from mvitdsl.analysis.analyze import analyze
@@ -115,3 +117,41 @@ def test_the_sweep_with_a_window_axis_is_the_plain_lowering() -> None:
     slow_run.evaluator.fast = False
     assert fast == list(slow_run)
     assert len({r["gmacs"] for r in fast}) == len(fast)
+
+
+def test_the_rules_read_the_walks_strides_not_the_blocks_index() -> None:
+    """A row's shape may hold blocks built at another index (explore/walk.py): a block moved to
+    index 0 gets the same verdict, as the Q strides before it are the walk's. scale5's second
+    block sees 8x8 of strides before it, which a 4x4 mask unit does not divide (E309)."""
+    from mvitdsl.explore.walk import Walk, parts_of
+
+    vary = {"scale5.scope": "mask_unit", "attention.mask_unit": "4x4"}
+    run = SweepRun(SPECS / "hiera_t_image.mv", vary, pareto=None)
+    (row,) = list(run)
+    assert [d["code"] for d in row["diagnostics"]] == ["E309"]
+    assert "not divisible by the Q strides before it, 8x8" in row["diagnostics"][0]["message"]
+    ev = run.evaluator
+    variant = ev.assign(run.axes, (0, 0), run.derived)
+    model = ev.lower_fast({ev.target(p): t for p, t in variant.assigned.items()}, variant)
+    assert model is not None
+    parts = parts_of(model)
+    moved = tuple(tuple(b.model_copy(update={"index": 0}) for b in part) for part in parts)
+    own, at_zero = Walk().rows(model, parts), Walk().rows(model, moved)
+    assert [r.passed for r in own] == [r.passed for r in at_zero] == [True, True, True, False]
+    assert [r.costs for r in own] == [r.costs for r in at_zero]
+
+
+PATHS = st.sampled_from(["scale2.blocks", "scale3.dim", "attention.mlp_ratio", "head.classes",
+                         "input.size", "a.b", "scale10.heads"])  # fmt: skip
+TEXTS = st.sampled_from(["1", "2.50", "2.5", "1x2x2", "0.2", "all", "3e2", "300", "off"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(PATHS, TEXTS, max_size=6))
+def test_fast_variant_ids_are_the_ids(assigned: dict[str, str]) -> None:
+    """The sweep's memoised ids (outcome.VariantIds) are variant_id's, byte for byte."""
+    from mvitdsl.explore.axes import text_of, value_of
+    from mvitdsl.explore.outcome import VariantIds, variant_id
+
+    ids = VariantIds(lambda text: text_of(value_of(text)))
+    assert ids(assigned) == variant_id(assigned) == ids(dict(reversed(assigned.items())))

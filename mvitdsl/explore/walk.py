@@ -241,4 +241,3 @@ class Walk:
             held = (m.input, m.patch, m.tokens, m.head)
             hit = self._heads[key] = (costs, 2 * stem_tokens * m.patch.dim, held)
         return hit[0], hit[1]
-
