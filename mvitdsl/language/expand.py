@@ -92,7 +92,7 @@ def _row(
         hit = memo[(shape_key, state.first, spread)] = (
             built, placed, shape, leaves._replace(first=state.first + rows[s].depth),
         )  # fmt: skip
-    return hit  # type: ignore[no-any-return]
+    return hit
 
 
 def _placed_copy(memo: dict[Any, Any], block: ir.Block, at: int, rate: float) -> ir.Block:
@@ -105,7 +105,7 @@ def _placed_copy(memo: dict[Any, Any], block: ir.Block, at: int, rate: float) ->
     copied = memo.get(key)
     if copied is None:
         copied = memo[key] = block.model_copy(update={"index": at, "drop_path": rate})
-    return copied  # type: ignore[no-any-return]
+    return copied
 
 
 def _rate(opts: dict[str, Any], at: int, total: int) -> float:
