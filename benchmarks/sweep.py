@@ -75,12 +75,19 @@ def in_process(pkg: Any, spec: Path) -> tuple[float, float, int]:
     return n / dt, n / dc, n
 
 
-def end_to_end(module: str, spec: Path, pythonpath: Path) -> tuple[float, float]:
-    """(variants/s wall, variants/s CPU) of the whole command, import and output included."""
+def end_to_end(
+    module: str, spec: Path, pythonpath: Path, bytecode: bool = True
+) -> tuple[float, float]:
+    """(variants/s wall, variants/s CPU) of the whole command, import and output included;
+    with `bytecode`, Python's compiled modules are written and read as an installed package's
+    are (else every run compiles the sources, as under PYTHONDONTWRITEBYTECODE=1)."""
     cmd = [sys.executable, "-m", module, "sweep", str(spec), "--format", "jsonl"]
     for v in VARY:
         cmd += ["--vary", v]
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     before = os.times()
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -105,9 +112,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             wall, cpu, n = in_process(pkg, args.spec)
             runs[name].setdefault("in_process_per_s", []).append(wall)
             runs[name].setdefault("in_process_cpu_per_s", []).append(cpu)
+    for _, module, path in trees.values():
+        end_to_end(module, args.spec, path, args.bytecode)  # writes the bytecode: not timed
     for _ in range(args.runs):
         for name, (_, module, path) in trees.items():
-            wall, cpu = end_to_end(module, args.spec, path)
+            wall, cpu = end_to_end(module, args.spec, path, args.bytecode)
             runs[name].setdefault("end_to_end_per_s", []).append(wall)
             runs[name].setdefault("end_to_end_cpu_per_s", []).append(cpu)
     out: dict[str, Any] = {"variants": n}
@@ -122,6 +131,12 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--rev", help="a git revision to run alternately with the working tree")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--no-bytecode",
+        dest="bytecode",
+        action="store_false",
+        help="end to end without compiled modules (every run compiles the sources)",
+    )
     args = p.parse_args()
     load = os.getloadavg()[0]
     got = measure(args)
@@ -132,6 +147,7 @@ def main() -> int:
         "load_average": load,
         "load_average_after": os.getloadavg()[0],
         "cpus": os.cpu_count(),
+        "bytecode": args.bytecode,
         **got["after"],
     }
     if args.rev:
@@ -143,6 +159,7 @@ def main() -> int:
     print(
         f"{got['variants']:,} variants of {args.spec.name}, medians of {args.runs} runs, "
         f"load average {load:.1f} -> {result['load_average_after']:.1f} on {os.cpu_count()} CPUs"
+        f"{'' if args.bytecode else ', no bytecode'}"
     )
     for name, key, target in (
         ("in process", "in_process", TARGET_IN_PROCESS),
