@@ -155,9 +155,16 @@ def main() -> int:
         result["before"] = got["before"]
     if args.json:
         print(json.dumps(result, indent=2))
-        return 0
+    else:
+        report(result, args)
+    return 0
+
+
+def report(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """The figures as lines: each against its target, and against --rev's."""
+    load = result["load_average"]
     print(
-        f"{got['variants']:,} variants of {args.spec.name}, medians of {args.runs} runs, "
+        f"{result['variants']:,} variants of {args.spec.name}, medians of {args.runs} runs, "
         f"load average {load:.1f} -> {result['load_average_after']:.1f} on {os.cpu_count()} CPUs"
         f"{'' if args.bytecode else ', no bytecode'}"
     )
@@ -171,12 +178,11 @@ def main() -> int:
             f" {c:8,.0f} per CPU-second ({c / target:.2f}x)"
         )
         if args.rev:
-            bw, bc = got["before"][f"{key}_per_s"], got["before"][f"{key}_cpu_per_s"]
+            bw, bc = result["before"][f"{key}_per_s"], result["before"][f"{key}_cpu_per_s"]
             print(
                 f"  {'':<11} {bw:8,.0f} wall, {bc:8,.0f} per CPU-second at {args.rev}: "
                 f"after / before {w / bw:.2f}x wall, {c / bc:.2f}x CPU"
             )
-    return 0
 
 
 if __name__ == "__main__":

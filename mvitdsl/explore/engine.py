@@ -180,17 +180,11 @@ class Evaluator:
             out.diagnostics.append(Diagnostic("S102", str(e)))
             return out
         model = self.lower_fast(targets, out) if self.fast else None
-        if out.diagnostics:
-            return out
         shapes = self._lowering.shapes  # each row's shape, shared between variants
-        if model is None:  # the plain way: the whole tree lowered again
-            out.statements = overrides.apply(base.statements, targets, base.ast.span)
-            lowering = Lowering(base.ast, out.statements, base.sources)
-            model = lowering.run()
-            if lowering.r.diagnostics or model is None:
-                out.diagnostics = in_source_order(lowering.r.diagnostics)
-                return out
-            shapes = lowering.shapes
+        if model is None and not out.diagnostics:
+            model, shapes = self.lower_plain(targets, out)
+        if model is None:
+            return out
         rows = self.walk.rows(model, shapes)
         # Spans of replaced values are the base's own, so the base's tree locates every
         # diagnostic except where a value was added; then the variant's own tree is built.
@@ -206,6 +200,19 @@ class Evaluator:
             return out
         self.measure(spec, out, rows)
         return out
+
+    def lower_plain(
+        self, targets: Mapping[overrides.Target, str], out: Outcome
+    ) -> tuple[ir.Model | None, tuple[tuple[ir.Block, ...], ...]]:
+        """The plain way: the variant's whole tree lowered again (its errors in `out`)."""
+        base = self.base
+        out.statements = overrides.apply(base.statements, targets, base.ast.span)
+        lowering = Lowering(base.ast, out.statements, base.sources)
+        model = lowering.run()
+        if lowering.r.diagnostics or model is None:
+            out.diagnostics = in_source_order(lowering.r.diagnostics)
+            return None, ()
+        return model, lowering.shapes
 
     def errors(self, spec: Spec, rows: list[Row]) -> list[Diagnostic]:
         """The shape rules' diagnostics, as mvitdsl.check gives them (the budget rule comes with
