@@ -8,14 +8,16 @@ Speed, without a second implementation of any rule:
   `Lowering.finish` (defaults, stage expansion, the IR) runs on it. Values are read atom by
   atom, so their effects are independent; a test holds the result equal to lowering each
   variant's whole tree (`fast=False`);
-- the Evaluator's Lowering keeps a memo (`Lowering.memo`, language/expand.py): a stage's blocks
-  and each block are built once per distinct set of what they are built from, so variants share
-  block objects and most of the IR is never rebuilt or re-validated (a test holds each IR equal
-  to a fresh lowering's); flows and costs are then looked up by block identity;
-- the checker's rules run per block over flows memoised on the block's own fields (pools and the
-  grids it sees) instead of a fresh networkx graph, and a block whose rules passed on the same
-  fields is not re-run; a variant with a diagnostic is re-checked on its own tree for exact spans;
-- block costs are memoised on the block's fields (widths, heads, MLP width, flow key).
+- the Evaluator's Lowering keeps a memo (`Lowering.memo`, language/expand.py): a row's blocks
+  and each block are built once per distinct set of what they are built from (a block at another
+  index or drop-path rate is a copy of its shape's), so variants share each row's tuple of
+  blocks and most of the IR is never rebuilt or re-validated (a test holds each IR equal to a
+  fresh lowering's);
+- explore/walk.py walks a variant row by row: a row's flows, summed costs and whether its rules
+  pass are worked out once per (tuple of blocks, state entering it), each block's on keys that
+  hold everything its rules read (ops, windows included, grids, widths, model-wide values);
+  a variant whose stem and rows all passed has no diagnostic, else the real checker runs on it
+  whole (over the walk's flows) for the messages in its order, on its own tree for exact spans.
 The memos live in the Evaluator (one sweep), never in a module-global cache. benchmarks/sweep.py
 measures the speed (docs/PERFORMANCE.md).
 """
@@ -28,20 +30,12 @@ from typing import Any, cast
 
 from .. import ir
 from ..analysis import shapes
-from ..analysis.analyze import (
-    DTYPE_BYTES,
-    Costs,
-    activation_elems,
-    block_costs,
-    head_costs,
-    stem_costs,
-)
+from ..analysis.analyze import DTYPE_BYTES, Costs
 from ..analysis.budget import check_budget
-from ..analysis.graph import BlockFlow, block_flow
+from ..analysis.check import Checker
 from ..diagnostics import Diagnostic, SpecError
 from ..language import overrides
 from ..language.lower import Lowering
-from ..ops import block as ops_block
 from ..spec import Spec
 from .axes import Axis, Derived, Where, text_of, value_of
 from .expr import Env, ExprError, InexactError, Value, evaluate
@@ -50,12 +44,13 @@ from .outcome import (
     Budgets,
     Outcome,
     Single,
+    VariantIds,
     in_source_order,
     over_budget,
     variant_id,
 )
 from .patch import Delta, draft_delta, patch
-from .sweepcheck import SweepChecker
+from .walk import Row, Walk, parts_of
 
 __all__ = ["SWEEP_CODES", "Budgets", "Evaluator", "Outcome", "Single", "variant_id"]
 
@@ -86,19 +81,11 @@ class Evaluator:
         self.budgets = budgets or Budgets()
         self.batch, self.nbytes = batch, DTYPE_BYTES[dtype]
         self.targets: dict[str, overrides.Target] = {}
-        self._ids: dict[tuple[Any, ...], int] = {}
-        self._stem_head: dict[tuple[Any, ...], tuple[Costs, int]] = {}
-        self._flows: dict[int, BlockFlow] = {}
-        self._seen: dict[tuple[int, int], tuple[ir.Block, int, int]] = {}  # by block identity
-        self._numbers: dict[tuple[Any, ...], int] = {}
-        self._costs_of: dict[tuple[Any, ...], tuple[int, ...]] = {}  # by block identity
+        self.walk = Walk()  # flows, costs and rules passed, row by row (explore/walk.py)
         self._value_of: dict[str, Value] = {}
-        self._stem_passed: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._canonical: dict[str, str] = {}
-        self._costs: dict[tuple[Any, ...], tuple[int, ...]] = {}
-        self._passed: set[int] = set()
+        self.variant_id = VariantIds(self.canonical)
         self._patched: dict[Any, Any] = {}  # list items / dict entries of drafts, patched
-        self._last_flows: list[tuple[ir.Block, BlockFlow, int]] = []
         self._single: dict[tuple[overrides.Target, str], Single] = {}
         # fast=False lowers every variant from its whole tree: the same rows, slower (the test
         # that holds the fast path to it).
@@ -106,7 +93,6 @@ class Evaluator:
         self._lowering = Lowering(base.ast, base.statements, base.sources)
         self._lowering.memo = {}  # blocks shared between variants (language/expand.py)
         self._draft = self._lowering.read()
-        self._last_model: ir.Model | None = None  # whose flows _last_flows are
 
     # -- paths
     def target(self, path: str) -> overrides.Target:
@@ -144,7 +130,7 @@ class Evaluator:
                 break
             values[d.label] = value
             assigned[d.path] = text_of(value)
-        out.id = variant_id(assigned, self.canonical)
+        out.id = self.variant_id(assigned)
         return out
 
     def value(self, text: str) -> Value:
@@ -194,33 +180,51 @@ class Evaluator:
             out.diagnostics.append(Diagnostic("S102", str(e)))
             return out
         model = self.lower_fast(targets, out) if self.fast else None
-        if out.diagnostics:
+        shapes = self._lowering.shapes  # each row's shape, shared between variants
+        if model is None and not out.diagnostics:
+            model, shapes = self.lower_plain(targets, out)
+        if model is None:
             return out
-        if model is None:  # the plain way: the whole tree lowered again
-            out.statements = overrides.apply(base.statements, targets, base.ast.span)
-            lowering = Lowering(base.ast, out.statements, base.sources)
-            model = lowering.run()
-            if lowering.r.diagnostics or model is None:
-                out.diagnostics = in_source_order(lowering.r.diagnostics)
-                return out
+        rows = self.walk.rows(model, shapes)
         # Spans of replaced values are the base's own, so the base's tree locates every
         # diagnostic except where a value was added; then the variant's own tree is built.
         plain = not out.statements and not any(t.key == "budget" for t in targets)
         statements = base.statements if plain else self.statements(out, targets)
         spec = Spec(model, base.ast, statements, base.sources)
-        errors = self.errors(spec)
+        errors = self.errors(spec, rows)
         if errors and plain:
             spec = Spec(model, base.ast, self.statements(out, targets), base.sources)
-            errors = self.errors(spec)
+            errors = self.errors(spec, rows)
         if errors:
             out.diagnostics = errors
             return out
-        self.measure(spec, out)
+        self.measure(spec, out, rows)
         return out
 
-    def errors(self, spec: Spec) -> list[Diagnostic]:
+    def lower_plain(
+        self, targets: Mapping[overrides.Target, str], out: Outcome
+    ) -> tuple[ir.Model | None, tuple[tuple[ir.Block, ...], ...]]:
+        """The plain way: the variant's whole tree lowered again (its errors in `out`)."""
+        base = self.base
+        out.statements = overrides.apply(base.statements, targets, base.ast.span)
+        lowering = Lowering(base.ast, out.statements, base.sources)
+        model = lowering.run()
+        if lowering.r.diagnostics or model is None:
+            out.diagnostics = in_source_order(lowering.r.diagnostics)
+            return None, ()
+        return model, lowering.shapes
+
+    def errors(self, spec: Spec, rows: list[Row]) -> list[Diagnostic]:
+        """The shape rules' diagnostics, as mvitdsl.check gives them (the budget rule comes with
+        the costs): none when the stem's and every row's rules passed before; else the checker
+        runs on the whole variant over the walk's flows, for its messages in its order."""
+        if self.walk.start(spec.model)[1] and all(row.passed for row in rows):
+            return []
+        flows = tuple(flow for row in rows for _, flow, _ in row.flows)
+        checker = Checker(spec.model, spec.sources, flows)
+        checker.run()
         try:
-            self.check(spec)
+            checker.r.raise_if_any()
         except SpecError as e:
             return list(e.diagnostics)
         return []
@@ -267,97 +271,22 @@ class Evaluator:
             return Single(reading.diagnostics, [])
         return Single([], draft_delta(self._draft, reading.draft))
 
-    def check(self, spec: Spec) -> None:
-        """The shape rules, as mvitdsl.check runs them (the budget rule comes with the costs)."""
-        checker = SweepChecker(spec, [], self._passed)
-        m = spec.model
-        # the stem's rules read the input, patch and tokens (objects the lowering's memo
-        # shares between variants) and the first stage's width: passed once, not re-run
-        stem = (id(m.input), id(m.patch), id(m.tokens), m.attention.dim_change,
-                m.stages[0].dim if m.stages else None)  # fmt: skip
-        if stem not in self._stem_passed:
-            checker.check_stem()
-            if not checker.r.diagnostics:
-                self._stem_passed[stem] = (m.input, m.patch, m.tokens)  # keeps the ids alive
-        if not checker.r.diagnostics:
-            checker.flows = self._last_flows = self.flows(spec.model)
-            self._last_model = spec.model
-            checker.run()
-        checker.r.raise_if_any()
-
-    def flows(self, model: ir.Model) -> list[tuple[ir.Block, BlockFlow, int]]:
-        ctx = (
-            model.tokens.cls,
-            model.attention.rel_pos,
-            model.input.kind,
-            model.input.grid_rounding,
-        )
-        grid, nom = shapes.patch_grid(model), shapes.patch_nominal(model)
-        state = self.number((grid, nom, ctx))  # what a block's flow starts from, as one int
-        out = []
-        for block in model.blocks:
-            # variants share block objects (the lowering's memo): one lookup by identity; the
-            # value holds the block, so its id is never reused while the entry lives
-            seen = self._seen.get((id(block), state))
-            if seen is None:
-                kid = self.flow_id(model, block, ctx, grid, nom)
-                after = self._flows[kid]
-                seen = self._seen[(id(block), state)] = (
-                    block, kid, self.number((after.grid_out, after.nominal_out, ctx)),
-                )  # fmt: skip
-            _, kid, state = seen
-            flow = self._flows[kid]
-            out.append((block, flow, kid))
-            grid, nom = flow.grid_out, flow.nominal_out
-        return out
-
-    def number(self, key: tuple[Any, ...]) -> int:
-        """A small int for a key used in many others (hashed once, then compared as an int)."""
-        n = self._numbers.get(key)
-        if n is None:
-            n = self._numbers[key] = len(self._numbers)
-        return n
-
-    def flow_id(
-        self, model: ir.Model, block: ir.Block, ctx: tuple[Any, ...], grid: Any, nom: Any
-    ) -> int:
-        """The number of the block's flow at this grid (computed once per distinct key)."""
-        q, kv = block.pool_q, block.pool_kv
-        enter = ops_block.entering(block)  # e.g. patch merging: it sets the grid too
-        key = (ctx, q.mode, q.kernel, q.stride, kv.mode, kv.kernel, kv.stride, grid, nom, enter)
-        kid = self._ids.get(key)  # a small int per distinct key: hashed once, not per use
-        if kid is None:
-            kid = self._ids[key] = len(self._ids)
-            self._flows[kid] = block_flow(model, block, grid, nom)
-        return kid
-
-    def measure(self, spec: Spec, out: Outcome) -> None:
-        """Costs (the same arithmetic as mvitdsl.analyze), then the budget rules."""
+    def measure(self, spec: Spec, out: Outcome, rows: list[Row] | None = None) -> None:
+        """Costs (the same arithmetic as mvitdsl.analyze, summed row by row), then the budget
+        rules; `rows` as the walk gave them (None: walked here)."""
         model = spec.model
-        att = model.attention
-        flows = self._last_flows
-        if not flows or self._last_model is not model:  # blocks may be shared between models
-            flows = self.flows(model)
-        # Sums of plain integers: params, attention, mlp, pooling MACs, norm elements, saved.
+        if rows is None:
+            rows = self.walk.rows(model, parts_of(model))
         params = attn = mlp = pool = norm = elems = 0
-        ctx = (att.qkv_bias, att.dim_change)
-        c = self.number(ctx)
-        for block, flow, kid in flows:
-            memo = self._costs_of.get((id(block), kid, c))  # flows() keeps the block alive
-            if memo is None:
-                memo = self._costs_of[(id(block), kid, c)] = self.block_costs(
-                    model, block, flow, kid, ctx
-                )
-            params += memo[0]
-            attn += memo[1]
-            mlp += memo[2]
-            pool += memo[3]
-            norm += memo[4]
-            elems += memo[5]
-        grid = flows[-1][1].grid_out if flows else shapes.patch_grid(model)
-        stem_head = self.stem_head(model, grid)
-        total = Costs(params, attn, mlp, pool, 0, norm) + stem_head[0]
-        elems += stem_head[1]
+        for row in rows:
+            c = row.costs
+            params, attn, mlp = params + c[0], attn + c[1], mlp + c[2]
+            pool, norm, elems = pool + c[3], norm + c[4], elems + c[5]
+        grid = rows[-1].grid if rows else shapes.patch_grid(model)
+        sh, stem_elems = self.walk.stem_head(model, grid)
+        total = Costs(params + sh.params, attn + sh.attn_macs, mlp + sh.mlp_macs,
+                      pool + sh.pool_macs, sh.other_macs, norm + sh.norm_elems)  # fmt: skip
+        elems += stem_elems
         out.params = total.params
         out.gmacs = total.macs / 1e9
         out.gmacs_fvcore = total.macs_fvcore / 1e9
@@ -370,33 +299,3 @@ class Evaluator:
             return
         out.diagnostics = over_budget(self.budgets, out)
         out.ok = not out.diagnostics
-
-    def block_costs(
-        self, model: ir.Model, block: ir.Block, flow: BlockFlow, kid: int, ctx: tuple[Any, ...]
-    ) -> tuple[int, ...]:
-        """A block's costs, memoised on the fields they read."""
-        ckey = (kid, ctx, block.dim_in, block.dim_attn, block.dim_out, block.heads,
-                block.mlp_hidden)  # fmt: skip
-        memo = self._costs.get(ckey)
-        if memo is None:
-            c = block_costs(model, block, flow)
-            memo = self._costs[ckey] = (
-                c.params, c.attn_macs, c.mlp_macs, c.pool_macs, c.norm_elems,
-                activation_elems(block, flow),
-            )  # fmt: skip
-            assert c.other_macs == 0, "a block's MACs are attention, MLP or pooling"
-        return memo
-
-    def stem_head(self, model: ir.Model, grid: ir.Dims3) -> tuple[Costs, int]:
-        """Stem and head costs and the stem's saved elements, memoised on the fields they read."""
-        inp, p, tok, head = model.input, model.patch, model.tokens, model.head
-        key = (inp.channels, inp.size, p.kernel, p.stride, p.padding, p.dim, tok.cls,
-               tok.position, head.norm, head.classes, model.blocks[-1].dim_out, grid)  # fmt: skip
-        hit = self._stem_head.get(key)
-        if hit is None:
-            stem_tokens = shapes.tokens(shapes.patch_grid(model), tok.cls)
-            hit = self._stem_head[key] = (
-                stem_costs(model) + head_costs(model, grid),
-                2 * stem_tokens * p.dim,
-            )
-        return hit

@@ -61,7 +61,11 @@ def patch(
         or type(draft).__dataclass_params__.frozen
     ):
         return replace(draft, **changes)
-    copied = copy.copy(draft)  # a plain (not frozen) dataclass: a shallow copy is enough
+    # a plain (not frozen) dataclass: a shallow copy is enough (its __dict__ copied: a few
+    # times faster than copy.copy, which goes through __reduce_ex__)
+    copied = object.__new__(type(draft)) if hasattr(draft, "__dict__") else copy.copy(draft)
+    if hasattr(draft, "__dict__"):
+        copied.__dict__.update(draft.__dict__)
     for k, v in changes.items():
         setattr(copied, k, v)
     return copied

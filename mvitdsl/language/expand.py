@@ -22,37 +22,95 @@ class Running(NamedTuple):
     strides: ir.Dims3
 
 
+class Expanded(NamedTuple):
+    """The stage table expanded: its Stages, each row's Blocks, and each row's shape (blocks
+    equal to the row's but for their index and drop-path rate; the row's own without a memo)."""
+
+    stages: tuple[ir.Stage, ...]
+    parts: tuple[tuple[ir.Block, ...], ...]
+    shapes: tuple[tuple[ir.Block, ...], ...]
+
+
 def expand(
     rows: list[StageDraft],
     att: ir.Attention,
     embed_dim: int,
     drop_path: float,
     memo: dict[Any, Any] | None = None,
-) -> tuple[tuple[ir.Stage, ...], tuple[ir.Block, ...]]:
+) -> Expanded:
     """The stage table -> one Block per block, with strides, kernels, widths resolved. `memo`
-    (a sweep's, over many variants of one base) keeps each stage's blocks by everything they
-    are built from, so a stage that another variant already has is not built again."""
+    (a sweep's, over many variants of one base) keeps each row's blocks by everything they are
+    built from, so a row that another variant already has is not built again: its tuple of
+    blocks, and of its shape, is then the same object (the sweep looks costs up by identity)."""
     total = sum(r.depth for r in rows)
     stage_opts, keys = _stage_options(rows, att, drop_path, memo)
     state = Running(0, embed_dim, att.stride_kv or ONE, ONE)
     stages: list[ir.Stage] = []
-    blocks: list[ir.Block] = []
+    parts: list[tuple[ir.Block, ...]] = []
+    shapes: list[tuple[ir.Block, ...]] = []
     for s in range(len(rows)):
-        key, made = None, None
-        if memo is not None:
-            after = rows[s + 1].dim if s + 1 < len(rows) else None
-            spread = total if stage_opts[s]["drop_path"] else 0  # rates depend on the depth
-            key = ("blocks", keys[s][1], keys[s - 1][0] if s else -1, after, spread, state)
-            made = memo.get(key)
-        if made is None:
-            made = _expand_stage(rows, s, att, (stage_opts, keys), total, state, memo)
-            if memo is not None:
-                memo[key] = made
-        stage, stage_blocks, state = made
+        if memo is None:
+            stage, part, state = _expand_stage(rows, s, att, (stage_opts, keys), total, state, None)
+            shape = part
+        else:
+            stage, part, shape, state = _row(memo, rows, s, att, (stage_opts, keys), total, state)
         if stage is not None:
             stages.append(stage)
-        blocks.extend(stage_blocks)
-    return tuple(stages), tuple(blocks)
+        parts.append(part)
+        shapes.append(shape)
+    return Expanded(tuple(stages), tuple(parts), tuple(shapes))
+
+
+def _row(
+    memo: dict[Any, Any],
+    rows: list[StageDraft],
+    s: int,
+    att: ir.Attention,
+    stage: tuple[list[dict[str, Any]], list[tuple[int, int]]],
+    total: int,
+    state: Running,
+) -> tuple[ir.Stage | None, tuple[ir.Block, ...], tuple[ir.Block, ...], Running]:
+    """A row's Stage and blocks, its shape and the state it leaves, with a memo: the blocks are
+    built once per shape (all they are built from but the index of the row's first block and
+    the depth that drop-path rates spread over), then placed at each index and rate met."""
+    stage_opts, keys = stage
+    after = rows[s + 1].dim if s + 1 < len(rows) else None
+    shape_key = ("row", keys[s][1], keys[s - 1][0] if s else -1, after, state[1:])
+    spread = total if stage_opts[s]["drop_path"] else 0  # rates depend on the depth
+    hit = memo.get((shape_key, state.first, spread))
+    if hit is None:
+        shaped = memo.get(shape_key)
+        if shaped is None:
+            shaped = memo[shape_key] = _expand_stage(rows, s, att, stage, total, state, memo)
+        built, shape, leaves = shaped
+        placed = tuple(
+            _placed_copy(memo, b, state.first + j, _rate(stage_opts[s], state.first + j, total))
+            for j, b in enumerate(shape)
+        )
+        if built is not None and built.first != state.first:
+            built = built.model_copy(update={"first": state.first})
+        hit = memo[(shape_key, state.first, spread)] = (
+            built, placed, shape, leaves._replace(first=state.first + rows[s].depth),
+        )  # fmt: skip
+    return hit
+
+
+def _placed_copy(memo: dict[Any, Any], block: ir.Block, at: int, rate: float) -> ir.Block:
+    """The block at index `at` with drop-path rate `rate`: itself, or a copy with the two fields
+    replaced, not validated again (trusted: an int and a float, the types a fresh build gives
+    them; a test holds the IR equal to a fresh lowering's), made once per (block, at, rate)."""
+    if block.index == at and block.drop_path == rate:
+        return block
+    key = ("placed", id(block), at, rate)  # the shape's entry holds the block: its id is kept
+    copied = memo.get(key)
+    if copied is None:
+        copied = memo[key] = block.model_copy(update={"index": at, "drop_path": rate})
+    return copied
+
+
+def _rate(opts: dict[str, Any], at: int, total: int) -> float:
+    """Stochastic depth grows linearly over the blocks, from 0 to the model's `drop_path`."""
+    return float(opts["drop_path"] * at / (total - 1)) if total > 1 else 0.0
 
 
 def _expand_stage(
@@ -64,8 +122,9 @@ def _expand_stage(
     state: Running,
     memo: dict[Any, Any] | None,
 ) -> tuple[ir.Stage | None, tuple[ir.Block, ...], Running]:
-    """One row's blocks (and its Stage), from what the blocks before it hand to it; with a memo,
-    a block another variant has (the same position, widths, strides and options) is reused."""
+    """One row's blocks (and its Stage), from what the blocks before it hand to it. With a memo,
+    the row's shape: a block another row has (the same position in its stage, widths, strides
+    and options) is that block, whatever its index and drop-path rate."""
     stage_opts, keys = stage
     row, opts = rows[s], stage_opts[s]
     index, dim_in, kv_running, strides_before = state
@@ -77,18 +136,18 @@ def _expand_stage(
         stride_kv = (row.stride_kv or kv_running) if opts["pool_kv"] else ONE
         widths = _widths(att, rows, s, j, dim_in)
         at = index + j
-        rate = opts["drop_path"] * at / (total - 1) if total > 1 else 0.0
-        key = None
+        rate = _rate(opts, at, total)
+        shape, block = None, None
         if memo is not None:
             lag = keys[s - 1][0] if j == 0 and s > 0 else -1  # the previous stage's scope
             # j: Swin's shift alternates inside the stage, whatever the block's index
-            key = (keys[s][0], lag, at, j, widths, stride_q, stride_kv, rate, strides_before)
-        block = memo.get(key) if memo is not None else None
+            shape = ("block", keys[s][0], lag, j, widths, stride_q, stride_kv, strides_before)
+            block = memo.get(shape)  # built at another index and rate: _row places it
         if block is None:
             block = _block(opts, row, at, widths, stride_q, stride_kv, rate)
             block = _scoped(block, att, stage_opts, rows, s, j, strides_before)
             if memo is not None:
-                memo[key] = block
+                memo[shape] = block
         made.append(block)
         strides_before = _times(strides_before, stride_q)
         dim_in = widths[2]
@@ -104,7 +163,12 @@ def _stage_options(
     identity (the entry holds the row: its id is not reused while the memo lives)."""
     if memo is None:
         return [options(att, drop_path, r) for r in rows], []
-    number = memo.setdefault(("attention", att, drop_path), len(memo))
+    # by identity (the lowering's memo shares equal Attention objects): hashing one per variant
+    # costs more than the whole lookup; the entry holds it, so its id is not reused
+    hit = memo.get(("attention", id(att), drop_path))
+    if hit is None:
+        hit = memo[("attention", id(att), drop_path)] = (len(memo), att)
+    number = hit[0]
     opts, keys = [], []
     for r in rows:
         hit = memo.get(("row", number, id(r)))

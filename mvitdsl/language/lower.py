@@ -8,7 +8,7 @@ point: `extends` in merge.py, the settings' vocabulary in read.py, blocks in exp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from .. import ir
 from ..diagnostics import Diagnostic, Reporter, Span, did_you_mean
@@ -25,6 +25,19 @@ __all__ = ["DEFAULT_BUDGET", "Lowering", "Reading", "merge"]
 # Guard rails: a spec above either is refused before anything is allocated (E306), unless its
 # `budget` setting raises the limit. Activations: a training step at batch 1 in fp32.
 DEFAULT_BUDGET: dict[str, float] = settings.defaults("budget")
+
+
+class Settings(NamedTuple):
+    """The model-wide records and values of a draft (all but the stage table's)."""
+
+    attention: ir.Attention
+    patch: ir.Patch
+    tokens: ir.Tokens
+    head: ir.Head
+    drop_path: float
+    norm_eps: float
+    pool_norm_eps: float
+    budget: ir.Budget
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,11 @@ class Lowering:
         # stages' blocks already built, by what they are built from: a sweep's Lowering keeps
         # one over its variants (explore/engine.py); None builds every block
         self.memo: dict[Any, Any] | None = None
+        # each row's blocks, and its shape (blocks but for their index and drop-path rate), as
+        # the last `finish` built them (with a memo: tuples shared between variants)
+        self.parts: tuple[tuple[ir.Block, ...], ...] = ()
+        self.shapes: tuple[tuple[ir.Block, ...], ...] = ()
+        self._model_loc: ir.Loc | None = None
 
     def run(self) -> ir.Model | None:
         draft = self.read()
@@ -105,37 +123,68 @@ class Lowering:
         self.r.diagnostics = []
         self.d = d = draft
         assert d.input is not None
-        patch_loc = d.where["patch"]
-        attention = self.attention_ir(patch_loc)
-        patch = self.patch_ir(patch_loc)
-        tokens = self.node(ir.Tokens, **self.values("tokens"), loc=d.where.get("tokens", patch_loc))
-        head = self.head_ir(tokens, d.where.get("head", patch_loc))
-        train, norm = self.values("train"), self.values("norm")
-        self.check_cells(attention)
-        self.check_head(tokens, head)
-        self.check_scope(attention, tokens)
+        s = self.settings_ir()
+        self.check_cells(s.attention)
+        self.check_head(s.tokens, s.head)
+        self.check_scope(s.attention, s.tokens)
         if self.r.diagnostics:
             return None
-        stages, blocks = expand(
-            d.rows, attention, patch.dim, float(train["drop_path"]), memo=self.memo
+        stages, self.parts, self.shapes = expand(
+            d.rows, s.attention, s.patch.dim, s.drop_path, memo=self.memo
         )
         return ir.Model(
             name=self.model.name,
             input=d.input,
-            patch=patch,
-            tokens=tokens,
-            attention=attention,
+            patch=s.patch,
+            tokens=s.tokens,
+            attention=s.attention,
             stages=stages,
-            blocks=blocks,
-            head=head,
+            blocks=tuple(b for part in self.parts for b in part),
+            head=s.head,
+            drop_path=s.drop_path,
+            norm_eps=s.norm_eps,
+            pool_norm_eps=s.pool_norm_eps,
+            budget=s.budget,
+            source_file=self.model.file,
+            outputs=self.outputs_ir([s.name for s in stages]),
+            loc=self.model_loc(),
+            where=dict(d.where),
+        )
+
+    def settings_ir(self) -> Settings:
+        """The model-wide records and values; with a memo (a sweep's), made once per distinct
+        set of what they are made from: the draft's settings and locations (by identity, as
+        drafts are read-only and variants share what they do not change) and the first row's
+        width (the patch's default)."""
+        d = self.d
+        if self.memo is None:
+            return self.make_settings()
+        key = (
+            "settings",
+            tuple((k, id(v)) for k, v in d.values.items()),
+            tuple((k, id(v)) for k, v in d.where.items()),
+            d.rows[0].dim if d.rows else None,
+        )
+        hit = self.memo.get(key)
+        if hit is None:  # the entry holds the keyed objects: their ids are not reused
+            hit = self.memo[key] = (self.make_settings(), [*d.values.values(), *d.where.values()])
+        made: Settings = hit[0]
+        return made
+
+    def make_settings(self) -> Settings:
+        d = self.d
+        patch_loc = d.where["patch"]
+        tokens = self.node(ir.Tokens, **self.values("tokens"), loc=d.where.get("tokens", patch_loc))
+        train, norm = self.values("train"), self.values("norm")
+        return Settings(
+            attention=self.attention_ir(patch_loc),
+            patch=self.patch_ir(patch_loc),
+            tokens=tokens,
+            head=self.head_ir(tokens, d.where.get("head", patch_loc)),
             drop_path=float(train["drop_path"]),
             norm_eps=float(norm["norm_eps"]),
             pool_norm_eps=float(norm.get("pool_norm_eps") or norm["norm_eps"]),
             budget=self.node(ir.Budget, **{k: float(v) for k, v in self.values("budget").items()}),
-            source_file=self.model.file,
-            outputs=self.outputs_ir([s.name for s in stages]),
-            loc=loc(self.model.span, self.sources.get(self.model.file, "")),
-            where=dict(d.where),
         )
 
     def outputs_ir(self, stage_names: list[str]) -> ir.Outputs | None:
@@ -207,7 +256,10 @@ class Lowering:
                 )
 
     def model_loc(self) -> ir.Loc:
-        return loc(self.model.span, self.sources.get(self.model.file, ""))
+        """Where the `model` line is (made once per Lowering: a sweep finishes many drafts)."""
+        if self._model_loc is None:
+            self._model_loc = loc(self.model.span, self.sources.get(self.model.file, ""))
+        return self._model_loc
 
     def check_head(self, tokens: ir.Tokens, head: ir.Head) -> None:
         """`head cls` needs a cls token to classify from (E210)."""
