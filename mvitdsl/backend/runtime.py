@@ -153,6 +153,31 @@ def window_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
     return x.reshape(b, heads, t * hh * w, d)
 
 
+def padded_windows(x: Tensor, grid: Any, window: Any) -> Tensor:
+    """Raster tokens (B, heads, T*H*W, d) -> windows (B, heads * n_windows, wt*wh*ww, d), the
+    grid zero-padded at its far ends to whole windows (ceil division: one traced graph serves
+    padded and unpadded sizes, as torch.export needs)."""
+    b, h, _, d = x.shape
+    (t, hh, w), (wt, wh, ww) = grid, window
+    nt, nh, nw = (t + wt - 1) // wt, (hh + wh - 1) // wh, (w + ww - 1) // ww
+    x = x.reshape(b, h, t, hh, w, d)
+    x = F.pad(x, (0, 0, 0, nw * ww - w, 0, nh * wh - hh, 0, nt * wt - t))
+    x = x.reshape(b, h, nt, wt, nh, wh, nw, ww, d).permute(0, 1, 2, 4, 6, 3, 5, 7, 8)
+    return x.reshape(b, h * nt * nh * nw, wt * wh * ww, d)
+
+
+def padded_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
+    """padded_windows' inverse: (B, heads * n_windows, wt*wh*ww, d) -> (B, heads, T*H*W, d),
+    the padding cropped (narrow, which export keeps symbolic)."""
+    b, _, _, d = x.shape
+    (t, hh, w), (wt, wh, ww) = grid, window
+    nt, nh, nw = (t + wt - 1) // wt, (hh + wh - 1) // wh, (w + ww - 1) // ww
+    x = x.reshape(b, heads, nt, nh, nw, wt, wh, ww, d).permute(0, 1, 2, 5, 3, 6, 4, 7, 8)
+    x = x.reshape(b, heads, nt * wt, nh * wh, nw * ww, d)
+    x = x.narrow(2, 0, t).narrow(3, 0, hh).narrow(4, 0, w)
+    return x.reshape(b, heads, t * hh * w, d)
+
+
 def _sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
     """SlowFast's get_1d_sincos_pos_embed_from_grid: (M,) -> (M, dim), sin then cos."""
     omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0)

@@ -19,6 +19,7 @@ from .read import Draft, Reader, loc
 from .syntax import Model
 
 N = TypeVar("N", bound=ir.Node)
+WINDOWED = ("mask_unit", "window", "pooled_window")  # scopes that attend in windows
 
 __all__ = ["DEFAULT_BUDGET", "Lowering", "Reading", "merge"]
 
@@ -169,9 +170,9 @@ class Lowering:
     def check_scope(self, attention: ir.Attention, tokens: ir.Tokens) -> None:
         """`scope mask_unit` needs a mask unit, and no cls token to split off (E210)."""
         self.check_windows(attention)
-        rows = [r for r in self.d.rows if r.cells.get("scope") in ("mask_unit", "window")]
+        rows = [r for r in self.d.rows if r.cells.get("scope") in WINDOWED]
         where = [r.columns["scope"].span() for r in rows]
-        if attention.scope in ("mask_unit", "window"):
+        if attention.scope in WINDOWED:
             where.insert(0, self.d.where.get("attention", self.model_loc()).span())
         if not where:
             return
@@ -196,11 +197,11 @@ class Lowering:
         """`scope window` needs a `window` size for the stage (E210)."""
         for row in self.d.rows:
             scope = row.cells.get("scope") or attention.scope
-            if scope == "window" and (row.cells.get("window") or attention.window) is None:
+            if scope in WINDOWED[1:] and (row.cells.get("window") or attention.window) is None:
                 span = row.columns.get("scope", row.loc)
                 self.r.error(
                     "E210",
-                    f"stage '{row.name}' attends in windows ('scope window') of no size",
+                    f"stage '{row.name}' attends in windows ('scope {scope}') of no size",
                     span.span(),
                     "add a 'window=HxW' cell (in tokens of the stage's grid), or "
                     "'window HxW' to 'attention'",

@@ -350,10 +350,12 @@ SETTINGS: tuple[Setting, ...] = (
                 "word",
                 "global",
                 "what a query attends to: every token (global), the tokens of its mask-unit "
-                "window (Hiera), or of a fixed `window` (HieraDet); a stage's first block keeps "
-                "the previous stage's scope",
+                "window (Hiera), or of a fixed `window` (HieraDet), or windows of the pooled q, "
+                "k, v (pooled_window, detectron2's MViTv2: Q window = window / stride_q, K/V "
+                "window = window / stride_kv, pooled grids zero-padded to whole windows); a "
+                "stage's first block keeps the previous stage's scope",
                 "attention mask_unit 8x8, scope mask_unit",
-                choices=("global", "mask_unit", "window"),
+                choices=("global", "mask_unit", "window", "pooled_window"),
                 per_stage=True,
             ),
             Option(
@@ -371,7 +373,8 @@ SETTINGS: tuple[Setting, ...] = (
                 "size",
                 None,
                 "with `scope window`: the window, in tokens of the grid the block's K/V see "
-                "(the Q window is it over the block's Q stride)",
+                "(the Q window is it over the block's Q stride); with `scope pooled_window`: in "
+                "tokens of the block's input grid (Q and K/V windows are it over their strides)",
                 "s2  2  192  2  2x2  scope=window window=14x14",
                 range=COUNT,
                 per_stage=True,
