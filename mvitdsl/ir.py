@@ -142,6 +142,7 @@ class Attention(Node):
     pool_first: bool = False
     layer_scale: float = 0.0
     shift: Literal["none", "alternate"] = "none"  # Swin's shifted windows on every other block
+    stride_kv_global: Dims3 | None = None  # a listed global block's K/V stride, over the stage's
 
 
 class Outputs(Node):

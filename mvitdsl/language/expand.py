@@ -75,6 +75,8 @@ def _expand_stage(
         if att.stride_kv_adaptive and j == 0 and stride_q != ONE:
             kv_running = _divide(kv_running, stride_q)
         stride_kv = (row.stride_kv or kv_running) if opts["pool_kv"] else ONE
+        if opts["pool_kv"] and opts["stride_kv_global"] and j in (opts.get("global_blocks") or ()):
+            stride_kv = _times(stride_kv, opts["stride_kv_global"])
         widths = _widths(att, rows, s, j, dim_in)
         at = index + j
         rate = opts["drop_path"] * at / (total - 1) if total > 1 else 0.0

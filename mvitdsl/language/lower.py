@@ -166,6 +166,7 @@ class Lowering:
                     "with 'dim_change attention' a stage changes width in its first block: "
                     "add a one-block stage at the new width",
                 )
+            self.check_global_stride(row)
             late = [i for i in row.cells.get("global_blocks") or () if i >= row.depth]
             if late:
                 self.r.error(
@@ -175,6 +176,17 @@ class Lowering:
                     row.columns["global"].span(),
                     "indexes count the stage's blocks from 0",
                 )
+
+    def check_global_stride(self, row: Any) -> None:
+        """A `stride_kv_global` cell needs the row's `global` list to act on (E210)."""
+        if row.cells.get("stride_kv_global") is not None and not row.cells.get("global_blocks"):
+            self.r.error(
+                "E210",
+                f"'stride_kv_global' in stage '{row.name}' applies to no block: the stage lists "
+                "no global blocks",
+                row.columns["stride_kv_global"].span(),
+                "add a 'global=...' cell naming the stage's global blocks, or drop the cell",
+            )
 
     def check_scope(self, attention: ir.Attention, tokens: ir.Tokens) -> None:
         """`scope mask_unit` needs a mask unit, and no cls token to split off (E210)."""

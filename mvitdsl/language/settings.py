@@ -381,6 +381,17 @@ SETTINGS: tuple[Setting, ...] = (
                 default_text="none",
             ),
             Option(
+                "stride_kv_global",
+                "size",
+                None,
+                "the K/V stride of the blocks a stage's `global` cell lists, as a multiple of "
+                "the stage's K/V stride (detectron2's MViTv2: 2x2 in stages 3 and 4)",
+                "scale3  2  192  2  2x2  global=1 stride_kv_global=2x2",
+                range=COUNT,
+                per_stage=True,
+                default_text="none (the stage's)",
+            ),
+            Option(
                 "shift",
                 "word",
                 "none",
