@@ -23,9 +23,11 @@ class Stated(Protocol):
 
 
 def computed(what: str, report: Report) -> float | tuple[int, ...]:
-    """The analysed value of one `expect` word."""
+    """The analysed value of one `expect` word (`params` with an `outputs` setting: the
+    feature model's, the model the spec builds)."""
     if what == "params":
-        return float(report.params)
+        own = report.feature_params
+        return float(report.params if own is None else own)
     if what == "gmacs":
         return report.macs / 1e9
     if what == "gmacs_fvcore":
