@@ -105,8 +105,18 @@ def check(c: Any, block: Block, op: PooledWindowAttention, flow: BlockFlow) -> b
         return False
     lag = f" (the window of stage '{op.scope_from}': a stage's first block keeps it)"
     where = f"block {block.index}{lag if op.scope_from else ''}"
-    c.r.error("E309", f"{where}: {problem}", c.scope_span(block, op.scope_from), hint)
+    c.r.error("E309", f"{where}: {problem}", _window_span(c, block, op), hint)
     return True
+
+
+def _window_span(c: Any, block: Block, op: PooledWindowAttention) -> Any:
+    """The `window=` cell of the stage whose window the block uses, else its `scope=` cell, else
+    the attention line."""
+    stage = op.scope_from or block.stage
+    for s in c.model.stages:
+        if s.name == stage and "window" in s.columns:
+            return s.columns["window"].span()
+    return c.scope_span(block, op.scope_from)
 
 
 # ---------------------------------------------------------------- emission (torch inside)
