@@ -6,6 +6,7 @@ from one module, gradients, the block plan, and bad input."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 import mvitdsl
-from mvitdsl.backend.load import WeightsError
+from mvitdsl.backend.load import LoadReport, WeightsError
 from mvitdsl.backend.runtime import padded_merge, padded_windows, window_merge, window_partition
 from mvitdsl.cli import main
 from mvitdsl.ops.pooled_window import PooledWindowAttention
@@ -72,9 +73,10 @@ def test_the_fixture_matches_detectron2_at_two_sizes_from_one_module() -> None:
     and outputs listed as ignored); 96x96 has no padded window, 96x128 pads in every stage."""
     tensors = load_file(str(WEIGHTS))
     gm = mvitdsl.build(SMALL, weights=str(WEIGHTS), source="detectron2").eval()
-    ignored = {e.name for e in gm.load_report.of("ignored")}
+    report = cast(LoadReport, gm.load_report)
+    ignored = {e.name for e in report.of("ignored")}
     assert ignored == {k for k in tensors if not k.startswith("backbone.bottom_up.")}
-    assert len(gm.load_report.of("loaded")) == len(tensors) - len(ignored)
+    assert len(report.of("loaded")) == len(tensors) - len(ignored)
     for size in ("96x96", "96x128"):
         with torch.no_grad():
             out = gm(tensors[f"input.{size}"])
@@ -97,10 +99,12 @@ def test_gradients_reach_every_parameter() -> None:
 
 def test_the_source_is_guessed_from_the_prefix() -> None:
     gm = mvitdsl.build(SMALL, weights=str(WEIGHTS))
-    assert gm.load_report.dialect == "detectron2"
+    assert cast(LoadReport, gm.load_report).dialect == "detectron2"
 
 
-def test_a_checkpoint_of_another_size_is_refused_and_nothing_written(tmp_path, capsys) -> None:
+def test_a_checkpoint_of_another_size_is_refused_and_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     args = ["compile", str(_spec_path("t")), "--weights", str(WEIGHTS), "-o", str(out)]
     assert main([*args, "--source", "detectron2"]) == 1

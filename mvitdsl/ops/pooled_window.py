@@ -135,13 +135,13 @@ def emit_attend(e: Emits, op: PooledWindowAttention, x: Value, normed: Value) ->
     qw = e.fn(padded_windows, q, grid_q, op.window_q)
     kw = e.fn(padded_windows, k, grid_kv, op.window_kv)
     vw = e.fn(padded_windows, v, grid_kv, op.window_kv)
-    mask = _rel_pos(e, op, qw) if e.flow.rel_pos is not None else None
+    mask = emit_rel_pos(e, op, qw) if e.flow.rel_pos is not None else None
     o = e.fn(F.scaled_dot_product_attention, qw, kw, vw, attn_mask=mask, scale=b.head_dim**-0.5)
     o = e.fn(padded_merge, o, b.heads, grid_q, op.window_q)
     return attention.emit_output(e, op, o, q)
 
 
-def _rel_pos(e: Emits, op: PooledWindowAttention, qw: Value) -> Value:
+def emit_rel_pos(e: Emits, op: PooledWindowAttention, qw: Value) -> Value:
     """Decomposed relative positions between a Q window and a K/V window (the tables, sized
     from the block's grid, interpolated to the windows at run time, as the reference)."""
     import torch
