@@ -91,7 +91,8 @@ def render_setting(key: str, clauses: list[tuple[str, str]]) -> list[str]:
 def _setting(s: Setting, model: Model) -> list[str]:
     clauses = [(_clause_text(c), _where(c.span.file, c.span.line)) for c in s.clauses]
     written = {str(a.value) for c in s.clauses for a in c.atoms if a.kind in ("name", "arrow")}
-    clauses += [(text, "default") for text in _defaults(s.key, written, model)]
+    if s.key in settings.BY_KEY:  # `outputs` and `expect` are lists, with no defaults
+        clauses += [(text, "default") for text in _defaults(s.key, written, model)]
     return render_setting(s.key, clauses)
 
 
