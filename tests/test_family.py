@@ -44,10 +44,10 @@ PUBLISHED: dict[str, tuple[int | None, float | None, float | None]] = {
     # detectron2's MViT backbone (projects/MViTv2 configs) with its scale norms: params and
     # GMACs under FlopCounterMode / 2 at 224, measured outside the project (fixtures/README.md)
     "mvitv2_t_det.mv": (23_405_664, 4.605, None),
-    "mvitv2_s_det.mv": (34_102_560, None, None),
-    "mvitv2_b_det.mv": (50_705_088, None, None),
-    "mvitv2_l_det.mv": (212_484_384, None, None),
-    "mvitv2_h_det.mv": (665_345_408, None, None),
+    "mvitv2_s_det.mv": (34_102_560, 6.888, None),
+    "mvitv2_b_det.mv": (50_705_088, 10.031, None),
+    "mvitv2_l_det.mv": (212_484_384, 41.653, None),
+    "mvitv2_h_det.mv": (665_345_408, 119.446, None),
 }
 
 
