@@ -87,6 +87,19 @@ def test_the_fixture_matches_detectron2_at_two_sizes_from_one_module() -> None:
             assert (got - want).abs().max() <= 1e-4 * want.abs().max(), (size, name)
 
 
+@pytest.mark.parametrize("size", [(3, 64, 64), (3, 96, 128), (3, 160, 224)])
+def test_the_analysis_counts_the_padded_windows_as_the_module_runs_them(
+    size: tuple[int, int, int],
+) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = mvitdsl.resize(mvitdsl.load_spec(SMALL), size)
+    gm = mvitdsl.build(spec, device="meta", features=False).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        gm(torch.empty(1, *size, device="meta"))
+    assert counter.get_total_flops() == 2 * mvitdsl.analyze(spec).macs
+
+
 def test_gradients_reach_every_parameter() -> None:
     torch.manual_seed(0)
     gm = mvitdsl.build(SMALL)

@@ -55,8 +55,17 @@ def windows(op: PooledWindowAttention, flow: BlockFlow) -> int:
 
 
 def costs(model: Model, block: Block, op: PooledWindowAttention, flow: BlockFlow) -> Costs:
-    # each query attends to its window's K/V tokens (padding included, as the reference)
-    return attention.attention_costs(block, op, flow, prod(op.window_kv))
+    """Pooling attention's, each query attending to its window's K/V tokens; where windows pad,
+    the padded queries are computed too (attention and rel-pos), as the reference does."""
+    base = attention.attention_costs(block, op, flow, prod(op.window_kv))
+    heads, hd = block.heads, block.head_dim
+    queries, padded = prod(flow.grid_q), windows(op, flow) * prod(op.window_q)
+    extra = 2 * heads * (padded - queries) * prod(op.window_kv) * hd
+    if flow.rel_pos is not None:  # the base counts rel-pos over the whole K/V grid
+        used = sum(n for n, size in zip(op.window_kv, flow.rel_pos) if size)
+        whole = sum(n for n, size in zip(flow.grid_kv, flow.rel_pos) if size)
+        extra += heads * hd * (padded * used - queries * whole)
+    return base + Costs(attn_macs=extra)
 
 
 def saved(block: Block, op: PooledWindowAttention, flow: BlockFlow) -> int:
