@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 import mvitdsl
+from mvitdsl.analysis.naming import detect_source, dropped, rename
 from mvitdsl.backend.load import LoadReport, WeightsError
 from mvitdsl.backend.runtime import padded_merge, padded_windows, window_merge, window_partition
 from mvitdsl.cli import main
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 WEIGHTS = FIXTURES / "detectron2_mvit_small.safetensors"
 SMALL = FIXTURES / "detectron2_mvit_small.mv"
+PREFIX = "backbone.bottom_up."
 
 # detectron2's MViT (modeling/backbone/mvit.py at 02b5c4e) built with each projects/MViTv2 config,
 # parameters counted with the scale norms (measured outside the project; T and S as issue 21).
@@ -180,3 +182,30 @@ def test_stride_kv_global_multiplies_only_the_listed_blocks(factor: int, listed:
     assert [b.pool_kv.stride[1] for b in blocks[1:3]] == [
         2 * (factor if j == listed else 1) for j in range(2)
     ]
+
+
+def test_a_state_dict_without_the_backbone_prefix_is_refused_as_detectron2() -> None:
+    """Read as detectron2 names, a bare backbone state_dict has nothing inside the backbone."""
+    tensors = load_file(str(WEIGHTS))
+    bare = {k.removeprefix(PREFIX): v for k, v in tensors.items() if k.startswith(PREFIX)}
+    with pytest.raises(WeightsError, match="nothing loaded"):
+        mvitdsl.build(SMALL, device="meta", weights=bare, source="detectron2")
+
+
+NAMES = st.sampled_from(
+    ["attn.qkv.weight", "attn.proj.bias", "attn.pool_q.weight", "attn.norm_k.bias",
+     "attn.rel_pos_h", "mlp.fc1.weight", "mlp.fc2.bias", "norm1.weight", "proj.weight"]
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 6), NAMES, st.sampled_from(["backbone.fpn_lateral2.", "roi_heads.", ""]))
+def test_detectron2_names_are_slowfasts_under_the_prefix(
+    index: int, inner: str, other: str
+) -> None:
+    model = mvitdsl.load_spec(SMALL).model
+    name = f"blocks.{index}.{inner}"
+    assert rename(PREFIX + name, "detectron2", model) == rename(name, "slowfast", model)
+    assert not dropped(PREFIX + name, "detectron2")
+    assert dropped(other + name, "detectron2")
+    assert detect_source([PREFIX + name, other + name]) == "detectron2"
