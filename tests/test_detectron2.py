@@ -209,3 +209,20 @@ def test_detectron2_names_are_slowfasts_under_the_prefix(
     assert not dropped(PREFIX + name, "detectron2")
     assert dropped(other + name, "detectron2")
     assert detect_source([PREFIX + name, other + name]) == "detectron2"
+
+
+@pytest.mark.full  # ~20 s of torch.export; make test-all
+def test_one_dynamic_export_serves_padded_and_unpadded_sizes() -> None:
+    """torch.export with symbolic H, W (the size rule's): one program at 64x64 (one window per
+    axis in every stage), 96x128 and 160x224 (padded windows), equal to the eager module."""
+    from mvitdsl.backend.export import example_input, export_program
+
+    spec = mvitdsl.load_spec(SMALL)
+    gm = mvitdsl.build(spec).eval()
+    program = export_program(gm, example_input((3, 64, 64)), mvitdsl.size_rule(spec)).module()
+    for h, w in ((64, 64), (96, 128), (160, 224)):
+        x = torch.randn(2, 3, h, w)
+        with torch.no_grad():
+            want, got = gm(x), program(x)
+        for name in want:
+            torch.testing.assert_close(got[name], want[name], rtol=0, atol=1e-5)

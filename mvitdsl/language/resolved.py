@@ -50,7 +50,9 @@ def _text(o: settings.Option, value: Any) -> str | None:
 def _defaults(key: str, written: set[str], model: Model) -> list[str]:
     """The clauses a setting leaves to its defaults: flags first (the one in effect of each
     group sharing a field), then options, as settings.py declares them."""
-    setting = settings.BY_KEY[key]
+    setting = settings.BY_KEY.get(key)
+    if setting is None:  # `outputs`: names only, no defaults
+        return []
     flags = [o for o in setting.options if o.kind == "flag"]
     out = []
     for field in dict.fromkeys(o.field for o in flags):
@@ -91,8 +93,7 @@ def render_setting(key: str, clauses: list[tuple[str, str]]) -> list[str]:
 def _setting(s: Setting, model: Model) -> list[str]:
     clauses = [(_clause_text(c), _where(c.span.file, c.span.line)) for c in s.clauses]
     written = {str(a.value) for c in s.clauses for a in c.atoms if a.kind in ("name", "arrow")}
-    if s.key in settings.BY_KEY:  # `outputs` and `expect` are lists, with no defaults
-        clauses += [(text, "default") for text in _defaults(s.key, written, model)]
+    clauses += [(text, "default") for text in _defaults(s.key, written, model)]
     return render_setting(s.key, clauses)
 
 

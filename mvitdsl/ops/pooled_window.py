@@ -156,7 +156,7 @@ def emit_rel_pos(e: Emits, op: PooledWindowAttention, qw: Value) -> Value:
     import torch
     from torch import nn
 
-    from ..backend.runtime import rel_pos_bias
+    from ..backend.runtime import rel_pos_bias, window_rel_pos
 
     assert e.flow.rel_pos is not None
     tables = {}
@@ -165,6 +165,8 @@ def emit_rel_pos(e: Emits, op: PooledWindowAttention, qw: Value) -> Value:
             param = nn.Parameter(torch.zeros(length, e.block.head_dim))
             tables[axis] = e.attr(attention.rel_pos_name(axis), param)
     t, h, w = tables.get("t"), tables["h"], tables["w"]
+    if t is None:  # images: matmuls, which torch.export keeps free of window-count guards
+        return e.fn(window_rel_pos, qw, op.window_q, op.window_kv, h, w)
     return e.fn(rel_pos_bias, qw, op.window_q, op.window_kv, t, h, w, False)
 
 
