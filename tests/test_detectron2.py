@@ -38,6 +38,16 @@ DETECTRON2_PARAMS = {
 }
 
 
+# and its multiply-adds at 224 (FlopCounterMode's count / 2, the same measurement)
+DETECTRON2_MACS = {
+    "t": 4_605_121_920,
+    "s": 6_887_879_040,
+    "b": 10_030_602_624,
+    "l": 41_652_612_288,
+    "h": 119_445_736_704,
+}
+
+
 def _spec_path(size: str) -> Path:
     return ROOT / "specs" / f"mvitv2_{size}_det.mv"
 
@@ -47,7 +57,9 @@ def test_backbone_parameters_equal_detectron2s_on_the_meta_device(size: str) -> 
     spec = mvitdsl.load_spec(_spec_path(size))
     gm = mvitdsl.build(spec, device="meta")
     assert sum(p.numel() for p in gm.parameters()) == DETECTRON2_PARAMS[size]
-    assert spec.report is not None and spec.report.feature_params == DETECTRON2_PARAMS[size]
+    report = spec.report
+    assert report is not None and report.feature_params == DETECTRON2_PARAMS[size]
+    assert report.macs - report.head.macs == DETECTRON2_MACS[size]  # the head: the classifier's
     assert [n for n in dict(gm.named_parameters()) if n.endswith("_norm.weight")] == [
         f"scale{k}_norm.weight" for k in (2, 3, 4, 5)
     ]

@@ -3,7 +3,6 @@ the computed value in the message when it differs. Never imports torch."""
 
 from __future__ import annotations
 
-from math import prod
 from typing import TYPE_CHECKING, Protocol
 
 from ..diagnostics import Reporter
@@ -24,33 +23,16 @@ class Stated(Protocol):
 
 
 def computed(what: str, report: Report) -> float | tuple[int, ...]:
-    """The analysed value of one `expect` word (with an `outputs` setting, `params` and the
-    GMACs are the feature model's: the model the spec builds)."""
+    """The analysed value of one `expect` word."""
     if what == "params":
-        own = report.feature_params
-        return float(report.params if own is None else own)
+        return float(report.params)
     if what == "gmacs":
-        return (report.macs - _pruned(report, fvcore=False)) / 1e9
+        return report.macs / 1e9
     if what == "gmacs_fvcore":
-        return (report.macs_fvcore - _pruned(report, fvcore=True)) / 1e9
+        return report.macs_fvcore / 1e9
     last = report.stages[-1]
     grid = last.grid if report.model.input.kind == "video" else last.grid[1:]
     return (last.dim, *grid)
-
-
-def _pruned(report: Report, fvcore: bool) -> int:
-    """With an `outputs` setting, the MACs the feature model does not have (the head and the
-    blocks after the last output), less its LayerNorm per map (fvcore: 5 per element)."""
-    if not report.outputs:
-        return 0
-    last = max(int(i["module"].split(".")[1]) for i in report.outputs)
-    later = [b for b in report.blocks if b.index > last]
-    if not fvcore:
-        return report.head.macs + sum(b.macs for b in later)
-    norms = 0
-    if report.model.outputs is not None and report.model.outputs.norm:
-        norms = sum(5 * i["num_chs"] * prod(i["grid"]) for i in report.outputs)
-    return report.head.macs_fvcore + sum(b.macs_fvcore for b in later) - norms
 
 
 def met(e: Expectation, value: float | tuple[int, ...]) -> bool:
