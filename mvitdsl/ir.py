@@ -134,14 +134,15 @@ class Attention(Node):
     qkv_bias: bool
     dropout: float
     loc: Loc
-    scope: Literal["global", "mask_unit", "window"] = "global"
-    window: Dims3 | None = None  # the fixed window of `scope window`
+    scope: Literal["global", "mask_unit", "window", "pooled_window"] = "global"
+    window: Dims3 | None = None  # the fixed window of `scope window` or `scope pooled_window`
     scope_lag: bool = True  # a stage's first block keeps the previous stage's scope
     mask_unit: Dims3 | None = None  # Hiera's mask unit, in tokens of the patch grid
     qkv: Qkv = "fused"
     pool_first: bool = False
     layer_scale: float = 0.0
     shift: Literal["none", "alternate"] = "none"  # Swin's shifted windows on every other block
+    stride_kv_global: Dims3 | None = None  # a listed global block's K/V stride, over the stage's
 
 
 class Outputs(Node):

@@ -41,6 +41,13 @@ PUBLISHED: dict[str, tuple[int | None, float | None, float | None]] = {
     "swin_t.mv": (28_288_354, None, None),
     "swin_s.mv": (49_606_258, None, None),
     "swin_b.mv": (87_768_224, None, None),
+    # detectron2's MViT backbone (projects/MViTv2 configs) with the classifier head the specs also
+    # state; the backbone's params and GMACs equal detectron2's (tests/test_detectron2.py)
+    "mvitv2_t_det.mv": (24_173_320, 4.606, 4.632),
+    "mvitv2_s_det.mv": (34_870_216, 6.889, 6.926),
+    "mvitv2_b_det.mv": (51_472_744, 10.031, 10.087),
+    "mvitv2_l_det.mv": (213_635_368, 41.654, 41.807),
+    "mvitv2_h_det.mv": (666_879_720, 119.447, 119.778),
 }
 
 
@@ -84,7 +91,7 @@ def test_compiles_and_analysis_equals_the_built_module(name):
 
     spec = mvitdsl.load_spec(SPECS / name)
     report = mvitdsl.analyze(spec)
-    gm = mvitdsl.build(spec, device="meta").eval()
+    gm = mvitdsl.build(spec, device="meta", features=False).eval()  # with its head
     assert sum(p.numel() for p in gm.parameters()) == report.params
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         out = gm(_input(spec))

@@ -256,3 +256,10 @@ def test_a_quoted_string_with_spaces_stays_one_cell():
     out = format_text(text)
     assert '"scale4.blocks >= 2*scale3.blocks"' in out
     assert format_text(out) == out
+
+
+def test_extends_a_shipped_name_with_extra_spaces_keeps_no_file() -> None:
+    """Found by the idempotence property: `extends  mvit_b` (two spaces) read an empty file
+    name, which fmt wrote back as `extends "" mvit_b`."""
+    text = "model child extends  mvit_b {\n  input      video 3x32x224x224\n}\n"
+    assert format_text(text).splitlines()[0] == "model child extends mvit_b {"

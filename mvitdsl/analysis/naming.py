@@ -38,8 +38,18 @@ def is_position_table(name: str) -> bool:
     return name.startswith("pos_encoding.") or ".rel_pos_" in name
 
 
-Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo"]
-SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera", "pytorchvideo")
+Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo", "detectron2"]
+SOURCES: tuple[Source, ...] = (
+    "torchvision",
+    "slowfast",
+    "timm",
+    "hiera",
+    "pytorchvideo",
+    "detectron2",
+)
+# detectron2: a detector's checkpoint; the backbone the spec makes is under this prefix, in
+# SlowFast's block names; the FPN, heads and the rest are not the spec's (ignored, listed).
+DETECTRON2_PREFIX = "backbone.bottom_up."
 # facebookresearch/hiera: MAE checkpoints carry the pretraining decoder and mask token, which
 # the encoder the spec makes does not have; they are left out, not reported.
 _HIERA_DROPPED = ("decoder_", "mask_token", "multi_scale_fusion_heads.")
@@ -137,6 +147,8 @@ def rename(name: str, source: Source, model: Model) -> str:
     """Our (torchvision) name for one entry of a `source` state_dict; unknown names pass through."""
     if source == "torchvision":
         return name
+    if source == "detectron2":
+        return rename(name.removeprefix(DETECTRON2_PREFIX), "slowfast", model)
     if source == "hiera" and name.startswith("encoder_norm."):
         return "norm." + name.removeprefix("encoder_norm.")  # MAE checkpoints' final norm
     if source == "pytorchvideo" and name in _PYTORCHVIDEO_RULES:
@@ -161,8 +173,14 @@ def rename(name: str, source: Source, model: Model) -> str:
 
 
 def dropped(name: str, source: Source) -> bool:
-    """Entries of a source that the spec's model never has (Hiera's MAE decoder)."""
-    return source == "hiera" and name.startswith(_HIERA_DROPPED)
+    """Entries of a source that the spec's model never has (Hiera's MAE decoder; what is not
+    detectron2's backbone)."""
+    return (source == "hiera" and name.startswith(_HIERA_DROPPED)) or outside(name, source)
+
+
+def outside(name: str, source: Source) -> bool:
+    """Entries of a whole-detector checkpoint outside its backbone: not loaded, but listed."""
+    return source == "detectron2" and not name.startswith(DETECTRON2_PREFIX)
 
 
 def _is_hiera(names: list[str]) -> bool:
@@ -179,6 +197,8 @@ def _is_hiera(names: list[str]) -> bool:
 
 def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
+    if any(n.startswith(DETECTRON2_PREFIX) for n in names):
+        return "detectron2"
     if any(n.startswith(("stages.", "layers.")) for n in names) or "head.norm.weight" in names:
         return "timm"
     if any(n.startswith(("patch_embed.patch_model.", "cls_positional_encoding.")) for n in names):

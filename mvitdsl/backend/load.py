@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..analysis import shapes
+from ..analysis.naming import outside
 from ..ir import Model
 from .resize import is_position, resize_entry
 from .weights import (
@@ -231,7 +232,11 @@ def plan(
     converted = convert_state_dict(state, dialect, spec=model)
     whole = expected_shapes(model)
     out: dict[str, torch.Tensor] = {}
-    entries: list[LoadEntry] = []
+    entries = [
+        LoadEntry("ignored", k, tuple(v.shape), None, f"not the backbone ({dialect})")
+        for k, v in state.items()
+        if outside(k, dialect)
+    ]
     bad: set[str] = set()
     for name, tensor in converted.items():
         placed = place(model, name, tensor, want.get(name), name in whole, new_head)

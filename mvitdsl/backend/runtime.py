@@ -153,6 +153,53 @@ def window_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
     return x.reshape(b, heads, t * hh * w, d)
 
 
+def padded_windows(x: Tensor, grid: Any, window: Any) -> Tensor:
+    """Raster tokens (B, heads, T*H*W, d) -> windows (B, heads * n_windows, wt*wh*ww, d), the
+    grid zero-padded at its far ends to whole windows (ceil division: one traced graph serves
+    padded and unpadded sizes, as torch.export needs)."""
+    b, h, _, d = x.shape
+    (t, hh, w), (wt, wh, ww) = grid, window
+    nt, nh, nw = (t + wt - 1) // wt, (hh + wh - 1) // wh, (w + ww - 1) // ww
+    x = x.reshape(b, h, t, hh, w, d)
+    x = F.pad(x, (0, 0, 0, nw * ww - w, 0, nh * wh - hh, 0, nt * wt - t))
+    x = x.reshape(b, h, nt, wt, nh, wh, nw, ww, d).permute(0, 1, 2, 4, 6, 3, 5, 7, 8)
+    # the copy reshape makes unless one window spans an axis, made always: else torch.export
+    # would guard on that case
+    x = torch.clone(x, memory_format=torch.contiguous_format)
+    return x.reshape(b, h * nt * nh * nw, wt * wh * ww, d)
+
+
+def padded_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
+    """padded_windows' inverse: (B, heads * n_windows, wt*wh*ww, d) -> (B, heads, T*H*W, d),
+    the padding cropped (narrow, which export keeps symbolic)."""
+    b, _, _, d = x.shape
+    (t, hh, w), (wt, wh, ww) = grid, window
+    nt, nh, nw = (t + wt - 1) // wt, (hh + wh - 1) // wh, (w + ww - 1) // ww
+    x = x.reshape(b, heads, nt, nh, nw, wt, wh, ww, d).permute(0, 1, 2, 5, 3, 6, 4, 7, 8)
+    x = torch.clone(x, memory_format=torch.contiguous_format)  # as in padded_windows
+    x = x.reshape(b, heads, nt * wt, nh * wh, nw * ww, d)
+    x = x.narrow(2, 0, t).narrow(3, 0, hh).narrow(4, 0, w)
+    # the copy a reshape makes where the crop cut something, made always: with symbolic sizes
+    # torch.export would otherwise guard on whether it did
+    x = torch.clone(x, memory_format=torch.contiguous_format)
+    return x.reshape(b, heads, t * hh * w, d)
+
+
+def window_rel_pos(
+    q: Tensor, q_window: Any, k_window: Any, rel_pos_h: Tensor, rel_pos_w: Tensor
+) -> Tensor:
+    """Decomposed relative-position logits (N, Y, L_Q, L_K) between image windows, from the
+    unscaled queries (N, Y, L_Q, d): rel_pos_bias's numbers with broadcast matmuls instead of
+    einsum, whose folding guards on the window count under torch.export."""
+    n, y, _, d = q.shape
+    (_, qh, qw), (_, kh, kw) = q_window, k_window
+    r = q.reshape(n, y, qh, qw, d)
+    bias_h = torch.matmul(r, rel_table(rel_pos_h, qh, kh).transpose(1, 2))  # (N, Y, qh, qw, kh)
+    bias_w = torch.matmul(r.transpose(2, 3), rel_table(rel_pos_w, qw, kw).transpose(1, 2))
+    bias = bias_h[..., :, None] + bias_w.transpose(2, 3)[..., None, :]
+    return bias.reshape(n, y, qh * qw, kh * kw)
+
+
 def _sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
     """SlowFast's get_1d_sincos_pos_embed_from_grid: (M,) -> (M, dim), sin then cos."""
     omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0)

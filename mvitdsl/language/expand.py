@@ -134,6 +134,8 @@ def _expand_stage(
         if att.stride_kv_adaptive and j == 0 and stride_q != ONE:
             kv_running = _divide(kv_running, stride_q)
         stride_kv = (row.stride_kv or kv_running) if opts["pool_kv"] else ONE
+        if opts["pool_kv"] and opts["stride_kv_global"] and j in (opts.get("global_blocks") or ()):
+            stride_kv = _times(stride_kv, opts["stride_kv_global"])
         widths = _widths(att, rows, s, j, dim_in)
         at = index + j
         rate = _rate(opts, at, total)
@@ -217,14 +219,23 @@ def _scoped(
     """The block's attention scope: Swin's shifted windows (a shift or a bias table asked for:
     the stage's own window, no lag); else a stage's first block keeps the previous stage's scope
     (Hiera's one-block lag); a mask-unit scope attends in the mask unit divided by the Q strides
-    applied before the block (the checker reports a mask unit they do not divide)."""
+    applied before the block (the checker reports a mask unit they do not divide); windows after
+    pooling (`pooled_window`) take the window as written, the Q and K/V windows follow from it.
+    A block the row's `global` cell lists attends globally whatever the scope."""
     own = stage_opts[s]
+    if j in (own.get("global_blocks") or ()):
+        return block
     if own["rel_pos"] == "table" or own["shift"] != "none":  # Swin: its own stage's window
         window = own["window"] if own["scope"] == "window" else None
         shifted = own["shift"] == "alternate" and j % 2 == 1
         return _swapped(block, ops.SwinAttention, window=window, shift=shifted)
     lag = j == 0 and s > 0 and bool(own["scope_lag"])
     opts = stage_opts[s - 1 if lag else s]
+    if opts["scope"] == "pooled_window" and opts["window"] is not None:
+        scope_from = rows[s - 1].name if lag else ""
+        return _swapped(
+            block, ops.PooledWindowAttention, window=opts["window"], scope_from=scope_from
+        )
     if opts["scope"] == "mask_unit" and att.mask_unit is not None:
         window = _divide(att.mask_unit, strides_before)
     elif opts["scope"] == "window" and opts["window"] is not None:

@@ -119,7 +119,7 @@ def format_text(text: str, file: str = "<spec>") -> str:
 def _model_lines(model: Model, src: Source) -> list[Line]:
     head = f"model {model.name}"
     if model.parent is not None:
-        file = f' "{model.parent.file}"' if model.parent.file is not None else ""
+        file = f' "{model.parent.file}"' if model.parent.file else ""  # "": no file written
         head += f" extends{file} {model.parent.name}"
     first = (model.span.line, model.span.column)
     lines = [Line(head + " {", first, frozenset({model.span.line}), "open")]

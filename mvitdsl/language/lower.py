@@ -19,6 +19,7 @@ from .read import Draft, Reader, loc
 from .syntax import Model
 
 N = TypeVar("N", bound=ir.Node)
+WINDOWED = ("mask_unit", "window", "pooled_window")  # scopes that attend in windows
 
 __all__ = ["DEFAULT_BUDGET", "Lowering", "Reading", "merge"]
 
@@ -214,13 +215,34 @@ class Lowering:
                     "with 'dim_change attention' a stage changes width in its first block: "
                     "add a one-block stage at the new width",
                 )
+            self.check_global_stride(row)
+            late = [i for i in row.cells.get("global_blocks") or () if i >= row.depth]
+            if late:
+                self.r.error(
+                    "E205",
+                    f"global block {late[0]} of stage '{row.name}' is out of its range: the stage "
+                    f"has {row.depth} block{'s' if row.depth > 1 else ''} (0 to {row.depth - 1})",
+                    row.columns["global"].span(),
+                    "indexes count the stage's blocks from 0",
+                )
+
+    def check_global_stride(self, row: Any) -> None:
+        """A `stride_kv_global` cell needs the row's `global` list to act on (E210)."""
+        if row.cells.get("stride_kv_global") is not None and not row.cells.get("global_blocks"):
+            self.r.error(
+                "E210",
+                f"'stride_kv_global' in stage '{row.name}' applies to no block: the stage lists "
+                "no global blocks",
+                row.columns["stride_kv_global"].span(),
+                "add a 'global=...' cell naming the stage's global blocks, or drop the cell",
+            )
 
     def check_scope(self, attention: ir.Attention, tokens: ir.Tokens) -> None:
         """`scope mask_unit` needs a mask unit, and no cls token to split off (E210)."""
         self.check_windows(attention)
-        rows = [r for r in self.d.rows if r.cells.get("scope") in ("mask_unit", "window")]
+        rows = [r for r in self.d.rows if r.cells.get("scope") in WINDOWED]
         where = [r.columns["scope"].span() for r in rows]
-        if attention.scope in ("mask_unit", "window"):
+        if attention.scope in WINDOWED:
             where.insert(0, self.d.where.get("attention", self.model_loc()).span())
         if not where:
             return
@@ -245,11 +267,11 @@ class Lowering:
         """`scope window` needs a `window` size for the stage (E210)."""
         for row in self.d.rows:
             scope = row.cells.get("scope") or attention.scope
-            if scope == "window" and (row.cells.get("window") or attention.window) is None:
+            if scope in WINDOWED[1:] and (row.cells.get("window") or attention.window) is None:
                 span = row.columns.get("scope", row.loc)
                 self.r.error(
                     "E210",
-                    f"stage '{row.name}' attends in windows ('scope window') of no size",
+                    f"stage '{row.name}' attends in windows ('scope {scope}') of no size",
                     span.span(),
                     "add a 'window=HxW' cell (in tokens of the stage's grid), or "
                     "'window HxW' to 'attention'",

@@ -17,7 +17,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["flag", "word", "switch", "number", "integer", "size", "custom"]
+Kind = Literal["flag", "word", "switch", "number", "integer", "size", "indexes", "custom"]
 
 
 @dataclass(frozen=True)
@@ -350,10 +350,12 @@ SETTINGS: tuple[Setting, ...] = (
                 "word",
                 "global",
                 "what a query attends to: every token (global), the tokens of its mask-unit "
-                "window (Hiera), or of a fixed `window` (HieraDet); a stage's first block keeps "
-                "the previous stage's scope",
+                "window (Hiera), or of a fixed `window` (HieraDet), or windows of the pooled q, "
+                "k, v (pooled_window, detectron2's MViTv2: Q window = window / stride_q, K/V "
+                "window = window / stride_kv, pooled grids zero-padded to whole windows); a "
+                "stage's first block keeps the previous stage's scope",
                 "attention mask_unit 8x8, scope mask_unit",
-                choices=("global", "mask_unit", "window"),
+                choices=("global", "mask_unit", "window", "pooled_window"),
                 per_stage=True,
             ),
             Option(
@@ -371,11 +373,23 @@ SETTINGS: tuple[Setting, ...] = (
                 "size",
                 None,
                 "with `scope window`: the window, in tokens of the grid the block's K/V see "
-                "(the Q window is it over the block's Q stride)",
+                "(the Q window is it over the block's Q stride); with `scope pooled_window`: in "
+                "tokens of the block's input grid (Q and K/V windows are it over their strides)",
                 "s2  2  192  2  2x2  scope=window window=14x14",
                 range=COUNT,
                 per_stage=True,
                 default_text="none",
+            ),
+            Option(
+                "stride_kv_global",
+                "size",
+                None,
+                "the K/V stride of the blocks a stage's `global` cell lists, as a multiple of "
+                "the stage's K/V stride (detectron2's MViTv2: 2x2 in stages 3 and 4)",
+                "scale3  2  192  2  2x2  global=1 stride_kv_global=2x2",
+                range=COUNT,
+                per_stage=True,
+                default_text="none (the stage's)",
             ),
             Option(
                 "shift",
@@ -621,6 +635,19 @@ ROW_CELLS: tuple[Option, ...] = (
         range=COUNT,
         per_stage=True,
         default_text="the next stage's dim",
+    ),
+    Option(
+        "global",
+        "indexes",
+        (),
+        "the stage's blocks (0-based within the stage, a comma list without spaces, or one "
+        "index) that attend globally whatever the stage's scope (SAM2's global_att_blocks)",
+        "scale4  7  384  4  2x2  global=2,4,6",
+        range=Range(0, MAX_BLOCKS - 1),
+        per_stage=True,
+        key="global_blocks",
+        what="global block",
+        default_text="none",
     ),
 )
 

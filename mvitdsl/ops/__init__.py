@@ -10,12 +10,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from . import attention, layer_scale, merge, mlp, project, skip, swin, window
+from . import attention, layer_scale, merge, mlp, pooled_window, project, skip, swin, window
 from .attention import PoolingAttention
 from .base import Rules
 from .layer_scale import LayerScale
 from .merge import PatchMerge
 from .mlp import Mlp
+from .pooled_window import PooledWindowAttention
 from .project import Project
 from .skip import SkipPool
 from .swin import SwinAttention
@@ -25,6 +26,7 @@ BlockOp = Annotated[
     PoolingAttention
     | WindowAttention
     | SwinAttention
+    | PooledWindowAttention
     | PatchMerge
     | SkipPool
     | Project
@@ -32,7 +34,7 @@ BlockOp = Annotated[
     | LayerScale,
     Field(discriminator="kind"),
 ]
-AttentionOp = PoolingAttention | WindowAttention | SwinAttention
+AttentionOp = PoolingAttention | WindowAttention | SwinAttention | PooledWindowAttention
 
 REGISTRY: dict[str, Rules] = {
     rules.kind: rules
@@ -40,6 +42,7 @@ REGISTRY: dict[str, Rules] = {
         attention.RULES,
         window.RULES,
         swin.RULES,
+        pooled_window.RULES,
         merge.RULES,
         skip.RULES,
         project.RULES,
@@ -56,6 +59,7 @@ __all__ = [
     "Mlp",
     "PatchMerge",
     "PoolingAttention",
+    "PooledWindowAttention",
     "Project",
     "SkipPool",
     "SwinAttention",
