@@ -40,6 +40,8 @@ def sample(o: settings.Option) -> str:
         assert o.range is not None
         candidates = (2, 3, 0.5, 0.25) if o.kind == "number" else (2, 3, 7)
         return str(next(v for v in candidates if v in o.range and v != o.default))
+    if o.kind == "indexes":
+        return "0,1"
     if o.path == "size":  # the input's size: channels first
         return "3x8x64x64"
     return "x".join(["2"] * PARTS)  # sizes and the K/V stride
@@ -53,6 +55,8 @@ def expected(o: settings.Option, text: str) -> tuple[str, Any]:
         return "pool_mode", text
     if o.kind == "switch":
         return o.field, text == "on"
+    if o.kind == "indexes":
+        return o.field, lexical.indexes_parts(text)
     value = lexical.word_value(text)
     if isinstance(value, tuple):
         return o.field, pad3(value) if o.field == "padding" else dims3(value)

@@ -375,8 +375,10 @@ class Evaluator:
         self, model: ir.Model, block: ir.Block, flow: BlockFlow, kid: int, ctx: tuple[Any, ...]
     ) -> tuple[int, ...]:
         """A block's costs, memoised on the fields they read."""
+        op = block.attention_op  # windows change what a query attends to (its costs)
+        scope = (op.kind, getattr(op, "window_kv", None), getattr(op, "window", None))
         ckey = (kid, ctx, block.dim_in, block.dim_attn, block.dim_out, block.heads,
-                block.mlp_hidden)  # fmt: skip
+                block.mlp_hidden, scope)  # fmt: skip
         memo = self._costs.get(ckey)
         if memo is None:
             c = block_costs(model, block, flow)

@@ -69,6 +69,31 @@ class Atoms:
             return None
         return value
 
+    def indexes(self, what: str, rng: Range) -> tuple[int, ...] | None:
+        """Whole numbers in a range, without repeats: a list (`2,4,6`) or one number."""
+        atom = self.take(what)
+        if atom is None:
+            return None
+        if atom.kind == "number" and isinstance(atom.value, int):
+            values: tuple[int, ...] = (atom.value,)
+        elif atom.kind == "indexes" and isinstance(atom.value, tuple):
+            values = atom.value
+        else:
+            hint = "write whole numbers joined by ',' without spaces, e.g. 2,4,6"
+            self.r.error(
+                "E204", f"{what} must be block indexes, not '{atom.text}'", atom.span, hint
+            )
+            return None
+        bad = next((v for v in values if v not in rng), None)
+        if bad is not None:
+            self.r.error("E205", f"{what} {bad} is out of range {rng}", atom.span)
+            return None
+        twice = next((v for n, v in enumerate(values) if v in values[:n]), None)
+        if twice is not None:
+            self.r.error("E201", f"{what} {twice} is listed twice", atom.span)
+            return None
+        return values
+
     def size(self, what: str, parts: int, lo: int = 1) -> tuple[int, ...] | None:
         atom = self.take(what)
         if atom is None:

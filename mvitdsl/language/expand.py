@@ -153,8 +153,11 @@ def _scoped(
     """The block's attention scope: Swin's shifted windows (a shift or a bias table asked for:
     the stage's own window, no lag); else a stage's first block keeps the previous stage's scope
     (Hiera's one-block lag); a mask-unit scope attends in the mask unit divided by the Q strides
-    applied before the block (the checker reports a mask unit they do not divide)."""
+    applied before the block (the checker reports a mask unit they do not divide). A block the
+    row's `global` cell lists attends globally whatever the scope."""
     own = stage_opts[s]
+    if j in (own.get("global_blocks") or ()):
+        return block
     if own["rel_pos"] == "table" or own["shift"] != "none":  # Swin: its own stage's window
         window = own["window"] if own["scope"] == "window" else None
         shifted = own["shift"] == "alternate" and j % 2 == 1

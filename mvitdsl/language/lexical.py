@@ -18,10 +18,12 @@ Word = Union[int, float, tuple[int, ...], str]
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 SIZE = r"[0-9]+(?:[x×][0-9]+)+"
 NUMBER = r"[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+INDEXES = r"[0-9]+(?:,[0-9]+)+"  # a list of block indexes (`global=2,4,6`), only as a cell value
 
 NAME_RE = re.compile(NAME)
 SIZE_RE = re.compile(SIZE)
 NUMBER_RE = re.compile(NUMBER)
+INDEXES_RE = re.compile(INDEXES)
 
 
 def grammar_terminals() -> str:
@@ -31,6 +33,7 @@ def grammar_terminals() -> str:
             f"NAME: /{NAME}/",
             f"SIZE.2: /{SIZE}/",
             f"NUMBER: /{NUMBER}/",
+            f"INDEXES.3: /{INDEXES}/",
         )
     )
 
@@ -41,6 +44,17 @@ def is_size(text: str) -> bool:
 
 def is_number(text: str) -> bool:
     return NUMBER_RE.fullmatch(text) is not None
+
+
+def is_indexes(text: str) -> bool:
+    return INDEXES_RE.fullmatch(text) is not None
+
+
+def indexes_parts(text: str) -> tuple[int, ...]:
+    """The whole numbers of an index list text (`2,4,6`); ValueError when it is not one."""
+    if not is_indexes(text):
+        raise ValueError(f"'{text}' is not a list of indexes such as 2,4,6")
+    return tuple(int(p) for p in text.split(","))
 
 
 def is_name(text: str) -> bool:

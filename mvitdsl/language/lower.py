@@ -165,6 +165,15 @@ class Lowering:
                     "with 'dim_change attention' a stage changes width in its first block: "
                     "add a one-block stage at the new width",
                 )
+            late = [i for i in row.cells.get("global_blocks") or () if i >= row.depth]
+            if late:
+                self.r.error(
+                    "E205",
+                    f"global block {late[0]} of stage '{row.name}' is out of its range: the stage "
+                    f"has {row.depth} block{'s' if row.depth > 1 else ''} (0 to {row.depth - 1})",
+                    row.columns["global"].span(),
+                    "indexes count the stage's blocks from 0",
+                )
 
     def check_scope(self, attention: ir.Attention, tokens: ir.Tokens) -> None:
         """`scope mask_unit` needs a mask unit, and no cls token to split off (E210)."""

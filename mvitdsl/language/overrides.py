@@ -39,8 +39,11 @@ class Target:
 
 
 def make_atom(text: str, span: Span) -> Atom:
-    """One word of the spec language from its text: a size, a number or a name."""
+    """One word of the spec language from its text: a size, a number, a name, or a cell's list
+    of block indexes (`2,4,6`)."""
     text = text.strip()
+    if lexical.is_indexes(text):
+        return Atom("indexes", lexical.indexes_parts(text), text, span)
     try:
         value = lexical.word_value(text)
     except ValueError as e:

@@ -26,6 +26,7 @@ TERMINAL_WORDS = {
     "NAME": "a name",
     "NUMBER": "a number",
     "SIZE": "a size such as 3x7x7",
+    "INDEXES": "a list of block indexes such as 2,4,6",
     "ARROW": "'->'",
     "STRING": "a quoted file name",
     "_NL": "end of line",
@@ -277,7 +278,7 @@ def _unexpected_end(e: UnexpectedInput, source: str, file: str, reporter: Report
     )
 
 
-_VALUES = {"NAME", "NUMBER", "SIZE", "STRING", "ARROW"}
+_VALUES = {"NAME", "NUMBER", "SIZE", "STRING", "ARROW", "INDEXES"}
 
 
 def _expected_words(expected: Any) -> str:
@@ -296,6 +297,8 @@ def _hint(token: Token, expected: Any) -> str | None:
         return "a table row or a setting must be on one line"
     if token.type == "RBRACE":
         return "put the closing '}' on its own line"
+    if set(expected) == {"NAME", "_NL"} and token.type == "COMMA":
+        return "a cell's list of block indexes has no spaces: global=2,4,6"
     if set(expected) == {"NAME", "_NL"}:  # only ever after a stage row's key=value cell
         return "key=value cells come last in a stage row, after its columns"
     if token.type == "_NL" and "NAME" in expected and "ARROW" not in expected:
@@ -332,6 +335,8 @@ class _ToAst(Transformer[Token, Model]):
             return Atom("number", lexical.number_value(text), text, span)
         if token.type == "SIZE":
             return Atom("size", lexical.size_parts(text), text, span)
+        if token.type == "INDEXES":
+            return Atom("indexes", lexical.indexes_parts(text), text, span)
         if token.type == "STRING":
             return Atom("string", text[1:-1], text, span)
         if token.type == "ARROW":

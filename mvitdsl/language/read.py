@@ -167,6 +167,9 @@ class Reader:
         elif o.kind in ("number", "integer"):
             assert o.range is not None
             into[o.field] = at.ranged(o.name, o.range, integer=o.kind == "integer")
+        elif o.kind == "indexes":
+            assert o.range is not None
+            into[o.field] = at.indexes(o.name, o.range)
         elif o.kind == "size" and o.field == "padding":
             into[o.field] = pad3(at.size(o.name, p, lo=0))
         elif o.kind == "size":

@@ -17,7 +17,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Kind = Literal["flag", "word", "switch", "number", "integer", "size", "custom"]
+Kind = Literal["flag", "word", "switch", "number", "integer", "size", "indexes", "custom"]
 
 
 @dataclass(frozen=True)
@@ -621,6 +621,19 @@ ROW_CELLS: tuple[Option, ...] = (
         range=COUNT,
         per_stage=True,
         default_text="the next stage's dim",
+    ),
+    Option(
+        "global",
+        "indexes",
+        (),
+        "the stage's blocks (0-based within the stage, a comma list without spaces, or one "
+        "index) that attend globally whatever the stage's scope (SAM2's global_att_blocks)",
+        "scale4  7  384  4  2x2  global=2,4,6",
+        range=Range(0, MAX_BLOCKS - 1),
+        per_stage=True,
+        key="global_blocks",
+        what="global block",
+        default_text="none",
     ),
 )
 

@@ -7,13 +7,14 @@ from typing import Literal, Union
 
 from ..diagnostics import Span
 
-AtomKind = Literal["name", "number", "size", "arrow", "string"]
+AtomKind = Literal["name", "number", "size", "arrow", "string", "indexes"]
 AtomValue = Union[str, int, float, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
 class Atom:
-    """One word of a clause: a name, a number, a size like 3x7x7, '->' or a string."""
+    """One word of a clause: a name, a number, a size like 3x7x7, '->', a string, or (a cell's
+    value only) a list of block indexes like 2,4,6."""
 
     kind: AtomKind
     value: AtomValue
