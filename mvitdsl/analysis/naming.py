@@ -95,6 +95,7 @@ _STEM_RULES: dict[str, str] = {
     "pos_embed_spatial": "pos_encoding.spatial_pos",
     "pos_embed_temporal": "pos_encoding.temporal_pos",
     "pos_embed_class": "pos_encoding.class_pos",
+    "pos_embed_window": "pos_encoding.pos_embed_window",  # SAM2's windowed positions
     "head.projection.weight": "head.1.weight",
     "head.projection.bias": "head.1.bias",
     "head.norm.weight": "norm.weight",  # timm's Hiera: mean, then the norm

@@ -153,6 +153,40 @@ def window_merge(x: Tensor, heads: int, grid: Any, window: Any) -> Tensor:
     return x.reshape(b, heads, t * hh * w, d)
 
 
+def padded_grid(grid: Any, window: Any) -> tuple[Any, Any, Any]:
+    """The grid rounded up to whole windows: ceil divisions, so that torch.export keeps one
+    program for padded and unpadded sizes."""
+    t, h, w = ((n + k - 1) // k * k for n, k in zip(grid, window))
+    return (t, h, w)
+
+
+def pad_tokens(x: Tensor, grid: Any, padded: Any) -> Tensor:
+    """Raster tokens (B, T*H*W, C) on `grid` -> zero-padded to `padded` at the far ends."""
+    (t, h, w), (tp, hp, wp) = grid, padded
+    x = x.reshape(x.shape[0], t, h, w, x.shape[-1])
+    x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h, 0, tp - t))
+    return x.reshape(x.shape[0], tp * hp * wp, x.shape[-1])
+
+
+def crop_tokens(x: Tensor, padded: Any, grid: Any) -> Tensor:
+    """pad_tokens' inverse on (B, heads, T'*H'*W', d): the first `grid` tokens of each axis
+    (`narrow`, so an exported program keeps the crop symbolic)."""
+    (tp, hp, wp), (t, h, w) = padded, grid
+    x = x.reshape(x.shape[0], x.shape[1], tp, hp, wp, x.shape[-1])
+    x = x.narrow(2, 0, t).narrow(3, 0, h).narrow(4, 0, w)
+    return x.reshape(x.shape[0], x.shape[1], t * h * w, x.shape[-1])
+
+
+def windowed_positions(table: Tensor, window: Tensor, grid: Any) -> Tensor:
+    """SAM2's positions at a (1, H, W) grid: the (1, D, G, G) table resized bicubically (no
+    antialias, as every forward of the reference) plus the (1, D, w, w) window table tiled
+    over the grid -> (1, H*W, D)."""
+    h, w = grid[1], grid[2]
+    out = F.interpolate(table, size=(h, w), mode="bicubic", align_corners=False)
+    out = out + window.tile(1, 1, h // window.shape[-2], w // window.shape[-1])
+    return out.flatten(2).transpose(1, 2)
+
+
 def _sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
     """SlowFast's get_1d_sincos_pos_embed_from_grid: (M,) -> (M, dim), sin then cos."""
     omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0)
