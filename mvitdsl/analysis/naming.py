@@ -38,8 +38,11 @@ def is_position_table(name: str) -> bool:
     return name.startswith("pos_encoding.") or ".rel_pos_" in name
 
 
-Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo"]
-SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera", "pytorchvideo")
+Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo", "sam2"]
+SOURCES: tuple[Source, ...] = ("torchvision", "slowfast", "timm", "hiera", "pytorchvideo", "sam2")
+# facebookresearch/sam2 checkpoints: the image encoder's trunk under this prefix (timm's names,
+# but `mlp.layers.0/1` for fc1/fc2); the neck, memory and decoders are not the trunk.
+SAM2_TRUNK = "image_encoder.trunk."
 # facebookresearch/hiera: MAE checkpoints carry the pretraining decoder and mask token, which
 # the encoder the spec makes does not have; they are left out, not reported.
 _HIERA_DROPPED = ("decoder_", "mask_token", "multi_scale_fusion_heads.")
@@ -138,6 +141,9 @@ def rename(name: str, source: Source, model: Model) -> str:
     """Our (torchvision) name for one entry of a `source` state_dict; unknown names pass through."""
     if source == "torchvision":
         return name
+    if source == "sam2":
+        name = re.sub(r"\.mlp\.layers\.([01])\.", lambda m: f".mlp.fc{int(m[1]) + 1}.", name)
+        return rename(name.removeprefix(SAM2_TRUNK), "timm", model)
     if source == "hiera" and name.startswith("encoder_norm."):
         return "norm." + name.removeprefix("encoder_norm.")  # MAE checkpoints' final norm
     if source == "pytorchvideo" and name in _PYTORCHVIDEO_RULES:
@@ -162,7 +168,10 @@ def rename(name: str, source: Source, model: Model) -> str:
 
 
 def dropped(name: str, source: Source) -> bool:
-    """Entries of a source that the spec's model never has (Hiera's MAE decoder)."""
+    """Entries of a source that the spec's model never has (Hiera's MAE decoder; all of a SAM2
+    checkpoint but the image encoder's trunk)."""
+    if source == "sam2":
+        return not name.startswith(SAM2_TRUNK)
     return source == "hiera" and name.startswith(_HIERA_DROPPED)
 
 
@@ -180,6 +189,8 @@ def _is_hiera(names: list[str]) -> bool:
 
 def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
+    if any(n.startswith(SAM2_TRUNK) for n in names):
+        return "sam2"
     if any(n.startswith(("stages.", "layers.")) for n in names) or "head.norm.weight" in names:
         return "timm"
     if any(n.startswith(("patch_embed.patch_model.", "cls_positional_encoding.")) for n in names):
