@@ -258,3 +258,38 @@ def test_windowed_positions_without_tables_are_located() -> None:
         load_spec(text=TOKENS.replace("TABLES", ""))
     (d,) = info.value.diagnostics
     assert d.code == "E210" and d.span is not None and d.span.line == 5
+
+
+WINDOWS = """
+model w {
+  input      image 3x64x64
+  patch      conv 4x4 stride 4x4 -> 16
+  tokens     no_cls, position windowed, pos_table 3x3, pos_window 2x2
+  attention  pool max, kernel_q 2x2, pool_pad zero, pool_kv off, skip_pool like_q,
+             dim_change attention, scope window
+  stages {
+    s1  1  16  1  1x1  window=6x6
+    s2  2  32  2  2x2  window=4x4  global=1
+  }
+  outputs    s1, s2
+}
+"""
+
+
+def test_one_exported_program_serves_padded_and_unpadded_sizes() -> None:
+    """torch.export with symbolic H, W (the size rule: multiples of 8): 64 pads the 6-window
+    (grid 16), 96 pads nothing (24 and 12), 40x56 pads both stages; all equal eager."""
+    from mvitdsl.backend import export
+
+    torch.manual_seed(0)
+    spec = load_spec(text=WINDOWS)
+    gm = mvitdsl.build(spec, optimize=False).eval()
+    rule = size_rule(spec.model)
+    assert rule.text == "H and W: multiples of 8, at least 8"
+    program = export.export_program(gm, torch.randn(2, 3, 64, 64), rule).module()
+    for size in ((2, 3, 64, 64), (3, 3, 96, 96), (2, 3, 40, 56)):
+        x = torch.randn(*size)
+        with torch.no_grad():
+            want, got = gm(x), program(x)
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-5)

@@ -64,8 +64,13 @@ def export_program(
     (dynamic sizes) symbolic T, H, W following it."""
     if rule is not None:
         check_torch()
+    from torch.fx.experimental import _config as fx_config
+
     gm = gm.eval()
-    with torch.no_grad(), semantic_graph(gm):  # exports carry the semantic graph
+    # size-oblivious sizes: a padded window's pad may be zero or not at run time, so the
+    # program keeps no guard on the example's case (ceil counts, a `narrow` crop)
+    oblivious = fx_config.patch(backed_size_oblivious=rule is not None)
+    with torch.no_grad(), semantic_graph(gm), oblivious:  # exports carry the semantic graph
         return torch.export.export(gm, (x,), dynamic_shapes=dynamic_dims(rule))
 
 

@@ -174,6 +174,9 @@ def crop_tokens(x: Tensor, padded: Any, grid: Any) -> Tensor:
     (tp, hp, wp), (t, h, w) = padded, grid
     x = x.reshape(x.shape[0], x.shape[1], tp, hp, wp, x.shape[-1])
     x = x.narrow(2, 0, t).narrow(3, 0, h).narrow(4, 0, w)
+    # the copy a reshape makes where the crop cut something, made always: with symbolic sizes
+    # torch.export would otherwise guard on whether it did
+    x = torch.clone(x, memory_format=torch.contiguous_format)
     return x.reshape(x.shape[0], x.shape[1], t * h * w, x.shape[-1])
 
 

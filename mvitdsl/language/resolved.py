@@ -50,7 +50,9 @@ def _text(o: settings.Option, value: Any) -> str | None:
 def _defaults(key: str, written: set[str], model: Model) -> list[str]:
     """The clauses a setting leaves to its defaults: flags first (the one in effect of each
     group sharing a field), then options, as settings.py declares them."""
-    setting = settings.BY_KEY[key]
+    setting = settings.BY_KEY.get(key)
+    if setting is None:  # `outputs`: names only, no defaults
+        return []
     flags = [o for o in setting.options if o.kind == "flag"]
     out = []
     for field in dict.fromkeys(o.field for o in flags):
