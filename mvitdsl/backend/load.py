@@ -25,6 +25,7 @@ from torch import nn
 from ..analysis import shapes
 from ..analysis.naming import dropped
 from ..ir import Model
+from ..ops import positions
 from .resize import is_position, resize_entry
 from .weights import (
     SOURCES,
@@ -308,8 +309,8 @@ def place(
     if old == new:
         return tensor, LoadEntry("loaded", name, old, new)
     if not is_position(name) or (
-        name.startswith("pos_encoding.") and model.tokens.position == "windowed"
-    ):  # windowed tables are resized at every forward: their own sizes are the spec's
+        name.startswith("pos_encoding.") and not positions.resized_at_load(model)
+    ):
         return None
     if tensor.ndim > len(new) and all(n == 1 for n in old[: tensor.ndim - len(new)]):
         tensor = tensor.reshape(old[tensor.ndim - len(new) :])  # SlowFast's (1, L, D)

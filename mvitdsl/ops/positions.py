@@ -232,6 +232,12 @@ def check_windowed(c: Any, grid: Dims3) -> None:
         )
 
 
+def resized_at_load(model: Model) -> bool:
+    """Whether the position tables follow the input size (a checkpoint's are resized at load);
+    windowed tables keep their own sizes and are resized at every forward."""
+    return model.tokens.position != "windowed"
+
+
 def size_multiple(model: Model) -> Dims3:
     """The input multiple the positions ask for: the patch stride times the window table."""
     s, w = model.patch.stride, period(model.tokens)
