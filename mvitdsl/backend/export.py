@@ -69,7 +69,7 @@ def export_program(
     gm = gm.eval()
     # size-oblivious sizes: a padded window's pad may be zero or not at run time, so the
     # program keeps no guard on the example's case (ceil counts, a `narrow` crop)
-    oblivious = fx_config.patch(backed_size_oblivious=rule is not None)
+    oblivious = fx_config.patch(backed_size_oblivious=rule is not None)  # type: ignore[attr-defined]
     with torch.no_grad(), semantic_graph(gm), oblivious:  # exports carry the semantic graph
         return torch.export.export(gm, (x,), dynamic_shapes=dynamic_dims(rule))
 
