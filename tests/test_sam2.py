@@ -18,7 +18,7 @@ import mvitdsl
 from mvitdsl import analyze, load_spec
 from mvitdsl.analysis.sizes import size_rule
 from mvitdsl.backend.load import WeightsError
-from mvitdsl.backend.runtime import crop_tokens, pad_tokens, padded_grid, windowed_positions
+from mvitdsl.backend.runtime import from_windows, padded_grid, to_windows, windowed_positions
 from mvitdsl.ops import positions, window
 
 timm = pytest.importorskip("timm")
@@ -201,16 +201,17 @@ def test_specs_state_the_reference_figures() -> None:
     st.tuples(st.integers(1, 9), st.integers(1, 9)),
     st.tuples(st.integers(1, 5), st.integers(1, 5)),
 )
-def test_pad_then_crop_is_the_identity(hw: tuple[int, int], win: tuple[int, int]) -> None:
+def test_windows_and_back_is_the_identity(hw: tuple[int, int], win: tuple[int, int]) -> None:
     grid, window_ = (1, *hw), (1, *win)
     padded = padded_grid(grid, window_)
     assert all(p % w == 0 and 0 <= p - n < w for p, n, w in zip(padded, grid, window_))
     x = torch.randn(2, prod(grid), 3)
-    y = pad_tokens(x, grid, padded)
-    assert y.shape == (2, prod(padded), 3)
-    assert float(y.abs().sum()) == pytest.approx(float(x.abs().sum()))  # the pad is zeros
-    back = crop_tokens(y.unsqueeze(1), padded, grid).squeeze(1)
-    assert torch.equal(back, x)
+    windows = to_windows(x, grid, padded, window_)
+    assert windows.shape == (2 * prod(padded) // prod(window_), prod(window_), 3)
+    assert float(windows.abs().sum()) == pytest.approx(float(x.abs().sum()))  # the pad is zeros
+    first = windows[0].reshape(*win, 3)[: hw[0], : hw[1]]  # the first window, pad cut
+    assert torch.equal(first, x[0].reshape(*hw, 3)[: win[0], : win[1]])
+    assert torch.equal(from_windows(windows, padded, window_, grid), x)
 
 
 def test_windowed_positions_tile_the_window_table() -> None:

@@ -160,26 +160,6 @@ def padded_grid(grid: Any, window: Any) -> tuple[Any, Any, Any]:
     return (t, h, w)
 
 
-def pad_tokens(x: Tensor, grid: Any, padded: Any) -> Tensor:
-    """Raster tokens (B, T*H*W, C) on `grid` -> zero-padded to `padded` at the far ends."""
-    (t, h, w), (tp, hp, wp) = grid, padded
-    x = x.reshape(x.shape[0], t, h, w, x.shape[-1])
-    x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h, 0, tp - t))
-    return x.reshape(x.shape[0], tp * hp * wp, x.shape[-1])
-
-
-def crop_tokens(x: Tensor, padded: Any, grid: Any) -> Tensor:
-    """pad_tokens' inverse on (B, heads, T'*H'*W', d): the first `grid` tokens of each axis
-    (`narrow`, so an exported program keeps the crop symbolic)."""
-    (tp, hp, wp), (t, h, w) = padded, grid
-    x = x.reshape(x.shape[0], x.shape[1], tp, hp, wp, x.shape[-1])
-    x = x.narrow(2, 0, t).narrow(3, 0, h).narrow(4, 0, w)
-    # the copy a reshape makes where the crop cut something, made always: with symbolic sizes
-    # torch.export would otherwise guard on whether it did
-    x = torch.clone(x, memory_format=torch.contiguous_format)
-    return x.reshape(x.shape[0], x.shape[1], t * h * w, x.shape[-1])
-
-
 def windowed_positions(table: Tensor, window: Tensor, grid: Any) -> Tensor:
     """SAM2's positions at a (1, H, W) grid: the (1, D, G, G) table resized bicubically (no
     antialias, as every forward of the reference) plus the (1, D, w, w) window table tiled
@@ -188,6 +168,33 @@ def windowed_positions(table: Tensor, window: Tensor, grid: Any) -> Tensor:
     out = F.interpolate(table, size=(h, w), mode="bicubic", align_corners=False)
     out = out + window.tile(1, 1, h // window.shape[-2], w // window.shape[-1])
     return out.flatten(2).transpose(1, 2)
+
+
+def to_windows(x: Tensor, grid: Any, padded: Any, window: Any) -> Tensor:
+    """Raster tokens (B, T*H*W, C) -> zero-padded to `padded`, cut into windows in raster order:
+    (B * n_windows, wt*wh*ww, C) (SAM2 pads and partitions the normed x before its qkv)."""
+    (t, h, w), (tp, hp, wp), (wt, wh, ww) = grid, padded, window
+    c = x.shape[-1]
+    x = x.reshape(x.shape[0], t, h, w, c)
+    x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h, 0, tp - t))
+    x = x.reshape(x.shape[0], tp // wt, wt, hp // wh, wh, wp // ww, ww, c)
+    x = x.permute(0, 1, 3, 5, 2, 4, 6, 7)
+    return x.reshape(x.shape[0] * (tp // wt) * (hp // wh) * (wp // ww), wt * wh * ww, c)
+
+
+def from_windows(x: Tensor, padded: Any, window: Any, grid: Any) -> Tensor:
+    """to_windows' inverse on the (possibly Q-pooled) windows: (B * n_windows, wt*wh*ww, C) ->
+    (B, T*H*W, C) on `grid`, the padding cropped (`narrow`; the copy always made, so that an
+    exported program keeps no guard on whether the crop cut something)."""
+    (tp, hp, wp), (wt, wh, ww), (t, h, w) = padded, window, grid
+    nt, nh, nw = tp // wt, hp // wh, wp // ww
+    c = x.shape[-1]
+    x = x.reshape(x.shape[0] // (nt * nh * nw), nt, nh, nw, wt, wh, ww, c)
+    x = x.permute(0, 1, 4, 2, 5, 3, 6, 7)
+    x = x.reshape(x.shape[0], tp, hp, wp, c)
+    x = x.narrow(1, 0, t).narrow(2, 0, h).narrow(3, 0, w)
+    x = torch.clone(x, memory_format=torch.contiguous_format)
+    return x.reshape(x.shape[0], t * h * w, c)
 
 
 def _sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..nodes import Dims3
 from . import attention
-from .base import BlockFlow, Costs, Emits, Labels, Rules, Sketch, Value, lcm3, linear, pooled
+from .base import BlockFlow, Costs, Emits, Labels, Rules, Sketch, Value, lcm3, pooled
 
 if TYPE_CHECKING:
     from ..ir import Block, Model
@@ -55,12 +55,9 @@ def padded_flow(op: WindowAttention, flow: BlockFlow) -> BlockFlow:
 
 
 def costs(model: Model, block: Block, op: WindowAttention, flow: BlockFlow) -> Costs:
-    """Each query attends to its window's K/V tokens; qkv and attention run on the padded
-    grid, the output projection after the crop."""
-    padded = padded_flow(op, flow)
-    c = attention.attention_costs(block, op, padded, prod(op.window_kv))
-    extra = linear(padded.len_q - flow.len_q, block.dim_attn, block.dim_attn)[1]
-    return replace(c, attn_macs=c.attn_macs - extra)
+    """Each query attends to its window's K/V tokens; padded windows run qkv, attention and
+    the output projection on the padded grid (SAM2's order: the crop comes last)."""
+    return attention.attention_costs(block, op, padded_flow(op, flow), prod(op.window_kv))
 
 
 def saved(block: Block, op: WindowAttention, flow: BlockFlow) -> int:
@@ -176,36 +173,24 @@ def emit_attend(e: Emits, op: WindowAttention, x: Value, normed: Value) -> Value
 
 
 def emit_attend_padded(e: Emits, op: WindowAttention, x: Value) -> Value:
-    """SAM2's windows: x zero-padded to whole windows, q, k, v projected and pooled on the
-    padded grid, attended per window without a mask, merged, cropped to the Q grid."""
+    """SAM2's windows: x zero-padded to whole windows and cut into them before qkv; q, k, v
+    pooled inside each window, attended without a mask, projected; the windows put back and
+    the padding cropped."""
     import torch.nn.functional as F
 
-    from ..backend.runtime import (
-        crop_tokens,
-        pad_tokens,
-        padded_grid,
-        window_merge,
-        window_partition,
-    )
+    from ..backend.runtime import from_windows, padded_grid, to_windows
     from .pools import emit_grid, emit_pool, pool_name
 
     b, grid = e.block, e.grid_node()
     padded = e.fn(padded_grid, grid, op.window_kv)
-    q, k, v = attention.emit_qkv(e, op, e.fn(pad_tokens, x, grid, padded))
-    k = emit_pool(e, pool_name("k"), k, op.pool_kv, grid=padded)
-    v = emit_pool(e, pool_name("v"), v, op.pool_kv, grid=padded)
-    q = emit_pool(e, pool_name("q"), q, op.pool_q, grid=padded)
-    grid_qp, grid_kvp = emit_grid(e, padded, op.pool_q), emit_grid(e, padded, op.pool_kv)
-    qw = e.fn(window_partition, q, grid_qp, op.window_q)
-    kw = e.fn(window_partition, k, grid_kvp, op.window_kv)
-    vw = e.fn(window_partition, v, grid_kvp, op.window_kv)
-    o = e.fn(F.scaled_dot_product_attention, qw, kw, vw, scale=b.head_dim**-0.5)
-    o = e.fn(window_merge, o, b.heads, grid_qp, op.window_q)
-    grid_q = emit_grid(e, grid, op.pool_q)
-    o = e.fn(crop_tokens, o, grid_qp, grid_q)
-    if op.residual_pool != "none":
-        q = e.fn(crop_tokens, q, grid_qp, grid_q)
-    return attention.emit_output(e, op, o, q)
+    q, k, v = attention.emit_qkv(e, op, e.fn(to_windows, x, grid, padded, op.window_kv))
+    k = emit_pool(e, pool_name("k"), k, op.pool_kv, grid=op.window_kv)
+    v = emit_pool(e, pool_name("v"), v, op.pool_kv, grid=op.window_kv)
+    q = emit_pool(e, pool_name("q"), q, op.pool_q, grid=op.window_kv)
+    o = e.fn(F.scaled_dot_product_attention, q, k, v, scale=b.head_dim**-0.5)
+    o = attention.emit_output(e, op, o, q)  # (B * windows, Q window, A)
+    grid_qp, grid_q = emit_grid(e, padded, op.pool_q), emit_grid(e, grid, op.pool_q)
+    return e.fn(from_windows, o, grid_qp, op.window_q, grid_q)
 
 
 def window_text(windows: int, kv: Dims3, q: Dims3, lag: bool, s: Labels) -> str:
