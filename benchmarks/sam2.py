@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/sam2.py [--sizes 512 1024] [--rounds 7] [--threads 2]
 
 Eval forward, fp32, CPU, batch 1, the same weights (timm's, loaded by their names); the two
-modules alternate round by round on the same warm CPU, each round timing one forward of each.
+modules alternate round by round on the same warm CPU (`backend.bench.time_alternating`).
 Prints the wall-clock medians per size, the ratio timm / mvitdsl (>= 1: the spec's module is
-as fast or faster) and the load (`os.getloadavg`) before and after, since a shared machine
-skews both sides.
+as fast or faster; also of process CPU time) and the load (`os.getloadavg`) before and after,
+since a shared machine skews both sides.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import os
 import statistics
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import mvitdsl  # noqa: E402
+from mvitdsl.backend.bench import Timing, time_alternating  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,22 +35,19 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def timed(module: Any, x: torch.Tensor) -> float:
-    start = time.perf_counter()
-    with torch.inference_mode():
-        module(x)
-    return time.perf_counter() - start
-
-
-def compare(ours: Any, theirs: Any, side: int, rounds: int) -> tuple[float, float]:
-    """Medians (s) of ours and theirs at side x side, alternating, after one warm-up each."""
+def compare(ours: Any, theirs: Any, side: int, rounds: int) -> dict[str, Timing]:
+    """Wall and process-CPU seconds of ours and theirs at side x side, alternating (the one
+    timing loop, backend/bench.py), after one warm-up each."""
     x = torch.randn(1, 3, side, side)
-    timed(ours, x), timed(theirs, x)
-    mine, ref = [], []
-    for _ in range(rounds):
-        mine.append(timed(ours, x))
-        ref.append(timed(theirs, x))
-    return statistics.median(mine), statistics.median(ref)
+
+    def run(module: Any) -> Callable[[], object]:
+        def call() -> object:
+            with torch.inference_mode():
+                return module(x)
+
+        return call
+
+    return time_alternating({"mvitdsl": run(ours), "timm": run(theirs)}, rounds)
 
 
 def main() -> None:
@@ -63,10 +61,13 @@ def main() -> None:
     ours = mvitdsl.build(spec, weights=theirs.state_dict(), source="timm").eval()
     print(f"torch {torch.__version__}, {args.threads} threads, load {os.getloadavg()[0]:.2f}")
     for side in args.sizes:
-        mine, ref = compare(ours, theirs, side, args.rounds)
+        t = compare(ours, theirs, side, args.rounds)
+        mine, ref = t["mvitdsl"], t["timm"]
+        cpu = statistics.median(ref.cpu_seconds) / statistics.median(mine.cpu_seconds)
         print(
-            f"{side}x{side}: mvitdsl {mine * 1e3:.1f} ms, timm {ref * 1e3:.1f} ms, "
-            f"ratio timm/mvitdsl {ref / mine:.3f}"
+            f"{side}x{side}: mvitdsl {mine.median * 1e3:.1f} ms, timm {ref.median * 1e3:.1f} ms "
+            f"(medians of {args.rounds}), ratio timm/mvitdsl {ref.median / mine.median:.3f} "
+            f"(process CPU {cpu:.3f})"
         )
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
