@@ -294,3 +294,26 @@ def test_one_exported_program_serves_padded_and_unpadded_sizes() -> None:
             want, got = gm(x), program(x)
         for k in want:
             torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-5)
+
+
+def test_a_window_that_cannot_be_padded_is_located() -> None:
+    """Padded windows pool Q inside each window: a Q pool that is not its stride's tiles (3x3
+    with half padding) would mix windows, as SAM2 never does (E309 where the scope is written)."""
+    text = WINDOWS.replace("kernel_q 2x2, pool_pad zero", "kernel_q 3x3")
+    with pytest.raises(mvitdsl.SpecError) as info:
+        load_spec(text=text)
+    (d,) = info.value.diagnostics
+    assert d.code == "E309" and d.span is not None and d.span.line == 6  # the written scope
+    assert "padded windows pool Q inside each window" in d.message
+
+
+def test_a_model_built_at_another_input_keeps_its_windowed_tables() -> None:
+    """`build(input=...)`: the windowed tables keep the spec's sizes (resized every forward)."""
+    torch.manual_seed(0)
+    spec = load_spec(text=WINDOWS)
+    one = mvitdsl.build(spec, optimize=False).eval()
+    other = mvitdsl.build(spec, input=(3, 96, 96), weights=one.state_dict(), optimize=False)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        want, got = one(x), other.eval()(x)
+    assert all(torch.equal(want[k], got[k]) for k in want)
