@@ -193,10 +193,13 @@ def emit_attend_padded(e: Emits, op: WindowAttention, x: Value) -> Value:
     return e.fn(from_windows, o, grid_qp, op.window_q, grid_q)
 
 
-def window_text(windows: int, kv: Dims3, q: Dims3, lag: bool, s: Labels) -> str:
-    """A windowed block's windows: how many, K/V and Q sizes, and the lag."""
+def window_text(
+    windows: int, kv: Dims3, q: Dims3, lag: bool, s: Labels, kind: str = "mask-unit"
+) -> str:
+    """A windowed block's windows: how many, which kind (mask-unit, padded), K/V and Q sizes,
+    and the lag."""
     after = " (previous stage's scope)" if lag else ""
-    return f"{windows} mask-unit windows: K/V {s.grid(kv)}, Q {s.grid(q)}{after}"
+    return f"{windows} {kind} windows: K/V {s.grid(kv)}, Q {s.grid(q)}{after}"
 
 
 def draw_attend(
@@ -204,7 +207,8 @@ def draw_attend(
 ) -> Sketch:
     windows = prod(padded_flow(op, flow).grid_kv) // prod(op.window_kv)
     size = (prod(op.window_q), prod(op.window_kv))
-    text = window_text(windows, op.window_kv, op.window_q, bool(op.scope_from), s)
+    kind = "padded" if op.padded else "mask-unit"
+    text = window_text(windows, op.window_kv, op.window_q, bool(op.scope_from), s, kind)
     return attention.sketch(block, op, flow, s, src, size, f"{windows} × ", text)
 
 
