@@ -49,3 +49,19 @@ def test_cross_family_sweep_runs_and_plots_its_joint_front(tmp_path: Path) -> No
     text = out.read_text()
     assert all(f"base ({name})" in text for name in cross_family.BASES)
     assert "joint Pareto front" in text
+
+
+def test_sam2_trunk_runs_at_two_sizes_into_an_fpn():
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "sam2_trunk.py"), "--sizes", "64x64", "64x96"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "sam2_hiera_t: 154 tensors loaded from timm's names" in r.stdout
+    lines = [line for line in r.stdout.splitlines() if "FPN" in line]
+    assert [line.split(":")[0] for line in lines] == ["64x64", "64x96"]
+    assert "scale5 (256, 2, 3)" in lines[1]
+    assert all(float(line.rsplit(" ", 1)[1]) <= 1e-5 for line in lines)  # max |diff| vs timm

@@ -48,6 +48,13 @@ PUBLISHED: dict[str, tuple[int | None, float | None, float | None]] = {
     "mvitv2_b_det.mv": (51_472_744, 10.031, 10.087),
     "mvitv2_l_det.mv": (213_635_368, 41.654, 41.807),
     "mvitv2_h_det.mv": (666_879_720, 119.447, 119.778),
+    # ../shared/reference/BACKBONES.md: timm's sam2_hiera_* trunks (26,849,472 for T; the
+    # others: numel of timm's model with num_classes=0 minus head.; tests/test_sam2.py) with the
+    # classifier head the specs also state; trunk GMACs there are measured on timm's model
+    "sam2_hiera_t.mv": (27_620_008, None, None),
+    "sam2_hiera_s.mv": (34_717_864, None, None),
+    "sam2_hiera_b_plus.mv": (69_574_504, None, None),
+    "sam2_hiera_l.mv": (213_304_600, None, None),
 }
 
 

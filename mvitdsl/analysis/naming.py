@@ -38,7 +38,7 @@ def is_position_table(name: str) -> bool:
     return name.startswith("pos_encoding.") or ".rel_pos_" in name
 
 
-Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo", "detectron2"]
+Source = Literal["torchvision", "slowfast", "timm", "hiera", "pytorchvideo", "detectron2", "sam2"]
 SOURCES: tuple[Source, ...] = (
     "torchvision",
     "slowfast",
@@ -46,10 +46,16 @@ SOURCES: tuple[Source, ...] = (
     "hiera",
     "pytorchvideo",
     "detectron2",
+    "sam2",
 )
 # detectron2: a detector's checkpoint; the backbone the spec makes is under this prefix, in
 # SlowFast's block names; the FPN, heads and the rest are not the spec's (ignored, listed).
 DETECTRON2_PREFIX = "backbone.bottom_up."
+# facebookresearch/sam2 checkpoints: the image encoder's trunk under this prefix (timm's names,
+# but `mlp.layers.0/1` for fc1/fc2); the neck, memory and decoders are not the trunk.
+SAM2_TRUNK = "image_encoder.trunk."
+# the part of a whole-model checkpoint that the spec makes, per source
+_WITHIN = {"detectron2": DETECTRON2_PREFIX, "sam2": SAM2_TRUNK}
 # facebookresearch/hiera: MAE checkpoints carry the pretraining decoder and mask token, which
 # the encoder the spec makes does not have; they are left out, not reported.
 _HIERA_DROPPED = ("decoder_", "mask_token", "multi_scale_fusion_heads.")
@@ -105,6 +111,7 @@ _STEM_RULES: dict[str, str] = {
     "pos_embed_spatial": "pos_encoding.spatial_pos",
     "pos_embed_temporal": "pos_encoding.temporal_pos",
     "pos_embed_class": "pos_encoding.class_pos",
+    "pos_embed_window": "pos_encoding.pos_embed_window",  # SAM2's windowed positions
     "head.projection.weight": "head.1.weight",
     "head.projection.bias": "head.1.bias",
     "head.norm.weight": "norm.weight",  # timm's Hiera: mean, then the norm
@@ -149,6 +156,9 @@ def rename(name: str, source: Source, model: Model) -> str:
         return name
     if source == "detectron2":
         return rename(name.removeprefix(DETECTRON2_PREFIX), "slowfast", model)
+    if source == "sam2":
+        name = re.sub(r"\.mlp\.layers\.([01])\.", lambda m: f".mlp.fc{int(m[1]) + 1}.", name)
+        return rename(name.removeprefix(SAM2_TRUNK), "timm", model)
     if source == "hiera" and name.startswith("encoder_norm."):
         return "norm." + name.removeprefix("encoder_norm.")  # MAE checkpoints' final norm
     if source == "pytorchvideo" and name in _PYTORCHVIDEO_RULES:
@@ -174,13 +184,15 @@ def rename(name: str, source: Source, model: Model) -> str:
 
 def dropped(name: str, source: Source) -> bool:
     """Entries of a source that the spec's model never has (Hiera's MAE decoder; what is not
-    detectron2's backbone)."""
+    detectron2's backbone or SAM2's image-encoder trunk)."""
     return (source == "hiera" and name.startswith(_HIERA_DROPPED)) or outside(name, source)
 
 
 def outside(name: str, source: Source) -> bool:
-    """Entries of a whole-detector checkpoint outside its backbone: not loaded, but listed."""
-    return source == "detectron2" and not name.startswith(DETECTRON2_PREFIX)
+    """Entries of a whole-model checkpoint outside the part the spec makes (detectron2's
+    backbone, SAM2's trunk): not loaded, but listed."""
+    prefix = _WITHIN.get(source)
+    return prefix is not None and not name.startswith(prefix)
 
 
 def _is_hiera(names: list[str]) -> bool:
@@ -199,6 +211,8 @@ def detect_source(names: list[str]) -> Source:
     """Guess a state_dict's dialect from its names."""
     if any(n.startswith(DETECTRON2_PREFIX) for n in names):
         return "detectron2"
+    if any(n.startswith(SAM2_TRUNK) for n in names):
+        return "sam2"
     if any(n.startswith(("stages.", "layers.")) for n in names) or "head.norm.weight" in names:
         return "timm"
     if any(n.startswith(("patch_embed.patch_model.", "cls_positional_encoding.")) for n in names):

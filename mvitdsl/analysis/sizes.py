@@ -14,6 +14,7 @@ from typing import Any
 
 from ..ir import Dims3, Model, spatial
 from ..ops import block as ops_block
+from ..ops import positions
 from .check import Checker, strides_before
 
 AXES = "THW"
@@ -87,6 +88,7 @@ def multiple(model: Model) -> Dims3:
     out = model.patch.stride
     if model.input.grid_rounding == "ceil":
         return out  # partial windows are padded: any grid of whole patches runs
+    out = positions.size_multiple(model)  # a tiled window table: whole windows
     for block in model.blocks:
         before = strides_before(model, block)
         period = ops_block.period(block)

@@ -25,6 +25,7 @@ from torch import nn
 from ..analysis import shapes
 from ..analysis.naming import outside
 from ..ir import Model
+from ..ops import positions
 from .resize import is_position, resize_entry
 from .weights import (
     SOURCES,
@@ -232,11 +233,7 @@ def plan(
     converted = convert_state_dict(state, dialect, spec=model)
     whole = expected_shapes(model)
     out: dict[str, torch.Tensor] = {}
-    entries = [
-        LoadEntry("ignored", k, tuple(v.shape), None, f"not the backbone ({dialect})")
-        for k, v in state.items()
-        if outside(k, dialect)
-    ]
+    entries = _left_out(state, dialect)
     bad: set[str] = set()
     for name, tensor in converted.items():
         placed = place(model, name, tensor, want.get(name), name in whole, new_head)
@@ -256,8 +253,45 @@ def plan(
                 entries.append(initialised)
     if bad:
         found = {k: tuple(v.shape) for k, v in converted.items()}
+        if dialect == "sam2":  # another SAM2 size: one line, not one per tensor
+            raise WeightsError(sam2_mismatch(model, converted, bad, weights.origin), found)
         raise WeightsError(mismatch_report(model, converted, bad, weights.origin), found)
     return out, entries
+
+
+def _left_out(state: dict[str, torch.Tensor], dialect: str) -> list[LoadEntry]:
+    """A whole-model checkpoint's entries outside what the spec makes (detectron2's backbone,
+    SAM2's image-encoder trunk), listed as ignored."""
+    why = _NOT_OURS.get(dialect)
+    if why is None:
+        return []
+    return [
+        LoadEntry("ignored", k, tuple(v.shape), None, why)
+        for k, v in state.items()
+        if outside(k, dialect)  # type: ignore[arg-type]
+    ]
+
+
+_NOT_OURS = {
+    "detectron2": "not the backbone (detectron2)",
+    "sam2": "not the image encoder's trunk (SAM2)",
+}
+
+
+def sam2_mismatch(
+    model: Model, converted: dict[str, torch.Tensor], bad: set[str], origin: str
+) -> str:
+    """One line for a SAM2 trunk that does not fit the spec: counts, the first tensor that
+    differs, and the likely cause."""
+    want = expected_shapes(model)
+    both = [n for n in want if n in bad and n in converted]  # in the module's order
+    first = both[0] if both else min(bad)
+    got = tuple(converted[first].shape) if first in converted else None
+    return (
+        f"{origin}: {len(bad)} tensors do not fit {model.name}'s {len(want)} (first: {first} "
+        f"{_fmt(got)} in the checkpoint, {_fmt(want.get(first))} in the spec): a SAM2 trunk of "
+        "another size?; nothing loaded"
+    )
 
 
 def place(
@@ -281,7 +315,9 @@ def place(
         return None, LoadEntry("ignored", name, old, None, "the checkpoint's classifier, replaced")
     if old == new:
         return tensor, LoadEntry("loaded", name, old, new)
-    if not is_position(name):
+    if not is_position(name) or (
+        name.startswith("pos_encoding.") and not positions.resized_at_load(model)
+    ):
         return None
     if tensor.ndim > len(new) and all(n == 1 for n in old[: tensor.ndim - len(new)]):
         tensor = tensor.reshape(old[tensor.ndim - len(new) :])  # SlowFast's (1, L, D)

@@ -200,6 +200,50 @@ def window_rel_pos(
     return bias.reshape(n, y, qh * qw, kh * kw)
 
 
+def padded_grid(grid: Any, window: Any) -> tuple[Any, Any, Any]:
+    """The grid rounded up to whole windows: ceil divisions, so that torch.export keeps one
+    program for padded and unpadded sizes."""
+    t, h, w = ((n + k - 1) // k * k for n, k in zip(grid, window))
+    return (t, h, w)
+
+
+def windowed_positions(table: Tensor, window: Tensor, grid: Any) -> Tensor:
+    """SAM2's positions at a (1, H, W) grid: the (1, D, G, G) table resized bicubically (no
+    antialias, as every forward of the reference) plus the (1, D, w, w) window table tiled
+    over the grid -> (1, H*W, D)."""
+    h, w = grid[1], grid[2]
+    out = F.interpolate(table, size=(h, w), mode="bicubic", align_corners=False)
+    out = out + window.tile(1, 1, h // window.shape[-2], w // window.shape[-1])
+    return out.flatten(2).transpose(1, 2)
+
+
+def to_windows(x: Tensor, grid: Any, padded: Any, window: Any) -> Tensor:
+    """Raster tokens (B, T*H*W, C) -> zero-padded to `padded`, cut into windows in raster order:
+    (B * n_windows, wt*wh*ww, C) (SAM2 pads and partitions the normed x before its qkv)."""
+    (t, h, w), (tp, hp, wp), (wt, wh, ww) = grid, padded, window
+    c = x.shape[-1]
+    x = x.reshape(x.shape[0], t, h, w, c)
+    x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h, 0, tp - t))
+    x = x.reshape(x.shape[0], tp // wt, wt, hp // wh, wh, wp // ww, ww, c)
+    x = x.permute(0, 1, 3, 5, 2, 4, 6, 7)
+    return x.reshape(x.shape[0] * (tp // wt) * (hp // wh) * (wp // ww), wt * wh * ww, c)
+
+
+def from_windows(x: Tensor, padded: Any, window: Any, grid: Any) -> Tensor:
+    """to_windows' inverse on the (possibly Q-pooled) windows: (B * n_windows, wt*wh*ww, C) ->
+    (B, T*H*W, C) on `grid`, the padding cropped (`narrow`; the copy always made, so that an
+    exported program keeps no guard on whether the crop cut something)."""
+    (tp, hp, wp), (wt, wh, ww), (t, h, w) = padded, window, grid
+    nt, nh, nw = tp // wt, hp // wh, wp // ww
+    c = x.shape[-1]
+    x = x.reshape(x.shape[0] // (nt * nh * nw), nt, nh, nw, wt, wh, ww, c)
+    x = x.permute(0, 1, 4, 2, 5, 3, 6, 7)
+    x = x.reshape(x.shape[0], tp, hp, wp, c)
+    x = x.narrow(1, 0, t).narrow(2, 0, h).narrow(3, 0, w)
+    x = torch.clone(x, memory_format=torch.contiguous_format)
+    return x.reshape(x.shape[0], t * h * w, c)
+
+
 def _sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
     """SlowFast's get_1d_sincos_pos_embed_from_grid: (M,) -> (M, dim), sin then cos."""
     omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0)

@@ -84,4 +84,5 @@ def window_text(row: BlockRow, s: Shapes) -> str:
     if row.window_kv is None or row.window_q is None:
         return ""
     lag = row.scope.endswith("+lag")
-    return window.window_text(row.windows, row.window_kv, row.window_q, lag, s)
+    kind = "padded" if row.scope.startswith("window") else "mask-unit"
+    return window.window_text(row.windows, row.window_kv, row.window_q, lag, s, kind)

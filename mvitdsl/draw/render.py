@@ -44,9 +44,15 @@ def add_stem(g: graphviz.Digraph, model: Model, s: Shapes) -> str:
         style="filled",
         fillcolor="#eeeeee",
     )
-    position = {"none": "", "separable": "separable abs. positions", "joint": "abs. positions"}[
-        model.tokens.position
-    ]
+    t = model.tokens
+    position = {
+        "none": "",
+        "separable": "separable abs. positions",
+        "joint": "abs. positions",
+        "sincos": "sin-cos abs. positions",
+        "windowed": f"windowed abs. positions ({s.grid(t.pos_table or (1, 1, 1))} bicubic "
+        f"+ {s.grid(t.pos_window or (1, 1, 1))} tiled)",
+    }[t.position]
     extras = ", ".join(t for t in ("cls token" if s.cls else "", position) if t)
     g.node(
         "patch",

@@ -209,10 +209,32 @@ SETTINGS: tuple[Setting, ...] = (
                 "word",
                 "none",
                 "absolute positions: none, separable "
-                "(temporal + spatial, torchvision v1), joint (one table) or sincos (a fixed "
-                "3-D sin-cos table, SlowFast USE_FIXED_SINCOS_POS; width a multiple of 16)",
+                "(temporal + spatial, torchvision v1), joint (one table), sincos (a fixed "
+                "3-D sin-cos table, SlowFast USE_FIXED_SINCOS_POS; width a multiple of 16) or "
+                "windowed (SAM2: a `pos_table` interpolated bicubically to the grid plus a "
+                "`pos_window` table tiled over it)",
                 "tokens cls, position joint",
-                choices=("none", "separable", "joint", "sincos"),
+                choices=("none", "separable", "joint", "sincos", "windowed"),
+            ),
+            Option(
+                "pos_table",
+                "size",
+                None,
+                "with `position windowed`: the G x G table, interpolated bicubically (no "
+                "antialias) to the token grid at every forward",
+                "tokens no_cls, position windowed, pos_table 7x7, pos_window 8x8",
+                range=COUNT,
+                default_text="none",
+            ),
+            Option(
+                "pos_window",
+                "size",
+                None,
+                "with `position windowed`: the window table tiled over the token grid (the grid "
+                "must be whole windows of it)",
+                "tokens no_cls, position windowed, pos_table 7x7, pos_window 8x8",
+                range=COUNT,
+                default_text="none",
             ),
         ),
     ),

@@ -76,8 +76,11 @@ def emit_map_size(e: EmitsModel, grid: Value) -> Value:
     return e.memo[key]
 
 
-def emit_pool(e: Emits, target: str, x: Value, pool: Pool, hd: int | None = None) -> Value:
-    """Pool one of q, k, v: (B, L, heads * hd) -> (B, heads, L', hd); cls bypasses it.
+def emit_pool(
+    e: Emits, target: str, x: Value, pool: Pool, hd: int | None = None, grid: Value = None
+) -> Value:
+    """Pool one of q, k, v: (B, L, heads * hd) -> (B, heads, L', hd) on `grid` (the block's
+    run-time grid unless given: padded windows pool the padded grid); cls bypasses it.
 
     The pool runs channels-last on all heads at once (one depthwise conv over A channels,
     the per-head kernel shared), reading a view of x."""
@@ -90,7 +93,7 @@ def emit_pool(e: Emits, target: str, x: Value, pool: Pool, hd: int | None = None
         # (B, THW, C) -> (B, C, T, H, W): a strided channels-last view, no copy (the CPU
         # layer makes a dense copy in inference: backend/passes/optimize.py)
         t = e.method("transpose", t, 1, 2)
-        t = e.method("unflatten", t, 2, emit_map_size(e, e.grid_node()))
+        t = e.method("unflatten", t, 2, emit_map_size(e, e.grid_node() if grid is None else grid))
         t = emit_pool_op(e, target + POOL_CONV, t, pool, hd)
         # (B, A, T', H', W') channels-last -> (B, T'H'W', A): a view
         t = e.method("flatten", t, 2)
