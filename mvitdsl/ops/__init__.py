@@ -10,14 +10,31 @@ from typing import Annotated
 
 from pydantic import Field
 
-from . import attention, layer_scale, merge, mlp, project, skip, swin, window
+from . import (
+    attention,
+    conv_mlp,
+    embed,
+    layer_scale,
+    merge,
+    mlp,
+    project,
+    reduce,
+    skip,
+    stage_norm,
+    swin,
+    window,
+)
 from .attention import PoolingAttention
 from .base import Rules
+from .conv_mlp import ConvMlp
+from .embed import StageEmbed
 from .layer_scale import LayerScale
 from .merge import PatchMerge
 from .mlp import Mlp
 from .project import Project
+from .reduce import ReductionAttention
 from .skip import SkipPool
+from .stage_norm import StageNorm
 from .swin import SwinAttention
 from .window import WindowAttention
 
@@ -25,14 +42,18 @@ BlockOp = Annotated[
     PoolingAttention
     | WindowAttention
     | SwinAttention
+    | ReductionAttention
     | PatchMerge
+    | StageEmbed
     | SkipPool
     | Project
     | Mlp
-    | LayerScale,
+    | ConvMlp
+    | LayerScale
+    | StageNorm,
     Field(discriminator="kind"),
 ]
-AttentionOp = PoolingAttention | WindowAttention | SwinAttention
+AttentionOp = PoolingAttention | WindowAttention | SwinAttention | ReductionAttention
 
 REGISTRY: dict[str, Rules] = {
     rules.kind: rules
@@ -40,11 +61,15 @@ REGISTRY: dict[str, Rules] = {
         attention.RULES,
         window.RULES,
         swin.RULES,
+        reduce.RULES,
         merge.RULES,
+        embed.RULES,
         skip.RULES,
         project.RULES,
         mlp.RULES,
+        conv_mlp.RULES,
         layer_scale.RULES,
+        stage_norm.RULES,
     )
 }
 
@@ -52,12 +77,16 @@ __all__ = [
     "REGISTRY",
     "AttentionOp",
     "BlockOp",
+    "ConvMlp",
     "LayerScale",
     "Mlp",
     "PatchMerge",
     "PoolingAttention",
     "Project",
+    "ReductionAttention",
     "SkipPool",
+    "StageEmbed",
+    "StageNorm",
     "SwinAttention",
     "WindowAttention",
 ]
