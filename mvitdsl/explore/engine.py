@@ -376,7 +376,7 @@ class Evaluator:
     ) -> tuple[int, ...]:
         """A block's costs, memoised on the fields they read."""
         ckey = (kid, ctx, block.dim_in, block.dim_attn, block.dim_out, block.heads,
-                block.mlp_hidden)  # fmt: skip
+                block.ops)  # fmt: skip  (the ops: e.g. a stage's closing norm)
         memo = self._costs.get(ckey)
         if memo is None:
             c = block_costs(model, block, flow)

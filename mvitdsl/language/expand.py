@@ -290,7 +290,8 @@ def _reduction(
         q = ir.Pool(mode="conv", kernel=embed.kernel, stride=embed.stride, padding=embed.padding)
     linear = opts["reduce_mode"] == "linear"
     side = (1, 1, 1) if linear else (1, r, r)
-    kv = ir.Pool(mode="conv", kernel=side, stride=side, padding=ZERO)
+    # linear: an adaptive average pool (to a fixed grid, not a stride): K/V's mode says so
+    kv = ir.Pool(mode="avg" if linear else "conv", kernel=side, stride=side, padding=ZERO)
     return ops.ReductionAttention(pool_q=q, pool_kv=kv, reduce=r, linear=linear, **fields)
 
 

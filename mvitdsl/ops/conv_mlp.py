@@ -4,7 +4,7 @@ ReLU before the conv. Its record, costs, names, emission and drawing."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import mlp
 from .base import (
@@ -52,6 +52,20 @@ def shapes(model: Model, block: Block, op: ConvMlp, flow: BlockFlow) -> dict[str
     fc2 = {k: out.pop(k) for k in list(out) if k.startswith(mlp.MLP_FC2)}
     h = op.hidden
     return out | {f"{MLP_DWCONV}.weight": (h, 1, KERNEL, KERNEL), f"{MLP_DWCONV}.bias": (h,)} | fc2
+
+
+def check(c: Any, block: Block, op: ConvMlp, flow: BlockFlow) -> bool:
+    """The conv runs on the image's token grid: images without a cls token only (E210)."""
+    if not c.model.video and not c.model.tokens.cls:
+        return False
+    c.r.error(
+        "E210",
+        f"block {block.index}: 'mlp_conv' convolves the token grid of an image without a cls "
+        "token",
+        c.setting_span("attention"),
+        "write 'input image CxHxW' and 'tokens no_cls'",
+    )
+    return True
 
 
 def emit_mlp(e: Emits, op: ConvMlp, x: Value, normed: Value) -> Value:
@@ -103,6 +117,7 @@ RULES = Rules(
     costs=costs,
     saved=saved,
     shapes=shapes,
+    check=check,
     emit={"mlp": emit_mlp},
     draw={"mlp": draw_mlp},
 )

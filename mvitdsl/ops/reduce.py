@@ -110,6 +110,9 @@ def _problem(c: Any, block: Block, op: ReductionAttention, flow: BlockFlow) -> t
     if c.model.video:
         return ("E210", f"{at}: spatial reduction ('reduce') is for images", "", "write "
                 "'input image CxHxW'")  # fmt: skip
+    if c.model.tokens.cls and reduces(op):
+        return ("E210", f"{at}: 'reduce' convolves the token grid of an image without a cls "
+                "token", "", "write 'tokens no_cls'")  # fmt: skip
     if op.rel_pos != "none" or op.residual_pool != "none":
         return ("E210", f"{at}: 'reduce' attends globally without relative positions or "
                 "residual pooling", "", "write 'rel_pos none, residual_pool none'")  # fmt: skip
