@@ -7,7 +7,8 @@ reason is kept), `rejected` (the reference itself does not run it: not counted a
 `params` (analyze().params differs), `load` (a strict load failed) or `logits` (outputs differ
 by more than 1e-4 of the output scale). `python tests/differential.py TV TIMM [SWIN [PVT]]`
 draws until TV torchvision, TIMM timm MViT, SWIN timm Swin configs (tests/differential_swin.py)
-and PVT timm PVTv2 configs (tests/differential_pvt.py) are generated, prints the counts and writes them to build/differential_counts.json.
+and PVT timm PVTv2 configs (tests/differential_pvt.py) are generated, prints the counts and
+writes them to build/differential_counts.json.
 """
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ def draw_pvt(rng: random.Random) -> dict[str, Any]:
 def pvt_spec(cfg: dict[str, Any]) -> str:
     """A timm PVTv2 config as a spec: one row per stage with its reduction and MLP ratio."""
     rows = []
-    for i, (depth, dim, heads) in enumerate(zip(cfg["depths"], cfg["embed_dims"], cfg["num_heads"])):
+    for i, (depth, dim, heads) in enumerate(
+        zip(cfg["depths"], cfg["embed_dims"], cfg["num_heads"])
+    ):
         stride = "2x2" if i else "1x1"
         cells = f"reduce={cfg['sr_ratios'][i]} mlp_ratio={cfg['mlp_ratios'][i]:g}"
         rows.append(f"    s{i}  {depth}  {dim}  {heads}  {stride}  {cells}")

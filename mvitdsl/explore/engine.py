@@ -375,8 +375,15 @@ class Evaluator:
         self, model: ir.Model, block: ir.Block, flow: BlockFlow, kid: int, ctx: tuple[Any, ...]
     ) -> tuple[int, ...]:
         """A block's costs, memoised on the fields they read."""
-        ckey = (kid, ctx, block.dim_in, block.dim_attn, block.dim_out, block.heads,
-                block.ops)  # fmt: skip  (the ops: e.g. a stage's closing norm)
+        ckey = (
+            kid,
+            ctx,
+            block.dim_in,
+            block.dim_attn,
+            block.dim_out,
+            block.heads,
+            block.ops,
+        )  # fmt: skip  (the ops: e.g. a stage's closing norm)
         memo = self._costs.get(ckey)
         if memo is None:
             c = block_costs(model, block, flow)

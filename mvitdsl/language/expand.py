@@ -244,7 +244,7 @@ def _ops(
     out: list[ops.BlockOp] = []
     if changing:
         out.append(_entering(opts, stride_q))
-    attention = ops.PoolingAttention(
+    attention: ops.PoolingAttention | ops.ReductionAttention = ops.PoolingAttention(
         pool_q=pool_q,
         pool_kv=_pool_kv(opts, stride_kv),
         qkv_bias=opts["qkv_bias"],
@@ -254,10 +254,13 @@ def _ops(
         pool_first=opts["pool_first"],
     )
     if opts["reduce"] is not None or opts["dim_change"] == "embed":
-        attention = _reduction(opts, attention, out[0] if changing else None)
+        attention = _reduction(opts, pooling=attention, embed=out[0] if changing else None)
     hidden = int(widths[1] * opts["mlp_ratio"])
     relu = opts["reduce_mode"] == "linear"
-    out += [attention, ops.ConvMlp(hidden=hidden, relu=relu) if opts["mlp_conv"] else ops.Mlp(hidden=hidden)]
+    out += [
+        attention,
+        ops.ConvMlp(hidden=hidden, relu=relu) if opts["mlp_conv"] else ops.Mlp(hidden=hidden),
+    ]
     if widths[0] != widths[2] and not changing:
         out.append(ops.Project(branch=opts["dim_change"]))
     if pool_q.stride != ONE:
@@ -278,9 +281,7 @@ def _entering(opts: dict[str, Any], stride: ir.Dims3) -> ops.PatchMerge | ops.St
     return ops.StageEmbed(kernel=kernel, stride=stride, padding=_half(kernel))
 
 
-def _reduction(
-    opts: dict[str, Any], pooling: ops.PoolingAttention, embed: Any
-) -> ops.ReductionAttention:
+def _reduction(opts: dict[str, Any], pooling: Any, embed: Any) -> ops.ReductionAttention:
     """PVTv2's attention: Q's grid is the stage embedding's (its geometry in `pool_q`), K/V's
     the reduction's (a conv of kernel and stride `reduce`, in `pool_kv`)."""
     r = opts["reduce"] or 1

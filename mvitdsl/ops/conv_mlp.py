@@ -60,8 +60,7 @@ def check(c: Any, block: Block, op: ConvMlp, flow: BlockFlow) -> bool:
         return False
     c.r.error(
         "E210",
-        f"block {block.index}: 'mlp_conv' convolves the token grid of an image without a cls "
-        "token",
+        f"block {block.index}: 'mlp_conv' convolves the token grid of an image without a cls token",
         c.setting_span("attention"),
         "write 'input image CxHxW' and 'tokens no_cls'",
     )

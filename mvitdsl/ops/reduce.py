@@ -84,9 +84,7 @@ def saved(block: Block, op: ReductionAttention, flow: BlockFlow) -> int:
     return n * a + 2 * m * a + 2 * m * a + block.heads * n * m
 
 
-def shapes(
-    model: Model, block: Block, op: ReductionAttention, flow: BlockFlow
-) -> dict[str, Shape]:
+def shapes(model: Model, block: Block, op: ReductionAttention, flow: BlockFlow) -> dict[str, Shape]:
     """In the order the emission registers them: q, the reduction, kv, the projection."""
     a = block.dim_attn
     out: dict[str, Shape] = {f"{Q}.weight": (a, a)}
@@ -201,8 +199,9 @@ def draw_attend(
             DrawEdge(src, "sr", s.size(flow.grid_q, a)),
             DrawNode("kv", f"Linear kv {a} → 2×{a}"),
             DrawEdge("sr", "kv", s.size(flow.grid_kv, a)),
-            DrawNode("mix", lines(f"softmax(Q Kᵀ / √{b.head_dim}) V", size), {"fillcolor":
-                     "#fff2b3"}),  # fmt: skip
+            DrawNode(
+                "mix", lines(f"softmax(Q Kᵀ / √{b.head_dim}) V", size), {"fillcolor": "#fff2b3"}
+            ),  # fmt: skip
             DrawEdge("q", "mix", s.size(flow.grid_q, f"{b.heads}×{b.head_dim}")),
             DrawEdge("kv", "mix", s.size(flow.grid_kv, f"2×{b.heads}×{b.head_dim}")),
             DrawNode("proj", f"Linear proj {a} → {a}"),
