@@ -155,6 +155,25 @@ def test_a_small_pvt_draws_sweeps_and_gives_feature_maps() -> None:
     }
 
 
+def test_feature_maps_equal_timm_intermediates() -> None:
+    """`outputs` on pvt_v2_b0 gives timm's `forward_intermediates` (each stage after its norm)
+    at 64x64, <= 1e-4 relative."""
+    text = (SPECS / "pvt_v2_b0.mv").read_text()
+    text = text.replace("  expect", "  outputs    scale2, scale3, scale4, scale5\n  # expect")
+    spec = load_spec(text=text)
+    ref = perturbed(timm.create_model("pvt_v2_b0"))
+    gm = mvitdsl.build(spec).eval()
+    converted = convert_state_dict(ref.state_dict(), "timm", spec=spec)
+    gm.load_state_dict({k: v for k, v in converted.items() if not k.startswith("head.")})
+    x = image(64, 2)
+    with torch.no_grad():
+        maps = gm(x)
+        want = ref.forward_intermediates(x, intermediates_only=True)
+    assert list(maps) == ["scale2", "scale3", "scale4", "scale5"]
+    for got, ref_map in zip(maps.values(), want):
+        assert got.shape == ref_map.shape and relative(got, ref_map) <= 1e-4
+
+
 def test_hover_explains_the_reduction_cell() -> None:
     from lsprotocol import types as lsp
 
@@ -179,6 +198,7 @@ BAD = {
         5,
     ),
     "mlp conv with a cls token": ("no_cls", "cls", "E210", "without a cls token", 5),
+    "reduce with a Q stride": ("dim_change embed", "dim_change attention", "E210", "through", 5),
     "embedding for video": ("image 3x64x64", "video 3x4x64x64", "E210", "is for images", 5),
 }
 

@@ -89,6 +89,7 @@ def check(c: Any, block: Block, op: StageEmbed, flow: BlockFlow) -> bool:
 
 def emit_enter(e: Emits, op: StageEmbed, x: Value, normed: Value) -> Value:
     """(B, H*W, C) -> (B, H'*W', A): the conv on a channels-last view of the tokens."""
+    import torch
     from torch import nn
 
     from .pools import emit_map_size
@@ -99,7 +100,7 @@ def emit_enter(e: Emits, op: StageEmbed, x: Value, normed: Value) -> Value:
     conv = nn.Conv2d(
         b.dim_in, b.dim_attn, op.kernel[1:], stride=op.stride[1:], padding=op.padding[1:]
     )
-    t = e.module(EMBED_PROJ, conv, t)
+    t = e.module(EMBED_PROJ, conv.to(memory_format=torch.channels_last), t)  # as conv_mlp's
     t = e.method("transpose", e.method("flatten", t, 2), 1, 2)
     eps = e.model.pool_norm_eps
     norm = nn.LayerNorm(b.dim_attn, eps=e.model.norm_eps if eps is None else eps)

@@ -9,10 +9,10 @@ analyses that read a block's strides see PVTv2's."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ..nodes import Dims3
-from . import attention
+from . import attention, embed
 from .base import (
     BlockFlow,
     Costs,
@@ -102,40 +102,58 @@ def shapes(model: Model, block: Block, op: ReductionAttention, flow: BlockFlow) 
     return out
 
 
-def _problem(c: Any, block: Block, op: ReductionAttention, flow: BlockFlow) -> tuple[str, ...]:
-    """(code, message, where, hint) of the first rule the block breaks, or ()."""
-    at = f"block {block.index}"
+class Problem(NamedTuple):
+    """A broken rule: its code, message, the stage cell to point at ("": the attention line)
+    and the hint."""
+
+    code: str
+    message: str
+    cell: str
+    hint: str
+
+
+def _problem(c: Any, block: Block, op: ReductionAttention, flow: BlockFlow) -> Problem | None:
+    """The first rule the block breaks, if any."""
+    at = f"block {block.index}: 'reduce'"
     if c.model.video:
-        return ("E210", f"{at}: spatial reduction ('reduce') is for images", "", "write "
-                "'input image CxHxW'")  # fmt: skip
+        return Problem("E210", f"{at} is for images", "", "write 'input image CxHxW'")
     if c.model.tokens.cls and reduces(op):
-        return ("E210", f"{at}: 'reduce' convolves the token grid of an image without a cls "
-                "token", "", "write 'tokens no_cls'")  # fmt: skip
+        return Problem("E210", f"{at} convolves the token grid: a model without a cls token "
+                       "only", "", "write 'tokens no_cls'")  # fmt: skip
     if op.rel_pos != "none" or op.residual_pool != "none":
-        return ("E210", f"{at}: 'reduce' attends globally without relative positions or "
-                "residual pooling", "", "write 'rel_pos none, residual_pool none'")  # fmt: skip
-    g, r = flow.grid_q, op.reduce
+        return Problem("E210", f"{at} attends globally without relative positions or residual "
+                       "pooling", "", "write 'rel_pos none, residual_pool none'")  # fmt: skip
+    embedded = any(isinstance(o, embed.StageEmbed) for o in block.ops)
+    if not embedded and (op.pool_q.exists or block.dim_in != block.dim_attn):
+        return Problem("E210", f"{at} changes a stage's grid and width through its stage "
+                       "embedding only", "", "write 'dim_change embed'")  # fmt: skip
+    return _reduction_problem(c, at, op, flow.grid_q)
+
+
+def _reduction_problem(c: Any, at: str, op: ReductionAttention, g: Dims3) -> Problem | None:
+    """A conv reduction larger than the grid (E303) or not dividing it (E302)."""
+    r = op.reduce
     if op.linear or r == 1:
-        return ()
+        return None
     if any(r > n for n in g[1:]):
-        return ("E303", f"{at}: reduce {r} is larger than its {c.fmt(g)} grid", "reduce",
-                "use a smaller 'reduce' or a larger input")  # fmt: skip
+        return Problem("E303", f"{at} {r} is larger than its {c.fmt(g)} grid", "reduce",
+                       "use a smaller 'reduce' or a larger input")  # fmt: skip
     if any(n % r for n in g[1:]):
-        return ("E302", f"{at}: reduce {r} leaves a fractional K/V grid from {c.fmt(g)}",
-                "reduce", "choose a 'reduce' that divides the grid, or an input size whose "
-                "grids it divides")  # fmt: skip
-    return ()
+        return Problem("E302", f"{at} {r} leaves a fractional K/V grid from {c.fmt(g)}",
+                       "reduce", "choose a 'reduce' that divides the grid, or an input size "
+                       "whose grids it divides")  # fmt: skip
+    return None
 
 
 def check(c: Any, block: Block, op: ReductionAttention, flow: BlockFlow) -> bool:
-    """Images only, no relative positions (E210); a reduction larger than the grid (E303) or
-    not dividing it (E302); where the stage embedding's stride leaves a grid, its own check."""
+    """Images without a cls token only, no relative positions, strides and widths through the
+    stage embedding (E210); a reduction larger than the grid (E303) or not dividing it
+    (E302)."""
     found = _problem(c, block, op, flow)
-    if not found:
+    if found is None:
         return False
-    code, message, cell, hint = found
-    where = c.row_span(block.stage, cell) if cell else c.setting_span("attention")
-    c.r.error(code, message, where, hint)
+    where = c.row_span(block.stage, found.cell) if found.cell else c.setting_span("attention")
+    c.r.error(found.code, found.message, where, found.hint)
     return True
 
 
@@ -161,6 +179,7 @@ def emit_attend(e: Emits, op: ReductionAttention, x: Value, normed: Value) -> Va
 
 def emit_reduced(e: Emits, op: ReductionAttention, x: Value) -> Value:
     """(B, L, A) -> (B, M, A): a channels-last view of the grid, [pooled,] conv, norm[, GELU]."""
+    import torch
     import torch.nn.functional as F
     from torch import nn
 
@@ -172,7 +191,8 @@ def emit_reduced(e: Emits, op: ReductionAttention, x: Value) -> Value:
     if op.linear:
         t = e.fn(F.adaptive_avg_pool2d, t, op.pooled)
     side = 1 if op.linear else op.reduce
-    t = e.module(SR, nn.Conv2d(a, a, side, stride=side), t)
+    conv = nn.Conv2d(a, a, side, stride=side).to(memory_format=torch.channels_last)
+    t = e.module(SR, conv, t)  # a channels-last weight: as conv_mlp's
     t = e.method("transpose", e.method("flatten", t, 2), 1, 2)
     eps = e.model.pool_norm_eps
     t = e.module(SR_NORM, nn.LayerNorm(a, eps=e.model.norm_eps if eps is None else eps), t)
