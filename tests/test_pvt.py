@@ -161,7 +161,7 @@ def test_feature_maps_equal_timm_intermediates() -> None:
     text = (SPECS / "pvt_v2_b0.mv").read_text()
     text = text.replace("  expect", "  outputs    scale2, scale3, scale4, scale5\n  # expect")
     spec = load_spec(text=text)
-    ref = perturbed(timm.create_model("pvt_v2_b0"))
+    ref: Any = perturbed(timm.create_model("pvt_v2_b0"))  # forward_intermediates: timm's API
     gm = mvitdsl.build(spec).eval()
     converted = convert_state_dict(ref.state_dict(), "timm", spec=spec)
     gm.load_state_dict({k: v for k, v in converted.items() if not k.startswith("head.")})

@@ -4,7 +4,7 @@ size, and the spec model's weights copied from it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -59,7 +59,7 @@ def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Mod
         # a model that takes any size (timm's PVTv2) has no img_size to build for
         cfg = timm.models.get_pretrained_cfg(want[1])
         sized = cfg is None or cfg.fixed_input_size
-        extra = {"img_size": tuple(size[1:])} if sized else {}
+        extra: dict[str, Any] = {"img_size": tuple(size[1:])} if sized else {}
         model = timm.create_model(want[1], pretrained=False, **extra)
     dtype = DTYPES[opts.dtype] if opts.pure else None
     return model.to(device=opts.device, dtype=dtype)
