@@ -199,6 +199,7 @@ BAD = {
     ),
     "mlp conv with a cls token": ("no_cls", "cls", "E210", "without a cls token", 5),
     "reduce with a Q stride": ("dim_change embed", "dim_change attention", "E210", "through", 5),
+    "reduce with patch merging": ("dim_change embed", "dim_change merge", "E210", "through", 5),
     "embedding for video": ("image 3x64x64", "video 3x4x64x64", "E210", "is for images", 5),
 }
 

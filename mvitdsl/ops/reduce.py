@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ..nodes import Dims3
-from . import attention, embed
+from . import attention, embed, merge
 from .base import (
     BlockFlow,
     Costs,
@@ -124,7 +124,8 @@ def _problem(c: Any, block: Block, op: ReductionAttention, flow: BlockFlow) -> P
         return Problem("E210", f"{at} attends globally without relative positions or residual "
                        "pooling", "", "write 'rel_pos none, residual_pool none'")  # fmt: skip
     embedded = any(isinstance(o, embed.StageEmbed) for o in block.ops)
-    if not embedded and (op.pool_q.exists or block.dim_in != block.dim_attn):
+    merged = merge.of(block) is not None
+    if merged or (not embedded and (op.pool_q.exists or block.dim_in != block.dim_attn)):
         return Problem("E210", f"{at} changes a stage's grid and width through its stage "
                        "embedding only", "", "write 'dim_change embed'")  # fmt: skip
     return _reduction_problem(c, at, op, flow.grid_q)
