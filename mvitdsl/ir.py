@@ -80,7 +80,7 @@ class Block(Node):
 
     @property
     def mlp_hidden(self) -> int:
-        return next(op.hidden for op in self.ops if isinstance(op, ops.Mlp))
+        return next(op.hidden for op in self.ops if isinstance(op, ops.mlp.MlpOptions))
 
     @property
     def head_dim(self) -> int:
@@ -128,7 +128,7 @@ class Attention(Node):
     pool_pad: Literal["half", "zero"]
     skip_pool: Literal["s_plus_1", "like_q"]
     mlp_ratio: float
-    dim_change: Literal["mlp", "attention", "merge"]
+    dim_change: Literal["mlp", "attention", "merge", "embed"]
     rel_pos: RelPos
     residual_pool: ResidualPool
     qkv_bias: bool
@@ -143,6 +143,10 @@ class Attention(Node):
     layer_scale: float = 0.0
     shift: Literal["none", "alternate"] = "none"  # Swin's shifted windows on every other block
     stride_kv_global: Dims3 | None = None  # a listed global block's K/V stride, over the stage's
+    reduce: int | None = None  # PVTv2's spatial reduction of K/V (ops/reduce.py)
+    reduce_mode: Literal["conv", "linear"] = "conv"
+    mlp_conv: bool = False  # PVTv2's depthwise conv in the MLP (ops/conv_mlp.py)
+    stage_norm: bool = False  # PVTv2's LayerNorm after each stage (ops/stage_norm.py)
 
 
 class Outputs(Node):

@@ -5,9 +5,10 @@
 Every case ends as one outcome: `equal`, `not_expressible` (the language cannot write it; the
 reason is kept), `rejected` (the reference itself does not run it: not counted as generated),
 `params` (analyze().params differs), `load` (a strict load failed) or `logits` (outputs differ
-by more than 1e-4 of the output scale). `python tests/differential.py TV TIMM [SWIN]` draws
-until TV torchvision, TIMM timm MViT and SWIN timm Swin configs (tests/differential_swin.py)
-are generated, prints the counts and writes them to build/differential_counts.json.
+by more than 1e-4 of the output scale). `python tests/differential.py TV TIMM [SWIN [PVT]]`
+draws until TV torchvision, TIMM timm MViT, SWIN timm Swin configs (tests/differential_swin.py)
+and PVT timm PVTv2 configs (tests/differential_pvt.py) are generated, prints the counts and
+writes them to build/differential_counts.json.
 """
 
 from __future__ import annotations
@@ -299,7 +300,18 @@ def swin_case(seed: int) -> Case:
     return made(seed)
 
 
-MAKERS = {"torchvision": torchvision_case, "timm": timm_case, "swin": swin_case}
+def pvt_case(seed: int) -> Case:
+    from differential_pvt import pvt_case as made
+
+    return made(seed)
+
+
+MAKERS = {
+    "torchvision": torchvision_case,
+    "timm": timm_case,
+    "swin": swin_case,
+    "pvt": pvt_case,
+}
 
 
 def run(family: str, seed: int) -> tuple[str, str]:
@@ -406,9 +418,9 @@ def write_counts(results: list[Counts]) -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    args = sys.argv[1:4] if len(sys.argv) > 3 else (*sys.argv[1:3], "0")
-    tv, tm, sw = (int(a) for a in (args if len(sys.argv) > 2 else ("20", "20", "20")))
-    wanted = (("torchvision", tv), ("timm", tm), ("swin", sw))
+    args = (*sys.argv[1:5], "0", "0")[:4] if len(sys.argv) > 2 else ("20", "20", "20", "20")
+    tv, tm, sw, pv = (int(a) for a in args)
+    wanted = (("torchvision", tv), ("timm", tm), ("swin", sw), ("pvt", pv))
     results = [count(f, n, progress=True) for f, n in wanted if n]
     for r in results:
         print(r.line())

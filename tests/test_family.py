@@ -55,6 +55,15 @@ PUBLISHED: dict[str, tuple[int | None, float | None, float | None]] = {
     "sam2_hiera_s.mv": (34_717_864, None, None),
     "sam2_hiera_b_plus.mv": (69_574_504, None, None),
     "sam2_hiera_l.mv": (213_304_600, None, None),
+    # timm's pvt_v2_b* (params: numel of timm's model; the paper's 0.6, 2.1, 4.0, 6.9, 10.1,
+    # 11.8 and 3.9 GFLOPs are these MACs rounded)
+    "pvt_v2_b0.mv": (3_666_760, None, None),
+    "pvt_v2_b1.mv": (14_009_000, None, None),
+    "pvt_v2_b2.mv": (25_362_856, None, None),
+    "pvt_v2_b3.mv": (45_238_696, None, None),
+    "pvt_v2_b4.mv": (62_556_072, None, None),
+    "pvt_v2_b5.mv": (81_956_008, None, None),
+    "pvt_v2_b2_li.mv": (22_553_512, None, None),
 }
 
 

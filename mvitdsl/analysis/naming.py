@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from ..ir import Block, Model
+from ..ir import Block, Model, Stage
 from ..ops import attention, head, mlp, patch, pools, positions, project
 from ..ops import block as ops_block
 from ..ops.base import BlockFlow
@@ -120,6 +120,8 @@ _STEM_RULES: dict[str, str] = {
     "head.fc.bias": "head.1.bias",
     "patch_embed.norm.weight": "patch_norm.weight",  # timm's Swin
     "patch_embed.norm.bias": "patch_norm.bias",
+    "head.weight": "head.1.weight",  # timm's PVTv2
+    "head.bias": "head.1.bias",
 }
 
 
@@ -176,10 +178,21 @@ def rename(name: str, source: Source, model: Model) -> str:
     m = re.match(r"^layers\.(\d+)\.downsample\.(.*)$", name) if source == "timm" else None
     if m is not None and int(m.group(1)) < len(model.stages):  # timm's Swin: a stage's merging
         return f"blocks.{model.stages[int(m.group(1))].first}.merge.{m.group(2)}"
+    m = re.match(r"^stages\.(\d+)\.(downsample|norm)\.(.*)$", name) if source == "timm" else None
+    if m is not None and int(m.group(1)) < len(model.stages):  # timm's PVTv2: a stage's ends
+        return _pvt_stage(model.stages[int(m.group(1))], m.group(2), m.group(3))
     m = re.match(r"^blocks\.(\d+)\.(.*)$", name)
     if m is not None:
         return f"blocks.{m.group(1)}.{_block_inner(m.group(2))}"
     return name
+
+
+def _pvt_stage(stage: Stage, part: str, rest: str) -> str:
+    """timm PVTv2's stage embedding (its first block's `embed`) and final norm (its last
+    block's `stage_norm`)."""
+    if part == "downsample":
+        return f"blocks.{stage.first}.embed.{rest}"
+    return f"blocks.{stage.first + stage.depth - 1}.stage_norm.{rest}"
 
 
 def dropped(name: str, source: Source) -> bool:

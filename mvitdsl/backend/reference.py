@@ -4,7 +4,7 @@ size, and the spec model's weights copied from it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -26,6 +26,13 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "swin_t": ("timm", "swin_tiny_patch4_window7_224"),
     "swin_s": ("timm", "swin_small_patch4_window7_224"),
     "swin_b": ("timm", "swin_base_patch4_window7_224"),
+    "pvt_v2_b0": ("timm", "pvt_v2_b0"),
+    "pvt_v2_b1": ("timm", "pvt_v2_b1"),
+    "pvt_v2_b2": ("timm", "pvt_v2_b2"),
+    "pvt_v2_b3": ("timm", "pvt_v2_b3"),
+    "pvt_v2_b4": ("timm", "pvt_v2_b4"),
+    "pvt_v2_b5": ("timm", "pvt_v2_b5"),
+    "pvt_v2_b2_li": ("timm", "pvt_v2_b2_li"),
     "hiera_t_image": ("timm", "hiera_tiny_224"),
     "hiera_s_image": ("timm", "hiera_small_224"),
     "hiera_b_image": ("timm", "hiera_base_224"),
@@ -49,7 +56,11 @@ def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Mod
     else:
         import timm
 
-        model = timm.create_model(want[1], pretrained=False, img_size=tuple(size[1:]))
+        # a model that takes any size (timm's PVTv2) has no img_size to build for
+        cfg = timm.models.get_pretrained_cfg(want[1])
+        sized = cfg is None or cfg.fixed_input_size
+        extra: dict[str, Any] = {"img_size": tuple(size[1:])} if sized else {}
+        model = timm.create_model(want[1], pretrained=False, **extra)
     dtype = DTYPES[opts.dtype] if opts.pure else None
     return model.to(device=opts.device, dtype=dtype)
 

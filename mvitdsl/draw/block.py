@@ -58,8 +58,10 @@ def block_graph(report: Report, index: int, rankdir: str = "TB") -> graphviz.Dig
     shortcut2 = ops_block.draw_hook(b, flow, s, "shortcut_mlp", "add1", b.dim_attn)
     render(g, shortcut2.items)
     g.edge(shortcut2.end, "add2", label=s.size(row.grid_q, b.dim_out))
+    leave = ops_block.draw_hook(b, flow, s, "exit", "add2", b.dim_out)  # e.g. a stage's norm
+    render(g, leave.items)
     g.node("y", "block output", shape="plaintext", style="")
-    g.edge("add2", "y", label=s.size(row.grid_q, b.dim_out))
+    g.edge(leave.end, "y", label=s.size(row.grid_q, b.dim_out))
     return g
 
 

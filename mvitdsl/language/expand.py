@@ -10,6 +10,7 @@ from .read import StageDraft
 
 Widths = tuple[int, int, int]  # a block's (dim_in, dim_attn, dim_out)
 ONE: ir.Dims3 = (1, 1, 1)
+ZERO: ir.Dims3 = (0, 0, 0)
 
 
 class Running(NamedTuple):
@@ -139,14 +140,15 @@ def _expand_stage(
         widths = _widths(att, rows, s, j, dim_in)
         at = index + j
         rate = _rate(opts, at, total)
+        last = j == row.depth - 1  # PVTv2's stage norm closes the row
         shape, block = None, None
         if memo is not None:
             lag = keys[s - 1][0] if j == 0 and s > 0 else -1  # the previous stage's scope
             # j: Swin's shift alternates inside the stage, whatever the block's index
-            shape = ("block", keys[s][0], lag, j, widths, stride_q, stride_kv, strides_before)
+            shape = ("block", keys[s][0], lag, j, last, widths, stride_q, stride_kv, strides_before)
             block = memo.get(shape)  # built at another index and rate: _row places it
         if block is None:
-            block = _block(opts, row, at, widths, stride_q, stride_kv, rate)
+            block = _block(opts, row, at, widths, (stride_q, stride_kv), rate, last)
             block = _scoped(block, att, stage_opts, rows, s, j, strides_before)
             if memo is not None:
                 memo[shape] = block
@@ -285,11 +287,12 @@ def _block(
     row: StageDraft,
     index: int,
     widths: Widths,
-    stride_q: ir.Dims3,
-    stride_kv: ir.Dims3,
+    strides: tuple[ir.Dims3, ir.Dims3],
     drop_path: float,
+    last: bool,
 ) -> ir.Block:
-    """One block's plan: widths, heads, its drop-path rate, and its ops."""
+    """One block's plan: widths, heads, its drop-path rate, and its ops (`strides`: Q, K/V;
+    `last`: the row's last block)."""
     dim_in, dim_attn, dim_out = widths
     return ir.Block(
         index=index,
@@ -300,37 +303,72 @@ def _block(
         heads=row.heads,
         drop_path=drop_path,
         loc=row.loc,
-        ops=_ops(opts, widths, stride_q, stride_kv),
+        ops=_ops(opts, widths, strides, last),
     )
 
 
 def _ops(
-    opts: dict[str, Any], widths: Widths, stride_q: ir.Dims3, stride_kv: ir.Dims3
+    opts: dict[str, Any], widths: Widths, strides: tuple[ir.Dims3, ir.Dims3], last: bool
 ) -> tuple[ops.BlockOp, ...]:
     """Attention, the MLP, and where they apply the projection, skip pool and layer scale, in
     the order their state-dict names come."""
-    merging = opts["dim_change"] == "merge" and (stride_q != ONE or widths[0] != widths[2])
-    pool_q = _pool_q(opts, ONE if opts["dim_change"] == "merge" else stride_q)
-    out: list[ops.BlockOp] = [ops.PatchMerge(stride=stride_q)] if merging else []
+    stride_q, stride_kv = strides
+    entering = opts["dim_change"] in ("merge", "embed")
+    changing = entering and (stride_q != ONE or widths[0] != widths[2])
+    pool_q = _pool_q(opts, ONE if entering else stride_q)
+    out: list[ops.BlockOp] = []
+    if changing:
+        out.append(_entering(opts, stride_q))
+    attention: ops.PoolingAttention | ops.ReductionAttention = ops.PoolingAttention(
+        pool_q=pool_q,
+        pool_kv=_pool_kv(opts, stride_kv),
+        qkv_bias=opts["qkv_bias"],
+        rel_pos=opts["rel_pos"],
+        residual_pool=opts["residual_pool"],
+        qkv="separate" if opts["pool_first"] else opts["qkv"],
+        pool_first=opts["pool_first"],
+    )
+    if opts["reduce"] is not None or opts["dim_change"] == "embed":
+        attention = _reduction(opts, pooling=attention, embed=out[0] if changing else None)
+    hidden = int(widths[1] * opts["mlp_ratio"])
+    relu = opts["reduce_mode"] == "linear"
     out += [
-        ops.PoolingAttention(
-            pool_q=pool_q,
-            pool_kv=_pool_kv(opts, stride_kv),
-            qkv_bias=opts["qkv_bias"],
-            rel_pos=opts["rel_pos"],
-            residual_pool=opts["residual_pool"],
-            qkv="separate" if opts["pool_first"] else opts["qkv"],
-            pool_first=opts["pool_first"],
-        ),
-        ops.Mlp(hidden=int(widths[1] * opts["mlp_ratio"])),
+        attention,
+        ops.ConvMlp(hidden=hidden, relu=relu) if opts["mlp_conv"] else ops.Mlp(hidden=hidden),
     ]
-    if widths[0] != widths[2] and not merging:
+    if widths[0] != widths[2] and not changing:
         out.append(ops.Project(branch=opts["dim_change"]))
     if pool_q.stride != ONE:
         out.append(ops.SkipPool(pool=_pool_skip(opts, pool_q)))
     if opts["layer_scale"]:
         out.append(ops.LayerScale(init=float(opts["layer_scale"])))
+    if last and opts["stage_norm"]:
+        out.append(ops.StageNorm())
     return tuple(out)
+
+
+def _entering(opts: dict[str, Any], stride: ir.Dims3) -> ops.PatchMerge | ops.StageEmbed:
+    """The op that maps a stage's input to its grid and width before its first block's norm:
+    Swin's patch merging, or PVTv2's overlapping conv embedding (the s+1 kernel rule)."""
+    if opts["dim_change"] == "merge":
+        return ops.PatchMerge(stride=stride)
+    kernel = ir.default_kernel(stride)
+    return ops.StageEmbed(kernel=kernel, stride=stride, padding=_half(kernel))
+
+
+def _reduction(opts: dict[str, Any], pooling: Any, embed: Any) -> ops.ReductionAttention:
+    """PVTv2's attention: Q's grid is the stage embedding's (its geometry in `pool_q`), K/V's
+    the reduction's (a conv of kernel and stride `reduce`, in `pool_kv`)."""
+    r = opts["reduce"] or 1
+    fields = pooling.model_dump(exclude={"kind", "pool_q", "pool_kv"})
+    q = pooling.pool_q
+    if isinstance(embed, ops.StageEmbed):
+        q = ir.Pool(mode="conv", kernel=embed.kernel, stride=embed.stride, padding=embed.padding)
+    linear = opts["reduce_mode"] == "linear"
+    side = (1, 1, 1) if linear else (1, r, r)
+    # linear: an adaptive average pool (to a fixed grid, not a stride): K/V's mode says so
+    kv = ir.Pool(mode="avg" if linear else "conv", kernel=side, stride=side, padding=ZERO)
+    return ops.ReductionAttention(pool_q=q, pool_kv=kv, reduce=r, linear=linear, **fields)
 
 
 def _pool(opts: dict[str, Any], kernel: ir.Dims3, stride: ir.Dims3) -> ir.Pool:

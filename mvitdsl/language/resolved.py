@@ -36,6 +36,8 @@ def _value(model: Model, key: str, field: str) -> Any:
 
 def _text(o: settings.Option, value: Any) -> str | None:
     """The clause that states `value` for option `o`; None where it has no single spelling."""
+    if value is None:
+        return None  # unset, and nothing to spell (`reduce`: no spatial reduction)
     if o.kind == "switch":
         return f"{o.word} {'on' if value else 'off'}"
     if o.kind == "word":

@@ -334,10 +334,12 @@ SETTINGS: tuple[Setting, ...] = (
                 "word",
                 "mlp",
                 "where a stage changes width: the last block's "
-                "MLP (v1), the first block's attention (v2), or patch merging before the first "
-                "block (Swin: each stride_q neighbourhood concatenated, LayerNorm, Linear)",
+                "MLP (v1), the first block's attention (v2), patch merging before the first "
+                "block (Swin: each stride_q neighbourhood concatenated, LayerNorm, Linear), or an "
+                "overlapping conv embedding before it (PVTv2: kernel s+1, stride s, padding "
+                "k//2, LayerNorm)",
                 "attention dim_change attention",
-                choices=("mlp", "attention", "merge"),
+                choices=("mlp", "attention", "merge", "embed"),
             ),
             Option(
                 "rel_pos",
@@ -464,6 +466,43 @@ SETTINGS: tuple[Setting, ...] = (
                 per_stage=True,
             ),
             Option(
+                "reduce",
+                "integer",
+                None,
+                "PVTv2's spatial-reduction attention: q from every token, k and v from the "
+                "tokens reduced by a conv of this kernel and stride and a LayerNorm (1: none)",
+                "s2  2  64  1  1x1  reduce=8",
+                range=COUNT,
+                per_stage=True,
+                default_text="none",
+            ),
+            Option(
+                "reduce_mode",
+                "word",
+                "conv",
+                "with `reduce`: the strided conv, or `linear` (PVTv2-li): k and v from the "
+                "tokens average-pooled to 7x7, a 1x1 conv, LayerNorm and GELU, and a ReLU "
+                "before the MLP's conv",
+                "attention reduce_mode linear",
+                choices=("conv", "linear"),
+            ),
+            Option(
+                "mlp_conv",
+                "switch",
+                False,
+                "a depthwise 3x3 conv (with bias) between the MLP's first Linear and its GELU "
+                "(PVTv2)",
+                "attention mlp_conv on",
+                per_stage=True,
+            ),
+            Option(
+                "stage_norm",
+                "switch",
+                False,
+                "a LayerNorm after each stage's last block (PVTv2)",
+                "attention stage_norm on",
+            ),
+            Option(
                 "dropout",
                 "number",
                 0.0,
@@ -567,7 +606,9 @@ SETTINGS: tuple[Setting, ...] = (
                 "pool_eps",
                 "number",
                 None,
-                "epsilon of the LayerNorms after the Q, K, V conv pools (pytorchvideo: 1e-5)",
+                "epsilon of the LayerNorms right after a convolution: the Q, K, V conv pools "
+                "(pytorchvideo: 1e-5), the patch embedding's `norm`, and PVTv2's stage "
+                "embeddings and spatial reduction (timm: 1e-5)",
                 "norm eps 1e-6, pool_eps 1e-5",
                 range=Range(0, 1, lo_open=True),
                 key="pool_norm_eps",

@@ -10,15 +10,33 @@ from typing import Annotated
 
 from pydantic import Field
 
-from . import attention, layer_scale, merge, mlp, pooled_window, project, skip, swin, window
+from . import (
+    attention,
+    conv_mlp,
+    embed,
+    layer_scale,
+    merge,
+    mlp,
+    pooled_window,
+    project,
+    reduce,
+    skip,
+    stage_norm,
+    swin,
+    window,
+)
 from .attention import PoolingAttention
 from .base import Rules
+from .conv_mlp import ConvMlp
+from .embed import StageEmbed
 from .layer_scale import LayerScale
 from .merge import PatchMerge
 from .mlp import Mlp
 from .pooled_window import PooledWindowAttention
 from .project import Project
+from .reduce import ReductionAttention
 from .skip import SkipPool
+from .stage_norm import StageNorm
 from .swin import SwinAttention
 from .window import WindowAttention
 
@@ -27,14 +45,20 @@ BlockOp = Annotated[
     | WindowAttention
     | SwinAttention
     | PooledWindowAttention
+    | ReductionAttention
     | PatchMerge
+    | StageEmbed
     | SkipPool
     | Project
     | Mlp
-    | LayerScale,
+    | ConvMlp
+    | LayerScale
+    | StageNorm,
     Field(discriminator="kind"),
 ]
-AttentionOp = PoolingAttention | WindowAttention | SwinAttention | PooledWindowAttention
+AttentionOp = (
+    PoolingAttention | WindowAttention | SwinAttention | PooledWindowAttention | ReductionAttention
+)
 
 REGISTRY: dict[str, Rules] = {
     rules.kind: rules
@@ -43,11 +67,15 @@ REGISTRY: dict[str, Rules] = {
         window.RULES,
         swin.RULES,
         pooled_window.RULES,
+        reduce.RULES,
         merge.RULES,
+        embed.RULES,
         skip.RULES,
         project.RULES,
         mlp.RULES,
+        conv_mlp.RULES,
         layer_scale.RULES,
+        stage_norm.RULES,
     )
 }
 
@@ -55,13 +83,17 @@ __all__ = [
     "REGISTRY",
     "AttentionOp",
     "BlockOp",
+    "ConvMlp",
     "LayerScale",
     "Mlp",
     "PatchMerge",
     "PoolingAttention",
     "PooledWindowAttention",
     "Project",
+    "ReductionAttention",
     "SkipPool",
+    "StageEmbed",
+    "StageNorm",
     "SwinAttention",
     "WindowAttention",
 ]

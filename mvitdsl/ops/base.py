@@ -192,7 +192,8 @@ DrawRule = Callable[["Block", Any, BlockFlow, Labels, str, int], Sketch]
 PeriodRule = Callable[["Block", Any], Dims3]
 
 # The places of the pre-norm residual block where an op takes part, in the order they run
-# (`enter`: before norm1, mapping the block input to the attention width; patch merging).
+# (`enter`: before norm1, mapping the block input to the attention width; patch merging;
+# `exit`: after the second residual add, on the block output; a stage's closing norm).
 HOOKS = (
     "enter",
     "attend",
@@ -201,6 +202,7 @@ HOOKS = (
     "shortcut_mlp",
     "mlp",
     "scale_mlp",
+    "exit",
 )
 
 

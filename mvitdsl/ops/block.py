@@ -176,7 +176,7 @@ def emit_block(e: Emits) -> Value:
     res2 = emit_hook(e, "shortcut_mlp", x, x_norm2)
     mlp = emit_hook(e, "mlp", x_norm2, x_norm2)
     mlp = emit_hook(e, "scale_mlp", mlp, x_norm2)
-    return e.fn(operator.add, res2, emit_drop_path(e, mlp))
+    return emit_hook(e, "exit", e.fn(operator.add, res2, emit_drop_path(e, mlp)), None)
 
 
 def emit_grid_out(e: EmitsModel, block: Block, grid: Value, flow: BlockFlow) -> Value:

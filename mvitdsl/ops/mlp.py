@@ -27,14 +27,19 @@ NORM2 = "norm2"  # the MLP branch's pre-norm (the skeleton applies it)
 MLP_FC1, MLP_ACT, MLP_DROP1, MLP_FC2, MLP_DROP2 = "mlp.0", "mlp.1", "mlp.2", "mlp.3", "mlp.4"
 
 
-class Mlp(Node):
-    """Two Linears around a GELU: dim_attn -> hidden -> dim_out."""
+class MlpOptions(Node):
+    """What every MLP kind holds: its hidden width."""
 
-    kind: Literal["mlp"] = "mlp"
     hidden: int
 
 
-def costs(model: Model, block: Block, op: Mlp, flow: BlockFlow) -> Costs:
+class Mlp(MlpOptions):
+    """Two Linears around a GELU: dim_attn -> hidden -> dim_out."""
+
+    kind: Literal["mlp"] = "mlp"
+
+
+def costs(model: Model, block: Block, op: MlpOptions, flow: BlockFlow) -> Costs:
     fc1_p, fc1_m = linear(flow.len_q, block.dim_attn, op.hidden)
     fc2_p, fc2_m = linear(flow.len_q, op.hidden, block.dim_out)
     return Costs(
@@ -44,12 +49,12 @@ def costs(model: Model, block: Block, op: Mlp, flow: BlockFlow) -> Costs:
     )
 
 
-def saved(block: Block, op: Mlp, flow: BlockFlow) -> int:
+def saved(block: Block, op: MlpOptions, flow: BlockFlow) -> int:
     """The hidden activations before and after GELU."""
     return 2 * flow.len_q * op.hidden
 
 
-def shapes(model: Model, block: Block, op: Mlp, flow: BlockFlow) -> dict[str, Shape]:
+def shapes(model: Model, block: Block, op: MlpOptions, flow: BlockFlow) -> dict[str, Shape]:
     a, h = block.dim_attn, op.hidden
     return {
         f"{NORM2}.weight": (a,),

@@ -93,5 +93,7 @@ def emit(e: EmitsModel, x: Value) -> tuple[Value, Value]:
     # (B, D, T', H', W') -> (B, T'H'W', D)
     x = e.method("flatten", x, 2)
     x = e.method("transpose", x, 1, 2)
-    x = e.layer_norm(PATCH_NORM, p.dim, x) if p.norm else x
+    if p.norm:  # a norm right after a conv: `pool_eps` (timm's PVTv2: 1e-5, its blocks 1e-6)
+        eps = m.norm_eps if m.pool_norm_eps is None else m.pool_norm_eps
+        x = e.module(PATCH_NORM, nn.LayerNorm(p.dim, eps=eps), x)
     return x, grid
