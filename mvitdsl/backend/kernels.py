@@ -11,7 +11,10 @@ it: artifacts and exports are written from the semantic graph):
   backward (`mvitdsl::pool_conv_backward`) has a CPU kernel faster than oneDNN's depthwise
   backward (benchmarks/pool_conv.py) and aten's `convolution_backward` (cuDNN) elsewhere;
 - `rel_pos_bias` for `runtime.rel_pos_bias`: in inference the cls-padded bias written into
-  its buffer (no zero-filled full-size tensor, no padding copy).
+  its buffer (no zero-filled full-size tensor, no padding copy);
+- `Linear` for `nn.Linear` (the pass swaps the module's class, parameters untouched): in fp32
+  inference on the CPU oneDNN's matmul, which beats aten's MKL `addmm` on these shapes
+  (docs/PERFORMANCE.md, issue 22).
 
 Every branch here decides on the tensors at run time (device, grad mode, autocast), never on
 `torch.compiler.is_compiling()`, so a model moved with `.to("cuda")` after building, or run
@@ -27,7 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import runtime
 
@@ -178,6 +181,34 @@ def rel_pos_bias(
         body.add_(bias_t)  # (torch.add(..., out=body) would be one pass less, but dynamo
         # refuses a non-contiguous out=, and this layer must trace as it runs)
     return out
+
+
+def onednn_linear(x: Tensor, weight: Tensor) -> bool:
+    """Whether `Linear` runs oneDNN's matmul: fp32 inference on the CPU, no autocast (the
+    registered op is not cast), and a PyTorch built with oneDNN."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and x.dim() >= 2
+        and not runtime.records_grad(x, weight)
+        and not torch.is_autocast_enabled("cpu")
+        and _HAS_ONEDNN
+    )
+
+
+_HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+class Linear(nn.Linear):
+    """nn.Linear with oneDNN's matmul in fp32 CPU inference (same parameters, same numbers up
+    to the summation order); F.linear everywhere else (training, autocast, other devices)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if onednn_linear(x, self.weight):
+            out: Tensor = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+            return out
+        return F.linear(x, self.weight, self.bias)
 
 
 # -- the CPU backward of a depthwise pool conv
