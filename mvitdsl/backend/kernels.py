@@ -12,9 +12,9 @@ it: artifacts and exports are written from the semantic graph):
   backward (benchmarks/pool_conv.py) and aten's `convolution_backward` (cuDNN) elsewhere;
 - `rel_pos_bias` for `runtime.rel_pos_bias`: in inference the cls-padded bias written into
   its buffer (no zero-filled full-size tensor, no padding copy);
-- `Linear` for `nn.Linear` (the pass swaps the module's class, parameters untouched): in fp32
-  inference on the CPU oneDNN's matmul, which beats aten's MKL `addmm` on these shapes
-  (docs/PERFORMANCE.md, issue 22).
+- `Linear` for `nn.Linear` (the pass swaps the module's class, parameters untouched): for fp32
+  on the CPU oneDNN's matmul (forward and input gradient), which beats aten's MKL `addmm`/`mm`
+  on these shapes (docs/PERFORMANCE.md, issue 22).
 
 Every branch here decides on the tensors at run time (device, grad mode, autocast), never on
 `torch.compiler.is_compiling()`, so a model moved with `.to("cuda")` after building, or run
@@ -184,14 +184,13 @@ def rel_pos_bias(
 
 
 def onednn_linear(x: Tensor, weight: Tensor) -> bool:
-    """Whether `Linear` runs oneDNN's matmul: fp32 inference on the CPU, no autocast (the
-    registered op is not cast), and a PyTorch built with oneDNN."""
+    """Whether `Linear` runs oneDNN's matmul: fp32 on the CPU, no autocast (the op is not cast
+    by autocast), and a PyTorch built with oneDNN."""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
         and weight.dtype == torch.float32
         and x.dim() >= 2
-        and not runtime.records_grad(x, weight)
         and not torch.is_autocast_enabled("cpu")
         and _HAS_ONEDNN
     )
@@ -200,15 +199,44 @@ def onednn_linear(x: Tensor, weight: Tensor) -> bool:
 _HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+def _matmul(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x @ weight.T + bias by oneDNN (weight may be a strided view)."""
+    out: Tensor = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return out
+
+
+class _OneDnnLinear(torch.autograd.Function):
+    """F.linear with oneDNN's matmul forward and input gradient; the weight gradient stays
+    aten's mm, which is the faster of the two there (docs/PERFORMANCE.md, issue 22)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)  # what aten's linear saves
+        ctx.has_bias = bias is not None
+        return _matmul(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        rows = grad.reshape(-1, grad.shape[-1])  # (M, out)
+        gx = _matmul(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+        gw = rows.t().mm(x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
+        gb = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
 class Linear(nn.Linear):
-    """nn.Linear with oneDNN's matmul in fp32 CPU inference (same parameters, same numbers up
-    to the summation order); F.linear everywhere else (training, autocast, other devices)."""
+    """nn.Linear with oneDNN's matmul for fp32 on the CPU (same parameters, same numbers up to
+    the summation order): faster than aten's MKL `addmm` on these shapes; F.linear elsewhere
+    (autocast, other devices and dtypes)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if onednn_linear(x, self.weight):
-            out: Tensor = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        if not onednn_linear(x, self.weight):
+            return F.linear(x, self.weight, self.bias)
+        if runtime.records_grad(x, self.weight, *([self.bias] if self.bias is not None else [])):
+            out: Tensor = _OneDnnLinear.apply(x, self.weight, self.bias)
             return out
-        return F.linear(x, self.weight, self.bias)
+        return _matmul(x, self.weight, self.bias)
 
 
 # -- the CPU backward of a depthwise pool conv

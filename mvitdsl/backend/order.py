@@ -22,6 +22,7 @@ from math import prod
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import runtime
@@ -108,12 +109,14 @@ def unrolled_max_pool(
     size = prod(stride)
     tokens = x.flatten(2).transpose(1, 2).reshape(B, n, size, -1, C)  # (B, n, s, rest, C)
     if runtime.records_grad(x):
-        pooled = tokens.max(2).values  # the first maximum's gradient, as max_pool's
+        # max_pool2d over the rows of (B, C, n*s, rest) with kernel (s, 1): its gradient goes
+        # to the first maximum, as the semantic pool's (and max(dim) with indices is slower)
+        rows = tokens.reshape(B, n * size, -1, C).permute(0, 3, 1, 2)
+        pooled = F.max_pool2d(rows, (size, 1), (size, 1)).permute(0, 2, 3, 1)  # (B, n, rest, C)
     else:
         pooled = tokens.amax(2)
     out = [g // s for g, s in zip(grid, stride)]
     return pooled.reshape(B, -1, C).transpose(1, 2).unflatten(2, out)
-
 
 def dense(x: Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
     """`torch.clone(x, memory_format=)` where x is not written to afterwards: no copy when x
