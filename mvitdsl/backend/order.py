@@ -35,13 +35,13 @@ def _digits(grid: Dims3, unit: Dims3, strides: list[Dims3]) -> list[list[int]]:
     windows, the rest R of the window, then the strides' offsets, last stride first."""
     axes = []
     for a in range(3):
-        pooled = prod(s[a] for s in strides)
+        pooled = prod([s[a] for s in strides])
         if grid[a] % unit[a] or unit[a] % pooled:
             raise ValueError(
                 f"unrolled order: grid {grid} does not split into mask units {unit} "
                 f"pooled by {strides}"
             )
-        axes.append([grid[a] // unit[a], unit[a] // pooled, *(s[a] for s in reversed(strides))])
+        axes.append([grid[a] // unit[a], unit[a] // pooled, *[s[a] for s in reversed(strides)]])
     return axes
 
 
@@ -76,7 +76,7 @@ def from_unrolled(x: Tensor, grid: Any, unit: Dims3, strides: list[Dims3]) -> Te
 
 
 def _windows(grid: Any, window: Any) -> int:
-    return prod(n // w for n, w in zip(grid, window))
+    return prod([n // w for n, w in zip(grid, window)])
 
 
 def unrolled_partition(x: Tensor, grid: Any, window: Any) -> Tensor:
@@ -105,7 +105,7 @@ def unrolled_max_pool(
     the first offset digit of each window. Returns (B, C, *pooled grid) the same way."""
     B, C = x.shape[:2]
     grid = x.shape[2:]
-    n = prod(g // u for g, u in zip(grid, unit))
+    n = prod([g // u for g, u in zip(grid, unit)])
     size = prod(stride)
     tokens = x.flatten(2).transpose(1, 2).reshape(B, n, size, -1, C)  # (B, n, s, rest, C)
     if runtime.records_grad(x):
