@@ -8,11 +8,13 @@ from __future__ import annotations
 import copy
 import re
 from math import prod
+from typing import Any
 
 import pytest
 from conftest import SPECS
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -24,24 +26,24 @@ from mvitdsl.backend.passes import optimize as layer  # noqa: E402
 TINY = (3, 64, 64)
 
 
-def _pair(name: str, size: tuple[int, ...], **kw: object) -> tuple[object, object]:
+def _pair(name: str, size: tuple[int, ...], **kw: Any) -> tuple[Any, Any]:
     """The optimized model and its semantic twin, same weights."""
     torch.manual_seed(0)
     gm = mvitdsl.build(mvitdsl.load_spec(SPECS / f"{name}.mv", input_size=size), **kw).eval()
     return gm, layer.semantic(copy.deepcopy(gm))
 
 
-def _unrolled(gm: object) -> bool:
-    return "to_unrolled" in gm.code  # type: ignore[attr-defined]
+def _unrolled(gm: Any) -> bool:
+    return "to_unrolled" in gm.code
 
 
-def _close_grads(a: object, b: object, x: torch.Tensor) -> None:
+def _close_grads(a: Any, b: Any, x: torch.Tensor) -> None:
     for m in (a, b):
-        m.zero_grad()  # type: ignore[attr-defined]
-        m(x).square().sum().backward()  # type: ignore[operator]
-    ref = dict(b.named_parameters())  # type: ignore[attr-defined]
+        m.zero_grad()
+        m(x).square().sum().backward()
+    ref = dict(b.named_parameters())
     floor = 1e-4 * max(p.grad.abs().max().item() for p in ref.values())
-    for name, p in a.named_parameters():  # type: ignore[attr-defined]
+    for name, p in a.named_parameters():
         want = ref[name].grad
         scale = max(want.abs().max().item(), floor)
         assert (p.grad - want).abs().max().item() <= 1e-4 * scale, name
@@ -51,7 +53,9 @@ def _close_grads(a: object, b: object, x: torch.Tensor) -> None:
     ("name", "size"),
     [("hiera_t_image", TINY), ("hiera_t_image", (3, 96, 128)), ("hiera_b_16x224", (3, 4, 64, 64))],
 )
-def test_hiera_runs_unrolled_and_equals_the_semantic_graph(name: str, size: tuple[int, ...]) -> None:
+def test_hiera_runs_unrolled_and_equals_the_semantic_graph(
+    name: str, size: tuple[int, ...]
+) -> None:
     gm, sem = _pair(name, size)
     assert _unrolled(gm) and not _unrolled(sem)
     assert "runtime_window_partition(" not in gm.blocks[0].code
@@ -86,8 +90,8 @@ def test_unrecognised_models_keep_the_semantic_graph() -> None:
     text = (SPECS / "hiera_t_image.mv").read_text().replace("mask_unit 8x8", "mask_unit 4x4")
     text = re.sub(r"expect .*\n", "", text)
     spec = mvitdsl.load_spec(text=text, input_size=TINY)
-    gm = mvitdsl.build(spec).eval()
-    assert not _unrolled(gm) and "runtime_window_partition(" in gm.blocks[0].code
+    windowed: Any = mvitdsl.build(spec).eval()
+    assert not _unrolled(windowed) and "runtime_window_partition(" in windowed.blocks[0].code
 
 
 def test_an_unknown_op_in_a_block_keeps_the_semantic_graph() -> None:
@@ -95,7 +99,7 @@ def test_an_unknown_op_in_a_block_keeps_the_semantic_graph() -> None:
     it: the graph stays semantic rather than wrong."""
     torch.manual_seed(0)
     spec = mvitdsl.load_spec(SPECS / "hiera_t_image.mv", input_size=TINY)
-    gm = mvitdsl.build(spec, optimize=False).eval()
+    gm: Any = mvitdsl.build(spec, optimize=False).eval()
     block = gm.blocks[0]
     (first,) = [n for n in block.graph.nodes if n.name == "norm1"]
     with block.graph.inserting_after(first):
@@ -122,21 +126,25 @@ def test_semantic_undoes_and_optimize_redoes() -> None:
 
 
 @st.composite
-def _layouts(draw: st.DrawFn) -> tuple[tuple[int, int, int], list[tuple[int, int, int]], tuple]:
+def _layouts(draw: st.DrawFn) -> tuple[Any, ...]:
     """A mask unit, strides that divide it, and a grid of whole units (T axis included)."""
     strides = [
-        (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2])))
+        (
+            draw(st.sampled_from([1, 2])),
+            draw(st.sampled_from([1, 2, 3])),
+            draw(st.sampled_from([1, 2])),
+        )
         for _ in range(draw(st.integers(0, 3)))
     ]
     rest = tuple(draw(st.integers(1, 2)) for _ in range(3))
     unit = tuple(r * prod(s[a] for s in strides) for a, r in enumerate(rest))
     grid = tuple(u * draw(st.integers(1, 2)) for u in unit)
-    return unit, strides, grid  # type: ignore[return-value]
+    return unit, strides, grid
 
 
 @settings(max_examples=40, deadline=None)
 @given(_layouts())
-def test_property_unrolled_pools_and_windows_equal_raster_ones(layout: tuple) -> None:
+def test_property_unrolled_pools_and_windows_equal_raster_ones(layout: tuple[Any, ...]) -> None:
     """On random layouts: the reorders are inverse; each unrolled max pool, read back in raster
     order, is max_pool3d; attention over unrolled windows equals attention over raster ones."""
     from mvitdsl.backend import runtime
@@ -147,16 +155,17 @@ def test_property_unrolled_pools_and_windows_equal_raster_ones(layout: tuple) ->
     assert torch.equal(order.from_unrolled(u, grid, unit, strides), x)
     q = torch.randn(2, prod(grid), 4)  # raster tokens, one head
     mine = order.to_unrolled(q, grid, unit, strides).unsqueeze(1)
-    parts = [order.unrolled_partition(mine, grid, unit)] * 3
-    got = order.unrolled_merge(F.scaled_dot_product_attention(*parts), 1, grid, unit)
-    parts = [runtime.window_partition(q.unsqueeze(1), grid, unit)] * 3
-    want = runtime.window_merge(F.scaled_dot_product_attention(*parts), 1, grid, unit)
+    w = order.unrolled_partition(mine, grid, unit)
+    got = order.unrolled_merge(F.scaled_dot_product_attention(w, w, w), 1, grid, unit)
+    w = runtime.window_partition(q.unsqueeze(1), grid, unit)
+    want = runtime.window_merge(F.scaled_dot_product_attention(w, w, w), 1, grid, unit)
     want = order.to_unrolled(want.transpose(1, 2).flatten(2), grid, unit, strides)
     torch.testing.assert_close(got.transpose(1, 2).flatten(2), want)
     for i, s in enumerate(strides):
-        raster = x.transpose(1, 2).unflatten(2, grid)
+        raster = x.transpose(1, 2).reshape(*x.shape[:1], x.shape[2], *grid)
         pooled = F.max_pool3d(raster, s, s).flatten(2).transpose(1, 2)
-        mine = order.unrolled_max_pool(u.transpose(1, 2).unflatten(2, grid), s, s, (0, 0, 0), unit)
+        ours = u.transpose(1, 2).reshape(*raster.shape)
+        mine = order.unrolled_max_pool(ours, s, s, (0, 0, 0), unit)
         grid = tuple(g // k for g, k in zip(grid, s))
         unit = tuple(n // k for n, k in zip(unit, s))
         x, u = pooled, mine.flatten(2).transpose(1, 2)

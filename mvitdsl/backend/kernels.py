@@ -196,7 +196,9 @@ def onednn_linear(x: Tensor, weight: Tensor) -> bool:
     )
 
 
-_HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(  # type: ignore[no-untyped-call]
+    torch.ops.mkldnn, "_linear_pointwise"
+)
 
 
 def _matmul(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -205,24 +207,38 @@ def _matmul(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out
 
 
-class _OneDnnLinear(torch.autograd.Function):
-    """F.linear with oneDNN's matmul forward and input gradient; the weight gradient stays
-    aten's mm, which is the faster of the two there (docs/PERFORMANCE.md, issue 22)."""
+def _register_linear() -> None:
+    """`mvitdsl::linear`: oneDNN's matmul forward and input gradient, aten's mm for the weight
+    gradient (the faster of the two there: docs/PERFORMANCE.md, issue 22). Registered so that
+    torch.compile calls it as it is (inductor lowers oneDNN's op only for frozen weights)."""
+    if _defined("linear"):
+        return
 
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        ctx.save_for_backward(x, weight)  # what aten's linear saves
-        ctx.has_bias = bias is not None
+    def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return _matmul(x, weight, bias)
 
-    @staticmethod
+    op = torch.library.custom_op(f"{NAMESPACE}::linear", mutates_args=())(linear)
+    op.register_fake(lambda x, weight, bias: F.linear(x, weight, bias))
+
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)  # what aten's linear saves
+        ctx.has_bias = bias is not None
+
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         x, weight = ctx.saved_tensors
         rows = grad.reshape(-1, grad.shape[-1])  # (M, out)
-        gx = _matmul(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+        fast = getattr(torch.ops, NAMESPACE).linear
+        gx = fast(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
         gw = rows.t().mm(x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
         gb = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb
+
+    op.register_autograd(backward, setup_context=setup_context)
+
+
+if _HAS_ONEDNN:
+    _register_linear()
 
 
 class Linear(nn.Linear):
@@ -233,10 +249,8 @@ class Linear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         if not onednn_linear(x, self.weight):
             return F.linear(x, self.weight, self.bias)
-        if runtime.records_grad(x, self.weight, *([self.bias] if self.bias is not None else [])):
-            out: Tensor = _OneDnnLinear.apply(x, self.weight, self.bias)
-            return out
-        return _matmul(x, self.weight, self.bias)
+        out: Tensor = getattr(torch.ops, NAMESPACE).linear(x, self.weight, self.bias)
+        return out
 
 
 # -- the CPU backward of a depthwise pool conv

@@ -116,7 +116,8 @@ def unrolled_max_pool(
     else:
         pooled = tokens.amax(2)
     out = [g // s for g, s in zip(grid, stride)]
-    return pooled.reshape(B, -1, C).transpose(1, 2).unflatten(2, out)
+    return pooled.reshape(B, -1, C).transpose(1, 2).reshape(B, C, *out)  # a view: (B, C, L')
+
 
 def dense(x: Tensor, memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
     """`torch.clone(x, memory_format=)` where x is not written to afterwards: no copy when x

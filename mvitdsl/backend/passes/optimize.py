@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from .. import runtime
-from .. import kernels
+from .. import kernels, runtime
 from ..kernels import pool_conv, rel_pos_bias
 from .rewrite import is_rewritten, retarget, undo
 from .unroll import unroll

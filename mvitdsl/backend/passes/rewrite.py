@@ -62,6 +62,10 @@ def undo(graph: fx.Graph) -> bool:
             changed = True
         elif SEMANTIC in node.meta:
             target, args, kwargs = node.meta.pop(SEMANTIC)
-            node.target, node.args, node.kwargs = target, _resolved(args, nodes), _resolved(kwargs, nodes)
+            node.target, node.args, node.kwargs = (
+                target,
+                _resolved(args, nodes),
+                _resolved(kwargs, nodes),
+            )
             changed = True
     return changed

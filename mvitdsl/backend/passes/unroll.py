@@ -28,8 +28,8 @@ from .rewrite import insert_call, retarget
 
 Dims3 = tuple[int, int, int]
 
-POOLS = {F.max_pool2d: 2, F.max_pool3d: 3}  # the max pool functions and their spatial dims
-WINDOWS = {
+POOLS: dict[Any, int] = {F.max_pool2d: 2, F.max_pool3d: 3}  # max pools: their spatial dims
+WINDOWS: dict[Any, Any] = {
     runtime.window_partition: order.unrolled_partition,
     runtime.window_merge: order.unrolled_merge,
 }
@@ -148,10 +148,10 @@ def _pool(block: BlockCall, node: fx.Node) -> bool:
     dims = POOLS[node.target]
     if len(node.args) != 4 or node.kwargs:
         return False
-    kernel, stride, padding = (tuple(a) for a in node.args[1:])
+    kernel, stride, padding = (tuple(a) for a in node.args[1:] if isinstance(a, (tuple, list)))
     if kernel != stride or any(padding) or len(stride) != dims:
         return False
-    s3: Dims3 = (1, *stride) if dims == 2 else stride  # type: ignore[assignment]
+    s3: Dims3 = (1, stride[0], stride[1]) if dims == 2 else (stride[0], stride[1], stride[2])
     if block.stride not in (None, s3):
         return False
     block.stride = s3
