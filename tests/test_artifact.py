@@ -17,13 +17,13 @@ torch = pytest.importorskip("torch")
 from conftest import SPECS  # noqa: E402
 
 import mvitdsl  # noqa: E402
-from mvitdsl.backend.passes.optimize import semantic_graph  # noqa: E402
 from mvitdsl.backend.artifact import (  # noqa: E402
     MANIFEST,
     import_artifact,
     write_artifact,
     written_files,
 )
+from mvitdsl.backend.passes.optimize import semantic_graph  # noqa: E402
 
 
 @pytest.mark.parametrize(
