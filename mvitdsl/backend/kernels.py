@@ -3,8 +3,8 @@ semantic graph, and the registered op they use.
 
 The emitter writes the reference semantics with standard torch ops (`runtime`: a depthwise
 `F.conv3d`/`F.conv2d` for the pools, a functional relative-position bias, SDPA, LayerNorm). The
-pass `optimize` retargets two of those calls to functions of this module (and `semantic` undoes
-it: artifacts and exports are written from the semantic graph):
+pass `optimize` retargets two of those calls to functions of this module and swaps nn.Linear's
+class (and `semantic` undoes both: artifacts and exports are written from the semantic graph):
 
 - `pool_conv` for `runtime.depthwise_conv`: in inference a dense channels-last copy before
   the conv; while training a 3-D pool, the registered op `mvitdsl::pool_conv`, whose
@@ -19,7 +19,8 @@ it: artifacts and exports are written from the semantic graph):
 Every branch here decides on the tensors at run time (device, grad mode, autocast), never on
 `torch.compiler.is_compiling()`, so a model moved with `.to("cuda")` after building, or run
 under autocast, stays correct, and torch.compile traces the same kernels eager runs (the
-registered ops are opaque to it). Each branch computes the same numbers as the semantic call.
+registered ops are opaque to it). Each branch computes the same numbers as the semantic call
+(oneDNN's matmul up to the order of its sums: within 1e-5, tests/test_artifact.py).
 """
 
 from __future__ import annotations
