@@ -110,6 +110,20 @@ def test_an_unknown_op_in_a_block_keeps_the_semantic_graph() -> None:
     assert layer.is_optimized(gm) and not _unrolled(gm)
 
 
+def test_a_size_rule_allowing_partial_windows_keeps_the_semantic_graph() -> None:
+    """Inputs in multiples of 16 give 4x4-token grids, not whole 8x8 mask units (what a padded
+    window serves): the pass must not assume whole units there."""
+    from mvitdsl.backend import runtime
+
+    spec = mvitdsl.load_spec(SPECS / "hiera_t_image.mv", input_size=TINY)
+    gm: Any = mvitdsl.build(spec, optimize=False).eval()
+    (check,) = [n for n in gm.graph.nodes if n.target is runtime.check_size]
+    check.args = (check.args[0], (16, 16), *check.args[2:])
+    gm.recompile()
+    layer.optimize(gm)
+    assert layer.is_optimized(gm) and not _unrolled(gm)
+
+
 def test_semantic_undoes_and_optimize_redoes() -> None:
     gm, _ = _pair("hiera_t_image", TINY)
     x = torch.randn(1, *TINY)

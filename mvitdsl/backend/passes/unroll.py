@@ -176,9 +176,26 @@ def _plan(gm: fx.GraphModule) -> Plan | None:
     if len(units) != 1:  # no windows (nothing to gain), or windows that are not mask units
         return None
     (unit,) = units
-    if any(u % p for u, p in zip(unit, _product(strides))):
+    if any(u % p for u, p in zip(unit, _product(strides))) or not _whole_units(gm, unit):
         return None
     return Plan(blocks, unit, strides)
+
+
+def _whole_units(gm: fx.GraphModule, unit: Dims3) -> bool:
+    """Whether the size rule makes every token grid a whole number of mask units: the input's
+    multiples (`check_size`) over the patch conv's stride, divided by the unit. A rule that
+    allows other grids (windows padded at run time) keeps the semantic graph."""
+    check = next((n for n in gm.graph.nodes if n.target is runtime.check_size), None)
+    if check is None or len(check.users) != 1:
+        return False
+    (stem,) = check.users
+    conv = gm.get_submodule(str(stem.target)) if stem.op == "call_module" else None
+    if not isinstance(conv, (nn.Conv2d, nn.Conv3d)):
+        return False
+    multiple = tuple(check.args[1])
+    strides = tuple(conv.stride)[-len(multiple) :]
+    units = unit[3 - len(multiple) :]
+    return all(m % (s * u) == 0 for m, s, u in zip(multiple, strides, units))
 
 
 def _product(strides: list[Dims3]) -> Dims3:
