@@ -1,40 +1,58 @@
-"""Profile one CPU eval forward of the compiled model and torchvision's, same weights.
+"""Profile one CPU call of a spec's model and its reference's (torchvision or timm), same weights:
+torch.profiler's top ops by self CPU time, eval forward or a training step.
 
-    .venv/bin/python benchmarks/profile_cpu.py [mvit_b|mvitv2_s] [T]
+    .venv/bin/python benchmarks/profile_cpu.py [SPEC] [--train] [--threads N] [--input 3x224x224]
+    .venv/bin/python benchmarks/profile_cpu.py mvit_b                  # eval, 1x3x16x224x224
+    .venv/bin/python benchmarks/profile_cpu.py hiera_t_image --train   # batch 2 SGD step
+    .venv/bin/python benchmarks/profile_cpu.py hiera_t_image --semantic  # without the CPU layer
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import torch
-import torchvision
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 import mvitdsl  # noqa: E402
+from mvitdsl.backend import bench  # noqa: E402
+from mvitdsl.backend.export import input_shape  # noqa: E402
 
-REFS = {"mvit_b": torchvision.models.video.mvit_v1_b,
-        "mvitv2_s": torchvision.models.video.mvit_v2_s}
 
-
-def main() -> None:
-    name = sys.argv[1] if len(sys.argv) > 1 else "mvit_b"
-    frames = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("spec", nargs="?", default="mvit_b", choices=sorted(bench.REFERENCES))
+    p.add_argument("--train", action="store_true", help="a training step (batch 2), not eval")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--input", default=None, help="CxTxHxW or CxHxW (default: the spec's)")
+    p.add_argument("--semantic", action="store_true", help="ours without the CPU layer")
+    p.add_argument("--rows", type=int, default=14)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    spec = mvitdsl.load_spec(ROOT / "specs" / f"{args.spec}.mv")
+    if args.input:
+        size = tuple(int(v) for v in args.input.split("x"))
+        spec = mvitdsl.load_spec(ROOT / "specs" / f"{args.spec}.mv", input_size=size)
+    source = bench.REFERENCES[args.spec][0]
+    opts = bench.BenchOptions(train=args.train)
     torch.manual_seed(0)
-    ref = REFS[name]().eval()
-    gm = mvitdsl.build(mvitdsl.load_spec(Path(f"specs/{name}.mv"))).eval()
-    gm.load_state_dict(ref.state_dict(), strict=True)
-    x = torch.randn(1, 3, frames, 224, 224)
-    for label, model in (("torchvision", ref), ("compiled", gm)):
-        with torch.inference_mode():
-            model(x)
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                model(x)
+    ours = mvitdsl.build(spec, optimize=not args.semantic)
+    ref = bench.reference_model(spec, source, opts)
+    bench.load_reference_weights(ours, ref, spec, source)
+    x = torch.randn(2 if args.train else 1, *input_shape(spec.model))
+    for label, model in ((f"{source} {bench.REFERENCES[args.spec][1]}", ref), ("mvitdsl", ours)):
+        step = bench.step(model.train(args.train), x, opts)
+        step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
         print(f"==== {label}")
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -144,6 +144,21 @@ def test_hiera_has_a_timm_reference_and_no_torchvision_one(
     assert "no torchvision model is known for hiera_t_image" in capsys.readouterr().err
 
 
+def test_bench_against_timm_runs_hiera(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench --against timm` on a Hiera spec: timm's hiera_tiny_224 at the same input, the
+    same weights, and a ratio in the JSON."""
+    pytest.importorskip("timm")
+    import json
+
+    from mvitdsl.cli import main
+
+    hiera = str(ROOT / "specs" / "hiera_t_image.mv")
+    argv = ["bench", hiera, "--input", "3x64x64", "--reps", "1", "--warmup", "0"]
+    assert main([*argv, "--against", "timm", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["against"]["reference"] == "timm hiera_tiny_224" and out["against"]["ratio"] > 0
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(

@@ -1,6 +1,7 @@
 """Training parity: after one backward with the same weights, every parameter's gradient equals
-the reference model's (torchvision's mvit_v1_b and mvit_v2_s, timm's mvitv2_tiny), small
-sizes, CPU; and under bf16 autocast the gradients agree with fp32 (cosine similarity)."""
+the reference model's (torchvision's mvit_v1_b and mvit_v2_s, timm's mvitv2_tiny and
+hiera_tiny_224), small sizes, CPU; and under bf16 autocast the gradients agree with fp32 (cosine
+similarity)."""
 
 from __future__ import annotations
 
@@ -114,3 +115,18 @@ def test_gradients_match_timm_image() -> None:
     fp32 = grads(gm, x)
     assert_grads_match(fp32, want)
     assert cosine(grads(gm, x, torch.bfloat16), fp32) > 0.98
+
+
+def test_gradients_match_timm_hiera() -> None:
+    """Hiera in the unrolled token order (the CPU layer's unroll pass) and as the semantic
+    graph: both give timm's gradients."""
+    torch.manual_seed(0)
+    ref = perturbed(timm.create_model("hiera_tiny_224", pretrained=False, img_size=IMAGE[1:]))
+    spec = mvitdsl.load_spec(ROOT / "specs" / "hiera_t_image.mv", input_size=IMAGE)
+    gm = mvitdsl.build(spec).eval()
+    assert "to_unrolled" in gm.code
+    gm.load_state_dict(convert_state_dict(ref.state_dict(), "timm", spec=spec), strict=True)
+    x = torch.randn(2, *IMAGE, generator=torch.Generator().manual_seed(1))
+    want = convert_state_dict(grads(ref, x), "timm", spec=spec)
+    assert_grads_match(grads(gm, x), want)
+    assert_grads_match(grads(layer.semantic(gm), x), want)

@@ -3,20 +3,24 @@ semantic graph, and the registered op they use.
 
 The emitter writes the reference semantics with standard torch ops (`runtime`: a depthwise
 `F.conv3d`/`F.conv2d` for the pools, a functional relative-position bias, SDPA, LayerNorm). The
-pass `optimize` retargets two of those calls to functions of this module (and `semantic` undoes
-it: artifacts and exports are written from the semantic graph):
+pass `optimize` retargets two of those calls to functions of this module and swaps nn.Linear's
+class (and `semantic` undoes both: artifacts and exports are written from the semantic graph):
 
 - `pool_conv` for `runtime.depthwise_conv`: in inference a dense channels-last copy before
   the conv; while training a 3-D pool, the registered op `mvitdsl::pool_conv`, whose
   backward (`mvitdsl::pool_conv_backward`) has a CPU kernel faster than oneDNN's depthwise
   backward (benchmarks/pool_conv.py) and aten's `convolution_backward` (cuDNN) elsewhere;
 - `rel_pos_bias` for `runtime.rel_pos_bias`: in inference the cls-padded bias written into
-  its buffer (no zero-filled full-size tensor, no padding copy).
+  its buffer (no zero-filled full-size tensor, no padding copy);
+- `Linear` for `nn.Linear` (the pass swaps the module's class, parameters untouched): for fp32
+  on the CPU oneDNN's matmul (forward and input gradient), which beats aten's MKL `addmm`/`mm`
+  on these shapes (docs/PERFORMANCE.md, issue 22).
 
 Every branch here decides on the tensors at run time (device, grad mode, autocast), never on
 `torch.compiler.is_compiling()`, so a model moved with `.to("cuda")` after building, or run
 under autocast, stays correct, and torch.compile traces the same kernels eager runs (the
-registered ops are opaque to it). Each branch computes the same numbers as the semantic call.
+registered ops are opaque to it). Each branch computes the same numbers as the semantic call
+(oneDNN's matmul up to the order of its sums: within 1e-5, tests/test_artifact.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import runtime
 
@@ -178,6 +182,76 @@ def rel_pos_bias(
         body.add_(bias_t)  # (torch.add(..., out=body) would be one pass less, but dynamo
         # refuses a non-contiguous out=, and this layer must trace as it runs)
     return out
+
+
+def onednn_linear(x: Tensor, weight: Tensor) -> bool:
+    """Whether `Linear` runs oneDNN's matmul: fp32 on the CPU, no autocast (the op is not cast
+    by autocast), and a PyTorch built with oneDNN."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and x.dim() >= 2
+        and not torch.is_autocast_enabled("cpu")
+        and _HAS_ONEDNN
+    )
+
+
+_HAS_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(  # type: ignore[no-untyped-call]
+    torch.ops.mkldnn, "_linear_pointwise"
+)
+
+
+def _matmul(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x @ weight.T + bias by oneDNN (weight may be a strided view)."""
+    out: Tensor = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return out
+
+
+def _register_linear() -> None:
+    """`mvitdsl::linear`: oneDNN's matmul forward and input gradient, aten's mm for the weight
+    gradient (the faster of the two there: docs/PERFORMANCE.md, issue 22). Registered so that
+    torch.compile calls it as it is (inductor lowers oneDNN's op only for frozen weights)."""
+    if _defined("linear"):
+        return
+
+    def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return _matmul(x, weight, bias)
+
+    op = torch.library.custom_op(f"{NAMESPACE}::linear", mutates_args=())(linear)
+    op.register_fake(lambda x, weight, bias: F.linear(x, weight, bias))
+
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)  # what aten's linear saves
+        ctx.has_bias = bias is not None
+
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        rows = grad.reshape(-1, grad.shape[-1])  # (M, out)
+        fast = getattr(torch.ops, NAMESPACE).linear
+        gx = fast(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+        gw = rows.t().mm(x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
+        gb = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+    op.register_autograd(backward, setup_context=setup_context)
+
+
+if _HAS_ONEDNN:
+    _register_linear()
+
+
+class Linear(nn.Linear):
+    """nn.Linear with oneDNN's matmul for fp32 on the CPU (same parameters, same numbers up to
+    the summation order): faster than aten's MKL `addmm` on these shapes; F.linear elsewhere
+    (autocast, other devices and dtypes)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not onednn_linear(x, self.weight):
+            return F.linear(x, self.weight, self.bias)
+        out: Tensor = getattr(torch.ops, NAMESPACE).linear(x, self.weight, self.bias)
+        return out
 
 
 # -- the CPU backward of a depthwise pool conv

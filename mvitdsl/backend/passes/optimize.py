@@ -2,8 +2,9 @@
 (backend/kernels.py), and `semantic`, the pass that undoes it.
 
 `optimize(gm)` (applied by `build(..., optimize="auto")` when the model is built for the CPU)
-records the semantic target in each retargeted node's meta, so `semantic(gm)` restores it:
-artifacts and exports are written from the semantic graph (`semantic_graph(gm)` around both).
+records the semantic target in each retargeted node's meta and swaps the class of the modules in
+MODULES (a subclass with the same parameters), so `semantic(gm)` restores both: artifacts and
+exports are written from the semantic graph (`semantic_graph(gm)` around both).
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 
-from .. import runtime
+from .. import kernels, runtime
 from ..kernels import pool_conv, rel_pos_bias
+from .rewrite import is_rewritten, retarget, undo
+from .unroll import unroll
 
 REPLACEMENTS: dict[Any, Any] = {
     runtime.depthwise_conv: pool_conv,
     runtime.rel_pos_bias: rel_pos_bias,
 }
-_SEMANTIC = "mvitdsl_semantic_target"
+# module class -> its CPU-tuned subclass (the same parameters and state-dict names)
+MODULES: dict[type[nn.Module], type[nn.Module]] = {nn.Linear: kernels.Linear}
 
 
 def wanted(optimize: bool | str, device: Any) -> bool:
@@ -39,35 +43,44 @@ def _graphs(gm: fx.GraphModule) -> list[fx.GraphModule]:
     return [m for m in gm.modules() if isinstance(m, fx.GraphModule)]
 
 
+def _swap_classes(gm: fx.GraphModule, table: dict[type[nn.Module], type[nn.Module]]) -> None:
+    for m in gm.modules():
+        if type(m) in table:
+            m.__class__ = table[type(m)]
+
+
 def optimize(gm: fx.GraphModule) -> fx.GraphModule:
-    """Swap the semantic calls for this layer's (in place); idempotent."""
+    """Swap the semantic calls and modules for this layer's (in place), and put Hiera-like
+    models in the unrolled token order (passes/unroll.py); idempotent."""
+    if is_optimized(gm):
+        return gm
+    _swap_classes(gm, MODULES)
     for sub in _graphs(gm):
         changed = False
         for node in sub.graph.nodes:
             if node.op == "call_function" and node.target in REPLACEMENTS:
-                node.meta[_SEMANTIC] = node.target
-                node.target = REPLACEMENTS[node.target]
+                retarget(node, REPLACEMENTS[node.target])
                 changed = True
         if changed:
             sub.recompile()
-    return gm
+    return unroll(gm)
 
 
 def semantic(gm: fx.GraphModule) -> fx.GraphModule:
     """Undo `optimize` (in place): the graph of standard ops that artifacts and exports get."""
+    _swap_classes(gm, {fast: plain for plain, fast in MODULES.items()})
     for sub in _graphs(gm):
-        changed = False
-        for node in sub.graph.nodes:
-            if _SEMANTIC in node.meta:
-                node.target = node.meta.pop(_SEMANTIC)
-                changed = True
-        if changed:
+        if undo(sub.graph):
+            sub.graph.lint()
             sub.recompile()
     return gm
 
 
 def is_optimized(gm: fx.GraphModule) -> bool:
-    return any(_SEMANTIC in n.meta for sub in _graphs(gm) for n in sub.graph.nodes)
+    fast = tuple(MODULES.values())
+    return any(type(m) in fast for m in gm.modules()) or any(
+        is_rewritten(sub.graph) for sub in _graphs(gm)
+    )
 
 
 @contextlib.contextmanager

@@ -1,0 +1,37 @@
+"""Peak RSS growth of an SGD training step (batch 2, 3x224x224) of an image spec and of its timm
+reference, each model in a fresh process, as benchmarks/run.py's cpu-memory does for the video
+models (issue 22, item 5); median of 2 per model.
+
+    .venv/bin/python benchmarks/memory_image.py hiera_t_image
+"""
+import json, os, subprocess, sys, statistics
+from pathlib import Path
+ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+def status(key):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"): return int(line.split()[1]) / 1024
+def child(name, which):
+    import torch, mvitdsl
+    from mvitdsl.backend import bench
+    torch.set_num_threads(2)
+    spec = mvitdsl.load_spec(Path(__file__).resolve().parent.parent / "specs" / f"{name}.mv")
+    opts = bench.BenchOptions(train=True)
+    torch.manual_seed(0)
+    if which == "ref":
+        model = bench.reference_model(spec, bench.REFERENCES[name][0], opts)
+    else:
+        model = bench.build_model(spec, opts)
+    step = bench.step(model, torch.randn(2, 3, 224, 224), opts)
+    step()
+    Path("/proc/self/clear_refs").write_text("5")
+    base = status("VmRSS"); step()
+    print(json.dumps({"peak": status("VmHWM") - base}))
+if len(sys.argv) > 2:
+    child(sys.argv[1], sys.argv[2]); sys.exit()
+name, reps = sys.argv[1], 2
+peaks = {"ref": [], "ours": []}
+for _ in range(reps):
+    for w in peaks:
+        out = subprocess.run([sys.executable, __file__, name, w], capture_output=True, text=True, check=True, env=ENV)
+        peaks[w].append(json.loads(out.stdout.strip().splitlines()[-1])["peak"])
+print(name, {k: round(statistics.median(v), 1) for k, v in peaks.items()}, peaks)
