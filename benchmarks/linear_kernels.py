@@ -11,9 +11,11 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 # (rows M, in K, out N, calls in one Hiera-T eval at 224)
 SHAPES = [(3136, 96, 288, 2), (3136, 96, 384, 2), (3136, 384, 96, 2), (784, 192, 576, 2),
@@ -34,6 +36,18 @@ def medians(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
+def _cases(dnn: Any, x: Tensor, w: Tensor, b: Tensor, g: Tensor) -> dict[str, Callable[[], object]]:
+    """aten's and oneDNN's forward, input gradient and weight gradient of one linear shape."""
+    return {
+        "forward aten": lambda: F.linear(x, w, b),
+        "forward onednn": lambda: dnn(x, w, b, "none", [], ""),
+        "grad input aten": lambda: g.mm(w),
+        "grad input onednn": lambda: dnn(g, w.t(), None, "none", [], ""),
+        "grad weight aten": lambda: g.t().mm(x),
+        "grad weight onednn": lambda: dnn(g.t(), x.t(), None, "none", [], ""),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
@@ -45,14 +59,7 @@ def main() -> None:
     for m, k, n, calls in SHAPES:
         x, w, b, g = torch.randn(m, k), torch.randn(n, k) * 0.05, torch.randn(n), torch.randn(m, n)
         with torch.no_grad():
-            got = medians({
-                "forward aten": lambda: F.linear(x, w, b),
-                "forward onednn": lambda: dnn(x, w, b, "none", [], ""),
-                "grad input aten": lambda: g.mm(w),
-                "grad input onednn": lambda: dnn(g, w.t(), None, "none", [], ""),
-                "grad weight aten": lambda: g.t().mm(x),
-                "grad weight onednn": lambda: dnn(g.t(), x.t(), None, "none", [], ""),
-            }, args.reps)
+            got = medians(_cases(dnn, x, w, b, g), args.reps)
         print((m, k, n), {key: round(v, 3) for key, v in got.items()})
         for key, v in got.items():
             total[key] = total.get(key, 0.0) + v * calls
