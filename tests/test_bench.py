@@ -159,6 +159,49 @@ def test_bench_against_timm_runs_hiera(capsys: pytest.CaptureFixture[str]) -> No
     assert out["against"]["reference"] == "timm hiera_tiny_224" and out["against"]["ratio"] > 0
 
 
+@pytest.mark.parametrize("mode", [[], ["--train", "--batch", "2"]], ids=["eval", "train"])
+def test_bench_against_timm_runs_the_sam2_trunk(
+    mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A feature spec against timm: sam2_hiera_tiny (num_classes=0, no head.norm) called through
+    forward_intermediates, the same weights, eval and a training step on the four maps."""
+    pytest.importorskip("timm")
+    import json
+
+    from mvitdsl.backend.bench import REFERENCES
+    from mvitdsl.cli import main
+
+    assert REFERENCES["sam2_hiera_t"] == ("timm", "sam2_hiera_tiny")
+    sam2 = str(ROOT / "specs" / "sam2_hiera_t.mv")
+    argv = ["bench", sam2, "--input", "3x64x64", "--reps", "1", "--warmup", "0", *mode]
+    assert main([*argv, "--against", "timm", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["against"]["reference"] == "timm sam2_hiera_tiny" and out["against"]["ratio"] > 0
+
+
+def test_a_feature_reference_gives_the_maps_of_the_feature_model() -> None:
+    """The reference bench builds for a feature spec returns what the spec's feature model
+    returns, with the weights bench copies: equal maps at a padded size."""
+    pytest.importorskip("timm")
+    import torch
+
+    import mvitdsl
+    from mvitdsl.backend import bench
+
+    spec = mvitdsl.load_spec(ROOT / "specs" / "sam2_hiera_t.mv", input_size=(3, 64, 96))
+    opts = bench.BenchOptions()
+    ref = bench.reference_model(spec, "timm", opts).eval()
+    ours = bench.build_model(spec, opts).eval()
+    bench.load_reference_weights(ours, ref, spec, "timm")
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        want, got = ref(x), ours(x)
+    got = list(got.values()) if isinstance(got, dict) else list(got)
+    assert len(got) == len(want) == 4
+    for a, b in zip(got, want, strict=True):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(

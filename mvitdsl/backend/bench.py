@@ -124,6 +124,17 @@ def eval_step(model: nn.Module, x: torch.Tensor, opts: BenchOptions) -> Callable
     return run
 
 
+def _loss(out: Any, labels: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy on logits; a feature model's maps (a list, tuple or dict of tensors, as
+    SAM2's trunk and the references' forward_intermediates give them): the sum of their mean
+    squares, so that every map takes part in the backward."""
+    if isinstance(out, torch.Tensor):
+        assert labels is not None
+        return nn.functional.cross_entropy(out.float(), labels)
+    maps = out.values() if isinstance(out, dict) else out
+    return torch.stack([m.float().square().mean() for m in maps]).sum()
+
+
 def train_step(model: nn.Module, x: torch.Tensor, opts: BenchOptions) -> Callable[[], object]:
     """One SGD step: forward, cross-entropy on fixed labels, backward (through a GradScaler
     for fp16 autocast), update."""
@@ -139,9 +150,9 @@ def train_step(model: nn.Module, x: torch.Tensor, opts: BenchOptions) -> Callabl
         opt.zero_grad(set_to_none=True)
         with autocast(opts.device, opts.dtype, opts.pure):
             out = model(x)
-        if labels is None:
+        if labels is None and isinstance(out, torch.Tensor):
             labels = torch.arange(x.shape[0], device=x.device) % out.shape[-1]
-        loss = nn.functional.cross_entropy(out.float(), labels)
+        loss = _loss(out, labels)
         scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         scaler.step(opt)
         scaler.update()

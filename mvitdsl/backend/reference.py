@@ -39,6 +39,11 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "hiera_b_plus_image": ("timm", "hiera_base_plus_224"),
     "hiera_l_image": ("timm", "hiera_large_224"),
     "hiera_h_image": ("timm", "hiera_huge_224"),
+    # SAM2.1's image-encoder trunks (feature specs: timm's forward_intermediates is the reference)
+    "sam2_hiera_t": ("timm", "sam2_hiera_tiny"),
+    "sam2_hiera_s": ("timm", "sam2_hiera_small"),
+    "sam2_hiera_b_plus": ("timm", "sam2_hiera_base_plus"),
+    "sam2_hiera_l": ("timm", "sam2_hiera_large"),
 }
 
 
@@ -60,9 +65,26 @@ def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Mod
         cfg = timm.models.get_pretrained_cfg(want[1])
         sized = cfg is None or cfg.fixed_input_size
         extra: dict[str, Any] = {"img_size": tuple(size[1:])} if sized else {}
+        if spec.model.outputs is not None:
+            extra["num_classes"] = 0
         model = timm.create_model(want[1], pretrained=False, **extra)
+        if spec.model.outputs is not None:
+            _as_features(model, len(spec.model.outputs.stages))
     dtype = DTYPES[opts.dtype] if opts.pure else None
     return model.to(device=opts.device, dtype=dtype)
+
+
+def _as_features(model: nn.Module, maps: int) -> None:
+    """A feature spec's reference: the timm model called through forward_intermediates (its
+    `maps` stage maps, finest first), as the spec's feature model returns them."""
+    if not hasattr(model, "forward_intermediates"):
+        raise ValueError(f"--against timm: {type(model).__name__} gives no intermediate maps")
+    inner: Any = model.forward_intermediates
+
+    def forward(x: Any) -> Any:
+        return inner(x, indices=maps, intermediates_only=True)
+
+    setattr(model, "forward", forward)  # noqa: B010 (an instance's forward, not the class's)
 
 
 def _torchvision_model(name: str, size: tuple[int, ...]) -> nn.Module:
@@ -88,4 +110,6 @@ def load_reference_weights(gm: nn.Module, ref: nn.Module, spec: NamedModel, sour
     from .weights import convert_state_dict
 
     state = ref.state_dict()
+    if spec.model.outputs is not None:  # a feature spec has no classifier (timm's head.norm)
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
     gm.load_state_dict(convert_state_dict(state, source, spec=spec), strict=True)  # type: ignore[arg-type]
