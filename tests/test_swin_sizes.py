@@ -103,3 +103,17 @@ def test_swin_runs_at_every_size_of_its_rule(h: int, w: int) -> None:
         gm = mvitdsl.build(spec)
         out = gm(torch.empty(1, 3, 32 * h, 32 * w))
     assert tuple(out.shape) == (1, 5)
+
+
+def test_swin_features_follow_the_run_time_grid() -> None:
+    """`outputs` of a Swin built at 224, run at 64x96: every stage's map at its run-time grid."""
+    spec = load_spec(
+        text=NARROW.replace("  norm       eps", "  outputs    s1, s4\n  norm       eps")
+    )
+    gm = mvitdsl.build(spec).eval()
+    with torch.no_grad():
+        maps = gm(torch.randn(1, 3, 64, 96))
+    assert {k: tuple(v.shape) for k, v in maps.items()} == {
+        "s1": (1, 16, 16, 24),
+        "s4": (1, 128, 2, 3),
+    }
