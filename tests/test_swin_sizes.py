@@ -1,7 +1,7 @@
 """Issue 23 items 4 and 6, Swin at run-time sizes: one module built at 224 runs at other sizes
 the way timm's `dynamic_img_size=True` does (the grid padded to whole windows, the shift mask
 computed for the padded grid, the padding cropped; windows and shifts as built), outputs and
-gradients; the size rule is stated by `check` and enforced in one line."""
+gradients, and features (`outputs`); the size rule is stated by `check` and enforced in one line."""
 
 from __future__ import annotations
 
