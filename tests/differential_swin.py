@@ -12,14 +12,16 @@ from differential import Case, _perturb
 
 
 def draw_swin(rng: random.Random) -> dict[str, Any]:
-    """A random timm Swin: grids that the window divides at every stage (timm pads where it
-    does not: the language reports it, E309), windows clamped to small late grids as timm
-    does (there written as the stage's `window=` cell)."""
+    """A random timm Swin: grids that the window divides at every stage, or (a last grid of
+    window + 1) grids padded to whole windows, as both pad; windows clamped to small late grids
+    as timm does (there written as the stage's `window=` cell)."""
     stages = rng.randint(1, 3)
     window = rng.choice([2, 3, 4])
     patch = rng.choice([2, 4])
     # the last stage's grid: every larger grid before it a multiple of the window
-    last = rng.choice([window, 2 * window] + ([window // 2] if window in (2, 4) else []))
+    last = rng.choice(
+        [window, 2 * window, window + 1] + ([window // 2] if window in (2, 4) else [])
+    )
     grid = last * 2 ** (stages - 1)
     heads = tuple(rng.choice([1, 2, 4]) for _ in range(stages))
     return dict(

@@ -55,16 +55,16 @@ def _write(run: SweepRun, row: dict[str, object], folder: Path) -> Path:
 
 
 def test_a_varied_window_gets_its_own_costs_and_verdict(tmp_path: Path) -> None:
-    """7x7 first: a memo keyed without the window would hand 14x14 its costs and let 5x5 (which
-    does not tile the 28x28 grid) pass."""
+    """7x7 first: a memo keyed without the window would hand 14x14, 5x5 and 4x4 its costs (5x5
+    does not tile the 28x28 grid: it pads it to 30x30, no longer E309, and has its own)."""
     vary = {"scale3.window": "7x7,14x14,5x5,4x4", "scale4.blocks": "2,4"}
     run = SweepRun(SPECS / "swin_t.mv", vary, pareto=None)
     out = list(run)
     by = {(r["values"]["scale3.window"], r["values"]["scale4.blocks"]): r for r in out}
     assert by[("7x7", 2)]["gmacs"] != by[("14x14", 2)]["gmacs"]
     assert by[("7x7", 2)]["gmacs"] != by[("4x4", 2)]["gmacs"]
-    assert not by[("5x5", 2)]["ok"] and by[("4x4", 4)]["ok"]
-    assert by[("5x5", 4)]["diagnostics"][0]["code"] == "E309"
+    assert len({by[(w, 2)]["gmacs"] for w in ("7x7", "14x14", "5x5", "4x4")}) == 4
+    assert by[("5x5", 2)]["ok"] and by[("5x5", 4)]["ok"] and by[("4x4", 4)]["ok"]
     for row in out:
         _same_as_fresh(row, _write(run, row, tmp_path))
 

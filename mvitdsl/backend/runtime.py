@@ -271,27 +271,38 @@ def sincos_positions(dim: int, grid: tuple[int, int, int], cls: bool) -> torch.T
 # ---------------------------------------------------------------- shifted windows (Swin)
 
 
-def _grid_hw(grid: Any) -> tuple[int, int]:
-    return int(grid[-2]), int(grid[-1])
+def _grid_hw(grid: Any) -> tuple[Any, Any]:
+    return grid[-2], grid[-1]
+
+
+def _padded_hw(grid: Any, window: Any) -> tuple[Any, Any]:
+    """The (H, W) grid rounded up to whole windows (ceil divisions, as padded_grid)."""
+    (h, w), (wh, ww) = _grid_hw(grid), _grid_hw(window)
+    return (h + wh - 1) // wh * wh, (w + ww - 1) // ww * ww
 
 
 def shifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
-    """Raster tokens (B, H*W, C) -> windows (B, n_windows, wh*ww, C), after rolling the grid
-    up and left by `shift` (Swin's cyclic shift; (0, 0): none)."""
+    """Raster tokens (B, H*W, C) -> windows (B, n_windows, wh*ww, C): the grid rolled up and
+    left by `shift` (Swin's cyclic shift; (0, 0): none), then zero-padded at the bottom and
+    right to whole windows (the reference's order: roll the real grid, pad after)."""
     b, _, c = x.shape
-    (h, w), (wh, ww) = _grid_hw(grid), _grid_hw(window)
+    (h, w), (wh, ww), (hp, wp) = _grid_hw(grid), _grid_hw(window), _padded_hw(grid, window)
     x = x.reshape(b, h, w, c)
     if any(shift):
         x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    x = x.reshape(b, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, (h // wh) * (w // ww), wh * ww, c)
+    if hp != h or wp != w:  # eager ints: a grid of whole windows is not copied once more
+        x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
+    x = x.reshape(b, hp // wh, wh, wp // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (hp // wh) * (wp // ww), wh * ww, c)
 
 
 def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
-    """shifted_windows' inverse: (B, n_windows, wh*ww, C) -> (B, H*W, C), rolled back."""
+    """shifted_windows' inverse: (B, n_windows, wh*ww, C) -> (B, H*W, C), the padding cropped
+    (`narrow`), rolled back."""
     b, _, _, c = x.shape
-    (h, w), (wh, ww) = _grid_hw(grid), _grid_hw(window)
-    x = x.reshape(b, h // wh, w // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+    (h, w), (wh, ww), (hp, wp) = _grid_hw(grid), _grid_hw(window), _padded_hw(grid, window)
+    x = x.reshape(b, hp // wh, wp // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
+    x = x.reshape(b, hp, wp, c).narrow(1, 0, h).narrow(2, 0, w)
     if any(shift):
         x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
     return x.reshape(b, h * w, c)
@@ -314,31 +325,40 @@ def relative_index(window: Any, device: torch.device) -> Tensor:
     return _SWIN_CACHE[key]
 
 
+def _shift_mask(grid: Any, window: Any, shift: Any) -> Tensor:
+    """The mask of shift_mask, computed: regions of rows [0, Hp - wh), [Hp - wh, Hp - shift),
+    [Hp - shift, Hp) on the padded grid (the reference's rule), columns alike."""
+    (hp, wp), (wh, ww) = _padded_hw(grid, window), _grid_hw(window)
+    rows = (torch.arange(hp) >= hp - wh).long() + (torch.arange(hp) >= hp - shift[0]).long()
+    cols = (torch.arange(wp) >= wp - ww).long() + (torch.arange(wp) >= wp - shift[1]).long()
+    region = (rows[:, None] * 3 + cols[None, :]).float().reshape(1, hp * wp, 1)
+    cells = shifted_windows(region, (hp, wp), window, (0, 0))[0, :, :, 0]
+    differ = cells[:, :, None] != cells[:, None, :]
+    return torch.zeros(differ.shape).masked_fill(differ, -100.0)
+
+
 def shift_mask(grid: Any, window: Any, shift: Any, device: torch.device) -> Tensor:
-    """(n_windows, N, N): -100 between tokens that the cyclic shift brought from different
-    regions of the grid (they are not neighbours), 0 elsewhere (Swin's value, not -inf)."""
-    key = ("mask", _grid_hw(grid), _grid_hw(window), tuple(shift), str(device))
+    """(n_windows, N, N) at the run-time grid padded to whole windows: -100 between tokens that
+    the cyclic shift brought from different regions (not neighbours), 0 elsewhere (Swin's
+    value, not -inf). Cached per eager size; traced sizes (not ints) compute it each time."""
+    hw = _grid_hw(grid)
+    if not all(isinstance(n, int) for n in hw):
+        return _shift_mask(hw, window, shift).to(device)
+    key = ("mask", hw, _grid_hw(window), tuple(shift), str(device))
     if key not in _SWIN_CACHE:
-        (h, w), (wh, ww) = _grid_hw(grid), _grid_hw(window)
-        # region of each row and column: [0, H - wh), [H - wh, H - shift), [H - shift, H)
-        rows = (torch.arange(h) >= h - wh).long() + (torch.arange(h) >= h - shift[0]).long()
-        cols = (torch.arange(w) >= w - ww).long() + (torch.arange(w) >= w - shift[1]).long()
-        region = (rows[:, None] * 3 + cols[None, :]).float()
-        cells = shifted_windows(region.reshape(1, h * w, 1), grid, window, (0, 0))[0, :, :, 0]
-        differ = cells[:, :, None] != cells[:, None, :]
-        _SWIN_CACHE[key] = torch.zeros(differ.shape).masked_fill(differ, -100.0).to(device)
+        _SWIN_CACHE[key] = _shift_mask(hw, window, shift).to(device)
     return _SWIN_CACHE[key]
 
 
-def window_bias(
-    table: Tensor, grid: Any, window: Any, shift: Any, heads: int, windows: int
-) -> Tensor:
-    """The additive attention bias of every window: the relative-position bias (heads, N, N)
-    from `table` ((2wh-1)(2ww-1), heads), plus the shift mask per window: (n, heads, N, N)."""
+def window_bias(table: Tensor, grid: Any, window: Any, shift: Any, heads: int) -> Tensor:
+    """The additive attention bias of every window at the run-time grid: the relative-position
+    bias (heads, N, N) from `table` ((2wh-1)(2ww-1), heads), plus the shift mask per window:
+    (n_windows, heads, N, N)."""
     index = relative_index(window, table.device)
     bias = table[index].permute(2, 0, 1)  # (heads, N, N)
     if not any(shift):
-        return bias.unsqueeze(0).expand(windows, -1, -1, -1)
+        (hp, wp), (wh, ww) = _padded_hw(grid, window), _grid_hw(window)
+        return bias.unsqueeze(0).expand((hp // wh) * (wp // ww), -1, -1, -1)
     return bias.unsqueeze(0) + shift_mask(grid, window, shift, table.device).unsqueeze(1).to(
         table.dtype
     )

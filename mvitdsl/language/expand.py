@@ -256,8 +256,16 @@ def _scoped(
 def _swapped(block: ir.Block, kind: Any, **fields: Any) -> ir.Block:
     """The block with its pooling attention replaced by a windowed kind (same options)."""
     pooling = block.attention_op
-    extra = {"table": pooling.rel_pos == "table"} if kind is ops.SwinAttention else {}
-    made = kind(**pooling.model_dump(exclude={"kind"}), **fields, **extra)
+    extra: dict[str, Any] = {}
+    if kind is ops.SwinAttention:
+        extra["table"] = pooling.rel_pos == "table"
+        merge = next((op for op in block.ops if isinstance(op, ops.PatchMerge)), None)
+        if merge is not None:  # Q's grid is the merged one: its geometry in `pool_q` (as PVTv2)
+            extra["pool_q"] = ir.Pool(
+                mode=pooling.pool_q.mode, kernel=merge.stride, stride=merge.stride, padding=ZERO
+            )
+    dumped = pooling.model_dump(exclude={"kind", *extra})
+    made = kind(**dumped, **fields, **extra)
     swapped = tuple(made if op is pooling else op for op in block.ops)
     return block.model_copy(update={"ops": swapped})
 

@@ -48,6 +48,20 @@ def entered(block: Block, grid: Dims3) -> Dims3:
     return grid if op is None else nominal(grid, op.stride)
 
 
+def emit_entered(e: Emits) -> Value:
+    """The run-time grid the block's branches see: its input grid, merged when it merges
+    patches (floor divisions by the stride, which divides the grids of the size rule)."""
+    from ..backend.runtime import pooled_grid
+
+    op, grid = of(e.block), e.grid_node()
+    if op is None:
+        return grid
+    key = ("merged", grid, op.stride)
+    if key not in e.memo:
+        e.memo[key] = e.fn(pooled_grid, grid, op.stride, op.stride, (0, 0, 0))
+    return e.memo[key]
+
+
 def flow(model: Model, block: Block, op: PatchMerge, grid: Dims3, nom: Dims3) -> dict[str, Any]:
     g = nominal(grid, op.stride)
     return {"grid_skip": g, "nominal_out": nominal(nom, op.stride), "grid_entered": g}
@@ -89,7 +103,7 @@ def emit_enter(e: Emits, op: PatchMerge, x: Value, normed: Value) -> Value:
     from ..backend.runtime import merge_patches
 
     b, c4 = e.block, concat_dim(e.block, op)
-    x = e.fn(merge_patches, x, e.flow.grid_in[1:], op.stride[1:])
+    x = e.fn(merge_patches, x, e.grid_node(), op.stride[1:])
     x = e.layer_norm(MERGE_NORM, c4, x)
     return e.module(MERGE_REDUCTION, nn.Linear(c4, b.dim_attn, bias=False), x)
 
@@ -122,5 +136,4 @@ RULES = Rules(
     check=check,
     emit={"enter": emit_enter},
     draw={"enter": draw_enter},
-    fixed_size=True,  # the windows, shifts and masks are laid out for the built grid
 )

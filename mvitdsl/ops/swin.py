@@ -44,14 +44,21 @@ def flow(model: Model, block: Block, op: SwinAttention, grid: Dims3, nom: Dims3)
     return {"grid_q": g, "grid_kv": g, "rel_pos": None}
 
 
+def padded(op: SwinAttention, grid: Dims3) -> Dims3:
+    """The grid rounded up to whole windows (bottom and right padding)."""
+    w = op.window or grid
+    t, h, x = (-(-n // k) * k for n, k in zip(grid, w))
+    return (t, h, x)
+
+
 def table_rows(op: SwinAttention) -> int:
     w = op.window or (1, 1, 1)
     return (2 * w[1] - 1) * (2 * w[2] - 1)
 
 
 def costs(model: Model, block: Block, op: SwinAttention, flow: BlockFlow) -> Costs:
-    """qkv and the projection over the tokens, each query against its window's tokens."""
-    a, n = block.dim_attn, flow.len_q
+    """qkv and the projection over the padded tokens, each query against its window's."""
+    a, n = block.dim_attn, prod(padded(op, flow.grid_q))
     qkv_p, qkv_m = linear(n, a, 3 * a, op.qkv_bias)
     proj_p, proj_m = linear(n, a, a)
     matmuls = 2 * block.heads * n * prod(op.window or (1, 1, 1)) * block.head_dim
@@ -60,8 +67,8 @@ def costs(model: Model, block: Block, op: SwinAttention, flow: BlockFlow) -> Cos
 
 
 def saved(block: Block, op: SwinAttention, flow: BlockFlow) -> int:
-    """qkv, the windowed q, k, v and the attention probabilities."""
-    a, n = block.dim_attn, flow.len_q
+    """qkv, the windowed q, k, v and the attention probabilities (on the padded grid)."""
+    a, n = block.dim_attn, prod(padded(op, flow.grid_q))
     return 3 * n * a + 3 * n * a + block.heads * n * prod(op.window or (1, 1, 1))
 
 
@@ -83,14 +90,15 @@ def row(block: Block, op: SwinAttention, flow: BlockFlow) -> dict[str, Any]:
     return {
         "attention": (prod(w), prod(w)),
         "scope": "shifted_window" if shifted else "window",
-        "windows": prod(flow.grid_q) // prod(w),
+        "windows": prod(padded(op, flow.grid_q)) // prod(w),
         "window_q": w,
         "window_kv": w,
     }
 
 
 def _problem(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> tuple[str, str, str]:
-    """(code, message, hint) of the first rule the block breaks, or empty strings."""
+    """(code, message, hint) of the first rule the block breaks, or empty strings. Any grid
+    runs: it is padded to whole windows (the reference's rule at sizes other than its own)."""
     if op.window is None:
         return (
             "E210",
@@ -99,25 +107,11 @@ def _problem(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> tuple[
         )
     if c.model.video:
         return ("E210", "shifted windows are for images", "write 'input image CxHxW'")
-    g, w = flow.grid_q, op.window
-    if any(k > n for k, n in zip(w, g)):
-        return (
-            "E309",
-            f"block {block.index}: window {c.fmt(w)} is larger than the grid {c.fmt(g)}",
-            f"write 'window={c.fmt(g)}' in stage '{block.stage}', or use a larger input",
-        )
-    if any(n % k for n, k in zip(g, w)):
-        return (
-            "E309",
-            f"block {block.index}: grid {c.fmt(g)} is not divisible by window {c.fmt(w)}",
-            "choose an input size whose grids the window divides",
-        )
     return "", "", ""
 
 
 def check(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> bool:
-    """Windows that exist, fit the grid and tile it (E210, E309); heads that divide the width
-    are the checker's."""
+    """Windows that exist, on images (E210); heads that divide the width are the checker's."""
     code, problem, hint = _problem(c, block, op, flow)
     if not code:
         return False
@@ -126,23 +120,19 @@ def check(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> bool:
 
 
 def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
-    """x (B, L, A) -> (B, L, A): roll, partition into windows, attend with the bias table and
-    the shift mask, merge, roll back."""
+    """x (B, L, A) -> (B, L, A) at the run-time grid: roll, pad to whole windows, partition,
+    attend with the bias table and the shift mask (computed for the padded grid), merge, crop,
+    roll back. The window and the shift are the built ones (the spec's size decides them)."""
     import operator
 
     import torch
     from torch import nn
 
-    from ..backend.runtime import (
-        shifted_windows,
-        unshifted_windows,
-        window_attention,
-        window_bias,
-    )
+    from ..backend.runtime import shifted_windows, unshifted_windows, window_attention, window_bias
 
-    b, g, w = e.block, e.flow.grid_q, op.window or (1, 1, 1)
-    shift, windows, a = shift_of(op, g)[1:], prod(g) // prod(w), b.dim_attn
-    t = e.fn(shifted_windows, x, g[1:], w[1:], shift)  # (B, nW, N, A)
+    b, w, a = e.block, op.window or (1, 1, 1), e.block.dim_attn
+    g, shift = merge.emit_entered(e), shift_of(op, e.flow.grid_q)[1:]
+    t = e.fn(shifted_windows, x, g, w[1:], shift)  # (B, nW, N, A)
     qkv = e.module(attention.QKV, nn.Linear(a, 3 * a, bias=op.qkv_bias), t)
     # (B, nW, N, 3A) -> (3, B, nW, heads, N, hd)
     qkv = e.method("unflatten", qkv, 3, (3, b.heads, b.head_dim))
@@ -151,10 +141,10 @@ def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
     mask = None
     if op.table:
         table = e.attr(BIAS_TABLE, nn.Parameter(torch.zeros(table_rows(op), b.heads)))
-        mask = e.fn(window_bias, table, g[1:], w[1:], shift, b.heads, windows)
+        mask = e.fn(window_bias, table, g, w[1:], shift, b.heads)
     o = e.fn(window_attention, q, k, v, mask, b.head_dim**-0.5)
     o = e.method("flatten", e.method("transpose", o, 2, 3), 3)  # (B, nW, N, A)
-    o = e.fn(unshifted_windows, o, g[1:], w[1:], shift)
+    o = e.fn(unshifted_windows, o, g, w[1:], shift)
     o = e.module(attention.ATTN_PROJECT, nn.Linear(a, a), o)
     if e.model.attention.dropout > 0:
         o = e.module(attention.ATTN_DROPOUT, nn.Dropout(e.model.attention.dropout), o)
@@ -165,7 +155,7 @@ def draw_attend(
     block: Block, op: SwinAttention, flow: BlockFlow, s: Labels, src: str, dim: int
 ) -> Sketch:
     w = op.window or flow.grid_q
-    windows = prod(flow.grid_q) // prod(w)
+    windows = prod(padded(op, flow.grid_q)) // prod(w)
     shifted = any(shift_of(op, flow.grid_q))
     how = "shifted windows (rolled by half a window, masked)" if shifted else "windows"
     bias = " + bias table" if op.table else ""
@@ -188,5 +178,4 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
-    fixed_size=True,  # the windows, shifts and masks are laid out for the built grid
 )
