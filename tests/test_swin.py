@@ -275,3 +275,19 @@ def test_swin_trains_built_in_bf16() -> None:
     assert all(p.dtype == torch.bfloat16 for p in gm.parameters())
     losses = train_steps(gm, torch.randn(2, 3, 32, 32).bfloat16(), None)
     assert all(torch.isfinite(torch.tensor(losses)))
+
+
+@pytest.mark.parametrize("word", ["shift", "window", "rel_pos"])
+def test_hover_explains_swin_settings(word: str) -> None:
+    """The editor's hover knows Swin's words from the one table, with no Swin case in the server."""
+    from lsprotocol import types as lsp
+
+    from mvitdsl.lsp.document import check_document
+    from mvitdsl.lsp.hover import hover
+
+    text = (SPECS / "swin_t.mv").read_text()
+    lines = text.splitlines()
+    line = next(i for i, t in enumerate(lines) if f" {word} " in t and not t.startswith("#"))
+    found = hover(check_document(text), lsp.Position(line, lines[line].index(f" {word} ") + 1))
+    assert found is not None and isinstance(found.contents, lsp.MarkupContent)
+    assert found.contents.value.startswith(f"**attention {word}**")
