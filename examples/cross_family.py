@@ -1,9 +1,9 @@
-"""One sweep across families: depth and width of MViTv2-T, Hiera-T and Swin-T under one GMACs
-and parameter budget, one joint Pareto front (fewest GMACs, most parameters), plotted.
+"""One sweep across families: depth and width of MViTv2-T, Hiera-T, Swin-T and PVTv2-B2 under one
+GMACs and parameter budget, one joint Pareto front (fewest GMACs, most parameters), plotted.
 No torch; matplotlib for the picture. Run: .venv/bin/python examples/cross_family.py [OUT.svg]
 
-Adding a family is one line in BASES, e.g. `"pvt_v2_b2": 64,` (PVTv2, 64-wide heads) once its
-spec ships: an unprefixed PATH applies to every base that has it, a `NAME:PATH` to that base only.
+Adding a family is one line in BASES (as `"pvt_v2_b2": 64,`: PVTv2 with 64-wide heads):
+an unprefixed PATH applies to every base that has it, a `NAME:PATH` to that base only.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ BASES = {
     "mvitv2_t_image": None,
     "hiera_t_image": None,
     "swin_t": 32,
+    "pvt_v2_b2": 64,
 }
 WIDTH = "scale2.dim,patch.dim"  # the first stage's width, the others follow it
 VARY = {"scale4.blocks": "2..8:2", WIDTH: "64,96,128"}
