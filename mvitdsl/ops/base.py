@@ -173,6 +173,13 @@ class Sketch:
     end: str
     dim: int
 
+    @classmethod
+    def box(cls, node: str, label: str, src: str, edge: str, dim: int, fill: str = "") -> Sketch:
+        """The common sketch: one node (filled with `fill` if given) fed by one edge from `src`,
+        its path ending there at width `dim`."""
+        attrs = {"fillcolor": fill} if fill else {}
+        return cls((DrawNode(node, label, attrs), DrawEdge(src, node, edge)), node, dim)
+
 
 def lines(*parts: str) -> str:
     """A multi-line label (graphviz's centred line break), empty parts left out."""

@@ -10,8 +10,6 @@ from . import mlp
 from .base import (
     BlockFlow,
     Costs,
-    DrawEdge,
-    DrawNode,
     Emits,
     Labels,
     Rules,
@@ -103,14 +101,7 @@ def draw_mlp(block: Block, op: ConvMlp, flow: BlockFlow, s: Labels, src: str, di
         "GELU",
         f"Linear {op.hidden} → {b.dim_out}",
     )
-    return Sketch(
-        (
-            DrawNode("mlp", label, {"fillcolor": "#dbe9f6"}),
-            DrawEdge(src, "mlp", s.size(flow.grid_q, b.dim_attn)),
-        ),
-        "mlp",
-        b.dim_out,
-    )
+    return Sketch.box("mlp", label, src, s.size(flow.grid_q, b.dim_attn), b.dim_out, fill="#dbe9f6")
 
 
 RULES = Rules(

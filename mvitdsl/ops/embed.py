@@ -12,8 +12,6 @@ from ..nodes import Dims3, Node
 from .base import (
     BlockFlow,
     Costs,
-    DrawEdge,
-    DrawNode,
     Emits,
     Labels,
     Rules,
@@ -114,13 +112,8 @@ def draw_enter(
         f"stage embedding: conv {s.grid(op.kernel)} stride {s.grid(op.stride)}",
         f"{block.dim_in} → {block.dim_attn}, LayerNorm",
     )
-    return Sketch(
-        (
-            DrawNode("embed", label, {"fillcolor": "#d9f0d3"}),
-            DrawEdge(src, "embed", s.size(flow.grid_in, dim)),
-        ),
-        "embed",
-        block.dim_attn,
+    return Sketch.box(
+        "embed", label, src, s.size(flow.grid_in, dim), block.dim_attn, fill="#d9f0d3"
     )
 
 

@@ -12,8 +12,6 @@ from ..nodes import Dims3, Node
 from .base import (
     BlockFlow,
     Costs,
-    DrawEdge,
-    DrawNode,
     Emits,
     Labels,
     Rules,
@@ -116,13 +114,8 @@ def draw_enter(
         f"patch merging {s.grid(op.stride)}",
         f"concat → LayerNorm {c4} → Linear {c4} → {block.dim_attn}",
     )
-    return Sketch(
-        (
-            DrawNode("merge", label, {"fillcolor": "#d9f0d3"}),
-            DrawEdge(src, "merge", s.size(flow.grid_in, dim)),
-        ),
-        "merge",
-        block.dim_attn,
+    return Sketch.box(
+        "merge", label, src, s.size(flow.grid_in, dim), block.dim_attn, fill="#d9f0d3"
     )
 
 

@@ -8,8 +8,6 @@ from ..nodes import Node
 from .base import (
     BlockFlow,
     Costs,
-    DrawEdge,
-    DrawNode,
     Emits,
     Labels,
     Rules,
@@ -85,14 +83,7 @@ def draw_mlp(block: Block, op: Mlp, flow: BlockFlow, s: Labels, src: str, dim: i
     label = lines(
         f"MLP: Linear {b.dim_attn} → {op.hidden}", "GELU", f"Linear {op.hidden} → {b.dim_out}"
     )
-    return Sketch(
-        (
-            DrawNode("mlp", label, {"fillcolor": "#dbe9f6"}),
-            DrawEdge(src, "mlp", s.size(flow.grid_q, b.dim_attn)),
-        ),
-        "mlp",
-        b.dim_out,
-    )
+    return Sketch.box("mlp", label, src, s.size(flow.grid_q, b.dim_attn), b.dim_out, fill="#dbe9f6")
 
 
 RULES = Rules(

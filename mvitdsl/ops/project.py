@@ -9,8 +9,6 @@ from ..nodes import Node
 from .base import (
     BlockFlow,
     Costs,
-    DrawEdge,
-    DrawNode,
     Emits,
     Labels,
     Rules,
@@ -65,12 +63,11 @@ def draw_attention_shortcut(
     if op.branch != "attention":
         return Sketch((), src, dim)
     b = block
-    return Sketch(
-        (
-            DrawNode("res_proj", lines("residual projection", f"Linear {b.dim_in} → {b.dim_out}")),
-            DrawEdge("norm1", "res_proj", s.size(flow.grid_in, b.dim_in)),
-        ),
+    return Sketch.box(
         "res_proj",
+        lines("residual projection", f"Linear {b.dim_in} → {b.dim_out}"),
+        "norm1",
+        s.size(flow.grid_in, b.dim_in),
         b.dim_out,
     )
 
@@ -81,14 +78,11 @@ def draw_mlp_shortcut(
     if op.branch != "mlp":
         return Sketch((), src, dim)
     b = block
-    return Sketch(
-        (
-            DrawNode(
-                "mlp_proj", lines("residual projection", f"Linear {b.dim_attn} → {b.dim_out}")
-            ),
-            DrawEdge("norm2", "mlp_proj", s.size(flow.grid_q, b.dim_attn)),
-        ),
+    return Sketch.box(
         "mlp_proj",
+        lines("residual projection", f"Linear {b.dim_attn} → {b.dim_out}"),
+        "norm2",
+        s.size(flow.grid_q, b.dim_attn),
         b.dim_out,
     )
 

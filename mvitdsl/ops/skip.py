@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..nodes import Dims3, Node, Pool
-from .base import BlockFlow, DrawEdge, DrawNode, Emits, Labels, Rules, Sketch, Value, lines, pooled
+from .base import BlockFlow, Emits, Labels, Rules, Sketch, Value, lines, pooled
 
 if TYPE_CHECKING:
     from ..ir import Block, Model
@@ -51,14 +51,7 @@ def draw_shortcut(
         f"max {s.grid(op.pool.kernel)} stride {s.grid(op.pool.stride)}",
         "(cls token bypasses)" if s.cls else "",
     )
-    return Sketch(
-        (
-            DrawNode("skip_pool", label, {"fillcolor": "#d9f0d3"}),
-            DrawEdge(src, "skip_pool", s.size(flow.grid_in, dim)),
-        ),
-        "skip_pool",
-        dim,
-    )
+    return Sketch.box("skip_pool", label, src, s.size(flow.grid_in, dim), dim, fill="#d9f0d3")
 
 
 RULES = Rules(

@@ -9,8 +9,6 @@ from ..nodes import Node
 from .base import (
     BlockFlow,
     Costs,
-    DrawEdge,
-    DrawNode,
     Emits,
     Labels,
     Rules,
@@ -52,13 +50,8 @@ def emit_exit(e: Emits, op: StageNorm, x: Value, normed: Value) -> Value:
 def draw_exit(
     block: Block, op: StageNorm, flow: BlockFlow, s: Labels, src: str, dim: int
 ) -> Sketch:
-    return Sketch(
-        (
-            DrawNode(STAGE_NORM, f"LayerNorm (end of stage {block.stage})"),
-            DrawEdge(src, STAGE_NORM, s.size(flow.grid_q, dim)),
-        ),
-        STAGE_NORM,
-        dim,
+    return Sketch.box(
+        STAGE_NORM, f"LayerNorm (end of stage {block.stage})", src, s.size(flow.grid_q, dim), dim
     )
 
 
