@@ -259,7 +259,7 @@ def plan(
     return out, entries
 
 
-def _left_out(state: dict[str, torch.Tensor], dialect: str) -> list[LoadEntry]:
+def _left_out(state: dict[str, torch.Tensor], dialect: Source) -> list[LoadEntry]:
     """A whole-model checkpoint's entries outside what the spec makes (detectron2's backbone,
     SAM2's image-encoder trunk), listed as ignored."""
     why = _NOT_OURS.get(dialect)
@@ -268,7 +268,7 @@ def _left_out(state: dict[str, torch.Tensor], dialect: str) -> list[LoadEntry]:
     return [
         LoadEntry("ignored", k, tuple(v.shape), None, why)
         for k, v in state.items()
-        if outside(k, dialect)  # type: ignore[arg-type]
+        if outside(k, dialect)
     ]
 
 
