@@ -18,8 +18,8 @@ from .language.atoms import MAX_INT
 from .language.expect import Expectation, read_expect, split_expect
 from .language.lower import Lowering, merge
 from .language.merge import own_statements
-from .language.reference import read_reference, split_reference
 from .language.parse import MAX_SOURCE_BYTES, decode_source, parse
+from .language.reference import read_reference, split_reference
 from .language.syntax import Model, Parent
 
 MAX_INHERITANCE_DEPTH = 16

@@ -14,6 +14,7 @@ from .export import input_shape
 if TYPE_CHECKING:
     from .bench import BenchOptions
 
+
 def reference_name(spec: Referenced, source: str) -> str:
     """The model name of the spec's `reference` line for `source`; ValueError (one line) when
     the spec states none for it."""
