@@ -10,6 +10,7 @@ from lsprotocol import types as lsp
 from ..analysis.analyze import StageRow
 from ..diagnostics import CODES
 from ..language import settings as S
+from ..language.reference import SOURCES as REFERENCE_SOURCES
 from .context import context_at
 from .document import Document, row_name, table
 from .positions import to_offset, to_position, word_at
@@ -23,6 +24,9 @@ OTHER_KEYS = {
     "outputs": "the stages (or `norm`) whose feature maps the model returns instead of logits",
     "expect": "figures the spec states about itself (params, gmacs, gmacs_fvcore, output), "
     "checked against the analysis (E308)",
+    "reference": "the implementation the model equals ("
+    + ", ".join(REFERENCE_SOURCES)
+    + " and its model name), built beside it by `mvitdsl bench --against`",
 }
 
 
