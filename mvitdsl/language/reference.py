@@ -60,7 +60,9 @@ def read_reference(statements: tuple[Setting, ...], sources: dict[str, str]) -> 
 def _clause(clause: Clause, r: Reporter, sources: dict[str, str]) -> ir.Reference | None:
     source, *rest = clause.atoms
     if source.kind != "name" or source.value not in SOURCES:
-        hint = did_you_mean(source.text, SOURCES) or "a reference is one of " + ", ".join(SOURCES)
+        hint = did_you_mean(source.text, SOURCES) or "a reference source is one of " + ", ".join(
+            SOURCES
+        )
         r.error("E203", f"unknown reference source '{source.text}'", source.span, hint)
         return None
     said, hint = f"'reference {source.text}'", _name_hint(source.text)
