@@ -5,6 +5,8 @@ and read by `bench --against`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import ROOT, SPECS
 from hypothesis import given
@@ -201,7 +203,7 @@ def test_a_mistake_is_located_with_a_caret_and_a_hint(line: str) -> None:
     assert info.value.render() + "\n" == MISTAKES[line]
 
 
-def test_a_mistake_in_a_parents_reference_is_not_read(tmp_path) -> None:
+def test_a_mistake_in_a_parents_reference_is_not_read(tmp_path: Path) -> None:
     """The parent's line is taken out unread: only the child's own is checked."""
     (tmp_path / "parent.mv").write_text(TINY.replace(LINE, "  reference hub x\n"))
     child = tmp_path / "child.mv"

@@ -58,7 +58,7 @@ def _timm_model(name: str, size: tuple[int, ...], spec: NamedModel) -> nn.Module
     model = timm.create_model(name, pretrained=False, **extra)
     if spec.model.outputs is not None:
         _as_features(model, len(spec.model.outputs.stages))
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def _as_features(model: nn.Module, maps: int) -> None:
