@@ -252,7 +252,11 @@ WORDS = st.one_of(
     st.sampled_from(["3x3", "7", "1e-4", '"a b"', '""', "->"]),
 )
 CLAUSES = st.lists(WORDS, min_size=0, max_size=4).map(" ".join)
-LINES = st.lists(CLAUSES, min_size=1, max_size=3).map(", ".join)
+WELL_FORMED = st.tuples(
+    st.sampled_from(SOURCES), st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True)
+).map(" ".join)
+# half the lines a source and a model name (each must load), half anything of these words
+LINES = st.one_of(WELL_FORMED, st.lists(CLAUSES, min_size=1, max_size=3).map(", ".join))
 SPACES = st.sampled_from([" ", "  ", "\t", "     "])
 
 
