@@ -234,13 +234,23 @@ def test_bench_against_a_source_the_spec_does_not_state_is_one_line() -> None:
     assert "it states 'reference timm swin_tiny_patch4_window7_224'" in message
 
 
-def test_the_editor_completes_the_sources_after_the_word() -> None:
-    pytest.importorskip("lsprotocol")
+def test_the_editor_completes_and_explains_the_line() -> None:
+    lsp = pytest.importorskip("lsprotocol.types")
     from mvitdsl.lsp.complete import option_items, setting_items
+    from mvitdsl.lsp.document import check_document
+    from mvitdsl.lsp.hover import hover
 
     assert "reference" in {i.label for i in setting_items()}
     assert [i.label for i in option_items("reference", ["reference"])] == list(SOURCES)
     assert option_items("reference", ["reference", "timm"]) == []
+    doc = check_document(TINY, None)
+    texts = []
+    for character in (4, 14):  # on `reference`, on `timm`
+        found = hover(doc, lsp.Position(line=8, character=character))
+        assert found is not None and isinstance(found.contents, lsp.MarkupContent)
+        texts.append(found.contents.value)
+    assert texts[0].startswith("**reference**: the implementation the model equals")
+    assert texts[1].startswith("**reference timm**: a model of timm.create_model")
 
 
 # ---------------------------------------------------------------- properties
