@@ -45,7 +45,12 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument(
         "--peak-tflops", type=float, default=None, help="a vendor peak instead of the probe"
     )
-    p.add_argument("--against", choices=get_args(ReferenceSource), default=None)
+    p.add_argument(
+        "--against",
+        choices=get_args(ReferenceSource),
+        default=None,
+        help="time beside ours the model the spec's `reference SOURCE MODEL` line names",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(run=run)
 
