@@ -234,6 +234,27 @@ def test_bench_against_a_source_the_spec_does_not_state_is_one_line() -> None:
     assert "it states 'reference timm swin_tiny_patch4_window7_224'" in message
 
 
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("timm", "--against timm: timm has no model 'no_such_model'"),
+        (
+            "torchvision",
+            "--against torchvision: torchvision.models.video has no model 'no_such_model'",
+        ),
+    ],
+)
+def test_a_model_its_source_does_not_know_is_one_line(source: str, message: str) -> None:
+    pytest.importorskip(source)
+    from mvitdsl.backend.bench import BenchOptions
+    from mvitdsl.backend.reference import reference_model
+
+    spec = mvitdsl.load_spec(text=TINY.replace(LINE, f"  reference {source} no_such_model\n"))
+    with pytest.raises(ValueError) as info:
+        reference_model(spec, source, BenchOptions())
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
 def test_the_editor_completes_and_explains_the_line() -> None:
     lsp = pytest.importorskip("lsprotocol.types")
     from mvitdsl.lsp.complete import option_items, setting_items
