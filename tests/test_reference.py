@@ -257,10 +257,12 @@ def test_a_model_its_source_does_not_know_is_one_line(source: str, message: str)
 
 def test_the_editor_completes_and_explains_the_line() -> None:
     lsp = pytest.importorskip("lsprotocol.types")
+    from mvitdsl.language import settings
     from mvitdsl.lsp.complete import option_items, setting_items
     from mvitdsl.lsp.document import check_document
-    from mvitdsl.lsp.hover import hover
+    from mvitdsl.lsp.hover import OTHER_KEYS, hover
 
+    assert set(settings.STATEMENTS) <= set(OTHER_KEYS)  # each statement beside the table hovers
     assert "reference" in {i.label for i in setting_items()}
     assert [i.label for i in option_items("reference", ["reference"])] == list(SOURCES)
     assert option_items("reference", ["reference", "timm"]) == []
