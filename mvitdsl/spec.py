@@ -35,7 +35,7 @@ class Spec:
     sources: dict[str, str] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()  # the spec's own `expect`, checked at its input
     warnings: tuple[Diagnostic, ...] = ()  # e.g. W001, an old spelling of a renamed word
-    reference: ir.Reference | None = None  # the spec's own `reference`: what bench builds beside
+    reference: ir.Reference | None = None  # the spec's own `reference` (bench --against)
     report: Report | None = field(default=None, compare=False)  # made by check_spec (batch 1)
 
     @property

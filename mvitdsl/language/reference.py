@@ -44,11 +44,10 @@ def read_reference(statements: tuple[Setting, ...], sources: dict[str, str]) -> 
     unknown source, a malformed model name or a second reference."""
     r = Reporter(sources)
     found: ir.Reference | None = None
-    clauses = [(s, c) for s in statements for c in s.clauses]
     for statement in statements:
         if not statement.clauses:
             r.error("E204", "'reference' names no model", statement.span, f"for example: {EXAMPLE}")
-    for n, (_, clause) in enumerate(clauses):
+    for n, clause in enumerate(c for s in statements for c in s.clauses):
         if n > 0:
             r.error("E201", "'reference' given twice", clause.span, "a spec states one reference")
             continue
@@ -60,9 +59,8 @@ def read_reference(statements: tuple[Setting, ...], sources: dict[str, str]) -> 
 def _clause(clause: Clause, r: Reporter, sources: dict[str, str]) -> ir.Reference | None:
     source, *rest = clause.atoms
     if source.kind != "name" or source.value not in SOURCES:
-        hint = did_you_mean(source.text, SOURCES) or "a reference source is one of " + ", ".join(
-            SOURCES
-        )
+        known = "a reference source is one of " + ", ".join(SOURCES)
+        hint = did_you_mean(source.text, SOURCES) or known
         r.error("E203", f"unknown reference source '{source.text}'", source.span, hint)
         return None
     said, hint = f"'reference {source.text}'", _name_hint(source.text)
