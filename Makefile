@@ -43,9 +43,11 @@ golden: setup
 	MVITDSL_UPDATE_GOLDEN=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_golden.py \
 		tests/test_draw.py tests/test_diagnostics.py
 
-# docs/LANGUAGE.md from the settings table (tests/test_language_doc.py fails when it is stale).
+# docs/LANGUAGE.md and the editor's TextMate grammar from the settings table
+# (tests/test_language_doc.py and tests/test_lsp_grammar.py fail when one is stale).
 docs: setup
 	$(PY) -m mvitdsl.language.docs > docs/LANGUAGE.md
+	$(PY) -m mvitdsl.lsp.textmate > mvitdsl/lsp/mvitdsl.tmLanguage.json
 
 bench: setup
 	$(PY) benchmarks/run.py

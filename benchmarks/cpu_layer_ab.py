@@ -36,7 +36,8 @@ spec = mvitdsl.load_spec(ROOT / "specs" / f"{name}.mv", input_size=size)
 opts = bench.BenchOptions(train=train)
 torch.manual_seed(0)
 full = bench.build_model(spec, opts)
-src = bench.REFERENCES[name][0]
+assert spec.reference is not None, f"{name} states no reference"
+src = spec.reference.source
 ref = bench.reference_model(spec, src, opts)
 bench.load_reference_weights(full, ref, spec, src)
 

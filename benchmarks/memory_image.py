@@ -37,7 +37,8 @@ def child(name: str, which: str) -> None:
     opts = bench.BenchOptions(train=True)
     torch.manual_seed(0)
     if which == "ref":
-        model = bench.reference_model(spec, bench.REFERENCES[name][0], opts)
+        assert spec.reference is not None, f"{name} states no reference"
+        model = bench.reference_model(spec, spec.reference.source, opts)
     else:
         model = bench.build_model(spec, opts)
     step = bench.step(model, torch.randn(2, 3, 224, 224), opts)

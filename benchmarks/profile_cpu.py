@@ -25,7 +25,7 @@ from mvitdsl.backend.export import input_shape  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("spec", nargs="?", default="mvit_b", choices=sorted(bench.REFERENCES))
+    p.add_argument("spec", nargs="?", default="mvit_b", help="a shipped spec with a reference")
     p.add_argument("--train", action="store_true", help="a training step (batch 2), not eval")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--input", default=None, help="CxTxHxW or CxHxW (default: the spec's)")
@@ -37,14 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.input:
         size = tuple(int(v) for v in args.input.split("x"))
         spec = mvitdsl.load_spec(ROOT / "specs" / f"{args.spec}.mv", input_size=size)
-    source = bench.REFERENCES[args.spec][0]
+    if spec.reference is None:
+        p.error(f"{args.spec} states no reference (a 'reference SOURCE MODEL' line)")
+    source, ref_name = spec.reference.source, spec.reference.name
     opts = bench.BenchOptions(train=args.train)
     torch.manual_seed(0)
     ours = mvitdsl.build(spec, optimize=not args.semantic)
     ref = bench.reference_model(spec, source, opts)
     bench.load_reference_weights(ours, ref, spec, source)
     x = torch.randn(2 if args.train else 1, *input_shape(spec.model))
-    for label, model in ((f"{source} {bench.REFERENCES[args.spec][1]}", ref), ("mvitdsl", ours)):
+    for label, model in ((f"{source} {ref_name}", ref), ("mvitdsl", ours)):
         step = bench.step(model.train(args.train), x, opts)
         step()
         with profile(activities=[ProfilerActivity.CPU]) as prof:

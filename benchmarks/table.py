@@ -61,9 +61,10 @@ def measure(name: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     import mvitdsl
     from mvitdsl.backend import bench
 
-    source, ref_name = bench.REFERENCES[name]
     train = mode == "train"
     spec = mvitdsl.load_spec(ROOT / "specs" / f"{name}.mv")
+    assert spec.reference is not None, f"{name} states no reference"  # ROWS name such specs
+    source, ref_name = spec.reference.source, spec.reference.name
     size = input_for(spec, train, args.quick)
     spec = mvitdsl.load_spec(ROOT / "specs" / f"{name}.mv", input_size=size)
     opts = bench.BenchOptions(train=train)

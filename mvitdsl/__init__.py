@@ -130,8 +130,8 @@ def with_classes(spec: Spec, classes: int) -> Spec:
         raise ValueError(f"classes={classes}: need at least one class")
     head = spec.model.head.model_copy(update={"classes": classes})
     model = spec.model.model_copy(update={"head": head})
-    # the stated figures (`expect`) hold for the spec's own head only
-    return replace(spec, model=model, report=None, expectations=())
+    # the stated figures (`expect`) and the model it equals (`reference`) hold for its own head
+    return replace(spec, model=model, report=None, expectations=(), reference=None)
 
 
 def compile(  # noqa: A001

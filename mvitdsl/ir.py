@@ -164,6 +164,19 @@ class Budget(Node):
     activation_gib: float
 
 
+# the implementations a spec may name as the one its model equals (`reference SOURCE NAME`)
+ReferenceSource = Literal["torchvision", "timm"]
+
+
+class Reference(Node):
+    """`reference timm swin_tiny_patch4_window7_224`: the implementation the spec's model equals,
+    which `mvitdsl bench --against` and benchmarks/table.py build beside it (never inherited)."""
+
+    source: ReferenceSource
+    name: str
+    loc: Loc
+
+
 class Model(Node):
     """A whole model, lowered: what `build` emits and what `analyze` measures."""
 
@@ -220,6 +233,13 @@ class NamedModel(HasModel, Protocol):
 
     @property
     def name(self) -> str: ...
+
+
+class Referenced(NamedModel, Protocol):
+    """A named model and the implementation its spec states it equals, if any (bench)."""
+
+    @property
+    def reference(self) -> Reference | None: ...
 
 
 class SpecSource(NamedModel, Protocol):

@@ -19,6 +19,7 @@ from .language.expect import Expectation, read_expect, split_expect
 from .language.lower import Lowering, merge
 from .language.merge import own_statements
 from .language.parse import MAX_SOURCE_BYTES, decode_source, parse
+from .language.reference import read_reference, split_reference
 from .language.syntax import Model, Parent
 
 MAX_INHERITANCE_DEPTH = 16
@@ -34,6 +35,7 @@ class Spec:
     sources: dict[str, str] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()  # the spec's own `expect`, checked at its input
     warnings: tuple[Diagnostic, ...] = ()  # e.g. W001, an old spelling of a renamed word
+    reference: ir.Reference | None = None  # the spec's own `reference` (bench --against)
     report: Report | None = field(default=None, compare=False)  # made by check_spec (batch 1)
 
     @property
@@ -96,13 +98,15 @@ def load_spec(
     if input_size is not None:
         input_size = check_size_arg(input_size, "input_size")
     model, expect = split_expect(parse(text, file))  # `expect` is the child's own
+    model, stated = split_reference(model)  # and so is `reference`
     sources = {file: text}
     statements = resolve(model, sources, depth=0)
     lowered, warnings = _lower(model, statements, sources)
     expectations = read_expect(expect, sources)
+    reference = read_reference(stated, sources)
     if input_size is not None:  # the figures stated hold at the spec's own input only
         lowered, expectations = with_input(lowered, input_size), ()
-    spec = Spec(lowered, model, statements, sources, expectations, warnings)
+    spec = Spec(lowered, model, statements, sources, expectations, warnings, reference)
     return replace(spec, report=check_spec(spec)) if check else spec
 
 
@@ -237,6 +241,7 @@ def _read_parent(
         text = decode_source(path.read_bytes(), str(path))
         sources[str(path)] = text
         base, _ = split_expect(parse(text, str(path)))  # a parent's `expect` is not inherited
+        base, _ = split_reference(base)  # nor its `reference`
     except SpecError as e:
         e.sources.update(sources)
         raise

@@ -49,3 +49,11 @@ def test_readme_language_table_agrees_with_the_settings_table():
         assert row in known or any(row == o.word for s in settings.SETTINGS for o in s.options), (
             f"README's language table names {row!r}, which settings.py does not declare"
         )
+
+
+def test_every_statement_beside_the_table_has_its_section():
+    """settings.STATEMENTS (`outputs`, `expect`, `reference`, read by their own readers) are
+    documented after the table, each under its own heading."""
+    text = render()
+    for key in settings.STATEMENTS:
+        assert f"\n## `{key}`\n" in text, key

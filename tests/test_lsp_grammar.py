@@ -5,6 +5,7 @@ example is tokenised, and each word the parser sees gets the scope its kind call
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +14,16 @@ from typing import Any
 import pytest
 
 from mvitdsl.language import settings as S
+from mvitdsl.language.expect import KEY as EXPECT
 from mvitdsl.language.parse import parse
+from mvitdsl.language.reference import KEY as REFERENCE
+from mvitdsl.language.reference import SOURCES
 from mvitdsl.language.syntax import Setting, Table
+from mvitdsl.lsp.textmate import render
 
 ROOT = Path(__file__).resolve().parent.parent
-GRAMMAR = json.loads((ROOT / "mvitdsl" / "lsp" / "mvitdsl.tmLanguage.json").read_text())
+GRAMMAR_FILE = ROOT / "mvitdsl" / "lsp" / "mvitdsl.tmLanguage.json"
+GRAMMAR = json.loads(GRAMMAR_FILE.read_text(encoding="utf-8"))
 FILES = sorted([*(ROOT / "specs").glob("*.mv"), *(ROOT / "examples").glob("*.mv")])
 ATOM_SCOPES = {
     "size": "constant.numeric.size.mvitdsl",
@@ -128,3 +134,27 @@ def test_the_grammar_is_a_textmate_grammar() -> None:
     data: dict[str, Any] = GRAMMAR
     assert data["scopeName"] == "source.mvitdsl" and data["fileTypes"] == ["mv"]
     assert all(("name" in p) != ("captures" in p) for p in data["patterns"])
+
+
+def test_the_grammar_is_generated_from_the_table() -> None:
+    """`make docs` writes the file (mvitdsl/lsp/textmate.py); a stale one fails here."""
+    text = render()
+    if os.environ.get("MVITDSL_UPDATE_GOLDEN") == "1":
+        GRAMMAR_FILE.write_text(text, encoding="utf-8")
+    assert GRAMMAR_FILE.read_text(encoding="utf-8") == text, "stale grammar: run `make docs`"
+
+
+def test_the_grammar_knows_the_statements_beside_the_table() -> None:
+    """`outputs`, `expect` and `reference` start a statement; `reference`'s sources and the
+    older spellings of options are option words."""
+    setting = next(r for r in RULES if r.captures.get(1) == "keyword.other.setting.mvitdsl")
+    option = next(r for r in RULES if r.name == "support.constant.option.mvitdsl")
+    assert {EXPECT, REFERENCE, "outputs"} <= set(S.STATEMENTS)
+    for key in S.STATEMENTS:
+        assert setting.regex.match(f"  {key} x"), key
+    for word in [*SOURCES, "kv_stride", "dim_out", "gmacs"]:
+        assert option.regex.fullmatch(word), word
+    line = "  reference  timm swin_tiny_patch4_window7_224"
+    tokens = tokenise(line)
+    assert tokens[2] == ("reference", "keyword.other.setting.mvitdsl")
+    assert tokens[line.index("timm")] == ("timm", "support.constant.option.mvitdsl")

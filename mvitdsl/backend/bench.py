@@ -22,12 +22,12 @@ import torch
 from torch import nn
 
 from ..analysis.analyze import Report, analyze
-from ..ir import NamedModel
+from ..ir import NamedModel, Referenced
 from .export import input_shape
 from .memory import peak_memory_gib as peak_memory_gib
-from .reference import REFERENCES as REFERENCES
 from .reference import load_reference_weights as load_reference_weights
 from .reference import reference_model as reference_model
+from .reference import reference_name as reference_name
 
 SCHEMA = 1  # the JSON shape's version; `kind` names the shape (as every JSON output)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -249,7 +249,7 @@ def _stage_table(
 # -- the whole measurement
 
 
-def run(spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
+def run(spec: Referenced, opts: BenchOptions) -> dict[str, Any]:
     """Build, warm up, measure; a JSON-ready dict (keys shared with `mvitdsl check --format
     json` where they mean the same: schema, params, gmacs, gmacs_fvcore, activation_gib)."""
     say = opts.progress or (lambda _: None)
@@ -278,7 +278,7 @@ def run(spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
     return result
 
 
-def _models(gm: nn.Module, spec: NamedModel, opts: BenchOptions) -> dict[str, nn.Module]:
+def _models(gm: nn.Module, spec: Referenced, opts: BenchOptions) -> dict[str, nn.Module]:
     """Ours, and with --against the reference, its weights copied into ours."""
     models: dict[str, nn.Module] = {"mvitdsl": gm}
     if opts.against:
@@ -351,11 +351,11 @@ def _tflops(
     return {"tflops": tflops, "peak_tflops": peak, "peak_source": peak_source, "mfu": tflops / peak}
 
 
-def _against(timings: dict[str, Timing], spec: NamedModel, opts: BenchOptions) -> dict[str, Any]:
+def _against(timings: dict[str, Timing], spec: Referenced, opts: BenchOptions) -> dict[str, Any]:
     assert opts.against is not None
     theirs, per_step = timings[opts.against], timings["mvitdsl"].median
     return {
-        "reference": f"{opts.against} {REFERENCES[spec.name][1]}",
+        "reference": f"{opts.against} {reference_name(spec, opts.against)}",
         "latency_ms_median": theirs.median * 1e3,
         "clips_per_s": opts.batch / theirs.median,
         "ratio": theirs.median / per_step,  # > 1: mvitdsl is faster

@@ -1,6 +1,6 @@
 """The reference implementations `mvitdsl bench --against` and benchmarks/table.py run beside a
-spec's model: which torchvision or timm model matches each shipped spec, built at the spec's input
-size, and the spec model's weights copied from it."""
+spec's model: the torchvision or timm model its `reference` line names (language/reference.py),
+built at the spec's input size, and the spec model's weights copied from it."""
 
 from __future__ import annotations
 
@@ -8,70 +8,57 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from ..ir import NamedModel
+from ..ir import NamedModel, Referenced
 from .export import input_shape
 
 if TYPE_CHECKING:
     from .bench import BenchOptions
 
-# spec name -> (source, model name) of the reference implementation
-REFERENCES: dict[str, tuple[str, str]] = {
-    "mvit_b": ("torchvision", "mvit_v1_b"),
-    "mvitv2_s": ("torchvision", "mvit_v2_s"),
-    "mvitv2_t_image": ("timm", "mvitv2_tiny"),
-    "mvitv2_s_image": ("timm", "mvitv2_small"),
-    "mvitv2_b_image": ("timm", "mvitv2_base"),
-    "mvitv2_l_image": ("timm", "mvitv2_large"),
-    "mvitv2_h_image": ("timm", "mvitv2_huge"),
-    "swin_t": ("timm", "swin_tiny_patch4_window7_224"),
-    "swin_s": ("timm", "swin_small_patch4_window7_224"),
-    "swin_b": ("timm", "swin_base_patch4_window7_224"),
-    "pvt_v2_b0": ("timm", "pvt_v2_b0"),
-    "pvt_v2_b1": ("timm", "pvt_v2_b1"),
-    "pvt_v2_b2": ("timm", "pvt_v2_b2"),
-    "pvt_v2_b3": ("timm", "pvt_v2_b3"),
-    "pvt_v2_b4": ("timm", "pvt_v2_b4"),
-    "pvt_v2_b5": ("timm", "pvt_v2_b5"),
-    "pvt_v2_b2_li": ("timm", "pvt_v2_b2_li"),
-    "hiera_t_image": ("timm", "hiera_tiny_224"),
-    "hiera_s_image": ("timm", "hiera_small_224"),
-    "hiera_b_image": ("timm", "hiera_base_224"),
-    "hiera_b_plus_image": ("timm", "hiera_base_plus_224"),
-    "hiera_l_image": ("timm", "hiera_large_224"),
-    "hiera_h_image": ("timm", "hiera_huge_224"),
-    # SAM2.1's image-encoder trunks (feature specs: timm's forward_intermediates is the reference)
-    "sam2_hiera_t": ("timm", "sam2_hiera_tiny"),
-    "sam2_hiera_s": ("timm", "sam2_hiera_small"),
-    "sam2_hiera_b_plus": ("timm", "sam2_hiera_base_plus"),
-    "sam2_hiera_l": ("timm", "sam2_hiera_large"),
-}
+
+def reference_name(spec: Referenced, source: str) -> str:
+    """The model name of the spec's `reference` line for `source`; ValueError (one line) when
+    the spec states none for it."""
+    want = spec.reference
+    if want is None or want.source != source:
+        stated = f"; it states 'reference {want.source} {want.name}'" if want else ""
+        raise ValueError(
+            f"--against {source}: no {source} model is known for {spec.name} (the spec has no "
+            f"'reference {source} MODEL' line{stated})"
+        )
+    return want.name
 
 
-def reference_model(spec: NamedModel, source: str, opts: BenchOptions) -> nn.Module:
+def reference_model(spec: Referenced, source: str, opts: BenchOptions) -> nn.Module:
     """The reference implementation at the spec's input size, with the spec model's layout
     of weights loaded afterwards by the caller."""
     from .bench import DTYPES
 
     size = input_shape(spec.model)
-    want = REFERENCES.get(spec.name)
-    if want is None or want[0] != source:
-        raise ValueError(f"--against {source}: no {source} model is known for {spec.name}")
+    name = reference_name(spec, source)
     if source == "torchvision":
-        model = _torchvision_model(want[1], size)
+        model = _torchvision_model(name, size)
     else:
-        import timm
-
-        # a model that takes any size (timm's PVTv2) has no img_size to build for
-        cfg = timm.models.get_pretrained_cfg(want[1])
-        sized = cfg is None or cfg.fixed_input_size
-        extra: dict[str, Any] = {"img_size": tuple(size[1:])} if sized else {}
-        if spec.model.outputs is not None:
-            extra["num_classes"] = 0
-        model = timm.create_model(want[1], pretrained=False, **extra)
-        if spec.model.outputs is not None:
-            _as_features(model, len(spec.model.outputs.stages))
+        model = _timm_model(name, size, spec)
     dtype = DTYPES[opts.dtype] if opts.pure else None
     return model.to(device=opts.device, dtype=dtype)
+
+
+def _timm_model(name: str, size: tuple[int, ...], spec: NamedModel) -> nn.Module:
+    """timm's model `name` at the spec's input size (a feature spec's: its stage maps)."""
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"--against timm: timm has no model {name!r} (the spec's reference line)")
+    # a model that takes any size (timm's PVTv2) has no img_size to build for
+    cfg = timm.models.get_pretrained_cfg(name)
+    sized = cfg is None or cfg.fixed_input_size
+    extra: dict[str, Any] = {"img_size": tuple(size[1:])} if sized else {}
+    if spec.model.outputs is not None:
+        extra["num_classes"] = 0
+    model = timm.create_model(name, pretrained=False, **extra)
+    if spec.model.outputs is not None:
+        _as_features(model, len(spec.model.outputs.stages))
+    return model
 
 
 def _as_features(model: nn.Module, maps: int) -> None:
@@ -93,6 +80,11 @@ def _torchvision_model(name: str, size: tuple[int, ...]) -> nn.Module:
     import torchvision
 
     video = torchvision.models.video.mvit
+    if not callable(getattr(torchvision.models.video, name, None)):
+        raise ValueError(
+            f"--against torchvision: torchvision.models.video has no model {name!r} "
+            "(the spec's reference line)"
+        )
     original = video._mvit
 
     def sized(**kw: object) -> nn.Module:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, get_args
 
+from ..ir import ReferenceSource
 from .common import DTYPES, MAX_FLAG_INT, Subparsers, add_spec_args, int_in, load
 
 
@@ -44,7 +45,12 @@ def add_parser(sub: Subparsers) -> None:
     p.add_argument(
         "--peak-tflops", type=float, default=None, help="a vendor peak instead of the probe"
     )
-    p.add_argument("--against", choices=("torchvision", "timm"), default=None)
+    p.add_argument(
+        "--against",
+        choices=get_args(ReferenceSource),
+        default=None,
+        help="time beside ours the model the spec's `reference SOURCE MODEL` line names",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(run=run)
 

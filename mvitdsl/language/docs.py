@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import reference as R
 from . import settings as S
 
 HEADER = """\
@@ -160,8 +161,9 @@ def _paths() -> list[str]:
     return [*lines, ""]
 
 
-# The two statements read by their own hooks, outside the settings table: `outputs`
-# (language/read.py, Reader.outputs) and `expect` (language/expect.py; not inherited).
+# The statements read by their own hooks, outside the settings table (settings.STATEMENTS):
+# `outputs` (language/read.py, Reader.outputs), `expect` (language/expect.py; not inherited)
+# and `reference` (language/reference.py; not inherited).
 STATEMENTS = [
     "## `outputs`",
     "",
@@ -183,6 +185,22 @@ STATEMENTS = [
     "",
     "```",
     "expect     params 36610672, gmacs 70.599, gmacs_fvcore 70.804, output 768x8x7x7",
+    "```",
+    "",
+    "## `reference`",
+    "",
+    "The implementation the spec's model equals: a source and that source's model name.",
+    "",
+    *(f"- `{word}`: {doc}" for word, doc in R.WORDS.items()),
+    "",
+    "`mvitdsl bench --against SOURCE` and benchmarks/table.py build it at the spec's input size",
+    "beside the spec's model and copy the same weights into both; `--against` on a spec without",
+    "a line for that source is an error. An unknown source is E203; a missing, extra or malformed",
+    "model name (lower-case letters, digits and `_`) is E204. One per spec; not inherited",
+    "through `extends`: a child is another model and states its own, or none.",
+    "",
+    "```",
+    R.EXAMPLE,
     "```",
     "",
 ]

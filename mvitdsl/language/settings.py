@@ -642,6 +642,10 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+# The statements read outside this table, each by its own reader: `outputs` (read.py), `expect`
+# (expect.py) and `reference` (reference.py); the docs, the editor's grammar and the highlighter
+# list them beside SETTINGS.
+STATEMENTS: tuple[str, ...] = ("outputs", "expect", "reference")
 
 # Old spelling -> option word, over every setting (W001 when read; `fmt` rewrites them).
 RENAMED_OPTIONS: dict[str, str] = {k: v for s in SETTINGS for k, v in s.renamed().items()}

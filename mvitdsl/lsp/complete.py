@@ -12,6 +12,8 @@ from ..catalog import describe, names, shipped_path
 from ..language import settings as S
 from ..language.expect import KEY as EXPECT
 from ..language.expect import WORDS as EXPECT_WORDS
+from ..language.reference import KEY as REFERENCE
+from ..language.reference import WORDS as REFERENCE_WORDS
 from .context import code, context_at
 from .document import Document, load_parent, row_name, table
 from .hover import OTHER_KEYS, option_text, setting_text
@@ -57,6 +59,12 @@ def option_items(key: str, words: list[str]) -> list[lsp.CompletionItem]:
         return [
             lsp.CompletionItem(label=w, kind=Kind.Field, detail=doc, insert_text=f"{w} ")
             for w, doc in EXPECT_WORDS.items()
+        ]
+    if key == REFERENCE:  # the source; the model name after it is the source's to know
+        stated = any(w in REFERENCE_WORDS for w in words)
+        return [
+            lsp.CompletionItem(label=w, kind=Kind.EnumMember, detail=doc, insert_text=f"{w} ")
+            for w, doc in ({} if stated else REFERENCE_WORDS).items()
         ]
     setting = S.BY_KEY.get(key)
     if setting is None:

@@ -10,6 +10,9 @@ from lsprotocol import types as lsp
 from ..analysis.analyze import StageRow
 from ..diagnostics import CODES
 from ..language import settings as S
+from ..language.reference import KEY as REFERENCE
+from ..language.reference import SOURCES as REFERENCE_SOURCES
+from ..language.reference import WORDS as REFERENCE_WORDS
 from .context import context_at
 from .document import Document, row_name, table
 from .positions import to_offset, to_position, word_at
@@ -23,6 +26,9 @@ OTHER_KEYS = {
     "outputs": "the stages (or `norm`) whose feature maps the model returns instead of logits",
     "expect": "figures the spec states about itself (params, gmacs, gmacs_fvcore, output), "
     "checked against the analysis (E308)",
+    "reference": "the implementation the model equals ("
+    + ", ".join(REFERENCE_SOURCES)
+    + " and its model name), built beside it by `mvitdsl bench --against`",
 }
 
 
@@ -51,6 +57,8 @@ def _word_text(doc: Document, word: str, row: int, start: int, text: str) -> str
     context = context_at(doc.lines, row, start)
     if context.where == "model" and context.first:
         return setting_text(word)
+    if context.where == "setting" and context.key == REFERENCE and word in REFERENCE_WORDS:
+        return f"**reference {word}**: {REFERENCE_WORDS[word]}"
     if context.where == "setting" and context.key in S.BY_KEY:
         options = S.BY_KEY[context.key].options
         match = [o for o in options if o.word == word] or [o for o in options if word in o.choices]

@@ -18,12 +18,11 @@ from pygments.token import (
 )
 
 from ..language import settings as S
-from ..language.expect import KEY as EXPECT
 
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
 # statement words: the settings' keys, the stage table and its row verbs
-STATEMENTS = (*(s.key for s in S.SETTINGS), EXPECT, "stages")
+STATEMENTS = (*(s.key for s in S.SETTINGS), *S.STATEMENTS, "stages")
 # option words (and their older spellings, still read) of every setting, and the row cells
 OPTIONS = tuple(
     sorted(
