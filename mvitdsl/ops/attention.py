@@ -46,6 +46,12 @@ Qkv = Literal["fused", "separate"]
 ATTN = "attn"
 QKV = "attn.qkv"
 ATTN_PROJECT, ATTN_DROPOUT = "attn.project.0", "attn.project.1"
+# SlowFast's and timm's names inside a block (every attention kind's projection, the pools)
+REFERENCE_NAMES = (
+    (r"^attn\.proj\.", f"{ATTN_PROJECT}."),
+    (r"^attn\.pool_([qkv])\.", rf"attn.pool_\1{POOL_CONV}."),
+    (r"^attn\.norm_([qkv])\.", rf"attn.pool_\1{POOL_NORM}."),
+)
 
 
 def rel_pos_name(axis: str) -> str:
@@ -396,4 +402,5 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
+    names=REFERENCE_NAMES,
 )

@@ -17,6 +17,7 @@ from .base import (
     Rules,
     Shape,
     Sketch,
+    StageName,
     Value,
     grid_out,
     lines,
@@ -26,7 +27,10 @@ from .base import (
 if TYPE_CHECKING:
     from ..ir import Block, Model
 
-EMBED_PROJ, EMBED_NORM = "embed.proj", "embed.norm"
+EMBED = "embed"
+EMBED_PROJ, EMBED_NORM = f"{EMBED}.proj", f"{EMBED}.norm"
+# timm's PVTv2 holds a stage's embedding as the stage's `stages.{s}.downsample`
+STAGE_NAMES = (StageName("stages", "downsample", "first", EMBED),)
 
 
 class StageEmbed(Node):
@@ -127,4 +131,5 @@ RULES = Rules(
     check=check,
     emit={"enter": emit_enter},
     draw={"enter": draw_enter},
+    stage_names=STAGE_NAMES,
 )

@@ -17,6 +17,7 @@ from .base import (
     Rules,
     Shape,
     Sketch,
+    StageName,
     Value,
     linear,
     lines,
@@ -26,7 +27,10 @@ from .base import (
 if TYPE_CHECKING:
     from ..ir import Block, Model
 
-MERGE_NORM, MERGE_REDUCTION = "merge.norm", "merge.reduction"
+MERGE = "merge"
+MERGE_NORM, MERGE_REDUCTION = f"{MERGE}.norm", f"{MERGE}.reduction"
+# timm's Swin holds a stage's merging as the stage's `layers.{s}.downsample`
+STAGE_NAMES = (StageName("layers", "downsample", "first", MERGE),)
 
 
 class PatchMerge(Node):
@@ -129,4 +133,5 @@ RULES = Rules(
     check=check,
     emit={"enter": emit_enter},
     draw={"enter": draw_enter},
+    stage_names=STAGE_NAMES,
 )

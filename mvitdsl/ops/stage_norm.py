@@ -14,6 +14,7 @@ from .base import (
     Rules,
     Shape,
     Sketch,
+    StageName,
     Value,
 )
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from ..ir import Block, Model
 
 STAGE_NORM = "stage_norm"
+# timm's PVTv2 holds it as the stage's `stages.{s}.norm`
+STAGE_NAMES = (StageName("stages", "norm", "last", STAGE_NORM),)
 
 
 class StageNorm(Node):
@@ -63,4 +66,5 @@ RULES = Rules(
     shapes=shapes,
     emit={"exit": emit_exit},
     draw={"exit": draw_exit},
+    stage_names=STAGE_NAMES,
 )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..ir import Block, Model
 
 BIAS_TABLE = "attn.rel_pos_table"
+REFERENCE_NAMES = ((r"^attn\.relative_position_bias_table$", BIAS_TABLE),)  # timm's
 
 
 class SwinAttention(attention.AttentionOptions):
@@ -178,4 +179,5 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
+    names=REFERENCE_NAMES,
 )
