@@ -5,7 +5,7 @@ pooling, the output projection. Its record, shape rule, costs, names, checks, em
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..nodes import Dims3, Node, Pool
 from .base import (
@@ -69,6 +69,15 @@ class AttentionOptions(Node):
     residual_pool: ResidualPool
     qkv: Qkv = "fused"  # one Linear to 3A, or separate q, k, v Linears
     pool_first: bool = False  # pool the input (its own heads) before the separate projections
+
+
+A = TypeVar("A", bound=AttentionOptions)
+
+
+def swapped(current: AttentionOptions, kind: type[A], **fields: Any) -> A:
+    """An attention of another kind (a scope's, ops/base.py SLOTS) with `current`'s options and
+    `fields`."""
+    return kind(**current.model_dump(exclude={"kind", *fields}), **fields)
 
 
 class PoolingAttention(AttentionOptions):

@@ -240,6 +240,11 @@ class Making:
     j: int
     last: bool
 
+    @property
+    def changes(self) -> bool:
+        """The block strides Q or changes width (where an entering op maps its input)."""
+        return self.stride_q != (1, 1, 1) or self.widths[0] != self.widths[2]
+
 
 @dataclass(frozen=True)
 class StageName:

@@ -14,6 +14,7 @@ from .base import (
     Costs,
     Emits,
     Labels,
+    Making,
     Rules,
     Shape,
     Sketch,
@@ -38,6 +39,11 @@ class PatchMerge(Node):
 
     kind: Literal["patch_merge"] = "patch_merge"
     stride: Dims3
+
+
+def make(m: Making, made: tuple[Node, ...], current: None) -> PatchMerge | None:
+    """With `dim_change merge`, a block that strides or changes width merges patches first."""
+    return PatchMerge(stride=m.stride_q) if m.opts["dim_change"] == "merge" and m.changes else None
 
 
 def of(block: Block) -> PatchMerge | None:
@@ -134,4 +140,6 @@ RULES = Rules(
     emit={"enter": emit_enter},
     draw={"enter": draw_enter},
     stage_names=STAGE_NAMES,
+    slot="enter",
+    make=make,
 )

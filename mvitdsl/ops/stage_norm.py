@@ -11,6 +11,7 @@ from .base import (
     Costs,
     Emits,
     Labels,
+    Making,
     Rules,
     Shape,
     Sketch,
@@ -30,6 +31,11 @@ class StageNorm(Node):
     """A LayerNorm over the block's output tokens, closing its stage."""
 
     kind: Literal["stage_norm"] = "stage_norm"
+
+
+def make(m: Making, made: tuple[Node, ...], current: None) -> StageNorm | None:
+    """With `stage_norm on`, the stage's last block closes it."""
+    return StageNorm() if m.last and m.opts["stage_norm"] else None
 
 
 def costs(model: Model, block: Block, op: StageNorm, flow: BlockFlow) -> Costs:
@@ -67,4 +73,6 @@ RULES = Rules(
     emit={"exit": emit_exit},
     draw={"exit": draw_exit},
     stage_names=STAGE_NAMES,
+    slot="exit",
+    make=make,
 )
