@@ -144,7 +144,7 @@ def _expand_stage(
         shape, block = None, None
         if memo is not None:
             lag = keys[s - 1][0] if j == 0 and s > 0 else -1  # the previous stage's scope
-            # j: Swin's shift alternates inside the stage, whatever the block's index
+            # j: an op's maker sees the block's place in its stage (ops.Making), not its index
             shape = ("block", keys[s][0], lag, j, last, widths, stride_q, stride_kv, strides_before)
             block = memo.get(shape)  # built at another index and rate: _row places it
         if block is None:
