@@ -120,7 +120,8 @@ class Attention(Node):
     """The model-wide block options (a stage row may override the per-stage ones: the blocks
     carry the values in effect). The fields are the ones the lowering and the MViT block read;
     every other option of language/settings.py's `attention` (one an op module's `make` reads,
-    e.g. PVTv2's `reduce`) is held as data beside them, declared only in the table."""
+    e.g. Swin's `shift`, PVTv2's `reduce`) is held as data beside them, declared only in the
+    table."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -147,7 +148,6 @@ class Attention(Node):
     qkv: Qkv = "fused"
     pool_first: bool = False
     layer_scale: float = 0.0
-    shift: Literal["none", "alternate"] = "none"  # Swin's shifted windows on every other block
     stride_kv_global: Dims3 | None = None  # a listed global block's K/V stride, over the stage's
 
 

@@ -195,13 +195,14 @@ def test_a_registered_maker_fills_its_slot_without_edits(monkeypatch: Any) -> No
 
 def test_the_attention_record_holds_every_option_of_the_table() -> None:
     """ir.Attention holds each `attention` option of the one table, an option only an op module
-    reads (PVTv2's) as data rather than a field: it is declared once, and its maker reads it."""
+    reads (Swin's, PVTv2's) as data rather than a field: declared once, read by its maker."""
     from mvitdsl.language import settings
 
     attention = mvitdsl.load_spec(SPECS / "pvt_v2_b2_li.mv").model.attention
     held = set(attention.model_dump(exclude={"loc"})) - {"stride_kv_adaptive"}
     assert held == set(settings.defaults("attention"))
-    assert {"reduce", "reduce_mode", "mlp_conv", "stage_norm"} <= set(attention.model_extra or {})
+    data = {"shift", "reduce", "reduce_mode", "mlp_conv", "stage_norm"}
+    assert data <= set(attention.model_extra or {})
     assert attention.model_extra is not None and attention.model_extra["reduce_mode"] == "linear"
 
 
