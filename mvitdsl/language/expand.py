@@ -160,7 +160,7 @@ def _expand_stage(
                 j=j,
                 last=last,
             )
-            block = _scoped(_block(row, at, m, rate), m)
+            block = _block(row, at, m, rate)
             if memo is not None:
                 memo[shape] = block
         made.append(block)
@@ -220,29 +220,27 @@ def _times(a: ir.Dims3, b: ir.Dims3) -> ir.Dims3:
     return (a[0] * b[0], a[1] * b[1], a[2] * b[2])
 
 
-def _scoped(block: ir.Block, m: ops.Making) -> ir.Block:
-    """The block with its attention in the scope its settings ask for (the `scope` slot's
-    makers: windows, of the stage whose scope it keeps); a block the row's `global` cell lists
-    attends globally whatever the scope."""
-    if m.j in (m.opts.get("global_blocks") or ()):
-        return block
-    attention = block.attention_op
-    scoped = _made("scope", m, block.ops, attention)
-    if scoped is None:
-        return block
-    swapped = tuple(scoped if op is attention else op for op in block.ops)
-    return block.model_copy(update={"ops": swapped})
-
-
-def _made(slot: str, m: ops.Making, made: tuple[Any, ...], current: Any) -> Any:
-    """The op the first registered maker of `slot` makes from the block's settings (the
-    registry is read per call: a test may add to it), or None."""
-    for rules in ops.REGISTRY.values():
-        if rules.slot == slot and rules.make is not None:
-            op = rules.make(m, made, current)
-            if op is not None:
-                return op
+def _made(makers: tuple[Any, ...], m: ops.Making, made: tuple[Any, ...], current: Any) -> Any:
+    """The op the first of a slot's `makers` makes from the block's settings, or None."""
+    for make in makers:
+        op = make(m, made, current)
+        if op is not None:
+            return op
     return None
+
+
+_MAKERS: list[Any] = [(), {}]  # the registry's rules when last read, and their makers by slot
+
+
+def _makers() -> dict[str, tuple[Any, ...]]:
+    """Each slot's makers in registry order, read again when the registry changes (a test may
+    add to it): comparing its rules by identity costs less than reading them per block."""
+    now = tuple(ops.REGISTRY.values())
+    if now != _MAKERS[0]:
+        table = {s: tuple(r.make for r in now if r.slot == s and r.make) for s in ops.SLOTS}
+        _MAKERS[:] = [now, table]
+    made: dict[str, tuple[Any, ...]] = _MAKERS[1]
+    return made
 
 
 def _widths(att: ir.Attention, rows: list[StageDraft], s: int, j: int, dim_in: int) -> Widths:
@@ -284,10 +282,11 @@ def _block(row: StageDraft, index: int, m: ops.Making, drop_path: float) -> ir.B
 def _ops(m: ops.Making) -> tuple[ops.BlockOp, ...]:
     """Attention, the MLP, and where they apply the projection, skip pool and layer scale, in
     the order their state-dict names come; the registered ops made from the settings take their
-    slots (ops/base.py SLOTS): first, in place of the attention or the MLP, last."""
-    opts, widths = m.opts, m.widths
+    slots (ops/base.py SLOTS): first, in place of the attention (then its scope) or the MLP,
+    last."""
+    opts, widths, makers = m.opts, m.widths, _makers()
     out: list[Any] = []
-    entering = _made("enter", m, (), None)
+    entering = _made(makers["enter"], m, (), None)
     if entering is not None:
         out.append(entering)
     # an op entering the block strides its grid: Q is not strided again
@@ -301,16 +300,19 @@ def _ops(m: ops.Making) -> tuple[ops.BlockOp, ...]:
         qkv="separate" if opts["pool_first"] else opts["qkv"],
         pool_first=opts["pool_first"],
     )
-    out.append(_made("attention", m, tuple(out), pooling) or pooling)
+    attention = _made(makers["attention"], m, tuple(out), pooling) or pooling
+    if m.j not in (opts.get("global_blocks") or ()):  # a listed block attends globally
+        attention = _made(makers["scope"], m, tuple(out), attention) or attention
+    out.append(attention)
     mlp = ops.Mlp(hidden=int(widths[1] * opts["mlp_ratio"]))
-    out.append(_made("mlp", m, tuple(out), mlp) or mlp)
+    out.append(_made(makers["mlp"], m, tuple(out), mlp) or mlp)
     if widths[0] != widths[2] and entering is None:
         out.append(ops.Project(branch=opts["dim_change"]))
     if pool_q.stride != ONE:
         out.append(ops.SkipPool(pool=_pool_skip(opts, pool_q)))
     if opts["layer_scale"]:
         out.append(ops.LayerScale(init=float(opts["layer_scale"])))
-    exiting = _made("exit", m, tuple(out), None)
+    exiting = _made(makers["exit"], m, tuple(out), None)
     if exiting is not None:
         out.append(exiting)
     return tuple(out)

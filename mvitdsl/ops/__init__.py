@@ -26,7 +26,7 @@ from . import (
     window,
 )
 from .attention import PoolingAttention
-from .base import Making, Rules
+from .base import SLOTS, Making, Rules
 from .conv_mlp import ConvMlp
 from .embed import StageEmbed
 from .layer_scale import LayerScale
@@ -83,6 +83,7 @@ REGISTRY: dict[str, Rules] = {
 
 __all__ = [
     "REGISTRY",
+    "SLOTS",
     "AttentionOp",
     "BlockOp",
     "ConvMlp",

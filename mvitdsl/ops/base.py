@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import lcm, prod
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from ..nodes import Dims3, Node, Pool
 
@@ -218,14 +218,14 @@ HOOKS = (
 
 # The places of a block's op list that the ops made from settings fill (language/expand.py builds
 # the pooling attention, the MLP, projection, skip pool and layer scale itself): `enter` (first,
-# before norm1), `attention` (in place of the pooling attention, from it), `mlp` (in place of the
-# plain MLP, from it), `exit` (last), `scope` (in place of the attention once the block is made:
-# its windows). A slot takes the first op its makers (in REGISTRY order) return.
-SLOTS = ("enter", "attention", "mlp", "exit", "scope")
+# before norm1), `attention` (in place of the pooling attention, from it), `scope` (in place of
+# that attention, from it: its windows; not in the blocks a row's `global` cell lists), `mlp` (in
+# place of the plain MLP, from it), `exit` (last). A slot takes the first op its makers (in
+# REGISTRY order) return; a maker also sees the ops made before its slot's.
+SLOTS = ("enter", "attention", "scope", "mlp", "exit")
 
 
-@dataclass(frozen=True)
-class Making:
+class Making(NamedTuple):
     """What a block's ops are made from: the options in effect for its stage (`opts`; the
     stage whose scope it keeps in `scope_opts`, named `scope_from` when not its own), its widths
     (in, attention, out), Q and K/V strides, the Q strides before it, its place in the stage."""
