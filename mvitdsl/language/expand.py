@@ -140,26 +140,15 @@ def _expand_stage(
         widths = _widths(att, rows, s, j, dim_in)
         at = index + j
         rate = _rate(opts, at, total)
-        last = j == row.depth - 1
         shape, block = None, None
         if memo is not None:
             lag = keys[s - 1][0] if j == 0 and s > 0 else -1  # the previous stage's scope
             # j: an op's maker sees the block's place in its stage (ops.Making), not its index
+            last = j == row.depth - 1
             shape = ("block", keys[s][0], lag, j, last, widths, stride_q, stride_kv, strides_before)
             block = memo.get(shape)  # built at another index and rate: _row places it
         if block is None:
-            lag = j == 0 and s > 0 and bool(opts["scope_lag"])  # the previous stage's scope
-            m = ops.Making(
-                opts=opts,
-                scope_opts=stage_opts[s - 1] if lag else opts,
-                scope_from=rows[s - 1].name if lag else "",
-                widths=widths,
-                stride_q=stride_q,
-                stride_kv=stride_kv,
-                strides_before=strides_before,
-                j=j,
-                last=last,
-            )
+            m = _making(rows, stage_opts, s, j, widths, (stride_q, stride_kv, strides_before))
             block = _block(row, at, m, rate)
             if memo is not None:
                 memo[shape] = block
@@ -168,6 +157,31 @@ def _expand_stage(
         dim_in = widths[2]
     built = _stage(row, index, bool(opts["pool_kv"])) if row.depth else None
     return built, tuple(made), Running(index + row.depth, dim_in, kv_running, strides_before)
+
+
+def _making(
+    rows: list[StageDraft],
+    stage_opts: list[dict[str, Any]],
+    s: int,
+    j: int,
+    widths: Widths,
+    strides: tuple[ir.Dims3, ir.Dims3, ir.Dims3],
+) -> ops.Making:
+    """What block j of stage s is made from (`strides`: its Q and K/V strides, the Q strides
+    before it): a stage's first block keeps the previous stage's scope where `scope_lag`."""
+    opts = stage_opts[s]
+    lag = j == 0 and s > 0 and bool(opts["scope_lag"])
+    return ops.Making(
+        opts=opts,
+        scope_opts=stage_opts[s - 1] if lag else opts,
+        scope_from=rows[s - 1].name if lag else "",
+        widths=widths,
+        stride_q=strides[0],
+        stride_kv=strides[1],
+        strides_before=strides[2],
+        j=j,
+        last=j == rows[s].depth - 1,
+    )
 
 
 def _stage_options(
