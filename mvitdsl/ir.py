@@ -8,6 +8,8 @@ from __future__ import annotations
 from math import prod
 from typing import Any, Literal, Protocol
 
+from pydantic import ConfigDict
+
 from . import ops
 from .nodes import Dims3, Loc, Node, Pool, PoolMode, default_kernel, spatial, with_t
 from .ops import AttentionOp, BlockOp
@@ -116,7 +118,12 @@ class Stage(Node):
 
 class Attention(Node):
     """The model-wide block options (a stage row may override the per-stage ones: the blocks
-    carry the values in effect)."""
+    carry the values in effect). The fields are the ones the lowering and the MViT block read;
+    every other option of language/settings.py's `attention` (one an op module's `make` reads,
+    e.g. Swin's `shift`, PVTv2's `reduce`) is held as data beside them, declared only in the
+    table."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     pool_mode: PoolMode
     kernel_q: Dims3 | None
@@ -128,7 +135,7 @@ class Attention(Node):
     pool_pad: Literal["half", "zero"]
     skip_pool: Literal["s_plus_1", "like_q"]
     mlp_ratio: float
-    dim_change: Literal["mlp", "attention", "merge", "embed"]
+    dim_change: str  # one of the table's choices: `mlp`, `attention`, or an entering op's
     rel_pos: RelPos
     residual_pool: ResidualPool
     qkv_bias: bool
@@ -141,12 +148,7 @@ class Attention(Node):
     qkv: Qkv = "fused"
     pool_first: bool = False
     layer_scale: float = 0.0
-    shift: Literal["none", "alternate"] = "none"  # Swin's shifted windows on every other block
     stride_kv_global: Dims3 | None = None  # a listed global block's K/V stride, over the stage's
-    reduce: int | None = None  # PVTv2's spatial reduction of K/V (ops/reduce.py)
-    reduce_mode: Literal["conv", "linear"] = "conv"
-    mlp_conv: bool = False  # PVTv2's depthwise conv in the MLP (ops/conv_mlp.py)
-    stage_norm: bool = False  # PVTv2's LayerNorm after each stage (ops/stage_norm.py)
 
 
 class Outputs(Node):

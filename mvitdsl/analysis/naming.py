@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from ..ir import Block, Model, Stage
+from .. import ops
+from ..ir import Block, Model
 from ..ops import attention, head, mlp, patch, pools, positions, project
 from ..ops import block as ops_block
 from ..ops.base import BlockFlow
@@ -92,37 +93,12 @@ def block_param_shapes(model: Model, b: Block, flow: BlockFlow) -> dict[str, Sha
 
 # ---------------------------------------------------------------- renaming
 
-# Inside a block, SlowFast and timm share names; ours are torchvision's.
-_BLOCK_RULES: tuple[tuple[str, str], ...] = (
-    (r"^attn\.proj\.", "attn.project.0."),
-    (r"^attn\.pool_([qkv])\.", r"attn.pool_\1.pool."),
-    (r"^attn\.norm_([qkv])\.", r"attn.pool_\1.norm_act.0."),
-    (r"^mlp\.fc1\.", "mlp.0."),
-    (r"^mlp\.fc2\.", "mlp.3."),
-    (r"^(proj|shortcut_proj_attn|shortcut_proj_mlp)\.", "project."),
-    (r"^attn\.relative_position_bias_table$", "attn.rel_pos_table"),  # timm's Swin
+# Each op module states its reference names (SlowFast and timm share those inside a block; ours
+# are torchvision's): the stem's and head's, the block ops' `names` and, for the ops a timm stage
+# holds once, their `stage_names`. What is left here is the dialects'.
+_STEM_RULES: dict[str, str] = (
+    patch.REFERENCE_NAMES | positions.REFERENCE_NAMES | head.REFERENCE_NAMES
 )
-
-_STEM_RULES: dict[str, str] = {
-    "patch_embed.proj.weight": "conv_proj.weight",
-    "patch_embed.proj.bias": "conv_proj.bias",
-    "cls_token": "pos_encoding.class_token",
-    "pos_embed": "pos_encoding.pos_embed",
-    "pos_embed_spatial": "pos_encoding.spatial_pos",
-    "pos_embed_temporal": "pos_encoding.temporal_pos",
-    "pos_embed_class": "pos_encoding.class_pos",
-    "pos_embed_window": "pos_encoding.pos_embed_window",  # SAM2's windowed positions
-    "head.projection.weight": "head.1.weight",
-    "head.projection.bias": "head.1.bias",
-    "head.norm.weight": "norm.weight",  # timm's Hiera: mean, then the norm
-    "head.norm.bias": "norm.bias",
-    "head.fc.weight": "head.1.weight",
-    "head.fc.bias": "head.1.bias",
-    "patch_embed.norm.weight": "patch_norm.weight",  # timm's Swin
-    "patch_embed.norm.bias": "patch_norm.bias",
-    "head.weight": "head.1.weight",  # timm's PVTv2
-    "head.bias": "head.1.bias",
-}
 
 
 # pytorchvideo's create_multiscale_vision_transformers: its own stem, position and head names;
@@ -143,8 +119,12 @@ _PYTORCHVIDEO_RULES: dict[str, str] = {
 
 
 def _block_inner(name: str) -> str:
-    for pattern, repl in _BLOCK_RULES:
-        name = re.sub(pattern, repl, name)
+    """Ours for a name inside a block: the registered ops' `names` (read per call: the registry
+    may grow), the first that matches (they are disjoint)."""
+    for rules in ops.REGISTRY.values():
+        for pattern, repl in rules.names:
+            if re.match(pattern, name):
+                return re.sub(pattern, repl, name, count=1)
     return name
 
 
@@ -175,24 +155,35 @@ def rename(name: str, source: Source, model: Model) -> str:
         if stage < len(offsets):
             return f"blocks.{offsets[stage] + j}.{_block_inner(m.group(3))}"
         return name
-    m = re.match(r"^layers\.(\d+)\.downsample\.(.*)$", name) if source == "timm" else None
-    if m is not None and int(m.group(1)) < len(model.stages):  # timm's Swin: a stage's merging
-        return f"blocks.{model.stages[int(m.group(1))].first}.merge.{m.group(2)}"
-    m = re.match(r"^stages\.(\d+)\.(downsample|norm)\.(.*)$", name) if source == "timm" else None
-    if m is not None and int(m.group(1)) < len(model.stages):  # timm's PVTv2: a stage's ends
-        return _pvt_stage(model.stages[int(m.group(1))], m.group(2), m.group(3))
+    staged = _stage_level(name, model) if source == "timm" else None
+    if staged is not None:
+        return staged
     m = re.match(r"^blocks\.(\d+)\.(.*)$", name)
     if m is not None:
         return f"blocks.{m.group(1)}.{_block_inner(m.group(2))}"
     return name
 
 
-def _pvt_stage(stage: Stage, part: str, rest: str) -> str:
-    """timm PVTv2's stage embedding (its first block's `embed`) and final norm (its last
-    block's `stage_norm`)."""
-    if part == "downsample":
-        return f"blocks.{stage.first}.embed.{rest}"
-    return f"blocks.{stage.first + stage.depth - 1}.stage_norm.{rest}"
+def _stage_level(name: str, model: Model) -> str | None:
+    """timm's name of an op a stage holds once (`{parent}.{s}.{part}.*`, an op's `stage_names`):
+    ours in the stage's first or last block; None for any other name."""
+    m = re.match(r"^(\w+)\.(\d+)\.(\w+)\.(.*)$", name)
+    if m is None or int(m.group(2)) >= len(model.stages):
+        return None
+    found = next(
+        (
+            n
+            for rules in ops.REGISTRY.values()
+            for n in rules.stage_names
+            if (n.parent, n.part) == (m.group(1), m.group(3))
+        ),
+        None,
+    )
+    if found is None:
+        return None
+    stage = model.stages[int(m.group(2))]
+    at = stage.first if found.block == "first" else stage.first + stage.depth - 1
+    return f"blocks.{at}.{found.ours}.{m.group(4)}"
 
 
 def dropped(name: str, source: Source) -> bool:

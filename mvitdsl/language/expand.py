@@ -3,6 +3,7 @@ option resolved (a row's `key=value` cells over the model-wide `attention` and `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .. import ir, ops
@@ -10,7 +11,6 @@ from .read import StageDraft
 
 Widths = tuple[int, int, int]  # a block's (dim_in, dim_attn, dim_out)
 ONE: ir.Dims3 = (1, 1, 1)
-ZERO: ir.Dims3 = (0, 0, 0)
 
 
 class Running(NamedTuple):
@@ -140,16 +140,16 @@ def _expand_stage(
         widths = _widths(att, rows, s, j, dim_in)
         at = index + j
         rate = _rate(opts, at, total)
-        last = j == row.depth - 1  # PVTv2's stage norm closes the row
         shape, block = None, None
         if memo is not None:
             lag = keys[s - 1][0] if j == 0 and s > 0 else -1  # the previous stage's scope
-            # j: Swin's shift alternates inside the stage, whatever the block's index
+            # j: an op's maker sees the block's place in its stage (ops.Making), not its index
+            last = j == row.depth - 1
             shape = ("block", keys[s][0], lag, j, last, widths, stride_q, stride_kv, strides_before)
             block = memo.get(shape)  # built at another index and rate: _row places it
         if block is None:
-            block = _block(opts, row, at, widths, (stride_q, stride_kv), rate, last)
-            block = _scoped(block, att, stage_opts, rows, s, j, strides_before)
+            m = _making(rows, stage_opts, s, j, widths, (stride_q, stride_kv, strides_before))
+            block = _block(row, at, m, rate)
             if memo is not None:
                 memo[shape] = block
         made.append(block)
@@ -157,6 +157,31 @@ def _expand_stage(
         dim_in = widths[2]
     built = _stage(row, index, bool(opts["pool_kv"])) if row.depth else None
     return built, tuple(made), Running(index + row.depth, dim_in, kv_running, strides_before)
+
+
+def _making(
+    rows: list[StageDraft],
+    stage_opts: list[dict[str, Any]],
+    s: int,
+    j: int,
+    widths: Widths,
+    strides: tuple[ir.Dims3, ir.Dims3, ir.Dims3],
+) -> ops.Making:
+    """What block j of stage s is made from (`strides`: its Q and K/V strides, the Q strides
+    before it): a stage's first block keeps the previous stage's scope where `scope_lag`."""
+    opts = stage_opts[s]
+    lag = j == 0 and s > 0 and bool(opts["scope_lag"])
+    return ops.Making(
+        opts=opts,
+        scope_opts=stage_opts[s - 1] if lag else opts,
+        scope_from=rows[s - 1].name if lag else "",
+        widths=widths,
+        stride_q=strides[0],
+        stride_kv=strides[1],
+        strides_before=strides[2],
+        j=j,
+        last=j == rows[s].depth - 1,
+    )
 
 
 def _stage_options(
@@ -209,65 +234,27 @@ def _times(a: ir.Dims3, b: ir.Dims3) -> ir.Dims3:
     return (a[0] * b[0], a[1] * b[1], a[2] * b[2])
 
 
-def _scoped(
-    block: ir.Block,
-    att: ir.Attention,
-    stage_opts: list[dict[str, Any]],
-    rows: list[StageDraft],
-    s: int,
-    j: int,
-    strides_before: ir.Dims3,
-) -> ir.Block:
-    """The block's attention scope: Swin's shifted windows (a shift or a bias table asked for:
-    the stage's own window, no lag); else a stage's first block keeps the previous stage's scope
-    (Hiera's one-block lag); a mask-unit scope attends in the mask unit divided by the Q strides
-    applied before the block (the checker reports a mask unit they do not divide); windows after
-    pooling (`pooled_window`) take the window as written, the Q and K/V windows follow from it.
-    A block the row's `global` cell lists attends globally whatever the scope."""
-    own = stage_opts[s]
-    if j in (own.get("global_blocks") or ()):
-        return block
-    if own["rel_pos"] == "table" or own["shift"] != "none":  # Swin: its own stage's window
-        window = own["window"] if own["scope"] == "window" else None
-        shifted = own["shift"] == "alternate" and j % 2 == 1
-        return _swapped(block, ops.SwinAttention, window=window, shift=shifted)
-    lag = j == 0 and s > 0 and bool(own["scope_lag"])
-    opts = stage_opts[s - 1 if lag else s]
-    if opts["scope"] == "pooled_window" and opts["window"] is not None:
-        scope_from = rows[s - 1].name if lag else ""
-        return _swapped(
-            block, ops.PooledWindowAttention, window=opts["window"], scope_from=scope_from
-        )
-    if opts["scope"] == "mask_unit" and att.mask_unit is not None:
-        window = _divide(att.mask_unit, strides_before)
-    elif opts["scope"] == "window" and opts["window"] is not None:
-        window = opts["window"]
-    else:
-        return block
-    return _swapped(
-        block,
-        ops.WindowAttention,
-        scope=opts["scope"],
-        window_kv=window,
-        scope_from=rows[s - 1].name if lag else "",
-    )
+def _made(makers: tuple[Any, ...], m: ops.Making, made: tuple[Any, ...], current: Any) -> Any:
+    """The op the first of a slot's `makers` makes from the block's settings, or None."""
+    for make in makers:
+        op = make(m, made, current)
+        if op is not None:
+            return op
+    return None
 
 
-def _swapped(block: ir.Block, kind: Any, **fields: Any) -> ir.Block:
-    """The block with its pooling attention replaced by a windowed kind (same options)."""
-    pooling = block.attention_op
-    extra: dict[str, Any] = {}
-    if kind is ops.SwinAttention:
-        extra["table"] = pooling.rel_pos == "table"
-        merge = next((op for op in block.ops if isinstance(op, ops.PatchMerge)), None)
-        if merge is not None:  # Q's grid is the merged one: its geometry in `pool_q` (as PVTv2)
-            extra["pool_q"] = ir.Pool(
-                mode=pooling.pool_q.mode, kernel=merge.stride, stride=merge.stride, padding=ZERO
-            )
-    dumped = pooling.model_dump(exclude={"kind", *extra})
-    made = kind(**dumped, **fields, **extra)
-    swapped = tuple(made if op is pooling else op for op in block.ops)
-    return block.model_copy(update={"ops": swapped})
+_MAKERS: list[Any] = [(), {}]  # the registry's rules when last read, and their makers by slot
+
+
+def _makers() -> dict[str, tuple[Any, ...]]:
+    """Each slot's makers in registry order, read again when the registry changes (a test may
+    add to it): comparing its rules by identity costs less than reading them per block."""
+    now = tuple(ops.REGISTRY.values())
+    if now != _MAKERS[0]:
+        table = {s: tuple(r.make for r in now if r.slot == s and r.make) for s in ops.SLOTS}
+        _MAKERS[:] = [now, table]
+    made: dict[str, tuple[Any, ...]] = _MAKERS[1]
+    return made
 
 
 def _widths(att: ir.Attention, rows: list[StageDraft], s: int, j: int, dim_in: int) -> Widths:
@@ -290,18 +277,9 @@ def _divide(kv: ir.Dims3, q: ir.Dims3) -> ir.Dims3:
     return (max(kv[0] // q[0], 1), max(kv[1] // q[1], 1), max(kv[2] // q[2], 1))
 
 
-def _block(
-    opts: dict[str, Any],
-    row: StageDraft,
-    index: int,
-    widths: Widths,
-    strides: tuple[ir.Dims3, ir.Dims3],
-    drop_path: float,
-    last: bool,
-) -> ir.Block:
-    """One block's plan: widths, heads, its drop-path rate, and its ops (`strides`: Q, K/V;
-    `last`: the row's last block)."""
-    dim_in, dim_attn, dim_out = widths
+def _block(row: StageDraft, index: int, m: ops.Making, drop_path: float) -> ir.Block:
+    """One block's plan: widths, heads, its drop-path rate, and its ops."""
+    dim_in, dim_attn, dim_out = m.widths
     return ir.Block(
         index=index,
         stage=row.name,
@@ -311,92 +289,67 @@ def _block(
         heads=row.heads,
         drop_path=drop_path,
         loc=row.loc,
-        ops=_ops(opts, widths, strides, last),
+        ops=_ops(m),
     )
 
 
-def _ops(
-    opts: dict[str, Any], widths: Widths, strides: tuple[ir.Dims3, ir.Dims3], last: bool
-) -> tuple[ops.BlockOp, ...]:
+def _ops(m: ops.Making) -> tuple[ops.BlockOp, ...]:
     """Attention, the MLP, and where they apply the projection, skip pool and layer scale, in
-    the order their state-dict names come."""
-    stride_q, stride_kv = strides
-    entering = opts["dim_change"] in ("merge", "embed")
-    changing = entering and (stride_q != ONE or widths[0] != widths[2])
-    pool_q = _pool_q(opts, ONE if entering else stride_q)
-    out: list[ops.BlockOp] = []
-    if changing:
-        out.append(_entering(opts, stride_q))
-    attention: ops.PoolingAttention | ops.ReductionAttention = ops.PoolingAttention(
+    the order their state-dict names come; the registered ops made from the settings take their
+    slots (ops/base.py SLOTS): first, in place of the attention (then its scope) or the MLP,
+    last."""
+    opts, widths, makers = m.opts, m.widths, _makers()
+    out: list[Any] = []
+    entering = _made(makers["enter"], m, (), None)
+    if entering is not None:
+        out.append(entering)
+    # an op entering the block strides its grid: Q is not strided again
+    pool_q = _pool_q(opts, ONE if entering is not None else m.stride_q)
+    pooling = ops.PoolingAttention(
         pool_q=pool_q,
-        pool_kv=_pool_kv(opts, stride_kv),
+        pool_kv=_pool_kv(opts, m.stride_kv),
         qkv_bias=opts["qkv_bias"],
         rel_pos=opts["rel_pos"],
         residual_pool=opts["residual_pool"],
         qkv="separate" if opts["pool_first"] else opts["qkv"],
         pool_first=opts["pool_first"],
     )
-    if opts["reduce"] is not None or opts["dim_change"] == "embed":
-        attention = _reduction(opts, pooling=attention, embed=out[0] if changing else None)
-    hidden = int(widths[1] * opts["mlp_ratio"])
-    relu = opts["reduce_mode"] == "linear"
-    out += [
-        attention,
-        ops.ConvMlp(hidden=hidden, relu=relu) if opts["mlp_conv"] else ops.Mlp(hidden=hidden),
-    ]
-    if widths[0] != widths[2] and not changing:
+    attention = _made(makers["attention"], m, tuple(out), pooling) or pooling
+    if m.j not in (opts.get("global_blocks") or ()):  # a listed block attends globally
+        attention = _made(makers["scope"], m, tuple(out), attention) or attention
+    out.append(attention)
+    mlp = ops.Mlp(hidden=int(widths[1] * opts["mlp_ratio"]))
+    out.append(_made(makers["mlp"], m, tuple(out), mlp) or mlp)
+    if widths[0] != widths[2] and entering is None:
         out.append(ops.Project(branch=opts["dim_change"]))
     if pool_q.stride != ONE:
         out.append(ops.SkipPool(pool=_pool_skip(opts, pool_q)))
     if opts["layer_scale"]:
         out.append(ops.LayerScale(init=float(opts["layer_scale"])))
-    if last and opts["stage_norm"]:
-        out.append(ops.StageNorm())
+    exiting = _made(makers["exit"], m, tuple(out), None)
+    if exiting is not None:
+        out.append(exiting)
     return tuple(out)
 
 
-def _entering(opts: dict[str, Any], stride: ir.Dims3) -> ops.PatchMerge | ops.StageEmbed:
-    """The op that maps a stage's input to its grid and width before its first block's norm:
-    Swin's patch merging, or PVTv2's overlapping conv embedding (the s+1 kernel rule)."""
-    if opts["dim_change"] == "merge":
-        return ops.PatchMerge(stride=stride)
-    kernel = ir.default_kernel(stride)
-    return ops.StageEmbed(kernel=kernel, stride=stride, padding=_half(kernel))
-
-
-def _reduction(opts: dict[str, Any], pooling: Any, embed: Any) -> ops.ReductionAttention:
-    """PVTv2's attention: Q's grid is the stage embedding's (its geometry in `pool_q`), K/V's
-    the reduction's (a conv of kernel and stride `reduce`, in `pool_kv`)."""
-    r = opts["reduce"] or 1
-    fields = pooling.model_dump(exclude={"kind", "pool_q", "pool_kv"})
-    q = pooling.pool_q
-    if isinstance(embed, ops.StageEmbed):
-        q = ir.Pool(mode="conv", kernel=embed.kernel, stride=embed.stride, padding=embed.padding)
-    linear = opts["reduce_mode"] == "linear"
-    side = (1, 1, 1) if linear else (1, r, r)
-    # linear: an adaptive average pool (to a fixed grid, not a stride): K/V's mode says so
-    kv = ir.Pool(mode="avg" if linear else "conv", kernel=side, stride=side, padding=ZERO)
-    return ops.ReductionAttention(pool_q=q, pool_kv=kv, reduce=r, linear=linear, **fields)
-
-
-def _pool(opts: dict[str, Any], kernel: ir.Dims3, stride: ir.Dims3) -> ir.Pool:
+def _pool(opts: Mapping[str, Any], kernel: ir.Dims3, stride: ir.Dims3) -> ir.Pool:
     padding = _half(kernel) if opts["pool_pad"] == "half" else (0, 0, 0)
     return ir.Pool(mode=opts["pool_mode"], kernel=kernel, stride=stride, padding=padding)
 
 
-def _pool_q(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
+def _pool_q(opts: Mapping[str, Any], stride: ir.Dims3) -> ir.Pool:
     """Q is pooled where it is strided, or in every block with `pool_q_blocks all`."""
     pooled = opts["pool_q_blocks"] == "all" or stride != ONE
     kernel = (opts["kernel_q"] or ir.default_kernel(stride)) if pooled else ONE
     return _pool(opts, kernel, stride)
 
 
-def _pool_kv(opts: dict[str, Any], stride: ir.Dims3) -> ir.Pool:
+def _pool_kv(opts: Mapping[str, Any], stride: ir.Dims3) -> ir.Pool:
     kernel = (opts["kernel_kv"] or ir.default_kernel(stride)) if opts["pool_kv"] else ONE
     return _pool(opts, kernel, stride)
 
 
-def _pool_skip(opts: dict[str, Any], q: ir.Pool) -> ir.Pool:
+def _pool_skip(opts: Mapping[str, Any], q: ir.Pool) -> ir.Pool:
     """The residual's max-pool where Q is strided: s+1 kernel with k//2 padding, or `like_q`:
     the Q pool's kernel and stride with padding 0."""
     if opts["skip_pool"] == "like_q":

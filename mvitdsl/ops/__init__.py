@@ -26,7 +26,7 @@ from . import (
     window,
 )
 from .attention import PoolingAttention
-from .base import Rules
+from .base import SLOTS, Making, Rules
 from .conv_mlp import ConvMlp
 from .embed import StageEmbed
 from .layer_scale import LayerScale
@@ -60,12 +60,14 @@ AttentionOp = (
     PoolingAttention | WindowAttention | SwinAttention | PooledWindowAttention | ReductionAttention
 )
 
+# In this order a slot's makers are tried (ops/base.py SLOTS): Swin's shifted windows, asked for
+# by their own settings, before the windows of `scope window`.
 REGISTRY: dict[str, Rules] = {
     rules.kind: rules
     for rules in (
         attention.RULES,
-        window.RULES,
         swin.RULES,
+        window.RULES,
         pooled_window.RULES,
         reduce.RULES,
         merge.RULES,
@@ -81,10 +83,12 @@ REGISTRY: dict[str, Rules] = {
 
 __all__ = [
     "REGISTRY",
+    "SLOTS",
     "AttentionOp",
     "BlockOp",
     "ConvMlp",
     "LayerScale",
+    "Making",
     "Mlp",
     "PatchMerge",
     "PoolingAttention",

@@ -5,7 +5,7 @@ pooling, the output projection. Its record, shape rule, costs, names, checks, em
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..nodes import Dims3, Node, Pool
 from .base import (
@@ -46,6 +46,12 @@ Qkv = Literal["fused", "separate"]
 ATTN = "attn"
 QKV = "attn.qkv"
 ATTN_PROJECT, ATTN_DROPOUT = "attn.project.0", "attn.project.1"
+# SlowFast's and timm's names inside a block (every attention kind's projection, the pools)
+REFERENCE_NAMES = (
+    (r"^attn\.proj\.", f"{ATTN_PROJECT}."),
+    (r"^attn\.pool_([qkv])\.", rf"attn.pool_\1{POOL_CONV}."),
+    (r"^attn\.norm_([qkv])\.", rf"attn.pool_\1{POOL_NORM}."),
+)
 
 
 def rel_pos_name(axis: str) -> str:
@@ -63,6 +69,15 @@ class AttentionOptions(Node):
     residual_pool: ResidualPool
     qkv: Qkv = "fused"  # one Linear to 3A, or separate q, k, v Linears
     pool_first: bool = False  # pool the input (its own heads) before the separate projections
+
+
+A = TypeVar("A", bound=AttentionOptions)
+
+
+def swapped(current: AttentionOptions, kind: type[A], **fields: Any) -> A:
+    """An attention of another kind (a scope's, ops/base.py SLOTS) with `current`'s options and
+    `fields`."""
+    return kind(**current.model_dump(exclude={"kind", *fields}), **fields)
 
 
 class PoolingAttention(AttentionOptions):
@@ -396,4 +411,5 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
+    names=REFERENCE_NAMES,
 )

@@ -6,10 +6,10 @@ and its drawing is data that draw/block.py renders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import lcm, prod
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from ..nodes import Dims3, Node, Pool
 
@@ -197,6 +197,7 @@ RowRule = Callable[["Block", Any, BlockFlow], dict[str, Any]]
 EmitRule = Callable[[Any, Any, Value, Value], Value]
 DrawRule = Callable[["Block", Any, BlockFlow, Labels, str, int], Sketch]
 PeriodRule = Callable[["Block", Any], Dims3]
+MakeRule = Callable[["Making", tuple[Node, ...], Any], Node | None]
 
 # The places of the pre-norm residual block where an op takes part, in the order they run
 # (`enter`: before norm1, mapping the block input to the attention width; patch merging;
@@ -211,6 +212,49 @@ HOOKS = (
     "scale_mlp",
     "exit",
 )
+
+
+# ---------------------------------------------------------------- made from settings, named
+
+# The places of a block's op list that the ops made from settings fill (language/expand.py builds
+# the pooling attention, the MLP, projection, skip pool and layer scale itself): `enter` (first,
+# before norm1), `attention` (in place of the pooling attention, from it), `scope` (in place of
+# that attention, from it: its windows; not in the blocks a row's `global` cell lists), `mlp` (in
+# place of the plain MLP, from it), `exit` (last). A slot takes the first op its makers (in
+# REGISTRY order) return; a maker also sees the ops made before its slot's.
+SLOTS = ("enter", "attention", "scope", "mlp", "exit")
+
+
+class Making(NamedTuple):
+    """What a block's ops are made from: the options in effect for its stage (`opts`; the
+    stage whose scope it keeps in `scope_opts`, named `scope_from` when not its own), its widths
+    (in, attention, out), Q and K/V strides, the Q strides before it, its place in the stage."""
+
+    opts: Mapping[str, Any]
+    scope_opts: Mapping[str, Any]
+    scope_from: str
+    widths: tuple[int, int, int]
+    stride_q: Dims3
+    stride_kv: Dims3
+    strides_before: Dims3
+    j: int
+    last: bool
+
+    @property
+    def changes(self) -> bool:
+        """The block strides Q or changes width (where an entering op maps its input)."""
+        return self.stride_q != (1, 1, 1) or self.widths[0] != self.widths[2]
+
+
+@dataclass(frozen=True)
+class StageName:
+    """A reference dialect's name for an op a stage holds once (timm's `layers.{s}.downsample`,
+    `parent` and `part`): ours is `ours` in the stage's first or last block."""
+
+    parent: str
+    part: str
+    block: Literal["first", "last"]
+    ours: str
 
 
 @dataclass(frozen=True)
@@ -229,6 +273,10 @@ class Rules:
     fixed_size: bool = False  # its emission fixes its grids when built (the spec's size only)
     emit: dict[str, EmitRule] = field(default_factory=dict)  # HOOKS -> emission
     draw: dict[str, DrawRule] = field(default_factory=dict)  # HOOKS -> drawing
+    slot: str = ""  # the SLOTS place its `make` fills
+    make: MakeRule | None = None  # the op from a block's settings, or None where they ask for none
+    names: tuple[tuple[str, str], ...] = ()  # reference names inside a block -> ours (regex, repl)
+    stage_names: tuple[StageName, ...] = ()  # reference names of a stage's once-only ops
 
 
 class EmitsModel(Protocol):

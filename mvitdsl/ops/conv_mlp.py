@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..nodes import Node
 from . import mlp
 from .base import (
     BlockFlow,
     Costs,
     Emits,
     Labels,
+    Making,
     Rules,
     Shape,
     Sketch,
@@ -31,6 +33,13 @@ class ConvMlp(mlp.MlpOptions):
 
     kind: Literal["conv_mlp"] = "conv_mlp"
     relu: bool = False  # PVTv2-li's ReLU before the conv
+
+
+def make(m: Making, made: tuple[Node, ...], current: mlp.Mlp) -> ConvMlp | None:
+    """With `mlp_conv on`, the block's MLP (a ReLU before the conv with `reduce_mode linear`)."""
+    if not m.opts["mlp_conv"]:
+        return None
+    return ConvMlp(hidden=current.hidden, relu=m.opts["reduce_mode"] == "linear")
 
 
 def costs(model: Model, block: Block, op: ConvMlp, flow: BlockFlow) -> Costs:
@@ -113,4 +122,6 @@ RULES = Rules(
     check=check,
     emit={"mlp": emit_mlp},
     draw={"mlp": draw_mlp},
+    slot="mlp",
+    make=make,
 )

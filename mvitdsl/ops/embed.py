@@ -8,15 +8,17 @@ from __future__ import annotations
 from math import prod
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..nodes import Dims3, Node
+from ..nodes import Dims3, Node, default_kernel
 from .base import (
     BlockFlow,
     Costs,
     Emits,
     Labels,
+    Making,
     Rules,
     Shape,
     Sketch,
+    StageName,
     Value,
     grid_out,
     lines,
@@ -26,7 +28,10 @@ from .base import (
 if TYPE_CHECKING:
     from ..ir import Block, Model
 
-EMBED_PROJ, EMBED_NORM = "embed.proj", "embed.norm"
+EMBED = "embed"
+EMBED_PROJ, EMBED_NORM = f"{EMBED}.proj", f"{EMBED}.norm"
+# timm's PVTv2 holds a stage's embedding as the stage's `stages.{s}.downsample`
+STAGE_NAMES = (StageName("stages", "downsample", "first", EMBED),)
 
 
 class StageEmbed(Node):
@@ -36,6 +41,16 @@ class StageEmbed(Node):
     kernel: Dims3
     stride: Dims3
     padding: Dims3
+
+
+def make(m: Making, made: tuple[Node, ...], current: None) -> StageEmbed | None:
+    """With `dim_change embed`, a block that strides or changes width embeds its input first
+    (the s+1 kernel rule, padding k//2)."""
+    if m.opts["dim_change"] != "embed" or not m.changes:
+        return None
+    kernel = default_kernel(m.stride_q)
+    padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
+    return StageEmbed(kernel=kernel, stride=m.stride_q, padding=padding)
 
 
 def embedded(op: StageEmbed, grid: Dims3) -> Dims3:
@@ -127,4 +142,7 @@ RULES = Rules(
     check=check,
     emit={"enter": emit_enter},
     draw={"enter": draw_enter},
+    stage_names=STAGE_NAMES,
+    slot="enter",
+    make=make,
 )

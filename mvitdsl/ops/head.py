@@ -13,6 +13,18 @@ if TYPE_CHECKING:
 
 NORM = "norm"  # the final norm
 HEAD_DROPOUT, HEAD_FC = "head.0", "head.1"
+# the reference dialects' names: SlowFast's `head.projection`, timm's `head.fc` (Hiera: mean,
+# then `head.norm`), timm PVTv2's bare `head`
+REFERENCE_NAMES = {
+    f"{theirs}.{p}": f"{ours}.{p}"
+    for theirs, ours in (
+        ("head.projection", HEAD_FC),
+        ("head.norm", NORM),
+        ("head.fc", HEAD_FC),
+        ("head", HEAD_FC),
+    )
+    for p in ("weight", "bias")
+}
 
 
 class Head(Node):

@@ -14,9 +14,11 @@ from .base import (
     Costs,
     Emits,
     Labels,
+    Making,
     Rules,
     Shape,
     Sketch,
+    StageName,
     Value,
     linear,
     lines,
@@ -26,7 +28,10 @@ from .base import (
 if TYPE_CHECKING:
     from ..ir import Block, Model
 
-MERGE_NORM, MERGE_REDUCTION = "merge.norm", "merge.reduction"
+MERGE = "merge"
+MERGE_NORM, MERGE_REDUCTION = f"{MERGE}.norm", f"{MERGE}.reduction"
+# timm's Swin holds a stage's merging as the stage's `layers.{s}.downsample`
+STAGE_NAMES = (StageName("layers", "downsample", "first", MERGE),)
 
 
 class PatchMerge(Node):
@@ -34,6 +39,11 @@ class PatchMerge(Node):
 
     kind: Literal["patch_merge"] = "patch_merge"
     stride: Dims3
+
+
+def make(m: Making, made: tuple[Node, ...], current: None) -> PatchMerge | None:
+    """With `dim_change merge`, a block that strides or changes width merges patches first."""
+    return PatchMerge(stride=m.stride_q) if m.opts["dim_change"] == "merge" and m.changes else None
 
 
 def of(block: Block) -> PatchMerge | None:
@@ -129,4 +139,7 @@ RULES = Rules(
     check=check,
     emit={"enter": emit_enter},
     draw={"enter": draw_enter},
+    stage_names=STAGE_NAMES,
+    slot="enter",
+    make=make,
 )

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 NORM2 = "norm2"  # the MLP branch's pre-norm (the skeleton applies it)
 MLP_FC1, MLP_ACT, MLP_DROP1, MLP_FC2, MLP_DROP2 = "mlp.0", "mlp.1", "mlp.2", "mlp.3", "mlp.4"
+REFERENCE_NAMES = ((r"^mlp\.fc1\.", f"{MLP_FC1}."), (r"^mlp\.fc2\.", f"{MLP_FC2}."))
 
 
 class MlpOptions(Node):
@@ -94,4 +95,5 @@ RULES = Rules(
     shapes=shapes,
     emit={"mlp": emit_mlp},
     draw={"mlp": draw_mlp},
+    names=REFERENCE_NAMES,
 )

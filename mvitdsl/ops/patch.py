@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 CONV_PROJ = "conv_proj"
 PATCH_NORM = "patch_norm"
+# the reference dialects' names (SlowFast, timm; timm's Swin's norm)
+REFERENCE_NAMES = {
+    f"patch_embed.{part}.{p}": f"{ours}.{p}"
+    for part, ours in (("proj", CONV_PROJ), ("norm", PATCH_NORM))
+    for p in ("weight", "bias")
+}
 
 
 class Patch(Node):

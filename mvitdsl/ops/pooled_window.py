@@ -9,9 +9,9 @@ from __future__ import annotations
 from math import prod
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..nodes import Dims3
+from ..nodes import Dims3, Node
 from . import attention
-from .base import BlockFlow, Costs, Emits, Labels, Rules, Sketch, Value
+from .base import BlockFlow, Costs, Emits, Labels, Making, Rules, Sketch, Value
 
 if TYPE_CHECKING:
     from ..ir import Block, Model
@@ -34,6 +34,18 @@ class PooledWindowAttention(attention.AttentionOptions):
     def window_kv(self) -> Dims3:
         """The K/V window: the window over the block's K/V stride."""
         return _over(self.window, self.pool_kv.stride)
+
+
+def make(
+    m: Making, made: tuple[Node, ...], current: attention.AttentionOptions
+) -> PooledWindowAttention | None:
+    """`scope pooled_window`: the window as written, of the stage whose scope the block keeps."""
+    opts = m.scope_opts
+    if opts["scope"] != "pooled_window" or opts["window"] is None:
+        return None
+    return attention.swapped(
+        current, PooledWindowAttention, window=opts["window"], scope_from=m.scope_from
+    )
 
 
 def _over(window: Dims3, stride: Dims3) -> Dims3:
@@ -195,4 +207,6 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
+    slot="scope",
+    make=make,
 )

@@ -24,6 +24,15 @@ SPATIAL_POS = "pos_encoding.spatial_pos"  # separable positions: (H*W, D), (T, D
 TEMPORAL_POS = "pos_encoding.temporal_pos"
 CLASS_POS = "pos_encoding.class_pos"
 WINDOW_POS = "pos_encoding.pos_embed_window"  # windowed: the tiled window table (1, D, w, w)
+# the reference dialects' names (SlowFast, timm; SAM2's windowed positions)
+REFERENCE_NAMES = {
+    "cls_token": CLASS_TOKEN,
+    "pos_embed": POS_EMBED,
+    "pos_embed_spatial": SPATIAL_POS,
+    "pos_embed_temporal": TEMPORAL_POS,
+    "pos_embed_class": CLASS_POS,
+    "pos_embed_window": WINDOW_POS,
+}
 
 Position = Literal["none", "separable", "joint", "sincos", "windowed"]
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ..ir import Block, Model
 
 PROJECT = "project"
+# SlowFast's residual projection (v1: `proj`; v2: one per branch), timm's
+REFERENCE_NAMES = ((r"^(proj|shortcut_proj_attn|shortcut_proj_mlp)\.", f"{PROJECT}."),)
 
 
 class Project(Node):
@@ -94,4 +96,5 @@ RULES = Rules(
     shapes=shapes,
     emit={"shortcut_attention": emit_attention_shortcut, "shortcut_mlp": emit_mlp_shortcut},
     draw={"shortcut_attention": draw_attention_shortcut, "shortcut_mlp": draw_mlp_shortcut},
+    names=REFERENCE_NAMES,
 )

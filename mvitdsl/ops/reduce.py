@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ..nodes import Dims3
+from ..nodes import Dims3, Node, Pool
 from . import attention, embed, merge
 from .base import (
     BlockFlow,
@@ -20,6 +20,7 @@ from .base import (
     DrawNode,
     Emits,
     Labels,
+    Making,
     Rules,
     Shape,
     Sketch,
@@ -44,6 +45,27 @@ class ReductionAttention(attention.AttentionOptions):
     reduce: int = 1
     linear: bool = False
     pooled: int = 7  # PVTv2-li's average-pool size
+
+
+def make(
+    m: Making, made: tuple[Node, ...], current: attention.PoolingAttention
+) -> ReductionAttention | None:
+    """With `reduce` or `dim_change embed`, the block's attention: Q's grid is the stage
+    embedding's (its geometry in `pool_q`), K/V's the reduction's (a conv of kernel and stride
+    `reduce`, in `pool_kv`; with `reduce_mode linear` an adaptive average pool to a fixed grid,
+    not a stride: K/V's mode says so)."""
+    if m.opts["reduce"] is None and m.opts["dim_change"] != "embed":
+        return None
+    r = m.opts["reduce"] or 1
+    fields = current.model_dump(exclude={"kind", "pool_q", "pool_kv"})
+    q = current.pool_q
+    entered = next((op for op in made if isinstance(op, embed.StageEmbed)), None)
+    if entered is not None:
+        q = Pool(mode="conv", kernel=entered.kernel, stride=entered.stride, padding=entered.padding)
+    linear = m.opts["reduce_mode"] == "linear"
+    side = (1, 1, 1) if linear else (1, r, r)
+    kv = Pool(mode="avg" if linear else "conv", kernel=side, stride=side, padding=(0, 0, 0))
+    return ReductionAttention(pool_q=q, pool_kv=kv, reduce=r, linear=linear, **fields)
 
 
 def reduces(op: ReductionAttention) -> bool:
@@ -256,4 +278,6 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
+    slot="attention",
+    make=make,
 )

@@ -11,9 +11,11 @@ from .base import (
     Costs,
     Emits,
     Labels,
+    Making,
     Rules,
     Shape,
     Sketch,
+    StageName,
     Value,
 )
 
@@ -21,12 +23,19 @@ if TYPE_CHECKING:
     from ..ir import Block, Model
 
 STAGE_NORM = "stage_norm"
+# timm's PVTv2 holds it as the stage's `stages.{s}.norm`
+STAGE_NAMES = (StageName("stages", "norm", "last", STAGE_NORM),)
 
 
 class StageNorm(Node):
     """A LayerNorm over the block's output tokens, closing its stage."""
 
     kind: Literal["stage_norm"] = "stage_norm"
+
+
+def make(m: Making, made: tuple[Node, ...], current: None) -> StageNorm | None:
+    """With `stage_norm on`, the stage's last block closes it."""
+    return StageNorm() if m.last and m.opts["stage_norm"] else None
 
 
 def costs(model: Model, block: Block, op: StageNorm, flow: BlockFlow) -> Costs:
@@ -63,4 +72,7 @@ RULES = Rules(
     shapes=shapes,
     emit={"exit": emit_exit},
     draw={"exit": draw_exit},
+    stage_names=STAGE_NAMES,
+    slot="exit",
+    make=make,
 )

@@ -9,14 +9,15 @@ from dataclasses import replace
 from math import prod
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..nodes import Dims3
+from ..nodes import Dims3, Node, Pool
 from . import attention, merge
-from .base import BlockFlow, Costs, Emits, Labels, Rules, Shape, Sketch, Value, linear
+from .base import BlockFlow, Costs, Emits, Labels, Making, Rules, Shape, Sketch, Value, linear
 
 if TYPE_CHECKING:
     from ..ir import Block, Model
 
 BIAS_TABLE = "attn.rel_pos_table"
+REFERENCE_NAMES = ((r"^attn\.relative_position_bias_table$", BIAS_TABLE),)  # timm's
 
 
 class SwinAttention(attention.AttentionOptions):
@@ -27,6 +28,25 @@ class SwinAttention(attention.AttentionOptions):
     window: Dims3 | None  # None: the spec asked for a shift or a table without windows
     shift: bool = False
     table: bool = True
+
+
+def make(
+    m: Making, made: tuple[Node, ...], current: attention.AttentionOptions
+) -> SwinAttention | None:
+    """With a bias table or a shift asked for, the block's scope: its own stage's window (no
+    lag), shifted on every other block with `shift alternate`; Q's grid is the merged one where
+    the block merges patches (its geometry in `pool_q`, as PVTv2's)."""
+    own = m.opts
+    if own["rel_pos"] != "table" and own["shift"] == "none":
+        return None
+    window = own["window"] if own["scope"] == "window" else None
+    shifted = own["shift"] == "alternate" and m.j % 2 == 1
+    extra: dict[str, Any] = {"table": current.rel_pos == "table"}
+    merging = next((op for op in made if isinstance(op, merge.PatchMerge)), None)
+    if merging is not None:
+        s = merging.stride
+        extra["pool_q"] = Pool(mode=current.pool_q.mode, kernel=s, stride=s, padding=(0, 0, 0))
+    return attention.swapped(current, SwinAttention, window=window, shift=shifted, **extra)
 
 
 def shift_of(op: SwinAttention, grid: Dims3) -> Dims3:
@@ -178,4 +198,7 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
+    names=REFERENCE_NAMES,
+    slot="scope",
+    make=make,
 )

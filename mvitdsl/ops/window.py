@@ -9,9 +9,9 @@ from dataclasses import replace
 from math import prod
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..nodes import Dims3
+from ..nodes import Dims3, Node
 from . import attention
-from .base import BlockFlow, Costs, Emits, Labels, Rules, Sketch, Value, lcm3, pooled
+from .base import BlockFlow, Costs, Emits, Labels, Making, Rules, Sketch, Value, lcm3, pooled
 
 if TYPE_CHECKING:
     from ..ir import Block, Model
@@ -35,6 +35,26 @@ class WindowAttention(attention.AttentionOptions):
         """The Q window: the K/V window divided by the block's Q stride."""
         w, s = self.window_kv, self.pool_q.stride
         return (max(w[0] // s[0], 1), max(w[1] // s[1], 1), max(w[2] // s[2], 1))
+
+
+def make(
+    m: Making, made: tuple[Node, ...], current: attention.AttentionOptions
+) -> WindowAttention | None:
+    """`scope mask_unit` (the mask unit divided by the Q strides applied before the block; the
+    checker reports a mask unit they do not divide) or `scope window` (the window as written),
+    of the stage whose scope the block keeps."""
+    opts = m.scope_opts
+    if opts["scope"] == "mask_unit" and opts["mask_unit"] is not None:
+        unit, before = opts["mask_unit"], m.strides_before
+        window = (max(unit[0] // before[0], 1), max(unit[1] // before[1], 1),
+                  max(unit[2] // before[2], 1))  # fmt: skip
+    elif opts["scope"] == "window" and opts["window"] is not None:
+        window = opts["window"]
+    else:
+        return None
+    return attention.swapped(
+        current, WindowAttention, scope=opts["scope"], window_kv=window, scope_from=m.scope_from
+    )
 
 
 def of(block: Block) -> WindowAttention | None:
@@ -232,4 +252,6 @@ RULES = Rules(
     row=row,
     emit={"attend": emit_attend},
     draw={"attend": draw_attend},
+    slot="scope",
+    make=make,
 )
