@@ -281,6 +281,13 @@ def _padded_hw(grid: Any, window: Any) -> tuple[Any, Any]:
     return (h + wh - 1) // wh * wh, (w + ww - 1) // ww * ww
 
 
+def _whole(h: Any, w: Any, hp: Any, wp: Any) -> bool:
+    """Whether the grid is whole windows already; never for traced (symbolic) sizes, so an
+    exported program pads (by zero rows where it is whole) and keeps no guard on the case."""
+    sizes = (h, w, hp, wp)
+    return all(isinstance(n, int) for n in sizes) and (h, w) == (hp, wp)
+
+
 def shifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
     """Raster tokens (B, H*W, C) -> windows (B, n_windows, wh*ww, C): the grid rolled up and
     left by `shift` (Swin's cyclic shift; (0, 0): none), then zero-padded at the bottom and
@@ -290,9 +297,10 @@ def shifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
     x = x.reshape(b, h, w, c)
     if any(shift):
         x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    if hp != h or wp != w:  # eager ints: a grid of whole windows is not copied once more
+    if not _whole(h, w, hp, wp):  # eager ints: a grid of whole windows is not copied again
         x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
     x = x.reshape(b, hp // wh, wh, wp // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+    x = torch.clone(x, memory_format=torch.contiguous_format)  # as in padded_windows
     return x.reshape(b, (hp // wh) * (wp // ww), wh * ww, c)
 
 
@@ -302,7 +310,11 @@ def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
     b, _, _, c = x.shape
     (h, w), (wh, ww), (hp, wp) = _grid_hw(grid), _grid_hw(window), _padded_hw(grid, window)
     x = x.reshape(b, hp // wh, wp // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
-    x = x.reshape(b, hp, wp, c).narrow(1, 0, h).narrow(2, 0, w)
+    x = torch.clone(x, memory_format=torch.contiguous_format).reshape(b, hp, wp, c)
+    if not _whole(h, w, hp, wp):
+        # the copy a reshape makes where the crop cut something, made always for traced
+        # sizes: torch.export would otherwise guard on whether it did (and on batch 1)
+        x = x.narrow(1, 0, h).narrow(2, 0, w).clone(memory_format=torch.contiguous_format)
     if any(shift):
         x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
     return x.reshape(b, h * w, c)
@@ -311,18 +323,30 @@ def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
 _SWIN_CACHE: dict[tuple[Any, ...], Tensor] = {}
 
 
+def _kept(key: tuple[Any, ...], make: Any) -> Tensor:
+    """make() once per key; a traced value (a fake tensor of torch.export or torch.compile) is
+    not kept, so that eager calls after an export get real tensors."""
+    if key in _SWIN_CACHE:
+        return _SWIN_CACHE[key]
+    value: Tensor = make()
+    if type(value) is torch.Tensor:
+        _SWIN_CACHE[key] = value
+    return value
+
+
 def relative_index(window: Any, device: torch.device) -> Tensor:
     """(N, N) rows of the bias table for each (query, key) pair of a wh x ww window: the
     offset (dh, dw), each shifted to start at 0, as dh * (2 ww - 1) + dw."""
-    key = ("index", _grid_hw(window), str(device))
-    if key not in _SWIN_CACHE:
-        wh, ww = _grid_hw(window)
+    wh, ww = _grid_hw(window)
+
+    def make() -> Tensor:
         hs, ws = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
         hs, ws = hs.flatten(), ws.flatten()
         dh = hs[:, None] - hs[None, :] + wh - 1
         dw = ws[:, None] - ws[None, :] + ww - 1
-        _SWIN_CACHE[key] = (dh * (2 * ww - 1) + dw).to(device)
-    return _SWIN_CACHE[key]
+        return (dh * (2 * ww - 1) + dw).to(device)
+
+    return _kept(("index", (wh, ww), str(device)), make)
 
 
 def _shift_mask(grid: Any, window: Any, shift: Any) -> Tensor:
@@ -345,9 +369,7 @@ def shift_mask(grid: Any, window: Any, shift: Any, device: torch.device) -> Tens
     if not all(isinstance(n, int) for n in hw):
         return _shift_mask(hw, window, shift).to(device)
     key = ("mask", hw, _grid_hw(window), tuple(shift), str(device))
-    if key not in _SWIN_CACHE:
-        _SWIN_CACHE[key] = _shift_mask(hw, window, shift).to(device)
-    return _SWIN_CACHE[key]
+    return _kept(key, lambda: _shift_mask(hw, window, shift).to(device))
 
 
 def window_bias(table: Tensor, grid: Any, window: Any, shift: Any, heads: int) -> Tensor:
@@ -376,13 +398,18 @@ def merge_patches(x: Tensor, grid: Any, stride: Any) -> Tensor:
 def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
     """Attention inside each window: q, k, v (B, n_windows, heads, N, d), `bias` (n_windows,
     heads, N, N) added to the scores of every sample; windows folded into the batch, so the
-    kernel sees 4-D inputs (its fused CPU path) -> (B, n_windows, heads, N, d)."""
+    kernel sees 4-D inputs (its fused CPU path) -> (B, n_windows, N, heads * d)."""
     b, n = q.shape[:2]
     q, k, v = q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1)
     if bias is not None:
-        bias = bias.expand(b, *bias.shape).flatten(0, 1)
+        # a copy per sample, as flattening the expanded bias makes (except at batch 1): that
+        # view would make torch.export guard on batch != 1
+        bias = bias.repeat(b, 1, 1, 1)
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
-    return o.reshape(b, n, *o.shape[1:])
+    # heads next to head_dim: the copy made explicitly, so that the flatten is a view at every
+    # size (ONNX's decomposition of an exported program would otherwise view the transpose)
+    o = torch.clone(o.transpose(1, 2), memory_format=torch.contiguous_format)
+    return o.reshape(b, n, o.shape[1], o.shape[2] * o.shape[3])
 
 
 # ---------------------------------------------------------------- sizes read at run time

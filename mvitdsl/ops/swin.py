@@ -142,8 +142,7 @@ def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
     if op.table:
         table = e.attr(BIAS_TABLE, nn.Parameter(torch.zeros(table_rows(op), b.heads)))
         mask = e.fn(window_bias, table, g, w[1:], shift, b.heads)
-    o = e.fn(window_attention, q, k, v, mask, b.head_dim**-0.5)
-    o = e.method("flatten", e.method("transpose", o, 2, 3), 3)  # (B, nW, N, A)
+    o = e.fn(window_attention, q, k, v, mask, b.head_dim**-0.5)  # (B, nW, N, A)
     o = e.fn(unshifted_windows, o, g, w[1:], shift)
     o = e.module(attention.ATTN_PROJECT, nn.Linear(a, a), o)
     if e.model.attention.dropout > 0:
