@@ -436,14 +436,11 @@ def spatial_of(grid: Grid, dims: int) -> tuple[int, ...]:
     return tuple(grid) if dims == 3 else (grid[1], grid[2])
 
 
-def check_size(
-    x: Tensor, multiple: tuple[int, ...], least: tuple[int, ...], rule: str, fixed: bool = False
-) -> Tensor:
-    """x itself when its trailing sizes follow the spec's size rule (`fixed`: exactly `least`);
-    one-line ValueError else."""
+def check_size(x: Tensor, multiple: tuple[int, ...], least: tuple[int, ...], rule: str) -> Tensor:
+    """x itself when its trailing sizes follow the spec's size rule; one-line ValueError else."""
     size = tuple(x.shape[-len(multiple) :])
     if x.dim() != len(multiple) + 2 or any(
-        n % m or n < low or (fixed and n != low) for n, m, low in zip(size, multiple, least)
+        n % m or n < low for n, m, low in zip(size, multiple, least)
     ):
         got = "x".join(str(int(n)) for n in x.shape)
         raise ValueError(f"input of shape {got} does not follow the size rule: {rule}")
