@@ -48,7 +48,7 @@ def _one_thread() -> Any:
     torch.set_num_threads(threads)
 
 
-def perturbed(gm: nn.Module, seed: int = 0) -> nn.Module:
+def perturbed(gm: torch.fx.GraphModule, seed: int = 0) -> torch.fx.GraphModule:
     """Every parameter moved off its initial value (the bias table starts at zero, where a
     wrong row of it would not show)."""
     generator = torch.Generator().manual_seed(seed)

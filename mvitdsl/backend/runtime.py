@@ -344,7 +344,8 @@ def relative_index(window: Any, device: torch.device) -> Tensor:
         hs, ws = hs.flatten(), ws.flatten()
         dh = hs[:, None] - hs[None, :] + wh - 1
         dw = ws[:, None] - ws[None, :] + ww - 1
-        return (dh * (2 * ww - 1) + dw).to(device)
+        index: Tensor = (dh * (2 * ww - 1) + dw).to(device)
+        return index
 
     return _kept(("index", (wh, ww), str(device)), make)
 
