@@ -281,11 +281,17 @@ def _padded_hw(grid: Any, window: Any) -> tuple[Any, Any]:
     return (h + wh - 1) // wh * wh, (w + ww - 1) // ww * ww
 
 
-def _whole(h: Any, w: Any, hp: Any, wp: Any) -> bool:
-    """Whether the grid is whole windows already; never for traced (symbolic) sizes, so an
-    exported program pads (by zero rows where it is whole) and keeps no guard on the case."""
-    sizes = (h, w, hp, wp)
-    return all(isinstance(n, int) for n in sizes) and (h, w) == (hp, wp)
+def _traced(*sizes: Any) -> bool:
+    """Whether a size is symbolic (torch.export with dynamic shapes): then the graph takes one
+    path for every size (it pads, crops and copies where eager may skip it), so the program
+    keeps no guard on the example's case (whole windows, one window, batch 1)."""
+    return not all(isinstance(n, int) for n in sizes)
+
+
+def _laid_out(x: Tensor, traced: bool) -> Tensor:
+    """x contiguous where sizes are traced: the copy the next reshape makes anyway except in
+    special cases, made always (a view would guard on the case); eager x as it is."""
+    return torch.clone(x, memory_format=torch.contiguous_format) if traced else x
 
 
 def shifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
@@ -294,14 +300,14 @@ def shifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
     right to whole windows (the reference's order: roll the real grid, pad after)."""
     b, _, c = x.shape
     (h, w), (wh, ww), (hp, wp) = _grid_hw(grid), _grid_hw(window), _padded_hw(grid, window)
+    traced = _traced(b, h, w)
     x = x.reshape(b, h, w, c)
     if any(shift):
         x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    if not _whole(h, w, hp, wp):  # eager ints: a grid of whole windows is not copied again
+    if traced or (hp, wp) != (h, w):  # eager: a grid of whole windows is not copied again
         x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
     x = x.reshape(b, hp // wh, wh, wp // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
-    x = torch.clone(x, memory_format=torch.contiguous_format)  # as in padded_windows
-    return x.reshape(b, (hp // wh) * (wp // ww), wh * ww, c)
+    return _laid_out(x, traced).reshape(b, (hp // wh) * (wp // ww), wh * ww, c)
 
 
 def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
@@ -309,12 +315,11 @@ def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
     (`narrow`), rolled back."""
     b, _, _, c = x.shape
     (h, w), (wh, ww), (hp, wp) = _grid_hw(grid), _grid_hw(window), _padded_hw(grid, window)
+    traced = _traced(b, h, w)
     x = x.reshape(b, hp // wh, wp // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
-    x = torch.clone(x, memory_format=torch.contiguous_format).reshape(b, hp, wp, c)
-    if not _whole(h, w, hp, wp):
-        # the copy a reshape makes where the crop cut something, made always for traced
-        # sizes: torch.export would otherwise guard on whether it did (and on batch 1)
-        x = x.narrow(1, 0, h).narrow(2, 0, w).clone(memory_format=torch.contiguous_format)
+    x = _laid_out(x, traced).reshape(b, hp, wp, c)
+    if traced or (hp, wp) != (h, w):
+        x = _laid_out(x.narrow(1, 0, h).narrow(2, 0, w), traced)
     if any(shift):
         x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
     return x.reshape(b, h * w, c)
@@ -401,15 +406,16 @@ def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale
     heads, N, N) added to the scores of every sample; windows folded into the batch, so the
     kernel sees 4-D inputs (its fused CPU path) -> (B, n_windows, N, heads * d)."""
     b, n = q.shape[:2]
+    traced = _traced(b, n)
     q, k, v = q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1)
-    if bias is not None:
-        # a copy per sample, as flattening the expanded bias makes (except at batch 1): that
-        # view would make torch.export guard on batch != 1
-        bias = bias.repeat(b, 1, 1, 1)
+    if bias is not None and traced:
+        bias = bias.repeat(b, 1, 1, 1)  # the flattened expansion is a view at batch 1 only
+    elif bias is not None:
+        bias = bias.expand(b, *bias.shape).flatten(0, 1)
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
-    # heads next to head_dim: the copy made explicitly, so that the flatten is a view at every
-    # size (ONNX's decomposition of an exported program would otherwise view the transpose)
-    o = torch.clone(o.transpose(1, 2), memory_format=torch.contiguous_format)
+    # heads next to head_dim; traced, the copy is explicit: ONNX's decomposition of an
+    # exported program would view the transpose
+    o = _laid_out(o.transpose(1, 2), traced)
     return o.reshape(b, n, o.shape[1], o.shape[2] * o.shape[3])
 
 
