@@ -113,7 +113,7 @@ def test_the_tiny_swin_compiles_to_dynamic_pt2_and_onnx(tmp_path: Path) -> None:
     assert_serves(gm, program, onnx_file, TINY_SIZES)
 
 
-@pytest.mark.full  # ~2 min: swin_t's twelve blocks through both exporters; make test-all
+@pytest.mark.full  # 2-4 min: swin_t's twelve blocks through both exporters; make test-all
 def test_swin_t_compiles_to_dynamic_pt2_and_onnx(tmp_path: Path) -> None:
     """`mvitdsl compile specs/swin_t.mv --export pt2 onnx --dynamic`: batch 1 and 3, 224 (one
     window in stage 4) and 256x320 (padded windows in every stage)."""
