@@ -44,6 +44,21 @@ class Input(Node):
     size: Dims3
     grid_rounding: Literal["exact", "ceil"] = "exact"
     loc: Loc
+    # the size the `input` line writes, where the model is checked and built at another (an
+    # override, `resize`); the rules of the spec as written (a Swin window that fits its grid,
+    # E309) hold there
+    written: Dims3 | None = None
+
+    @property
+    def own(self) -> Dims3:
+        """The spec's written input size."""
+        return self.written or self.size
+
+    def at(self, size: Dims3, channels: int | None = None) -> Input:
+        """The same input at another (T, H, W) size, remembering the written one."""
+        own = self.own
+        update = {"size": size, "written": None if size == own else own}
+        return self.model_copy(update={**update, "channels": channels or self.channels})
 
 
 class Block(Node):

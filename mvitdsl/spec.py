@@ -208,8 +208,7 @@ def with_input(model: ir.Model, size: tuple[int, ...]) -> ir.Model:
         c, grid = size[0], (size[1], size[2], size[3])
     else:
         c, grid = size[0], (1, size[-2], size[-1])
-    new_input = model.input.model_copy(update={"channels": c, "size": grid})
-    return model.model_copy(update={"input": new_input})
+    return model.model_copy(update={"input": model.input.at(grid, c)})
 
 
 def parent_path(file: str, parent: Parent) -> Path:

@@ -318,6 +318,35 @@ def test_rendered_text_is_exact(code: str):
     assert info.value.render() + "\n" == EXPECTED[code]
 
 
+# E309 of a Swin window at the spec's written input: that one spec text refused whatever size
+# it is built at (tests/test_swin.py holds the rule itself)
+SWIN = """\
+model swin_tiny {
+  input image 3x32x32
+  patch conv 4x4 stride 4x4 -> 8, norm on
+  tokens no_cls, position none
+  attention pool_kv off, dim_change merge, scope window, window 7x7, shift alternate
+  stages {
+    s1  2   8  2  1x1
+    s2  2  16  4  2x2
+  }
+}
+"""
+SWIN_E309 = """\
+<spec>:5:3: error[E309]: block 2: window 7x7 is larger than its 4x4 grid at the spec's input 3x32x32
+   5 |   attention pool_kv off, dim_change merge, scope window, window 7x7, shift alternate
+         ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  = hint: write 'window=4x4' in stage 's2' (timm's window at that grid, unshifted), or a larger 'input' (the built module still runs at smaller sizes)
+"""
+
+
+@pytest.mark.parametrize("size", [None, (3, 224, 224)], ids=["written", "built at 224"])
+def test_a_swin_window_larger_than_its_grid_is_located(size: tuple[int, ...] | None) -> None:
+    with pytest.raises(mvitdsl.SpecError) as info:
+        mvitdsl.load_spec(text=SWIN, input_size=size)
+    assert info.value.render() + "\n" == SWIN_E309
+
+
 def example_cell(example: str) -> str:
     """`spec text` (note), or just the note when the example is an absence."""
     if example.startswith("("):

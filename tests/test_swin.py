@@ -140,6 +140,7 @@ def test_a_small_swin_equals_timm_and_draws_and_sweeps(tmp_path: Path) -> None:
 
 BAD = {
     "shift without windows": ("scope window, window 4x4, ", "", "E210", "need windows"),
+    "window larger than the grid": ("window 4x4", "window 9x9", "E309", "larger than its 8x8"),
 }
 
 
@@ -153,6 +154,24 @@ def test_swin_settings_report_located_diagnostics(case: str, tmp_path: Path) -> 
     found = [d for d in e.value.diagnostics if d.code == code]
     assert found and words in found[0].message and found[0].span is not None
     assert found[0].span.line in (4, 5)  # the attention line that asks for it
+
+
+def test_the_window_rule_holds_at_the_written_input_whatever_size_is_built() -> None:
+    """E309 is the spec's as written (its `input` line): a window larger than a grid there is
+    refused even when built at a larger input; a valid spec builds at a size whose grids are
+    smaller than its windows (padded, as its module runs there), and resizes there."""
+    small = SMALL.replace("image 3x64x64", "image 3x16x16")  # stage 2's grid: 2x2 < 4x4
+    for size in (None, (3, 128, 128)):
+        with pytest.raises(SpecError) as e:
+            load_spec(text=small, input_size=size)
+        (d,) = e.value.diagnostics
+        assert d.code == "E309" and "its 2x2 grid at the spec's input 3x16x16" in d.message
+        assert d.span is not None and d.span.line == 5
+    spec = load_spec(text=SMALL, input_size=(3, 16, 16))
+    assert spec.model.input.size == (1, 16, 16) and spec.model.input.own == (1, 64, 64)
+    assert mvitdsl.resize(load_spec(text=SMALL), (3, 16, 16)).model.input.written == (1, 64, 64)
+    # back at the written size, the model is the written one
+    assert mvitdsl.resize(spec, (3, 64, 64)).model == load_spec(text=SMALL).model
 
 
 @st.composite
@@ -203,6 +222,27 @@ def test_random_swin_specs_check_or_report_and_build_what_they_count(text: str) 
     assert tuple(out.shape) == (2, 3)
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(swin_texts(), st.sampled_from([16, 32, 64, 224]))
+def test_the_window_rule_of_a_drawn_spec_does_not_depend_on_the_size_built(
+    text: str, side: int
+) -> None:
+    """A drawn spec refused for a window larger than its grid (E309) at its written input is
+    refused at any input it is built at, and one accepted at its written input is never refused
+    for its windows at another."""
+
+    def codes(size: Any) -> set[str]:
+        try:
+            load_spec(text=text, input_size=size)
+        except SpecError as e:
+            return {d.code for d in e.diagnostics}
+        return set()
+
+    written, built = codes(None), codes((3, side, side))
+    if not (written | built) - {"E309"}:  # no other error that stops a block's rules first
+        assert ("E309" in written) == ("E309" in built), (text, side)
+
+
 def test_windows_that_do_not_tile_the_grid_are_padded_as_timm_pads_them() -> None:
     """A 3x3 window on the 16x16 and 8x8 grids (no longer refused, E309): the grid is padded to
     whole windows and the shift mask laid out on the padded grid, as timm's class does at its
@@ -223,7 +263,7 @@ def test_a_swin_module_states_and_enforces_its_size_rule() -> None:
     error."""
     spec = load_spec(text=SMALL)
     rule = mvitdsl.size_rule(spec)
-    assert not rule.fixed and rule.legal((1, 64, 64)) and rule.legal((1, 40, 128))
+    assert rule.legal((1, 64, 64)) and rule.legal((1, 40, 128))
     assert not rule.legal((1, 100, 100)) and rule.nearest((1, 100, 100)) == [
         (1, 96, 96),
         (1, 104, 104),

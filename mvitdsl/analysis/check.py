@@ -13,7 +13,7 @@ from ..ir import Block, Dims3, Model, Pool, spatial
 from ..ops import block as ops_block
 from ..ops import patch, positions
 from . import shapes
-from .graph import BlockFlow, with_flows
+from .graph import BlockFlow, block_flows, with_flows
 
 
 def fmt(grid: tuple[Any, ...]) -> str:
@@ -66,10 +66,22 @@ class Checker:
         self.known_flows = flows  # handed down by the driver (None: computed here)
         self.r = Reporter(sources or {})
         self.heads_seen: set[tuple[str, int, int]] = set()
+        self.own_flows: tuple[BlockFlow, ...] | None = None  # at the written input, when needed
 
     def fmt(self, grid: tuple[Any, ...]) -> str:
         """A grid, kernel or stride as the spec writes it: T x H x W, or H x W for images."""
         return fmt(spatial(grid, self.model.video))
+
+    def own_flow(self, block: Block, flow: BlockFlow) -> BlockFlow:
+        """The block's flow at the spec's written input size (`flow` itself where the model is
+        checked there): the rules of the spec as written, whatever size it is built at."""
+        own = self.model.input.own
+        if own == self.model.input.size:
+            return flow
+        if self.own_flows is None:
+            written = self.model.input.at(own)
+            self.own_flows = block_flows(self.model.model_copy(update={"input": written}))
+        return self.own_flows[block.index]
 
     # -- where to point
     def setting_span(self, key: str) -> Span:

@@ -27,7 +27,6 @@ class SizeRule:
     multiple: Dims3
     least: Dims3
     video: bool
-    fixed: bool = False  # the spec's own size only (`least`): an op fixes its grids when built
 
     def axes(self) -> list[tuple[str, int, int]]:
         """(axis letter, multiple, least) for the axes the input has."""
@@ -37,9 +36,6 @@ class SizeRule:
     @property
     def text(self) -> str:
         """E.g. "H and W: multiples of 32, at least 64"; video starts with T."""
-        if self.fixed:
-            sizes = " and ".join(f"{axis} {low}" for axis, _, low in self.axes())
-            return f"{sizes} only (this model's windows are laid out when it is built)"
         groups: list[tuple[list[str], int, int]] = []
         for axis, m, low in self.axes():
             if groups and groups[-1][1:] == (m, low) and axis != "H":
@@ -51,17 +47,10 @@ class SizeRule:
         )
 
     def legal(self, size: Dims3) -> bool:
-        if self.fixed:
-            return all(
-                n == low
-                for n, low in zip(size[-len(self.axes()) :], self.least[-len(self.axes()) :])
-            )
         return all(n % m == 0 and n >= low for n, m, low in zip(size, self.multiple, self.least))
 
     def nearest(self, size: Dims3) -> list[Dims3]:
         """The legal sizes nearest to `size`: each axis rounded down, then up (two at most)."""
-        if self.fixed:
-            return [self.least]
         down = tuple(max(low, n // m * m) for n, m, low in zip(size, self.multiple, self.least))
         up = tuple(max(low, -(-n // m) * m) for n, m, low in zip(size, self.multiple, self.least))
         out: list[Dims3] = []
@@ -72,13 +61,15 @@ class SizeRule:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON data: the multiples and least sizes per input axis, and the text."""
+        """JSON data: the multiples and least sizes per input axis, and the text; `fixed` (a
+        rule of the spec's own size only) is false for every spec since every op reads its
+        grids at run time, and stays in the data for its readers."""
         return {
             "axes": [a for a, _, _ in self.axes()],
             "multiple": list(spatial(self.multiple, self.video)),
             "least": list(spatial(self.least, self.video)),
             "text": self.text,
-            "fixed": self.fixed,
+            "fixed": False,
         }
 
 
@@ -98,8 +89,8 @@ def multiple(model: Model) -> Dims3:
 
 
 def at(model: Model, size: Dims3) -> Model:
-    """The same model at another (T, H, W) input."""
-    return model.model_copy(update={"input": model.input.model_copy(update={"size": size})})
+    """The same model at another (T, H, W) input (its written one remembered)."""
+    return model.model_copy(update={"input": model.input.at(size)})
 
 
 def accepts(model: Model, size: Dims3) -> bool:
@@ -114,9 +105,6 @@ def size_rule(model: Model) -> SizeRule:
     alone (no block flows: building stays one flow computation per spec); the least size is
     the first multiple that keeps every grid at least the strides after it (tests/test_sizes.py
     holds the checker to accepting it for every shipped spec)."""
-    if any(ops_block.fixed_size(block) for block in model.blocks):
-        own = model.input.size
-        return SizeRule(own, own, model.video, fixed=True)
     mult = multiple(model)
     reach = model.patch.stride
     for block in model.blocks:

@@ -143,11 +143,9 @@ GRID_OUT = "mvitdsl_grid_out"  # a block call's meta: the run-time grid of its o
 
 
 def _rule_args(model: Model) -> tuple[Any, ...]:
-    """check_size's arguments: multiples and least sizes of the input's axes, the rule's text,
-    and `True` where the size is fixed (the spec's own only)."""
+    """check_size's arguments: multiples and least sizes of the input's axes, the rule's text."""
     rule = size_rule(model)
-    fixed = (True,) if rule.fixed else ()
-    return (model.spatial(rule.multiple), model.spatial(rule.least), rule.text, *fixed)
+    return (model.spatial(rule.multiple), model.spatial(rule.least), rule.text)
 
 
 def _class_name(name: str) -> str:

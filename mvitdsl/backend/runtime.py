@@ -281,19 +281,33 @@ def _padded_hw(grid: Any, window: Any) -> tuple[Any, Any]:
     return (h + wh - 1) // wh * wh, (w + ww - 1) // ww * ww
 
 
+def _traced(*sizes: Any) -> bool:
+    """Whether a size is symbolic (torch.export with dynamic shapes): then the graph takes one
+    path for every size (it pads, crops and copies where eager may skip it), so the program
+    keeps no guard on the example's case (whole windows, one window, batch 1)."""
+    return not all(isinstance(n, int) for n in sizes)
+
+
+def _laid_out(x: Tensor, traced: bool) -> Tensor:
+    """x contiguous where sizes are traced: the copy the next reshape makes anyway except in
+    special cases, made always (a view would guard on the case); eager x as it is."""
+    return torch.clone(x, memory_format=torch.contiguous_format) if traced else x
+
+
 def shifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
     """Raster tokens (B, H*W, C) -> windows (B, n_windows, wh*ww, C): the grid rolled up and
     left by `shift` (Swin's cyclic shift; (0, 0): none), then zero-padded at the bottom and
     right to whole windows (the reference's order: roll the real grid, pad after)."""
     b, _, c = x.shape
     (h, w), (wh, ww), (hp, wp) = _grid_hw(grid), _grid_hw(window), _padded_hw(grid, window)
+    traced = _traced(b, h, w)
     x = x.reshape(b, h, w, c)
     if any(shift):
         x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    if hp != h or wp != w:  # eager ints: a grid of whole windows is not copied once more
+    if traced or (hp, wp) != (h, w):  # eager: a grid of whole windows is not copied again
         x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
     x = x.reshape(b, hp // wh, wh, wp // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, (hp // wh) * (wp // ww), wh * ww, c)
+    return _laid_out(x, traced).reshape(b, (hp // wh) * (wp // ww), wh * ww, c)
 
 
 def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
@@ -301,8 +315,11 @@ def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
     (`narrow`), rolled back."""
     b, _, _, c = x.shape
     (h, w), (wh, ww), (hp, wp) = _grid_hw(grid), _grid_hw(window), _padded_hw(grid, window)
+    traced = _traced(b, h, w)
     x = x.reshape(b, hp // wh, wp // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
-    x = x.reshape(b, hp, wp, c).narrow(1, 0, h).narrow(2, 0, w)
+    x = _laid_out(x, traced).reshape(b, hp, wp, c)
+    if traced or (hp, wp) != (h, w):
+        x = _laid_out(x.narrow(1, 0, h).narrow(2, 0, w), traced)
     if any(shift):
         x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
     return x.reshape(b, h * w, c)
@@ -311,18 +328,31 @@ def unshifted_windows(x: Tensor, grid: Any, window: Any, shift: Any) -> Tensor:
 _SWIN_CACHE: dict[tuple[Any, ...], Tensor] = {}
 
 
+def _kept(key: tuple[Any, ...], make: Any) -> Tensor:
+    """make() once per key; a traced value (a fake tensor of torch.export or torch.compile) is
+    not kept, so that eager calls after an export get real tensors."""
+    if key in _SWIN_CACHE:
+        return _SWIN_CACHE[key]
+    value: Tensor = make()
+    if type(value) is torch.Tensor:
+        _SWIN_CACHE[key] = value
+    return value
+
+
 def relative_index(window: Any, device: torch.device) -> Tensor:
     """(N, N) rows of the bias table for each (query, key) pair of a wh x ww window: the
     offset (dh, dw), each shifted to start at 0, as dh * (2 ww - 1) + dw."""
-    key = ("index", _grid_hw(window), str(device))
-    if key not in _SWIN_CACHE:
-        wh, ww = _grid_hw(window)
+    wh, ww = _grid_hw(window)
+
+    def make() -> Tensor:
         hs, ws = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
         hs, ws = hs.flatten(), ws.flatten()
         dh = hs[:, None] - hs[None, :] + wh - 1
         dw = ws[:, None] - ws[None, :] + ww - 1
-        _SWIN_CACHE[key] = (dh * (2 * ww - 1) + dw).to(device)
-    return _SWIN_CACHE[key]
+        index: Tensor = (dh * (2 * ww - 1) + dw).to(device)
+        return index
+
+    return _kept(("index", (wh, ww), str(device)), make)
 
 
 def _shift_mask(grid: Any, window: Any, shift: Any) -> Tensor:
@@ -345,9 +375,7 @@ def shift_mask(grid: Any, window: Any, shift: Any, device: torch.device) -> Tens
     if not all(isinstance(n, int) for n in hw):
         return _shift_mask(hw, window, shift).to(device)
     key = ("mask", hw, _grid_hw(window), tuple(shift), str(device))
-    if key not in _SWIN_CACHE:
-        _SWIN_CACHE[key] = _shift_mask(hw, window, shift).to(device)
-    return _SWIN_CACHE[key]
+    return _kept(key, lambda: _shift_mask(hw, window, shift).to(device))
 
 
 def window_bias(table: Tensor, grid: Any, window: Any, shift: Any, heads: int) -> Tensor:
@@ -376,13 +404,19 @@ def merge_patches(x: Tensor, grid: Any, stride: Any) -> Tensor:
 def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
     """Attention inside each window: q, k, v (B, n_windows, heads, N, d), `bias` (n_windows,
     heads, N, N) added to the scores of every sample; windows folded into the batch, so the
-    kernel sees 4-D inputs (its fused CPU path) -> (B, n_windows, heads, N, d)."""
+    kernel sees 4-D inputs (its fused CPU path) -> (B, n_windows, N, heads * d)."""
     b, n = q.shape[:2]
+    traced = _traced(b, n)
     q, k, v = q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1)
-    if bias is not None:
+    if bias is not None and traced:
+        bias = bias.repeat(b, 1, 1, 1)  # the flattened expansion is a view at batch 1 only
+    elif bias is not None:
         bias = bias.expand(b, *bias.shape).flatten(0, 1)
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
-    return o.reshape(b, n, *o.shape[1:])
+    # heads next to head_dim; traced, the copy is explicit: ONNX's decomposition of an
+    # exported program would view the transpose
+    o = _laid_out(o.transpose(1, 2), traced)
+    return o.reshape(b, n, o.shape[1], o.shape[2] * o.shape[3])
 
 
 # ---------------------------------------------------------------- sizes read at run time
@@ -409,14 +443,11 @@ def spatial_of(grid: Grid, dims: int) -> tuple[int, ...]:
     return tuple(grid) if dims == 3 else (grid[1], grid[2])
 
 
-def check_size(
-    x: Tensor, multiple: tuple[int, ...], least: tuple[int, ...], rule: str, fixed: bool = False
-) -> Tensor:
-    """x itself when its trailing sizes follow the spec's size rule (`fixed`: exactly `least`);
-    one-line ValueError else."""
+def check_size(x: Tensor, multiple: tuple[int, ...], least: tuple[int, ...], rule: str) -> Tensor:
+    """x itself when its trailing sizes follow the spec's size rule; one-line ValueError else."""
     size = tuple(x.shape[-len(multiple) :])
     if x.dim() != len(multiple) + 2 or any(
-        n % m or n < low or (fixed and n != low) for n, m, low in zip(size, multiple, least)
+        n % m or n < low for n, m, low in zip(size, multiple, least)
     ):
         got = "x".join(str(int(n)) for n in x.shape)
         raise ValueError(f"input of shape {got} does not follow the size rule: {rule}")

@@ -130,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     print(render_table(report))
-    how = "" if rule.fixed else " (one built module runs at every such size)"
-    print(f"size rule: {rule.text}{how}")
+    print(f"size rule: {rule.text} (one built module runs at every such size)")
     if args.blocks:
         print()
         print(render_blocks(report))

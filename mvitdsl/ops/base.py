@@ -270,7 +270,6 @@ class Rules:
     check: CheckRule | None = None  # reports through the checker; True: stop the block's rules
     row: RowRule | None = None  # fields of the report's block row
     period: PeriodRule | None = None  # what the block's input grid must be a multiple of
-    fixed_size: bool = False  # its emission fixes its grids when built (the spec's size only)
     emit: dict[str, EmitRule] = field(default_factory=dict)  # HOOKS -> emission
     draw: dict[str, DrawRule] = field(default_factory=dict)  # HOOKS -> drawing
     slot: str = ""  # the SLOTS place its `make` fills

@@ -72,11 +72,6 @@ def norm1_len(model: Model, flow: BlockFlow) -> int:
     return tokens(flow.grid_branches, model.tokens.cls)
 
 
-def fixed_size(block: Block) -> bool:
-    """Whether one of the block's ops lays out its grids when built (the spec's size only)."""
-    return any(rules(op).fixed_size for op in block.ops)
-
-
 def period(block: Block) -> Dims3:
     """What the block's input grid must be a multiple of for its grids to be exact at run
     time (its strides, its windows): the lcm of its ops' periods."""
@@ -180,12 +175,9 @@ def emit_block(e: Emits) -> Value:
 
 
 def emit_grid_out(e: EmitsModel, block: Block, grid: Value, flow: BlockFlow) -> Value:
-    """The run-time grid of the block's output from its input's: Q's pool (a block whose ops
-    fix their grids when built gives its built output grid)."""
+    """The run-time grid of the block's output from its input's: Q's pool."""
     from .pools import emit_grid
 
-    if fixed_size(block):
-        return flow.grid_out
     return emit_grid(e, grid, block.pool_q)
 
 

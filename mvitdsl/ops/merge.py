@@ -116,6 +116,12 @@ def emit_enter(e: Emits, op: PatchMerge, x: Value, normed: Value) -> Value:
     return e.module(MERGE_REDUCTION, nn.Linear(c4, b.dim_attn, bias=False), x)
 
 
+def period(block: Block, op: PatchMerge) -> Dims3:
+    """The merge's stride: the concatenation reshapes whole neighbourhoods (a stage of one
+    merging block has no later block whose strides before it would count this one)."""
+    return op.stride
+
+
 def draw_enter(
     block: Block, op: PatchMerge, flow: BlockFlow, s: Labels, src: str, dim: int
 ) -> Sketch:
@@ -133,6 +139,7 @@ RULES = Rules(
     kind="patch_merge",
     record=PatchMerge,
     flow=flow,
+    period=period,
     costs=costs,
     saved=saved,
     shapes=shapes,

@@ -117,8 +117,7 @@ def row(block: Block, op: SwinAttention, flow: BlockFlow) -> dict[str, Any]:
 
 
 def _problem(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> tuple[str, str, str]:
-    """(code, message, hint) of the first rule the block breaks, or empty strings. Any grid
-    runs: it is padded to whole windows (the reference's rule at sizes other than its own)."""
+    """(code, message, hint) of the first rule the block breaks, or empty strings."""
     if op.window is None:
         return (
             "E210",
@@ -127,15 +126,50 @@ def _problem(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> tuple[
         )
     if c.model.video:
         return ("E210", "shifted windows are for images", "write 'input image CxHxW'")
-    return "", "", ""
+    return _too_large(c, block, op, c.own_flow(block, flow).grid_q)
+
+
+def _too_large(c: Any, block: Block, op: SwinAttention, grid: Dims3) -> tuple[str, str, str]:
+    """E309 for a window larger than its grid at the spec's written input: timm shrinks such a
+    window to the grid and drops the shift, another model than the one written. Only there: a
+    built module runs at other sizes (smaller grids too), padding to whole windows."""
+    w = op.window or grid
+    if all(k <= n for k, n in zip(w[1:], grid[1:])):
+        return "", "", ""
+    fit: Dims3 = (1, min(w[1], grid[1]), min(w[2], grid[2]))
+    size = "x".join(map(str, (c.model.input.channels, *grid_of_input(c))))
+    return (
+        "E309",
+        f"block {block.index}: window {c.fmt(w)} is larger than its {c.fmt(grid)} grid at the "
+        f"spec's input {size}",
+        f"write 'window={c.fmt(fit)}' in stage '{block.stage}' (timm's window at that grid, "
+        "unshifted), or a larger 'input' (the built module still runs at smaller sizes)",
+    )
+
+
+def grid_of_input(c: Any) -> tuple[int, int]:
+    """The written input's H and W."""
+    own = c.model.input.own
+    return own[1], own[2]
+
+
+def _window_span(c: Any, block: Block) -> Any:
+    """The stage's `window=` cell, else its `scope=` cell, else the attention line."""
+    for s in c.model.stages:
+        if s.name == block.stage and "window" in s.columns:
+            return s.columns["window"].span()
+    return c.scope_span(block, "")
 
 
 def check(c: Any, block: Block, op: SwinAttention, flow: BlockFlow) -> bool:
-    """Windows that exist, on images (E210); heads that divide the width are the checker's."""
+    """Windows that exist, on images (E210), that fit their grids at the spec's written input
+    (E309); heads that divide the width are the checker's."""
     code, problem, hint = _problem(c, block, op, flow)
     if not code:
         return False
-    c.r.error(code, problem, c.scope_span(block, ""), hint)
+    c.r.error(
+        code, problem, _window_span(c, block) if code == "E309" else c.scope_span(block, ""), hint
+    )
     return True
 
 
@@ -162,8 +196,7 @@ def emit_attend(e: Emits, op: SwinAttention, x: Value, normed: Value) -> Value:
     if op.table:
         table = e.attr(BIAS_TABLE, nn.Parameter(torch.zeros(table_rows(op), b.heads)))
         mask = e.fn(window_bias, table, g, w[1:], shift, b.heads)
-    o = e.fn(window_attention, q, k, v, mask, b.head_dim**-0.5)
-    o = e.method("flatten", e.method("transpose", o, 2, 3), 3)  # (B, nW, N, A)
+    o = e.fn(window_attention, q, k, v, mask, b.head_dim**-0.5)  # (B, nW, N, A)
     o = e.fn(unshifted_windows, o, g, w[1:], shift)
     o = e.module(attention.ATTN_PROJECT, nn.Linear(a, a), o)
     if e.model.attention.dropout > 0:
