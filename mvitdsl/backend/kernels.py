@@ -215,12 +215,18 @@ def max_pool(x: Tensor, kernel: Any, stride: Any, padding: Any) -> Tensor:
     pool = F.max_pool3d if x.dim() == 5 else F.max_pool2d
     if x.device.type != "cpu":
         return pool(x, kernel, stride, padding)
-    if x.dim() == 5 and (kernel[0], stride[0], padding[0]) == (1, 1, 0):
+    if x.dim() == 5 and _keeps_time(kernel, stride, padding):
         B, C, T = x.shape[:3]
         frames = _canonical(x.movedim(2, 1).flatten(0, 1))  # (B*T, C, H, W)
         out = F.max_pool2d(frames, kernel[1:], stride[1:], padding[1:])
-        return out.unflatten(0, (B, T)).movedim(1, 2)
+        return out.reshape(B, T, *out.shape[1:]).movedim(1, 2)
     return pool(_canonical(x), kernel, stride, padding)
+
+
+def _keeps_time(kernel: Any, stride: Any, padding: Any) -> bool:
+    """Whether a 3-D pool's (kernel, stride, padding) leave time alone: (1, 1, 0) first."""
+    given = (kernel, stride, padding)
+    return all(isinstance(a, (tuple, list)) and a[0] == v for a, v in zip(given, (1, 1, 0)))
 
 
 def _canonical(x: Tensor) -> Tensor:
