@@ -182,6 +182,32 @@ def test_max_pool_of_a_batch_one_view_runs_the_channels_last_kernel() -> None:
     torch.testing.assert_close(ours, plain, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("cls", [False, True])
+@pytest.mark.parametrize("grid", [(4, 6), (2, 4, 6)])
+def test_max_pool_saves_no_copy_of_its_input_in_training(cls: bool, grid: tuple) -> None:
+    """What backward keeps is the tokens themselves (held anyway), whether the view is dense or
+    the tokens after a cls token: no copy of them saved on top."""
+    length = 1
+    for n in grid:
+        length *= n
+    tokens = torch.randn(2, cls + length, 5, requires_grad=True)
+    kernel, stride, padding = ((3, 3), (2, 2), (1, 1))
+    if len(grid) == 3:
+        kernel, stride, padding = (1, *kernel), (1, *stride), (0, *padding)
+    saved: list[torch.Tensor] = []
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        out = kernels.max_pool(token_view(tokens[:, cls:], grid), kernel, stride, padding)
+    floats = [t for t in saved if t.is_floating_point()]
+    storage = tokens.untyped_storage().data_ptr()
+    assert floats and all(t.untyped_storage().data_ptr() == storage for t in floats)
+    assert out.requires_grad
+
+
 class Copies(TorchDispatchMode):
     """Counts the copies (clone, copy_) whose result has `numel` elements."""
 

@@ -211,9 +211,11 @@ def max_pool(x: Tensor, kernel: Any, stride: Any, padding: Any) -> Tensor:
     on x with canonical channels-last strides (a view of the tokens, of batch 1 above all, has
     strides that send aten to its generic kernel: 5.5 vs 0.3 ms at 192x56x56), and a 3-D pool
     that does not pool time as a 2-D pool of the frames (aten's 3-D kernel: 25 vs 1.3 ms at
-    96x8x56x56). The same maxima, and the gradient to the same first maximum."""
+    96x8x56x56). The same maxima, and the gradient to the same first maximum. In training a
+    view that is not dense (the tokens after a cls token) keeps the semantic pool: the copy
+    would be saved for backward, on top of the tokens the view keeps."""
     pool = F.max_pool3d if x.dim() == 5 else F.max_pool2d
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or (runtime.records_grad(x) and not _dense(x)):
         return pool(x, kernel, stride, padding)
     if x.dim() == 5 and _keeps_time(kernel, stride, padding):
         B, C, T = x.shape[:3]
@@ -227,6 +229,11 @@ def _keeps_time(kernel: Any, stride: Any, padding: Any) -> bool:
     """Whether a 3-D pool's (kernel, stride, padding) leave time alone: (1, 1, 0) first."""
     given = (kernel, stride, padding)
     return all(isinstance(a, (tuple, list)) and a[0] == v for a, v in zip(given, (1, 1, 0)))
+
+
+def _dense(x: Tensor) -> bool:
+    """Whether x (B, C, *spatial) is dense channels-last (`_canonical` of it is a view)."""
+    return x.movedim(1, -1).is_contiguous()
 
 
 def _canonical(x: Tensor) -> Tensor:
