@@ -1,7 +1,10 @@
 """The CPU layer's pool conv (the registered op mvitdsl::pool_conv): its hand-written CPU
-backward equals autograd through F.conv2d / F.conv3d; the op passes torch.library.opcheck."""
+backward equals autograd through F.conv2d / F.conv3d; the op passes torch.library.opcheck.
+Its max pool and rel-pos bias equal the semantic calls, gradients included."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -12,8 +15,13 @@ hypothesis = pytest.importorskip("hypothesis")
 import torch.nn.functional as F  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
+import mvitdsl  # noqa: E402
 from mvitdsl.backend import kernels, runtime  # noqa: E402
+from mvitdsl.backend.passes import optimize as layer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @st.composite
@@ -112,3 +120,160 @@ def test_registration_is_idempotent() -> None:
     before = torch.ops.mvitdsl.pool_conv.default
     kernels._register()  # a second call defines nothing
     assert torch.ops.mvitdsl.pool_conv.default is before
+
+
+# -- the max pool and the rel-pos bias (issue 22, fourth wave): the semantic calls' numbers and
+# gradients, on the layouts the emitted graph gives them
+
+
+def token_view(tokens: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    """(B, L, C) tokens as the emitted graph hands them to a pool: (B, C, *grid), a view."""
+    return tokens.transpose(1, 2).unflatten(2, grid)
+
+
+@st.composite
+def pools(draw: st.DrawFn) -> tuple:
+    dims = draw(st.sampled_from([2, 3]))
+    kernel = [draw(st.integers(1, 3)) for _ in range(dims)]
+    stride = [draw(st.integers(1, 2)) for _ in range(dims)]
+    if dims == 3 and draw(st.booleans()):
+        kernel[0] = stride[0] = 1  # the pool that keeps time (2-D pools of the frames)
+    padding = [draw(st.integers(0, k // 2)) for k in kernel]
+    grid = tuple(draw(st.integers(k, k + 4)) for k in kernel)
+    batch, channels = draw(st.integers(1, 2)), draw(st.integers(1, 5))
+    wide = draw(st.booleans())  # a slice of a wider projection (not dense) or the whole of it
+    return grid, tuple(kernel), tuple(stride), tuple(padding), batch, channels, wide
+
+
+@settings(max_examples=40, deadline=None)
+@given(pools(), st.integers(0, 2**16))
+def test_max_pool_equals_aten_values_and_gradients(case: tuple, seed: int) -> None:
+    """Whole numbers in a small range, so windows hold ties: the gradient must go to the
+    same (first) maximum as aten's."""
+    grid, kernel, stride, padding, batch, channels, wide = case
+    g = torch.Generator().manual_seed(seed)
+    length = 1
+    for n in grid:
+        length *= n
+    width = 3 * channels if wide else channels
+    tokens = torch.randint(-3, 4, (batch, length, width), generator=g).float()
+    pool = F.max_pool3d if len(grid) == 3 else F.max_pool2d
+    results = []
+    for fn in (pool, kernels.max_pool):
+        leaf = tokens.clone().requires_grad_()
+        out = fn(token_view(leaf[..., :channels], grid), kernel, stride, padding)
+        out.backward(torch.arange(out.numel(), dtype=out.dtype).reshape(out.shape))
+        results.append((out.detach(), leaf.grad))
+    (ref, ref_grad), (ours, our_grad) = results
+    torch.testing.assert_close(ours, ref, atol=0, rtol=0)
+    torch.testing.assert_close(our_grad, ref_grad, atol=0, rtol=0)
+
+
+def test_max_pool_of_a_batch_one_view_runs_the_channels_last_kernel() -> None:
+    """A batch-1 token view is channels-last but for its batch stride; the layer's pool reads
+    it with canonical strides (aten's channels-last kernel answers channels-last), in place."""
+    x = token_view(torch.randn(1, 64, 8), (8, 8))
+    with torch.no_grad():
+        plain = F.max_pool2d(x, 3, 2, 1)
+        ours = kernels.max_pool(x, (3, 3), (2, 2), (1, 1))
+    assert not plain.is_contiguous(memory_format=torch.channels_last)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    assert kernels._canonical(x).data_ptr() == x.data_ptr()  # a view, no copy
+    torch.testing.assert_close(ours, plain, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("cls", [False, True])
+@pytest.mark.parametrize("grid", [(4, 6), (2, 4, 6)])
+def test_max_pool_saves_no_copy_of_its_input_in_training(cls: bool, grid: tuple) -> None:
+    """What backward keeps is the tokens themselves (held anyway), whether the view is dense or
+    the tokens after a cls token: no copy of them saved on top."""
+    length = 1
+    for n in grid:
+        length *= n
+    tokens = torch.randn(2, cls + length, 5, requires_grad=True)
+    kernel, stride, padding = ((3, 3), (2, 2), (1, 1))
+    if len(grid) == 3:
+        kernel, stride, padding = (1, *kernel), (1, *stride), (0, *padding)
+    saved: list[torch.Tensor] = []
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+        out = kernels.max_pool(token_view(tokens[:, cls:], grid), kernel, stride, padding)
+    floats = [t for t in saved if t.is_floating_point()]
+    storage = tokens.untyped_storage().data_ptr()
+    assert floats and all(t.untyped_storage().data_ptr() == storage for t in floats)
+    assert out.requires_grad
+
+
+class Copies(TorchDispatchMode):
+    """Counts the copies (clone, copy_) whose result has `numel` elements."""
+
+    def __init__(self, numel: int) -> None:
+        super().__init__()
+        self.numel, self.count = numel, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = str(func.overloadpacket.__name__)
+        if name in ("clone", "copy_") and out.numel() == self.numel:
+            self.count += 1
+        return out
+
+
+def full_size_copies(fn, q, q_grid, k_grid, *rest):
+    lq, lk = (g[0] * g[1] * g[2] for g in (q_grid, k_grid))
+    with Copies(q.shape[0] * q.shape[1] * lq * lk) as mode:
+        fn(q, q_grid, k_grid, *rest)
+    return mode.count
+
+
+@pytest.mark.parametrize(
+    ("q_grid", "k_grid", "video", "cls"),
+    [((1, 8, 8), (1, 4, 4), False, False), ((2, 4, 4), (2, 2, 2), True, True)],
+)
+@pytest.mark.parametrize("train", [False, True])
+def test_rel_pos_bias_equals_runtime_and_is_dense(
+    q_grid: tuple, k_grid: tuple, video: bool, cls: bool, train: bool
+) -> None:
+    g = torch.Generator().manual_seed(0)
+    B, heads, d = 1, 2, 4
+    lq = q_grid[0] * q_grid[1] * q_grid[2] + cls
+    q = torch.randn(B, lq, heads, d, generator=g).transpose(1, 2)  # the emitted view
+    tables = [torch.randn(15, d, generator=g) for _ in range(3)]
+    t_table = tables[0] if video else None
+    if train:
+        for t in (q, *tables):
+            t.requires_grad_()
+    args = (q_grid, k_grid, t_table, tables[1], tables[2], cls)
+    with torch.set_grad_enabled(train):
+        ours, ref = kernels.rel_pos_bias(q, *args), runtime.rel_pos_bias(q, *args)
+    torch.testing.assert_close(ours, ref, atol=0, rtol=0)
+    assert ours.is_contiguous()
+    if not cls:  # no full-size copy (the semantic sum takes einsum's layout: its reshape copies)
+        with torch.set_grad_enabled(train):
+            assert full_size_copies(runtime.rel_pos_bias, q, *args) > 0
+            assert full_size_copies(kernels.rel_pos_bias, q, *args) == 0
+    if train:
+        inputs = [q, *(tables if video else tables[1:])]
+        weight = torch.randn(ref.shape, generator=g)
+        mine = torch.autograd.grad((ours * weight).sum(), inputs)
+        theirs = torch.autograd.grad((ref * weight).sum(), inputs)
+        for a, b in zip(mine, theirs):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_optimize_retargets_the_skip_pools_and_semantic_restores_them() -> None:
+    spec = mvitdsl.load_spec(ROOT / "specs" / "mvitv2_t_image.mv", input_size=(3, 64, 64))
+    torch.manual_seed(0)
+    gm = mvitdsl.build(spec).eval()
+    code = "".join(b.code for b in gm.blocks)
+    assert "kernels_max_pool(" in code and "functional.max_pool2d(" not in code
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = gm(x)
+        layer.semantic(gm)
+        assert "functional.max_pool2d(" in "".join(b.code for b in gm.blocks)
+        torch.testing.assert_close(gm(x), before, atol=1e-4, rtol=0)

@@ -158,6 +158,23 @@ def pool_conv(x: Tensor, weight: Tensor, stride: Any, padding: Any) -> Tensor:
     return out
 
 
+def _axis_terms(
+    q: Tensor, q_grid: Any, k_grid: Any, tables: tuple[Tensor | None, Tensor, Tensor], cls: bool
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    """`runtime.rel_pos_terms`'s per-axis logits (B, h, qt, qh, qw, k_axis) for t, h and w, each
+    dense: einsum leaves them permuted (heads inside the grid axes), and the full-size sum of
+    two such terms takes their layout, which its reshape and SDPA's mask then copy."""
+    r_q = q[:, :, 1:] if cls else q
+    r_q = r_q.reshape(*r_q.shape[:2], *q_grid, r_q.shape[-1])
+
+    def term(pattern: str, a: int, table: Tensor) -> Tensor:
+        rows = runtime.rel_table(table, q_grid[a], k_grid[a])
+        return torch.einsum(f"bythwc,{pattern}kc->bythwk", r_q, rows).contiguous()
+
+    t, h, w = tables
+    return None if t is None else term("t", 0, t), term("h", 1, h), term("w", 2, w)
+
+
 def rel_pos_bias(
     q: Tensor,
     q_grid: tuple[int, int, int],
@@ -167,21 +184,63 @@ def rel_pos_bias(
     rel_pos_w: Tensor,
     cls: bool,
 ) -> Tensor:
-    """`runtime.rel_pos_bias`; in inference the cls-padded bias is written into its buffer."""
-    if not cls or runtime.records_grad(q, rel_pos_h):
-        return runtime.rel_pos_bias(q, q_grid, k_grid, rel_pos_t, rel_pos_h, rel_pos_w, cls)
-    bias, bias_t = runtime.rel_pos_terms(q, q_grid, k_grid, rel_pos_t, rel_pos_h, rel_pos_w, cls)
+    """`runtime.rel_pos_bias` from dense per-axis terms (the same sums in the same order); in
+    inference the cls-padded bias is written into its buffer."""
+    bias_t, bias_h, bias_w = _axis_terms(q, q_grid, k_grid, (rel_pos_t, rel_pos_h, rel_pos_w), cls)
+    bias = bias_h[..., None, :, None] + bias_w[..., None, None, :]  # (B, h, qt, qh, qw, 1, kh, kw)
     B, heads = bias.shape[:2]
     lq, lk = q_grid[0] * q_grid[1] * q_grid[2], k_grid[0] * k_grid[1] * k_grid[2]
+    if not cls or runtime.records_grad(q, rel_pos_h):
+        if bias_t is not None:
+            bias = bias + bias_t[..., :, None, None]
+        bias = bias.reshape(B, heads, lq, lk)
+        return F.pad(bias, (1, 0, 1, 0)) if cls else bias
     out = bias.new_empty(B, heads, lq + 1, lk + 1)
     out[:, :, 0, :] = 0
     out[:, :, 1:, 0] = 0
     body = out[:, :, 1:, 1:].view(B, heads, *q_grid, *k_grid)  # a strided view of the buffer
     body.copy_(bias)  # broadcast over kt
     if bias_t is not None:
-        body.add_(bias_t)  # (torch.add(..., out=body) would be one pass less, but dynamo
-        # refuses a non-contiguous out=, and this layer must trace as it runs)
+        body.add_(bias_t[..., :, None, None])  # (torch.add(..., out=body) would be one pass
+        # less, but dynamo refuses a non-contiguous out=, and this layer must trace as it runs)
     return out
+
+
+def max_pool(x: Tensor, kernel: Any, stride: Any, padding: Any) -> Tensor:
+    """`F.max_pool2d/3d(x, kernel, stride, padding)` on the CPU by aten's channels-last kernel:
+    on x with canonical channels-last strides (a view of the tokens, of batch 1 above all, has
+    strides that send aten to its generic kernel: 5.5 vs 0.3 ms at 192x56x56), and a 3-D pool
+    that does not pool time as a 2-D pool of the frames (aten's 3-D kernel: 25 vs 1.3 ms at
+    96x8x56x56). The same maxima, and the gradient to the same first maximum. In training a
+    view that is not dense (the tokens after a cls token) keeps the semantic pool: the copy
+    would be saved for backward, on top of the tokens the view keeps."""
+    pool = F.max_pool3d if x.dim() == 5 else F.max_pool2d
+    if x.device.type != "cpu" or (runtime.records_grad(x) and not _dense(x)):
+        return pool(x, kernel, stride, padding)
+    if x.dim() == 5 and _keeps_time(kernel, stride, padding):
+        B, C, T = x.shape[:3]
+        frames = _canonical(x.movedim(2, 1).flatten(0, 1))  # (B*T, C, H, W)
+        out = F.max_pool2d(frames, kernel[1:], stride[1:], padding[1:])
+        return out.reshape(B, T, *out.shape[1:]).movedim(1, 2)
+    return pool(_canonical(x), kernel, stride, padding)
+
+
+def _keeps_time(kernel: Any, stride: Any, padding: Any) -> bool:
+    """Whether a 3-D pool's (kernel, stride, padding) leave time alone: (1, 1, 0) first."""
+    given = (kernel, stride, padding)
+    return all(isinstance(a, (tuple, list)) and a[0] == v for a, v in zip(given, (1, 1, 0)))
+
+
+def _dense(x: Tensor) -> bool:
+    """Whether x (B, C, *spatial) is dense channels-last (`_canonical` of it is a view)."""
+    return x.movedim(1, -1).is_contiguous()
+
+
+def _canonical(x: Tensor) -> Tensor:
+    """x (B, C, *spatial) with canonical channels-last strides: a view when x is dense
+    channels-last (whatever the strides of its size-1 axes), else one copy."""
+    last = x.movedim(1, -1)
+    return last.reshape(-1).view(last.shape).movedim(-1, 1)
 
 
 def onednn_linear(x: Tensor, weight: Tensor) -> bool:

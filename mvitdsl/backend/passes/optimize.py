@@ -14,17 +14,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 
 from .. import kernels, runtime
-from ..kernels import pool_conv, rel_pos_bias
+from ..kernels import max_pool, pool_conv, rel_pos_bias
 from .rewrite import is_rewritten, retarget, undo
 from .unroll import unroll
 
 REPLACEMENTS: dict[Any, Any] = {
     runtime.depthwise_conv: pool_conv,
     runtime.rel_pos_bias: rel_pos_bias,
+    F.max_pool2d: max_pool,  # the skip pools (and Hiera's pools where it is not unrolled)
+    F.max_pool3d: max_pool,
 }
+POOLS = (F.max_pool2d, F.max_pool3d)
 # module class -> its CPU-tuned subclass (the same parameters and state-dict names)
 MODULES: dict[type[nn.Module], type[nn.Module]] = {nn.Linear: kernels.Linear}
 
@@ -51,19 +55,29 @@ def _swap_classes(gm: fx.GraphModule, table: dict[type[nn.Module], type[nn.Modul
 
 def optimize(gm: fx.GraphModule) -> fx.GraphModule:
     """Swap the semantic calls and modules for this layer's (in place), and put Hiera-like
-    models in the unrolled token order (passes/unroll.py); idempotent."""
+    models in the unrolled token order (passes/unroll.py, first: it reads the semantic max
+    pools); idempotent."""
     if is_optimized(gm):
         return gm
     _swap_classes(gm, MODULES)
+    unroll(gm)
     for sub in _graphs(gm):
         changed = False
         for node in sub.graph.nodes:
-            if node.op == "call_function" and node.target in REPLACEMENTS:
+            if _replaceable(node):
                 retarget(node, REPLACEMENTS[node.target])
                 changed = True
         if changed:
             sub.recompile()
-    return unroll(gm)
+    return gm
+
+
+def _replaceable(node: fx.Node) -> bool:
+    """A call with a replacement, a max pool only as the emitter writes it: (x, kernel,
+    stride, padding)."""
+    if node.op != "call_function" or node.target not in REPLACEMENTS:
+        return False
+    return node.target not in POOLS or (len(node.args) == 4 and not node.kwargs)
 
 
 def semantic(gm: fx.GraphModule) -> fx.GraphModule:

@@ -1,0 +1,113 @@
+"""What the CPU layer's fourth wave (issue 22) bought: a spec's reference, ours, and ours with the
+wave's two changes undone ("before": the semantic max pools, the previous rel-pos bias),
+alternating in one process with the same weights; medians [min-max] of wall time and of process
+CPU time (less sensitive to other processes on a shared machine), ratio = reference / model.
+
+    .venv/bin/python benchmarks/layer_ab.py mvitv2_t_image eval --reps 15
+    .venv/bin/python benchmarks/layer_ab.py mvitv2_s train --reps 5 --threads 2
+
+Eval: batch 1 at the spec's size; training: an SGD step, batch 2 (video at 3x8x128x128).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mvitdsl
+from mvitdsl.backend import bench, kernels, runtime
+from mvitdsl.backend.export import input_shape
+from mvitdsl.backend.passes.rewrite import SEMANTIC
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def previous_rel_pos_bias(
+    q: Any, q_grid: Any, k_grid: Any, t: Any, h: Any, w: Any, cls: bool
+) -> Any:
+    """kernels.rel_pos_bias before the fourth wave: the terms as einsum lays them out."""
+    if not cls or runtime.records_grad(q, h):
+        return runtime.rel_pos_bias(q, q_grid, k_grid, t, h, w, cls)
+    bias, bias_t = runtime.rel_pos_terms(q, q_grid, k_grid, t, h, w, cls)
+    B, heads = bias.shape[:2]
+    lq, lk = q_grid[0] * q_grid[1] * q_grid[2], k_grid[0] * k_grid[1] * k_grid[2]
+    out = bias.new_empty(B, heads, lq + 1, lk + 1)
+    out[:, :, 0, :] = 0
+    out[:, :, 1:, 0] = 0
+    body = out[:, :, 1:, 1:].view(B, heads, *q_grid, *k_grid)
+    body.copy_(bias)
+    if bias_t is not None:
+        body.add_(bias_t)
+    return out
+
+
+def before(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A copy of gm with the fourth wave's retargets undone."""
+    gm = copy.deepcopy(gm)
+    for sub in gm.modules():
+        if isinstance(sub, torch.fx.GraphModule):
+            for node in sub.graph.nodes:
+                if node.target is kernels.max_pool:
+                    node.target = node.meta[SEMANTIC][0]
+                elif node.target is kernels.rel_pos_bias:
+                    node.target = previous_rel_pos_bias
+            sub.recompile()
+    return gm
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("spec", choices=sorted(bench.REFERENCES))
+    p.add_argument("mode", choices=("eval", "train"))
+    p.add_argument("--reps", type=int, default=9)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    train = args.mode == "train"
+    size = tuple(input_shape(mvitdsl.load_spec(ROOT / "specs" / f"{args.spec}.mv").model))
+    size = (3, 8, 128, 128) if train and len(size) == 4 else size
+    spec = mvitdsl.load_spec(ROOT / "specs" / f"{args.spec}.mv", input_size=size)
+    opts = bench.BenchOptions(train=train)
+    torch.manual_seed(0)
+    ours = bench.build_model(spec, opts)
+    source = bench.REFERENCES[args.spec][0]
+    ref = bench.reference_model(spec, source, opts)
+    bench.load_reference_weights(ours, ref, spec, source)
+    x = torch.randn(2 if train else 1, *size)
+    models = {"reference": ref, "before": before(ours), "mvitdsl": ours}
+    steps = {k: bench.step(m, x, opts) for k, m in models.items()}
+    for step in steps.values():
+        step()
+    wall: dict[str, list[float]] = {k: [] for k in steps}
+    cpu: dict[str, list[float]] = {k: [] for k in steps}
+    start = os.getloadavg()[0]
+    for _ in range(args.reps):
+        for k, step in steps.items():
+            c, w = time.process_time(), time.perf_counter()
+            step()
+            wall[k].append(time.perf_counter() - w)
+            cpu[k].append(time.process_time() - c)
+    shape = "x".join(map(str, x.shape))
+    print(
+        f"{args.spec} {args.mode} {shape}, {args.threads} thread(s), {args.reps} reps, "
+        f"load {start:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
+    for label, times in (("wall", wall), ("cpu", cpu)):
+        ref_med = statistics.median(times["reference"])
+        cells = [
+            f"{k} {statistics.median(v) * 1e3:.1f} ms [{min(v) * 1e3:.0f}-{max(v) * 1e3:.0f}]"
+            f" ({ref_med / statistics.median(v):.3f}x)"
+            for k, v in times.items()
+        ]
+        print(f"  {label}: " + ", ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
