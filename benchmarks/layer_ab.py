@@ -64,7 +64,7 @@ def before(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("spec", choices=sorted(bench.REFERENCES))
+    p.add_argument("spec", help="a shipped spec with a `reference` line, e.g. mvitv2_t_image")
     p.add_argument("mode", choices=("eval", "train"))
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--threads", type=int, default=1)
@@ -77,7 +77,9 @@ def main() -> None:
     opts = bench.BenchOptions(train=train)
     torch.manual_seed(0)
     ours = bench.build_model(spec, opts)
-    source = bench.REFERENCES[args.spec][0]
+    if spec.reference is None:
+        raise SystemExit(f"{args.spec}: the spec has no 'reference' line")
+    source = spec.reference.source
     ref = bench.reference_model(spec, source, opts)
     bench.load_reference_weights(ours, ref, spec, source)
     x = torch.randn(2 if train else 1, *size)
