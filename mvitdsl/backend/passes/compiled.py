@@ -7,7 +7,8 @@ modules and passes their parameters as graph inputs) traces that code once for a
 A block with no twin (a stage's first or last block) stays eager: compiling it costs what it
 costs in whole-model compile (inductor's code generation and C++ compilation, per distinct
 kernel, are most of the first call) and, in eval on the CPU, bought no measured speed
-(docs/PERFORMANCE.md, "Compile that starts fast"); `repeats=1` compiles every group.
+(docs/PERFORMANCE.md, "Compile that starts fast"); `repeats=1` compiles every group (a
+model with no two identical blocks runs eager otherwise).
 Stochastic depth's rate, the one setting that differs from block to block of a stage, is held
 as a tensor in regional mode, so the rate is a graph input rather than a constant to guard on.
 "whole" is `gm.compile()`: one graph for the model. Both keep state-dict names and the module's
