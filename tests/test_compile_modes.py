@@ -100,11 +100,9 @@ def test_regional_by_default_compiles_the_repeated_blocks_only(spec: Any) -> Non
     torch._dynamo.reset()
     counters.clear()
     x = torch.randn(2, 3, 4, 32, 32)
-    out, grads = _train_step(gm, x)
-    ref, ref_grads = _train_step(eager, x)
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
-    for g, r in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+    eager.eval(), gm.eval()
+    with torch.no_grad():  # eval only: training through a group is the test above's
+        torch.testing.assert_close(gm(x), eager(x), rtol=0, atol=1e-6)
     assert counters["stats"]["unique_graphs"] == 1  # one group compiled, shared by two blocks
 
 
