@@ -6,7 +6,7 @@ group share one class, hence one forward code object, and torch.compile (which i
 modules and passes their parameters as graph inputs) traces that code once for all of them.
 A block with no twin (a stage's first or last block) stays eager: compiling it costs what it
 costs in whole-model compile (inductor's code generation and C++ compilation, per distinct
-kernel, are most of the first call) and, in eval on the CPU, bought no measured speed
+kernel, are most of the first call) and, on the CPU, buys little at steady state
 (docs/PERFORMANCE.md, "Compile that starts fast"); `repeats=1` compiles every group (a
 model with no two identical blocks runs eager otherwise).
 Stochastic depth's rate, the one setting that differs from block to block of a stage, is held
