@@ -2,11 +2,16 @@
 compiled mode in a fresh process with an empty inductor cache, timed against eager in that
 process (alternating, `mvitdsl.backend.bench.time_alternating`).
 
-    .venv/bin/python benchmarks/compile_modes.py mvit_b --input 3x8x128x128
-    .venv/bin/python benchmarks/compile_modes.py mvit_b --input 3x8x128x128 --train --batch 2
+    .venv/bin/python benchmarks/compile_modes.py mvit_b --input 3x8x128x128 --together
+    .venv/bin/python benchmarks/compile_modes.py mvit_b --input 3x4x64x64 --train --batch 2 \
+        --together
 
-Prints, per mode: the first call (compiling included), the steady median and spread, and
-eager's median measured beside it.
+Prints, per mode: the first call (compiling included), the steady median and spread, eager's
+median measured beside it, where the compile time went (`torch._dynamo.utils.compile_times()`:
+dynamo's tracing, inductor's code generation, the wait for the C++ compiler) and how many C++
+kernels were compiled (shared objects in the mode's cache). `--together` runs the modes at the
+same time, so that on a shared machine their first calls see the same load (the ratio is fair);
+the 1-minute load average is printed at the start and at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# compile_times() rows worth reading (seconds summed over the graphs; compile_file over workers)
+PARTS = {
+    "bytecode_tracing": "dynamo tracing",
+    "Scheduler.codegen": "inductor codegen",
+    "async_compile.wait": "waiting for C++",
+    "compile_file": "g++ (all workers)",
+}
 
 
 def one(args: argparse.Namespace) -> None:
@@ -46,10 +58,58 @@ def one(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         fn()
         out[f"{key}_first_s"] = time.perf_counter() - start
+    out["parts"] = compile_parts()
     timings = time_alternating(fns, args.reps)
     for key, t in timings.items():
         out[key] = {"median_s": t.median, "min_s": min(t.seconds), "max_s": max(t.seconds)}
     print("RESULT " + json.dumps(out), flush=True)
+
+
+def compile_parts() -> dict[str, float]:
+    """The PARTS rows of dynamo's compile-time table (seconds)."""
+    from torch._dynamo.utils import compile_times
+
+    names, values = compile_times(repr="csv", aggregate=True)
+    return {str(k): float(str(v)) for k, v in zip(names, values, strict=True) if k in PARTS}
+
+
+def load() -> str:
+    """The 1-minute load average, as `uptime` gives it."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def launch(m: str, cache: Path) -> subprocess.Popen[bytes]:
+    """The child process for mode `m`, with its own empty inductor cache; its output goes to
+    files there (pipes could fill while another child is waited for)."""
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache))
+    argv = [sys.executable, __file__, *sys.argv[1:], "--one", m]
+    with (cache / "out.txt").open("wb") as out, (cache / "err.txt").open("wb") as err:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+
+
+def report(m: str, proc: subprocess.Popen[bytes], cache: Path) -> None:
+    """Wait for mode `m`'s child and print its line."""
+    proc.wait()
+    kernels = sum(1 for _ in cache.rglob("*.so"))
+    stdout = (cache / "out.txt").read_text(errors="replace")
+    line = next((s for s in stdout.splitlines() if s.startswith("RESULT ")), None)
+    if line is None:
+        err = (cache / "err.txt").read_text(errors="replace")
+        print(f"  {m}: failed (load {load()})\n{err[-2000:]}")
+        return
+    res = json.loads(line[len("RESULT ") :])
+    e, c = res["eager"], res[m]
+    parts = ", ".join(f"{PARTS[k]} {v:.1f} s" for k, v in res["parts"].items())
+    print(
+        f"  {m:<9} first call {res[m + '_first_s']:7.1f} s (eager "
+        f"{res['eager_first_s']:.2f} s); steady {c['median_s']:.3f} s "
+        f"(min {c['min_s']:.3f}, max {c['max_s']:.3f}); eager beside it "
+        f"{e['median_s']:.3f} s (min {e['min_s']:.3f}, max {e['max_s']:.3f}); "
+        f"eager/compiled {e['median_s'] / c['median_s']:.2f}x\n"
+        f"            {kernels} C++ kernels; {parts or 'no compile'}; "
+        f"done {time.strftime('%H:%M:%S', time.gmtime())} UTC, load {load()}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -61,32 +121,27 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--modes", nargs="+", default=["regional", "whole"])
+    p.add_argument("--together", action="store_true", help="run the modes at the same time")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         one(args)
         return
     mode = "training step" if args.train else "eval"
-    print(f"{args.spec} {mode}, input {args.batch}x{args.input}, {args.threads} threads")
-    for m in args.modes:
-        with tempfile.TemporaryDirectory() as cache:
-            env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
-            argv = [sys.executable, __file__, *sys.argv[1:], "--one", m]
-            r = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        line = next((s for s in r.stdout.splitlines() if s.startswith("RESULT ")), None)
-        if line is None:
-            print(f"  {m}: failed\n{r.stderr[-2000:]}")
-            continue
-        res = json.loads(line[len("RESULT ") :])
-        e, c = res["eager"], res[m]
-        print(
-            f"  {m:<9} first call {res[m + '_first_s']:7.1f} s (eager "
-            f"{res['eager_first_s']:.2f} s); steady {c['median_s']:.3f} s "
-            f"(min {c['min_s']:.3f}, max {c['max_s']:.3f}); eager beside it "
-            f"{e['median_s']:.3f} s (min {e['min_s']:.3f}, max {e['max_s']:.3f}); "
-            f"eager/compiled {e['median_s'] / c['median_s']:.2f}x",
-            flush=True,
-        )
+    print(
+        f"{args.spec} {mode}, input {args.batch}x{args.input}, {args.threads} threads; "
+        f"start {time.strftime('%H:%M:%S', time.gmtime())} UTC, load {load()}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as root:
+        caches = {m: Path(tempfile.mkdtemp(dir=root)) for m in args.modes}
+        if args.together:
+            procs = {m: launch(m, caches[m]) for m in args.modes}
+            for m, proc in procs.items():
+                report(m, proc, caches[m])
+        else:
+            for m in args.modes:
+                report(m, launch(m, caches[m]), caches[m])
 
 
 if __name__ == "__main__":

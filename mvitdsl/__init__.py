@@ -84,9 +84,9 @@ def build(
     `optimize` applies the CPU optimisation layer (backend/passes/optimize.py) over the semantic
     graph: "auto" when built for the CPU, True, or False for the semantic graph alone. Its choices
     are made on the tensors at run time, so `.to("cuda")` and autocast stay correct.
-    `compile`: torch.compile at the first call: "regional" (each block, one compiled graph per
-    group of identical blocks: a first call in a fraction of the time), "whole" (or True: one
-    graph), False / "none" (eager). The module keeps its type and state-dict names.
+    `compile`: torch.compile at the first call: "regional" (the blocks that repeat, one compiled
+    graph per group of identical blocks: a first call in a fraction of the time), "whole" (or
+    True: one graph), False / "none" (eager). The module keeps its type and state-dict names.
     """
     spec = _adjusted(_as_spec(spec), input, classes)
     options: dict[str, Any] = {"device": device, "dtype": dtype, "checkpoint": checkpoint}

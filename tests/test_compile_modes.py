@@ -1,5 +1,6 @@
 """`build(compile=)` and `bench --compile`: regional compilation shares one compiled graph among
-identical blocks, keeps outputs and gradients equal to eager, and refuses bad modes in words.
+identical blocks (by default only the blocks that repeat are compiled), keeps outputs and
+gradients equal to eager, and refuses bad modes in words.
 (aot_eager here, the graph capture without inductor's code generation: the mechanism, quickly;
 benchmarks/compile_modes.py measures inductor's first call and speed.)"""
 
@@ -19,6 +20,7 @@ import mvitdsl  # noqa: E402
 from mvitdsl.backend import runtime  # noqa: E402
 from mvitdsl.backend.passes.compiled import (  # noqa: E402
     MODES,
+    REPEATS,
     TensorDropPath,
     compile_arg,
     compiled,
@@ -56,15 +58,20 @@ def _train_step(gm: Any, x: Any) -> tuple[Any, list[Any]]:
     return out.detach(), [p.grad for p in gm.parameters()]
 
 
-def test_regional_shares_one_graph_per_group_and_equals_eager(spec: Any) -> None:
-    from torch._dynamo.utils import counters
-
+def _eager(spec: Any) -> Any:
     torch.manual_seed(0)
     eager = mvitdsl.build(spec)
     for m in eager.modules():  # no stochastic depth: eager and compiled draw different masks
         if isinstance(m, runtime.DropPath):
             m.p = 0.0
-    gm = compiled("regional", backend="aot_eager")(copy.deepcopy(eager))
+    return eager
+
+
+def test_regional_shares_one_graph_per_group_and_equals_eager(spec: Any) -> None:
+    from torch._dynamo.utils import counters
+
+    eager = _eager(spec)
+    gm = compiled("regional", backend="aot_eager", repeats=1)(copy.deepcopy(eager))
     assert gm.state_dict().keys() == eager.state_dict().keys()
     torch._dynamo.reset()
     counters.clear()
@@ -79,6 +86,36 @@ def test_regional_shares_one_graph_per_group_and_equals_eager(spec: Any) -> None
     for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
     assert counters["stats"]["unique_graphs"] == 6  # and three more in training
+
+
+def test_regional_by_default_compiles_the_repeated_blocks_only(spec: Any) -> None:
+    from torch._dynamo.utils import counters
+
+    assert REPEATS == 2
+    eager = _eager(spec)
+    gm = compiled("regional", backend="aot_eager")(copy.deepcopy(eager))
+    blocks = gm.get_submodule("blocks").children()
+    compiled_blocks = [i for i, b in enumerate(blocks) if b._compiled_call_impl is not None]
+    assert compiled_blocks == [2, 3]  # blocks 0 and 1 have no twin: eager
+    torch._dynamo.reset()
+    counters.clear()
+    x = torch.randn(2, 3, 4, 32, 32)
+    eager.eval(), gm.eval()
+    with torch.no_grad():  # eval only: training through a group is the test above's
+        torch.testing.assert_close(gm(x), eager(x), rtol=0, atol=1e-6)
+    assert counters["stats"]["unique_graphs"] == 1  # one group compiled, shared by two blocks
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(st.integers(-3, 5), st.booleans(), st.floats(0, 3), st.text(max_size=3)))
+def test_property_repeats_is_a_count_of_blocks_or_refused(value: Any) -> None:
+    try:
+        compiled("regional", repeats=value)
+    except ValueError as e:
+        assert "repeats=" in str(e)
+        assert not (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+    else:
+        assert isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def test_tensor_drop_path_drops_whole_samples_at_its_rate() -> None:

@@ -31,8 +31,8 @@ def add_parser(sub: Subparsers) -> None:
         const="whole",
         default="none",
         choices=("none", "regional", "whole"),
-        help="torch.compile: whole (the default of a bare --compile), or regional: each block, "
-        "identical blocks sharing one compiled graph",
+        help="torch.compile: whole (the default of a bare --compile), or regional: the blocks "
+        "that repeat, identical blocks sharing one compiled graph",
     )
     p.add_argument(
         "--no-optimize", action="store_true", help="the semantic graph without the CPU layer"

@@ -1,9 +1,14 @@
 """The compiled pass: `torch.compile` over a built model, whole or by region (`build(compile=)`).
 
-"regional" compiles each block, one compiled callable per group of identical blocks (same
-generated code, same submodule kinds and settings, same parameter shapes): the blocks of a
+"regional" compiles the blocks that repeat, one compiled callable per group of identical blocks
+(same generated code, same submodule kinds and settings, same parameter shapes): the blocks of a
 group share one class, hence one forward code object, and torch.compile (which inlines nn
 modules and passes their parameters as graph inputs) traces that code once for all of them.
+A block with no twin (a stage's first or last block) stays eager: compiling it costs what it
+costs in whole-model compile (inductor's code generation and C++ compilation, per distinct
+kernel, are most of the first call) and, on the CPU, buys little at steady state
+(docs/PERFORMANCE.md, "Compile that starts fast"); `repeats=1` compiles every group (a
+model with no two identical blocks runs eager otherwise).
 Stochastic depth's rate, the one setting that differs from block to block of a stage, is held
 as a tensor in regional mode, so the rate is a graph input rather than a constant to guard on.
 "whole" is `gm.compile()`: one graph for the model. Both keep state-dict names and the module's
@@ -21,6 +26,7 @@ from torch import fx, nn
 from .. import runtime
 
 MODES = ("none", "regional", "whole")
+REPEATS = 2  # regional: the fewest identical blocks a group needs to be compiled
 
 
 def compile_arg(value: Any) -> str:
@@ -39,9 +45,14 @@ def compile_arg(value: Any) -> str:
     return value
 
 
-def compiled(mode: str, backend: str = "inductor") -> Callable[[fx.GraphModule], fx.GraphModule]:
-    """The pass for `mode` (see compile_arg): torch.compile with `backend`, whole or by region."""
+def compiled(
+    mode: str, backend: str = "inductor", repeats: int = REPEATS
+) -> Callable[[fx.GraphModule], fx.GraphModule]:
+    """The pass for `mode` (see compile_arg): torch.compile with `backend`, whole or by region
+    (the groups of at least `repeats` identical blocks)."""
     mode = compile_arg(mode)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats={repeats!r}: expected a whole number of blocks, at least 1")
 
     def run(gm: fx.GraphModule) -> fx.GraphModule:
         if mode == "whole":
@@ -49,7 +60,8 @@ def compiled(mode: str, backend: str = "inductor") -> Callable[[fx.GraphModule],
         elif mode == "regional":
             blocks = gm.get_submodule("blocks")
             for group in identical_blocks(gm):
-                _compile_group([blocks.get_submodule(str(i)) for i in group], backend)
+                if len(group) >= repeats:
+                    _compile_group([blocks.get_submodule(str(i)) for i in group], backend)
         return gm
 
     return run
