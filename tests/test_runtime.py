@@ -277,3 +277,51 @@ def test_optimize_retargets_the_skip_pools_and_semantic_restores_them() -> None:
         layer.semantic(gm)
         assert "functional.max_pool2d(" in "".join(b.code for b in gm.blocks)
         torch.testing.assert_close(gm(x), before, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["hiera_t_image", "mvitv2_t_image"])
+def test_optimize_fuses_residual_adds_into_the_linear_and_semantic_restores_them(
+    name: str,
+) -> None:
+    spec = mvitdsl.load_spec(ROOT / "specs" / f"{name}.mv", input_size=(3, 64, 64))
+    torch.manual_seed(0)
+    gm = mvitdsl.build(spec).eval()
+    code = "".join(b.code for b in gm.blocks)
+    assert code.count("kernels_added(") >= len(gm.blocks)  # at least every MLP's add
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        fused = gm(x)
+        layer.semantic(gm)
+        assert "kernels_added(" not in "".join(b.code for b in gm.blocks)
+        torch.testing.assert_close(gm(x), fused, atol=1e-4, rtol=0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    dims=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    strided=st.booleans(),
+    train=st.booleans(),
+)
+def test_linear_with_a_residual_adds_it(
+    rows: int, dims: tuple[int, int], strided: bool, train: bool
+) -> None:
+    """Fused (inference, dense residual) or not: residual + linear(x), and in training the
+    gradients of the separate add."""
+    g = torch.Generator().manual_seed(rows)
+    linear = kernels.Linear(*dims)
+    x = torch.randn(2, rows, dims[0], generator=g, requires_grad=train)
+    residual = torch.randn(2, dims[1], rows, generator=g).transpose(1, 2)
+    residual = residual if strided else residual.contiguous()
+    residual.requires_grad_(train)
+    with torch.set_grad_enabled(train):
+        ours = linear(x, residual)
+        ref = residual + F.linear(x, linear.weight, linear.bias)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    if train:
+        inputs = [x, residual, linear.weight, linear.bias]
+        weight = torch.randn(ref.shape, generator=g)
+        mine = torch.autograd.grad((ours * weight).sum(), inputs)
+        theirs = torch.autograd.grad((ref * weight).sum(), inputs)
+        for a, b in zip(mine, theirs):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
