@@ -279,13 +279,14 @@ def test_optimize_retargets_the_skip_pools_and_semantic_restores_them() -> None:
         torch.testing.assert_close(gm(x), before, atol=1e-4, rtol=0)
 
 
-def test_optimize_fuses_residual_adds_into_the_linear_and_semantic_restores_them() -> None:
+def test_optimize_fuses_residual_adds_and_gelu_into_the_linear_semantic_restores_them() -> None:
     """Hiera-T's blocks (no stochastic depth: the add follows the Linear directly)."""
     spec = mvitdsl.load_spec(ROOT / "specs" / "hiera_t_image.mv", input_size=(3, 64, 64))
     torch.manual_seed(0)
     gm = mvitdsl.build(spec).eval()
     code = "".join(b.code for b in gm.blocks)
-    assert code.count("kernels_added(") >= len(gm.blocks)  # at least every MLP's add
+    assert code.count("gelu = True") == len(gm.blocks)  # every MLP's fc1
+    assert code.count("kernels_added(") >= 2 * len(gm.blocks)  # and at least its add
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         fused = gm(x)
@@ -300,12 +301,13 @@ def test_optimize_fuses_residual_adds_into_the_linear_and_semantic_restores_them
     dims=st.tuples(st.integers(1, 24), st.integers(1, 24)),
     strided=st.booleans(),
     train=st.booleans(),
+    gelu=st.booleans(),
 )
-def test_linear_with_a_residual_adds_it(
-    rows: int, dims: tuple[int, int], strided: bool, train: bool
+def test_linear_with_a_residual_or_gelu_adds_or_applies_it(
+    rows: int, dims: tuple[int, int], strided: bool, train: bool, gelu: bool
 ) -> None:
-    """Fused (inference, dense residual) or not: residual + linear(x), and in training the
-    gradients of the separate add."""
+    """Fused (inference, dense residual) or not: residual + [gelu](linear(x)), and in training
+    the gradients of the separate ops."""
     g = torch.Generator().manual_seed(rows)
     linear = kernels.Linear(*dims)
     x = torch.randn(2, rows, dims[0], generator=g, requires_grad=train)
@@ -314,8 +316,10 @@ def test_linear_with_a_residual_adds_it(
     residual.requires_grad_(train)
     with torch.set_grad_enabled(train):
         fused = kernels._fused_add(x, linear.weight, residual)
-        ours = linear(x, residual)
-        ref = residual + F.linear(x, linear.weight, linear.bias)
+        ours = linear(x, residual, gelu=gelu)
+        out = F.linear(x, linear.weight, linear.bias)
+        ref = residual + (F.gelu(out) if gelu else out)
+        torch.testing.assert_close(linear(x, gelu=gelu), ref - residual, atol=1e-5, rtol=1e-5)
     assert fused == (kernels._HAS_ONEDNN and not train and residual.is_contiguous())
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     if train:

@@ -308,8 +308,9 @@ if _HAS_ONEDNN:
 
 
 def _register_linear_add() -> None:
-    """`mvitdsl::linear_add`: x @ weight.T + bias + other in one oneDNN matmul (the residual
-    add as its post-op), for inference only (no autograd: `Linear` calls it without grad)."""
+    """`mvitdsl::linear_add` (x @ weight.T + bias + other) and `mvitdsl::linear_gelu` (exact
+    GELU of x @ weight.T + bias): one oneDNN matmul each, the add or GELU as its post-op, for
+    inference only (no autograd: `Linear` calls them without grad)."""
     if _defined("linear_add"):
         return
 
@@ -320,6 +321,13 @@ def _register_linear_add() -> None:
     op = torch.library.custom_op(f"{NAMESPACE}::linear_add", mutates_args=())(linear_add)
     op.register_fake(lambda x, weight, bias, other: F.linear(x, weight, bias) + other)
 
+    def linear_gelu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        out: Tensor = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
+        return out
+
+    gelu = torch.library.custom_op(f"{NAMESPACE}::linear_gelu", mutates_args=())(linear_gelu)
+    gelu.register_fake(lambda x, weight, bias: F.gelu(F.linear(x, weight, bias)))
+
 
 if _HAS_ONEDNN:
     _register_linear_add()
@@ -328,19 +336,23 @@ if _HAS_ONEDNN:
 class Linear(nn.Linear):
     """nn.Linear with oneDNN's matmul for fp32 on the CPU (same parameters, same numbers up to
     the summation order): faster than aten's MKL `addmm` on these shapes; F.linear elsewhere
-    (autocast, other devices and dtypes). Given a `residual` (passes/fuse.py), it returns
-    residual + linear(x): in inference one oneDNN call, the add as the matmul's post-op."""
+    (autocast, other devices and dtypes). Given a `residual` or `gelu=True` (passes/fuse.py),
+    it returns residual + linear(x) or gelu(linear(x)): in inference one oneDNN call, the add
+    or the GELU as the matmul's post-op."""
 
-    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        if residual is not None and _fused_add(x, self.weight, residual):
-            fused: Tensor = getattr(torch.ops, NAMESPACE).linear_add(
-                x, self.weight, self.bias, residual
-            )
-            return fused
+    def forward(self, x: Tensor, residual: Tensor | None = None, gelu: bool = False) -> Tensor:
+        ops = getattr(torch.ops, NAMESPACE)
+        out: Tensor
+        if residual is not None and not gelu and _fused_add(x, self.weight, residual):
+            out = ops.linear_add(x, self.weight, self.bias, residual)
+            return out
         if not onednn_linear(x, self.weight):
             out = F.linear(x, self.weight, self.bias)
+        elif gelu and not runtime.records_grad(x, self.weight):
+            out, gelu = ops.linear_gelu(x, self.weight, self.bias), False
         else:
-            out = getattr(torch.ops, NAMESPACE).linear(x, self.weight, self.bias)
+            out = ops.linear(x, self.weight, self.bias)
+        out = F.gelu(out) if gelu else out
         return out if residual is None else residual + out
 
 
@@ -357,7 +369,8 @@ def _fused_add(x: Tensor, weight: Tensor, residual: Tensor) -> bool:
 
 
 def added(total: Tensor) -> Tensor:
-    """The residual add that the Linear before it has done (passes/fuse.py): its result."""
+    """The residual add or the GELU that the Linear before it has done (passes/fuse.py): its
+    result."""
     return total
 
 
