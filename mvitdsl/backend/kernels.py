@@ -14,7 +14,9 @@ class (and `semantic` undoes both: artifacts and exports are written from the se
   its buffer (no zero-filled full-size tensor, no padding copy);
 - `Linear` for `nn.Linear` (the pass swaps the module's class, parameters untouched): for fp32
   on the CPU oneDNN's matmul (forward and input gradient), which beats aten's MKL `addmm`/`mm`
-  on these shapes (docs/PERFORMANCE.md, issue 22).
+  on these shapes (docs/PERFORMANCE.md, issue 22); given a residual or `gelu=True` by
+  passes/fuse.py, in inference the add or GELU as oneDNN's post-op (`mvitdsl::linear_add`,
+  `mvitdsl::linear_gelu`).
 
 Every branch here decides on the tensors at run time (device, grad mode, autocast), never on
 `torch.compiler.is_compiling()`, so a model moved with `.to("cuda")` after building, or run
