@@ -1,8 +1,7 @@
 """What the CPU layer's fourth wave (issue 22) bought: a spec's reference, ours, and ours with the
-wave's changes undone ("before": the semantic max pools, the previous rel-pos bias, no Linear
-fusion), alternating in one process with the same weights; medians [min-max] of wall time and
-of process CPU time (less sensitive to other processes on a shared machine), ratio =
-reference / model.
+wave's two changes undone ("before": the semantic max pools, the previous rel-pos bias),
+alternating in one process with the same weights; medians [min-max] of wall time and of process
+CPU time (less sensitive to other processes on a shared machine), ratio = reference / model.
 
     .venv/bin/python benchmarks/layer_ab.py mvitv2_t_image eval --reps 15
     .venv/bin/python benchmarks/layer_ab.py mvitv2_s train --reps 5 --threads 2
@@ -25,8 +24,7 @@ import torch
 import mvitdsl
 from mvitdsl.backend import bench, kernels, runtime
 from mvitdsl.backend.export import input_shape
-from mvitdsl.backend.passes import rewrite
-from mvitdsl.backend.passes.rewrite import SEMANTIC, SEMANTIC_OP
+from mvitdsl.backend.passes.rewrite import SEMANTIC
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,30 +49,17 @@ def previous_rel_pos_bias(
 
 
 def before(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """A copy of gm with the fourth wave's retargets undone (and the Linear fusions)."""
+    """A copy of gm with the fourth wave's retargets undone."""
     gm = copy.deepcopy(gm)
     for sub in gm.modules():
         if isinstance(sub, torch.fx.GraphModule):
-            nodes = {n.name: n for n in sub.graph.nodes}
             for node in sub.graph.nodes:
                 if node.target is kernels.max_pool:
                     node.target = node.meta[SEMANTIC][0]
                 elif node.target is kernels.rel_pos_bias:
                     node.target = previous_rel_pos_bias
-                elif node.target is kernels.added or (
-                    node.op == "call_module" and SEMANTIC in node.meta
-                ):
-                    unfused(node, nodes)
             sub.recompile()
     return gm
-
-
-def unfused(node: torch.fx.Node, nodes: dict[str, torch.fx.Node]) -> None:
-    """A node of passes/fuse.py back to its semantic call (as rewrite.undo does)."""
-    target, args, kwargs = node.meta[SEMANTIC]
-    node.op = node.meta.get(SEMANTIC_OP, node.op)
-    node.target = target
-    node.args, node.kwargs = rewrite._resolved((args, kwargs), nodes)
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ class (and `semantic` undoes both: artifacts and exports are written from the se
   its buffer (no zero-filled full-size tensor, no padding copy);
 - `Linear` for `nn.Linear` (the pass swaps the module's class, parameters untouched): for fp32
   on the CPU oneDNN's matmul (forward and input gradient), which beats aten's MKL `addmm`/`mm`
-  on these shapes (docs/PERFORMANCE.md, issue 22); given a residual or `gelu=True` by
-  passes/fuse.py, in inference the add or GELU as oneDNN's post-op (`mvitdsl::linear_add`,
-  `mvitdsl::linear_gelu`).
+  on these shapes (docs/PERFORMANCE.md, issue 22).
 
 Every branch here decides on the tensors at run time (device, grad mode, autocast), never on
 `torch.compiler.is_compiling()`, so a model moved with `.to("cuda")` after building, or run
@@ -269,12 +267,6 @@ def _matmul(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out
 
 
-def weight_grad(rows: Tensor, x: Tensor) -> Tensor:
-    """A Linear's weight gradient rowsᵀ @ x (rows: the output gradient (M, out), x: the input
-    (M, in)) by aten's mm."""
-    return rows.t().mm(x)
-
-
 def _register_linear() -> None:
     """`mvitdsl::linear`: oneDNN's matmul forward and input gradient, aten's mm for the weight
     gradient (the faster of the two there: docs/PERFORMANCE.md, issue 22). Registered so that
@@ -298,7 +290,7 @@ def _register_linear() -> None:
         rows = grad.reshape(-1, grad.shape[-1])  # (M, out)
         fast = getattr(torch.ops, NAMESPACE).linear
         gx = fast(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
-        gw = weight_grad(rows, x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
+        gw = rows.t().mm(x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
         gb = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx, gw, gb
 
@@ -309,71 +301,16 @@ if _HAS_ONEDNN:
     _register_linear()
 
 
-def _register_linear_add() -> None:
-    """`mvitdsl::linear_add` (x @ weight.T + bias + other) and `mvitdsl::linear_gelu` (exact
-    GELU of x @ weight.T + bias): one oneDNN matmul each, the add or GELU as its post-op, for
-    inference only (no autograd: `Linear` calls them without grad)."""
-    if _defined("linear_add"):
-        return
-
-    def linear_add(x: Tensor, weight: Tensor, bias: Tensor | None, other: Tensor) -> Tensor:
-        out: Tensor = torch.ops.mkldnn._linear_pointwise.binary(x, other, weight, bias, "add")
-        return out
-
-    op = torch.library.custom_op(f"{NAMESPACE}::linear_add", mutates_args=())(linear_add)
-    op.register_fake(lambda x, weight, bias, other: F.linear(x, weight, bias) + other)
-
-    def linear_gelu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        out: Tensor = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
-        return out
-
-    gelu = torch.library.custom_op(f"{NAMESPACE}::linear_gelu", mutates_args=())(linear_gelu)
-    gelu.register_fake(lambda x, weight, bias: F.gelu(F.linear(x, weight, bias)))
-
-
-if _HAS_ONEDNN:
-    _register_linear_add()
-
-
 class Linear(nn.Linear):
     """nn.Linear with oneDNN's matmul for fp32 on the CPU (same parameters, same numbers up to
     the summation order): faster than aten's MKL `addmm` on these shapes; F.linear elsewhere
-    (autocast, other devices and dtypes). Given a `residual` or `gelu=True` (passes/fuse.py),
-    it returns residual + linear(x) or gelu(linear(x)): in inference one oneDNN call, the add
-    or the GELU as the matmul's post-op."""
+    (autocast, other devices and dtypes)."""
 
-    def forward(self, x: Tensor, residual: Tensor | None = None, gelu: bool = False) -> Tensor:
-        ops = getattr(torch.ops, NAMESPACE)
-        out: Tensor
-        if residual is not None and not gelu and _fused_add(x, self.weight, residual):
-            out = ops.linear_add(x, self.weight, self.bias, residual)
-            return out
+    def forward(self, x: Tensor) -> Tensor:
         if not onednn_linear(x, self.weight):
-            out = F.linear(x, self.weight, self.bias)
-        elif gelu and not runtime.records_grad(x, self.weight):
-            out, gelu = ops.linear_gelu(x, self.weight, self.bias), False
-        else:
-            out = ops.linear(x, self.weight, self.bias)
-        out = F.gelu(out) if gelu else out
-        return out if residual is None else residual + out
-
-
-def _fused_add(x: Tensor, weight: Tensor, residual: Tensor) -> bool:
-    """Whether oneDNN's post-op add computes residual + linear(x): inference, and a dense fp32
-    residual of the output's shape (a broadcast or strided one takes the separate add)."""
-    return (
-        onednn_linear(x, weight)
-        and not runtime.records_grad(x, weight, residual)
-        and residual.dtype == torch.float32
-        and residual.shape == (*x.shape[:-1], weight.shape[0])
-        and residual.is_contiguous()
-    )
-
-
-def added(total: Tensor) -> Tensor:
-    """The residual add or the GELU that the Linear before it has done (passes/fuse.py): its
-    result."""
-    return total
+            return F.linear(x, self.weight, self.bias)
+        out: Tensor = getattr(torch.ops, NAMESPACE).linear(x, self.weight, self.bias)
+        return out
 
 
 # -- the CPU backward of a depthwise pool conv

@@ -19,7 +19,6 @@ from torch import fx, nn
 
 from .. import kernels, runtime
 from ..kernels import max_pool, pool_conv, rel_pos_bias
-from .fuse import fuse_residual
 from .rewrite import is_rewritten, retarget, undo
 from .unroll import unroll
 
@@ -55,9 +54,9 @@ def _swap_classes(gm: fx.GraphModule, table: dict[type[nn.Module], type[nn.Modul
 
 
 def optimize(gm: fx.GraphModule) -> fx.GraphModule:
-    """Swap the semantic calls and modules for this layer's (in place), put Hiera-like models
-    in the unrolled token order (passes/unroll.py, first: it reads the semantic max pools),
-    and fuse residual adds into the Linear before them (passes/fuse.py); idempotent."""
+    """Swap the semantic calls and modules for this layer's (in place), and put Hiera-like
+    models in the unrolled token order (passes/unroll.py, first: it reads the semantic max
+    pools); idempotent."""
     if is_optimized(gm):
         return gm
     _swap_classes(gm, MODULES)
@@ -68,8 +67,6 @@ def optimize(gm: fx.GraphModule) -> fx.GraphModule:
             if _replaceable(node):
                 retarget(node, REPLACEMENTS[node.target])
                 changed = True
-        if fuse_residual(sub):
-            changed = True
         if changed:
             sub.recompile()
     return gm

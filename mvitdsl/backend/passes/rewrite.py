@@ -10,7 +10,6 @@ from typing import Any
 from torch import fx
 
 SEMANTIC = "mvitdsl_semantic_target"  # meta: (target, args, kwargs) before the layer
-SEMANTIC_OP = "mvitdsl_semantic_op"  # meta: the node's kind (call_module, ...) before the layer
 INSERTED = "mvitdsl_inserted"  # meta: a call the layer put in front of its first argument's users
 
 
@@ -29,15 +28,10 @@ def _resolved(args: Any, nodes: dict[str, fx.Node]) -> Any:
     return fx.node.map_aggregate(args, lambda a: nodes[a.name] if isinstance(a, _Ref) else a)
 
 
-def retarget(
-    node: fx.Node, target: Any, args: Any = None, kwargs: Any = None, op: str | None = None
-) -> None:
-    """Point `node` at the layer's `target` (with new args/kwargs, or a new node kind such as
-    call_module -> call_function, when given), recording the semantic call; a node already
-    retargeted keeps its first record."""
+def retarget(node: fx.Node, target: Any, args: Any = None, kwargs: Any = None) -> None:
+    """Point `node` at the layer's `target` (with new args/kwargs when given), recording the
+    semantic call; a node already retargeted keeps its first record."""
     node.meta.setdefault(SEMANTIC, (node.target, _by_name(node.args), _by_name(node.kwargs)))
-    node.meta.setdefault(SEMANTIC_OP, node.op)
-    node.op = op or node.op
     node.target = target
     if args is not None:
         node.args = args
@@ -68,7 +62,6 @@ def undo(graph: fx.Graph) -> bool:
             changed = True
         elif SEMANTIC in node.meta:
             target, args, kwargs = node.meta.pop(SEMANTIC)
-            node.op = node.meta.pop(SEMANTIC_OP, node.op)
             node.target, node.args, node.kwargs = (
                 target,
                 _resolved(args, nodes),
