@@ -25,6 +25,7 @@ from mvitdsl.explore.engine import Budgets
 from mvitdsl.explore.expr import ExprError, evaluate, parse_expr
 from mvitdsl.explore.pareto import RunningFront, brute_force, dominates, parse_objectives
 from mvitdsl.explore.run import SweepRun
+from mvitdsl.explore.sweepfile import read_sweep_file
 from mvitdsl.language import overrides
 from mvitdsl.language.overrides import PathError
 from mvitdsl.spec import load_spec
@@ -517,6 +518,33 @@ def test_sweep_file_mistakes_are_located(tmp_path: Path, capsys: pytest.CaptureF
     assert f"{bad}:3:12: error[E203]: 'scale4.blocsk'" in err and "did you mean 'blocks'" in err
     assert f"{bad}:4:5: error[E203]: unknown sweep directive 'vray'" in err
     assert "did you mean 'grid'" in err
+
+
+def test_sweep_file_states_its_base_figures_and_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    def written(params: int) -> Path:
+        f = tmp_path / f"p{params}.mv"
+        f.write_text(
+            f'model fig extends "{MVIT_B}" mvit_b {{\n'
+            f"  expect     params {params}\n"
+            "  reference  torchvision mvit_v1_b\n"
+            '  sweep {\n    vary   "scale4.blocks=1,2"\n  }\n}\n'
+        )
+        return f
+
+    params = analyze(load_spec(MVIT_B)).params  # the base's figure holds: the sweep runs
+    base = read_sweep_file(written(params))["base"]
+    assert base.reference is not None and (base.reference.source, base.reference.name) == (
+        "torchvision",
+        "mvit_v1_b",
+    )
+    assert [e.value for e in base.expectations] == [params]
+    assert main(["sweep", str(written(params))]) == 0
+    capsys.readouterr()
+    wrong = written(params + 1)  # a wrong figure is the base's mistake, located on its line
+    assert main(["sweep", str(wrong)]) == 1
+    assert f"{wrong}:2:" in capsys.readouterr().err
 
 
 def test_rows_stream_through_a_chunked_spool(monkeypatch: pytest.MonkeyPatch):

@@ -19,7 +19,8 @@
       }
     }
 
-The model's other statements, merged over its parent, are the base; the `sweep` table says what
+The model's other statements, merged over its parent, are the base (its own `expect` figures are
+checked on the base, its own `reference` is the base's, as in a spec); the `sweep` table says what
 varies. Its mistakes are reported like a spec's, each under the word that is wrong. Emitted
 variants extend the parent, with the sweep file's own changes written into each. With `base`
 rows the sweep runs over several bases (explore/multi.py): the model itself, named by its own
@@ -36,9 +37,11 @@ from typing import Any
 from ..catalog import shipped_path
 from ..diagnostics import Reporter, did_you_mean
 from ..language import lexical
+from ..language.expect import read_expect, split_expect
 from ..language.lower import Lowering
 from ..language.overrides import PathError, locate
 from ..language.parse import parse
+from ..language.reference import read_reference, split_reference
 from ..language.syntax import Atom, Table
 from ..spec import Spec, check_spec, load_spec
 from ..spec import resolve as resolve_extends
@@ -77,7 +80,8 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
     """The sweep's base Spec and its SweepRun keywords; SpecError with every located mistake."""
     file = str(path)
     text = Path(path).read_text(encoding="utf-8")
-    model = parse(text, file)
+    model, expect = split_expect(parse(text, file))  # the base's own figures, checked below
+    model, stated = split_reference(model)  # and its own reference, as a spec's
     sources = {file: text}
     reporter = Reporter(sources)
     tables = [s for s in model.statements if isinstance(s, Table) and s.key == "sweep"]
@@ -87,7 +91,8 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
     lowered = lowering.run()
     lowering.r.raise_if_any()
     assert lowered is not None
-    base = Spec(lowered, base_ast, statements, sources)
+    expectations, reference = read_expect(expect, sources), read_reference(stated, sources)
+    base = Spec(lowered, base_ast, statements, sources, expectations, reference=reference)
     check_spec(base)
     kw: dict[str, Any] = {"base": base, "bases": [], "vary": [], "set": [], "where": []}
     rows = [row.atoms for table in tables for row in table.rows]
