@@ -44,6 +44,16 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+def need(present: bool, what: str) -> None:
+    """A tool the tests need: skipped where it is missing, but a failure on CI, whose
+    `.ci/run` (scripts/setup.sh) installs it, so that a skip there cannot hide a test."""
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (missing on CI, where scripts/setup.sh installs it)")
+    pytest.skip(what)
+
+
 def rel(text: str) -> str:
     """Text with the repository root's absolute path removed, so paths read as from the root
     (`specs/mvit_b.mv`) wherever the clone is; tests give absolute paths and never chdir."""

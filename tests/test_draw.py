@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SPECS, assert_golden
+from conftest import ROOT, SPECS, assert_golden, need
 
 GOLDEN_SPECS = ("mvit_b", "mvitv2_s")
 HAVE_DOT = shutil.which("dot") is not None
@@ -45,10 +45,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def need_dot() -> None:
     """Rendering is required where CI installed Graphviz; elsewhere it is skipped."""
-    if not HAVE_DOT:
-        if os.environ.get("CI"):
-            pytest.fail("Graphviz's `dot` is missing on CI: apt-get install graphviz")
-        pytest.skip("Graphviz's `dot` is not installed")
+    need(HAVE_DOT, "Graphviz's `dot` is not installed (apt-get install graphviz)")
 
 
 def label(dot: str, node: str) -> str:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, need
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,8 +139,7 @@ def test_cpu_peak_memory_sees_an_allocation_the_warm_heap_would_hide() -> None:
 
     from mvitdsl.backend.bench import peak_memory_gib
 
-    if not Path("/proc/self/status").exists():
-        pytest.skip("RSS counters are Linux's")
+    need(Path("/proc/self/status").exists(), "RSS counters are Linux's")
     piece = 2**14  # 64 KiB of float32: below glibc's mmap threshold, so it comes from the heap
 
     def allocate() -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, need
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
@@ -217,9 +217,11 @@ def postgres() -> Iterator[str]:
     bindir = found[-1].parent if found else None
     if bindir is None and shutil.which("postgres"):
         bindir = Path(shutil.which("postgres") or "").parent
-    if bindir is None or not (bindir / "initdb").exists():
-        pytest.skip("PostgreSQL's initdb and postgres are not installed (scripts/setup.sh "
-                    "installs Debian's postgresql)")  # fmt: skip
+    need(
+        bindir is not None and (bindir / "initdb").exists(),
+        "PostgreSQL's initdb and postgres are not installed (Debian's postgresql)",
+    )
+    assert bindir is not None
     as_user = _user_for_postgres()
     folder = Path(tempfile.mkdtemp(prefix="mvitdsl-pg-"))  # /tmp: the server's user can enter
     if as_user:

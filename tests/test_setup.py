@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, need
 
 
 def shared_env() -> Path:
@@ -41,8 +41,10 @@ def copy_clone(dest: Path) -> None:
 @pytest.mark.slow
 def test_two_clones_each_import_their_own_code(tmp_path):
     shared = shared_env()
-    if not (shared / ".complete").is_file() or shutil.which("dot") is None:
-        pytest.skip("needs the shared environment made by `make setup` and graphviz")
+    need(
+        (shared / ".complete").is_file() and shutil.which("dot") is not None,
+        "needs the shared environment made by `make setup` and graphviz",
+    )
     root = tmp_path / "cache"
     root.mkdir()
     (root / shared.name).symlink_to(shared)  # the same shared environment, found by key
@@ -96,3 +98,13 @@ def test_two_clones_each_import_their_own_code(tmp_path):
         )
         assert r.returncode == 0 and r.stdout.startswith("mvitdsl "), r.stderr
     assert sorted(os.listdir(site)) == before  # nothing installed into the shared environment
+
+
+def test_a_missing_tool_fails_on_ci_and_is_skipped_elsewhere(monkeypatch):
+    need(True, "present")  # nothing happens
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="missing on CI"):
+        need(False, "a tool")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="a tool"):
+        need(False, "a tool")

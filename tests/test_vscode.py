@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, need
 
 EXT = ROOT / "editors" / "vscode"
 GRAMMAR = ROOT / "mvitdsl" / "lsp" / "mvitdsl.tmLanguage.json"
@@ -54,8 +54,7 @@ def test_the_npm_packages_are_pinned_by_the_lockfile() -> None:
 def build() -> subprocess.CompletedProcess[str]:
     """editors/vscode/build.sh once: npm ci into the cache (when the lockfile is new), the
     grammar's scope test, the .vsix."""
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed")
+    need(shutil.which("npm") is not None, "npm is not installed")
     return subprocess.run(
         ["bash", str(EXT / "build.sh")], capture_output=True, text=True, timeout=600
     )
