@@ -21,7 +21,7 @@ from ..language.overrides import PathError, locate
 from ..spec import Spec, load_spec
 from .axes import Axis, AxisError, Derived, parse_set, parse_vary, text_of
 from .expr import ExprError
-from .pareto import Objective, RunningFront, flag_front, oriented
+from .pareto import Objective, RunningFront, flag_front, row_point
 from .run import MAX_VARIANTS, Summary, SweepRun, read_join
 from .sweepfile import paths_of, split_prefix
 
@@ -181,10 +181,7 @@ class MultiSweep:
         return sum(r.size for r in self.runs.values())
 
     def point(self, row: Mapping[str, Any]) -> tuple[float, ...] | None:
-        values = [row.get(o.column) for o in self.objectives]
-        if not row["ok"] or any(not isinstance(v, (int, float)) for v in values):
-            return None
-        return oriented([float(v) for v in values], self.objectives)  # type: ignore[arg-type]
+        return row_point(row, self.objectives)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.summary = MultiSummary()

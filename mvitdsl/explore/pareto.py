@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,16 @@ def brute_force(points: Iterable[tuple[str, Sequence[float]]]) -> set[str]:
 
 def oriented(values: Sequence[float], objectives: Sequence[Objective]) -> tuple[float, ...]:
     return tuple(-v if o.maximise else v for v, o in zip(values, objectives))
+
+
+def row_point(row: Mapping[str, Any], objectives: Sequence[Objective]) -> tuple[float, ...] | None:
+    """A kept row's objective values, oriented for minimising; None for a rejected row or one
+    missing a figure."""
+    values = [row.get(o.column) for o in objectives]
+    numbers = [float(v) for v in values if isinstance(v, (int, float))]
+    if not row["ok"] or len(numbers) != len(values):
+        return None
+    return oriented(numbers, objectives)
 
 
 def flag_front(

@@ -42,7 +42,7 @@ from .axes import (
 )
 from .engine import SWEEP_CODES, Budgets, Evaluator, Outcome
 from .expr import paths as expr_paths
-from .pareto import Objective, RunningFront, oriented, parse_objectives
+from .pareto import Objective, RunningFront, parse_objectives, row_point
 
 SCHEMA = 1  # the JSON shape's version; `kind` names the shape (GLOSSARY.md)
 MAX_VARIANTS = 10**6
@@ -328,10 +328,7 @@ class SweepRun:
         return path
 
     def point(self, row: Mapping[str, Any]) -> tuple[float, ...] | None:
-        values = [row.get(o.column) for o in self.objectives]
-        if not row["ok"] or any(not isinstance(v, (int, float)) for v in values):
-            return None
-        return oriented([float(v) for v in values], self.objectives)  # type: ignore[arg-type]
+        return row_point(row, self.objectives)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.summary = Summary()
