@@ -313,9 +313,9 @@ def _matmul(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 
 def _register_linear() -> None:
-    """`mvitdsl::linear`: oneDNN's matmul forward and input gradient, aten's mm for the weight
-    gradient (the faster of the two there: docs/PERFORMANCE.md, issue 22). Registered so that
-    torch.compile calls it as it is (inductor lowers oneDNN's op only for frozen weights)."""
+    """`mvitdsl::linear`: oneDNN's matmul, forward and gradients (`_linear_backward`), as one
+    registered op so that torch.compile calls it as it is (inductor lowers oneDNN's op only for
+    frozen weights); eager training takes `_LinearFunction`, the same kernels."""
     if _defined("linear"):
         return
 
@@ -324,7 +324,7 @@ def _register_linear() -> None:
 
     op = torch.library.custom_op(f"{NAMESPACE}::linear", mutates_args=())(linear)
     op.register_fake(lambda x, weight, bias: F.linear(x, weight, bias))
-    op.register_autograd(_linear_backward, setup_context=_linear_context)
+    op.register_autograd(_op_backward, setup_context=_linear_context)
 
 
 def _linear_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
@@ -333,15 +333,24 @@ def _linear_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
     ctx.has_bias = bias is not None
 
 
-def _linear_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+def _linear_backward(
+    ctx: Any, grad: Tensor, matmul: Any = None
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """The gradients of `x @ weight.T + bias`: the input's by oneDNN, the weight's by
-    `_weight_grad`, the bias's a sum."""
+    `_weight_grad`, the bias's a sum; `matmul` calls oneDNN (the registered op in the
+    registered op's backward, which torch.compile traces and inductor must not lower)."""
+    matmul = matmul or _matmul
     x, weight = ctx.saved_tensors
     rows = grad.reshape(-1, grad.shape[-1])  # (M, out)
-    gx = _matmul(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
-    gw = _weight_grad(rows, x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
+    gx = matmul(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+    needs_w = ctx.needs_input_grad[1]
+    gw = _weight_grad(rows, x.reshape(-1, x.shape[-1]), matmul) if needs_w else None
     gb = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
     return gx, gw, gb
+
+
+def _op_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    return _linear_backward(ctx, grad, getattr(torch.ops, NAMESPACE).linear)
 
 
 class _LinearFunction(torch.autograd.Function):
@@ -356,12 +365,13 @@ class _LinearFunction(torch.autograd.Function):
     backward = staticmethod(_linear_backward)
 
 
-def _weight_grad(rows: Tensor, x: Tensor) -> Tensor:
-    """rowsᵀ @ x, the weight gradient (out, in): oneDNN's matmul when the layer narrows (in >
-    out: fc2, MViT's and Hiera's projections down), aten's mm otherwise, the faster of the two
+def _weight_grad(rows: Tensor, x: Tensor, matmul: Any = None) -> Tensor:
+    """rowsᵀ @ x, the weight gradient (out, in): oneDNN's matmul (`matmul`) when the layer
+    narrows (in > out: fc2, the projections down), aten's mm otherwise, the faster of the two
     on each side (benchmarks/linear_kernels.py, issue 22)."""
     if x.shape[-1] > rows.shape[-1]:
-        return _matmul(rows.t(), x.t(), None)
+        out: Tensor = (matmul or _matmul)(rows.t(), x.t(), None)
+        return out
     return rows.t().mm(x)
 
 
