@@ -330,10 +330,12 @@ _SWIN_CACHE: dict[tuple[Any, ...], Tensor] = {}
 
 def _kept(key: tuple[Any, ...], make: Any) -> Tensor:
     """make() once per key; a traced value (a fake tensor of torch.export or torch.compile) is
-    not kept, so that eager calls after an export get real tensors."""
+    not kept, so that eager calls after an export get real tensors. Made outside inference
+    mode even under it: a kept inference tensor could not be saved for a later backward."""
     if key in _SWIN_CACHE:
         return _SWIN_CACHE[key]
-    value: Tensor = make()
+    with torch.inference_mode(False):
+        value: Tensor = make()
     if type(value) is torch.Tensor:
         _SWIN_CACHE[key] = value
     return value
