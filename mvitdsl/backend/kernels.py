@@ -262,10 +262,17 @@ def attention(
     the order of the sums; autograd keeps the softmax of the (short) scores, which SDPA does not."""
     if not _short_attention(q, k, v, attn_mask):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    return plain_attention(q, k, v, attn_mask, scale)
+
+
+def plain_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, scale: float | None = None
+) -> Tensor:
+    """softmax(q kᵀ · scale + mask) v as three ops (the scores scaled and masked in place)."""
     scores = torch.matmul(q, k.transpose(-2, -1))
     scores = scores.mul_(q.shape[-1] ** -0.5 if scale is None else scale)
-    if attn_mask is not None:
-        scores = scores.add_(attn_mask) if attn_mask.shape == scores.shape else scores + attn_mask
+    if mask is not None:
+        scores = scores.add_(mask) if mask.shape == scores.shape else scores + mask
     return torch.matmul(scores.softmax(-1), v)
 
 
