@@ -71,8 +71,8 @@ def timed(case: Case, train: bool, reps: int) -> dict[str, float]:
     fns = {"sdpa": F.scaled_dot_product_attention, "plain": kernels.plain_attention}
 
     def call(fn: Any) -> None:
-        with torch.set_grad_enabled(train):
-            out = fn(q, k, v, mask, qs[-1] ** -0.5)
+        with torch.set_grad_enabled(train):  # by keyword: SDPA's fifth argument is dropout_p
+            out = fn(q, k, v, attn_mask=mask, scale=qs[-1] ** -0.5)
             if train:
                 out.backward(grad)
 

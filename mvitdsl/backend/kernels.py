@@ -266,13 +266,15 @@ def attention(
 
 
 def plain_attention(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, scale: float | None = None
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, scale: float | None = None
 ) -> Tensor:
-    """softmax(q kᵀ · scale + mask) v as three ops (the scores scaled and masked in place)."""
+    """softmax(q kᵀ · scale + attn_mask) v as three ops (the scores scaled and masked in
+    place); SDPA's keywords."""
     scores = torch.matmul(q, k.transpose(-2, -1))
     scores = scores.mul_(q.shape[-1] ** -0.5 if scale is None else scale)
-    if mask is not None:
-        scores = scores.add_(mask) if mask.shape == scores.shape else scores + mask
+    if attn_mask is not None:
+        same = attn_mask.shape == scores.shape
+        scores = scores.add_(attn_mask) if same else scores + attn_mask
     return torch.matmul(scores.softmax(-1), v)
 
 
