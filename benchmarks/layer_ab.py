@@ -1,12 +1,17 @@
-"""What the CPU layer's fourth wave (issue 22) bought: a spec's reference, ours, and ours with the
-wave's two changes undone ("before": the semantic max pools, the previous rel-pos bias),
-alternating in one process with the same weights; medians [min-max] of wall time and of process
-CPU time (less sensitive to other processes on a shared machine), ratio = reference / model.
+"""What a change of the CPU layer (issue 22) bought: a spec's reference, ours with the named
+changes undone ("before"), and ours, alternating in one process with the same weights; medians
+[min-max] of wall time and of process CPU time (less sensitive to other processes on a shared
+machine), ratio = reference / model, and "paired" (the median of the per-rep ratios before /
+ours: each rep runs the two back to back, so a slow spell of the machine slows both).
 
-    .venv/bin/python benchmarks/layer_ab.py mvitv2_t_image eval --reps 15
-    .venv/bin/python benchmarks/layer_ab.py mvitv2_s train --reps 5 --threads 2
+    .venv/bin/python benchmarks/layer_ab.py hiera_b_image train --reps 15 --threads 2
+    .venv/bin/python benchmarks/layer_ab.py mvitv2_t_image eval --undo pools relpos --reps 15
 
-Eval: batch 1 at the spec's size; training: an SGD step, batch 2 (video at 3x8x128x128).
+--undo (default: the fifth wave's two): `attention` (kernels.attention and window_attention back
+to SDPA), `linear` (Linear through the registered op `mvitdsl::linear` with aten's mm for every
+weight gradient, as before the fifth wave), `pools` (the semantic max pools), `relpos` (the
+rel-pos bias before the fourth wave). Eval: batch 1 at the spec's size; training: an SGD step,
+batch 2 (video at 3x8x128x128).
 """
 
 from __future__ import annotations
@@ -48,18 +53,58 @@ def previous_rel_pos_bias(
     return out
 
 
-def before(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """A copy of gm with the fourth wave's retargets undone."""
+UNDO = ("attention", "linear", "pools", "relpos")
+
+
+class PreviousLinear(kernels.Linear):
+    """kernels.Linear before the fifth wave: every fp32 CPU call through the registered op."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not kernels.onednn_linear(x, self.weight):
+            return torch.nn.functional.linear(x, self.weight, self.bias)
+        out: torch.Tensor = torch.ops.mvitdsl.linear(x, self.weight, self.bias)
+        return out
+
+
+def previous_weight_grad(rows: Any, x: Any, matmul: Any = None) -> Any:
+    """The weight gradient before the fifth wave: aten's mm for every layer."""
+    return rows.t().mm(x)
+
+
+def before(gm: Any, undo: list[str]) -> Any:
+    """A copy of gm with the named changes undone (the weight gradient: see `step_before`)."""
     gm = copy.deepcopy(gm)
+    semantic = {
+        kernels.max_pool: "pools" in undo,
+        kernels.attention: "attention" in undo,
+        kernels.window_attention: "attention" in undo,
+    }
     for sub in gm.modules():
         if isinstance(sub, torch.fx.GraphModule):
             for node in sub.graph.nodes:
-                if node.target is kernels.max_pool:
+                if semantic.get(node.target, False):
                     node.target = node.meta[SEMANTIC][0]
-                elif node.target is kernels.rel_pos_bias:
+                elif node.target is kernels.rel_pos_bias and "relpos" in undo:
                     node.target = previous_rel_pos_bias
             sub.recompile()
+        if "linear" in undo and type(sub) is kernels.Linear:
+            sub.__class__ = PreviousLinear
     return gm
+
+
+def step_before(step: Any, undo: list[str]) -> Any:
+    """The step with the previous weight gradient swapped in for its duration."""
+    if "linear" not in undo:
+        return step
+
+    def run() -> Any:
+        current, kernels._weight_grad = kernels._weight_grad, previous_weight_grad
+        try:
+            return step()
+        finally:
+            kernels._weight_grad = current
+
+    return run
 
 
 def main() -> None:
@@ -68,7 +113,10 @@ def main() -> None:
     p.add_argument("mode", choices=("eval", "train"))
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--undo", nargs="+", choices=UNDO, default=["attention", "linear"])
     args = p.parse_args()
+    if args.reps < 1 or args.threads < 1:
+        p.error("--reps and --threads take a whole number >= 1")
     torch.set_num_threads(args.threads)
     train = args.mode == "train"
     size = tuple(input_shape(mvitdsl.load_spec(ROOT / "specs" / f"{args.spec}.mv").model))
@@ -83,8 +131,9 @@ def main() -> None:
     ref = bench.reference_model(spec, source, opts)
     bench.load_reference_weights(ours, ref, spec, source)
     x = torch.randn(2 if train else 1, *size)
-    models = {"reference": ref, "before": before(ours), "mvitdsl": ours}
+    models = {"reference": ref, "before": before(ours, args.undo), "mvitdsl": ours}
     steps = {k: bench.step(m, x, opts) for k, m in models.items()}
+    steps["before"] = step_before(steps["before"], args.undo)
     for step in steps.values():
         step()
     wall: dict[str, list[float]] = {k: [] for k in steps}
@@ -99,7 +148,7 @@ def main() -> None:
     shape = "x".join(map(str, x.shape))
     print(
         f"{args.spec} {args.mode} {shape}, {args.threads} thread(s), {args.reps} reps, "
-        f"load {start:.1f} -> {os.getloadavg()[0]:.1f}"
+        f"undone: {' '.join(args.undo)}, load {start:.1f} -> {os.getloadavg()[0]:.1f}"
     )
     for label, times in (("wall", wall), ("cpu", cpu)):
         ref_med = statistics.median(times["reference"])
@@ -108,7 +157,8 @@ def main() -> None:
             f" ({ref_med / statistics.median(v):.3f}x)"
             for k, v in times.items()
         ]
-        print(f"  {label}: " + ", ".join(cells))
+        paired = statistics.median(b / o for b, o in zip(times["before"], times["mvitdsl"]))
+        print(f"  {label}: " + ", ".join(cells) + f"; before / mvitdsl paired {paired:.3f}x")
 
 
 if __name__ == "__main__":

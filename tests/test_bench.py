@@ -125,8 +125,20 @@ def test_table_quick_prints_a_row_per_model_and_mode_hiera_included(
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and " vs " in line]
     assert len(rows) == 1, out
-    assert "| hiera_t_image vs timm hiera_tiny_224 | eval | 1x3x64x64 |" in out
+    assert "| hiera_t_image vs timm hiera_tiny_224 | eval | 1x3x64x64 | 1 |" in out
     assert all(line.rstrip(" |").endswith("x") for line in rows)
+    assert all(line.count("x |") == 2 for line in rows)  # the ratio and the paired ratio
+
+
+def test_table_reps_fill_the_seconds_and_never_fall_under_reps() -> None:
+    table = _table()
+    calls: list[str] = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    assert table.reps_for(fns, table.parse(["--reps", "3", "--seconds", "0"])) == 3
+    assert calls == []  # no probe call when --seconds is 0
+    assert table.reps_for(fns, table.parse(["--reps", "3", "--seconds", "1"])) > 1000
+    slow = {"a": lambda: __import__("time").sleep(0.05)}
+    assert table.reps_for(slow, table.parse(["--reps", "3", "--seconds", "0.01"])) == 3
 
 
 def _stated(name: str) -> tuple[str, str] | None:
@@ -212,9 +224,11 @@ def test_a_feature_reference_gives_the_maps_of_the_feature_model() -> None:
     st.lists(
         st.one_of(
             st.sampled_from(
-                ["--reps", "--threads", "--only", "--modes", "--quick", "eval", "train"]
+                ["--reps", "--threads", "--seconds", "--only", "--modes", "--quick", "eval"]
             ),
-            st.sampled_from(["0", "-1", "3", "x", "hiera_t_image", "mvit_b", "resnet"]),
+            st.sampled_from(
+                ["0", "-1", "3", "x", "2.5", "nan", "inf", "hiera_t_image", "swin_t", "resnet"]
+            ),
             st.text(max_size=6),
         ),
         max_size=6,
@@ -227,5 +241,5 @@ def test_property_table_options_parse_or_exit_2(argv: list[str]) -> None:
     except SystemExit as e:
         assert e.code == 2
     else:
-        assert args.reps >= 1 and args.threads >= 1
+        assert args.reps >= 1 and args.threads >= 1 and 0 <= args.seconds < float("inf")
         assert set(args.only) <= set(table.ROWS) and set(args.modes) <= {"eval", "train"}

@@ -6,6 +6,7 @@ drawing, sweeping, feature maps and the editor's hover."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from torch import nn  # noqa: E402
 
 import mvitdsl  # noqa: E402
 from mvitdsl import analyze, load_spec  # noqa: E402
+from mvitdsl.backend.passes.optimize import semantic  # noqa: E402
 from mvitdsl.backend.weights import convert_state_dict  # noqa: E402
 from mvitdsl.diagnostics import SpecError  # noqa: E402
 
@@ -85,12 +87,38 @@ def test_logits_equal_timm_at_224(name: str) -> None:
 
 def test_gradients_equal_timm_small() -> None:
     """Every parameter's gradient after one backward, pvt_v2_b0 and the linear variant at
-    64x64 (the 224 twin: `full`)."""
+    64x64 (the 224 twin: `full`), the CPU layer's graph and the semantic one. b0: within the
+    fixed tolerance of timm's fp32 gradients. The linear variant's fp32 gradients are
+    ill-conditioned at this size: one parameter's gradient sits 1-3% from float64's on some
+    inputs, whichever summation order runs (timm's flash or math kernel, aten's or oneDNN's
+    linear, the CPU layer's plain attention: on seeds 0-3, timm's math kernel is 5.8e-4 and
+    8.8e-4 of the whole gradient's norm from float64 on two, the semantic graph 1.8e-3 on
+    one, the others ~2e-6), so both graphs are checked against timm in float64 on seeds 0-2:
+    within 5e-3 of the gradient's norm (a wrong gradient is off by its own size)."""
     for name in ("pvt_v2_b0", "pvt_v2_b2_li"):
         gm, ref = pair(name)
         spec = load_spec(SPECS / f"{name}.mv")
         x = image(64, 2)
-        assert_grads_match(grads(gm, x), convert_state_dict(grads(ref, x), "timm", spec=spec))
+        want = convert_state_dict(grads(ref, x), "timm", spec=spec)
+        if name == "pvt_v2_b2_li":
+            exact_ref = copy.deepcopy(ref).double()
+            inputs = [torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+                      for seed in range(3)]  # fmt: skip
+            exacts = [
+                convert_state_dict(grads(exact_ref, x_seed.double()), "timm", spec=spec)
+                for x_seed in inputs
+            ]
+        for graph in ("cpu layer", "semantic"):
+            if graph == "semantic":
+                semantic(gm)  # type: ignore[arg-type]
+            if name == "pvt_v2_b0":
+                assert_grads_match(grads(gm, x), want)
+                continue
+            for seed, (x_seed, exact) in enumerate(zip(inputs, exacts)):
+                fp32 = grads(gm, x_seed)
+                ours = torch.cat([fp32[k].flatten().double() for k in exact])
+                truth = torch.cat([exact[k].flatten() for k in exact])
+                assert ((ours - truth).norm() / truth.norm()).item() < 5e-3, (graph, seed)
 
 
 @pytest.mark.full

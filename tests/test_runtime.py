@@ -277,3 +277,106 @@ def test_optimize_retargets_the_skip_pools_and_semantic_restores_them() -> None:
         layer.semantic(gm)
         assert "functional.max_pool2d(" in "".join(b.code for b in gm.blocks)
         torch.testing.assert_close(gm(x), before, atol=1e-4, rtol=0)
+
+
+@st.composite
+def attention_cases(draw: st.DrawFn) -> tuple:
+    batch, heads = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    lq = draw(st.sampled_from([1, 4, 16, 65, 256, 257, 300]))
+    lk = draw(st.sampled_from([1, 4, 16, 65, 256, 257]))
+    mask = draw(st.sampled_from(["none", "constant", "learned", "broadcast"]))
+    train = draw(st.booleans())
+    return batch, heads, lq, lk, draw(st.sampled_from([4, 8])), mask, train
+
+
+@settings(max_examples=40, deadline=None)
+@given(attention_cases(), st.integers(0, 2**16))
+def test_attention_equals_sdpa_values_and_gradients(case: tuple, seed: int) -> None:
+    """kernels.attention (three plain ops in training for short sequences or a mask that
+    records a gradient, SDPA otherwise) gives SDPA's outputs and gradients."""
+    batch, heads, lq, lk, dim, mask_kind, train = case
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, heads, lq, dim, generator=g, requires_grad=train)
+    k = torch.randn(batch, heads, lk, dim, generator=g, requires_grad=train)
+    v = torch.randn(batch, heads, lk, dim, generator=g, requires_grad=train)
+    mask = None
+    if mask_kind != "none":
+        shape = (1, heads, lq, lk) if mask_kind == "broadcast" else (batch, heads, lq, lk)
+        mask = torch.randn(shape, generator=g, requires_grad=train and mask_kind != "constant")
+    plain = kernels._short_attention(q, k, v, mask)
+    learned = mask is not None and mask.requires_grad
+    assert plain == (train and (learned or max(lq, lk) <= kernels.SHORT_ATTENTION))
+    inputs = [t for t in (q, k, v, mask) if t is not None and t.requires_grad]
+    outs = []
+    for fn in (F.scaled_dot_product_attention, kernels.attention):
+        out = fn(q, k, v, attn_mask=mask, scale=dim**-0.4)
+        grads = torch.autograd.grad((out * out).sum(), inputs) if train else ()
+        outs.append((out, *grads))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_attention_keeps_sdpa_in_inference_and_other_dtypes() -> None:
+    q = torch.randn(2, 2, 16, 8, requires_grad=True)
+    with torch.no_grad():
+        assert not kernels._short_attention(q, q, q, None)
+    assert kernels._short_attention(q, q, q, None)
+    assert not kernels._short_attention(q.double(), q.double(), q.double(), None)
+    bool_mask = torch.ones(2, 2, 16, 16, dtype=torch.bool)
+    assert not kernels._short_attention(q, q, q, bool_mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not kernels._short_attention(q, q, q, None)
+
+
+@st.composite
+def linear_cases(draw: st.DrawFn) -> tuple:
+    fan_in, fan_out = draw(st.integers(1, 48)), draw(st.integers(1, 48))
+    lead = draw(st.lists(st.integers(1, 5), min_size=1, max_size=3))
+    return fan_in, fan_out, lead, draw(st.booleans()), draw(st.booleans())
+
+
+@settings(max_examples=40, deadline=None)
+@given(linear_cases(), st.integers(0, 2**16))
+def test_linear_equals_aten_values_and_gradients(case: tuple, seed: int) -> None:
+    """kernels.Linear (oneDNN's matmul; in training the autograd function whose weight
+    gradient takes oneDNN for a narrowing layer, aten's mm otherwise) gives nn.Linear's
+    outputs and gradients, with and without bias, in training and in inference."""
+    fan_in, fan_out, lead, bias, train = case
+    torch.manual_seed(seed)
+    plain = torch.nn.Linear(fan_in, fan_out, bias=bias)
+    fast = torch.nn.Linear(fan_in, fan_out, bias=bias)
+    fast.load_state_dict(plain.state_dict())
+    fast.__class__ = kernels.Linear
+    x = torch.randn(*lead, fan_in, requires_grad=train)
+    outs = []
+    for module in (plain, fast):
+        with torch.set_grad_enabled(train):
+            out = module(x)
+        assert (out.grad_fn is not None) == train
+        params = [x, *module.parameters()]
+        grads = torch.autograd.grad((out * out).sum(), params) if train else ()
+        outs.append((out, *grads))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_weight_gradient_takes_onednn_for_a_narrowing_layer() -> None:
+    rows, x = torch.randn(30, 8), torch.randn(30, 24)  # in 24 > out 8
+    torch.testing.assert_close(kernels._weight_grad(rows, x), rows.t() @ x)
+    torch.testing.assert_close(kernels._weight_grad(x, rows), x.t() @ rows)
+    assert kernels._weight_grad(rows, x).is_contiguous()
+
+
+def test_optimize_retargets_attention_and_swin_windows_and_semantic_restores() -> None:
+    spec = mvitdsl.load_spec(ROOT / "specs" / "swin_t.mv", input_size=(3, 64, 64))
+    torch.manual_seed(0)
+    gm = mvitdsl.build(spec).train()
+    code = "".join(b.code for b in gm.blocks)
+    assert "kernels_window_attention(" in code and "runtime_window_attention(" not in code
+    x = torch.randn(2, 3, 64, 64)
+    torch.manual_seed(1)
+    fast = gm(x)
+    layer.semantic(gm)
+    assert "runtime_window_attention(" in "".join(b.code for b in gm.blocks)
+    torch.manual_seed(1)
+    torch.testing.assert_close(gm(x), fast, atol=1e-4, rtol=0)

@@ -331,3 +331,21 @@ def test_hover_explains_swin_settings(word: str) -> None:
     found = hover(check_document(text), lsp.Position(line, lines[line].index(f" {word} ") + 1))
     assert found is not None and isinstance(found.contents, lsp.MarkupContent)
     assert found.contents.value.startswith(f"**attention {word}**")
+
+
+def test_swin_trains_after_an_inference_mode_call() -> None:
+    """The bias index and shift mask kept per size are made outside inference mode: an eval
+    under torch.inference_mode (as `mvitdsl bench` runs) and then a training step."""
+    from mvitdsl.backend import runtime
+
+    torch.manual_seed(0)
+    gm = mvitdsl.build(load_spec(text=TINY_SWIN))
+    x = torch.randn(2, 3, 32, 32)
+    runtime._SWIN_CACHE.clear()
+    with torch.inference_mode():
+        before = gm.eval()(x)
+    assert runtime._SWIN_CACHE and not any(t.is_inference() for t in runtime._SWIN_CACHE.values())
+    out = gm(x)
+    out.sum().backward()  # type: ignore[no-untyped-call]
+    torch.testing.assert_close(out.detach(), before)
+    assert all(p.grad is not None for p in gm.parameters() if p.requires_grad)

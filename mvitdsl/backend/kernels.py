@@ -16,11 +16,13 @@ class (and `semantic` undoes both: artifacts and exports are written from the se
   on the CPU oneDNN's matmul (forward and input gradient), which beats aten's MKL `addmm`/`mm`
   on these shapes (docs/PERFORMANCE.md, issue 22).
 
-Every branch here decides on the tensors at run time (device, grad mode, autocast), never on
-`torch.compiler.is_compiling()`, so a model moved with `.to("cuda")` after building, or run
-under autocast, stays correct, and torch.compile traces the same kernels eager runs (the
-registered ops are opaque to it). Each branch computes the same numbers as the semantic call
-(oneDNN's matmul up to the order of its sums: within 1e-5, tests/test_artifact.py).
+Every branch here decides on the tensors at run time (device, grad mode, autocast), so a model
+moved with `.to("cuda")` after building, or run under autocast, stays correct, and torch.compile
+traces the same kernels eager runs (the registered ops are opaque to it). The one test of
+`torch.compiler.is_compiling()` picks how `Linear` reaches its kernels, not which: eager calls
+them directly (no custom-op dispatch in Python), torch.compile through `mvitdsl::linear`. Each
+branch computes the same numbers as the semantic call (oneDNN's matmul up to the order of its
+sums: within 1e-5, tests/test_artifact.py).
 """
 
 from __future__ import annotations
@@ -243,6 +245,58 @@ def _canonical(x: Tensor) -> Tensor:
     return last.reshape(-1).view(last.shape).movedim(-1, 1)
 
 
+# attention: the longest query and key sequences that `attention` computes as three plain ops
+# in training without a mask that records a gradient (docs/PERFORMANCE.md, issue 22: per shape)
+SHORT_ATTENTION = 256
+
+
+def attention(
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, scale: float | None = None
+) -> Tensor:
+    """`F.scaled_dot_product_attention(q, k, v, attn_mask=, scale=)`; in fp32 training on the
+    CPU, for short sequences, as scores, softmax and a matmul: the backward of SDPA's flash
+    kernel pays a per-block overhead that dominates small windows (Hiera's mask units, Swin's
+    windows, the last stages), and with a mask that records a gradient (the rel-pos bias) SDPA
+    takes its own math path, slower than this one. In inference the flash kernel is as fast or
+    faster (it reads the strided q, k, v that the matmuls would copy). The same numbers up to
+    the order of the sums; autograd keeps the softmax of the (short) scores, which SDPA does not."""
+    if not _short_attention(q, k, v, attn_mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    return plain_attention(q, k, v, attn_mask, scale)
+
+
+def plain_attention(
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, scale: float | None = None
+) -> Tensor:
+    """softmax(q kᵀ · scale + attn_mask) v as three ops (the scores scaled and masked in
+    place); SDPA's keywords."""
+    scores = torch.matmul(q, k.transpose(-2, -1))
+    scores = scores.mul_(q.shape[-1] ** -0.5 if scale is None else scale)
+    if attn_mask is not None:
+        same = attn_mask.shape == scores.shape
+        scores = scores.add_(attn_mask) if same else scores + attn_mask
+    return torch.matmul(scores.softmax(-1), v)
+
+
+def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> bool:
+    """Whether `attention` computes q, k, v (and mask) as three plain ops: training in fp32
+    on the CPU without autocast with a float mask that records a gradient (SDPA takes its math
+    path then, at any length), or with queries and keys no longer than SHORT_ATTENTION."""
+    if q.device.type != "cpu" or q.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
+        return False
+    if mask is not None and (mask.dtype != q.dtype or mask.device != q.device):
+        return False
+    if mask is not None and runtime.records_grad(mask):
+        return True
+    short = max(q.shape[-2], k.shape[-2]) <= SHORT_ATTENTION
+    return short and runtime.records_grad(q, k, v)
+
+
+def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
+    """`runtime.window_attention` (Swin's windows) through `attention`."""
+    return runtime.window_attention(q, k, v, bias, scale, attend=attention)
+
+
 def onednn_linear(x: Tensor, weight: Tensor) -> bool:
     """Whether `Linear` runs oneDNN's matmul: fp32 on the CPU, no autocast (the op is not cast
     by autocast), and a PyTorch built with oneDNN."""
@@ -268,9 +322,9 @@ def _matmul(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 
 def _register_linear() -> None:
-    """`mvitdsl::linear`: oneDNN's matmul forward and input gradient, aten's mm for the weight
-    gradient (the faster of the two there: docs/PERFORMANCE.md, issue 22). Registered so that
-    torch.compile calls it as it is (inductor lowers oneDNN's op only for frozen weights)."""
+    """`mvitdsl::linear`: oneDNN's matmul, forward and gradients (`_linear_backward`), as one
+    registered op so that torch.compile calls it as it is (inductor lowers oneDNN's op only for
+    frozen weights); eager training takes `_LinearFunction`, the same kernels."""
     if _defined("linear"):
         return
 
@@ -279,22 +333,55 @@ def _register_linear() -> None:
 
     op = torch.library.custom_op(f"{NAMESPACE}::linear", mutates_args=())(linear)
     op.register_fake(lambda x, weight, bias: F.linear(x, weight, bias))
+    op.register_autograd(_op_backward, setup_context=_linear_context)
 
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        x, weight, bias = inputs
-        ctx.save_for_backward(x, weight)  # what aten's linear saves
-        ctx.has_bias = bias is not None
 
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        x, weight = ctx.saved_tensors
-        rows = grad.reshape(-1, grad.shape[-1])  # (M, out)
-        fast = getattr(torch.ops, NAMESPACE).linear
-        gx = fast(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
-        gw = rows.t().mm(x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
-        gb = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gx, gw, gb
+def _linear_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    x, weight, bias = inputs
+    ctx.save_for_backward(x, weight)  # what aten's linear saves
+    ctx.has_bias = bias is not None
 
-    op.register_autograd(backward, setup_context=setup_context)
+
+def _linear_backward(
+    ctx: Any, grad: Tensor, matmul: Any = None
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients of `x @ weight.T + bias`: the input's by oneDNN, the weight's by
+    `_weight_grad`, the bias's a sum; `matmul` calls oneDNN (the registered op in the
+    registered op's backward, which torch.compile traces and inductor must not lower)."""
+    matmul = matmul or _matmul
+    x, weight = ctx.saved_tensors
+    rows = grad.reshape(-1, grad.shape[-1])  # (M, out)
+    gx = matmul(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+    needs_w = ctx.needs_input_grad[1]
+    gw = _weight_grad(rows, x.reshape(-1, x.shape[-1]), matmul) if needs_w else None
+    gb = rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return gx, gw, gb
+
+
+def _op_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    return _linear_backward(ctx, grad, getattr(torch.ops, NAMESPACE).linear)
+
+
+class _LinearFunction(torch.autograd.Function):
+    """`mvitdsl::linear` for eager training: the same kernels and gradients without the
+    custom op's dispatch in Python (fwd + bwd of a 4x16x16 Linear: 180 vs 258 µs, aten 68)."""
+
+    @staticmethod
+    def forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return _matmul(x, weight, bias)
+
+    setup_context = staticmethod(_linear_context)
+    backward = staticmethod(_linear_backward)
+
+
+def _weight_grad(rows: Tensor, x: Tensor, matmul: Any = None) -> Tensor:
+    """rowsᵀ @ x, the weight gradient (out, in): oneDNN's matmul (`matmul`) when the layer
+    narrows (in > out: fc2, the projections down), aten's mm otherwise, the faster of the two
+    on each side (benchmarks/linear_kernels.py, issue 22)."""
+    if x.shape[-1] > rows.shape[-1]:
+        out: Tensor = (matmul or _matmul)(rows.t(), x.t(), None)
+        return out
+    return rows.t().mm(x)
 
 
 if _HAS_ONEDNN:
@@ -309,8 +396,12 @@ class Linear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         if not onednn_linear(x, self.weight):
             return F.linear(x, self.weight, self.bias)
-        out: Tensor = getattr(torch.ops, NAMESPACE).linear(x, self.weight, self.bias)
-        return out
+        if torch.compiler.is_compiling():  # the registered op: opaque to inductor
+            out: Tensor = getattr(torch.ops, NAMESPACE).linear(x, self.weight, self.bias)
+            return out
+        if not runtime.records_grad(x, self.weight, *([] if self.bias is None else [self.bias])):
+            return _matmul(x, self.weight, self.bias)
+        return _LinearFunction.apply(x, self.weight, self.bias)  # type: ignore[no-any-return]
 
 
 # -- the CPU backward of a depthwise pool conv

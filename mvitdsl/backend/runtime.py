@@ -330,10 +330,12 @@ _SWIN_CACHE: dict[tuple[Any, ...], Tensor] = {}
 
 def _kept(key: tuple[Any, ...], make: Any) -> Tensor:
     """make() once per key; a traced value (a fake tensor of torch.export or torch.compile) is
-    not kept, so that eager calls after an export get real tensors."""
+    not kept, so that eager calls after an export get real tensors. Made outside inference
+    mode even under it: a kept inference tensor could not be saved for a later backward."""
     if key in _SWIN_CACHE:
         return _SWIN_CACHE[key]
-    value: Tensor = make()
+    with torch.inference_mode(False):
+        value: Tensor = make()
     if type(value) is torch.Tensor:
         _SWIN_CACHE[key] = value
     return value
@@ -401,10 +403,13 @@ def merge_patches(x: Tensor, grid: Any, stride: Any) -> Tensor:
     return x.reshape(b, (h // sh) * (w // sw), sh * sw * c)
 
 
-def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
+def window_attention(
+    q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, attend: Any = None
+) -> Tensor:
     """Attention inside each window: q, k, v (B, n_windows, heads, N, d), `bias` (n_windows,
     heads, N, N) added to the scores of every sample; windows folded into the batch, so the
-    kernel sees 4-D inputs (its fused CPU path) -> (B, n_windows, N, heads * d)."""
+    kernel sees 4-D inputs (its fused CPU path) -> (B, n_windows, N, heads * d). `attend`: the
+    attention call (SDPA; the CPU layer passes its own)."""
     b, n = q.shape[:2]
     traced = _traced(b, n)
     q, k, v = q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1)
@@ -412,7 +417,7 @@ def window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale
         bias = bias.repeat(b, 1, 1, 1)  # the flattened expansion is a view at batch 1 only
     elif bias is not None:
         bias = bias.expand(b, *bias.shape).flatten(0, 1)
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    o = (attend or F.scaled_dot_product_attention)(q, k, v, attn_mask=bias, scale=scale)
     # heads next to head_dim; traced, the copy is explicit: ONNX's decomposition of an
     # exported program would view the transpose
     o = _laid_out(o.transpose(1, 2), traced)

@@ -27,6 +27,8 @@ REPLACEMENTS: dict[Any, Any] = {
     runtime.rel_pos_bias: rel_pos_bias,
     F.max_pool2d: max_pool,  # the skip pools (and Hiera's pools where it is not unrolled)
     F.max_pool3d: max_pool,
+    F.scaled_dot_product_attention: kernels.attention,  # short sequences as plain ops
+    runtime.window_attention: kernels.window_attention,  # Swin's windows, the same
 }
 POOLS = (F.max_pool2d, F.max_pool3d)
 # module class -> its CPU-tuned subclass (the same parameters and state-dict names)
