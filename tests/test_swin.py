@@ -346,6 +346,6 @@ def test_swin_trains_after_an_inference_mode_call() -> None:
         before = gm.eval()(x)
     assert runtime._SWIN_CACHE and not any(t.is_inference() for t in runtime._SWIN_CACHE.values())
     out = gm(x)
-    out.sum().backward()  # type: ignore[no-untyped-call]
+    out.sum().backward()
     torch.testing.assert_close(out.detach(), before)
     assert all(p.grad is not None for p in gm.parameters() if p.requires_grad)
