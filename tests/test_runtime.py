@@ -380,3 +380,38 @@ def test_optimize_retargets_attention_and_swin_windows_and_semantic_restores() -
     assert "runtime_window_attention(" in "".join(b.code for b in gm.blocks)
     torch.manual_seed(1)
     torch.testing.assert_close(gm(x), fast, atol=1e-4, rtol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([2, 3]),
+    st.lists(st.integers(1, 6), min_size=3, max_size=3),
+    st.sampled_from([1, 3, 5]),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(0, 2**16),
+)
+def test_small_grid_weight_gradient_as_one_conv_equals_the_taps(
+    nd: int, size: list[int], k: int, batch: int, channels: int, seed: int
+) -> None:
+    """A stride-1 conv's weight gradient on a small grid (one grouped conv) equals the
+    per-tap sums, padding 0 to k - 1, 2-D and 3-D (padding 0 always takes the conv: at most
+    6^3 = 216 positions)."""
+    g = torch.Generator().manual_seed(seed)
+    size = size[:nd]
+    for pad in range(k):
+        out = [n + 2 * pad - k + 1 for n in size]
+        if min(out) < 1:
+            continue
+        x = torch.randn(batch, channels, *size, generator=g, dtype=torch.float64)
+        grad = torch.randn(batch, channels, *out, generator=g, dtype=torch.float64)
+        kernel, stride, padding = (k,) * nd, (1,) * nd, (pad,) * nd
+        if grad.shape[2:].numel() > kernels.SMALL_GRID:  # the taps on both sides
+            continue
+        by_conv = kernels.depthwise_grad_weight(grad, x, kernel, stride, padding)
+        small, kernels.SMALL_GRID = kernels.SMALL_GRID, 0
+        try:
+            by_taps = kernels.depthwise_grad_weight(grad, x, kernel, stride, padding)
+        finally:
+            kernels.SMALL_GRID = small
+        torch.testing.assert_close(by_conv, by_taps, rtol=1e-10, atol=1e-10)
