@@ -313,7 +313,8 @@ def test_attention_equals_sdpa_values_and_gradients(case: tuple, seed: int) -> N
         grads = torch.autograd.grad((out * out).sum(), inputs) if train else ()
         outs.append((out, *grads))
     for a, b in zip(*outs):
-        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)  # SDPA rounds too: with one
+        # key the exact q gradient is 0, SDPA gave 2.3e-5, the plain ops 0
 
 
 def test_attention_keeps_sdpa_in_inference_and_other_dtypes() -> None:
@@ -382,36 +383,22 @@ def test_optimize_retargets_attention_and_swin_windows_and_semantic_restores() -
     torch.testing.assert_close(gm(x), fast, atol=1e-4, rtol=0)
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    st.sampled_from([2, 3]),
-    st.lists(st.integers(1, 6), min_size=3, max_size=3),
-    st.sampled_from([1, 3, 5]),
-    st.integers(1, 3),
-    st.integers(1, 4),
-    st.integers(0, 2**16),
-)
-def test_small_grid_weight_gradient_as_one_conv_equals_the_taps(
-    nd: int, size: list[int], k: int, batch: int, channels: int, seed: int
-) -> None:
-    """A stride-1 conv's weight gradient on a small grid (one grouped conv) equals the
-    per-tap sums, padding 0 to k - 1, 2-D and 3-D (padding 0 always takes the conv: at most
-    6^3 = 216 positions)."""
-    g = torch.Generator().manual_seed(seed)
-    size = size[:nd]
-    for pad in range(k):
-        out = [n + 2 * pad - k + 1 for n in size]
-        if min(out) < 1:
-            continue
-        x = torch.randn(batch, channels, *size, generator=g, dtype=torch.float64)
-        grad = torch.randn(batch, channels, *out, generator=g, dtype=torch.float64)
-        kernel, stride, padding = (k,) * nd, (1,) * nd, (pad,) * nd
-        if grad.shape[2:].numel() > kernels.SMALL_GRID:  # the taps on both sides
-            continue
-        by_conv = kernels.depthwise_grad_weight(grad, x, kernel, stride, padding)
-        small, kernels.SMALL_GRID = kernels.SMALL_GRID, 0
-        try:
-            by_taps = kernels.depthwise_grad_weight(grad, x, kernel, stride, padding)
-        finally:
-            kernels.SMALL_GRID = small
-        torch.testing.assert_close(by_conv, by_taps, rtol=1e-10, atol=1e-10)
+def test_short_attention_keeps_q_k_v_and_the_softmax_only() -> None:
+    """In training the short, maskless path keeps for backward the strided q, k, v it was given
+    (views of the qkv projection, no copies) and the softmax: as SDPA's flash kernel keeps q, k,
+    v, plus the (short) scores; autograd through the matmuls kept copies of q and k too."""
+    qkv = torch.randn(2, 16, 3, 2, 8, requires_grad=True)
+    q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # (2, heads 2, 16, 8), strided
+    kept: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        kept.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = kernels.attention(q, k, v)
+    base = qkv.untyped_storage().data_ptr()
+    new = [t for t in kept if t.untyped_storage().data_ptr() != base]
+    assert sum(t.numel() for t in new) == 2 * 2 * 16 * 16  # the softmax alone
+    out.sum().backward()
+    assert qkv.grad is not None and torch.isfinite(qkv.grad).all()

@@ -262,7 +262,10 @@ def attention(
     the order of the sums; autograd keeps the softmax of the (short) scores, which SDPA does not."""
     if not _short_attention(q, k, v, attn_mask):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
-    return plain_attention(q, k, v, attn_mask, scale)
+    if attn_mask is None:  # keep q, k, v and the softmax, no copies of q and k
+        out: Tensor = _SoftmaxKept.apply(q, k, v, q.shape[-1] ** -0.5 if scale is None else scale)
+        return out
+    return plain_attention(q, k, v, attn_mask, scale)  # keeps the softmax, as SDPA's math path
 
 
 def plain_attention(
@@ -276,6 +279,32 @@ def plain_attention(
         same = attn_mask.shape == scores.shape
         scores = scores.add_(attn_mask) if same else scores + attn_mask
     return torch.matmul(scores.softmax(-1), v)
+
+
+class _SoftmaxKept(torch.autograd.Function):
+    """softmax(q kᵀ · scale) v by plain ops that keep for backward q, k, v (the inputs, kept
+    alive by the qkv projection's output anyway) and the softmax: autograd through the plain
+    ops would also keep the copies the matmuls make of strided q and k (+21 MiB in a
+    hiera_t_image training step at 2x3x224x224, above timm's peak); recomputing the softmax
+    in backward instead, as SDPA's flash kernel does, costs what the plain ops save."""
+
+    @staticmethod
+    def forward(ctx: Any, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+        probs = torch.matmul(q, k.transpose(-2, -1)).mul_(scale).softmax(-1)
+        ctx.save_for_backward(q, k, v, probs)
+        ctx.scale = scale
+        return torch.matmul(probs, v)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+        q, k, v, probs = ctx.saved_tensors
+        grad_v = torch.matmul(probs.transpose(-2, -1), grad)
+        grad_p = torch.matmul(grad, v.transpose(-2, -1))
+        grad_s = grad_p.sub_((grad_p * probs).sum(-1, keepdim=True)).mul_(probs).mul_(ctx.scale)
+        grad_q = torch.matmul(grad_s, k)
+        grad_k = torch.matmul(grad_s.transpose(-2, -1), q)
+        return grad_q, grad_k, grad_v, None
 
 
 def _short_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> bool:
@@ -444,19 +473,12 @@ def depthwise_grad_input(
     return conv(spread, flipped, None, 1, 0, 1, weight.shape[0])
 
 
-# the largest grid (positions per channel) whose stride-1 weight gradient runs as one conv
-SMALL_GRID = 256
-
-
 def depthwise_grad_weight(
     grad: Tensor, x: Tensor, kernel: Any, stride: tuple[int, ...], padding: tuple[int, ...]
 ) -> Tensor:
     """The weight gradient of a depthwise conv: per kernel tap, the output gradient times the
     input it met at that tap, summed over batch and positions (windows clipped at the borders
-    instead of padding a copy); for a stride-1 conv on a small grid (MViT's late stages, where
-    the 27 taps' small products cost more in calls than in flops) one grouped conv instead."""
-    if all(s == 1 for s in stride) and grad.shape[2:].numel() <= SMALL_GRID:
-        return _grad_weight_by_conv(grad, x, kernel, padding)
+    instead of padding a copy)."""
     taps = []
     dims = [0, *range(2, grad.dim())]
     for tap in itertools.product(*(range(k) for k in kernel)):
@@ -472,17 +494,3 @@ def depthwise_grad_weight(
             continue
         taps.append((grad[_index(g_idx)] * x[_index(x_idx)]).sum(dims))
     return torch.stack(taps, 1).reshape(grad.shape[1], 1, *kernel)
-
-
-def _grad_weight_by_conv(grad: Tensor, x: Tensor, kernel: Any, padding: Any) -> Tensor:
-    """A stride-1 depthwise conv's weight gradient as one conv: each (channel, sample) of the
-    padded input correlated with its own output gradient (groups = C * B), summed over the
-    samples. The same sums as the per-tap products, in another order."""
-    B, C = x.shape[:2]
-    pads = [p for p in reversed(padding) for _ in (0, 1)]
-    padded = F.pad(x, pads) if any(padding) else x
-    inputs = padded.transpose(0, 1).reshape(1, C * B, *padded.shape[2:])
-    filters = grad.transpose(0, 1).reshape(C * B, 1, *grad.shape[2:])
-    conv = F.conv3d if x.dim() == 5 else F.conv2d
-    out = conv(inputs, filters, None, 1, 0, 1, C * B)  # (1, C * B, *kernel)
-    return out.reshape(C, B, *kernel).sum(1).reshape(C, 1, *kernel)
