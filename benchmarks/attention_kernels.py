@@ -1,8 +1,9 @@
-"""SDPA against `kernels.plain_attention` (matmul, softmax, matmul) on the attention shapes of
-issue 22's table: why `kernels.attention` takes the plain ops in training for short sequences
-and learned masks, and keeps SDPA otherwise. The shapes are recorded from the models themselves
-(eval batch 1 at the spec's size, training batch 2 at the table's training input); wall time,
-medians of alternating calls, forward (inference) or forward + backward (training).
+"""SDPA against `kernels.plain` (matmul, softmax, matmul: what `kernels.attention` runs when its
+rule picks the plain ops) on the attention shapes of issue 22's table: why `kernels.attention`
+takes the plain ops in training for short sequences and learned masks, and keeps SDPA otherwise.
+The shapes are recorded from the models themselves (eval batch 1 at the spec's size, training
+batch 2 at the table's training input); wall time, medians of alternating calls, forward
+(inference) or forward + backward (training).
 
     .venv/bin/python benchmarks/attention_kernels.py [--threads 2] [--reps 25] [--only SPEC ...]
 """
@@ -68,7 +69,7 @@ def timed(case: Case, train: bool, reps: int) -> dict[str, float]:
     q, k, v = (torch.randn(s, requires_grad=train) for s in (qs, ks, ks))
     mask = None if ms is None else torch.randn(ms, requires_grad=train and learned)
     grad = torch.randn(qs)
-    fns = {"sdpa": F.scaled_dot_product_attention, "plain": kernels.plain_attention}
+    fns = {"sdpa": F.scaled_dot_product_attention, "plain": kernels.plain}
 
     def call(fn: Any) -> None:
         with torch.set_grad_enabled(train):  # by keyword: SDPA's fifth argument is dropout_p

@@ -262,10 +262,19 @@ def attention(
     the order of the sums; autograd keeps the softmax of the (short) scores, which SDPA does not."""
     if not _short_attention(q, k, v, attn_mask):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
-    if attn_mask is None:  # keep q, k, v and the softmax, no copies of q and k
+    return plain(q, k, v, attn_mask, scale)
+
+
+def plain(
+    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, scale: float | None = None
+) -> Tensor:
+    """The plain ops `attention` takes: maskless, `_SoftmaxKept` (keeps q, k, v and the
+    softmax, no copies of q and k); with a mask, autograd through `plain_attention` (keeps the
+    softmax, as SDPA's math path does)."""
+    if attn_mask is None:
         out: Tensor = _SoftmaxKept.apply(q, k, v, q.shape[-1] ** -0.5 if scale is None else scale)
         return out
-    return plain_attention(q, k, v, attn_mask, scale)  # keeps the softmax, as SDPA's math path
+    return plain_attention(q, k, v, attn_mask, scale)
 
 
 def plain_attention(
