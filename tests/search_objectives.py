@@ -25,3 +25,15 @@ def slow(model: Any) -> float:
     (marks / f"{time.time_ns()}-{os.getpid()}").touch()
     time.sleep(float(os.environ.get("SEARCH_SLEEP", "0.5")))
     return weights(model)
+
+
+def together(model: Any) -> float:
+    """A marker file named by this process in $SEARCH_MARKS, then a wait (60 s at most) until
+    two processes have left one: the first trial of each worker meets the other's, so a test
+    of two workers sees both work however fast the first would have finished alone."""
+    marks = Path(os.environ["SEARCH_MARKS"])
+    (marks / str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return weights(model)

@@ -254,8 +254,18 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_two_workers_share_a_postgresql_study(postgres: str) -> None:
-    result = mvitdsl.search(MVIT_B, SPACE, trials=16, storage=postgres, devices="cpu,cpu", seed=0)
+def test_two_workers_share_a_postgresql_study(
+    postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two worker processes (one per device) share a PostgreSQL study; each worker's first
+    measured trial waits for the other's (search_objectives:together), since analysis trials
+    are so fast that the first worker could finish all 16 before the second had started."""
+    monkeypatch.syspath_prepend(str(TESTS))  # the spawned workers import the objective
+    monkeypatch.setenv("SEARCH_MARKS", str(tmp_path))
+    objectives = ["params", "search_objectives:together"]
+    result = mvitdsl.search(
+        MVIT_B, SPACE, objectives=objectives, trials=16, storage=postgres, devices="cpu,cpu", seed=0
+    )
     assert 16 <= len(result.rows) <= 17  # each worker checks the count before asking
     ts = trials(postgres, "mvit_b")
     assert len({t.user_attrs["worker"] for t in ts}) == 2  # one worker process per device
