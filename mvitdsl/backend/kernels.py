@@ -268,25 +268,20 @@ def attention(
 def plain(
     q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, scale: float | None = None
 ) -> Tensor:
-    """The plain ops `attention` takes: maskless, `_SoftmaxKept` (keeps q, k, v and the
-    softmax, no copies of q and k); with a mask, autograd through `plain_attention` (keeps the
-    softmax, as SDPA's math path does)."""
+    """The plain ops `attention` takes, softmax(q kᵀ · scale + attn_mask) v: maskless,
+    `_SoftmaxKept` (keeps q, k, v and the softmax, no copies of q and k); with a mask, autograd
+    through `_masked` (keeps the softmax, as SDPA's math path does)."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
     if attn_mask is None:
-        out: Tensor = _SoftmaxKept.apply(q, k, v, q.shape[-1] ** -0.5 if scale is None else scale)
+        out: Tensor = _SoftmaxKept.apply(q, k, v, scale)
         return out
-    return plain_attention(q, k, v, attn_mask, scale)
+    return _masked(q, k, v, attn_mask, scale)
 
 
-def plain_attention(
-    q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, scale: float | None = None
-) -> Tensor:
-    """softmax(q kᵀ · scale + attn_mask) v as three ops (the scores scaled and masked in
-    place); SDPA's keywords."""
-    scores = torch.matmul(q, k.transpose(-2, -1))
-    scores = scores.mul_(q.shape[-1] ** -0.5 if scale is None else scale)
-    if attn_mask is not None:
-        same = attn_mask.shape == scores.shape
-        scores = scores.add_(attn_mask) if same else scores + attn_mask
+def _masked(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
+    """softmax(q kᵀ · scale + mask) v as three ops, the scores scaled and masked in place."""
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+    scores = scores.add_(mask) if mask.shape == scores.shape else scores + mask
     return torch.matmul(scores.softmax(-1), v)
 
 
