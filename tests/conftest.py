@@ -4,6 +4,7 @@ pytest-xdist worker (`make test` runs two workers on two cores)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,18 @@ def pytest_configure(config: pytest.Config) -> None:
         except ImportError:  # the torch-less install runs the torch-free tests only
             return
         torch.set_num_threads(1)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the test (outside xdist too), the count restored after: modules
+    that compare many small runs use it (`pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def need(present: bool, what: str) -> None:

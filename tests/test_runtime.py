@@ -265,18 +265,29 @@ def test_rel_pos_bias_equals_runtime_and_is_dense(
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
-def test_optimize_retargets_the_skip_pools_and_semantic_restores_them() -> None:
-    spec = mvitdsl.load_spec(ROOT / "specs" / "mvitv2_t_image.mv", input_size=(3, 64, 64))
+def assert_layer_round_trip(name: str, train: bool, fast: str, semantic: str) -> None:
+    """The built (CPU-layer) graph of spec `name` at 64x64 calls `fast` and not `semantic`;
+    `layer.semantic` restores `semantic`, and the output stays the same (same random state for
+    drop paths in training)."""
+    spec = mvitdsl.load_spec(ROOT / "specs" / f"{name}.mv", input_size=(3, 64, 64))
     torch.manual_seed(0)
-    gm = mvitdsl.build(spec).eval()
+    gm = mvitdsl.build(spec).train(train)
     code = "".join(b.code for b in gm.blocks)
-    assert "kernels_max_pool(" in code and "functional.max_pool2d(" not in code
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        before = gm(x)
-        layer.semantic(gm)
-        assert "functional.max_pool2d(" in "".join(b.code for b in gm.blocks)
-        torch.testing.assert_close(gm(x), before, atol=1e-4, rtol=0)
+    assert f"{fast}(" in code and f"{semantic}(" not in code
+    x = torch.randn(2 if train else 1, 3, 64, 64)
+    outs = []
+    with torch.set_grad_enabled(train):
+        for undo in (False, True):
+            if undo:
+                layer.semantic(gm)
+                assert f"{semantic}(" in "".join(b.code for b in gm.blocks)
+            torch.manual_seed(1)
+            outs.append(gm(x))
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-4, rtol=0)
+
+
+def test_optimize_retargets_the_skip_pools_and_semantic_restores_them() -> None:
+    assert_layer_round_trip("mvitv2_t_image", False, "kernels_max_pool", "functional.max_pool2d")
 
 
 @st.composite
@@ -369,18 +380,7 @@ def test_weight_gradient_takes_onednn_for_a_narrowing_layer() -> None:
 
 
 def test_optimize_retargets_attention_and_swin_windows_and_semantic_restores() -> None:
-    spec = mvitdsl.load_spec(ROOT / "specs" / "swin_t.mv", input_size=(3, 64, 64))
-    torch.manual_seed(0)
-    gm = mvitdsl.build(spec).train()
-    code = "".join(b.code for b in gm.blocks)
-    assert "kernels_window_attention(" in code and "runtime_window_attention(" not in code
-    x = torch.randn(2, 3, 64, 64)
-    torch.manual_seed(1)
-    fast = gm(x)
-    layer.semantic(gm)
-    assert "runtime_window_attention(" in "".join(b.code for b in gm.blocks)
-    torch.manual_seed(1)
-    torch.testing.assert_close(gm(x), fast, atol=1e-4, rtol=0)
+    assert_layer_round_trip("swin_t", True, "kernels_window_attention", "runtime_window_attention")
 
 
 def test_short_attention_keeps_q_k_v_and_the_softmax_only() -> None:

@@ -20,12 +20,7 @@ from mvitdsl.catalog import names
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", names())

@@ -40,12 +40,7 @@ TINY = """model swin_tiny_export {
 TINY_SIZES = ((1, 3, 40, 56), (3, 3, 64, 64), (3, 3, 16, 24))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def perturbed(gm: torch.fx.GraphModule, seed: int = 0) -> torch.fx.GraphModule:

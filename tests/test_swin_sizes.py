@@ -5,8 +5,6 @@ gradients, and features (`outputs`); the size rule is stated by `check` and enfo
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 pytest.importorskip("torch")
@@ -42,12 +40,7 @@ NARROW = """model swin_narrow {
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def narrow_pair() -> tuple[nn.Module, nn.Module]:
