@@ -88,14 +88,20 @@ def timed(case: Case, train: bool, reps: int) -> dict[str, float]:
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; argparse's exit 2 with a message for a bad one."""
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=25)
     p.add_argument("--only", nargs="+", choices=SPECS, default=list(SPECS))
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.threads < 1 or args.reps < 1:
         p.error("--threads and --reps take a whole number >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     torch.set_num_threads(args.threads)
     print("| spec | mode | q | k | mask | calls | SDPA | plain | SDPA / plain | taken |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -107,16 +107,28 @@ def step_before(step: Any, undo: list[str]) -> Any:
     return run
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; argparse's exit 2 with a message for a bad one (a spec that is not shipped
+    or states no reference included)."""
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("spec", help="a shipped spec with a `reference` line, e.g. mvitv2_t_image")
     p.add_argument("mode", choices=("eval", "train"))
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--undo", nargs="+", choices=UNDO, default=["attention", "linear"])
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.reps < 1 or args.threads < 1:
         p.error("--reps and --threads take a whole number >= 1")
+    path = ROOT / "specs" / f"{args.spec}.mv"
+    if "/" in args.spec or not path.is_file():
+        p.error(f"{args.spec!r} is no shipped spec (specs/NAME.mv)")
+    if mvitdsl.load_spec(path, check=False).reference is None:
+        p.error(f"{args.spec}: the spec has no 'reference' line")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     torch.set_num_threads(args.threads)
     train = args.mode == "train"
     size = tuple(input_shape(mvitdsl.load_spec(ROOT / "specs" / f"{args.spec}.mv").model))
@@ -125,8 +137,7 @@ def main() -> None:
     opts = bench.BenchOptions(train=train)
     torch.manual_seed(0)
     ours = bench.build_model(spec, opts)
-    if spec.reference is None:
-        raise SystemExit(f"{args.spec}: the spec has no 'reference' line")
+    assert spec.reference is not None  # parse refused a spec without one
     source = spec.reference.source
     ref = bench.reference_model(spec, source, opts)
     bench.load_reference_weights(ours, ref, spec, source)

@@ -243,3 +243,74 @@ def test_property_table_options_parse_or_exit_2(argv: list[str]) -> None:
     else:
         assert args.reps >= 1 and args.threads >= 1 and 0 <= args.seconds < float("inf")
         assert set(args.only) <= set(table.ROWS) and set(args.modes) <= {"eval", "train"}
+
+
+def _benchmark(name: str) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["--reps", "--threads", "--undo", "eval", "train", "attention"]),
+            st.sampled_from(["0", "-1", "3", "x", "hiera_t_image", "tiny", "../specs/mvit_b"]),
+            st.text(max_size=6),
+        ),
+        max_size=6,
+    )
+)
+def test_property_layer_ab_options_parse_or_exit_2(argv: list[str]) -> None:
+    """benchmarks/layer_ab.py: any argv parses to a shipped spec with a reference, a mode,
+    whole numbers >= 1 and known changes to undo, or exits 2 with a message."""
+    layer_ab = _benchmark("layer_ab")
+    try:
+        args = layer_ab.parse(argv)
+    except SystemExit as e:
+        assert e.code == 2
+    else:
+        assert (ROOT / "specs" / f"{args.spec}.mv").is_file() and args.mode in {"eval", "train"}
+        assert args.reps >= 1 and args.threads >= 1 and set(args.undo) <= set(layer_ab.UNDO)
+
+
+def test_layer_ab_refuses_a_spec_without_a_reference_in_words(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    layer_ab = _benchmark("layer_ab")
+    for argv, words in ((["tiny", "eval"], "no shipped spec"), (["nope", "eval"], "no shipped")):
+        with pytest.raises(SystemExit) as e:
+            layer_ab.parse(argv)
+        assert e.value.code == 2 and words in capsys.readouterr().err
+    no_reference = next(n for n in ("mvit_b_32x3", "mvitv2_b_det") if _stated(n) is None)
+    with pytest.raises(SystemExit):
+        layer_ab.parse([no_reference, "train"])
+    assert "no 'reference' line" in capsys.readouterr().err
+    assert layer_ab.parse(["hiera_t_image", "train", "--undo", "linear"]).undo == ["linear"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["--reps", "--threads", "--only", "swin_t", "hiera_b_image"]),
+            st.sampled_from(["0", "-1", "3", "x", "resnet"]),
+            st.text(max_size=6),
+        ),
+        max_size=6,
+    )
+)
+def test_property_attention_kernels_options_parse_or_exit_2(argv: list[str]) -> None:
+    attention_kernels = _benchmark("attention_kernels")
+    try:
+        args = attention_kernels.parse(argv)
+    except SystemExit as e:
+        assert e.code == 2
+    else:
+        assert args.reps >= 1 and args.threads >= 1
+        assert set(args.only) <= set(attention_kernels.SPECS)
